@@ -1,0 +1,287 @@
+// Package keyfile keeps Ed25519 private keys on disk, always inside an age
+// envelope: sealed with a passphrase (age scrypt) or to an age recipient.
+//
+// It fails closed: there is no code path that writes a key unencrypted or
+// accepts an unencrypted file, and a file that other users could read is
+// refused before it is decrypted, because a leaked ciphertext is only as
+// strong as its passphrase.
+//
+// The plaintext inside the envelope is exactly
+//
+//	"chancery-key/v1 ed25519\n" + base64std(32-byte seed) + "\n"
+//
+// so that a future key type or version can be told apart without guessing.
+package keyfile
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"filippo.io/age"
+)
+
+// Header is the first line of the plaintext inside every key file.
+const Header = "chancery-key/v1 ed25519\n"
+
+// EnvPassphrase names the environment variable PassphraseFromEnv reads.
+const EnvPassphrase = "CHANCERY_PASSPHRASE"
+
+// maxFileSize bounds what ReadEd25519 will read: a key file is a few hundred
+// bytes, so anything much larger is not one and is not worth decrypting.
+const maxFileSize = 64 << 10
+
+// maxWorkFactor caps the scrypt cost a file may demand (2^22, about 15 s),
+// so a hostile file cannot make ReadEd25519 spin for minutes.
+const maxWorkFactor = 22
+
+// Protector says how a key file is encrypted: by passphrase (age scrypt) or
+// to an age identity.
+type Protector struct {
+	// Passphrase is the age scrypt passphrase; used if Identity == nil
+	// (reading) or Recipient == nil (writing).
+	Passphrase []byte
+	// WorkFactor is scrypt's log2 N when writing; 0 means age's default
+	// (18). Tests and demos use 12–15 to stay fast.
+	WorkFactor int
+	// Identity, if set, decrypts instead of the passphrase.
+	Identity age.Identity
+	// Recipient, if set, encrypts instead of the passphrase.
+	Recipient age.Recipient
+}
+
+func (p Protector) recipient() (age.Recipient, error) {
+	if p.Recipient != nil {
+		return p.Recipient, nil
+	}
+	if len(p.Passphrase) == 0 {
+		return nil, errors.New("no passphrase and no recipient: refusing to write an unencrypted key")
+	}
+	r, err := age.NewScryptRecipient(string(p.Passphrase))
+	if err != nil {
+		return nil, fmt.Errorf("scrypt recipient: %w", err)
+	}
+	if p.WorkFactor != 0 {
+		// age panics outside 1..30; turn that into an error.
+		if p.WorkFactor < 1 || p.WorkFactor > 30 {
+			return nil, fmt.Errorf("work factor %d outside 1..30", p.WorkFactor)
+		}
+		r.SetWorkFactor(p.WorkFactor)
+	}
+	return r, nil
+}
+
+func (p Protector) identity() (age.Identity, error) {
+	if p.Identity != nil {
+		return p.Identity, nil
+	}
+	if len(p.Passphrase) == 0 {
+		return nil, errors.New("no passphrase and no identity to decrypt with")
+	}
+	id, err := age.NewScryptIdentity(string(p.Passphrase))
+	if err != nil {
+		return nil, fmt.Errorf("scrypt identity: %w", err)
+	}
+	id.SetMaxWorkFactor(maxWorkFactor)
+	return id, nil
+}
+
+// WriteEd25519 seals key under p and writes it to path with mode 0600.
+//
+// The write is atomic: a temporary file in the same directory is written and
+// fsynced, then hard-linked to path (which fails if path exists, so an
+// existing key is never overwritten, even by a concurrent writer), and the
+// directory is fsynced so the new name survives a crash.
+func WriteEd25519(path string, key ed25519.PrivateKey, p Protector) (err error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return fmt.Errorf("write key file %s: private key is %d bytes, want %d", path, len(key), ed25519.PrivateKeySize)
+	}
+	rcpt, err := p.recipient()
+	if err != nil {
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("write key file %s: %w", path, os.ErrExist)
+	}
+
+	plain := encodePlaintext(key.Seed())
+	defer clear(plain)
+	var sealed bytes.Buffer
+	w, err := age.Encrypt(&sealed, rcpt)
+	if err != nil {
+		return fmt.Errorf("write key file %s: encrypt: %w", path, err)
+	}
+	if _, err := w.Write(plain); err != nil {
+		return fmt.Errorf("write key file %s: encrypt: %w", path, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write key file %s: encrypt: %w", path, err)
+	}
+
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	// The temp name is always removed: on success the key lives on under
+	// path (a second link), on failure nothing is left behind.
+	defer func() {
+		if rmErr := os.Remove(tmpName); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) && err == nil {
+			err = fmt.Errorf("write key file %s: remove temp: %w", path, rmErr)
+		}
+	}()
+	// CreateTemp already uses 0600, but say so explicitly: the umask must
+	// never widen it and the check on read depends on it.
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write key file %s: chmod: %w", path, err)
+	}
+	if _, err := tmp.Write(sealed.Bytes()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write key file %s: fsync: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	if err := os.Link(tmpName, path); err != nil {
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadEd25519 opens the key file at path with p and returns the key.
+//
+// It refuses a file that is not a regular file or that group or others may
+// read or write (mode & 0077 != 0), and any plaintext that is not exactly the
+// documented format.
+func ReadEd25519(path string, p Protector) (ed25519.PrivateKey, error) {
+	id, err := p.identity()
+	if err != nil {
+		return nil, fmt.Errorf("read key file %s: %w", path, err)
+	}
+	data, err := readPrivateFile(path, maxFileSize)
+	if err != nil {
+		return nil, fmt.Errorf("read key file %s: %w", path, err)
+	}
+	r, err := age.Decrypt(bytes.NewReader(data), id)
+	if err != nil {
+		return nil, fmt.Errorf("read key file %s: decrypt: %w", path, err)
+	}
+	plain, err := io.ReadAll(io.LimitReader(r, maxFileSize))
+	defer clear(plain)
+	if err != nil {
+		// age authenticates every chunk: a modified payload ends up here.
+		return nil, fmt.Errorf("read key file %s: decrypt: %w", path, err)
+	}
+	seed, err := decodePlaintext(plain)
+	if err != nil {
+		return nil, fmt.Errorf("read key file %s: %w", path, err)
+	}
+	defer clear(seed)
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// PassphraseFromEnv returns the passphrase to open key files with: the
+// contents of file if file is not empty (one trailing "\n" or "\r\n" is
+// dropped, and the file must not be readable by group or others), otherwise
+// the value of $CHANCERY_PASSPHRASE. It is an error if neither gives a
+// non-empty passphrase: callers must not fall back to an empty one.
+func PassphraseFromEnv(file string) ([]byte, error) {
+	if file != "" {
+		data, err := readPrivateFile(file, maxFileSize)
+		if err != nil {
+			return nil, fmt.Errorf("read passphrase file %s: %w", file, err)
+		}
+		data = bytes.TrimSuffix(data, []byte("\n"))
+		data = bytes.TrimSuffix(data, []byte("\r"))
+		if len(data) == 0 {
+			return nil, fmt.Errorf("read passphrase file %s: file is empty", file)
+		}
+		return data, nil
+	}
+	if v := os.Getenv(EnvPassphrase); v != "" {
+		return []byte(v), nil
+	}
+	return nil, fmt.Errorf("no passphrase: give a passphrase file or set $%s", EnvPassphrase)
+}
+
+// readPrivateFile reads a regular file that only its owner may access.
+// The mode is checked on the open descriptor, so a rename between check and
+// read cannot swap in another file.
+func readPrivateFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (mode %s)", fi.Mode())
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("permissions %#o are too open: group or others can access it; run chmod 600 %s", perm, path)
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("file is %d bytes, more than the %d a key file can be", fi.Size(), limit)
+	}
+	return io.ReadAll(io.LimitReader(f, limit+1))
+}
+
+func encodePlaintext(seed []byte) []byte {
+	enc := base64.StdEncoding
+	out := make([]byte, 0, len(Header)+enc.EncodedLen(len(seed))+1)
+	out = append(out, Header...)
+	out = enc.AppendEncode(out, seed)
+	return append(out, '\n')
+}
+
+func decodePlaintext(plain []byte) ([]byte, error) {
+	rest, ok := bytes.CutPrefix(plain, []byte(Header))
+	if !ok {
+		line, _, _ := strings.Cut(string(plain), "\n")
+		if len(line) > 40 {
+			line = line[:40]
+		}
+		return nil, fmt.Errorf("not a chancery ed25519 key (header %q, want %q)", line, strings.TrimSuffix(Header, "\n"))
+	}
+	b64, ok := bytes.CutSuffix(rest, []byte("\n"))
+	if !ok || bytes.ContainsAny(b64, "\r\n") {
+		return nil, errors.New("malformed key: want one base64 line after the header")
+	}
+	seed := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
+	n, err := base64.StdEncoding.Decode(seed, b64)
+	if err != nil || n != ed25519.SeedSize {
+		clear(seed)
+		return nil, fmt.Errorf("malformed key: want base64 of a %d-byte seed", ed25519.SeedSize)
+	}
+	return seed[:n], nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open dir for fsync: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
