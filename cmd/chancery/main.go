@@ -1,0 +1,44 @@
+// Command chancery is the single binary of a Chancery digital embassy: it
+// governs the charter, keeps the ledger, serves sites and runs the demo.
+//
+// main only wires cobra commands; each command parses its flags into an
+// options struct and calls a plain function in the package that owns the
+// work, so every command can be tested without a shell.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "chancery:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "chancery",
+		Short: "A digital embassy: sealed registries, a verifiable ledger and quorum-governed continuity",
+		Long: `Chancery keeps a state's critical registries alive abroad.
+
+It replicates sealed registries to embassy sites in host states, keeps a
+tamper-evident ledger (C2SP tlog-tiles) that anyone can verify, and governs
+everything by a signed charter: who may act, and with which quorum.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		newCharterCmd(),
+	)
+	return root
+}

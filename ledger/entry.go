@@ -1,0 +1,139 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Type says what an entry records. New types may be added; a decoder accepts
+// any non-zero type so that an older auditor can still hash and count entries
+// written by a newer writer, and reports the ones it does not know by number.
+type Type uint8
+
+// The entry types known to this version.
+const (
+	TypeRecord      Type = 1 // a sealed registry record version
+	TypeOrder       Type = 2 // a governance order (activate, failback, drill, ...)
+	TypeCharter     Type = 3 // a charter version
+	TypeNotice      Type = 4 // a signed public notice
+	TypeAccess      Type = 5 // a read of a record at an active site
+	TypeKeyEvent    Type = 6 // key rotation, revocation, shredding
+	TypeDrillReport Type = 7 // the signed report of a drill
+)
+
+var typeNames = [...]string{
+	TypeRecord:      "record",
+	TypeOrder:       "order",
+	TypeCharter:     "charter",
+	TypeNotice:      "notice",
+	TypeAccess:      "access",
+	TypeKeyEvent:    "key-event",
+	TypeDrillReport: "drill-report",
+}
+
+// String names the type, or gives its number for types this version does not know.
+func (t Type) String() string {
+	if int(t) < len(typeNames) && typeNames[t] != "" {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// Known reports whether this version of Chancery knows the type.
+func (t Type) Known() bool { return int(t) < len(typeNames) && typeNames[t] != "" }
+
+// ParseType is the inverse of Type.String for known types.
+func ParseType(s string) (Type, error) {
+	for i, n := range typeNames {
+		if n != "" && n == s {
+			return Type(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown entry type %q", s)
+}
+
+const (
+	// EntryVersion is the version byte of the entry encoding (docs/formats.md).
+	EntryVersion = 1
+	// EntryHeaderSize is the fixed size of the encoded header before the payload.
+	EntryHeaderSize = 1 + 1 + 8 + 8
+	// MaxEntrySize is the largest encoded entry: C2SP entry bundles prefix
+	// each entry with a big-endian uint16 length. Larger payloads go to blobs.
+	MaxEntrySize = 1<<16 - 1
+	// MaxPayloadSize is the largest payload that fits in one entry.
+	MaxPayloadSize = MaxEntrySize - EntryHeaderSize
+)
+
+// Entry is one typed ledger entry. Its encoding is what the Merkle tree
+// hashes, so it is fixed and versioned:
+//
+//	version u8 (=1) | type u8 | epoch u64 BE | time u64 BE (Unix ms) | payload
+type Entry struct {
+	Type    Type
+	Epoch   uint64
+	Time    time.Time // kept to millisecond precision
+	Payload []byte
+}
+
+// Errors returned by DecodeEntry and Entry.MarshalBinary.
+var (
+	ErrEntryTooLarge = errors.New("entry too large")
+	ErrEntryShort    = errors.New("entry shorter than its header")
+)
+
+// Size is the length of the entry's encoding.
+func (e Entry) Size() int { return EntryHeaderSize + len(e.Payload) }
+
+// MarshalBinary encodes the entry.
+func (e Entry) MarshalBinary() ([]byte, error) {
+	return e.AppendBinary(make([]byte, 0, e.Size()))
+}
+
+// AppendBinary appends the entry's encoding to b.
+func (e Entry) AppendBinary(b []byte) ([]byte, error) {
+	if e.Type == 0 {
+		return nil, errors.New("entry type: zero is not a type")
+	}
+	if len(e.Payload) > MaxPayloadSize {
+		return nil, fmt.Errorf("%w: payload of %d bytes, at most %d fit in an entry", ErrEntryTooLarge, len(e.Payload), MaxPayloadSize)
+	}
+	ms := e.Time.UnixMilli()
+	if ms < 0 {
+		return nil, fmt.Errorf("entry time %v is before 1970", e.Time)
+	}
+	b = append(b, EntryVersion, byte(e.Type))
+	b = binary.BigEndian.AppendUint64(b, e.Epoch)
+	b = binary.BigEndian.AppendUint64(b, uint64(ms))
+	return append(b, e.Payload...), nil
+}
+
+// DecodeEntry decodes an entry. The payload aliases b.
+func DecodeEntry(b []byte) (Entry, error) {
+	if len(b) > MaxEntrySize {
+		return Entry{}, fmt.Errorf("%w: %d bytes", ErrEntryTooLarge, len(b))
+	}
+	if len(b) < EntryHeaderSize {
+		return Entry{}, fmt.Errorf("%w: %d bytes, header is %d", ErrEntryShort, len(b), EntryHeaderSize)
+	}
+	if b[0] != EntryVersion {
+		return Entry{}, fmt.Errorf("entry version %d: this Chancery reads version %d", b[0], EntryVersion)
+	}
+	if b[1] == 0 {
+		return Entry{}, errors.New("entry type: zero is not a type")
+	}
+	ms := binary.BigEndian.Uint64(b[10:18])
+	if ms > 1<<62 {
+		return Entry{}, fmt.Errorf("entry time %d ms is out of range", ms)
+	}
+	return Entry{
+		Type:    Type(b[1]),
+		Epoch:   binary.BigEndian.Uint64(b[2:10]),
+		Time:    time.UnixMilli(int64(ms)).UTC(),
+		Payload: b[EntryHeaderSize:],
+	}, nil
+}
+
+// entryEpoch reads the epoch of an encoded entry without decoding it.
+func entryEpoch(b []byte) uint64 { return binary.BigEndian.Uint64(b[2:10]) }

@@ -1,0 +1,616 @@
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure a Log.
+type Options struct {
+	// Origin is the log's origin line and the name of its checkpoint key.
+	Origin string
+	// Signer signs checkpoints. It is required: a ledger never publishes an
+	// unsigned checkpoint.
+	Signer note.Signer
+	// CheckpointInterval is the least time between two published
+	// checkpoints (default 25ms). Entries are durable before that; the
+	// interval only bounds how much tile and signing work each round does.
+	CheckpointInterval time.Duration
+	// SyncInterval is the most time between sync points, at which tiles
+	// are made durable and the write-ahead log behind them is trimmed
+	// (default 10s).
+	SyncInterval time.Duration
+	// GroupCommitWait bounds how long the committer waits, after a commit,
+	// for the appenders it just acknowledged to queue their next entries, so
+	// that they share the next fsync instead of splitting into two
+	// alternating half-size groups (default 500µs; negative disables). It
+	// never delays a lone appender: the wait ends as soon as as many
+	// appenders are queued as the last commit acknowledged.
+	GroupCommitWait time.Duration
+	// SegmentSize is the size of a write-ahead log segment (default 64 MiB).
+	SegmentSize int64
+	// Logger receives recovery reports and errors (default: discard).
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if o.Origin == "" || !isKeyName(o.Origin) {
+		return fmt.Errorf("ledger origin %q: must be non-empty, without spaces or '+'", o.Origin)
+	}
+	if o.Signer == nil {
+		return errors.New("ledger: a checkpoint signer is required")
+	}
+	if o.Signer.Name() != o.Origin {
+		return fmt.Errorf("ledger: checkpoint key is named %q, origin is %q", o.Signer.Name(), o.Origin)
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = 25 * time.Millisecond
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = 10 * time.Second
+	}
+	if o.GroupCommitWait == 0 {
+		o.GroupCommitWait = 500 * time.Microsecond
+	}
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Errors returned by Append.
+var (
+	ErrClosed = errors.New("ledger closed")
+	// ErrStaleEpoch is returned for an entry of an epoch older than one the
+	// log already holds: the fencing that keeps two writers apart.
+	ErrStaleEpoch = errors.New("entry epoch older than the ledger's")
+)
+
+// Recovery reports what Open found.
+type Recovery struct {
+	Size       uint64    // entries in the durable log
+	Replayed   uint64    // entries replayed from the write-ahead log into tiles
+	SyncedSize uint64    // size at the last sync point
+	Torn       *TornTail // a torn tail set aside, if any
+}
+
+// Log is a guest's ledger. Append is safe for concurrent use.
+type Log struct {
+	dir  string
+	opts Options
+
+	mu       sync.Mutex
+	cond     *sync.Cond // signals the committer: queue non-empty or closing
+	queue    *batch     // entries waiting for the next commit
+	next     uint64     // index the next committed entry gets
+	epoch    uint64     // highest epoch accepted
+	closing  bool
+	want     int           // appenders the committer waits for before the next commit
+	waiting  bool          // the committer is waiting for want appenders
+	kick     chan struct{} // wakes a waiting committer
+	failed   error // sticky: a failed commit stops the log
+	segments []segment
+
+	wal *walWriter
+
+	// committed entries handed to the integrator
+	imu       sync.Mutex
+	icond     *sync.Cond
+	committed [][]byte
+	durable   uint64 // entries durable in the write-ahead log
+	drained   bool   // the committer has exited: nothing more will come
+
+	tree       *tree
+	pub        sync.Mutex // guards latest
+	latest     []byte     // latest signed checkpoint
+	latestCp   Checkpoint
+	published  *sync.Cond // on pub
+	lastSync   time.Time
+	syncedSize uint64
+	obsolete   []string // partial tile directories to delete at the next sync point
+	madeDirs   map[string]bool
+
+	recovery Recovery
+	stats    struct {
+		commits, entries, syncNanos atomic.Int64
+	}
+	done sync.WaitGroup
+	ierr     error // integrator's sticky error
+}
+
+type batch struct {
+	entries [][]byte
+	callers int // appenders waiting on this batch
+	first   uint64
+	err     error
+	done    chan struct{}
+}
+
+func newBatch() *batch { return &batch{done: make(chan struct{})} }
+
+// Open opens the ledger in dir, creating it if needed, recovers it from
+// its write-ahead log and starts the committer and integrator.
+func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	l := &Log{dir: dir, opts: opts, queue: newBatch(), madeDirs: map[string]bool{}, kick: make(chan struct{}, 1)}
+	l.cond = sync.NewCond(&l.mu)
+	l.icond = sync.NewCond(&l.imu)
+	l.published = sync.NewCond(&l.pub)
+	if err := os.MkdirAll(filepath.Join(dir, walDir), 0o700); err != nil {
+		return nil, fmt.Errorf("open ledger %s: %w", dir, err)
+	}
+	if err := l.recover(ctx); err != nil {
+		return nil, fmt.Errorf("open ledger %s: %w", dir, err)
+	}
+	l.lastSync = time.Now()
+	l.done.Add(2)
+	go l.commitLoop()
+	go l.integrateLoop()
+	return l, nil
+}
+
+// Recovery returns what Open found and repaired.
+func (l *Log) Recovery() Recovery { return l.recovery }
+
+// Dir is the ledger directory: the C2SP tlog-tiles prefix.
+func (l *Log) Dir() string { return l.dir }
+
+// Origin is the log's origin.
+func (l *Log) Origin() string { return l.opts.Origin }
+
+// Append adds an entry and returns its index once it is durable.
+func (l *Log) Append(ctx context.Context, e Entry) (uint64, error) {
+	b, err := e.MarshalBinary()
+	if err != nil {
+		return 0, err
+	}
+	bt, pos, err := l.enqueue(b)
+	if err != nil {
+		return 0, err
+	}
+	return l.wait(ctx, bt, pos)
+}
+
+// AppendBatch adds entries as one contiguous run and returns the index of
+// the first once all are durable.
+func (l *Log) AppendBatch(ctx context.Context, es []Entry) (uint64, error) {
+	if len(es) == 0 {
+		return 0, errors.New("append batch: no entries")
+	}
+	bs := make([][]byte, len(es))
+	for i, e := range es {
+		b, err := e.MarshalBinary()
+		if err != nil {
+			return 0, fmt.Errorf("append batch entry %d: %w", i, err)
+		}
+		bs[i] = b
+	}
+	bt, pos, err := l.enqueue(bs...)
+	if err != nil {
+		return 0, err
+	}
+	return l.wait(ctx, bt, pos)
+}
+
+func (l *Log) enqueue(entries ...[]byte) (*batch, int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil {
+		return nil, 0, l.failed
+	}
+	if l.closing {
+		return nil, 0, ErrClosed
+	}
+	hi := l.epoch
+	for i, b := range entries {
+		e := entryEpoch(b)
+		if e < hi {
+			return nil, 0, fmt.Errorf("%w: entry %d has epoch %d, ledger is at epoch %d", ErrStaleEpoch, i, e, hi)
+		}
+		hi = e
+	}
+	l.epoch = hi
+	bt := l.queue
+	pos := len(bt.entries)
+	bt.entries = append(bt.entries, entries...)
+	bt.callers++
+	if pos == 0 {
+		l.cond.Signal()
+	}
+	if l.waiting && bt.callers >= l.want {
+		l.waiting = false
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	return bt, pos, nil
+}
+
+func (l *Log) wait(ctx context.Context, bt *batch, pos int) (uint64, error) {
+	select {
+	case <-bt.done:
+		if bt.err != nil {
+			return 0, bt.err
+		}
+		return bt.first + uint64(pos), nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("append: %w (the entry may still be committed)", ctx.Err())
+	}
+}
+
+// commitLoop takes whatever is queued, writes it as one frame and fsyncs:
+// while it waits on the disk, new appends queue up for the next frame. This
+// is the group commit that makes durable appends cheap.
+func (l *Log) commitLoop() {
+	defer l.done.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		l.mu.Lock()
+		for len(l.queue.entries) == 0 && !l.closing {
+			l.cond.Wait()
+		}
+		if l.queue.callers < l.want && !l.closing && l.opts.GroupCommitWait > 0 {
+			l.waiting = true
+			l.mu.Unlock()
+			timer.Reset(l.opts.GroupCommitWait)
+			select {
+			case <-l.kick:
+				timer.Stop()
+			case <-timer.C:
+			}
+			l.mu.Lock()
+			l.waiting = false
+			select { // drop a kick that raced with the timer
+			case <-l.kick:
+			default:
+			}
+		}
+		bt := l.queue
+		if len(bt.entries) == 0 { // closing and drained
+			l.mu.Unlock()
+			break
+		}
+		l.queue = newBatch()
+		bt.first = l.next
+		failed := l.failed
+		l.mu.Unlock()
+
+		err := failed
+		if err == nil {
+			err = l.commit(bt)
+		}
+		l.mu.Lock()
+		if err != nil {
+			if l.failed == nil {
+				l.failed = fmt.Errorf("ledger stopped after a failed commit: %w", err)
+				l.opts.Logger.Error("ledger commit failed; no further appends are accepted", "dir", l.dir, "err", err)
+			}
+			bt.err = l.failed
+		} else {
+			l.next += uint64(len(bt.entries))
+		}
+		// The appenders about to be acknowledged will be back shortly;
+		// with those already queued, that is the next group.
+		l.want = bt.callers + l.queue.callers
+		l.mu.Unlock()
+		close(bt.done)
+	}
+	l.imu.Lock()
+	l.drained = true
+	l.icond.Signal()
+	l.imu.Unlock()
+}
+
+func (l *Log) commit(bt *batch) error {
+	start := time.Now()
+	rolled, err := l.wal.commit(bt.first, bt.entries)
+	if err != nil {
+		return err
+	}
+	l.stats.commits.Add(1)
+	l.stats.entries.Add(int64(len(bt.entries)))
+	l.stats.syncNanos.Add(int64(time.Since(start)))
+	if rolled != nil {
+		l.mu.Lock()
+		l.segments = append(l.segments, *rolled)
+		l.mu.Unlock()
+	}
+	l.imu.Lock()
+	l.committed = append(l.committed, bt.entries...)
+	l.durable += uint64(len(bt.entries))
+	l.icond.Signal()
+	l.imu.Unlock()
+	return nil
+}
+
+// integrateLoop folds committed entries into the tiles and publishes
+// signed checkpoints, at most one per CheckpointInterval.
+func (l *Log) integrateLoop() {
+	defer l.done.Done()
+	for {
+		l.imu.Lock()
+		for len(l.committed) == 0 && !l.drained {
+			l.icond.Wait()
+		}
+		work, drained := l.committed, l.drained
+		l.committed = nil
+		l.imu.Unlock()
+		if len(work) == 0 && drained {
+			break
+		}
+		start := time.Now()
+		if err := l.integrate(work); err != nil {
+			l.integrationFailed(err)
+			return
+		}
+		if time.Since(l.lastSync) >= l.opts.SyncInterval {
+			if err := l.syncPoint(); err != nil {
+				l.integrationFailed(err)
+				return
+			}
+		}
+		if d := l.opts.CheckpointInterval - time.Since(start); d > 0 && !drained && !l.isClosing() {
+			time.Sleep(d)
+		}
+	}
+	if err := l.syncPoint(); err != nil {
+		l.integrationFailed(err)
+	}
+}
+
+func (l *Log) isClosing() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closing
+}
+
+func (l *Log) integrationFailed(err error) {
+	l.opts.Logger.Error("ledger integration failed; checkpoints stop until restart", "dir", l.dir, "err", err)
+	l.pub.Lock()
+	l.ierr = err
+	l.published.Broadcast()
+	l.pub.Unlock()
+}
+
+// integrate adds entries to the tree, writes the tiles and publishes a
+// checkpoint for the new size.
+func (l *Log) integrate(work [][]byte) error {
+	for _, e := range work {
+		if err := l.tree.append(e); err != nil {
+			return err
+		}
+	}
+	return l.publish()
+}
+
+func (l *Log) publish() error {
+	if err := l.tree.flushPartial(); err != nil {
+		return err
+	}
+	root, err := l.tree.root()
+	if err != nil {
+		return err
+	}
+	cp := Checkpoint{Origin: l.opts.Origin, Size: l.tree.size(), Root: root, Epoch: l.tree.epoch}
+	signed, err := SignCheckpoint(cp, l.opts.Signer)
+	if err != nil {
+		return err
+	}
+	if err := l.writeTile(CheckpointPath, signed); err != nil {
+		return fmt.Errorf("write checkpoint at size %d: %w", cp.Size, err)
+	}
+	l.pub.Lock()
+	l.latest, l.latestCp = signed, cp
+	l.published.Broadcast()
+	l.pub.Unlock()
+	return nil
+}
+
+// tile implements tileSink: tiles are written by rename so a reader never
+// sees half a file, but not fsynced; sync points make them durable together.
+func (l *Log) tile(path string, data []byte, full bool) error {
+	if full {
+		// Partial versions of this tile are superseded once it is durable.
+		l.obsolete = append(l.obsolete, path+".p")
+	}
+	return l.writeTile(path, data)
+}
+
+func (l *Log) writeTile(rel string, data []byte) error {
+	path := filepath.Join(l.dir, filepath.FromSlash(rel))
+	dir := filepath.Dir(path)
+	if !l.madeDirs[dir] {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		l.madeDirs[dir] = true
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// syncPoint makes every tile written so far durable with one syncfs, records
+// the tree state in the sync marker, and drops what that makes redundant:
+// write-ahead log segments wholly integrated and superseded partial tiles.
+func (l *Log) syncPoint() error {
+	size := l.tree.size()
+	if size == l.syncedSize && len(l.obsolete) == 0 {
+		l.lastSync = time.Now()
+		return nil
+	}
+	d, err := os.Open(l.dir)
+	if err != nil {
+		return fmt.Errorf("sync point: %w", err)
+	}
+	err = unix.Syncfs(int(d.Fd()))
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("sync point: syncfs: %w", err)
+	}
+	if err := writeFileSync(filepath.Join(l.dir, walDir, markerName), encodeMarker(size, l.tree.epoch, l.tree.rng.Hashes())); err != nil {
+		return fmt.Errorf("sync point at size %d: %w", size, err)
+	}
+	l.syncedSize = size
+	l.lastSync = time.Now()
+
+	l.mu.Lock()
+	var drop []segment
+	for len(l.segments) > 1 && l.segments[1].first <= size {
+		drop = append(drop, l.segments[0])
+		l.segments = l.segments[1:]
+	}
+	l.mu.Unlock()
+	for _, s := range drop {
+		if err := os.Remove(s.path); err != nil {
+			return fmt.Errorf("trim write-ahead log: %w", err)
+		}
+	}
+	for _, p := range l.obsolete {
+		if err := os.RemoveAll(filepath.Join(l.dir, filepath.FromSlash(p))); err != nil {
+			return fmt.Errorf("remove superseded partial tiles: %w", err)
+		}
+	}
+	l.obsolete = l.obsolete[:0]
+	return nil
+}
+
+// Checkpoint returns the latest signed checkpoint and its parsed form.
+func (l *Log) Checkpoint() ([]byte, Checkpoint) {
+	l.pub.Lock()
+	defer l.pub.Unlock()
+	return l.latest, l.latestCp
+}
+
+// WaitPublished blocks until a checkpoint of at least size is published and
+// returns it.
+func (l *Log) WaitPublished(ctx context.Context, size uint64) ([]byte, Checkpoint, error) {
+	stop := context.AfterFunc(ctx, func() {
+		l.pub.Lock()
+		l.published.Broadcast()
+		l.pub.Unlock()
+	})
+	defer stop()
+	l.pub.Lock()
+	defer l.pub.Unlock()
+	for l.latestCp.Size < size {
+		if l.ierr != nil {
+			return nil, Checkpoint{}, l.ierr
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, Checkpoint{}, err
+		}
+		l.published.Wait()
+	}
+	return l.latest, l.latestCp, nil
+}
+
+// Stats are counters of the write path since Open.
+type Stats struct {
+	Commits  int64         // write-ahead log frames written and fsynced
+	Entries  int64         // entries in them
+	SyncTime time.Duration // total time spent writing and fsyncing frames
+}
+
+// Stats returns the write path's counters.
+func (l *Log) Stats() Stats {
+	return Stats{Commits: l.stats.commits.Load(), Entries: l.stats.entries.Load(), SyncTime: time.Duration(l.stats.syncNanos.Load())}
+}
+
+// Size is the number of durable entries.
+func (l *Log) Size() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.next
+}
+
+// Epoch is the highest epoch the log has accepted.
+func (l *Log) Epoch() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.epoch
+}
+
+// Close stops accepting appends, commits what is queued, publishes a final
+// checkpoint and makes everything durable.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closing = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	l.imu.Lock()
+	l.icond.Broadcast()
+	l.imu.Unlock()
+	l.done.Wait()
+	err := l.wal.close()
+	l.mu.Lock()
+	failed := l.failed
+	l.mu.Unlock()
+	return errors.Join(failed, l.ierr, err)
+}
+
+// The sync marker records the tree at the last sync point: everything at or
+// below its size is durable in tiles, so replay starts there.
+//
+//	"chancery-sync/v1\n" | u64 size | u64 epoch | u8 n | n × 32-byte compact range hashes | u32 CRC-32C
+const (
+	markerName  = "synced"
+	markerMagic = "chancery-sync/v1\n"
+)
+
+func encodeMarker(size, epoch uint64, hashes [][]byte) []byte {
+	b := []byte(markerMagic)
+	b = binary.BigEndian.AppendUint64(b, size)
+	b = binary.BigEndian.AppendUint64(b, epoch)
+	b = append(b, byte(len(hashes)))
+	for _, h := range hashes {
+		b = append(b, h...)
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+func decodeMarker(b []byte) (size, epoch uint64, hashes [][]byte, err error) {
+	m := len(markerMagic)
+	if len(b) < m+17+4 || string(b[:m]) != markerMagic {
+		return 0, 0, nil, errors.New("sync marker: bad header")
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return 0, 0, nil, errors.New("sync marker: checksum mismatch")
+	}
+	size = binary.BigEndian.Uint64(body[m:])
+	epoch = binary.BigEndian.Uint64(body[m+8:])
+	n := int(body[m+16])
+	if len(body) != m+17+32*n {
+		return 0, 0, nil, errors.New("sync marker: wrong length")
+	}
+	for i := 0; i < n; i++ {
+		hashes = append(hashes, body[m+17+32*i:m+17+32*(i+1)])
+	}
+	return size, epoch, hashes, nil
+}

@@ -1,0 +1,179 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+func TestAppendReopenVerify(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, testOrigin)
+	l := openTestLog(t, dir, k)
+	want := appendConcurrently(t, l, 3000, 32, 1)
+	if got := l.Size(); got != 3000 {
+		t.Fatalf("size %d, want 3000", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Every acknowledged index holds exactly the entry appended there.
+	f := DirFetcher(dir)
+	for b := uint64(0); b < (3000+255)/256; b++ {
+		data, _, err := fetchTile(context.Background(), f, -1, b, 3000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := splitBundle(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range es {
+			if idx := b*256 + uint64(i); string(want[idx]) != string(e) {
+				t.Fatalf("entry %d differs from what Append acknowledged", idx)
+			}
+		}
+	}
+	rep, err := Verify(context.Background(), f, VerifyOptions{Origin: testOrigin, Verifiers: note.VerifierList(k.verifier)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Entries != 3000 || !rep.SignatureChecked || rep.Checkpoint.Epoch != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+
+	// Reopen: nothing replayed past the sync point Close made, and appends go on.
+	l = openTestLog(t, dir, k)
+	if r := l.Recovery(); r.Size != 3000 || r.Replayed != 0 || r.Torn != nil {
+		t.Fatalf("recovery %+v", r)
+	}
+	appendConcurrently(t, l, 1000, 8, 2)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Verify(context.Background(), f, VerifyOptions{Verifiers: note.VerifierList(k.verifier)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Entries != 4000 || len(rep.Epochs) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestReplayWithoutSyncPoint(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, testOrigin)
+	l := openTestLog(t, dir, k)
+	appendConcurrently(t, l, 1000, 4, 1)
+	l.Close()
+	// Forget the sync point and every tile: the write-ahead log alone must
+	// rebuild the same ledger.
+	cp1, _ := os.ReadFile(filepath.Join(dir, "checkpoint"))
+	os.Remove(filepath.Join(dir, walDir, markerName))
+	os.RemoveAll(filepath.Join(dir, "tile"))
+	l = openTestLog(t, dir, k)
+	if r := l.Recovery(); r.Replayed != 1000 {
+		t.Fatalf("recovery %+v", r)
+	}
+	l.Close()
+	cp2, _ := os.ReadFile(filepath.Join(dir, "checkpoint"))
+	if string(cp1) != string(cp2) {
+		t.Fatalf("rebuilt checkpoint differs:\n%s\n%s", cp1, cp2)
+	}
+	if _, err := Verify(context.Background(), DirFetcher(dir), VerifyOptions{Verifiers: note.VerifierList(k.verifier)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStaleEpochRefused(t *testing.T) {
+	k := newTestKey(t, testOrigin)
+	l := openTestLog(t, t.TempDir(), k)
+	defer l.Close()
+	ctx := context.Background()
+	if _, err := l.Append(ctx, testEntry(0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := l.Append(ctx, testEntry(1, 4))
+	if !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("append of epoch 4 after 5: %v, want ErrStaleEpoch", err)
+	}
+	if _, err := l.Append(ctx, testEntry(2, 5)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTornTailSetAside(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, testOrigin)
+	l := openTestLog(t, dir, k)
+	appendConcurrently(t, l, 500, 4, 1)
+	l.Close()
+	segs, _ := listSegments(filepath.Join(dir, walDir))
+	last := segs[len(segs)-1].path
+	data, _ := os.ReadFile(last)
+	end := len(strings.TrimRight(string(data), "\x00"))
+	// A commit that a crash cut short: a header and half a payload.
+	f, _ := os.OpenFile(last, os.O_RDWR, 0)
+	f.WriteAt([]byte{0, 0, 1, 0, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0, 0, 0, 1, 244, 7, 7, 7}, int64(end))
+	f.Close()
+	l = openTestLog(t, dir, k)
+	r := l.Recovery()
+	if r.Torn == nil || r.Torn.Offset != int64(end) || r.Size != 500 {
+		t.Fatalf("recovery %+v", r)
+	}
+	if saved, err := os.ReadFile(r.Torn.SavedAs); err != nil || len(saved) != 19 {
+		t.Fatalf("torn bytes not kept aside: %v (%d bytes)", err, len(saved))
+	}
+	appendConcurrently(t, l, 10, 2, 1)
+	l.Close()
+	if _, err := Verify(context.Background(), DirFetcher(dir), VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCorruptionBeforeTailRefused(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, testOrigin)
+	l, err := Open(context.Background(), dir, Options{Origin: testOrigin, Signer: k.signer, SegmentSize: 4096, SyncInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendConcurrently(t, l, 400, 1, 1)
+	// Take the state as a crash would leave it: before Close trims the log.
+	crashed := t.TempDir()
+	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	segs, _ := listSegments(filepath.Join(crashed, walDir))
+	if len(segs) < 2 {
+		t.Fatalf("want several segments, have %d", len(segs))
+	}
+	f, _ := os.OpenFile(segs[0].path, os.O_RDWR, 0)
+	f.WriteAt([]byte{0xff}, 40)
+	f.Close()
+	_, err = Open(context.Background(), crashed, Options{Origin: testOrigin, Signer: k.signer})
+	if err == nil || !strings.Contains(err.Error(), segmentName(segs[0].first)) {
+		t.Fatalf("open over a corrupt older segment: %v", err)
+	}
+}
+
+func TestLostEntriesRefused(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, testOrigin)
+	l := openTestLog(t, dir, k)
+	appendConcurrently(t, l, 100, 1, 1)
+	l.Close()
+	os.RemoveAll(filepath.Join(dir, walDir))
+	os.RemoveAll(filepath.Join(dir, "tile"))
+	_, err := Open(context.Background(), dir, Options{Origin: testOrigin, Signer: k.signer})
+	if err == nil || !strings.Contains(err.Error(), "acknowledged entries are missing") {
+		t.Fatalf("open after losing the log: %v", err)
+	}
+}

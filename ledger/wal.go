@@ -1,0 +1,336 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// The write-ahead log is the durable truth of the ledger: tiles, bundles and
+// the checkpoint are derived from it. It is a sequence of segment files named
+// by the index of their first entry, each preallocated so that fdatasync does
+// not have to journal a size change on every commit. A segment holds frames:
+//
+//	u32 payload length | u32 CRC-32C of (first index ‖ payload) | u64 first index | payload
+//
+// and the payload is the batch's entries, each prefixed by a big-endian
+// uint16 length, exactly as in a C2SP entry bundle. A zero length marks the
+// end of the written part of a segment.
+
+const (
+	walDir          = "wal"
+	walSuffix       = ".wal"
+	frameHeaderSize = 16
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func frameCRC(header, payload []byte) uint32 {
+	c := crc32.Update(0, castagnoli, header[8:16])
+	return crc32.Update(c, castagnoli, payload)
+}
+
+func segmentName(first uint64) string { return fmt.Sprintf("%020d%s", first, walSuffix) }
+
+// segment is one WAL file.
+type segment struct {
+	first uint64 // index of the first entry in the segment
+	path  string
+}
+
+func listSegments(dir string) ([]segment, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list write-ahead log %s: %w", dir, err)
+	}
+	var segs []segment
+	for _, de := range des {
+		name := de.Name()
+		num, ok := strings.CutSuffix(name, walSuffix)
+		if !ok || len(num) != 20 {
+			continue
+		}
+		first, err := strconv.ParseUint(num, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("write-ahead log segment %s: bad name", name)
+		}
+		segs = append(segs, segment{first: first, path: filepath.Join(dir, name)})
+	}
+	slices.SortFunc(segs, func(a, b segment) int { return cmpUint(a.first, b.first) })
+	return segs, nil
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// walWriter appends frames to the newest segment. It is used by one
+// goroutine (the committer) at a time.
+type walWriter struct {
+	dir     string
+	segSize int64
+	f       *os.File
+	off     int64
+	buf     []byte
+}
+
+// openSegment creates a new segment whose first entry is first, preallocates
+// it and makes its name durable before anything is acknowledged from it.
+func (w *walWriter) openSegment(first uint64) error {
+	path := filepath.Join(w.dir, segmentName(first))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create write-ahead log segment: %w", err)
+	}
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, w.segSize); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+		f.Close()
+		return fmt.Errorf("preallocate %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := syncDir(w.dir); err != nil {
+		f.Close()
+		return err
+	}
+	if w.f != nil {
+		w.f.Close()
+	}
+	w.f, w.off = f, 0
+	return nil
+}
+
+// resume continues writing an existing segment at offset off.
+func (w *walWriter) resume(path string, off int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("open write-ahead log segment: %w", err)
+	}
+	w.f, w.off = f, off
+	return nil
+}
+
+// commit writes one frame holding entries, with first as the index of the
+// first, and makes it durable. It rolls to a new segment when the current
+// one is full.
+func (w *walWriter) commit(first uint64, entries [][]byte) (rolled *segment, err error) {
+	n := 0
+	for _, e := range entries {
+		n += 2 + len(e)
+	}
+	if w.f == nil || (w.off > 0 && w.off+int64(frameHeaderSize+n) > w.segSize) {
+		if err := w.openSegment(first); err != nil {
+			return nil, err
+		}
+		rolled = &segment{first: first, path: filepath.Join(w.dir, segmentName(first))}
+	}
+	buf := slices.Grow(w.buf[:0], frameHeaderSize+n)[:frameHeaderSize]
+	for _, e := range entries {
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(e)))
+		buf = append(buf, e...)
+	}
+	binary.BigEndian.PutUint32(buf[0:4], uint32(n))
+	binary.BigEndian.PutUint64(buf[8:16], first)
+	binary.BigEndian.PutUint32(buf[4:8], frameCRC(buf[:frameHeaderSize], buf[frameHeaderSize:]))
+	w.buf = buf
+	if _, err := w.f.WriteAt(buf, w.off); err != nil {
+		return nil, fmt.Errorf("write-ahead log write at index %d: %w", first, err)
+	}
+	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+		return nil, fmt.Errorf("write-ahead log sync at index %d: %w", first, err)
+	}
+	w.off += int64(len(buf))
+	return rolled, nil
+}
+
+func (w *walWriter) close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
+
+// TornTail describes bytes at the end of the write-ahead log that did not
+// form a complete, checksummed frame: a commit interrupted by a crash. Such
+// entries were never acknowledged. The bytes are kept aside, not deleted.
+type TornTail struct {
+	Segment string // segment file
+	Offset  int64  // where the bad frame starts
+	Bytes   int64  // how many non-zero bytes were set aside
+	SavedAs string // where they were copied
+}
+
+// walScan reads every frame of every segment in order, calling fn with the
+// first index and the entries of each frame. It checks that indices are
+// contiguous from the first segment on. A bad frame in the last segment is a
+// torn tail: it is copied aside, zeroed, and reported. A bad frame anywhere
+// else is corruption and an error.
+func walScan(dir string, segs []segment, fn func(first uint64, entries [][]byte) error) (end uint64, lastOff int64, torn *TornTail, err error) {
+	if len(segs) == 0 {
+		return 0, 0, nil, nil
+	}
+	next := segs[0].first
+	for si, seg := range segs {
+		last := si == len(segs)-1
+		if seg.first != next {
+			return 0, 0, nil, fmt.Errorf("write-ahead log: segment %s starts at index %d, expected %d", filepath.Base(seg.path), seg.first, next)
+		}
+		data, err := os.ReadFile(seg.path)
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("read write-ahead log: %w", err)
+		}
+		off := int64(0)
+		for {
+			first, entries, n, ferr := parseFrame(data[off:])
+			if ferr == io.EOF {
+				if allZero(data[off:]) {
+					break
+				}
+				// A header that never reached the disk ahead of its
+				// payload: bytes past the end that no frame claims.
+				ferr = errors.New("bytes after the end of the last frame")
+			}
+			if ferr == nil && first != next {
+				ferr = fmt.Errorf("frame starts at index %d, expected %d", first, next)
+			}
+			if ferr != nil {
+				if !last {
+					return 0, 0, nil, fmt.Errorf("write-ahead log %s offset %d (index %d): %w", filepath.Base(seg.path), off, next, ferr)
+				}
+				torn, err = setAsideTail(seg.path, data, off)
+				if err != nil {
+					return 0, 0, nil, err
+				}
+				return next, off, torn, nil
+			}
+			if err := fn(first, entries); err != nil {
+				return 0, 0, nil, err
+			}
+			next += uint64(len(entries))
+			off += n
+		}
+		lastOff = off
+	}
+	return next, lastOff, nil, nil
+}
+
+// parseFrame parses one frame at the start of b. It returns io.EOF at the
+// zeroed end of a segment.
+func parseFrame(b []byte) (first uint64, entries [][]byte, n int64, err error) {
+	if len(b) < frameHeaderSize {
+		if len(b) == 0 || allZero(b) {
+			return 0, nil, 0, io.EOF
+		}
+		return 0, nil, 0, errors.New("truncated frame header")
+	}
+	size := binary.BigEndian.Uint32(b[0:4])
+	if size == 0 {
+		if allZero(b[:frameHeaderSize]) {
+			return 0, nil, 0, io.EOF
+		}
+		return 0, nil, 0, errors.New("frame of length zero")
+	}
+	if int64(size) > int64(len(b)-frameHeaderSize) {
+		return 0, nil, 0, fmt.Errorf("frame of %d bytes runs past the end of the segment", size)
+	}
+	payload := b[frameHeaderSize : frameHeaderSize+int(size)]
+	if binary.BigEndian.Uint32(b[4:8]) != frameCRC(b[:frameHeaderSize], payload) {
+		return 0, nil, 0, errors.New("frame checksum mismatch")
+	}
+	first = binary.BigEndian.Uint64(b[8:16])
+	for p := payload; len(p) > 0; {
+		if len(p) < 2 {
+			return 0, nil, 0, errors.New("frame payload: truncated entry length")
+		}
+		l := int(binary.BigEndian.Uint16(p))
+		if len(p) < 2+l {
+			return 0, nil, 0, errors.New("frame payload: entry runs past the frame")
+		}
+		entries = append(entries, p[2:2+l:2+l])
+		p = p[2+l:]
+	}
+	return first, entries, int64(frameHeaderSize) + int64(size), nil
+}
+
+func allZero(b []byte) bool {
+	return len(bytes.TrimLeft(b, "\x00")) == 0
+}
+
+// setAsideTail copies the non-zero bytes from off to the end of a segment
+// into a side file, then zeroes them in the segment, so that the log can
+// continue at off and nothing that was on disk is lost.
+func setAsideTail(path string, data []byte, off int64) (*TornTail, error) {
+	tail := bytes.TrimRight(data[off:], "\x00")
+	saved := fmt.Sprintf("%s.torn-%d", path, off)
+	if err := writeFileSync(saved, tail); err != nil {
+		return nil, fmt.Errorf("set aside torn tail of %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("repair torn tail of %s: %w", path, err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, len(tail)), off); err != nil {
+		return nil, fmt.Errorf("repair torn tail of %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("repair torn tail of %s: %w", path, err)
+	}
+	return &TornTail{Segment: path, Offset: off, Bytes: int64(len(tail)), SavedAs: saved}, nil
+}
+
+// writeFileSync writes a file atomically and durably: temporary file,
+// fsync, rename, directory fsync.
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
