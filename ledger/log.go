@@ -103,7 +103,7 @@ type Log struct {
 	want     int           // appenders the committer waits for before the next commit
 	waiting  bool          // the committer is waiting for want appenders
 	kick     chan struct{} // wakes a waiting committer
-	failed   error // sticky: a failed commit stops the log
+	failed   error         // sticky: a failed commit stops the log
 	segments []segment
 
 	wal *walWriter
@@ -130,7 +130,7 @@ type Log struct {
 		commits, entries, syncNanos atomic.Int64
 	}
 	done sync.WaitGroup
-	ierr     error // integrator's sticky error
+	ierr error // integrator's sticky error
 }
 
 type batch struct {

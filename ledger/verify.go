@@ -293,4 +293,3 @@ func (c *compareSink) wait() error {
 	c.wg.Wait()
 	return c.firstErr()
 }
-
