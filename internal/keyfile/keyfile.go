@@ -10,7 +10,11 @@
 //
 //	"chancery-key/v1 ed25519\n" + base64std(32-byte seed) + "\n"
 //
-// so that a future key type or version can be told apart without guessing.
+// for a signing key, or, for a custodian's age identity,
+//
+//	"chancery-key/v1 age\n" + "AGE-SECRET-KEY-…" + "\n"
+//
+// so that a key type or version can be told apart without guessing.
 package keyfile
 
 import (
@@ -93,15 +97,41 @@ func (p Protector) identity() (age.Identity, error) {
 }
 
 // WriteEd25519 seals key under p and writes it to path with mode 0600.
+func WriteEd25519(path string, key ed25519.PrivateKey, p Protector) error {
+	if len(key) != ed25519.PrivateKeySize {
+		return fmt.Errorf("write key file %s: private key is %d bytes, want %d", path, len(key), ed25519.PrivateKeySize)
+	}
+	plain := encodePlaintext(key.Seed())
+	defer clear(plain)
+	return writeSealed(path, plain, p)
+}
+
+// ReadEd25519 opens the key file at path with p and returns the key.
+//
+// It refuses a file that is not a regular file or that group or others may
+// read or write (mode & 0077 != 0), and any plaintext that is not exactly the
+// documented format.
+func ReadEd25519(path string, p Protector) (ed25519.PrivateKey, error) {
+	plain, err := readSealed(path, p)
+	defer clear(plain)
+	if err != nil {
+		return nil, err
+	}
+	seed, err := decodePlaintext(plain)
+	if err != nil {
+		return nil, fmt.Errorf("read key file %s: %w", path, err)
+	}
+	defer clear(seed)
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// writeSealed seals plain under p and writes it to path with mode 0600.
 //
 // The write is atomic: a temporary file in the same directory is written and
 // fsynced, then hard-linked to path (which fails if path exists, so an
 // existing key is never overwritten, even by a concurrent writer), and the
 // directory is fsynced so the new name survives a crash.
-func WriteEd25519(path string, key ed25519.PrivateKey, p Protector) (err error) {
-	if len(key) != ed25519.PrivateKeySize {
-		return fmt.Errorf("write key file %s: private key is %d bytes, want %d", path, len(key), ed25519.PrivateKeySize)
-	}
+func writeSealed(path string, plain []byte, p Protector) (err error) {
 	rcpt, err := p.recipient()
 	if err != nil {
 		return fmt.Errorf("write key file %s: %w", path, err)
@@ -109,9 +139,6 @@ func WriteEd25519(path string, key ed25519.PrivateKey, p Protector) (err error) 
 	if _, err := os.Lstat(path); err == nil {
 		return fmt.Errorf("write key file %s: %w", path, os.ErrExist)
 	}
-
-	plain := encodePlaintext(key.Seed())
-	defer clear(plain)
 	var sealed bytes.Buffer
 	w, err := age.Encrypt(&sealed, rcpt)
 	if err != nil {
@@ -163,12 +190,9 @@ func WriteEd25519(path string, key ed25519.PrivateKey, p Protector) (err error) 
 	return nil
 }
 
-// ReadEd25519 opens the key file at path with p and returns the key.
-//
-// It refuses a file that is not a regular file or that group or others may
-// read or write (mode & 0077 != 0), and any plaintext that is not exactly the
-// documented format.
-func ReadEd25519(path string, p Protector) (ed25519.PrivateKey, error) {
+// readSealed opens the sealed file at path with p and returns its
+// plaintext, which the caller clears when done.
+func readSealed(path string, p Protector) ([]byte, error) {
 	id, err := p.identity()
 	if err != nil {
 		return nil, fmt.Errorf("read key file %s: %w", path, err)
@@ -182,17 +206,12 @@ func ReadEd25519(path string, p Protector) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("read key file %s: decrypt: %w", path, err)
 	}
 	plain, err := io.ReadAll(io.LimitReader(r, maxFileSize))
-	defer clear(plain)
 	if err != nil {
+		clear(plain)
 		// age authenticates every chunk: a modified payload ends up here.
 		return nil, fmt.Errorf("read key file %s: decrypt: %w", path, err)
 	}
-	seed, err := decodePlaintext(plain)
-	if err != nil {
-		return nil, fmt.Errorf("read key file %s: %w", path, err)
-	}
-	defer clear(seed)
-	return ed25519.NewKeyFromSeed(seed), nil
+	return plain, nil
 }
 
 // PassphraseFromEnv returns the passphrase to open key files with: the

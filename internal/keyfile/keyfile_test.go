@@ -286,3 +286,56 @@ func truncate(t *testing.T, path string, n int64) {
 		t.Fatal(err)
 	}
 }
+
+func TestAgeIdentityRoundtrip(t *testing.T) {
+	x, _ := age.GenerateX25519Identity()
+	pq, _ := age.GenerateHybridIdentity()
+	tests := []struct {
+		name     string
+		identity string
+		want     string // error substring; "" means success
+	}{
+		{"x25519", x.String(), ""},
+		{"hybrid", pq.String(), ""},
+		{"garbage", "AGE-SECRET-KEY-1NOTAKEY", "malformed X25519"},
+		{"public key", x.Recipient().String(), "not an age"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "id.age")
+			err := WriteAgeIdentity(path, tt.identity, pass("pw"))
+			if tt.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), tt.identity) {
+					t.Fatalf("error = %v, want %q without the identity", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := os.ReadFile(path)
+			if bytes.Contains(raw, []byte(tt.identity)) {
+				t.Error("identity stored in clear")
+			}
+			id, err := ReadAgeIdentity(path, pass("pw"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, ok := id.(interface{ String() string }); !ok || s.String() != tt.identity {
+				t.Error("identity differs after roundtrip")
+			}
+			// A signing-key reader must not accept an identity file, and
+			// the reverse.
+			if _, err := ReadEd25519(path, pass("pw")); err == nil {
+				t.Error("ReadEd25519 accepted an age identity file")
+			}
+		})
+	}
+	path := filepath.Join(t.TempDir(), "k.age")
+	if err := WriteEd25519(path, newKey(t), pass("pw")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadAgeIdentity(path, pass("pw")); err == nil {
+		t.Error("ReadAgeIdentity accepted a signing key file")
+	}
+}
