@@ -110,3 +110,24 @@ func tileWidthAt(level, idx, size uint64) int {
 		return int(n - idx*TileWidth)
 	}
 }
+
+// ReadEntry reads the encoded entry at index from the entry bundles of a
+// tree of the given size.
+func ReadEntry(ctx context.Context, f Fetcher, index, size uint64) ([]byte, error) {
+	if index >= size {
+		return nil, fmt.Errorf("entry %d: beyond the tree size %d", index, size)
+	}
+	b, width, err := fetchTile(ctx, f, -1, index/TileWidth, size)
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", index, err)
+	}
+	es, err := splitBundle(b)
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", index, err)
+	}
+	pos := int(index % TileWidth)
+	if len(es) < width || pos >= len(es) {
+		return nil, fmt.Errorf("entry %d: bundle %d holds %d entries, need %d", index, index/TileWidth, len(es), width)
+	}
+	return es[pos], nil
+}

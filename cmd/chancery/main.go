@@ -38,7 +38,10 @@ everything by a signed charter: who may act, and with which quorum.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(
+		newInitCmd(),
+		newDemoCmd(),
 		newCharterCmd(),
+		newVerifyCmd(),
 	)
 	return root
 }

@@ -17,7 +17,8 @@ const IdentityHeader = "chancery-key/v1 age\n"
 // with mode 0600, atomically, never over an existing file.
 func WriteAgeIdentity(path, identity string, p Protector) error {
 	if _, err := age.ParseIdentities(strings.NewReader(identity)); err != nil {
-		return fmt.Errorf("write key file %s: not an age identity: %w", path, err)
+		// age's error quotes parts of the input: a secret must not reach logs.
+		return fmt.Errorf("write key file %s: not an age identity (malformed X25519 or hybrid secret key)", path)
 	}
 	plain := []byte(IdentityHeader + identity + "\n")
 	defer clear(plain)

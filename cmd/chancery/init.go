@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/internal/state"
+)
+
+type initOptions struct {
+	dir            string
+	passphraseFile string
+	workFactor     int
+}
+
+func newInitCmd() *cobra.Command {
+	var o initOptions
+	cmd := &cobra.Command{
+		Use:   "init --dir D",
+		Short: "Create the Demo Republic: keys, sites, officials, custodians and a signed charter",
+		Long: `Init creates a demonstration guest state, the "Demo Republic", in D:
+
+  - a home site and two embassy sites in two host states (Northland, Southland);
+  - five officials (two ministers, a CIO, a registrar, a notary), each with an
+    Ed25519 signing key;
+  - five custodians of the root key (three must join to unseal), each with an
+    age identity (X25519 or hybrid post-quantum);
+  - five registries (population, identity documents, land, business, legal acts);
+  - a charter signed by the amend quorum and by each host for its own sites.
+
+Every private key is generated from crypto/rand and written sealed with age
+under the passphrase (--passphrase-file, or $CHANCERY_PASSPHRASE), mode 0600.
+In the demo every party shares that passphrase; in a real state each official,
+custodian and host keeps their own key.`,
+		Example: `  CHANCERY_PASSPHRASE=... chancery init --dir ./demo-state`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pass, err := keyfile.PassphraseFromEnv(o.passphraseFile)
+			if err != nil {
+				return fmt.Errorf("init: %w", err)
+			}
+			out := cmd.OutOrStdout()
+			_, err = state.Init(cmd.Context(), state.InitOptions{
+				Dir:       o.dir,
+				Protector: keyfile.Protector{Passphrase: pass, WorkFactor: o.workFactor},
+				Log:       func(f string, a ...any) { fmt.Fprintf(out, f+"\n", a...) },
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Demo Republic created in %s; try: chancery demo --dir %s\n", o.dir, o.dir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.dir, "dir", "", "state directory to create (required)")
+	cmd.Flags().StringVar(&o.passphraseFile, "passphrase-file", "", "file holding the passphrase that seals the keys (default: $CHANCERY_PASSPHRASE)")
+	cmd.Flags().IntVar(&o.workFactor, "work-factor", 0, "scrypt work factor (log2 N) for the key files; 0 means age's default, 18")
+	cmd.MarkFlagRequired("dir")
+	return cmd
+}

@@ -1,0 +1,229 @@
+package state
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+
+	"filippo.io/age"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/ledger"
+)
+
+// DemoOrigin is the ledger origin of the Demo Republic.
+const DemoOrigin = "ledger.demo-republic.example"
+
+// InitOptions configure Init.
+type InitOptions struct {
+	Dir string
+	// Protector seals every private key the state generates. In the demo
+	// all parties share one passphrase; in a real state each official,
+	// custodian and host holds their own key file (or hardware token).
+	Protector keyfile.Protector
+	// Log, if set, receives one line per step.
+	Log func(format string, args ...any)
+}
+
+type demoSite struct{ id, host, role, url, jurisdiction string }
+
+type demoOfficial struct {
+	id, name string
+	roles    []string
+}
+
+// The Demo Republic: a home site and two embassies in two host states, five
+// officials, five custodians of whom three unseal, five registries.
+var (
+	demoHosts = [][2]string{{"northland", "Kingdom of Northland"}, {"southland", "Republic of Southland"}}
+	demoSites = []demoSite{
+		{"home", "", charter.RoleHome, "https://127.0.0.1:7001", "DR"},
+		{"embassy-north", "northland", charter.RoleEmbassy, "https://127.0.0.1:7101", "NL"},
+		{"embassy-south", "southland", charter.RoleEmbassy, "https://127.0.0.1:7201", "SL"},
+	}
+	demoOfficials = []demoOfficial{
+		{"min-interior", "Ana Ivanova, Minister of the Interior", []string{"minister"}},
+		{"min-justice", "Tomas Berg, Minister of Justice", []string{"minister"}},
+		{"cio", "Lena Okafor, State Chief Information Officer", []string{"cio"}},
+		{"registrar", "Pavel Horak, Chief Registrar", []string{"registrar"}},
+		{"notary", "Mira Santos, State Notary", []string{"notary", "registrar"}},
+	}
+	demoCustodians = []string{"cust-parliament", "cust-court", "cust-bank", "cust-ombudsman", "cust-archive"}
+)
+
+func demoCharter() *charter.Charter {
+	c := &charter.Charter{
+		Format:     charter.Format,
+		Version:    1,
+		Guest:      charter.Guest{ID: "demo-republic", Name: "Demo Republic", Origin: DemoOrigin},
+		Custodians: charter.Custodians{Threshold: 3},
+		Registries: []charter.Registry{
+			{Name: "population", Classification: charter.ClassSecret, Sites: []string{"home", "embassy-north", "embassy-south"}, Index: []string{"national_id", "last_name"}, Sync: charter.SyncQuorum, QuorumSites: 1},
+			{Name: "identity-documents", Classification: charter.ClassSecret, Sites: []string{"home", "embassy-north", "embassy-south"}, Index: []string{"document_no", "national_id"}, Sync: charter.SyncAsync},
+			{Name: "land", Classification: charter.ClassRestricted, Sites: []string{"home", "embassy-north"}, Index: []string{"parcel_id", "owner_id"}, Sync: charter.SyncAsync},
+			{Name: "business", Classification: charter.ClassInternal, Sites: []string{"home", "embassy-north", "embassy-south"}, Index: []string{"registration_no"}, Sync: charter.SyncAsync},
+			{Name: "legal-acts", Classification: charter.ClassPublic, Sites: []string{"home", "embassy-south"}, Index: []string{"act_id"}, Sync: charter.SyncAsync},
+		},
+		Quorum: map[string]charter.Rule{
+			charter.ActionActivate:   {Threshold: 2, Of: []string{"minister", "cio"}, Require: map[string]int{"minister": 1}},
+			charter.ActionFailback:   {Threshold: 2, Of: []string{"minister", "cio"}, Require: map[string]int{"minister": 1}},
+			charter.ActionDrill:      {Threshold: 1, Of: []string{"cio", "registrar"}},
+			charter.ActionRevokeSite: {Threshold: 3, Of: []string{"minister", "cio", "registrar"}, Require: map[string]int{"minister": 1}},
+			charter.ActionRotateKeys: {Threshold: 2, Of: []string{"cio", "registrar"}},
+			charter.ActionAmend:      {Threshold: 3, Of: []string{"minister", "cio", "notary"}, Require: map[string]int{"minister": 2}},
+		},
+		Safeguards: charter.Safeguards{
+			SuspendNotice: "720h",
+			OperatorMay:   []string{charter.OperatorHealth, charter.OperatorCapacity, charter.OperatorSizes, charter.OperatorSuspend},
+			Retention:     "87600h",
+		},
+	}
+	for _, h := range demoHosts {
+		c.Hosts = append(c.Hosts, charter.Host{ID: h[0], Name: h[1]})
+	}
+	for _, s := range demoSites {
+		c.Sites = append(c.Sites, charter.Site{ID: s.id, Host: s.host, Role: s.role, URL: s.url, Jurisdiction: s.jurisdiction})
+	}
+	for _, o := range demoOfficials {
+		c.Officials = append(c.Officials, charter.Official{ID: o.id, Name: o.name, Roles: o.roles})
+	}
+	return c
+}
+
+// DemoSigners are the officials who sign the Demo Republic's first charter:
+// the amend quorum (two ministers and the notary).
+var DemoSigners = []string{"min-interior", "min-justice", "notary"}
+
+// Init creates the Demo Republic in opts.Dir: every key generated from
+// crypto/rand and written sealed (mode 0600), the charter built, signed by
+// the amend quorum and by each host for its own sites, and written.
+func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
+	logf := opts.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	l := Layout{Dir: opts.Dir}
+	if _, err := os.Stat(l.Charter()); err == nil {
+		return nil, fmt.Errorf("init %s: a charter already exists there", opts.Dir)
+	}
+	if err := os.MkdirAll(l.Keys(), 0o700); err != nil {
+		return nil, fmt.Errorf("init %s: %w", opts.Dir, err)
+	}
+	c := demoCharter()
+	keys := map[string]ed25519.PrivateKey{}
+	newKey := func(kind, id string) (ed25519.PublicKey, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		if err := keyfile.WriteEd25519(l.Key(kind, id), priv, opts.Protector); err != nil {
+			return nil, err
+		}
+		keys[kind+"/"+id] = priv
+		return pub, nil
+	}
+	b64 := base64.StdEncoding.EncodeToString
+
+	for i := range c.Hosts {
+		pub, err := newKey("host", c.Hosts[i].ID)
+		if err != nil {
+			return nil, fmt.Errorf("init host %s: %w", c.Hosts[i].ID, err)
+		}
+		c.Hosts[i].Key = b64(pub)
+	}
+	for i := range c.Sites {
+		s := &c.Sites[i]
+		pub, err := newKey("site-checkpoint", s.ID)
+		if err != nil {
+			return nil, fmt.Errorf("init site %s: %w", s.ID, err)
+		}
+		s.CheckpointKey = ledger.VerifierKeyString(DemoOrigin, 0x01, pub)
+		if pub, err = newKey("site-tls", s.ID); err != nil {
+			return nil, fmt.Errorf("init site %s: %w", s.ID, err)
+		}
+		s.TLSKey = b64(pub)
+	}
+	for i := range c.Officials {
+		pub, err := newKey("official", c.Officials[i].ID)
+		if err != nil {
+			return nil, fmt.Errorf("init official %s: %w", c.Officials[i].ID, err)
+		}
+		c.Officials[i].Key = b64(pub)
+	}
+	logf("generated keys for %d hosts, %d sites and %d officials", len(c.Hosts), len(c.Sites), len(c.Officials))
+
+	for i, id := range demoCustodians {
+		// Custodians show both recipient types age offers: classic X25519
+		// and the hybrid post-quantum one.
+		var recipient string
+		var identity string
+		if i%2 == 0 {
+			ident, err := age.GenerateHybridIdentity()
+			if err != nil {
+				return nil, err
+			}
+			recipient, identity = ident.Recipient().String(), ident.String()
+		} else {
+			ident, err := age.GenerateX25519Identity()
+			if err != nil {
+				return nil, err
+			}
+			recipient, identity = ident.Recipient().String(), ident.String()
+		}
+		if err := keyfile.WriteAgeIdentity(l.Key("custodian", id), identity, opts.Protector); err != nil {
+			return nil, fmt.Errorf("init custodian %s: %w", id, err)
+		}
+		c.Custodians.Members = append(c.Custodians.Members, charter.Custodian{ID: id, Name: "Custodian " + id[len("cust-"):], Recipient: recipient})
+	}
+	logf("generated age identities for %d custodians (threshold %d)", len(c.Custodians.Members), c.Custodians.Threshold)
+
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("init: demo charter: %w", err)
+	}
+	for _, id := range DemoSigners {
+		if err := charter.Sign(c, nil, charter.KindOfficial, id, keys["official/"+id]); err != nil {
+			return nil, fmt.Errorf("init: sign charter as %s: %w", id, err)
+		}
+	}
+	for _, h := range c.Hosts {
+		if err := charter.Sign(c, nil, charter.KindHost, h.ID, keys["host/"+h.ID]); err != nil {
+			return nil, fmt.Errorf("init: sign charter as host %s: %w", h.ID, err)
+		}
+	}
+	if err := charter.VerifySignatures(c, nil); err != nil {
+		return nil, fmt.Errorf("init: charter signatures: %w", err)
+	}
+	data, err := c.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(l.Charter(), data, 0o644); err != nil {
+		return nil, fmt.Errorf("init: write charter: %w", err)
+	}
+	logf("charter v%d signed by %v and hosts %s, %s; hash %s", c.Version, DemoSigners, c.Hosts[0].ID, c.Hosts[1].ID, c.HashHex())
+	return c, nil
+}
+
+// OpenLedger opens a site's ledger with the site's checkpoint key.
+func OpenLedger(ctx context.Context, l Layout, c *charter.Charter, site string, p keyfile.Protector, opts ledger.Options) (*ledger.Log, error) {
+	if _, ok := c.Site(site); !ok {
+		return nil, fmt.Errorf("site %q is not in the charter", site)
+	}
+	key, err := keyfile.ReadEd25519(l.Key("site-checkpoint", site), p)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", site, err)
+	}
+	signer, _, err := ledger.NewLogSigner(c.Guest.Origin, key)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", site, err)
+	}
+	opts.Origin, opts.Signer = c.Guest.Origin, signer
+	return ledger.Open(ctx, l.Ledger(site), opts)
+}
