@@ -16,7 +16,10 @@ const IdentityHeader = "chancery-key/v1 age\n"
 // hybrid post-quantum AGE-SECRET-KEY-PQ-1…) under p and writes it to path
 // with mode 0600, atomically, never over an existing file.
 func WriteAgeIdentity(path, identity string, p Protector) error {
-	if _, err := age.ParseIdentities(strings.NewReader(identity)); err != nil {
+	if strings.ContainsAny(identity, "\r\n#") {
+		return fmt.Errorf("write key file %s: want exactly one age identity on one line, without comments", path)
+	}
+	if ids, err := age.ParseIdentities(strings.NewReader(identity)); err != nil || len(ids) != 1 {
 		// age's error quotes parts of the input: a secret must not reach logs.
 		return fmt.Errorf("write key file %s: not an age identity (malformed X25519 or hybrid secret key)", path)
 	}

@@ -59,7 +59,9 @@ func TestAgeIdentityRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	if err := WriteAgeIdentity(filepath.Join(t.TempDir(), "x"), "not an identity", p); err == nil {
-		t.Fatal("garbage identity accepted")
+	for _, bad := range []string{"not an identity", hybrid.String() + "\n" + classic.String(), "# comment\n" + classic.String()} {
+		if err := WriteAgeIdentity(filepath.Join(t.TempDir(), "x"), bad, p); err == nil {
+			t.Fatalf("identity input %q accepted", bad[:10])
+		}
 	}
 }

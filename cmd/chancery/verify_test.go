@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chancery-gov/chancery/internal/demo"
+	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/internal/state"
+)
+
+// demoState founds a Demo Republic with a ledger of a few hundred entries.
+func demoState(t *testing.T, entries int) (dir string, pass []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	pass = []byte("test passphrase")
+	if _, err := state.Init(context.Background(), state.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := demo.Run(context.Background(), demo.Options{Dir: dir, Passphrase: pass, Entries: entries, Appenders: 8}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, pass
+}
+
+func verifyOut(t *testing.T, o verifyOptions) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := runVerify(context.Background(), o, &out, &errOut)
+	return out.String(), err
+}
+
+func TestVerifyFindsCharterBesideLedger(t *testing.T) {
+	dir, _ := demoState(t, 700)
+	ledgerDir := state.Layout{Dir: dir}.Ledger("home")
+	out, err := verifyOut(t, verifyOptions{target: ledgerDir, stateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"OK — 701 entries", "signature: verified with the site keys of charter demo-republic v1", "signed by site home", "first verification"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestVerifyWithoutCharterSaysSo(t *testing.T) {
+	dir, _ := demoState(t, 300)
+	// The ledger alone, away from its state directory.
+	bare := t.TempDir()
+	if err := os.CopyFS(bare, os.DirFS(state.Layout{Dir: dir}.Ledger("home"))); err != nil {
+		t.Fatal(err)
+	}
+	out, err := verifyOut(t, verifyOptions{target: bare, noState: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "signature: NOT CHECKED") {
+		t.Fatalf("output does not say the signature went unchecked:\n%s", out)
+	}
+}
+
+func TestVerifyNamesTamperedTile(t *testing.T) {
+	dir, _ := demoState(t, 700)
+	ledgerDir := state.Layout{Dir: dir}.Ledger("home")
+	// Flip a byte of the second full level-0 tile.
+	p := filepath.Join(ledgerDir, "tile", "0", "001")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[100] ^= 1
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = verifyOut(t, verifyOptions{target: ledgerDir, noState: true})
+	if err == nil || !strings.Contains(err.Error(), "tile/0/001") {
+		t.Fatalf("verify of a tampered tile: %v, want an error naming tile/0/001", err)
+	}
+}
+
+func TestVerifyNamesTamperedEntry(t *testing.T) {
+	dir, _ := demoState(t, 700)
+	ledgerDir := state.Layout{Dir: dir}.Ledger("home")
+	p := filepath.Join(ledgerDir, "tile", "entries", "002.p", "189")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-3] ^= 1 // inside the last entry's payload
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = verifyOut(t, verifyOptions{target: ledgerDir, noState: true})
+	if err == nil || !strings.Contains(err.Error(), "tile/0/002.p/189") {
+		t.Fatalf("verify of a tampered entry: %v, want an error naming the partial tile it breaks", err)
+	}
+}
+
+func TestVerifyDetectsForkAcrossRuns(t *testing.T) {
+	// Two ledgers of the same origin and charter keys that diverge: an
+	// auditor who verified one must reject the other.
+	dir, pass := demoState(t, 300)
+	home := state.Layout{Dir: dir}.Ledger("home")
+	fork := filepath.Join(t.TempDir(), "fork")
+	if err := os.CopyFS(fork, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	fixModes(t, fork)
+	if _, err := demo.Run(context.Background(), demo.Options{Dir: dir, Passphrase: pass, Entries: 50, Appenders: 2}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := demo.Run(context.Background(), demo.Options{Dir: fork, Passphrase: pass, Entries: 80, Appenders: 2}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	sd := t.TempDir()
+	if _, err := verifyOut(t, verifyOptions{target: home, stateDir: sd}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := verifyOut(t, verifyOptions{target: state.Layout{Dir: fork}.Ledger("home"), stateDir: sd})
+	if err == nil || !strings.Contains(err.Error(), "inconsistent with the earlier checkpoint") {
+		t.Fatalf("verify of a forked ledger after the original: %v", err)
+	}
+}
+
+func TestVerifyRefusesBareAmendment(t *testing.T) {
+	dir, _ := demoState(t, 10)
+	c := filepath.Join(dir, "charter.yaml")
+	b, _ := os.ReadFile(c)
+	v2 := filepath.Join(t.TempDir(), "v2.yaml")
+	os.WriteFile(v2, bytes.Replace(b, []byte("version: 1"), []byte("version: 2"), 1), 0o644)
+	_, err := verifyOut(t, verifyOptions{target: state.Layout{Dir: dir}.Ledger("home"), charters: []string{v2}, noState: true})
+	if err == nil {
+		t.Fatal("a lone version-2 charter was accepted without its chain")
+	}
+}
+
+// fixModes restores 0600 on key files after os.CopyFS, which copies with
+// the process umask.
+func fixModes(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".key") {
+			os.Chmod(p, 0o600)
+		}
+		return nil
+	})
+}
