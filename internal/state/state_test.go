@@ -1,0 +1,89 @@
+package state
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/internal/keyfile"
+)
+
+func TestInitDemoRepublic(t *testing.T) {
+	dir := t.TempDir()
+	p := keyfile.Protector{Passphrase: []byte("pw"), WorkFactor: 10}
+	c, err := Init(context.Background(), InitOptions{Dir: dir, Protector: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Layout{Dir: dir}
+	back, err := charter.ReadFile(l.Charter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.HashHex() != c.HashHex() {
+		t.Fatal("charter on disk differs from the one Init returned")
+	}
+	if err := charter.VerifySignatures(back, nil); err != nil {
+		t.Fatalf("charter as written does not verify: %v", err)
+	}
+
+	// Every private key is sealed, private to its owner, and matches the
+	// public key the charter publishes.
+	seeds := 0
+	err = filepath.WalkDir(l.Keys(), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, _ := d.Info()
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", path, fi.Mode().Perm())
+		}
+		raw, _ := os.ReadFile(path)
+		if !bytes.HasPrefix(raw, []byte("age-encryption.org/v1\n")) {
+			t.Errorf("%s is not an age envelope", path)
+		}
+		if bytes.Contains(raw, []byte("chancery-key/v1")) || bytes.Contains(raw, []byte("AGE-SECRET-KEY")) {
+			t.Errorf("%s holds key material in clear", path)
+		}
+		seeds++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(c.Hosts) + 2*len(c.Sites) + len(c.Officials) + len(c.Custodians.Members); seeds != want {
+		t.Fatalf("%d key files, want %d", seeds, want)
+	}
+	for _, o := range c.Officials {
+		priv, err := keyfile.ReadEd25519(l.Key("official", o.ID), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := base64.StdEncoding.EncodeToString(priv.Public().(ed25519.PublicKey)); got != o.Key {
+			t.Errorf("official %s: key file does not match the charter", o.ID)
+		}
+	}
+	for _, m := range c.Custodians.Members {
+		id, err := keyfile.ReadAgeIdentity(l.Key("custodian", m.ID), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(m.Recipient, "age1") || id == nil {
+			t.Errorf("custodian %s: recipient %q", m.ID, m.Recipient)
+		}
+	}
+
+	if _, err := Init(context.Background(), InitOptions{Dir: dir, Protector: p}); err == nil {
+		t.Fatal("Init over an existing state succeeded")
+	}
+	if found, _ := FindCharter(l.Ledger("home")); found != l.Charter() {
+		t.Fatalf("FindCharter from the ledger found %q", found)
+	}
+}
