@@ -12,8 +12,9 @@ import (
 )
 
 // Checkpoint is the body of a C2SP tlog-checkpoint: origin, tree size, root
-// hash, then extension lines. Chancery writes one extension line,
-// "epoch <n>", the epoch of the newest entry at the time of signing.
+// hash, then extension lines. The first extension line is always
+// "epoch <n>", the epoch of the newest entry at the time of signing; any
+// further ones are kept verbatim.
 type Checkpoint struct {
 	Origin string
 	Size   uint64
@@ -72,21 +73,23 @@ func ParseCheckpoint(text []byte) (Checkpoint, error) {
 		return c, fmt.Errorf("checkpoint line 3 (root): %q is not a base64 32-byte hash", lines[2])
 	}
 	copy(c.Root[:], root)
-	sawEpoch := false
-	for i, l := range lines[3:] {
+	// Chancery checkpoints carry the epoch as the first extension line;
+	// requiring it there makes parsing the exact inverse of Marshal.
+	if len(lines) < 4 {
+		return c, errors.New("checkpoint line 4 (epoch): missing")
+	}
+	v, ok := strings.CutPrefix(lines[3], epochPrefix)
+	e, err := strconv.ParseUint(v, 10, 64)
+	if !ok || err != nil || strconv.FormatUint(e, 10) != v {
+		return c, fmt.Errorf("checkpoint line 4 (epoch): %q is not \"epoch <decimal>\"", lines[3])
+	}
+	c.Epoch = e
+	for i, l := range lines[4:] {
 		if l == "" {
-			return c, fmt.Errorf("checkpoint line %d: empty extension line", i+4)
+			return c, fmt.Errorf("checkpoint line %d: empty extension line", i+5)
 		}
-		if v, ok := strings.CutPrefix(l, epochPrefix); ok {
-			if sawEpoch {
-				return c, fmt.Errorf("checkpoint line %d: second epoch line", i+4)
-			}
-			e, err := strconv.ParseUint(v, 10, 64)
-			if err != nil || strconv.FormatUint(e, 10) != v {
-				return c, fmt.Errorf("checkpoint line %d (epoch): %q is not a decimal epoch", i+4, v)
-			}
-			c.Epoch, sawEpoch = e, true
-			continue
+		if strings.HasPrefix(l, epochPrefix) {
+			return c, fmt.Errorf("checkpoint line %d: second epoch line", i+5)
 		}
 		c.Extra = append(c.Extra, l)
 	}

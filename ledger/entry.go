@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -124,7 +125,7 @@ func DecodeEntry(b []byte) (Entry, error) {
 		return Entry{}, errors.New("entry type: zero is not a type")
 	}
 	ms := binary.BigEndian.Uint64(b[10:18])
-	if ms > 1<<62 {
+	if ms > math.MaxInt64 {
 		return Entry{}, fmt.Errorf("entry time %d ms is out of range", ms)
 	}
 	return Entry{

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"io/fs"
@@ -101,33 +102,70 @@ func fetchTile(ctx context.Context, f Fetcher, level int, idx, size uint64) ([]b
 // given size covers.
 func tileWidthAt(level, idx, size uint64) int {
 	n := size >> (TileHeight * level) // nodes at this tree level
-	switch {
-	case n >= (idx+1)*TileWidth:
+	switch full := n / TileWidth; {
+	case idx < full:
 		return TileWidth
-	case n <= idx*TileWidth:
-		return 0
+	case idx == full:
+		return int(n % TileWidth)
 	default:
-		return int(n - idx*TileWidth)
+		return 0
 	}
 }
 
 // ReadEntry reads the encoded entry at index from the entry bundles of a
-// tree of the given size.
+// tree of the given size. It reads the bundle only up to that entry, so
+// damage further along a bundle does not spill onto entries before it.
+// Callers that do not trust the storage check the entry's inclusion proof.
 func ReadEntry(ctx context.Context, f Fetcher, index, size uint64) ([]byte, error) {
 	if index >= size {
 		return nil, fmt.Errorf("entry %d: beyond the tree size %d", index, size)
 	}
-	b, width, err := fetchTile(ctx, f, -1, index/TileWidth, size)
-	if err != nil {
-		return nil, fmt.Errorf("entry %d: %w", index, err)
-	}
-	es, err := splitBundle(b)
+	b, _, err := fetchTile(ctx, f, -1, index/TileWidth, size)
 	if err != nil {
 		return nil, fmt.Errorf("entry %d: %w", index, err)
 	}
 	pos := int(index % TileWidth)
-	if len(es) < width || pos >= len(es) {
-		return nil, fmt.Errorf("entry %d: bundle %d holds %d entries, need %d", index, index/TileWidth, len(es), width)
+	off := 0
+	for i := 0; ; i++ {
+		if len(b)-off < 2 {
+			return nil, fmt.Errorf("entry %d: bundle %d ends before it", index, index/TileWidth)
+		}
+		l := int(binary.BigEndian.Uint16(b[off:]))
+		off += 2
+		if len(b)-off < l {
+			return nil, fmt.Errorf("entry %d: bundle %d ends inside entry %d", index, index/TileWidth, i)
+		}
+		if i == pos {
+			return b[off : off+l : off+l], nil
+		}
+		off += l
 	}
-	return es[pos], nil
+}
+
+// Scan calls fn with every entry in [from, size) in order, reading the
+// entry bundles of a tree of the given size.
+func Scan(ctx context.Context, f Fetcher, from, size uint64, fn func(index uint64, entry []byte) error) error {
+	for b := from / TileWidth; b*TileWidth < size; b++ {
+		data, width, err := fetchTile(ctx, f, -1, b, size)
+		if err != nil {
+			return fmt.Errorf("entry bundle %d: %w", b, err)
+		}
+		es, err := splitBundle(data)
+		if err != nil {
+			return fmt.Errorf("entry bundle %d: %w", b, err)
+		}
+		if len(es) < width {
+			return fmt.Errorf("entry bundle %d: holds %d entries, need %d", b, len(es), width)
+		}
+		for i, e := range es[:width] {
+			idx := b*TileWidth + uint64(i)
+			if idx < from {
+				continue
+			}
+			if err := fn(idx, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -125,8 +125,15 @@ func Verify(ctx context.Context, f Fetcher, opts VerifyOptions) (*VerifyReport, 
 		if err != nil {
 			return rep, fmt.Errorf("entry bundle %d: %w", b, err)
 		}
-		if len(entries) != r.width {
+		if len(entries) < r.width {
 			return rep, fmt.Errorf("entry bundle %d: holds %d entries, the checkpoint needs %d", b, len(entries), r.width)
+		}
+		if len(entries) > r.width && r.width < TileWidth {
+			// The partial bundle of an older checkpoint was superseded by
+			// the full one, whose prefix it is.
+			entries = entries[:r.width]
+		} else if len(entries) > r.width {
+			return rep, fmt.Errorf("entry bundle %d: holds %d entries, a full bundle holds %d", b, len(entries), TileWidth)
 		}
 		for i, raw := range entries {
 			idx := b*TileWidth + uint64(i)
