@@ -1,0 +1,296 @@
+package registry
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/chancery-gov/chancery/ledger"
+)
+
+// ImportLine is one line of a JSONL import file.
+type ImportLine struct {
+	Registry string          `json:"registry"`
+	ID       string          `json:"id"`
+	Record   json.RawMessage `json:"record"`
+	// Attachments maps an attachment name to a file, relative to the
+	// import file's directory.
+	Attachments map[string]string `json:"attachments,omitempty"`
+}
+
+// ImportOptions configure Import.
+type ImportOptions struct {
+	// Dir is where attachment paths are resolved (the import file's directory).
+	Dir string
+	// Batch is how many records share one ledger commit (default 1024).
+	Batch int
+	// Progress, if set, is called after each committed batch.
+	Progress func(records int, bytes int64)
+}
+
+// ImportResult says what Import wrote.
+type ImportResult struct {
+	Records     int
+	Attachments int
+	Bytes       int64 // of the input consumed
+	First, Last uint64
+	Elapsed     time.Duration
+}
+
+type importItem struct {
+	line     int
+	g        *reg
+	id       string
+	version  uint64
+	rec      json.RawMessage
+	atts     map[string]string
+	prepared *prepared
+	err      error
+}
+
+type importBatch struct {
+	items []*importItem
+	bytes int64
+	done  chan struct{}
+}
+
+// Import loads records from JSONL, one ImportLine per line. Records are
+// validated and sealed in parallel and committed in order, many per ledger
+// commit. A bad line stops the import with an error naming its line
+// number; every line before it is committed and nothing of it or after it
+// is written.
+func (r *Registries) Import(ctx context.Context, rd io.Reader, opts ImportOptions) (ImportResult, error) {
+	if opts.Batch <= 0 {
+		opts.Batch = 1024
+	}
+	start := time.Now()
+	r.bulk.Lock()
+	defer r.bulk.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan *importBatch, 4)
+	work := make(chan *importBatch, 4)
+	var readErr error
+	go func() {
+		defer close(batches)
+		defer close(work)
+		readErr = r.readImport(ctx, rd, opts.Batch, func(b *importBatch) bool {
+			select {
+			case batches <- b:
+			case <-ctx.Done():
+				return false
+			}
+			select {
+			case work <- b:
+			case <-ctx.Done():
+				return false
+			}
+			return true
+		})
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				r.prepareBatch(ctx, b, opts.Dir)
+				close(b.done)
+			}
+		}()
+	}
+	defer wg.Wait()
+
+	var res ImportResult
+	for b := range batches {
+		<-b.done
+		n, err := r.commitBatch(ctx, b, &res)
+		res.Records += n
+		if err != nil {
+			cancel()
+			res.Elapsed = time.Since(start)
+			return res, err
+		}
+		res.Bytes += b.bytes
+		if opts.Progress != nil {
+			opts.Progress(res.Records, res.Bytes)
+		}
+	}
+	res.Elapsed = time.Since(start)
+	if readErr != nil {
+		return res, readErr
+	}
+	return res, ctx.Err()
+}
+
+// readImport splits the input into batches, assigning each line its record
+// version. It stops at the first line that does not parse, sending the
+// lines before it (and the bad line, carrying its error) first.
+func (r *Registries) readImport(ctx context.Context, rd io.Reader, size int, send func(*importBatch) bool) error {
+	sc := bufio.NewScanner(rd)
+	sc.Buffer(make([]byte, 64<<10), ledger.MaxEntrySize*4)
+	pending := map[*reg]map[[32]byte]uint64{} // versions assigned but not yet committed
+	b := &importBatch{done: make(chan struct{})}
+	line := 0
+	for sc.Scan() {
+		line++
+		raw := sc.Bytes()
+		b.bytes += int64(len(raw)) + 1
+		if len(bytes.TrimSpace(raw)) == 0 {
+			continue
+		}
+		it := &importItem{line: line}
+		b.items = append(b.items, it)
+		var l ImportLine
+		if err := json.Unmarshal(raw, &l); err != nil {
+			it.err = &ValidationError{Line: line, Err: fmt.Errorf("not a JSON import line: %w", err)}
+		} else if g, err := r.reg(l.Registry); err != nil {
+			it.err = &ValidationError{Line: line, Registry: l.Registry, ID: l.ID, Err: err}
+		} else if err := checkID(l.Registry, l.ID); err != nil {
+			it.err = withLine(err, line)
+		} else {
+			it.g, it.id, it.rec, it.atts = g, l.ID, l.Record, l.Attachments
+			blind := g.keys.BlindID(l.ID)
+			p := pending[g]
+			if p == nil {
+				p = map[[32]byte]uint64{}
+				pending[g] = p
+			}
+			last, ok := p[blind]
+			if !ok {
+				g.mu.RLock()
+				if st := g.recs[blind]; st != nil {
+					last = st.versions[len(st.versions)-1].Version
+				}
+				g.mu.RUnlock()
+			}
+			it.version = last + 1
+			p[blind] = it.version
+		}
+		if it.err != nil || len(b.items) >= size {
+			if !send(b) {
+				return ctx.Err()
+			}
+			if it.err != nil {
+				return nil // the committer reports it
+			}
+			b = &importBatch{done: make(chan struct{})}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		it := &importItem{line: line + 1, err: &ValidationError{Line: line + 1, Err: fmt.Errorf("read: %w", err)}}
+		b.items = append(b.items, it)
+	}
+	if len(b.items) > 0 {
+		send(b)
+	}
+	return nil
+}
+
+func withLine(err error, line int) error {
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		c := *ve
+		c.Line = line
+		return &c
+	}
+	return &ValidationError{Line: line, Err: err}
+}
+
+// prepareBatch validates, stores attachments and seals each item.
+func (r *Registries) prepareBatch(ctx context.Context, b *importBatch, dir string) {
+	epoch := max(r.opts.Log.Epoch(), 1)
+	guest := r.opts.Charter.Guest.ID
+	for _, it := range b.items {
+		if it.err != nil {
+			return // nothing at or after a bad line is prepared
+		}
+		var atts []Attachment
+		for name, path := range it.atts {
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(dir, path)
+			}
+			a, err := r.importAttachment(ctx, it.g.def.Name, name, path)
+			if err != nil {
+				it.err = &ValidationError{Line: it.line, Registry: it.g.def.Name, ID: it.id, Field: "attachments." + name, Err: err}
+				return
+			}
+			atts = append(atts, a)
+		}
+		sortAttachments(atts)
+		p, err := it.g.prepare(guest, it.id, it.version, epoch, KindPut, it.rec, atts)
+		if err != nil {
+			it.err = withLine(err, it.line)
+			return
+		}
+		it.prepared = p
+	}
+}
+
+func (r *Registries) importAttachment(ctx context.Context, registry, name, path string) (Attachment, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Attachment{}, err
+	}
+	defer f.Close()
+	ref, err := r.PutBlob(ctx, registry, f)
+	if err != nil {
+		return Attachment{}, err
+	}
+	return Attachment{Name: name, Size: ref.Size, Ref: ref}, nil
+}
+
+func sortAttachments(atts []Attachment) {
+	for i := 1; i < len(atts); i++ {
+		for j := i; j > 0 && atts[j].Name < atts[j-1].Name; j-- {
+			atts[j], atts[j-1] = atts[j-1], atts[j]
+		}
+	}
+}
+
+// commitBatch appends the prepared items before the first bad one as one
+// ledger commit, indexes them, and returns how many it wrote and the bad
+// line's error.
+func (r *Registries) commitBatch(ctx context.Context, b *importBatch, res *ImportResult) (int, error) {
+	var bad error
+	n := 0
+	for _, it := range b.items {
+		if it.err != nil {
+			bad = it.err
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, bad
+	}
+	now := r.opts.Now()
+	es := make([]ledger.Entry, n)
+	for i, it := range b.items[:n] {
+		es[i] = ledger.Entry{Type: ledger.TypeRecord, Epoch: it.prepared.epoch, Time: now, Payload: it.prepared.payload}
+	}
+	first, err := r.opts.Log.AppendBatch(ctx, es)
+	if err != nil {
+		return 0, fmt.Errorf("import: ledger commit of lines %d–%d: %w", b.items[0].line, b.items[n-1].line, err)
+	}
+	t := now.UTC().Truncate(time.Millisecond)
+	for i, it := range b.items[:n] {
+		it.g.index(it.prepared.entry, VersionInfo{Version: it.version, Index: first + uint64(i), Time: t, Epoch: it.prepared.epoch})
+		res.Attachments += len(it.prepared.entry.Attachments)
+	}
+	if res.Records == 0 {
+		res.First = first
+	}
+	res.Last = first + uint64(n) - 1
+	return n, bad
+}

@@ -1,0 +1,595 @@
+// Package registry holds a guest state's registers as versioned JSON records
+// on top of the ledger: every change is a new version (a deletion is a
+// tombstone), sealed before it leaves the process, with attachments in the
+// blob store and the record's ledger entry as the durable acknowledgement.
+//
+// The write path is: validate → seal → attachments to the store → ledger
+// entry (sealed body inline, attachments by reference) → durable.
+// The plaintext index (which id is where, which versions exist) lives only
+// in memory at a site that holds the keys, and is rebuilt from the ledger
+// on Open.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/store"
+)
+
+// Errors.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrUnknownRegistry = errors.New("unknown registry")
+)
+
+// ValidationError names what is wrong with a record.
+type ValidationError struct {
+	Registry, ID, Field string
+	Line                int // line of an import file, if any
+	Err                 error
+}
+
+func (e *ValidationError) Error() string {
+	s := ""
+	if e.Line > 0 {
+		s = fmt.Sprintf("line %d: ", e.Line)
+	}
+	s += "registry " + e.Registry
+	if e.ID != "" {
+		s += " record " + e.ID
+	}
+	if e.Field != "" {
+		s += " field " + e.Field
+	}
+	return s + ": " + e.Err.Error()
+}
+
+func (e *ValidationError) Unwrap() error { return e.Err }
+
+// Options configure a Registries.
+type Options struct {
+	Charter *charter.Charter
+	Site    string // the site this node is; only registries it may hold are served
+	Log     *ledger.Log
+	Keys    *seal.Keyring
+	Blobs   *store.Store // may be nil: then attachments are refused
+	Now     func() time.Time
+}
+
+// Registries serves every registry of one guest that the site may hold.
+type Registries struct {
+	opts   Options
+	f      ledger.Fetcher
+	prover *ledger.Prover
+	regs  map[string]*reg
+	bulk  sync.RWMutex // Put/Delete share it; Import takes it alone
+	locks [256]sync.Mutex
+}
+
+// reg is the in-memory index of one registry.
+type reg struct {
+	def  charter.Registry
+	keys *seal.RegistryKeys
+	mu   sync.RWMutex
+	recs map[[32]byte]*recState
+	// byValue maps a blinded (field, value) to the records whose latest
+	// version carries it.
+	byValue map[[32]byte]map[[32]byte]struct{}
+}
+
+type recState struct {
+	versions []VersionInfo // ascending by version
+	index    [][32]byte    // blinded index values of the latest version
+}
+
+// VersionInfo is one version of a record as the index knows it.
+type VersionInfo struct {
+	Version uint64    `json:"version"`
+	Index   uint64    `json:"ledger_index"`
+	Time    time.Time `json:"time"`
+	Epoch   uint64    `json:"epoch"`
+	Deleted bool      `json:"deleted,omitempty"`
+}
+
+// Attachment is a file attached to a record version.
+type Attachment struct {
+	Name string    `json:"name"`
+	Size int64     `json:"size"`
+	Ref  store.Ref `json:"-"`
+}
+
+// Record is one version of a record, opened.
+type Record struct {
+	Registry    string          `json:"registry"`
+	ID          string          `json:"id"`
+	Data        json.RawMessage `json:"record,omitempty"`
+	Attachments []Attachment    `json:"attachments,omitempty"`
+	VersionInfo
+}
+
+// body is the plaintext that is sealed into a record entry.
+type body struct {
+	ID          string          `json:"id"`
+	Data        json.RawMessage `json:"data,omitempty"`
+	Attachments []bodyAttach    `json:"attachments,omitempty"`
+}
+
+type bodyAttach struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+}
+
+// Open builds the index of every registry the site may hold by reading the
+// ledger's record and key-event entries.
+func Open(ctx context.Context, opts Options) (*Registries, error) {
+	if opts.Charter == nil || opts.Log == nil || opts.Keys == nil {
+		return nil, errors.New("registry: charter, ledger and keys are required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	f := ledger.DirFetcher(opts.Log.Dir())
+	r := &Registries{opts: opts, f: f, prover: ledger.NewProver(f, 0), regs: map[string]*reg{}}
+	for _, d := range opts.Charter.Registries {
+		if !allowed(d, opts.Site) {
+			continue
+		}
+		r.regs[d.Name] = &reg{def: d, keys: opts.Keys.Registry(d.Name), recs: map[[32]byte]*recState{}, byValue: map[[32]byte]map[[32]byte]struct{}{}}
+	}
+	_, cp := opts.Log.Checkpoint()
+	err := ledger.Scan(ctx, r.f, 0, cp.Size, func(idx uint64, raw []byte) error {
+		return r.apply(idx, raw)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("registry: rebuild index: %w", err)
+	}
+	return r, nil
+}
+
+func allowed(d charter.Registry, site string) bool {
+	for _, s := range d.Sites {
+		if s == site {
+			return true
+		}
+	}
+	return false
+}
+
+// apply folds one ledger entry into the index.
+func (r *Registries) apply(idx uint64, raw []byte) error {
+	e, err := ledger.DecodeEntry(raw)
+	if err != nil {
+		return fmt.Errorf("ledger entry %d: %w", idx, err)
+	}
+	switch e.Type {
+	case ledger.TypeKeyEvent:
+		var ev seal.KeyEvent
+		if err := ev.UnmarshalBinary(e.Payload); err != nil {
+			return fmt.Errorf("ledger entry %d: %w", idx, err)
+		}
+		if ev.Kind == seal.KeyRotate {
+			if _, ok := r.regs[ev.Registry]; !ok {
+				return nil
+			}
+		}
+		if err := r.opts.Keys.ApplyKeyEvent(ev); err != nil {
+			return fmt.Errorf("ledger entry %d: %w", idx, err)
+		}
+	case ledger.TypeRecord:
+		re, err := UnmarshalRecordEntry(e.Payload)
+		if err != nil {
+			return fmt.Errorf("ledger entry %d: %w", idx, err)
+		}
+		g, ok := r.regs[re.Registry]
+		if !ok {
+			return nil // a registry this site may not hold
+		}
+		g.index(re, VersionInfo{Version: re.Version, Index: idx, Time: e.Time, Epoch: e.Epoch, Deleted: re.Kind == KindTombstone})
+	}
+	return nil
+}
+
+func (g *reg) index(re *RecordEntry, v VersionInfo) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := g.recs[re.BlindID]
+	if st == nil {
+		st = &recState{}
+		g.recs[re.BlindID] = st
+	}
+	st.versions = append(st.versions, v)
+	if n := len(st.versions); n > 1 && st.versions[n-2].Version > v.Version {
+		sort.Slice(st.versions, func(i, j int) bool { return st.versions[i].Version < st.versions[j].Version })
+	}
+	if st.versions[len(st.versions)-1].Version != v.Version {
+		return // an older version arriving late does not change the latest
+	}
+	for _, old := range st.index {
+		if set := g.byValue[old]; set != nil {
+			delete(set, re.BlindID)
+			if len(set) == 0 {
+				delete(g.byValue, old)
+			}
+		}
+	}
+	st.index = append(st.index[:0], re.Index...)
+	for _, nv := range re.Index {
+		set := g.byValue[nv]
+		if set == nil {
+			set = map[[32]byte]struct{}{}
+			g.byValue[nv] = set
+		}
+		set[re.BlindID] = struct{}{}
+	}
+}
+
+func (r *Registries) reg(name string) (*reg, error) {
+	g, ok := r.regs[name]
+	if !ok {
+		if _, inCharter := r.opts.Charter.Registry(name); inCharter {
+			return nil, fmt.Errorf("%w: %s is not held at site %s", ErrUnknownRegistry, name, r.opts.Site)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrUnknownRegistry, name)
+	}
+	return g, nil
+}
+
+// Names lists the registries this site serves.
+func (r *Registries) Names() []string {
+	var out []string
+	for n := range r.regs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Count returns how many records (including deleted ones) a registry holds.
+func (r *Registries) Count(registry string) (int, error) {
+	g, err := r.reg(registry)
+	if err != nil {
+		return 0, err
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return len(g.recs), nil
+}
+
+// Put writes a new version of a record and returns it once it is durable.
+func (r *Registries) Put(ctx context.Context, registry, id string, data json.RawMessage, atts []Attachment) (*Record, error) {
+	return r.write(ctx, registry, id, KindPut, data, atts)
+}
+
+// Delete writes a tombstone: the record's history stays readable.
+func (r *Registries) Delete(ctx context.Context, registry, id string) (*Record, error) {
+	return r.write(ctx, registry, id, KindTombstone, nil, nil)
+}
+
+func (r *Registries) write(ctx context.Context, registry, id string, kind Kind, data json.RawMessage, atts []Attachment) (*Record, error) {
+	g, err := r.reg(registry)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkID(registry, id); err != nil {
+		return nil, err
+	}
+	r.bulk.RLock()
+	defer r.bulk.RUnlock()
+	blind := g.keys.BlindID(id)
+	mu := &r.locks[blind[0]]
+	mu.Lock()
+	defer mu.Unlock()
+
+	g.mu.RLock()
+	st := g.recs[blind]
+	var last uint64
+	if st != nil {
+		last = st.versions[len(st.versions)-1].Version
+	}
+	g.mu.RUnlock()
+	if kind == KindTombstone && (st == nil || st.versions[len(st.versions)-1].Deleted) {
+		return nil, fmt.Errorf("delete %s record %s: %w", registry, id, ErrNotFound)
+	}
+	epoch := max(r.opts.Log.Epoch(), 1)
+	now := r.opts.Now()
+	pr, err := g.prepare(r.opts.Charter.Guest.ID, id, last+1, epoch, kind, data, atts)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := r.opts.Log.Append(ctx, ledger.Entry{Type: ledger.TypeRecord, Epoch: pr.epoch, Time: now, Payload: pr.payload})
+	if err != nil {
+		return nil, fmt.Errorf("%s record %s: ledger: %w", registry, id, err)
+	}
+	v := VersionInfo{Version: last + 1, Index: idx, Time: now.UTC().Truncate(time.Millisecond), Epoch: epoch, Deleted: kind == KindTombstone}
+	g.index(pr.entry, v)
+	return &Record{Registry: registry, ID: id, Data: data, Attachments: atts, VersionInfo: v}, nil
+}
+
+// prepared is a validated, sealed record version ready for the ledger.
+type prepared struct {
+	entry   *RecordEntry
+	payload []byte
+	epoch   uint64 // sealed into the additional data: the entry must carry it
+}
+
+// prepare validates and seals one record version.
+func (g *reg) prepare(guest, id string, version, epoch uint64, kind Kind, data json.RawMessage, atts []Attachment) (*prepared, error) {
+	e := &RecordEntry{Kind: kind, Registry: g.def.Name, BlindID: g.keys.BlindID(id), Version: version}
+	b := body{ID: id}
+	if kind == KindPut {
+		vals, err := validate(g.def, id, data)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range g.def.Index {
+			e.Index = append(e.Index, g.keys.BlindIndex(f, vals[f]))
+		}
+		b.Data = data
+		for _, a := range atts {
+			ref, err := a.Ref.MarshalBinary()
+			if err != nil {
+				return nil, fmt.Errorf("%s record %s attachment %s: %w", g.def.Name, id, a.Name, err)
+			}
+			e.Attachments = append(e.Attachments, AttachmentRef{BlindName: g.keys.BlindIndex("\x00attachment", a.Name), Ref: ref})
+			b.Attachments = append(b.Attachments, bodyAttach{Name: a.Name, Size: a.Size})
+		}
+	}
+	plain, err := json.Marshal(b)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	ad := seal.RecordAD{Guest: guest, Registry: g.def.Name, BlindID: e.BlindID, Version: version, Epoch: epoch}
+	e.Commitment = g.keys.CommitRecord(ad, plain)
+	if e.Sealed, err = g.keys.Seal(ad, plain); err != nil {
+		return nil, fmt.Errorf("%s record %s: seal: %w", g.def.Name, id, err)
+	}
+	payload, err := e.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	if len(payload) > ledger.MaxPayloadSize {
+		return nil, &ValidationError{Registry: g.def.Name, ID: id, Err: fmt.Errorf("sealed record of %d bytes exceeds the %d a ledger entry holds; move large content to attachments", len(payload), ledger.MaxPayloadSize)}
+	}
+	return &prepared{entry: e, payload: payload, epoch: epoch}, nil
+}
+
+func checkID(registry, id string) error {
+	if id == "" || len(id) > 256 {
+		return &ValidationError{Registry: registry, ID: id, Field: "id", Err: errors.New("must be 1 to 256 bytes")}
+	}
+	return nil
+}
+
+// validate checks that data is a JSON object carrying every index field
+// as a non-empty string or a number, and returns their canonical values.
+func validate(def charter.Registry, id string, data json.RawMessage) (map[string]string, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+		return nil, &ValidationError{Registry: def.Name, ID: id, Err: errors.New("record must be a JSON object")}
+	}
+	vals := make(map[string]string, len(def.Index))
+	for _, f := range def.Index {
+		raw, ok := obj[f]
+		if !ok {
+			return nil, &ValidationError{Registry: def.Name, ID: id, Field: f, Err: errors.New("index field missing")}
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			var n json.Number
+			if err := json.Unmarshal(raw, &n); err != nil {
+				return nil, &ValidationError{Registry: def.Name, ID: id, Field: f, Err: errors.New("index field must be a string or a number")}
+			}
+			s = n.String()
+		}
+		if s == "" {
+			return nil, &ValidationError{Registry: def.Name, ID: id, Field: f, Err: errors.New("index field is empty")}
+		}
+		vals[f] = s
+	}
+	return vals, nil
+}
+
+// AsOf selects a version: the latest (zero value), the latest at or below a
+// ledger index, or the latest written at or before a time.
+type AsOf struct {
+	Index *uint64
+	Time  *time.Time
+}
+
+// Get opens a record version.
+func (r *Registries) Get(ctx context.Context, registry, id string, at AsOf) (*Record, error) {
+	g, err := r.reg(registry)
+	if err != nil {
+		return nil, err
+	}
+	blind := g.keys.BlindID(id)
+	g.mu.RLock()
+	st := g.recs[blind]
+	var v *VersionInfo
+	if st != nil {
+		for i := len(st.versions) - 1; i >= 0; i-- {
+			c := st.versions[i]
+			if (at.Index == nil || c.Index <= *at.Index) && (at.Time == nil || !c.Time.After(*at.Time)) {
+				v = &c
+				break
+			}
+		}
+	}
+	g.mu.RUnlock()
+	if v == nil {
+		return nil, fmt.Errorf("%s record %s: %w", registry, id, ErrNotFound)
+	}
+	return r.open(ctx, g, id, *v)
+}
+
+// open reads a version's ledger entry and unseals it. id, when not empty,
+// must be the id sealed in the body.
+func (r *Registries) open(ctx context.Context, g *reg, id string, v VersionInfo) (*Record, error) {
+	what := fmt.Sprintf("%s ledger entry %d", g.def.Name, v.Index)
+	if id != "" {
+		what = fmt.Sprintf("%s record %s version %d (ledger entry %d)", g.def.Name, id, v.Version, v.Index)
+	}
+	if _, cp := r.opts.Log.Checkpoint(); cp.Size <= v.Index {
+		if _, _, err := r.opts.Log.WaitPublished(ctx, v.Index+1); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	_, cp := r.opts.Log.Checkpoint()
+	raw, err := ledger.ReadEntry(ctx, r.f, v.Index, cp.Size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	// The bytes on disk must be the entry the signed tree holds: this
+	// catches changes the seal does not cover (the entry's time) and
+	// entries moved between places.
+	prf, err := r.prover.Inclusion(ctx, v.Index, cp.Size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: inclusion proof: %w", what, err)
+	}
+	if err := ledger.VerifyInclusion(v.Index, cp.Size, ledger.LeafHash(raw), prf, cp.Root); err != nil {
+		return nil, fmt.Errorf("%s: stored entry is not the one in the signed ledger: %w", what, err)
+	}
+	e, err := ledger.DecodeEntry(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	re, err := UnmarshalRecordEntry(e.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if re.Registry != g.def.Name || re.Version != v.Version {
+		return nil, fmt.Errorf("%s: holds %s version %d, not the version indexed", what, re.Registry, re.Version)
+	}
+	ad := seal.RecordAD{Guest: r.opts.Charter.Guest.ID, Registry: g.def.Name, BlindID: re.BlindID, Version: re.Version, Epoch: e.Epoch}
+	plain, err := g.keys.Open(ad, re.Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer clear(plain)
+	var b body
+	if err := json.Unmarshal(plain, &b); err != nil || (id != "" && b.ID != id) {
+		return nil, fmt.Errorf("%s: sealed body does not match the record", what)
+	}
+	rec := &Record{Registry: g.def.Name, ID: b.ID, Data: b.Data, VersionInfo: v}
+	if len(b.Attachments) != len(re.Attachments) {
+		return nil, fmt.Errorf("%s: %d attachments sealed, %d referenced", what, len(b.Attachments), len(re.Attachments))
+	}
+	for i, a := range b.Attachments {
+		var ref store.Ref
+		if err := ref.UnmarshalBinary(re.Attachments[i].Ref); err != nil {
+			return nil, fmt.Errorf("%s attachment %s: %w", what, a.Name, err)
+		}
+		rec.Attachments = append(rec.Attachments, Attachment{Name: a.Name, Size: a.Size, Ref: ref})
+	}
+	return rec, nil
+}
+
+// History lists every version of a record.
+func (r *Registries) History(ctx context.Context, registry, id string) ([]VersionInfo, error) {
+	g, err := r.reg(registry)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	st := g.recs[g.keys.BlindID(id)]
+	if st == nil {
+		return nil, fmt.Errorf("%s record %s: %w", registry, id, ErrNotFound)
+	}
+	return append([]VersionInfo(nil), st.versions...), nil
+}
+
+// Find returns the latest versions of the records whose indexed field has
+// the given value. Deleted records are not returned.
+func (r *Registries) Find(ctx context.Context, registry, field, value string) ([]*Record, error) {
+	g, err := r.reg(registry)
+	if err != nil {
+		return nil, err
+	}
+	indexed := false
+	for _, f := range g.def.Index {
+		indexed = indexed || f == field
+	}
+	if !indexed {
+		return nil, &ValidationError{Registry: registry, Field: field, Err: errors.New("not an index field of this registry")}
+	}
+	key := g.keys.BlindIndex(field, value)
+	g.mu.RLock()
+	var hits []VersionInfo
+	for blind := range g.byValue[key] {
+		st := g.recs[blind]
+		if v := st.versions[len(st.versions)-1]; !v.Deleted {
+			hits = append(hits, v)
+		}
+	}
+	g.mu.RUnlock()
+	sort.Slice(hits, func(i, j int) bool { return hits[i].Index < hits[j].Index })
+	var out []*Record
+	for _, v := range hits {
+		rec, err := r.open(ctx, g, "", v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// PutBlob stores an attachment, sealed with the registry's blob keys.
+func (r *Registries) PutBlob(ctx context.Context, registry string, rd io.Reader) (store.Ref, error) {
+	g, err := r.reg(registry)
+	if err != nil {
+		return store.Ref{}, err
+	}
+	if r.opts.Blobs == nil {
+		return store.Ref{}, errors.New("registry: this site has no blob store")
+	}
+	return r.opts.Blobs.Put(ctx, g.keys.Blobs(), rd)
+}
+
+// GetBlob writes an attachment's plaintext to w.
+func (r *Registries) GetBlob(ctx context.Context, registry string, ref store.Ref, w io.Writer) error {
+	g, err := r.reg(registry)
+	if err != nil {
+		return err
+	}
+	if r.opts.Blobs == nil {
+		return errors.New("registry: this site has no blob store")
+	}
+	return r.opts.Blobs.Get(ctx, g.keys.Blobs(), ref, w)
+}
+
+// Rotate moves a registry's data key to the next generation: new writes
+// use it, older versions stay readable with the generation they name. The
+// rotation is a ledger entry (seal.KeyEvent), so every site learns it; it
+// takes effect only once that entry is durable.
+func (r *Registries) Rotate(ctx context.Context, registry string) (uint32, error) {
+	if _, err := r.reg(registry); err != nil {
+		return 0, err
+	}
+	r.bulk.Lock()
+	defer r.bulk.Unlock()
+	ev := r.opts.Keys.RotationEvent(registry, [32]byte{})
+	p, err := ev.MarshalBinary()
+	if err != nil {
+		return 0, fmt.Errorf("rotate %s: %w", registry, err)
+	}
+	if _, err := r.opts.Log.Append(ctx, ledger.Entry{Type: ledger.TypeKeyEvent, Epoch: max(r.opts.Log.Epoch(), 1), Time: r.opts.Now(), Payload: p}); err != nil {
+		return 0, fmt.Errorf("rotate %s: %w", registry, err)
+	}
+	if err := r.opts.Keys.ApplyKeyEvent(ev); err != nil {
+		return 0, fmt.Errorf("rotate %s: %w", registry, err)
+	}
+	return ev.Generation, nil
+}
