@@ -71,9 +71,9 @@ type Registries struct {
 	opts   Options
 	f      ledger.Fetcher
 	prover *ledger.Prover
-	regs  map[string]*reg
-	bulk  sync.RWMutex // Put/Delete share it; Import takes it alone
-	locks [256]sync.Mutex
+	regs   map[string]*reg
+	bulk   sync.RWMutex // Put/Delete share it; Import takes it alone
+	locks  [256]sync.Mutex
 }
 
 // reg is the in-memory index of one registry.

@@ -322,4 +322,3 @@ func FuzzUnmarshalRecordEntry(f *testing.F) {
 		}
 	})
 }
-

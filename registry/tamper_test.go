@@ -130,4 +130,3 @@ func bundleFirstIndex(t *testing.T, dir, path string) uint64 {
 	}
 	return n * 256
 }
-
