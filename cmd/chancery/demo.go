@@ -49,5 +49,6 @@ keys and proves random entries included.`,
 	cmd.Flags().IntVar(&o.Entries, "entries", 5000, "typed entries to append")
 	cmd.Flags().IntVar(&o.Appenders, "appenders", 64, "concurrent writers")
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the temporary state directory")
+	cmd.AddCommand(newDemoGenCmd())
 	return cmd
 }
