@@ -13,6 +13,7 @@ import (
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/seal"
 )
 
 // DemoOrigin is the ledger origin of the Demo Republic.
@@ -187,6 +188,29 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("init: demo charter: %w", err)
 	}
+
+	// The root key: sealed for the home, and split among the custodians so
+	// that a site can rebuild it when home is gone.
+	root, err := seal.NewRootKey()
+	if err != nil {
+		return nil, fmt.Errorf("init: root key: %w", err)
+	}
+	defer root.Wipe()
+	if err := seal.WriteRootKeyFile(l.RootKey(), root, opts.Protector.Passphrase, opts.Protector.WorkFactor); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	var cs []seal.Custodian
+	for _, m := range c.Custodians.Members {
+		cs = append(cs, seal.Custodian{ID: m.ID, Recipient: m.Recipient})
+	}
+	pkg, err := seal.Split(c.Guest.ID, root, c.Custodians.Threshold, cs)
+	if err != nil {
+		return nil, fmt.Errorf("init: custody: %w", err)
+	}
+	if err := pkg.WriteFile(l.Custody()); err != nil {
+		return nil, fmt.Errorf("init: custody: %w", err)
+	}
+	logf("root key sealed for home and split %d of %d among the custodians", c.Custodians.Threshold, len(cs))
 	for _, id := range DemoSigners {
 		if err := charter.Sign(c, nil, charter.KindOfficial, id, keys["official/"+id]); err != nil {
 			return nil, fmt.Errorf("init: sign charter as %s: %w", id, err)

@@ -5,9 +5,12 @@
 // Layout of a state directory D:
 //
 //	D/charter.yaml                    the signed charter (current version)
+//	D/custody.json                    the root key split among custodians (shares sealed)
+//	D/keys/root.key                   the home's root key, age-encrypted, mode 0600
 //	D/keys/<kind>-<id>.key            private keys, age-encrypted, mode 0600
 //	D/sites/<site>/ledger/            the guest's ledger as that site holds it
 //	                                  (checkpoint, tile/, and wal/ which is not served)
+//	D/sites/<site>/blobs/             the site's blob store (fs backend)
 package state
 
 import (
@@ -39,6 +42,18 @@ func (l Layout) Keys() string { return filepath.Join(l.Dir, "keys") }
 // "custodian", "site-checkpoint" or "site-tls".
 func (l Layout) Key(kind, id string) string {
 	return filepath.Join(l.Keys(), kind+"-"+id+".key")
+}
+
+// RootKey is the home's sealed root key file.
+func (l Layout) RootKey() string { return filepath.Join(l.Keys(), "root.key") }
+
+// Custody is the custody package: the root key split among the custodians,
+// each share sealed to its custodian. It holds nothing in clear.
+func (l Layout) Custody() string { return filepath.Join(l.Dir, "custody.json") }
+
+// Blobs is the blob store directory of a site (fs backend).
+func (l Layout) Blobs(site string) string {
+	return filepath.Join(l.Dir, "sites", site, "blobs")
 }
 
 // Ledger is the ledger directory of a site.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/seal"
 )
 
 func TestInitDemoRepublic(t *testing.T) {
@@ -58,7 +59,7 @@ func TestInitDemoRepublic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(c.Hosts) + 2*len(c.Sites) + len(c.Officials) + len(c.Custodians.Members); seeds != want {
+	if want := 1 + len(c.Hosts) + 2*len(c.Sites) + len(c.Officials) + len(c.Custodians.Members); seeds != want {
 		t.Fatalf("%d key files, want %d", seeds, want)
 	}
 	for _, o := range c.Officials {
@@ -78,6 +79,33 @@ func TestInitDemoRepublic(t *testing.T) {
 		if !strings.HasPrefix(m.Recipient, "age1") || id == nil {
 			t.Errorf("custodian %s: recipient %q", m.ID, m.Recipient)
 		}
+	}
+
+	// The custodians' shares rebuild the root key the home holds.
+	root, err := seal.ReadRootKeyFile(l.RootKey(), p.Passphrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := seal.ReadCustodyPackageFile(l.Custody())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shares []*seal.Share
+	for _, m := range c.Custodians.Members[:c.Custodians.Threshold] {
+		id, _ := keyfile.ReadAgeIdentity(l.Key("custodian", m.ID), p)
+		sh, err := pkg.OpenShare(m.ID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shares = append(shares, sh)
+	}
+	rebuilt, err := pkg.Combine(shares)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, k2 := seal.NewKeyring(c.Guest.ID, root), seal.NewKeyring(c.Guest.ID, rebuilt)
+	if k1.Registry("population").BlindID("x") != k2.Registry("population").BlindID("x") {
+		t.Fatal("the custodians' shares rebuild another root key than the home's")
 	}
 
 	if _, err := Init(context.Background(), InitOptions{Dir: dir, Protector: p}); err == nil {
