@@ -1,0 +1,213 @@
+package seal
+
+import (
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+)
+
+// siteHeaderLen is format ‖ nonce.
+const siteHeaderLen = 1 + nonceSize
+
+// wrappedSiteKeyLen is format ‖ nonce ‖ 32-byte key ‖ tag.
+const wrappedSiteKeyLen = 1 + nonceSize + keySize + tagSize
+
+// SiteKey is a site's outer key: 32 random bytes, deliberately not derived
+// from R, so that once every wrapped copy is destroyed nobody — not even a
+// holder of R — can recover it (crypto-shredding). Safe for concurrent use.
+type SiteKey struct {
+	mu    sync.RWMutex
+	key   [keySize]byte
+	aead  cipher.AEAD
+	wiped bool
+}
+
+// NewSiteKey draws a fresh site key from crypto/rand.
+func NewSiteKey() (*SiteKey, error) {
+	sk := &SiteKey{}
+	if _, err := rand.Read(sk.key[:]); err != nil {
+		return nil, fmt.Errorf("seal: new site key: %w", err)
+	}
+	if err := sk.init(); err != nil {
+		sk.Wipe()
+		return nil, err
+	}
+	return sk, nil
+}
+
+func (sk *SiteKey) init() error {
+	a, err := newGCM(&sk.key)
+	if err != nil {
+		return fmt.Errorf("seal: site key: %w", err)
+	}
+	sk.aead = a
+	return nil
+}
+
+// ID is the site key's public fingerprint, SHA-256("chancery/seal/v1
+// site-key-id" ‖ key), for key events: safe to publish because the key is
+// 256 uniformly random bits.
+func (sk *SiteKey) ID() [32]byte {
+	sk.mu.RLock()
+	defer sk.mu.RUnlock()
+	if sk.wiped {
+		return [32]byte{}
+	}
+	h := sha256.New()
+	h.Write([]byte(labelSiteKeyID))
+	h.Write(sk.key[:])
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// SiteAD is the additional data recommended for the outer layer over a blob
+// chunk stored at a site: lp(guest) ‖ lp(site) ‖ chunk id. It binds the
+// outer envelope to the site, so one site's copy cannot be passed off as
+// another's.
+func SiteAD(guest, site string, chunkID [32]byte) []byte {
+	b := appendLP(nil, guest)
+	b = appendLP(b, site)
+	return append(b, chunkID[:]...)
+}
+
+// Seal adds the outer layer:
+//
+//	0x01 ‖ nonce (12, random) ‖ AES-256-GCM(site key, nonce, data,
+//	      "chancery/seal/v1 site" 0x00 ‖ ad) ‖ tag (16)
+func (sk *SiteKey) Seal(ad, data []byte) ([]byte, error) {
+	sk.mu.RLock()
+	defer sk.mu.RUnlock()
+	if sk.wiped {
+		return nil, ErrWiped
+	}
+	out := make([]byte, siteHeaderLen, siteHeaderLen+len(data)+tagSize)
+	out[0] = formatSiteV1
+	nonce := out[1:siteHeaderLen]
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("seal: site layer nonce: %w", err)
+	}
+	return sk.aead.Seal(out, nonce, data, siteAD(ad)), nil
+}
+
+func siteAD(ad []byte) []byte {
+	b := make([]byte, 0, len(adSite)+1+len(ad))
+	b = append(b, adSite...)
+	b = append(b, 0)
+	return append(b, ad...)
+}
+
+// Open removes the outer layer; ErrAuth if ad or any byte differs.
+func (sk *SiteKey) Open(ad, sealed []byte) ([]byte, error) {
+	sk.mu.RLock()
+	defer sk.mu.RUnlock()
+	if sk.wiped {
+		return nil, ErrWiped
+	}
+	if len(sealed) < siteHeaderLen+tagSize {
+		return nil, fmt.Errorf("seal: open site layer: %d bytes, too short: %w", len(sealed), ErrAuth)
+	}
+	if sealed[0] != formatSiteV1 {
+		return nil, fmt.Errorf("seal: open site layer: unknown format 0x%02x", sealed[0])
+	}
+	pt, err := sk.aead.Open(nil, sealed[1:siteHeaderLen], sealed[siteHeaderLen:], siteAD(ad))
+	if err != nil {
+		return nil, fmt.Errorf("seal: open site layer: %w", ErrAuth)
+	}
+	return pt, nil
+}
+
+// Wipe zeroes the key and drops the cipher (see Keyring.Wipe on what Go's
+// AES key schedule allows).
+func (sk *SiteKey) Wipe() {
+	if sk == nil {
+		return
+	}
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	clear(sk.key[:])
+	sk.aead = nil
+	sk.wiped = true
+}
+
+func appendWrapAD(dst []byte, guest, site string) []byte {
+	dst = append(dst, adSiteWrap...)
+	dst = append(dst, 0, formatWrapV1)
+	dst = appendLP(dst, guest)
+	return appendLP(dst, site)
+}
+
+// kek derives the key-encryption key of site: HKDF from R with purpose
+// "site-kek" and the site id as scope. The caller clears it.
+func (k *Keyring) kek(site string) (*[keySize]byte, cipher.AEAD, error) {
+	if err := checkNames(site); err != nil {
+		return nil, nil, fmt.Errorf("site id: %w", err)
+	}
+	kek := new([keySize]byte)
+	if err := k.derive(kek, labelSiteKEK, site, 0); err != nil {
+		return nil, nil, err
+	}
+	a, err := newGCM(kek)
+	if err != nil {
+		clear(kek[:])
+		return nil, nil, err
+	}
+	return kek, a, nil
+}
+
+// WrapSiteKey encrypts sk for storage under the KEK of site:
+//
+//	0x01 ‖ nonce (12, random) ‖ AES-256-GCM(KEK_site, nonce, key,
+//	      "chancery/seal/v1 site-key" 0x00 0x01 ‖ lp(guest) ‖ lp(site)) ‖ tag
+//
+// 61 bytes. Wrapped copies must never go into the ledger (it is append-only
+// and held by every site, so it could never be shredded) nor to the site
+// itself: see docs/threat-model.md.
+func (k *Keyring) WrapSiteKey(site string, sk *SiteKey) ([]byte, error) {
+	kek, a, err := k.kek(site)
+	if err != nil {
+		return nil, fmt.Errorf("seal: wrap key of site %q: %w", site, err)
+	}
+	defer clear(kek[:])
+	sk.mu.RLock()
+	defer sk.mu.RUnlock()
+	if sk.wiped {
+		return nil, fmt.Errorf("seal: wrap key of site %q: %w", site, ErrWiped)
+	}
+	out := make([]byte, 1+nonceSize, wrappedSiteKeyLen)
+	out[0] = formatWrapV1
+	if _, err := rand.Read(out[1:]); err != nil {
+		return nil, fmt.Errorf("seal: wrap key of site %q: nonce: %w", site, err)
+	}
+	return a.Seal(out, out[1:], sk.key[:], appendWrapAD(nil, k.guest, site)), nil
+}
+
+// UnwrapSiteKey recovers a site key wrapped by WrapSiteKey for the same
+// guest and site; ErrAuth for any other site, guest, root or modified byte.
+func (k *Keyring) UnwrapSiteKey(site string, wrapped []byte) (*SiteKey, error) {
+	if len(wrapped) != wrappedSiteKeyLen {
+		return nil, fmt.Errorf("seal: unwrap key of site %q: %d bytes, want %d", site, len(wrapped), wrappedSiteKeyLen)
+	}
+	if wrapped[0] != formatWrapV1 {
+		return nil, fmt.Errorf("seal: unwrap key of site %q: unknown format 0x%02x", site, wrapped[0])
+	}
+	kek, a, err := k.kek(site)
+	if err != nil {
+		return nil, fmt.Errorf("seal: unwrap key of site %q: %w", site, err)
+	}
+	defer clear(kek[:])
+	key, err := a.Open(nil, wrapped[1:1+nonceSize], wrapped[1+nonceSize:], appendWrapAD(nil, k.guest, site))
+	defer clear(key)
+	if err != nil {
+		return nil, fmt.Errorf("seal: unwrap key of site %q: %w", site, ErrAuth)
+	}
+	sk := &SiteKey{}
+	copy(sk.key[:], key)
+	if err := sk.init(); err != nil {
+		sk.Wipe()
+		return nil, err
+	}
+	return sk, nil
+}
