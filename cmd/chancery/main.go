@@ -42,6 +42,7 @@ everything by a signed charter: who may act, and with which quorum.`,
 		newDemoCmd(),
 		newCharterCmd(),
 		newVerifyCmd(),
+		newCustodyCmd(),
 	)
 	return root
 }
