@@ -11,6 +11,8 @@ import (
 	"filippo.io/age"
 	"github.com/cloudflare/circl/group"
 	"github.com/cloudflare/circl/secretsharing"
+
+	"github.com/chancery-gov/chancery/internal/fsutil"
 )
 
 // Custody errors. Errors about one share are *ShareError values naming the
@@ -530,7 +532,7 @@ func (p *CustodyPackage) WriteFile(path string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeNewFile(path, b, 0o644); err != nil {
+	if err := fsutil.WriteNew(path, b, 0o644); err != nil {
 		return fmt.Errorf("write custody package %s: %w", path, err)
 	}
 	return nil
@@ -538,7 +540,7 @@ func (p *CustodyPackage) WriteFile(path string) error {
 
 // ReadCustodyPackageFile reads and strictly parses a package file.
 func ReadCustodyPackageFile(path string) (*CustodyPackage, error) {
-	b, err := readFile(path, maxPackageFile, false)
+	b, err := fsutil.Read(path, maxPackageFile)
 	if err != nil {
 		return nil, fmt.Errorf("read custody package %s: %w", path, err)
 	}
@@ -559,7 +561,7 @@ func WriteShareFile(path string, s *Share, rcpt age.Recipient) error {
 	if err != nil {
 		return fmt.Errorf("write share %s: %w", path, err)
 	}
-	if err := writeNewFile(path, b, 0o600); err != nil {
+	if err := fsutil.WriteNew(path, b, 0o600); err != nil {
 		return fmt.Errorf("write share %s: %w", path, err)
 	}
 	return nil
@@ -570,7 +572,7 @@ func WriteShareFile(path string, s *Share, rcpt age.Recipient) error {
 func ReadShareFile(path string, id age.Identity) (*Share, error) {
 	// A sealed share travels between people and machines, so its file mode
 	// is not held against it: without the identity it is ciphertext.
-	b, err := readFile(path, maxSmallFile, false)
+	b, err := fsutil.Read(path, maxSmallFile)
 	if err != nil {
 		return nil, fmt.Errorf("read share %s: %w", path, err)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"filippo.io/age"
 	"pgregory.net/rapid"
+
+	"github.com/chancery-gov/chancery/internal/fsutil"
 )
 
 type custodianKeys struct {
@@ -336,7 +338,7 @@ func TestShareFiles(t *testing.T) {
 			t.Fatal("share written without a recipient")
 		}
 		sh, _ := s.Marshal()
-		raw, _ := readFile(path, maxSmallFile, false)
+		raw, _ := fsutil.Read(path, maxSmallFile)
 		if bytes.Contains(raw, sh[len(sh)-32:]) {
 			t.Fatal("share file holds the scalar in clear")
 		}

@@ -12,6 +12,8 @@ import (
 
 	"filippo.io/age"
 	"github.com/cloudflare/circl/group"
+
+	"github.com/chancery-gov/chancery/internal/fsutil"
 )
 
 // ErrWiped is returned by any operation on a key after Wipe.
@@ -151,7 +153,7 @@ func WriteRootKeyFileTo(path string, r *RootKey, rcpt age.Recipient) error {
 	if err != nil {
 		return fmt.Errorf("write root key file %s: %w", path, err)
 	}
-	if err := writeNewFile(path, sealed, 0o600); err != nil {
+	if err := fsutil.WriteNew(path, sealed, 0o600); err != nil {
 		return fmt.Errorf("write root key file %s: %w", path, err)
 	}
 	return nil
@@ -174,7 +176,7 @@ func ReadRootKeyFile(path string, passphrase []byte) (*RootKey, error) {
 
 // ReadRootKeyFileWith opens a root key file with an age identity.
 func ReadRootKeyFileWith(path string, id age.Identity) (*RootKey, error) {
-	data, err := readPrivateFile(path, maxSmallFile)
+	data, err := fsutil.ReadPrivate(path, maxSmallFile)
 	if err != nil {
 		return nil, fmt.Errorf("read root key file %s: %w", path, err)
 	}

@@ -25,10 +25,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"filippo.io/age"
+
+	"github.com/chancery-gov/chancery/internal/fsutil"
 )
 
 // Header is the first line of the plaintext inside every key file.
@@ -131,7 +132,7 @@ func ReadEd25519(path string, p Protector) (ed25519.PrivateKey, error) {
 // fsynced, then hard-linked to path (which fails if path exists, so an
 // existing key is never overwritten, even by a concurrent writer), and the
 // directory is fsynced so the new name survives a crash.
-func writeSealed(path string, plain []byte, p Protector) (err error) {
+func writeSealed(path string, plain []byte, p Protector) error {
 	rcpt, err := p.recipient()
 	if err != nil {
 		return fmt.Errorf("write key file %s: %w", path, err)
@@ -151,40 +152,7 @@ func writeSealed(path string, plain []byte, p Protector) (err error) {
 		return fmt.Errorf("write key file %s: encrypt: %w", path, err)
 	}
 
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write key file %s: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	// The temp name is always removed: on success the key lives on under
-	// path (a second link), on failure nothing is left behind.
-	defer func() {
-		if rmErr := os.Remove(tmpName); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) && err == nil {
-			err = fmt.Errorf("write key file %s: remove temp: %w", path, rmErr)
-		}
-	}()
-	// CreateTemp already uses 0600, but say so explicitly: the umask must
-	// never widen it and the check on read depends on it.
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write key file %s: chmod: %w", path, err)
-	}
-	if _, err := tmp.Write(sealed.Bytes()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write key file %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write key file %s: fsync: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write key file %s: %w", path, err)
-	}
-	if err := os.Link(tmpName, path); err != nil {
-		return fmt.Errorf("write key file %s: %w", path, err)
-	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.WriteNew(path, sealed.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("write key file %s: %w", path, err)
 	}
 	return nil
@@ -197,7 +165,7 @@ func readSealed(path string, p Protector) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read key file %s: %w", path, err)
 	}
-	data, err := readPrivateFile(path, maxFileSize)
+	data, err := fsutil.ReadPrivate(path, maxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read key file %s: %w", path, err)
 	}
@@ -221,7 +189,7 @@ func readSealed(path string, p Protector) ([]byte, error) {
 // non-empty passphrase: callers must not fall back to an empty one.
 func PassphraseFromEnv(file string) ([]byte, error) {
 	if file != "" {
-		data, err := readPrivateFile(file, maxFileSize)
+		data, err := fsutil.ReadPrivate(file, maxFileSize)
 		if err != nil {
 			return nil, fmt.Errorf("read passphrase file %s: %w", file, err)
 		}
@@ -236,31 +204,6 @@ func PassphraseFromEnv(file string) ([]byte, error) {
 		return []byte(v), nil
 	}
 	return nil, fmt.Errorf("no passphrase: give a passphrase file or set $%s", EnvPassphrase)
-}
-
-// readPrivateFile reads a regular file that only its owner may access.
-// The mode is checked on the open descriptor, so a rename between check and
-// read cannot swap in another file.
-func readPrivateFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (mode %s)", fi.Mode())
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("permissions %#o are too open: group or others can access it; run chmod 600 %s", perm, path)
-	}
-	if fi.Size() > limit {
-		return nil, fmt.Errorf("file is %d bytes, more than the %d a key file can be", fi.Size(), limit)
-	}
-	return io.ReadAll(io.LimitReader(f, limit+1))
 }
 
 func encodePlaintext(seed []byte) []byte {
@@ -291,16 +234,4 @@ func decodePlaintext(plain []byte) ([]byte, error) {
 		return nil, fmt.Errorf("malformed key: want base64 of a %d-byte seed", ed25519.SeedSize)
 	}
 	return seed[:n], nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open dir for fsync: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	return nil
 }

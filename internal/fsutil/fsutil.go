@@ -1,0 +1,110 @@
+// Package fsutil holds the file discipline that secrets and other small
+// files need: written atomically, durably and never over an existing file;
+// read with a size bound, and refused when others could read them.
+package fsutil
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// WriteNew writes data to path atomically and never over an existing
+// file: it writes and fsyncs a temporary file in the same directory,
+// hard-links it to path (link fails if path exists, even under a concurrent
+// writer), removes the temporary name and fsyncs the directory.
+func WriteNew(path string, data []byte, perm os.FileMode) (err error) {
+	if _, err := os.Lstat(path); err == nil {
+		return os.ErrExist
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if rmErr := os.Remove(tmpName); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) && err == nil {
+			err = fmt.Errorf("remove temp file: %w", rmErr)
+		}
+	}()
+	// Chmod explicitly: a umask must never widen a secret's mode, and the
+	// check on read depends on it.
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("fsync: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmpName, path); err != nil {
+		return err
+	}
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs a directory, so that names created or removed in it
+// survive a crash.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open dir for fsync: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ReadPrivate reads a regular file of at most limit bytes that only its
+// owner may access. The mode is checked on the open descriptor, so a rename
+// between check and read cannot swap in another file.
+func ReadPrivate(path string, limit int64) ([]byte, error) {
+	return read(path, limit, true)
+}
+
+// Read reads a regular file of at most limit bytes: the bound keeps a
+// hostile or corrupt file from exhausting memory.
+func Read(path string, limit int64) ([]byte, error) {
+	return read(path, limit, false)
+}
+
+func read(path string, limit int64, private bool) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (mode %s)", fi.Mode())
+	}
+	if perm := fi.Mode().Perm(); private && perm&0o077 != 0 {
+		return nil, fmt.Errorf("permissions %#o are too open: group or others can access it; run chmod 600 %s", perm, path)
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("file is %d bytes, more than the %d allowed", fi.Size(), limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("file grew beyond %d bytes while being read", limit)
+	}
+	return data, nil
+}
