@@ -1,0 +1,280 @@
+package site
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/chancery-gov/chancery/internal/state"
+)
+
+// Config is a site's configuration file (YAML, parsed strictly: an unknown
+// or misspelt field is an error, because a typo in a security setting must
+// not silently fall back to a default).
+type Config struct {
+	// StateDir is the state directory D (charter.yaml, keys/, sites/).
+	StateDir string `yaml:"state_dir"`
+	// Site is this node's site id in the charter.
+	Site string `yaml:"site"`
+	// Listen is the TCP address to serve on, host:port.
+	Listen string `yaml:"listen"`
+	// TLS is the certificate and key to serve with. Required unless
+	// InsecureLoopback is set.
+	TLS *TLSConfig `yaml:"tls"`
+	// InsecureLoopback allows plain HTTP, and only on a loopback address:
+	// for a node behind a local TLS-terminating proxy, and for tests.
+	InsecureLoopback bool `yaml:"insecure_loopback"`
+	// PassphraseFile holds the passphrase that opens the site's key files
+	// (checkpoint key, root key). Empty means $CHANCERY_PASSPHRASE.
+	PassphraseFile string `yaml:"passphrase_file"`
+	// Blobs is where attachments are stored.
+	Blobs BlobConfig `yaml:"blobs"`
+	// Limits bound what one request may carry.
+	Limits Limits `yaml:"limits"`
+}
+
+// TLSConfig names PEM files.
+type TLSConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// BlobConfig selects the blob store backend.
+type BlobConfig struct {
+	// Backend is "fs" (default) or "s3".
+	Backend string `yaml:"backend"`
+	// Dir is the fs backend's directory; default D/sites/<site>/blobs.
+	Dir string    `yaml:"dir"`
+	S3  *S3Config `yaml:"s3"`
+}
+
+// S3Config configures an S3-compatible object store. Credentials are read
+// from files so that the configuration itself holds no secret.
+type S3Config struct {
+	Endpoint      string `yaml:"endpoint"` // host:port, no scheme
+	Bucket        string `yaml:"bucket"`
+	Prefix        string `yaml:"prefix"`
+	Region        string `yaml:"region"`
+	AccessKeyFile string `yaml:"access_key_file"`
+	SecretKeyFile string `yaml:"secret_key_file"`
+	// Insecure speaks plain HTTP to the endpoint (a local MinIO or test
+	// server). Blobs are sealed before they leave the process either way.
+	Insecure bool `yaml:"insecure"`
+	// CreateBucket makes the bucket if it is missing.
+	CreateBucket bool `yaml:"create_bucket"`
+	// ObjectLock, "compliance" or "governance", puts an S3 Object Lock
+	// retention of the charter's retention period on every object, so that
+	// not even the storage operator can delete blobs early. Empty: none.
+	ObjectLock string `yaml:"object_lock"`
+}
+
+// Limits bound request sizes. Zero means the default.
+type Limits struct {
+	// MaxRequestBytes bounds a JSON request body (default 1 MiB; a record
+	// must fit a ledger entry anyway).
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// MaxBlobBytes bounds one uploaded attachment (default 4 GiB).
+	MaxBlobBytes int64 `yaml:"max_blob_bytes"`
+}
+
+// Defaults for Limits.
+const (
+	DefaultMaxRequestBytes = 1 << 20
+	DefaultMaxBlobBytes    = 4 << 30
+)
+
+// Backend names for BlobConfig.Backend.
+const (
+	BackendFS = "fs"
+	BackendS3 = "s3"
+)
+
+// maxConfigSize bounds the config file: it is a few hundred bytes.
+const maxConfigSize = 1 << 20
+
+// LoadConfig reads and checks a site configuration file. Relative paths in
+// it are resolved against the file's directory, so a config works the same
+// from whatever directory the daemon is started in.
+func LoadConfig(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("site config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("site config %s: %w", path, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("site config %s: larger than %d bytes", path, maxConfigSize)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("site config %s: %w", path, err)
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("site config %s: %w", path, err)
+	}
+	c.resolve(abs)
+	return c, nil
+}
+
+// ParseConfig parses and checks a configuration. Paths are left as written.
+func ParseConfig(data []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty configuration")
+		}
+		return nil, err
+	}
+	// A second document would be ignored by Decode: refuse it, since it
+	// probably holds settings the operator believes are in force.
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one YAML document")
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// FieldError names the configuration field that is wrong.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, a ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, a...)}
+}
+
+// Validate checks the configuration without touching the disk.
+func (c *Config) Validate() error {
+	if c.StateDir == "" {
+		return fieldErr("state_dir", "required")
+	}
+	if c.Site == "" {
+		return fieldErr("site", "required")
+	}
+	if c.Listen == "" {
+		return fieldErr("listen", "required")
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fieldErr("listen", "%v", err)
+	}
+	switch {
+	case c.InsecureLoopback && c.TLS != nil:
+		return fieldErr("insecure_loopback", "set together with tls: choose one")
+	case c.InsecureLoopback && !isLoopback(host):
+		// Plain HTTP would carry signed requests and record contents in
+		// clear over a real network: only the local host may see them.
+		return fieldErr("insecure_loopback", "plain HTTP is allowed only on a loopback address, not %q", host)
+	case !c.InsecureLoopback && c.TLS == nil:
+		return fieldErr("tls", "required (or insecure_loopback: true on a loopback address)")
+	case c.TLS != nil && (c.TLS.Cert == "" || c.TLS.Key == ""):
+		return fieldErr("tls", "both cert and key are required")
+	}
+	switch c.Blobs.Backend {
+	case "", BackendFS:
+		if c.Blobs.S3 != nil {
+			return fieldErr("blobs.s3", "given but blobs.backend is %q", BackendFS)
+		}
+	case BackendS3:
+		s := c.Blobs.S3
+		if s == nil {
+			return fieldErr("blobs.s3", "required for backend s3")
+		}
+		if c.Blobs.Dir != "" {
+			return fieldErr("blobs.dir", "given but blobs.backend is s3")
+		}
+		for _, f := range []struct{ name, v string }{{"endpoint", s.Endpoint}, {"bucket", s.Bucket}, {"access_key_file", s.AccessKeyFile}, {"secret_key_file", s.SecretKeyFile}} {
+			if f.v == "" {
+				return fieldErr("blobs.s3."+f.name, "required")
+			}
+		}
+		if s.ObjectLock != "" && s.ObjectLock != "compliance" && s.ObjectLock != "governance" {
+			return fieldErr("blobs.s3.object_lock", "%q: want compliance, governance or nothing", s.ObjectLock)
+		}
+		if strings.Contains(s.Endpoint, "://") {
+			return fieldErr("blobs.s3.endpoint", "host:port without a scheme (use insecure: true for plain HTTP)")
+		}
+	default:
+		return fieldErr("blobs.backend", "%q: want fs or s3", c.Blobs.Backend)
+	}
+	if c.Limits.MaxRequestBytes < 0 {
+		return fieldErr("limits.max_request_bytes", "negative")
+	}
+	if c.Limits.MaxBlobBytes < 0 {
+		return fieldErr("limits.max_blob_bytes", "negative")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+func (c *Config) resolve(base string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.StateDir)
+	abs(&c.PassphraseFile)
+	abs(&c.Blobs.Dir)
+	if c.TLS != nil {
+		abs(&c.TLS.Cert)
+		abs(&c.TLS.Key)
+	}
+	if c.Blobs.S3 != nil {
+		abs(&c.Blobs.S3.AccessKeyFile)
+		abs(&c.Blobs.S3.SecretKeyFile)
+	}
+}
+
+func (c *Config) limits() Limits {
+	l := c.Limits
+	if l.MaxRequestBytes == 0 {
+		l.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if l.MaxBlobBytes == 0 {
+		l.MaxBlobBytes = DefaultMaxBlobBytes
+	}
+	return l
+}
+
+// BlobDir is the fs backend's directory.
+func (c *Config) BlobDir() string {
+	if c.Blobs.Dir != "" {
+		return c.Blobs.Dir
+	}
+	return BlobDir(state.Layout{Dir: c.StateDir}, c.Site)
+}
+
+// BlobDir is the default blob directory of a site: D/sites/<site>/blobs,
+// beside its ledger.
+func BlobDir(l state.Layout, site string) string {
+	return filepath.Join(l.Dir, "sites", site, "blobs")
+}

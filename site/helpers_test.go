@@ -1,0 +1,158 @@
+package site_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"io/fs"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/site"
+)
+
+const testPass = "site test passphrase"
+
+// founded is a Demo Republic founded once per test binary and copied into
+// each test's directory: founding costs a few hundred milliseconds of
+// scrypt, copying does not.
+var founded struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// newState returns a fresh copy of a founded Demo Republic (state.Init
+// seals the home's root key in D/keys/root.key).
+func newState(t *testing.T) string {
+	t.Helper()
+	founded.once.Do(func() {
+		dir, err := makeTempDir()
+		if err != nil {
+			founded.err = err
+			return
+		}
+		founded.dir = dir
+		p := keyfile.Protector{Passphrase: []byte(testPass), WorkFactor: 10}
+		_, founded.err = state.Init(context.Background(), state.InitOptions{Dir: dir, Protector: p})
+	})
+	if founded.err != nil {
+		t.Fatal(founded.err)
+	}
+	dir := t.TempDir()
+	if err := copyDir(founded.dir, dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// syncBuffer is a log sink the server goroutines and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testSite is a home site on a real ledger and fs blob store, served by
+// an httptest server on loopback.
+type testSite struct {
+	dir  string
+	site *site.Site
+	srv  *httptest.Server
+	logs *syncBuffer
+	now  func() time.Time
+}
+
+func startSite(t *testing.T) *testSite {
+	t.Helper()
+	ts := &testSite{dir: newState(t), logs: &syncBuffer{}, now: time.Now}
+	cfg := &site.Config{StateDir: ts.dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true,
+		Limits: site.Limits{MaxRequestBytes: 256 << 10, MaxBlobBytes: 8 << 20}}
+	s, err := site.Open(context.Background(), cfg, site.Options{
+		Logger: slog.New(slog.NewJSONHandler(ts.logs, nil)),
+		Local:  site.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.site = s
+	ts.srv = httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		ts.srv.Close()
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return ts
+}
+
+func officialKey(t *testing.T, dir, id string) ed25519.PrivateKey {
+	t.Helper()
+	k, err := keyfile.ReadEd25519(state.Layout{Dir: dir}.Key("official", id), keyfile.Protector{Passphrase: []byte(testPass)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// client returns an API client signing as official.
+func (ts *testSite) client(t *testing.T, official string) *site.Client {
+	return &site.Client{BaseURL: ts.srv.URL, HTTP: ts.srv.Client(),
+		Signer: site.Signer{Site: "home", Official: official, Key: officialKey(t, ts.dir, official)}}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if founded.dir != "" {
+		os.RemoveAll(founded.dir)
+	}
+	os.Exit(code)
+}
+
+func makeTempDir() (string, error) { return os.MkdirTemp("", "chancery-site-test-") }
+
+// copyDir copies a state directory keeping file modes: key files must
+// stay 0600 or they are refused.
+func copyDir(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(to, info.Mode().Perm())
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, data, info.Mode().Perm())
+	})
+}

@@ -1,0 +1,303 @@
+// Package site is the daemon behind `chancery serve`: it opens a guest's
+// state, serves the officials' HTTP API over the registries, the ledger as
+// static C2SP tiles, and a health check.
+//
+// A Site plays one role from the charter. The home role serves one guest,
+// the home's own, always in ModeActive. The embassy role (later) will hold
+// several guests, each isolated and in its own Mode; that is why the
+// handlers hang off a guest and are mounted per role under a prefix,
+// rather than off the Site itself.
+//
+// Every API request is signed by an official of the charter (see
+// SignatureHeader and docs/api.md); the ledger and /healthz are public,
+// because anyone must be able to audit the ledger.
+package site
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/internal/keyfile"
+)
+
+// Mode is the state a guest is in at a site.
+type Mode string
+
+// Modes (DESIGN.md, "Site"). A home site's guest is always active.
+const (
+	ModeStandby Mode = "standby" // sealed mirror: no keys, no API
+	ModeDrill   Mode = "drill"   // unsealed into a sandbox: reads only
+	ModeActive  Mode = "active"  // unsealed and serving
+	ModeFenced  Mode = "fenced"  // a newer epoch has another writer: no writes
+)
+
+// Action is what an API request does to a registry.
+type Action string
+
+// Actions a Policy decides on.
+const (
+	ActionRead  Action = "read"
+	ActionWrite Action = "write"
+)
+
+// Policy decides whether an authenticated official may act on a registry;
+// a non-nil error is the reason for refusing (403).
+type Policy func(o *charter.Official, a Action, registry string) error
+
+// WriterRole is the role DefaultPolicy asks of officials who write records.
+const WriterRole = "registrar"
+
+// DefaultPolicy lets every official of the charter read, and officials
+// with the registrar role write. The access-policy service (later) replaces
+// it with per-registry rules and records every read in the ledger.
+func DefaultPolicy(o *charter.Official, a Action, registry string) error {
+	if a == ActionWrite && !o.HasRole(WriterRole) {
+		return fmt.Errorf("official %s may not write to registry %s: the %s role is required", o.ID, registry, WriterRole)
+	}
+	return nil
+}
+
+// RequestInfo describes one served request to Options.Observe: the seam for
+// metrics. It carries no content, identifier or query.
+type RequestInfo struct {
+	Official string // empty if none authenticated
+	Method   string
+	Route    string // the route pattern, e.g. "/v1/registries/{registry}/records/{id}"
+	Registry string
+	Status   int
+	Bytes    int64
+	Latency  time.Duration
+}
+
+// Options configure a Site beyond its Config.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock for request times and records (default time.Now).
+	Now func() time.Time
+	// Policy decides reads and writes (default DefaultPolicy).
+	Policy Policy
+	// Observe, if set, is called after every request (metrics, later).
+	Observe func(RequestInfo)
+	// MaxNonces bounds the replay cache (default 1<<20, about 100 MiB at
+	// worst); when it is full of live nonces, requests get 503.
+	MaxNonces int
+	// ShutdownTimeout bounds how long Serve drains requests (default 30s).
+	ShutdownTimeout time.Duration
+	// Local overrides how the state is opened (tests tune the ledger).
+	Local LocalOptions
+}
+
+// Site is a running `chancery serve` node.
+type Site struct {
+	cfg      *Config
+	opts     Options
+	log      *slog.Logger
+	role     string
+	home     *guest // the one guest of a home site
+	auth     *authenticator
+	draining atomic.Bool
+}
+
+// guest is one guest state as this site holds it. The API handlers hang
+// off it, so that a multi-tenant embassy can mount one per guest.
+type guest struct {
+	local    *Local
+	mode     atomic.Value // Mode
+	tokenKey [32]byte     // authenticates blob tokens; new at every start
+	limits   Limits
+	policy   Policy
+	auth     *authenticator
+	log      *slog.Logger
+}
+
+func (g *guest) currentMode() Mode { return g.mode.Load().(Mode) }
+
+// Open starts a site from its configuration: it reads the passphrase and
+// opens the guest's state (see OpenLocal). It does not listen yet.
+func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("site config: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Policy == nil {
+		opts.Policy = DefaultPolicy
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	s := &Site{cfg: cfg, opts: opts, log: opts.Logger.With("site", cfg.Site)}
+	lo := opts.Local
+	lo.StateDir, lo.Site, lo.Blobs = cfg.StateDir, cfg.Site, cfg.Blobs
+	if lo.Blobs.Backend != BackendS3 && lo.Blobs.Dir == "" {
+		lo.Blobs.Dir = cfg.BlobDir()
+	}
+	if lo.Logger == nil {
+		lo.Logger = s.log
+	}
+	if lo.Now == nil {
+		lo.Now = opts.Now
+	}
+	if lo.Passphrase == nil {
+		p, err := keyfile.PassphraseFromEnv(cfg.PassphraseFile)
+		if err != nil {
+			return nil, fmt.Errorf("site %s: %w", cfg.Site, err)
+		}
+		lo.Passphrase = p
+		defer clear(p)
+	}
+	local, err := OpenLocal(ctx, lo)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", cfg.Site, err)
+	}
+	def, _ := local.Charter.Site(cfg.Site)
+	s.role = def.Role
+	if s.role != charter.RoleHome {
+		local.Close()
+		return nil, fmt.Errorf("site %s: role %q is not served yet; only the home role is", cfg.Site, s.role)
+	}
+	if s.auth, err = newAuthenticator(local.Charter, cfg.Site, opts.Now, opts.MaxNonces); err != nil {
+		local.Close()
+		return nil, fmt.Errorf("site %s: charter: %w", cfg.Site, err)
+	}
+	g := &guest{local: local, limits: cfg.limits(), policy: opts.Policy, auth: s.auth, log: s.log}
+	g.mode.Store(ModeActive)
+	if _, err := rand.Read(g.tokenKey[:]); err != nil {
+		local.Close()
+		return nil, err
+	}
+	s.home = g
+	s.log.Info("site open", "guest", local.Charter.Guest.ID, "role", s.role,
+		"ledger_size", local.Log.Size(), "epoch", local.Log.Epoch(), "registries", local.Registries.Names())
+	return s, nil
+}
+
+// Local returns the home guest's opened state.
+func (s *Site) Local() *Local { return s.home.local }
+
+// Handler is the site's whole HTTP surface, composed per role.
+func (s *Site) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.health)
+	// The home serves its one guest at the root. An embassy will mount
+	// each guest's handlers under /guests/<guest id>/ by its mode.
+	s.home.mountLedger(mux, "/ledger")
+	s.home.mountAPI(mux, "/v1")
+	return s.observe(mux)
+}
+
+func (s *Site) health(w http.ResponseWriter, r *http.Request) {
+	type guestHealth struct {
+		Guest      string `json:"guest"`
+		Mode       Mode   `json:"mode"`
+		LedgerSize uint64 `json:"ledger_size"`
+		Epoch      uint64 `json:"epoch"`
+	}
+	status, code := "ok", http.StatusOK
+	if s.draining.Load() {
+		// A load balancer stops sending new requests while we drain.
+		status, code = "draining", http.StatusServiceUnavailable
+	}
+	l := s.home.local
+	writeJSON(w, code, struct {
+		Status string        `json:"status"`
+		Site   string        `json:"site"`
+		Role   string        `json:"role"`
+		Guests []guestHealth `json:"guests"`
+	}{status, s.cfg.Site, s.role, []guestHealth{{l.Charter.Guest.ID, s.home.currentMode(), l.Log.Size(), l.Log.Epoch()}}})
+}
+
+// Serve serves on ln until ctx is done, then stops accepting, lets
+// requests in flight finish (up to Options.ShutdownTimeout) and returns.
+// It does not close the state: Close does.
+func (s *Site) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Requests keep running when ctx ends, so that a SIGTERM drains
+		// them instead of cutting writes off half way.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if s.cfg.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLS.Cert, s.cfg.TLS.Key)
+		if err != nil {
+			return fmt.Errorf("site %s: tls: %w", s.cfg.Site, err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	done := make(chan error, 1)
+	go func() {
+		<-ctx.Done()
+		s.draining.Store(true)
+		s.log.Info("draining", "timeout", s.opts.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+		defer cancel()
+		done <- srv.Shutdown(sctx)
+	}()
+	s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLS != nil)
+	err := srv.Serve(ln)
+	if !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("site %s: serve: %w", s.cfg.Site, err)
+	}
+	if err := <-done; err != nil {
+		return fmt.Errorf("site %s: drain: %w", s.cfg.Site, err)
+	}
+	return nil
+}
+
+// ListenAndServe listens on the configured address and serves until ctx
+// is done.
+func (s *Site) ListenAndServe(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("site %s: %w", s.cfg.Site, err)
+	}
+	if s.cfg.InsecureLoopback {
+		// The config check saw a name; check the address actually bound,
+		// since "localhost" could resolve elsewhere.
+		if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+			ln.Close()
+			return fmt.Errorf("site %s: insecure_loopback, but %s is not a loopback address", s.cfg.Site, ln.Addr())
+		}
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Close makes the state durable and releases it.
+func (s *Site) Close() error {
+	return s.home.local.Close()
+}
+
+// Run opens the site, serves until ctx is done, and closes it: the whole
+// life of `chancery serve`.
+func Run(ctx context.Context, cfg *Config, opts Options) (err error) {
+	s, err := Open(ctx, cfg, opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := s.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		s.log.Info("closed")
+	}()
+	return s.ListenAndServe(ctx)
+}
