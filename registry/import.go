@@ -274,6 +274,15 @@ func (r *Registries) commitBatch(ctx context.Context, b *importBatch, res *Impor
 	if n == 0 {
 		return 0, bad
 	}
+	// Attachments must be durable before any ledger entry names them.
+	for _, it := range b.items[:n] {
+		if len(it.prepared.entry.Attachments) > 0 {
+			if err := r.opts.Blobs.Flush(ctx); err != nil {
+				return 0, fmt.Errorf("import: make attachments of lines %d–%d durable: %w", b.items[0].line, b.items[n-1].line, err)
+			}
+			break
+		}
+	}
 	now := r.opts.Now()
 	es := make([]ledger.Entry, n)
 	for i, it := range b.items[:n] {

@@ -300,6 +300,15 @@ func (r *Registries) write(ctx context.Context, registry, id string, kind Kind, 
 	if kind == KindTombstone && (st == nil || st.versions[len(st.versions)-1].Deleted) {
 		return nil, fmt.Errorf("delete %s record %s: %w", registry, id, ErrNotFound)
 	}
+	if len(atts) > 0 {
+		if r.opts.Blobs == nil {
+			return nil, errors.New("registry: this site has no blob store")
+		}
+		// Attachments must be durable before a ledger entry names them.
+		if err := r.opts.Blobs.Flush(ctx); err != nil {
+			return nil, fmt.Errorf("%s record %s: make attachments durable: %w", registry, id, err)
+		}
+	}
 	epoch := max(r.opts.Log.Epoch(), 1)
 	now := r.opts.Now()
 	pr, err := g.prepare(r.opts.Charter.Guest.ID, id, last+1, epoch, kind, data, atts)

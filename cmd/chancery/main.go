@@ -43,6 +43,8 @@ everything by a signed charter: who may act, and with which quorum.`,
 		newCharterCmd(),
 		newVerifyCmd(),
 		newCustodyCmd(),
+		newServeCmd(),
+		newImportCmd(),
 	)
 	return root
 }
