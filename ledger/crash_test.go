@@ -340,7 +340,7 @@ func crashCheckEntries(t *testing.T, round int, dir string, size uint64, acked m
 	f := DirFetcher(dir)
 	found := 0
 	for b := uint64(0); b*TileWidth < size; b++ {
-		data, _, err := fetchTile(context.Background(), f, -1, b, size)
+		data, _, _, err := fetchTile(context.Background(), f, -1, b, size)
 		if err != nil {
 			t.Fatalf("round %d: entry bundle %d: %v", round, b, err)
 		}

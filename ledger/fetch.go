@@ -73,29 +73,29 @@ func (h HTTPFetcher) Fetch(ctx context.Context, path string) ([]byte, error) {
 // fetchTile reads the tile (or entry bundle, level -1) that holds index idx
 // for a tree of the given size: the full tile when the tree covers it, else
 // the partial one, falling back to the full tile, whose prefix it is, when a
-// partial has been deleted after the tile filled.
-func fetchTile(ctx context.Context, f Fetcher, level int, idx, size uint64) ([]byte, int, error) {
-	var width int
-	var full, partial string
+// partial has been deleted after the tile filled. full says which was read:
+// only a full tile may hold more than width hashes or entries.
+func fetchTile(ctx context.Context, f Fetcher, level int, idx, size uint64) (data []byte, width int, full bool, err error) {
+	var fullPath, partial string
 	if level < 0 {
 		width = tileWidthAt(0, idx, size)
-		full, partial = EntriesPath(idx, 0), EntriesPath(idx, width)
+		fullPath, partial = EntriesPath(idx, 0), EntriesPath(idx, width)
 	} else {
 		width = tileWidthAt(uint64(level), idx, size)
-		full, partial = TilePath(uint64(level), idx, 0), TilePath(uint64(level), idx, width)
+		fullPath, partial = TilePath(uint64(level), idx, 0), TilePath(uint64(level), idx, width)
 	}
 	if width == TileWidth {
-		b, err := f.Fetch(ctx, full)
-		return b, width, err
+		b, err := f.Fetch(ctx, fullPath)
+		return b, width, true, err
 	}
 	b, err := f.Fetch(ctx, partial)
 	if err == nil {
-		return b, width, nil
+		return b, width, false, nil
 	}
-	if b2, err2 := f.Fetch(ctx, full); err2 == nil {
-		return b2, width, nil
+	if b2, err2 := f.Fetch(ctx, fullPath); err2 == nil {
+		return b2, width, true, nil
 	}
-	return nil, width, err
+	return nil, width, false, err
 }
 
 // tileWidthAt is how many hashes of tile idx at a tile level a tree of the
@@ -120,7 +120,7 @@ func ReadEntry(ctx context.Context, f Fetcher, index, size uint64) ([]byte, erro
 	if index >= size {
 		return nil, fmt.Errorf("entry %d: beyond the tree size %d", index, size)
 	}
-	b, _, err := fetchTile(ctx, f, -1, index/TileWidth, size)
+	b, _, _, err := fetchTile(ctx, f, -1, index/TileWidth, size)
 	if err != nil {
 		return nil, fmt.Errorf("entry %d: %w", index, err)
 	}
@@ -146,7 +146,7 @@ func ReadEntry(ctx context.Context, f Fetcher, index, size uint64) ([]byte, erro
 // entry bundles of a tree of the given size.
 func Scan(ctx context.Context, f Fetcher, from, size uint64, fn func(index uint64, entry []byte) error) error {
 	for b := from / TileWidth; b*TileWidth < size; b++ {
-		data, width, err := fetchTile(ctx, f, -1, b, size)
+		data, width, full, err := fetchTile(ctx, f, -1, b, size)
 		if err != nil {
 			return fmt.Errorf("entry bundle %d: %w", b, err)
 		}
@@ -154,7 +154,7 @@ func Scan(ctx context.Context, f Fetcher, from, size uint64, fn func(index uint6
 		if err != nil {
 			return fmt.Errorf("entry bundle %d: %w", b, err)
 		}
-		if len(es) < width {
+		if len(es) < width || (!full && len(es) != width) {
 			return fmt.Errorf("entry bundle %d: holds %d entries, need %d", b, len(es), width)
 		}
 		for i, e := range es[:width] {

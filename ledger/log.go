@@ -97,6 +97,7 @@ type Log struct {
 	mu       sync.Mutex
 	cond     *sync.Cond // signals the committer: queue non-empty or closing
 	queue    *batch     // entries waiting for the next commit
+	full     []*batch   // older batches closed at MaxFrameBytes, committed first
 	next     uint64     // index the next committed entry gets
 	epoch    uint64     // highest epoch accepted
 	closing  bool
@@ -135,6 +136,7 @@ type Log struct {
 
 type batch struct {
 	entries [][]byte
+	bytes   int // framed size of entries
 	callers int // appenders waiting on this batch
 	first   uint64
 	err     error
@@ -209,7 +211,19 @@ func (l *Log) AppendBatch(ctx context.Context, es []Entry) (uint64, error) {
 	return l.wait(ctx, bt, pos)
 }
 
+// MaxFrameBytes bounds one write-ahead log frame. Recovery looks this far
+// past the last frame for the remains of a torn one, so it need not read
+// the rest of a preallocated segment.
+const MaxFrameBytes = 16 << 20
+
 func (l *Log) enqueue(entries ...[]byte) (*batch, int, error) {
+	n := 0
+	for _, b := range entries {
+		n += 2 + len(b)
+	}
+	if n > MaxFrameBytes {
+		return nil, 0, fmt.Errorf("append batch of %d bytes: at most %d fit in one commit", n, MaxFrameBytes)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.failed != nil {
@@ -228,8 +242,14 @@ func (l *Log) enqueue(entries ...[]byte) (*batch, int, error) {
 	}
 	l.epoch = hi
 	bt := l.queue
+	if len(bt.entries) > 0 && bt.bytes+n > MaxFrameBytes {
+		l.full = append(l.full, bt)
+		l.queue = newBatch()
+		bt = l.queue
+	}
 	pos := len(bt.entries)
 	bt.entries = append(bt.entries, entries...)
+	bt.bytes += n
 	bt.callers++
 	if pos == 0 {
 		l.cond.Signal()
@@ -265,10 +285,10 @@ func (l *Log) commitLoop() {
 	timer.Stop()
 	for {
 		l.mu.Lock()
-		for len(l.queue.entries) == 0 && !l.closing {
+		for len(l.queue.entries) == 0 && len(l.full) == 0 && !l.closing {
 			l.cond.Wait()
 		}
-		if l.queue.callers < l.want && !l.closing && l.opts.GroupCommitWait > 0 {
+		if len(l.full) == 0 && l.queue.callers < l.want && !l.closing && l.opts.GroupCommitWait > 0 {
 			l.waiting = true
 			l.mu.Unlock()
 			timer.Reset(l.opts.GroupCommitWait)
@@ -284,12 +304,18 @@ func (l *Log) commitLoop() {
 			default:
 			}
 		}
-		bt := l.queue
-		if len(bt.entries) == 0 { // closing and drained
+		var bt *batch
+		switch {
+		case len(l.full) > 0:
+			bt, l.full = l.full[0], l.full[1:]
+		case len(l.queue.entries) > 0:
+			bt, l.queue = l.queue, newBatch()
+		default: // closing and drained
 			l.mu.Unlock()
+		}
+		if bt == nil {
 			break
 		}
-		l.queue = newBatch()
 		bt.first = l.next
 		failed := l.failed
 		l.mu.Unlock()

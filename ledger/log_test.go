@@ -26,7 +26,7 @@ func TestAppendReopenVerify(t *testing.T) {
 	// Every acknowledged index holds exactly the entry appended there.
 	f := DirFetcher(dir)
 	for b := uint64(0); b < (3000+255)/256; b++ {
-		data, _, err := fetchTile(context.Background(), f, -1, b, 3000)
+		data, _, _, err := fetchTile(context.Background(), f, -1, b, 3000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,5 +175,41 @@ func TestLostEntriesRefused(t *testing.T) {
 	_, err := Open(context.Background(), dir, Options{Origin: testOrigin, Signer: k.signer})
 	if err == nil || !strings.Contains(err.Error(), "acknowledged entries are missing") {
 		t.Fatalf("open after losing the log: %v", err)
+	}
+}
+
+func TestFrameCap(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, testOrigin)
+	l := openTestLog(t, dir, k)
+	big := func(n int) []Entry {
+		es := make([]Entry, n)
+		for i := range es {
+			es[i] = Entry{Type: TypeRecord, Epoch: 1, Time: time.UnixMilli(1), Payload: make([]byte, 60_000)}
+		}
+		return es
+	}
+	ctx := context.Background()
+	if _, err := l.AppendBatch(ctx, big(300)); err == nil {
+		t.Fatal("an 18 MB batch was accepted into one commit")
+	}
+	// Two 9 MB batches at once cannot share a frame: they go as two.
+	errs := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() { _, err := l.AppendBatch(ctx, big(150)); errs <- err }()
+	}
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := l.Stats(); st.Commits != 2 {
+		t.Fatalf("%d commits for two 9 MB batches, want 2", st.Commits)
+	}
+	l.Close()
+	l = openTestLog(t, dir, k)
+	defer l.Close()
+	if r := l.Recovery(); r.Size != 300 {
+		t.Fatalf("recovery %+v", r)
 	}
 }

@@ -130,7 +130,7 @@ func (p *Prover) tile(ctx context.Context, level, idx uint64, width int, size ui
 	if ok {
 		return tn, nil
 	}
-	b, _, err := fetchTile(ctx, p.f, int(level), idx, size)
+	b, _, _, err := fetchTile(ctx, p.f, int(level), idx, size)
 	if err != nil {
 		return nil, fmt.Errorf("read tile %d/%d: %w", level, idx, err)
 	}

@@ -153,7 +153,7 @@ func BenchmarkInclusionProof10M(b *testing.B) {
 			if i == 0 {
 				idx = size - 1
 			}
-			bundle, _, err := fetchTile(ctx, DirFetcher(dir), -1, idx/TileWidth, size)
+			bundle, _, _, err := fetchTile(ctx, DirFetcher(dir), -1, idx/TileWidth, size)
 			if err != nil {
 				b.Fatal(err)
 			}

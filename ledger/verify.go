@@ -44,6 +44,9 @@ type VerifyReport struct {
 // entries decode and that epochs never go backwards, and consistency with an
 // earlier checkpoint. The error names the first bad index or tile.
 func Verify(ctx context.Context, f Fetcher, opts VerifyOptions) (*VerifyReport, error) {
+	// Returning early must stop the prefetchers and tile comparisons.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	signed, err := f.Fetch(ctx, CheckpointPath)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint: %w", err)
@@ -125,15 +128,14 @@ func Verify(ctx context.Context, f Fetcher, opts VerifyOptions) (*VerifyReport, 
 		if err != nil {
 			return rep, fmt.Errorf("entry bundle %d: %w", b, err)
 		}
-		if len(entries) < r.width {
-			return rep, fmt.Errorf("entry bundle %d: holds %d entries, the checkpoint needs %d", b, len(entries), r.width)
-		}
-		if len(entries) > r.width && r.width < TileWidth {
-			// The partial bundle of an older checkpoint was superseded by
-			// the full one, whose prefix it is.
+		switch {
+		case len(entries) == r.width:
+		case r.full && len(entries) == TileWidth && r.width < TileWidth:
+			// The partial bundle of this checkpoint was superseded by the
+			// full one, whose prefix it is.
 			entries = entries[:r.width]
-		} else if len(entries) > r.width {
-			return rep, fmt.Errorf("entry bundle %d: holds %d entries, a full bundle holds %d", b, len(entries), TileWidth)
+		default:
+			return rep, fmt.Errorf("entry bundle %d: holds %d entries, the checkpoint needs %d", b, len(entries), r.width)
 		}
 		for i, raw := range entries {
 			idx := b*TileWidth + uint64(i)
@@ -184,6 +186,7 @@ func Verify(ctx context.Context, f Fetcher, opts VerifyOptions) (*VerifyReport, 
 type fetchResult struct {
 	data  []byte
 	width int
+	full  bool
 	err   error
 }
 
@@ -202,8 +205,8 @@ func prefetch(ctx context.Context, f Fetcher, n, size uint64) <-chan fetchResult
 				return
 			}
 			go func(b uint64) {
-				data, w, err := fetchTile(ctx, f, -1, b, size)
-				c <- fetchResult{data, w, err}
+				data, w, full, err := fetchTile(ctx, f, -1, b, size)
+				c <- fetchResult{data, w, full, err}
 			}(b)
 		}
 	}()

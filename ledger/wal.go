@@ -194,15 +194,18 @@ func walScan(dir string, segs []segment, fn func(first uint64, entries [][]byte)
 		if seg.first != next {
 			return 0, 0, nil, fmt.Errorf("write-ahead log: segment %s starts at index %d, expected %d", filepath.Base(seg.path), seg.first, next)
 		}
-		data, err := os.ReadFile(seg.path)
+		sr, err := openSegmentReader(seg.path)
 		if err != nil {
-			return 0, 0, nil, fmt.Errorf("read write-ahead log: %w", err)
+			return 0, 0, nil, err
 		}
 		off := int64(0)
 		for {
-			first, entries, n, ferr := parseFrame(data[off:])
+			first, entries, n, ferr := parseFrame(sr.at(off, frameHeaderSize, MaxFrameBytes))
 			if ferr == io.EOF {
-				if allZero(data[off:]) {
+				// A preallocated segment is zeros past its last frame.
+				// Only the one unsynced frame can have left bytes there,
+				// and it is at most MaxFrameBytes long.
+				if allZero(sr.at(off, frameHeaderSize+MaxFrameBytes, 0)) {
 					break
 				}
 				// A header that never reached the disk ahead of its
@@ -212,26 +215,93 @@ func walScan(dir string, segs []segment, fn func(first uint64, entries [][]byte)
 			if ferr == nil && first != next {
 				ferr = fmt.Errorf("frame starts at index %d, expected %d", first, next)
 			}
+			if sr.err != nil {
+				sr.close()
+				return 0, 0, nil, fmt.Errorf("read write-ahead log %s: %w", filepath.Base(seg.path), sr.err)
+			}
 			if ferr != nil {
+				sr.close()
 				if !last {
 					return 0, 0, nil, fmt.Errorf("write-ahead log %s offset %d (index %d): %w", filepath.Base(seg.path), off, next, ferr)
 				}
-				torn, err = setAsideTail(seg.path, data, off)
+				torn, err = setAsideTail(seg.path, sr.at(off, frameHeaderSize+MaxFrameBytes, 0), off)
 				if err != nil {
 					return 0, 0, nil, err
 				}
 				return next, off, torn, nil
 			}
 			if err := fn(first, entries); err != nil {
+				sr.close()
 				return 0, 0, nil, err
 			}
 			next += uint64(len(entries))
 			off += n
 		}
+		sr.close()
 		lastOff = off
 	}
 	return next, lastOff, nil, nil
 }
+
+// segmentReader reads a segment on demand: recovery needs the written
+// frames and a bounded window after them, not the whole preallocation.
+type segmentReader struct {
+	f    *os.File
+	size int64
+	buf  []byte // the segment's first len(buf) bytes
+	err  error
+}
+
+func openSegmentReader(path string) (*segmentReader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read write-ahead log: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read write-ahead log: %w", err)
+	}
+	return &segmentReader{f: f, size: fi.Size()}, nil
+}
+
+// at returns the bytes from off: at least want of them where the segment
+// has them, and, when the frame header found there gives a length, the
+// whole frame (up to limit).
+func (r *segmentReader) at(off int64, want, limit int) []byte {
+	need := off + int64(want)
+	if limit > 0 {
+		r.load(need)
+		if int64(len(r.buf)) >= off+frameHeaderSize {
+			if l := int64(binary.BigEndian.Uint32(r.buf[off : off+4])); l <= int64(limit) {
+				need = off + frameHeaderSize + l
+			}
+		}
+	}
+	r.load(need)
+	if off >= int64(len(r.buf)) {
+		return nil
+	}
+	return r.buf[off:min(int64(len(r.buf)), need)]
+}
+
+func (r *segmentReader) load(upTo int64) {
+	upTo = min(upTo, r.size)
+	if int64(len(r.buf)) >= upTo || r.err != nil {
+		return
+	}
+	// Grow geometrically so a segment full of small frames is read in a
+	// few large reads.
+	target := min(max(upTo, 2*int64(len(r.buf)), 1<<20), r.size)
+	old := len(r.buf)
+	r.buf = append(r.buf, make([]byte, target-int64(old))...)
+	if _, err := r.f.ReadAt(r.buf[old:], int64(old)); err != nil && !errors.Is(err, io.EOF) {
+		r.err = err
+		r.buf = r.buf[:old]
+	}
+}
+
+func (r *segmentReader) close() { r.f.Close() }
 
 // parseFrame parses one frame at the start of b. It returns io.EOF at the
 // zeroed end of a segment.
@@ -278,8 +348,8 @@ func allZero(b []byte) bool {
 // setAsideTail copies the non-zero bytes from off to the end of a segment
 // into a side file, then zeroes them in the segment, so that the log can
 // continue at off and nothing that was on disk is lost.
-func setAsideTail(path string, data []byte, off int64) (*TornTail, error) {
-	tail := bytes.TrimRight(data[off:], "\x00")
+func setAsideTail(path string, rest []byte, off int64) (*TornTail, error) {
+	tail := bytes.TrimRight(rest, "\x00")
 	saved := fmt.Sprintf("%s.torn-%d", path, off)
 	if err := writeFileSync(saved, tail); err != nil {
 		return nil, fmt.Errorf("set aside torn tail of %s: %w", path, err)
