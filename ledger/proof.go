@@ -10,16 +10,50 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
-// Prover builds inclusion and consistency proofs from a ledger's tiles. It
-// keeps the inner nodes of recently used tiles, so that a proof costs a few
-// lookups rather than re-hashing a tile per level.
+// Prover builds inclusion and consistency proofs from a ledger's tiles.
+//
+// A proof needs, in each tile on its path, one node at each of the tile's
+// eight inner levels. Those near the top of a tile cover many hashes and
+// would cost up to 127 hash operations each, so the prover keeps, for every
+// tile it has seen, the nodes at inner levels 3 to 8: 63 hashes, 2 KiB per
+// tile, about 80 MiB for a ten-million-entry ledger. Nodes at levels 0 to 2
+// are rebuilt from the tile itself in at most three hash operations each.
+// The tiles themselves (8 KiB each) are kept for the most recently used
+// maxTiles; a proof whose level-0 tile is not among them reads it, one file
+// per proof.
 type Prover struct {
-	f   Fetcher
-	max int
+	f Fetcher
 
-	mu    sync.Mutex
-	cache map[tileKey]*tileNodes
-	clock []tileKey // insertion order, for eviction
+	mu    sync.RWMutex
+	upper lru[*tileUpper]
+	tiles lru[[]Hash]
+}
+
+// lru is a bounded map that evicts in insertion order: proofs for random
+// leaves have no locality that a stricter policy would exploit.
+type lru[V any] struct {
+	max  int
+	m    map[tileKey]V
+	ring []tileKey
+	next int
+}
+
+func newLRU[V any](max int) lru[V] { return lru[V]{max: max, m: map[tileKey]V{}} }
+
+func (c *lru[V]) get(k tileKey) (V, bool) { v, ok := c.m[k]; return v, ok }
+
+func (c *lru[V]) put(k tileKey, v V) {
+	if _, ok := c.m[k]; ok {
+		return
+	}
+	if len(c.ring) < c.max {
+		c.ring = append(c.ring, k)
+	} else {
+		delete(c.m, c.ring[c.next])
+		c.ring[c.next] = k
+		c.next = (c.next + 1) % c.max
+	}
+	c.m[k] = v
 }
 
 type tileKey struct {
@@ -28,20 +62,25 @@ type tileKey struct {
 	width int
 }
 
-// tileNodes holds every complete node inside one tile: level r has
-// width>>r nodes, stored one level after the other.
-type tileNodes struct {
+// upperLevel is the lowest inner level a tileUpper keeps.
+const upperLevel = 3
+
+// tileUpper holds the complete nodes of one tile at inner levels
+// upperLevel and above: level r has width>>r nodes, one level after the
+// other.
+type tileUpper struct {
 	width int
 	nodes []Hash
 }
 
-// NewProver returns a prover reading from f that caches up to maxTiles
-// tiles (0 means 4096, about 64 MiB).
+// NewProver returns a prover reading from f that keeps up to maxTiles
+// tiles (0 means 4,096: 32 MiB) and the upper nodes of up to 65,536 tiles
+// (128 MiB at most; enough for sixteen million entries).
 func NewProver(f Fetcher, maxTiles int) *Prover {
 	if maxTiles <= 0 {
 		maxTiles = 4096
 	}
-	return &Prover{f: f, max: maxTiles, cache: map[tileKey]*tileNodes{}}
+	return &Prover{f: f, upper: newLRU[*tileUpper](1 << 16), tiles: newLRU[[]Hash](maxTiles)}
 }
 
 // Inclusion returns the RFC 6962 inclusion proof of leaf index in the tree
@@ -65,13 +104,15 @@ func (p *Prover) Consistency(ctx context.Context, size1, size2 uint64) ([]Hash, 
 
 // LeafHash returns the leaf hash at index in a tree of the given size.
 func (p *Prover) LeafHash(ctx context.Context, index, size uint64) (Hash, error) {
-	return p.node(ctx, compact.NewNodeID(0, index), size)
+	var raw rawTiles
+	return p.nodeWith(ctx, compact.NewNodeID(0, index), size, &raw)
 }
 
 func (p *Prover) build(ctx context.Context, nodes proof.Nodes, size uint64) ([]Hash, error) {
 	hs := make([][]byte, len(nodes.IDs))
+	var raw rawTiles
 	for i, id := range nodes.IDs {
-		h, err := p.node(ctx, id, size)
+		h, err := p.nodeWith(ctx, id, size, &raw)
 		if err != nil {
 			return nil, err
 		}
@@ -91,10 +132,18 @@ func (p *Prover) build(ctx context.Context, nodes proof.Nodes, size uint64) ([]H
 	return out, nil
 }
 
-// node returns the hash of a complete subtree node from the tile holding
-// it: a node at tree level L lies in the tile at level L/8, L%8 levels above
-// the tile's stored hashes.
-func (p *Prover) node(ctx context.Context, id compact.NodeID, size uint64) (Hash, error) {
+// rawTiles remembers the tiles one proof has read: a proof's low nodes
+// mostly come from the same one or two tiles.
+type rawTiles struct {
+	keys  [4]tileKey
+	tiles [4][]Hash
+	n     int
+}
+
+// nodeWith returns the hash of a complete subtree node from the tile
+// holding it: a node at tree level L lies in the tile at level L/8, L%8
+// levels above the tile's stored hashes.
+func (p *Prover) nodeWith(ctx context.Context, id compact.NodeID, size uint64, raw *rawTiles) (Hash, error) {
 	level := uint64(id.Level) / TileHeight
 	r := id.Level % TileHeight
 	first := id.Index << r // index of the node's leftmost descendant at the tile's level
@@ -104,68 +153,105 @@ func (p *Prover) node(ctx context.Context, id compact.NodeID, size uint64) (Hash
 	if (pos+1)<<r > w {
 		return Hash{}, fmt.Errorf("node %d/%d is not complete in a tree of size %d", id.Level, id.Index, size)
 	}
-	tn, err := p.tile(ctx, level, tidx, w, size)
+	key := tileKey{level, tidx, w}
+	if r >= upperLevel {
+		up, err := p.upperOf(ctx, key, size, raw)
+		if err != nil {
+			return Hash{}, err
+		}
+		off := 0
+		for k := uint(upperLevel); k < r; k++ {
+			off += up.width >> k
+		}
+		return up.nodes[off+pos], nil
+	}
+	hs, err := p.raw(ctx, key, size, raw)
 	if err != nil {
 		return Hash{}, err
 	}
-	off := 0
-	for k := uint(0); k < r; k++ {
-		off += tn.width >> k
-	}
-	return tn.nodes[off+pos], nil
+	return subtreeHash(hs[pos<<r : (pos+1)<<r]), nil
 }
 
-func (p *Prover) tile(ctx context.Context, level, idx uint64, width int, size uint64) (*tileNodes, error) {
-	key := tileKey{level, idx, width}
-	p.mu.Lock()
-	tn, ok := p.cache[key]
-	if !ok && width < TileWidth {
-		// A full tile holds every partial one as its prefix.
-		if full, ok2 := p.cache[tileKey{level, idx, TileWidth}]; ok2 {
-			p.mu.Unlock()
-			return full, nil
+// subtreeHash is the root of a perfect subtree over hs (a power of two).
+func subtreeHash(hs []Hash) Hash {
+	if len(hs) == 1 {
+		return hs[0]
+	}
+	half := len(hs) / 2
+	l, r := subtreeHash(hs[:half]), subtreeHash(hs[half:])
+	return nodeHash(&l, &r)
+}
+
+// raw returns a tile's hashes: from this proof's tiles, the prover's, or
+// the ledger.
+func (p *Prover) raw(ctx context.Context, key tileKey, size uint64, raw *rawTiles) ([]Hash, error) {
+	for i := 0; i < min(raw.n, len(raw.keys)); i++ {
+		if raw.keys[i] == key {
+			return raw.tiles[i], nil
 		}
 	}
-	p.mu.Unlock()
+	p.mu.RLock()
+	hs, ok := p.tiles.get(key)
+	p.mu.RUnlock()
+	if !ok {
+		b, _, _, err := fetchTile(ctx, p.f, int(key.level), key.index, size)
+		if err != nil {
+			return nil, fmt.Errorf("read tile %d/%d: %w", key.level, key.index, err)
+		}
+		if len(b) < key.width*32 {
+			return nil, fmt.Errorf("tile %d/%d holds %d bytes, need %d", key.level, key.index, len(b), key.width*32)
+		}
+		if hs, err = bytesHashes(b[:key.width*32]); err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		p.tiles.put(key, hs)
+		p.mu.Unlock()
+	}
+	slot := raw.n % len(raw.keys)
+	raw.keys[slot], raw.tiles[slot] = key, hs
+	raw.n++
+	return hs, nil
+}
+
+// upper returns a tile's upper nodes, computing and remembering them on
+// first use.
+func (p *Prover) upperOf(ctx context.Context, key tileKey, size uint64, raw *rawTiles) (*tileUpper, error) {
+	p.mu.RLock()
+	up, ok := p.upper.get(key)
+	if !ok && key.width < TileWidth {
+		// A full tile holds every partial one as its prefix.
+		up, ok = p.upper.get(tileKey{key.level, key.index, TileWidth})
+	}
+	p.mu.RUnlock()
 	if ok {
-		return tn, nil
+		return up, nil
 	}
-	b, _, _, err := fetchTile(ctx, p.f, int(level), idx, size)
-	if err != nil {
-		return nil, fmt.Errorf("read tile %d/%d: %w", level, idx, err)
-	}
-	if len(b) < width*32 {
-		return nil, fmt.Errorf("tile %d/%d holds %d bytes, need %d", level, idx, len(b), width*32)
-	}
-	hs, err := bytesHashes(b[:width*32])
+	hs, err := p.raw(ctx, key, size, raw)
 	if err != nil {
 		return nil, err
 	}
-	tn = &tileNodes{width: width, nodes: innerNodes(hs)}
+	up = &tileUpper{width: key.width, nodes: upperNodes(hs)}
 	p.mu.Lock()
-	if _, ok := p.cache[key]; !ok {
-		if len(p.clock) >= p.max {
-			delete(p.cache, p.clock[0])
-			p.clock = p.clock[1:]
-		}
-		p.cache[key] = tn
-		p.clock = append(p.clock, key)
-	}
+	p.upper.put(key, up)
 	p.mu.Unlock()
-	return tn, nil
+	return up, nil
 }
 
-// innerNodes computes every complete node above a tile's hashes.
-func innerNodes(base []Hash) []Hash {
-	out := make([]Hash, 0, 2*len(base))
-	out = append(out, base...)
-	lvl := out
-	for len(lvl) > 1 {
-		start := len(out)
-		for i := 0; i+1 < len(lvl); i += 2 {
-			out = append(out, nodeHash(&lvl[i], &lvl[i+1]))
+// upperNodes computes the complete nodes above a tile's hashes and keeps
+// those at inner level upperLevel and above.
+func upperNodes(base []Hash) []Hash {
+	lvl := base
+	var out []Hash
+	for r := 1; len(lvl) > 1; r++ {
+		next := make([]Hash, len(lvl)/2)
+		for i := range next {
+			next[i] = nodeHash(&lvl[2*i], &lvl[2*i+1])
 		}
-		lvl = out[start:]
+		if r >= upperLevel {
+			out = append(out, next...)
+		}
+		lvl = next
 	}
 	return out
 }
