@@ -74,6 +74,12 @@ type Registries struct {
 	regs   map[string]*reg
 	bulk   sync.RWMutex // Put/Delete share it; Import takes it alone
 	locks  [256]sync.Mutex
+
+	// recent holds entries this process appended that the published tree
+	// does not cover yet, so a record can be read back at once instead of
+	// after the next checkpoint. They need no proof: this process wrote them.
+	recentMu sync.Mutex
+	recent   map[uint64][]byte
 }
 
 // reg is the in-memory index of one registry.
@@ -139,7 +145,7 @@ func Open(ctx context.Context, opts Options) (*Registries, error) {
 		opts.Now = time.Now
 	}
 	f := ledger.DirFetcher(opts.Log.Dir())
-	r := &Registries{opts: opts, f: f, prover: ledger.NewProver(f, 0), regs: map[string]*reg{}}
+	r := &Registries{opts: opts, f: f, prover: ledger.NewProver(f, 0), regs: map[string]*reg{}, recent: map[uint64][]byte{}}
 	for _, d := range opts.Charter.Registries {
 		if !allowed(d, opts.Site) {
 			continue
@@ -320,6 +326,7 @@ func (r *Registries) write(ctx context.Context, registry, id string, kind Kind, 
 		return nil, fmt.Errorf("%s record %s: ledger: %w", registry, id, err)
 	}
 	v := VersionInfo{Version: last + 1, Index: idx, Time: now.UTC().Truncate(time.Millisecond), Epoch: epoch, Deleted: kind == KindTombstone}
+	r.remember(idx, ledger.Entry{Type: ledger.TypeRecord, Epoch: pr.epoch, Time: now, Payload: pr.payload})
 	g.index(pr.entry, v)
 	return &Record{Registry: registry, ID: id, Data: data, Attachments: atts, VersionInfo: v}, nil
 }
@@ -449,25 +456,9 @@ func (r *Registries) open(ctx context.Context, g *reg, id string, v VersionInfo)
 	if id != "" {
 		what = fmt.Sprintf("%s record %s version %d (ledger entry %d)", g.def.Name, id, v.Version, v.Index)
 	}
-	if _, cp := r.opts.Log.Checkpoint(); cp.Size <= v.Index {
-		if _, _, err := r.opts.Log.WaitPublished(ctx, v.Index+1); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-	}
-	_, cp := r.opts.Log.Checkpoint()
-	raw, err := ledger.ReadEntry(ctx, r.f, v.Index, cp.Size)
+	raw, err := r.entry(ctx, v.Index)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	// The bytes on disk must be the entry the signed tree holds: this
-	// catches changes the seal does not cover (the entry's time) and
-	// entries moved between places.
-	prf, err := r.prover.Inclusion(ctx, v.Index, cp.Size)
-	if err != nil {
-		return nil, fmt.Errorf("%s: inclusion proof: %w", what, err)
-	}
-	if err := ledger.VerifyInclusion(v.Index, cp.Size, ledger.LeafHash(raw), prf, cp.Root); err != nil {
-		return nil, fmt.Errorf("%s: stored entry is not the one in the signed ledger: %w", what, err)
 	}
 	e, err := ledger.DecodeEntry(raw)
 	if err != nil {
@@ -502,6 +493,61 @@ func (r *Registries) open(ctx context.Context, g *reg, id string, v VersionInfo)
 		rec.Attachments = append(rec.Attachments, Attachment{Name: a.Name, Size: a.Size, Ref: ref})
 	}
 	return rec, nil
+}
+
+// remember keeps an entry this process appended until the published tree
+// covers it, and drops those it now covers.
+func (r *Registries) remember(idx uint64, e ledger.Entry) {
+	raw, err := e.MarshalBinary()
+	if err != nil {
+		return // a read will wait for the checkpoint instead
+	}
+	_, cp := r.opts.Log.Checkpoint()
+	r.recentMu.Lock()
+	defer r.recentMu.Unlock()
+	if idx >= cp.Size {
+		r.recent[idx] = raw
+	}
+	if len(r.recent) > 4096 {
+		for i := range r.recent {
+			if i < cp.Size {
+				delete(r.recent, i)
+			}
+		}
+	}
+}
+
+// entry returns the encoded ledger entry at idx: from what this process
+// appended if the published tree does not cover it yet, else from the
+// ledger's tiles, checked against the signed tree by an inclusion proof.
+// The proof catches changes the seal does not cover (the entry's time) and
+// entries moved between places.
+func (r *Registries) entry(ctx context.Context, idx uint64) ([]byte, error) {
+	_, cp := r.opts.Log.Checkpoint()
+	if idx >= cp.Size {
+		r.recentMu.Lock()
+		raw, ok := r.recent[idx]
+		r.recentMu.Unlock()
+		if ok {
+			return raw, nil
+		}
+		var err error
+		if _, cp, err = r.opts.Log.WaitPublished(ctx, idx+1); err != nil {
+			return nil, err
+		}
+	}
+	raw, err := ledger.ReadEntry(ctx, r.f, idx, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	prf, err := r.prover.Inclusion(ctx, idx, cp.Size)
+	if err != nil {
+		return nil, fmt.Errorf("inclusion proof: %w", err)
+	}
+	if err := ledger.VerifyInclusion(idx, cp.Size, ledger.LeafHash(raw), prf, cp.Root); err != nil {
+		return nil, fmt.Errorf("stored entry is not the one in the signed ledger: %w", err)
+	}
+	return raw, nil
 }
 
 // History lists every version of a record.

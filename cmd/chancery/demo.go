@@ -25,10 +25,20 @@ end unless --keep is given. With --dir it uses the state "chancery init"
 made there (its passphrase from --passphrase-file or $CHANCERY_PASSPHRASE);
 the ledger lives under D/sites/home/ledger.
 
-The story so far: the charter is recorded in the home ledger; home writes a
-few thousand typed entries from concurrent writers, each durable before it is
-acknowledged; an auditor verifies the whole ledger against the charter's
-keys and proves random entries included.`,
+The story so far:
+  1. the charter is recorded in the home ledger;
+  2. home loads its registers (a generated population with documents,
+     parcels and businesses), sealed, and the land register's scanned deeds
+     into the blob store (chunked, compressed, sealed, deduplicated);
+  3. officials at many desks change records at once, each change durable
+     before it is acknowledged;
+  4. an official looks a citizen up by national id;
+  5. every byte the sites hold is searched for that citizen's name: none;
+  6. an auditor verifies the whole ledger against the charter's keys and
+     proves random entries included.
+
+"chancery demo gen" writes the same generated registers as JSONL for
+"chancery import".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Dir != "" {
@@ -46,8 +56,10 @@ keys and proves random entries included.`,
 	}
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "state directory made by 'chancery init' (default: a fresh temporary one)")
 	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "file holding the state's passphrase (default: $CHANCERY_PASSPHRASE)")
-	cmd.Flags().IntVar(&o.Entries, "entries", 5000, "typed entries to append")
-	cmd.Flags().IntVar(&o.Appenders, "appenders", 64, "concurrent writers")
+	cmd.Flags().IntVar(&o.Persons, "persons", 2000, "persons in the generated population")
+	cmd.Flags().IntVar(&o.DeedPersons, "deed-persons", 40, "further persons whose land parcels come with scanned deeds (100 KB–5 MB each)")
+	cmd.Flags().IntVar(&o.Updates, "updates", 2000, "record changes officials make")
+	cmd.Flags().IntVar(&o.Appenders, "appenders", 64, "officials writing at once")
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the temporary state directory")
 	cmd.AddCommand(newDemoGenCmd())
 	return cmd

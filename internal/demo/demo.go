@@ -5,14 +5,18 @@
 package demo
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/big"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -20,9 +24,12 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/internal/demogen"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/registry"
+	"github.com/chancery-gov/chancery/site"
 )
 
 // Options configure Run.
@@ -33,9 +40,14 @@ type Options struct {
 	// Passphrase opens the state's key files. For a fresh temporary state
 	// a random one is generated and held in memory only.
 	Passphrase []byte
-	// Entries is how many typed entries to append (default 5000).
-	Entries int
-	// Appenders is how many concurrent writers append them (default 64).
+	// Persons is the size of the population loaded at home (default 2000).
+	Persons int
+	// DeedPersons is how many further persons come with land parcels whose
+	// scanned deeds are attached (default 40).
+	DeedPersons int
+	// Updates is how many record changes officials make (default 2000).
+	Updates int
+	// Appenders is how many officials write at once (default 64).
 	Appenders int
 	// Keep leaves a temporary state directory in place.
 	Keep bool
@@ -47,29 +59,37 @@ type Options struct {
 type Report struct {
 	Dir            string
 	Charter        string // hash
+	Imported       int
+	ImportRate     float64 // records/s
+	Attachments    int
+	AttachBytes    int64
+	AttachRate     float64 // MB/s
+	UpdateRate     float64 // record versions/s, durable
+	P50, P99       time.Duration
 	Entries        uint64
 	ByType         map[ledger.Type]uint64
-	AppendRate     float64 // entries/s, durable
-	P50, P99       time.Duration
 	VerifyTime     time.Duration
 	ProofsChecked  int
 	CheckpointSize uint64
 	Root           string
+	ScannedBytes   int64
+	PlaintextHits  int
 }
 
-// Run tells the story so far: create (or open) the Demo Republic, append a
-// few thousand typed entries to the home ledger from concurrent writers,
-// audit the whole ledger against the charter's keys, and prove the
-// inclusion of sample entries.
+// Run tells the story so far. The Demo Republic is founded (or opened); its
+// home site loads the population and land registers, sealed, with scanned
+// deeds in the blob store; officials update records from many desks at
+// once, each change durable before it is acknowledged; an official looks a
+// citizen up; the bytes a host would hold are searched for that citizen's
+// name; an auditor verifies the whole ledger against the charter's keys and
+// proves random entries included.
 func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
-	if opts.Entries <= 0 {
-		opts.Entries = 5000
-	}
-	if opts.Appenders <= 0 {
-		opts.Appenders = 64
-	}
+	opts.Persons = cmp.Or(opts.Persons, 2000)
+	opts.DeedPersons = cmp.Or(opts.DeedPersons, 40)
+	opts.Updates = cmp.Or(opts.Updates, 2000)
+	opts.Appenders = cmp.Or(opts.Appenders, 64)
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
-	rep := &Report{ByType: map[ledger.Type]uint64{}}
+	rep := &Report{}
 
 	dir := opts.Dir
 	fresh := false
@@ -93,87 +113,263 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 			}
 			pass = []byte(rand.Text())
 		}
-		wf := opts.WorkFactor
-		if wf == 0 {
-			wf = 14
-		}
 		say("== Founding the Demo Republic in %s", dir)
-		if _, err := state.Init(ctx, state.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: wf},
+		if _, err := state.Init(ctx, state.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: cmp.Or(opts.WorkFactor, 14)},
 			Log: func(f string, a ...any) { say("   "+f, a...) }}); err != nil {
 			return nil, err
 		}
 	} else if len(pass) == 0 {
 		return nil, fmt.Errorf("demo: the state in %s needs its passphrase (--passphrase-file or $%s)", dir, keyfile.EnvPassphrase)
 	}
-	prot := keyfile.Protector{Passphrase: pass}
 
-	c, err := charter.ReadFile(layout.Charter())
-	if err != nil {
-		return nil, err
-	}
-	if err := charter.VerifySignatures(c, nil); err != nil {
-		return nil, fmt.Errorf("demo: charter: %w", err)
-	}
-	rep.Charter = c.HashHex()
-	say("== Charter v%d of %s: %d sites in %d host states, %d officials, custodians %d of %d",
-		c.Version, c.Guest.Name, len(c.Sites), len(c.Hosts), len(c.Officials), c.Custodians.Threshold, len(c.Custodians.Members))
-
-	home, ok := c.Home()
-	if !ok {
-		return nil, fmt.Errorf("demo: the charter names no home site")
-	}
-	log, err := state.OpenLedger(ctx, layout, c, home.ID, prot, ledger.Options{})
+	home := "home"
+	loc, err := site.OpenLocal(ctx, site.LocalOptions{StateDir: dir, Site: home, Passphrase: pass})
 	if err != nil {
 		return nil, err
 	}
 	closed := false
 	defer func() {
 		if !closed {
-			log.Close()
+			loc.Close()
 		}
 	}()
-	start := log.Size()
-	epoch := max(log.Epoch(), 1)
-	if start == 0 {
-		cb := c.CanonicalBytes()
-		if _, err := log.Append(ctx, ledger.Entry{Type: ledger.TypeCharter, Epoch: epoch, Time: time.Now(), Payload: cb}); err != nil {
+	c := loc.Charter
+	rep.Charter = c.HashHex()
+	say("== Charter v%d of %s: %d sites in %d host states, %d officials, custodians %d of %d; hash %s…",
+		c.Version, c.Guest.Name, len(c.Sites), len(c.Hosts), len(c.Officials), c.Custodians.Threshold, len(c.Custodians.Members), rep.Charter[:16])
+	if loc.Log.Size() == 0 {
+		if _, err := loc.Log.Append(ctx, ledger.Entry{Type: ledger.TypeCharter, Epoch: 1, Time: time.Now(), Payload: c.CanonicalBytes()}); err != nil {
 			return nil, fmt.Errorf("demo: ledger the charter: %w", err)
 		}
-		say("   charter v%d recorded as ledger entry 0", c.Version)
+		say("   charter recorded as ledger entry 0")
 	}
 
-	say("== Home writes %d typed entries from %d concurrent writers (each durable before it is acknowledged)", opts.Entries, opts.Appenders)
-	lat, elapsed, err := appendStory(ctx, log, c, epoch, opts.Entries, opts.Appenders)
+	if err := loadRegisters(ctx, loc, opts, rep, say); err != nil {
+		return nil, err
+	}
+	if err := officialsAtWork(ctx, loc, opts, rep, say); err != nil {
+		return nil, err
+	}
+	probe, err := lookUpCitizen(ctx, loc, say)
 	if err != nil {
 		return nil, err
 	}
-	rep.AppendRate = float64(opts.Entries) / elapsed.Seconds()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	rep.P50, rep.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
-	say("   %d entries in %v: %.0f entries/s durable; latency p50 %v, p99 %v",
-		opts.Entries, elapsed.Round(time.Millisecond), rep.AppendRate, rep.P50.Round(time.Microsecond), rep.P99.Round(time.Microsecond))
-	if err := log.Close(); err != nil {
+	if err := loc.Close(); err != nil {
 		return nil, err
 	}
 	closed = true
 
-	say("== An auditor verifies the whole ledger against the charter's keys")
-	verifiers, err := c.CheckpointVerifiers()
+	say("== What the host of a site holds: sealed bytes only")
+	hits, scanned, err := searchPlaintext(dir, probe)
 	if err != nil {
 		return nil, err
 	}
+	rep.ScannedBytes, rep.PlaintextHits = scanned, hits
+	say("   searched %.1f MB of ledger and blob store for %q and %d other plaintext strings of that citizen: %d found",
+		float64(scanned)/1e6, probe[0], len(probe)-1, hits)
+	if hits > 0 {
+		return rep, fmt.Errorf("demo: plaintext found at rest")
+	}
+
+	if err := audit(ctx, layout, c, home, rep, say); err != nil {
+		return nil, err
+	}
+	if fresh && opts.Keep {
+		say("== State kept in %s", dir)
+	}
+	return rep, nil
+}
+
+// loadRegisters imports a generated population, then persons with land
+// parcels whose deeds are attached, and reports the rates.
+func loadRegisters(ctx context.Context, loc *site.Local, opts Options, rep *Report, say func(string, ...any)) error {
+	say("== Home loads its registers: %d persons with their documents, parcels and businesses", opts.Persons)
+	res, err := importGenerated(ctx, loc, demogen.Options{Persons: opts.Persons, Seed: 1}, "")
+	if err != nil {
+		return err
+	}
+	rep.Imported = res.Records
+	rep.ImportRate = float64(res.Records) / res.Elapsed.Seconds()
+	say("   %d records sealed and ledgered durably in %v: %.0f records/s", res.Records, res.Elapsed.Round(time.Millisecond), rep.ImportRate)
+
+	deeds, err := os.MkdirTemp("", "chancery-deeds-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(deeds)
+	say("== The land register gets its scanned deeds: %d more persons, their parcels with deeds attached", opts.DeedPersons)
+	res, err = importGenerated(ctx, loc, demogen.Options{Persons: opts.DeedPersons, Seed: 2, Deeds: true, DeedDir: deeds}, deeds)
+	if err != nil {
+		return err
+	}
+	var size int64
+	filepath.WalkDir(deeds, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				size += fi.Size()
+			}
+		}
+		return nil
+	})
+	rep.Attachments, rep.AttachBytes = res.Attachments, size
+	rep.AttachRate = float64(size) / 1e6 / res.Elapsed.Seconds()
+	say("   %d records, %d deeds (%.1f MB) chunked, compressed, sealed and deduplicated in %v: %.0f MB/s",
+		res.Records, res.Attachments, float64(size)/1e6, res.Elapsed.Round(time.Millisecond), rep.AttachRate)
+	return nil
+}
+
+// importGenerated generates registers first, so that the import's figures
+// are the import's alone, then imports them.
+func importGenerated(ctx context.Context, loc *site.Local, g demogen.Options, dir string) (registry.ImportResult, error) {
+	var buf bytes.Buffer
+	if err := demogen.WriteJSONL(ctx, g, &buf, nil); err != nil {
+		return registry.ImportResult{}, fmt.Errorf("demo: generate: %w", err)
+	}
+	res, err := loc.Registries.Import(ctx, &buf, registry.ImportOptions{Dir: dir})
+	if err != nil {
+		return res, fmt.Errorf("demo: import: %w", err)
+	}
+	return res, nil
+}
+
+// officialsAtWork has many officials change population records at once:
+// each reads a person, changes their address and writes a new version.
+func officialsAtWork(ctx context.Context, loc *site.Local, opts Options, rep *Report, say func(string, ...any)) error {
+	say("== Officials at %d desks record %d address changes (each durable before it is acknowledged)", opts.Appenders, opts.Updates)
+	var ids []string
+	for i := 0; i < opts.Persons && len(ids) < 512; i += max(1, opts.Persons/512) {
+		ids = append(ids, demogen.NationalID(1, i))
+	}
+	lat := make([]time.Duration, opts.Updates)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, opts.Appenders)
 	t0 := time.Now()
-	f := ledger.DirFetcher(layout.Ledger(home.ID))
+	for w := 0; w < opts.Appenders; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= opts.Updates {
+					return
+				}
+				id := ids[i%len(ids)]
+				s := time.Now()
+				if err := moveHouse(ctx, loc.Registries, id, i); err != nil {
+					errs <- err
+					return
+				}
+				lat[i] = time.Since(s)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return fmt.Errorf("demo: update: %w", err)
+	}
+	elapsed := time.Since(t0)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	rep.P50, rep.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	rep.UpdateRate = float64(opts.Updates) / elapsed.Seconds()
+	say("   %d new versions in %v: %.0f/s, each a read, an unseal, a seal and a durable append; latency p50 %v, p99 %v",
+		opts.Updates, elapsed.Round(time.Millisecond), rep.UpdateRate, rep.P50.Round(time.Microsecond), rep.P99.Round(time.Microsecond))
+	return nil
+}
+
+func moveHouse(ctx context.Context, regs *registry.Registries, id string, n int) error {
+	rec, err := regs.Get(ctx, "population", id, registry.AsOf{})
+	if err != nil {
+		return err
+	}
+	var person map[string]any
+	if err := json.Unmarshal(rec.Data, &person); err != nil {
+		return err
+	}
+	if addr, ok := person["address"].(map[string]any); ok {
+		addr["number"] = fmt.Sprint(1 + n%400)
+	}
+	data, err := json.Marshal(person)
+	if err != nil {
+		return err
+	}
+	_, err = regs.Put(ctx, "population", id, data, nil)
+	return err
+}
+
+// lookUpCitizen finds a citizen by national id, as an official would, and
+// returns strings that identify them for the plaintext search.
+func lookUpCitizen(ctx context.Context, loc *site.Local, say func(string, ...any)) ([]string, error) {
+	id := demogen.NationalID(1, 0)
+	hits, err := loc.Registries.Find(ctx, "population", "national_id", id)
+	if err != nil || len(hits) != 1 {
+		return nil, fmt.Errorf("demo: look up %s: %v (%d found)", id, err, len(hits))
+	}
+	var p struct {
+		First   string `json:"first_name"`
+		Last    string `json:"last_name"`
+		Address struct {
+			Street string `json:"street"`
+			City   string `json:"city"`
+		} `json:"address"`
+		Email string `json:"email"`
+	}
+	if err := json.Unmarshal(hits[0].Data, &p); err != nil {
+		return nil, err
+	}
+	h, err := loc.Registries.History(ctx, "population", id)
+	if err != nil {
+		return nil, err
+	}
+	say("== An official looks up national id %s: %s %s, %s, %s — version %d of %d, ledger entry %d",
+		id, p.First, p.Last, p.Address.Street, p.Address.City, hits[0].Version, len(h), hits[0].Index)
+	return []string{id, p.First + " " + p.Last, p.Address.Street, p.Email}, nil
+}
+
+// searchPlaintext reads every file of every site of the state (ledger,
+// write-ahead log, blob store) and counts occurrences of the probes.
+func searchPlaintext(dir string, probes []string) (int, int64, error) {
+	var hits int
+	var scanned int64
+	err := filepath.WalkDir(filepath.Join(dir, "sites"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		scanned += int64(len(b))
+		for _, p := range probes {
+			if p != "" {
+				hits += bytes.Count(b, []byte(p))
+			}
+		}
+		return nil
+	})
+	return hits, scanned, err
+}
+
+// audit verifies the home ledger as an outside auditor would.
+func audit(ctx context.Context, layout state.Layout, c *charter.Charter, home string, rep *Report, say func(string, ...any)) error {
+	say("== An auditor verifies the whole ledger against the charter's keys")
+	verifiers, err := c.CheckpointVerifiers()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	f := ledger.DirFetcher(layout.Ledger(home))
 	vr, err := ledger.Verify(ctx, f, ledger.VerifyOptions{Origin: c.Guest.Origin, Verifiers: verifiers})
 	if err != nil {
-		return nil, fmt.Errorf("demo: verify: %w", err)
+		return fmt.Errorf("demo: verify: %w", err)
 	}
 	rep.VerifyTime = time.Since(t0)
 	rep.Entries, rep.ByType = vr.Entries, vr.ByType
 	rep.CheckpointSize, rep.Root = vr.Checkpoint.Size, hex.EncodeToString(vr.Checkpoint.Root[:])
 	signed, err := f.Fetch(ctx, ledger.CheckpointPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	say("   %d entries, %d tiles checked in %v; checkpoint signed by %s; epochs %v",
 		vr.Entries, vr.Tiles, rep.VerifyTime.Round(time.Millisecond), strings.Join(state.CheckpointSigners(c, signed), ", "), vr.Epochs)
@@ -185,86 +381,13 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 	for _, t := range types {
 		say("   %-13s %6d", t, vr.ByType[t])
 	}
-
 	n, err := proveSamples(ctx, f, vr.Checkpoint, 20)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rep.ProofsChecked = n
 	say("   %d random entries proven included in checkpoint %d (root %s…)", n, vr.Checkpoint.Size, rep.Root[:16])
-	if fresh && opts.Keep {
-		say("== State kept in %s", dir)
-	}
-	return rep, nil
-}
-
-// appendStory appends a mix of entry types the way a home site would
-// produce them.
-func appendStory(ctx context.Context, log *ledger.Log, c *charter.Charter, epoch uint64, n, workers int) ([]time.Duration, time.Duration, error) {
-	lat := make([]time.Duration, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	t0 := time.Now()
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				e, err := storyEntry(c, epoch, i)
-				if err != nil {
-					errs <- err
-					return
-				}
-				s := time.Now()
-				if _, err := log.Append(ctx, e); err != nil {
-					errs <- err
-					return
-				}
-				lat[i] = time.Since(s)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return nil, 0, fmt.Errorf("demo: append: %w", err)
-	}
-	return lat, time.Since(t0), nil
-}
-
-// storyEntry is entry i of the demo's traffic. Record entries carry an
-// opaque payload of the size a sealed population record has: the seal layer
-// (a later stage) puts real ciphertext there. Notices are public and
-// readable by design.
-func storyEntry(c *charter.Charter, epoch uint64, i int) (ledger.Entry, error) {
-	e := ledger.Entry{Epoch: epoch, Time: time.Now()}
-	var body any
-	switch {
-	case i%50 == 0:
-		e.Type = ledger.TypeNotice
-		body = map[string]any{"notice": i / 50, "title": "Public service notice", "text": "Registry offices are open as usual."}
-	case i%25 == 0:
-		e.Type = ledger.TypeAccess
-		body = map[string]any{"official": c.Officials[i%len(c.Officials)].ID, "registry": c.Registries[i%len(c.Registries)].Name, "op": "read"}
-	case i%1000 == 999:
-		e.Type = ledger.TypeKeyEvent
-		body = map[string]any{"event": "checkpoint-key-in-use", "site": "home"}
-	default:
-		e.Type = ledger.TypeRecord
-		sealed := make([]byte, 480)
-		if _, err := rand.Read(sealed); err != nil {
-			return e, err
-		}
-		body = map[string]any{"registry": c.Registries[i%len(c.Registries)].Name, "sealed": sealed}
-	}
-	p, err := json.Marshal(body)
-	e.Payload = p
-	return e, err
+	return nil
 }
 
 // proveSamples proves the inclusion of n random entries against the
