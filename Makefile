@@ -25,7 +25,9 @@ FUZZ := \
 	seal:FuzzOpen \
 	store:FuzzRefUnmarshal \
 	store:FuzzPackTail \
-	store:FuzzIndexObject
+	store:FuzzIndexObject \
+	site:FuzzParseSigHeader \
+	site:FuzzParseConfig
 # The real S3 server the store suite runs against (Apache-2.0).
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
