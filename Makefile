@@ -8,26 +8,29 @@ GO        ?= go
 PKGS      := ./...
 # Packages with concurrency worth the race detector's time.
 RACE_PKGS := ./ledger/ ./registry/ ./store/... ./seal/ ./site/ ./internal/...
-FUZZTIME  ?= 4s
-# Fuzz targets run briefly on every `make test`: package:target. Every
-# parser of outside input has one.
+# Fuzz targets run briefly on every `make test`: package:target:executions.
+# Every parser of outside input has one. Budgets are execution counts, not
+# durations: Go 1.26's coordinator can fail a duration-bounded run with a
+# bare "context deadline exceeded" at the deadline (golang/go#75804), and a
+# count has no deadline to race. FUZZSCALE multiplies every budget.
+FUZZSCALE ?= 3
 FUZZ := \
-	ledger:FuzzDecodeEntry \
-	ledger:FuzzParseCheckpoint \
-	ledger:FuzzParseTilePath \
-	ledger:FuzzWALFrame \
-	ledger:FuzzSplitBundle \
-	ledger:FuzzOpenCheckpoint \
-	charter:FuzzParse \
-	registry:FuzzUnmarshalRecordEntry \
-	seal:FuzzParseCustodyPackage \
-	seal:FuzzParseShare \
-	seal:FuzzOpen \
-	store:FuzzRefUnmarshal \
-	store:FuzzPackTail \
-	store:FuzzIndexObject \
-	site:FuzzParseSigHeader \
-	site:FuzzParseConfig
+	ledger:FuzzDecodeEntry:20000 \
+	ledger:FuzzParseCheckpoint:20000 \
+	ledger:FuzzParseTilePath:20000 \
+	ledger:FuzzWALFrame:20000 \
+	ledger:FuzzSplitBundle:20000 \
+	ledger:FuzzOpenCheckpoint:10000 \
+	charter:FuzzParse:3000 \
+	registry:FuzzUnmarshalRecordEntry:20000 \
+	seal:FuzzParseCustodyPackage:300 \
+	seal:FuzzParseShare:10000 \
+	seal:FuzzOpen:10000 \
+	store:FuzzRefUnmarshal:20000 \
+	store:FuzzPackTail:20000 \
+	store:FuzzIndexObject:20000 \
+	site:FuzzParseSigHeader:20000 \
+	site:FuzzParseConfig:3000
 # The real S3 server the store suite runs against (Apache-2.0).
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
@@ -61,9 +64,9 @@ race:
 
 fuzz:
 	@set -e; for t in $(FUZZ); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg/ ; \
+		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; n=$$(( $${rest##*:} * $(FUZZSCALE) )); \
+		echo "fuzz $$pkg $$name ($$n executions)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $${n}x ./$$pkg/ ; \
 	done
 
 lint:
