@@ -23,6 +23,7 @@ FUZZ := \
 	ledger:FuzzOpenCheckpoint:10000 \
 	charter:FuzzParse:3000 \
 	registry:FuzzUnmarshalRecordEntry:20000 \
+	registry:FuzzTopLevelFields:20000 \
 	seal:FuzzParseCustodyPackage:300 \
 	seal:FuzzParseShare:10000 \
 	seal:FuzzOpen:10000 \

@@ -151,9 +151,9 @@ func (r *Registries) readImport(ctx context.Context, rd io.Reader, size int, sen
 		}
 		it := &importItem{line: line}
 		b.items = append(b.items, it)
-		var l ImportLine
-		if err := json.Unmarshal(raw, &l); err != nil {
-			it.err = &ValidationError{Line: line, Err: fmt.Errorf("not a JSON import line: %w", err)}
+		l, err := parseImportLine(raw)
+		if err != nil {
+			it.err = &ValidationError{Line: line, Err: err}
 		} else if g, err := r.reg(l.Registry); err != nil {
 			it.err = &ValidationError{Line: line, Registry: l.Registry, ID: l.ID, Err: err}
 		} else if err := checkID(l.Registry, l.ID); err != nil {
@@ -195,6 +195,33 @@ func (r *Registries) readImport(ctx context.Context, rd io.Reader, size int, sen
 		send(b)
 	}
 	return nil
+}
+
+// parseImportLine decodes one import line. It walks the line once and
+// copies only the record's bytes, which validation walks again.
+func parseImportLine(raw []byte) (*ImportLine, error) {
+	f, ok := topLevelFields(raw, []string{"registry", "id", "record", "attachments"})
+	if !ok {
+		return nil, errors.New("not a JSON object")
+	}
+	l := &ImportLine{}
+	for i, dst := range []*string{&l.Registry, &l.ID} {
+		if f[i] == nil {
+			continue
+		}
+		if err := json.Unmarshal(f[i], dst); err != nil {
+			return nil, fmt.Errorf("field %s: %w", []string{"registry", "id"}[i], err)
+		}
+	}
+	if f[2] != nil {
+		l.Record = append(json.RawMessage(nil), f[2]...)
+	}
+	if f[3] != nil {
+		if err := json.Unmarshal(f[3], &l.Attachments); err != nil {
+			return nil, fmt.Errorf("field attachments: %w", err)
+		}
+	}
+	return l, nil
 }
 
 func withLine(err error, line int) error {

@@ -11,6 +11,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -133,6 +134,30 @@ type body struct {
 type bodyAttach struct {
 	Name string `json:"name"`
 	Size int64  `json:"size"`
+}
+
+// marshal encodes the body as json.Marshal would, without re-validating
+// and compacting Data, which validate has already walked: at bulk-import
+// rates that second pass cost more than sealing.
+func (b *body) marshal() ([]byte, error) {
+	id, err := json.Marshal(b.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(id)+len(b.Data)+32)
+	out = append(append(append(out, `{"id":`...), id...), ',')
+	if len(b.Data) > 0 {
+		out = append(append(append(out, `"data":`...), b.Data...), ',')
+	}
+	if len(b.Attachments) > 0 {
+		atts, err := json.Marshal(b.Attachments)
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(append(out, `"attachments":`...), atts...), ',')
+	}
+	out[len(out)-1] = '}'
+	return out, nil
 }
 
 // Open builds the index of every registry the site may hold by reading the
@@ -360,7 +385,7 @@ func (g *reg) prepare(guest, id string, version, epoch uint64, kind Kind, data j
 			b.Attachments = append(b.Attachments, bodyAttach{Name: a.Name, Size: a.Size})
 		}
 	}
-	plain, err := json.Marshal(b)
+	plain, err := b.marshal()
 	if err != nil {
 		return nil, err
 	}
@@ -390,23 +415,28 @@ func checkID(registry, id string) error {
 // validate checks that data is a JSON object carrying every index field
 // as a non-empty string or a number, and returns their canonical values.
 func validate(def charter.Registry, id string, data json.RawMessage) (map[string]string, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+	raws, ok := topLevelFields(data, def.Index)
+	if !ok {
 		return nil, &ValidationError{Registry: def.Name, ID: id, Err: errors.New("record must be a JSON object")}
 	}
 	vals := make(map[string]string, len(def.Index))
-	for _, f := range def.Index {
-		raw, ok := obj[f]
-		if !ok {
+	for i, f := range def.Index {
+		raw := raws[i]
+		if raw == nil {
 			return nil, &ValidationError{Registry: def.Name, ID: id, Field: f, Err: errors.New("index field missing")}
 		}
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			var n json.Number
-			if err := json.Unmarshal(raw, &n); err != nil {
-				return nil, &ValidationError{Registry: def.Name, ID: id, Field: f, Err: errors.New("index field must be a string or a number")}
+		switch {
+		case raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0:
+			s = string(raw[1 : len(raw)-1])
+		case raw[0] == '"':
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return nil, &ValidationError{Registry: def.Name, ID: id, Field: f, Err: err}
 			}
-			s = n.String()
+		case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
+			s = string(raw) // json.Valid has checked it is a number
+		default:
+			return nil, &ValidationError{Registry: def.Name, ID: id, Field: f, Err: errors.New("index field must be a string or a number")}
 		}
 		if s == "" {
 			return nil, &ValidationError{Registry: def.Name, ID: id, Field: f, Err: errors.New("index field is empty")}
@@ -414,6 +444,92 @@ func validate(def charter.Registry, id string, data json.RawMessage) (map[string
 		vals[f] = s
 	}
 	return vals, nil
+}
+
+// topLevelFields returns the raw values of the named top-level fields of a
+// JSON object (nil where a field is absent; the last one where a field
+// repeats, as encoding/json does), or false if data is not a JSON object.
+// It walks the object once without building it: validation runs for every
+// imported record, and decoding each into a map cost more than sealing it.
+func topLevelFields(data []byte, names []string) ([][]byte, bool) {
+	if !json.Valid(data) {
+		return nil, false
+	}
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil, false
+	}
+	out := make([][]byte, len(names))
+	i = skipSpace(data, i+1)
+	for i < len(data) && data[i] != '}' {
+		kEnd := skipValue(data, i) // the key is a string
+		key := data[i+1 : kEnd-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			json.Unmarshal(data[i:kEnd], &k)
+			key = []byte(k)
+		}
+		i = skipSpace(data, kEnd)
+		i = skipSpace(data, i+1) // past ':'
+		vEnd := skipValue(data, i)
+		for n, name := range names {
+			if string(key) == name {
+				out[n] = data[i:vEnd]
+			}
+		}
+		i = skipSpace(data, vEnd)
+		if i < len(data) && data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+	}
+	return out, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the JSON value starting at i in valid JSON.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		for i++; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return i
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			case '"':
+				i = skipValue(b, i) - 1
+			}
+		}
+		return i
+	default:
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+		}
+		return i
+	}
 }
 
 // AsOf selects a version: the latest (zero value), the latest at or below a

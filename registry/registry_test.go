@@ -322,3 +322,55 @@ func FuzzUnmarshalRecordEntry(f *testing.F) {
 		}
 	})
 }
+
+// TestTopLevelFieldsAgreesWithEncodingJSON: the fast walker must find the
+// same top-level values encoding/json does, nested look-alikes and escapes
+// included.
+func TestTopLevelFieldsAgreesWithEncodingJSON(t *testing.T) {
+	cases := []string{
+		`{"a":"1","b":2}`,
+		` { "b" : -2.5e3 , "a" : "x\"y" } `,
+		`{"nested":{"a":"no"},"a":"yes"}`,
+		`{"arr":["a",{"a":1}],"a":[1,2]}`,
+		`{"a":"first","a":"last"}`,
+		`{"\u0061":"escaped key"}`,
+		`{"s":"}{][,\"","a":true,"b":null}`,
+		`{}`,
+	}
+	for _, c := range cases {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(c), &m); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := topLevelFields([]byte(c), []string{"a", "b"})
+		if !ok {
+			t.Fatalf("%s: not an object", c)
+		}
+		for i, name := range []string{"a", "b"} {
+			want := m[name]
+			if !bytes.Equal(bytes.TrimSpace(got[i]), bytes.TrimSpace(want)) {
+				t.Errorf("%s field %s: got %q, want %q", c, name, got[i], want)
+			}
+		}
+	}
+	for _, bad := range []string{`[1]`, `"s"`, `{"a":}`, `{"a":1`, ``} {
+		if _, ok := topLevelFields([]byte(bad), []string{"a"}); ok {
+			t.Errorf("%q accepted as an object", bad)
+		}
+	}
+}
+
+func FuzzTopLevelFields(f *testing.F) {
+	f.Add([]byte(`{"a":"1","b":{"a":2}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := topLevelFields(b, []string{"a"})
+		var m map[string]json.RawMessage
+		err := json.Unmarshal(b, &m)
+		if ok != (err == nil && m != nil) {
+			t.Fatalf("%q: walker says object=%v, encoding/json %v", b, ok, err)
+		}
+		if ok && !bytes.Equal(bytes.TrimSpace(got[0]), bytes.TrimSpace(m["a"])) {
+			t.Fatalf("%q: walker found %q, encoding/json %q", b, got[0], m["a"])
+		}
+	})
+}
