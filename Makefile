@@ -36,7 +36,7 @@ FUZZ := \
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build test deps unit race fuzz lint bench bench-peer demo clean
+.PHONY: all build test deps unit race fuzz lint bench bench-peer bench-restic demo clean
 
 all: build
 
@@ -80,6 +80,9 @@ bench:
 
 bench-peer:
 	bench/run.sh
+
+bench-restic:
+	bench/restic/run.sh
 
 demo:
 	$(GO) run ./cmd/chancery demo
