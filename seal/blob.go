@@ -1,6 +1,7 @@
 package seal
 
 import (
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -61,21 +62,7 @@ func (b *BlobKeys) Seal(id [32]byte, data []byte) ([]byte, error) {
 func (b *BlobKeys) Open(id [32]byte, sealed []byte) ([]byte, error) {
 	rk := b.rk
 	what := func() string { return fmt.Sprintf("blob chunk %x in registry %q of %s", id[:6], rk.name, rk.guest) }
-	if len(sealed) < blobHeaderLen+tagSize {
-		return nil, fmt.Errorf("seal: open %s: %d bytes, shorter than any sealed chunk: %w", what(), len(sealed), ErrAuth)
-	}
-	if sealed[0] != formatBlobV1 {
-		return nil, fmt.Errorf("seal: open %s: unknown format 0x%02x", what(), sealed[0])
-	}
-	gen := binary.BigEndian.Uint32(sealed[1:5])
-	g, err := rk.generation(gen)
-	if err != nil {
-		return nil, fmt.Errorf("seal: open %s: %w", what(), err)
-	}
-	var adBuf [128]byte
-	pt, err := g.blob.Open(nil, sealed[5:blobHeaderLen], sealed[blobHeaderLen:], appendBlobAD(adBuf[:0], rk, gen, &id))
-	if err != nil {
-		return nil, fmt.Errorf("seal: open %s (generation %d): %w", what(), gen, ErrAuth)
-	}
-	return pt, nil
+	return rk.openFramed(sealed, formatBlobV1, "chunk", what,
+		func(g *genKeys) cipher.AEAD { return g.blob },
+		func(dst []byte, gen uint32) []byte { return appendBlobAD(dst, rk, gen, &id) })
 }

@@ -352,10 +352,21 @@ func (rk *RegistryKeys) Open(ad RecordAD, sealed []byte) ([]byte, error) {
 	what := func() string {
 		return fmt.Sprintf("record %x version %d in registry %q of %s", ad.BlindID[:6], ad.Version, rk.name, rk.guest)
 	}
-	if len(sealed) < recordHeaderLen+tagSize {
-		return nil, fmt.Errorf("seal: open %s: %d bytes, shorter than any sealed record: %w", what(), len(sealed), ErrAuth)
+	return rk.openFramed(sealed, formatRecordV1, "record", what,
+		func(g *genKeys) cipher.AEAD { return g.data },
+		func(dst []byte, gen uint32) []byte { return appendRecordAD(dst, &ad, gen) })
+}
+
+// openFramed opens the layout records and blob chunks share:
+// format ‖ generation u32 ‖ nonce ‖ ciphertext and tag, under the AEAD of
+// the generation it names and the additional data appendAD builds for it.
+func (rk *RegistryKeys) openFramed(sealed []byte, format byte, kind string, what func() string,
+	aead func(*genKeys) cipher.AEAD, appendAD func(dst []byte, gen uint32) []byte) ([]byte, error) {
+	const headerLen = 1 + 4 + nonceSize
+	if len(sealed) < headerLen+tagSize {
+		return nil, fmt.Errorf("seal: open %s: %d bytes, shorter than any sealed %s: %w", what(), len(sealed), kind, ErrAuth)
 	}
-	if sealed[0] != formatRecordV1 {
+	if sealed[0] != format {
 		return nil, fmt.Errorf("seal: open %s: unknown format 0x%02x", what(), sealed[0])
 	}
 	gen := binary.BigEndian.Uint32(sealed[1:5])
@@ -364,8 +375,7 @@ func (rk *RegistryKeys) Open(ad RecordAD, sealed []byte) ([]byte, error) {
 		return nil, fmt.Errorf("seal: open %s: %w", what(), err)
 	}
 	var adBuf [128]byte
-	adb := appendRecordAD(adBuf[:0], &ad, gen)
-	pt, err := g.data.Open(nil, sealed[5:recordHeaderLen], sealed[recordHeaderLen:], adb)
+	pt, err := aead(g).Open(nil, sealed[5:headerLen], sealed[headerLen:], appendAD(adBuf[:0], gen))
 	if err != nil {
 		return nil, fmt.Errorf("seal: open %s (generation %d): %w", what(), gen, ErrAuth)
 	}
