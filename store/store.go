@@ -287,6 +287,7 @@ func (s *Store) setErr(err error) {
 // encoder pairs a zstd encoder with the scratch buffer it compresses
 // into, so both are reused across Puts instead of regrown per chunk.
 type encoder struct {
+	sample  []byte // scratch for incompressible's samples
 	z       *zstd.Encoder
 	scratch []byte
 }
@@ -417,10 +418,15 @@ func (s *Store) storeChunk(ctx context.Context, sl Sealer, data []byte) (ID, err
 	defer func() { s.encs <- enc }()
 	// The flag byte sits inside the sealed payload, so the host does not
 	// learn which chunks compressed.
-	scratch := append(enc.scratch[:0], chunkFlagZstd)
-	scratch = enc.z.EncodeAll(data, scratch)
-	if len(scratch)-1 >= len(data) {
-		scratch = append(append(scratch[:0], chunkFlagRaw), data...)
+	var scratch []byte
+	if incompressible(enc, data) {
+		scratch = append(append(enc.scratch[:0], chunkFlagRaw), data...)
+	} else {
+		scratch = append(enc.scratch[:0], chunkFlagZstd)
+		scratch = enc.z.EncodeAll(data, scratch)
+		if len(scratch)-1 >= len(data) {
+			scratch = append(append(scratch[:0], chunkFlagRaw), data...)
+		}
 	}
 	enc.scratch = scratch
 	sealed, err := sl.Seal(id, scratch)
@@ -430,6 +436,23 @@ func (s *Store) storeChunk(ctx context.Context, sl Sealer, data []byte) (ID, err
 	}
 	s.addToPack(ctx, id, sealed)
 	return id, nil
+}
+
+// incompressible reports whether a chunk is very likely not worth
+// compressing, judged by compressing three 4 KiB samples: scanned deeds are
+// mostly JPEG or JBIG2 already, and compressing them whole cost a third of
+// the ingest's CPU for nothing. A wrong guess costs only space.
+func incompressible(enc *encoder, data []byte) bool {
+	const sample = 4 << 10
+	if len(data) < 16*sample {
+		return false
+	}
+	in, out := 0, 0
+	for _, off := range []int{0, len(data)/2 - sample/2, len(data) - sample} {
+		enc.sample = enc.z.EncodeAll(data[off:off+sample], enc.sample[:0])
+		in, out = in+sample, out+len(enc.sample)
+	}
+	return out > in*97/100
 }
 
 func (s *Store) addToPack(ctx context.Context, id ID, sealed []byte) {

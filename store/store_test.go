@@ -543,3 +543,38 @@ func asciiLower(b []byte) []byte {
 	}
 	return out
 }
+
+// TestCompressionChoice: compressible chunks are stored compressed and
+// random ones raw (the sampling shortcut), and both read back.
+func TestCompressionChoice(t *testing.T) {
+	for _, tc := range []struct {
+		kind    int
+		maxFrac float64 // stored bytes / input bytes, at most
+		minFrac float64
+	}{
+		{kind: 1, maxFrac: 0.2},                // text: compressed
+		{kind: 0, minFrac: 1.0, maxFrac: 1.05}, // random: raw, plus seal overhead
+	} {
+		dir := t.TempDir()
+		s, sl := openFS(t, dir, store.Options{})
+		data := content(uint64(tc.kind)+9, 6<<20, tc.kind)
+		ref := put(t, s, sl, data)
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		mustGet(t, s, sl, ref, data)
+		s.Close()
+		var stored int64
+		filepath.WalkDir(filepath.Join(dir, "data"), func(p string, d iofs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				fi, _ := d.Info()
+				stored += fi.Size()
+			}
+			return nil
+		})
+		frac := float64(stored) / float64(len(data))
+		if frac > tc.maxFrac || frac < tc.minFrac {
+			t.Errorf("content kind %d: stored %.2f of its size, want between %.2f and %.2f", tc.kind, frac, tc.minFrac, tc.maxFrac)
+		}
+	}
+}
