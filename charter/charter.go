@@ -457,6 +457,11 @@ func decodeCanonicalBase64(s string, size int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Go's decoder skips \r and \n inside its input: only the canonical
+	// spelling is accepted, so that one key has one string.
+	if base64.StdEncoding.EncodeToString(b) != s {
+		return nil, fmt.Errorf("not canonical base64")
+	}
 	if len(b) != size {
 		return nil, fmt.Errorf("decodes to %d bytes, want %d", len(b), size)
 	}

@@ -92,7 +92,7 @@ func VerifySignatures(c, prev *Charter) error {
 			errs = append(errs, fmt.Errorf("%s: %s %s: %w", path, s.Kind, s.Signer, err))
 			continue
 		}
-		sig, err := base64.StdEncoding.Strict().DecodeString(s.Sig)
+		sig, err := decodeCanonicalBase64(s.Sig, ed25519.SignatureSize)
 		if err != nil || !ed25519.Verify(pub, msg, sig) {
 			errs = append(errs, fmt.Errorf("%s: bad signature by %s %s", path, s.Kind, s.Signer))
 			continue

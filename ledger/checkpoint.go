@@ -68,8 +68,10 @@ func ParseCheckpoint(text []byte) (Checkpoint, error) {
 		return c, fmt.Errorf("checkpoint line 2 (size): %q is not a decimal size without leading zeros", lines[1])
 	}
 	c.Size = size
+	// Go's decoder skips \r and \n inside its input; only the canonical
+	// encoding of a 32-byte hash is a root line.
 	root, err := base64.StdEncoding.Strict().DecodeString(lines[2])
-	if err != nil || len(root) != len(c.Root) {
+	if err != nil || len(root) != len(c.Root) || base64.StdEncoding.EncodeToString(root) != lines[2] {
 		return c, fmt.Errorf("checkpoint line 3 (root): %q is not a base64 32-byte hash", lines[2])
 	}
 	copy(c.Root[:], root)

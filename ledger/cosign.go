@@ -154,7 +154,7 @@ func ParseVerifierKey(vkey string) (note.Verifier, error) {
 		return nil, fmt.Errorf("verifier key %q: not name+hash+key", vkey)
 	}
 	raw, err := base64.StdEncoding.DecodeString(keyB64)
-	if err != nil || len(raw) != 1+ed25519.PublicKeySize {
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || base64.StdEncoding.EncodeToString(raw) != keyB64 {
 		return nil, fmt.Errorf("verifier key for %q: key is not base64 of a type byte and a 32-byte Ed25519 key", name)
 	}
 	h, err := strconv.ParseUint(hashHex, 16, 32)

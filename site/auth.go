@@ -182,7 +182,9 @@ func parseSigHeader(h string) (*sigHeader, error) {
 	}
 	s.unix = unix
 	s.nonce = params["nonce"]
-	if n, err := base64.StdEncoding.DecodeString(s.nonce); err != nil || len(n) != nonceSize {
+	// Go's decoder skips \r and \n: only the canonical spelling counts, so
+	// one nonce has one string in the replay cache.
+	if n, err := base64.StdEncoding.DecodeString(s.nonce); err != nil || len(n) != nonceSize || base64.StdEncoding.EncodeToString(n) != s.nonce {
 		return nil, authErr("%s header: nonce must be base64 of %d bytes", SignatureHeader, nonceSize)
 	}
 	s.digestHx = params["digest"]
@@ -191,7 +193,7 @@ func parseSigHeader(h string) (*sigHeader, error) {
 	} else {
 		s.digest = [32]byte(d)
 	}
-	if s.sig, err = base64.StdEncoding.DecodeString(params["sig"]); err != nil || len(s.sig) != ed25519.SignatureSize {
+	if s.sig, err = base64.StdEncoding.DecodeString(params["sig"]); err != nil || len(s.sig) != ed25519.SignatureSize || base64.StdEncoding.EncodeToString(s.sig) != params["sig"] {
 		return nil, authErr("%s header: sig must be base64 of a %d-byte Ed25519 signature", SignatureHeader, ed25519.SignatureSize)
 	}
 	return &s, nil
