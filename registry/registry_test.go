@@ -78,11 +78,11 @@ func (fx *fixture) open(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := store.PolynomialFromSeed(seed)
+	chunking, err := store.ChunkingFromSeed(seed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fx.st, err = store.Open(ctx, fx.be, store.Options{Polynomial: pol}); err != nil {
+	if fx.st, err = store.Open(ctx, fx.be, store.Options{Chunking: chunking}); err != nil {
 		t.Fatal(err)
 	}
 	if fx.reg, err = Open(ctx, Options{Charter: fx.c, Site: "home", Log: fx.log, Keys: fx.keys, Blobs: fx.st}); err != nil {

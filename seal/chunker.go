@@ -4,7 +4,7 @@ package seal
 const labelChunker = "chunker-polynomial"
 
 // ChunkerSeed returns the secret seed from which every site of the guest
-// derives the same content-defined chunking polynomial (store.PolynomialFromSeed):
+// derives the same secret content-defined chunking (store.ChunkingFromSeed):
 // the same boundaries everywhere keep deduplication exact across sites, and
 // a secret polynomial keeps a host from fingerprinting a known document by
 // its chunk sizes. The caller clears the seed when done.

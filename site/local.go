@@ -153,12 +153,12 @@ func openBlobs(ctx context.Context, l *Local, bc BlobConfig) (*store.Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("blob store of site %s: %w", l.Site, err)
 	}
-	pol, err := store.PolynomialFromSeed(seed)
+	chunking, err := store.ChunkingFromSeed(seed)
 	clear(seed)
 	if err != nil {
 		return nil, fmt.Errorf("blob store of site %s: %w", l.Site, err)
 	}
-	s, err := store.Open(ctx, be, store.Options{Polynomial: pol})
+	s, err := store.Open(ctx, be, store.Options{Chunking: chunking})
 	if err != nil {
 		return nil, fmt.Errorf("blob store of site %s: %w", l.Site, err)
 	}

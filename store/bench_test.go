@@ -59,7 +59,7 @@ func heapPeak() (stop func() uint64) {
 func benchIngest(b *testing.B, newBackend func(i int) store.Backend) {
 	paths, total := benchCorpus(b)
 	sl := newTestSealer(b, 1)
-	pol := testPolynomial(b)
+	chunking := testChunking(b)
 	ctx := context.Background()
 	runtime.GC()
 	stop := heapPeak()
@@ -67,7 +67,7 @@ func benchIngest(b *testing.B, newBackend func(i int) store.Backend) {
 	b.SetBytes(total)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		s, err := store.Open(ctx, newBackend(i), store.Options{Polynomial: pol})
+		s, err := store.Open(ctx, newBackend(i), store.Options{Chunking: chunking})
 		if err != nil {
 			b.Fatal(err)
 		}

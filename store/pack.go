@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/restic/chunker"
 )
 
 // A pack is one backend object holding many sealed chunks, so that ten
@@ -30,7 +29,7 @@ const (
 	// maxSealedLen bounds one sealed chunk: the chunker's maximum plus the
 	// flag byte and far more than any AEAD's nonce and tag. Parsers reject
 	// larger entries so that forged metadata cannot make us allocate GiBs.
-	maxSealedLen = chunker.MaxSize + 1<<16
+	maxSealedLen = MaxChunk + 1<<16
 )
 
 // PackID names a pack: SHA-256 of its bytes.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/restic/chunker"
 )
 
 // ID names a chunk: the Sealer's keyed hash of its plaintext. Because the
@@ -91,7 +90,7 @@ func (r Ref) validate() error {
 		return fmt.Errorf("store: ref: %d chunks, too many", n)
 	case r.Size < n:
 		return fmt.Errorf("store: ref: size %d too small for %d chunks", r.Size, n)
-	case r.Size > n*chunker.MaxSize:
+	case r.Size > n*MaxChunk:
 		return fmt.Errorf("store: ref: size %d too large for %d chunks", r.Size, n)
 	}
 	return nil

@@ -59,7 +59,7 @@ func TestStoreOverS3(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := store.Open(ctx, be, store.Options{Polynomial: testPolynomial(t), PackSize: 1 << 20})
+		s, err := store.Open(ctx, be, store.Options{Chunking: testChunking(t), PackSize: 1 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}

