@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-
 )
 
 // A pack is one backend object holding many sealed chunks, so that ten

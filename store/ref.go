@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
 )
 
 // ID names a chunk: the Sealer's keyed hash of its plaintext. Because the

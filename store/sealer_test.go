@@ -9,7 +9,6 @@ import (
 	"errors"
 	"testing"
 
-
 	"github.com/chancery-gov/chancery/store"
 )
 
