@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chancery-gov/chancery/internal/fsutil"
 )
 
 // The write-ahead log is the durable truth of the ledger: tiles, bundles and
@@ -106,7 +108,7 @@ func (w *walWriter) openSegment(first uint64) error {
 		f.Close()
 		return fmt.Errorf("sync %s: %w", path, err)
 	}
-	if err := syncDir(w.dir); err != nil {
+	if err := fsutil.SyncDir(w.dir); err != nil {
 		f.Close()
 		return err
 	}
@@ -390,17 +392,5 @@ func writeFileSync(path string, data []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.SyncDir(filepath.Dir(path))
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/chancery-gov/chancery/internal/fsutil"
 	"github.com/chancery-gov/chancery/store"
 )
 
@@ -100,7 +101,7 @@ func (b *Backend) Save(ctx context.Context, name string, data io.Reader, size in
 	if err := os.Rename(tmp, p); err != nil {
 		return fmt.Errorf("fs backend: save %s: rename to %s: %w", name, p, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return fmt.Errorf("fs backend: save %s: %w", name, err)
 	}
 	return nil
@@ -121,19 +122,7 @@ func (b *Backend) mkdirDurable(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, iofs.ErrExist) {
 		return fmt.Errorf("mkdir %s: %w", dir, err)
 	}
-	return syncDir(parent)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.SyncDir(parent)
 }
 
 // ctxReader lets a cancelled context stop a long copy.
