@@ -22,6 +22,12 @@ const (
 	TypeAccess      Type = 5 // a read of a record at an active site
 	TypeKeyEvent    Type = 6 // key rotation, revocation, shredding
 	TypeDrillReport Type = 7 // the signed report of a drill
+	// TypeWithheld stands in, in a mirror, for an entry the site may not
+	// hold (a registry the charter does not place there). Its payload is
+	// the withheld entry's leaf hash, which is what the tree hashes in its
+	// place, so the mirror's tiles and root are the writer's. A writer
+	// never appends one.
+	TypeWithheld Type = 8
 )
 
 var typeNames = [...]string{
@@ -32,6 +38,7 @@ var typeNames = [...]string{
 	TypeAccess:      "access",
 	TypeKeyEvent:    "key-event",
 	TypeDrillReport: "drill-report",
+	TypeWithheld:    "withheld",
 }
 
 // String names the type, or gives its number for types this version does not know.
@@ -124,6 +131,9 @@ func DecodeEntry(b []byte) (Entry, error) {
 	if b[1] == 0 {
 		return Entry{}, errors.New("entry type: zero is not a type")
 	}
+	if b[1] == byte(TypeWithheld) && len(b) != EntryHeaderSize+32 {
+		return Entry{}, fmt.Errorf("withheld entry: payload of %d bytes, a leaf hash is 32", len(b)-EntryHeaderSize)
+	}
 	ms := binary.BigEndian.Uint64(b[10:18])
 	if ms > math.MaxInt64 {
 		return Entry{}, fmt.Errorf("entry time %d ms is out of range", ms)
@@ -138,3 +148,27 @@ func DecodeEntry(b []byte) (Entry, error) {
 
 // entryEpoch reads the epoch of an encoded entry without decoding it.
 func entryEpoch(b []byte) uint64 { return binary.BigEndian.Uint64(b[2:10]) }
+
+// Withhold returns the stub that replaces an encoded entry in the mirror of
+// a site that may not hold it: same epoch and time (so fencing and reads as
+// of a time still work), and the entry's leaf hash as payload.
+func Withhold(entry []byte) ([]byte, error) {
+	e, err := DecodeEntry(entry)
+	if err != nil {
+		return nil, err
+	}
+	if e.Type == TypeWithheld {
+		return entry, nil
+	}
+	h := leafHash(entry)
+	return Entry{Type: TypeWithheld, Epoch: e.Epoch, Time: e.Time, Payload: h[:]}.MarshalBinary()
+}
+
+// EntryLeafHash is the hash the tree holds for an encoded entry: its RFC
+// 6962 leaf hash, or for a withheld stub the leaf hash it carries.
+func EntryLeafHash(entry []byte) Hash {
+	if len(entry) == EntryHeaderSize+32 && entry[1] == byte(TypeWithheld) {
+		return Hash(entry[EntryHeaderSize:])
+	}
+	return leafHash(entry)
+}

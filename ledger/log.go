@@ -21,9 +21,14 @@ import (
 type Options struct {
 	// Origin is the log's origin line and the name of its checkpoint key.
 	Origin string
-	// Signer signs checkpoints. It is required: a ledger never publishes an
-	// unsigned checkpoint.
+	// Signer signs checkpoints. It is required unless Mirror is set: a
+	// ledger never publishes an unsigned checkpoint.
 	Signer note.Signer
+	// Mirror opens the ledger as a site's copy of another writer's log:
+	// entries arrive only through AppendMirrored, each batch checked to
+	// produce exactly the tree of the writer's signed checkpoint, and that
+	// checkpoint (not one of our own) is what the mirror publishes.
+	Mirror bool
 	// CheckpointInterval is the least time between two published
 	// checkpoints (default 25ms). Entries are durable before that; the
 	// interval only bounds how much tile and signing work each round does.
@@ -49,10 +54,13 @@ func (o *Options) defaults() error {
 	if o.Origin == "" || !isKeyName(o.Origin) {
 		return fmt.Errorf("ledger origin %q: must be non-empty, without spaces or '+'", o.Origin)
 	}
-	if o.Signer == nil {
+	if o.Mirror {
+		if o.Signer != nil {
+			return errors.New("ledger: a mirror publishes the writer's checkpoints and takes no signer")
+		}
+	} else if o.Signer == nil {
 		return errors.New("ledger: a checkpoint signer is required")
-	}
-	if o.Signer.Name() != o.Origin {
+	} else if o.Signer.Name() != o.Origin {
 		return fmt.Errorf("ledger: checkpoint key is named %q, origin is %q", o.Signer.Name(), o.Origin)
 	}
 	if o.CheckpointInterval <= 0 {
@@ -79,6 +87,9 @@ var (
 	// ErrStaleEpoch is returned for an entry of an epoch older than one the
 	// log already holds: the fencing that keeps two writers apart.
 	ErrStaleEpoch = errors.New("entry epoch older than the ledger's")
+	// ErrMirror is returned by Append on a mirror: its entries come only
+	// from the writer, through AppendMirrored.
+	ErrMirror = errors.New("ledger is a mirror: entries come only from the writer")
 )
 
 // Recovery reports what Open found.
@@ -125,6 +136,8 @@ type Log struct {
 	syncedSize uint64
 	obsolete   []string // partial tile directories to delete at the next sync point
 	madeDirs   map[string]bool
+
+	mirror mirrorState
 
 	recovery Recovery
 	stats    struct {
@@ -179,6 +192,9 @@ func (l *Log) Origin() string { return l.opts.Origin }
 
 // Append adds an entry and returns its index once it is durable.
 func (l *Log) Append(ctx context.Context, e Entry) (uint64, error) {
+	if err := l.writable(e); err != nil {
+		return 0, err
+	}
 	b, err := e.MarshalBinary()
 	if err != nil {
 		return 0, err
@@ -198,6 +214,9 @@ func (l *Log) AppendBatch(ctx context.Context, es []Entry) (uint64, error) {
 	}
 	bs := make([][]byte, len(es))
 	for i, e := range es {
+		if err := l.writable(e); err != nil {
+			return 0, fmt.Errorf("append batch entry %d: %w", i, err)
+		}
 		b, err := e.MarshalBinary()
 		if err != nil {
 			return 0, fmt.Errorf("append batch entry %d: %w", i, err)
@@ -209,6 +228,17 @@ func (l *Log) AppendBatch(ctx context.Context, es []Entry) (uint64, error) {
 		return 0, err
 	}
 	return l.wait(ctx, bt, pos)
+}
+
+// writable refuses what only a mirror's replication may add.
+func (l *Log) writable(e Entry) error {
+	if l.opts.Mirror {
+		return ErrMirror
+	}
+	if e.Type == TypeWithheld {
+		return errors.New("append: a withheld stub exists only in mirrors")
+	}
+	return nil
 }
 
 // MaxFrameBytes bounds one write-ahead log frame. Recovery looks this far
@@ -431,6 +461,9 @@ func (l *Log) integrate(work [][]byte) error {
 func (l *Log) publish() error {
 	if err := l.tree.flushPartial(); err != nil {
 		return err
+	}
+	if l.opts.Mirror {
+		return l.publishMirrored()
 	}
 	root, err := l.tree.root()
 	if err != nil {

@@ -117,6 +117,11 @@ func (l *Log) recover(ctx context.Context) error {
 			return err
 		}
 	}
+	if l.opts.Mirror {
+		if err := l.recoverMirror(); err != nil {
+			return err
+		}
+	}
 	return l.publish()
 }
 

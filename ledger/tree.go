@@ -53,7 +53,7 @@ func (t *tree) append(entry []byte) error {
 		}
 		t.bundle = t.bundle[:0]
 	}
-	h := leafHash(entry)
+	h := EntryLeafHash(entry)
 	if err := t.rng.Append(h[:], t.visit); err != nil {
 		return fmt.Errorf("append leaf %d: %w", idx, err)
 	}
