@@ -146,19 +146,24 @@ func (l *Log) MirrorSize() uint64 {
 	return l.mirror.rng.End()
 }
 
-// AppendMirrored appends a batch of encoded entries received from the
-// writer, together with the writer's signed checkpoint for the tree they
-// complete. The caller has checked the checkpoint's signature (which key
+// AppendMirrored appends a batch of encoded entries received from a
+// writer (or from another mirror of it), with the writer's signed
+// checkpoint. The caller has checked the checkpoint's signature (which key
 // may sign for which epoch is the caller's policy); AppendMirrored checks
 // everything else before it takes a byte: the batch starts at the mirror's
-// size, every entry decodes, epochs never go backwards and the newest is
-// the checkpoint's, and the leaves produce the checkpoint's root. It
-// returns once the entries are durable; the checkpoint is published as
-// soon as the tiles for it are written.
+// size, every entry decodes, epochs never go backwards, and the leaves
+// produce the checkpoint's tree.
 //
-// Batches may be appended concurrently; each is checked against the tree
-// left by the batches before it.
-func (l *Log) AppendMirrored(ctx context.Context, entries [][]byte, signed []byte) (Checkpoint, error) {
+// When the batch ends at the checkpoint's size, its root must be the
+// checkpoint's root, and the checkpoint is published once its tiles are
+// written. A batch may also end short of the checkpoint, so that a long
+// catch-up travels in bounded pieces: then proof must be the consistency
+// proof from the batch's end to the checkpoint, and nothing new is
+// published until a later batch reaches a checkpoint's size.
+//
+// It returns once the entries are durable. Batches may be appended
+// concurrently; each is checked against the tree left by those before it.
+func (l *Log) AppendMirrored(ctx context.Context, entries [][]byte, signed []byte, proof []Hash) (Checkpoint, error) {
 	if !l.opts.Mirror {
 		return Checkpoint{}, ErrNotMirror
 	}
@@ -176,7 +181,8 @@ func (l *Log) AppendMirrored(ctx context.Context, entries [][]byte, signed []byt
 	m := &l.mirror
 	m.mu.Lock()
 	base := m.rng.End()
-	if cp.Size != base+uint64(len(entries)) {
+	end := base + uint64(len(entries))
+	if cp.Size < end || (cp.Size > end && len(entries) == 0) {
 		m.mu.Unlock()
 		return Checkpoint{}, fmt.Errorf("%w: mirror holds %d entries, the batch brings %d, the checkpoint is of size %d", ErrMirrorGap, base, len(entries), cp.Size)
 	}
@@ -213,38 +219,56 @@ func (l *Log) AppendMirrored(ctx context.Context, entries [][]byte, signed []byt
 		}
 		root = Hash(r)
 	}
-	if root != cp.Root {
-		m.mu.Unlock()
-		return Checkpoint{}, fmt.Errorf("mirror: entries %d–%d and the tree before them give root %x, the writer's checkpoint of size %d says %x",
-			base, cp.Size-1, root, cp.Size, cp.Root)
-	}
-	if cp.Size > 0 && cp.Epoch != epoch {
-		m.mu.Unlock()
-		return Checkpoint{}, fmt.Errorf("mirror: checkpoint of size %d is of epoch %d, its newest entry of epoch %d", cp.Size, cp.Epoch, epoch)
+	if cp.Size == end {
+		if root != cp.Root {
+			m.mu.Unlock()
+			return Checkpoint{}, fmt.Errorf("mirror: entries %d–%d and the tree before them give root %x, the writer's checkpoint of size %d says %x",
+				base, int64(end)-1, root, cp.Size, cp.Root)
+		}
+		if cp.Size > 0 && cp.Epoch != epoch {
+			m.mu.Unlock()
+			return Checkpoint{}, fmt.Errorf("mirror: checkpoint of size %d is of epoch %d, its newest entry of epoch %d", cp.Size, cp.Epoch, epoch)
+		}
+	} else {
+		if err := VerifyConsistency(end, cp.Size, proof, root, cp.Root); err != nil {
+			m.mu.Unlock()
+			return Checkpoint{}, fmt.Errorf("mirror: entries %d–%d are not a prefix of the writer's checkpoint of size %d: %w", base, end-1, cp.Size, err)
+		}
+		if cp.Epoch < epoch {
+			m.mu.Unlock()
+			return Checkpoint{}, fmt.Errorf("mirror: checkpoint of size %d is of epoch %d, older than entry epoch %d", cp.Size, cp.Epoch, epoch)
+		}
 	}
 	if len(entries) == 0 {
 		// The same tree, maybe signed anew: nothing to store.
 		m.mu.Unlock()
 		return cp, nil
 	}
-	l.pub.Lock()
-	m.notes[cp.Size] = mirrorNote{signed: append([]byte(nil), signed...), cp: cp}
-	l.pub.Unlock()
+	complete := cp.Size == end
+	if complete {
+		l.pub.Lock()
+		m.notes[cp.Size] = mirrorNote{signed: append([]byte(nil), signed...), cp: cp}
+		l.pub.Unlock()
+	}
 	bt, pos, err := l.enqueue(entries...)
 	if err != nil {
-		l.pub.Lock()
-		delete(m.notes, cp.Size)
-		l.pub.Unlock()
+		if complete {
+			l.pub.Lock()
+			delete(m.notes, cp.Size)
+			l.pub.Unlock()
+		}
 		m.mu.Unlock()
-		return Checkpoint{}, fmt.Errorf("mirror: entries %d–%d: %w", base, cp.Size-1, err)
+		return Checkpoint{}, fmt.Errorf("mirror: entries %d–%d: %w", base, end-1, err)
 	}
 	m.rng, m.epoch = rng, epoch
 	m.mu.Unlock()
 	if _, err := l.wait(ctx, bt, pos); err != nil {
-		return Checkpoint{}, fmt.Errorf("mirror: entries %d–%d: %w", base, cp.Size-1, err)
+		return Checkpoint{}, fmt.Errorf("mirror: entries %d–%d: %w", base, end-1, err)
 	}
-	if err := l.saveReceived(cp.Size, signed); err != nil {
-		return Checkpoint{}, err
+	if complete {
+		if err := l.saveReceived(cp.Size, signed); err != nil {
+			return Checkpoint{}, err
+		}
 	}
 	return cp, nil
 }

@@ -79,7 +79,29 @@ func TestMirrorFollowsWriter(t *testing.T) {
 					withheld++
 				}
 			}
-			cp, err := m.AppendMirrored(ctx, ship, signed)
+			// Ship in pieces ending short of the checkpoint, each with
+			// its consistency proof, then the last piece.
+			prover := NewProver(DirFetcher(wdir), 0)
+			for len(ship) > 1 && rnd.IntN(2) == 0 {
+				cut := 1 + rnd.IntN(len(ship)-1)
+				end := uint64(total + cut)
+				prf, err := prover.Consistency(ctx, end, uint64(total+n))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(prf) > 0 {
+					bad := append([]Hash(nil), prf...)
+					bad[0][0] ^= 1
+					if _, err := m.AppendMirrored(ctx, ship[:cut], signed, bad); err == nil {
+						t.Fatalf("seed %d: accepted a piece with a forged consistency proof", seed)
+					}
+				}
+				if _, err := m.AppendMirrored(ctx, ship[:cut], signed, prf); err != nil {
+					t.Fatalf("seed %d round %d piece to %d: %v", seed, round, end, err)
+				}
+				ship, total, n = ship[cut:], total+cut, n-cut
+			}
+			cp, err := m.AppendMirrored(ctx, ship, signed, nil)
 			if err != nil {
 				t.Fatalf("seed %d round %d: %v", seed, round, err)
 			}
@@ -165,7 +187,7 @@ func TestMirrorRefuses(t *testing.T) {
 	if _, err := w.Append(ctx, Entry{Type: TypeWithheld, Epoch: 3, Time: time.Now(), Payload: make([]byte, 32)}); err == nil {
 		t.Fatal("a writer appended a withheld stub")
 	}
-	if _, err := w.AppendMirrored(ctx, enc, signed); !errors.Is(err, ErrNotMirror) {
+	if _, err := w.AppendMirrored(ctx, enc, signed, nil); !errors.Is(err, ErrNotMirror) {
 		t.Fatalf("AppendMirrored on a writer: %v", err)
 	}
 
@@ -199,15 +221,15 @@ func TestMirrorRefuses(t *testing.T) {
 	}{
 		{"payload byte flipped", flip(17, EntryHeaderSize+2), signed, "give root", nil},
 		{"epoch changed", flip(3, 9), signed, "", nil},
-		{"entry missing", enc[1:], signed, "", ErrMirrorGap},
-		{"entry reordered", append(append([][]byte{enc[1], enc[0]}, enc[2:]...)), signed, "give root", nil},
+		{"entry missing", enc[1:], signed, "not a prefix", nil},
+		{"entry reordered", append([][]byte{enc[1], enc[0]}, enc[2:]...), signed, "give root", nil},
 		{"forged withheld stub", stubbed(7, badStub), signed, "give root", nil},
 		{"malformed withheld stub", stubbed(7, shortStub), signed, "entry 7", nil},
 		{"another log's checkpoint", enc, otherSigned, "origin", nil},
 		{"checkpoint garbage", enc, []byte("not a note\n"), "checkpoint", nil},
 	}
 	for _, tc := range cases {
-		_, err := m.AppendMirrored(ctx, tc.entries, tc.signed)
+		_, err := m.AppendMirrored(ctx, tc.entries, tc.signed, nil)
 		if err == nil {
 			t.Errorf("%s: accepted", tc.name)
 			continue
@@ -222,21 +244,21 @@ func TestMirrorRefuses(t *testing.T) {
 			t.Fatalf("%s: a refused batch changed the mirror", tc.name)
 		}
 	}
-	if _, err := m.AppendMirrored(ctx, enc, signed); err != nil {
+	if _, err := m.AppendMirrored(ctx, enc, signed, nil); err != nil {
 		t.Fatalf("the genuine batch after refusals: %v", err)
 	}
 	// A resent batch is a gap, not a duplicate.
-	if _, err := m.AppendMirrored(ctx, enc, signed); !errors.Is(err, ErrMirrorGap) {
+	if _, err := m.AppendMirrored(ctx, enc, signed, nil); !errors.Is(err, ErrMirrorGap) {
 		t.Fatalf("resent batch: %v, want ErrMirrorGap", err)
 	}
 	// An older epoch after a newer one is fenced.
 	enc2, signed2 := writerBatch(t, w, 50, 5, 3)
-	if _, err := m.AppendMirrored(ctx, enc2, signed2); err != nil {
+	if _, err := m.AppendMirrored(ctx, enc2, signed2, nil); err != nil {
 		t.Fatal(err)
 	}
 	old := testEntry(99, 2)
 	ob, _ := old.MarshalBinary()
-	if _, err := m.AppendMirrored(ctx, [][]byte{ob}, signed2); !errors.Is(err, ErrMirrorGap) && !errors.Is(err, ErrStaleEpoch) {
+	if _, err := m.AppendMirrored(ctx, [][]byte{ob}, signed2, nil); !errors.Is(err, ErrMirrorGap) && !errors.Is(err, ErrStaleEpoch) {
 		t.Fatalf("stale entry: %v", err)
 	}
 }
@@ -261,7 +283,7 @@ func TestMirrorStaleEpochRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.AppendMirrored(ctx, [][]byte{e5, e4}, signed); !errors.Is(err, ErrStaleEpoch) {
+	if _, err := m.AppendMirrored(ctx, [][]byte{e5, e4}, signed, nil); !errors.Is(err, ErrStaleEpoch) {
 		t.Fatalf("got %v, want ErrStaleEpoch", err)
 	}
 }
@@ -278,10 +300,10 @@ func TestMirrorReceivedBehind(t *testing.T) {
 	m := openTestMirror(t, dir)
 	enc1, s1 := writerBatch(t, w, 0, 10, 1)
 	enc2, s2 := writerBatch(t, w, 10, 10, 1)
-	if _, err := m.AppendMirrored(ctx, enc1, s1); err != nil {
+	if _, err := m.AppendMirrored(ctx, enc1, s1, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.AppendMirrored(ctx, enc2, s2); err != nil {
+	if _, err := m.AppendMirrored(ctx, enc2, s2, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Close(); err != nil {
@@ -302,7 +324,7 @@ func TestMirrorReceivedBehind(t *testing.T) {
 		t.Fatalf("mirror size %d, want 20", m.MirrorSize())
 	}
 	enc3, s3 := writerBatch(t, w, 20, 10, 1)
-	if _, err := m.AppendMirrored(ctx, enc3, s3); err != nil {
+	if _, err := m.AppendMirrored(ctx, enc3, s3, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, cp, err := m.WaitPublished(ctx, 30); err != nil || cp.Size != 30 {
