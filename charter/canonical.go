@@ -19,7 +19,9 @@ import (
 // (by name for registries) and sets of names sorted, because their order
 // carries no meaning; registries' index lists keep their order, because it
 // does. Durations are integers of nanoseconds, so "720h" and "720h0m0s"
-// sign the same. Signatures are left out: they sign these bytes.
+// sign the same, and quotas integers of bytes. Every member is present
+// except a site's quota, which is left out when the site has none.
+// Signatures are left out: they sign these bytes.
 //
 // These types exist only to pin that layout; changing one changes every
 // charter hash, so don't.
@@ -58,6 +60,10 @@ type canonSite struct {
 	Jurisdiction  string `json:"jurisdiction"`
 	CheckpointKey string `json:"checkpoint_key"`
 	TLSKey        string `json:"tls_key"`
+	// Quota is in bytes, so "64GiB" and "65536MiB" sign the same. It is
+	// omitted when zero (no quota) so that charters signed before quotas
+	// existed keep their canonical bytes and stay valid.
+	Quota int64 `json:"quota,omitempty"`
 }
 
 type canonOfficial struct {
@@ -127,7 +133,15 @@ func (c *Charter) CanonicalBytes() []byte {
 		cc.Hosts = append(cc.Hosts, canonHost(h))
 	}
 	for _, s := range c.Sites {
-		cc.Sites = append(cc.Sites, canonSite(s))
+		quota, err := s.QuotaBytes()
+		if err != nil {
+			// Invalid charter: keep the bytes distinct from "no quota".
+			quota = -1
+		}
+		cc.Sites = append(cc.Sites, canonSite{
+			ID: s.ID, Host: s.Host, Role: s.Role, URL: s.URL, Jurisdiction: s.Jurisdiction,
+			CheckpointKey: s.CheckpointKey, TLSKey: s.TLSKey, Quota: quota,
+		})
 	}
 	for _, o := range c.Officials {
 		cc.Officials = append(cc.Officials, canonOfficial{ID: o.ID, Name: o.Name, Roles: sortedSet(o.Roles), Key: o.Key})

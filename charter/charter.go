@@ -142,6 +142,11 @@ type Site struct {
 	// TLSKey is the Ed25519 public key (standard base64) of the site's
 	// TLS certificate, pinned so that no CA is trusted.
 	TLSKey string `yaml:"tls_key"`
+	// Quota is the most the site holds for this guest, ledger and blobs
+	// together, such as "500GiB", "750MB" or "1048576" (bytes); empty is
+	// no quota. The host signs it with the site, so neither side can
+	// change it alone. See QuotaBytes.
+	Quota string `yaml:"quota,omitempty"`
 }
 
 // Official is a person of the guest state who signs orders and charters.

@@ -94,6 +94,11 @@ func TestParseErrors(t *testing.T) {
 		{"checkpoint key wrong name", "checkpoint_key: " + homeCkpt, "checkpoint_key: " + renameVkey(t, homeCkpt, "other.example"), []string{"sites[0].checkpoint_key", "must equal guest.origin"}},
 		{"checkpoint key reused", "checkpoint_key: {ckpt}", "", nil}, // placeholder replaced below
 		{"tls key bad", "tls_key: ", "tls_key: x", []string{"sites[0].tls_key"}},
+		{"quota unknown unit", "    jurisdiction: NL\n", "    jurisdiction: NL\n    quota: 12XB\n", []string{`sites[1].quota: "12XB": unknown unit`}},
+		{"quota negative", "    jurisdiction: WL\n", "    jurisdiction: WL\n    quota: -5GiB\n", []string{`sites[2].quota: "-5GiB": negative`}},
+		{"quota zero", "    jurisdiction: DR\n", "    jurisdiction: DR\n    quota: 0\n", []string{`sites[0].quota: "0": must be positive`}},
+		{"quota overflow", "    jurisdiction: NL\n", "    jurisdiction: NL\n    quota: 8192PiB\n", []string{`sites[1].quota: "8192PiB": more than`}},
+		{"quota not a scalar", "    jurisdiction: NL\n", "    jurisdiction: NL\n    quota: [1, GiB]\n", []string{"sites[1].quota", "cannot unmarshal"}},
 		{"duplicate official", "id: notary", "id: cio", []string{"officials[3].id", "duplicate official id"}},
 		{"official without roles", "roles: [notary]", "roles: []", []string{"officials[3].roles: must not be empty"}},
 		{"official duplicate role", "roles: [notary]", "roles: [notary, notary]", []string{"officials[3].roles[1]", "duplicate"}},

@@ -22,7 +22,7 @@ func Summary(c *Charter) string {
 
 	p("\nSites\n")
 	if home, ok := c.Home(); ok {
-		p("  home: %s  %s  (%s)\n", home.ID, home.URL, home.Jurisdiction)
+		p("  home: %s  %s  (%s)%s\n", home.ID, home.URL, home.Jurisdiction, quotaNote(*home))
 	}
 	for _, h := range c.Hosts {
 		p("  host %s (%s):\n", h.Name, h.ID)
@@ -31,7 +31,7 @@ func Summary(c *Charter) string {
 			p("    no sites\n")
 		}
 		for _, s := range sites {
-			p("    embassy %s  %s  (%s)\n", s.ID, s.URL, s.Jurisdiction)
+			p("    embassy %s  %s  (%s)%s\n", s.ID, s.URL, s.Jurisdiction, quotaNote(s))
 		}
 	}
 
@@ -86,4 +86,13 @@ func Summary(c *Charter) string {
 		p("  %s %s\n", sg.Kind, sg.Signer)
 	}
 	return b.String()
+}
+
+// quotaNote is the quota as the charter spells it, since that is what the
+// parties read when they signed.
+func quotaNote(s Site) string {
+	if s.Quota == "" {
+		return ""
+	}
+	return "  quota " + s.Quota
 }

@@ -140,6 +140,11 @@ func (c *Charter) validateSites(p *problems) {
 		if _, err := decodeKey(s.TLSKey); err != nil {
 			p.wrap(path+".tls_key", err)
 		}
+		if s.Quota != "" {
+			if _, err := parseQuota(s.Quota); err != nil {
+				p.wrap(path+".quota", err)
+			}
+		}
 	}
 	if homes != 1 {
 		p.add("sites", "must have exactly one site with role %s, has %d", RoleHome, homes)

@@ -30,7 +30,7 @@ type InitOptions struct {
 	Log func(format string, args ...any)
 }
 
-type demoSite struct{ id, host, role, url, jurisdiction string }
+type demoSite struct{ id, host, role, url, jurisdiction, quota string }
 
 type demoOfficial struct {
 	id, name string
@@ -42,9 +42,10 @@ type demoOfficial struct {
 var (
 	demoHosts = [][2]string{{"northland", "Kingdom of Northland"}, {"southland", "Republic of Southland"}}
 	demoSites = []demoSite{
-		{"home", "", charter.RoleHome, "https://127.0.0.1:7001", "DR"},
-		{"embassy-north", "northland", charter.RoleEmbassy, "https://127.0.0.1:7101", "NL"},
-		{"embassy-south", "southland", charter.RoleEmbassy, "https://127.0.0.1:7201", "SL"},
+		// Home holds its own data without limit; each host grants 64 GiB.
+		{"home", "", charter.RoleHome, "https://127.0.0.1:7001", "DR", ""},
+		{"embassy-north", "northland", charter.RoleEmbassy, "https://127.0.0.1:7101", "NL", "64GiB"},
+		{"embassy-south", "southland", charter.RoleEmbassy, "https://127.0.0.1:7201", "SL", "64GiB"},
 	}
 	demoOfficials = []demoOfficial{
 		{"min-interior", "Ana Ivanova, Minister of the Interior", []string{"minister"}},
@@ -87,7 +88,7 @@ func demoCharter() *charter.Charter {
 		c.Hosts = append(c.Hosts, charter.Host{ID: h[0], Name: h[1]})
 	}
 	for _, s := range demoSites {
-		c.Sites = append(c.Sites, charter.Site{ID: s.id, Host: s.host, Role: s.role, URL: s.url, Jurisdiction: s.jurisdiction})
+		c.Sites = append(c.Sites, charter.Site{ID: s.id, Host: s.host, Role: s.role, URL: s.url, Jurisdiction: s.jurisdiction, Quota: s.quota})
 	}
 	for _, o := range demoOfficials {
 		c.Officials = append(c.Officials, charter.Official{ID: o.id, Name: o.name, Roles: o.roles})
