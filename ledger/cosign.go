@@ -148,27 +148,39 @@ func VerifierKeyString(name string, typ byte, pub ed25519.PublicKey) string {
 // ParseVerifierKey parses a C2SP verifier key string of type Ed25519 (a log
 // key) or Ed25519 cosignature (a witness or site key).
 func ParseVerifierKey(vkey string) (note.Verifier, error) {
-	name, rest, ok1 := strings.Cut(vkey, "+")
-	hashHex, keyB64, ok2 := strings.Cut(rest, "+")
-	if !ok1 || !ok2 || !isKeyName(name) || len(hashHex) != 8 {
-		return nil, fmt.Errorf("verifier key %q: not name+hash+key", vkey)
+	name, typ, pub, err := SplitVerifierKey(vkey)
+	if err != nil {
+		return nil, err
 	}
-	raw, err := base64.StdEncoding.DecodeString(keyB64)
-	if err != nil || len(raw) != 1+ed25519.PublicKeySize || base64.StdEncoding.EncodeToString(raw) != keyB64 {
-		return nil, fmt.Errorf("verifier key for %q: key is not base64 of a type byte and a 32-byte Ed25519 key", name)
-	}
-	h, err := strconv.ParseUint(hashHex, 16, 32)
-	if err != nil || uint32(h) != noteKeyHash(name, raw[0], raw[1:]) {
-		return nil, fmt.Errorf("verifier key for %q: key hash %s does not match the key", name, hashHex)
-	}
-	switch raw[0] {
+	switch typ {
 	case sigTypeEd25519:
 		return note.NewVerifier(vkey)
 	case sigTypeCosignature:
-		return NewCosignatureVerifier(name, ed25519.PublicKey(raw[1:]))
+		return NewCosignatureVerifier(name, pub)
 	default:
-		return nil, fmt.Errorf("verifier key for %q: signature type 0x%02x is not supported", name, raw[0])
+		return nil, fmt.Errorf("verifier key for %q: signature type 0x%02x is not supported", name, typ)
 	}
+}
+
+// SplitVerifierKey checks a C2SP verifier key string and returns its name,
+// signature type and Ed25519 public key: a site's one key pair serves both
+// as its log key (should it become the writer) and, under another name, as
+// the cosigning key of its receipts.
+func SplitVerifierKey(vkey string) (name string, typ byte, pub ed25519.PublicKey, err error) {
+	name, rest, ok1 := strings.Cut(vkey, "+")
+	hashHex, keyB64, ok2 := strings.Cut(rest, "+")
+	if !ok1 || !ok2 || !isKeyName(name) || len(hashHex) != 8 {
+		return "", 0, nil, fmt.Errorf("verifier key %q: not name+hash+key", vkey)
+	}
+	raw, err := base64.StdEncoding.DecodeString(keyB64)
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || base64.StdEncoding.EncodeToString(raw) != keyB64 {
+		return "", 0, nil, fmt.Errorf("verifier key for %q: key is not base64 of a type byte and a 32-byte Ed25519 key", name)
+	}
+	h, err := strconv.ParseUint(hashHex, 16, 32)
+	if err != nil || uint32(h) != noteKeyHash(name, raw[0], raw[1:]) {
+		return "", 0, nil, fmt.Errorf("verifier key for %q: key hash %s does not match the key", name, hashHex)
+	}
+	return name, raw[0], ed25519.PublicKey(raw[1:]), nil
 }
 
 // NewLogSigner returns a note.Signer for a log (checkpoint) key, and its
