@@ -126,10 +126,21 @@ func (r *Registries) Import(ctx context.Context, rd io.Reader, opts ImportOption
 			opts.Progress(res.Records, res.Bytes)
 		}
 	}
-	res.Elapsed = time.Since(start)
 	if readErr != nil {
+		res.Elapsed = time.Since(start)
 		return res, readErr
 	}
+	// Quorum-mode registries acknowledge the import only once the sites
+	// hold its last entry; the entries before it come with it, in order.
+	if res.Records > 0 {
+		for _, g := range r.regs {
+			if err := r.replicated(ctx, g, res.Last); err != nil {
+				res.Elapsed = time.Since(start)
+				return res, err
+			}
+		}
+	}
+	res.Elapsed = time.Since(start)
 	return res, ctx.Err()
 }
 
@@ -302,12 +313,13 @@ func (r *Registries) commitBatch(ctx context.Context, b *importBatch, res *Impor
 		return 0, bad
 	}
 	// Attachments must be durable before any ledger entry names them.
+	flushed := map[*reg]bool{}
 	for _, it := range b.items[:n] {
-		if len(it.prepared.entry.Attachments) > 0 {
-			if err := r.opts.Blobs.Flush(ctx); err != nil {
+		if len(it.prepared.entry.Attachments) > 0 && !flushed[it.g] {
+			flushed[it.g] = true
+			if err := it.g.blobs.Flush(ctx); err != nil {
 				return 0, fmt.Errorf("import: make attachments of lines %d–%d durable: %w", b.items[0].line, b.items[n-1].line, err)
 			}
-			break
 		}
 	}
 	now := r.opts.Now()

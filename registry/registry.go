@@ -63,9 +63,24 @@ type Options struct {
 	Site    string // the site this node is; only registries it may hold are served
 	Log     *ledger.Log
 	Keys    *seal.Keyring
-	Blobs   *store.Store // may be nil: then attachments are refused
-	Now     func() time.Time
+	// Blobs is the guest's blob backend. Each registry keeps its own store
+	// under BlobPrefix(name), so that a site the charter does not give a
+	// registry never receives a byte of its attachments. Nil: attachments
+	// are refused.
+	Blobs store.Backend
+	// BlobOptions tune the stores; Chunking is derived from the keys.
+	BlobOptions store.Options
+	// Replicated, if set, is called after a write to a registry whose
+	// charter sync mode is quorum, with the ledger index of the write; the
+	// write is acknowledged only when it returns nil (replica.Replicator
+	// waits there for the sites' receipts).
+	Replicated func(ctx context.Context, registry string, index uint64) error
+	Now        func() time.Time
 }
+
+// BlobPrefix is where a registry's blobs live in a guest's blob backend,
+// at the writer and at every site that holds the registry.
+func BlobPrefix(registry string) string { return "registries/" + registry + "/" }
 
 // Registries serves every registry of one guest that the site may hold.
 type Registries struct {
@@ -85,10 +100,11 @@ type Registries struct {
 
 // reg is the in-memory index of one registry.
 type reg struct {
-	def  charter.Registry
-	keys *seal.RegistryKeys
-	mu   sync.RWMutex
-	recs map[[32]byte]*recState
+	def   charter.Registry
+	keys  *seal.RegistryKeys
+	blobs *store.Store // nil when the site has no blob backend
+	mu    sync.RWMutex
+	recs  map[[32]byte]*recState
 	// byValue maps a blinded (field, value) to the records whose latest
 	// version carries it.
 	byValue map[[32]byte]map[[32]byte]struct{}
@@ -177,14 +193,85 @@ func Open(ctx context.Context, opts Options) (*Registries, error) {
 		}
 		r.regs[d.Name] = &reg{def: d, keys: opts.Keys.Registry(d.Name), recs: map[[32]byte]*recState{}, byValue: map[[32]byte]map[[32]byte]struct{}{}}
 	}
+	if err := r.openBlobs(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
 	_, cp := opts.Log.Checkpoint()
 	err := ledger.Scan(ctx, r.f, 0, cp.Size, func(idx uint64, raw []byte) error {
 		return r.apply(idx, raw)
 	})
 	if err != nil {
+		r.Close()
 		return nil, fmt.Errorf("registry: rebuild index: %w", err)
 	}
 	return r, nil
+}
+
+func (r *Registries) openBlobs(ctx context.Context) error {
+	if r.opts.Blobs == nil {
+		return nil
+	}
+	so := r.opts.BlobOptions
+	if so.Chunking == nil {
+		seed, err := r.opts.Keys.ChunkerSeed()
+		if err != nil {
+			return fmt.Errorf("registry: blob chunking: %w", err)
+		}
+		so.Chunking, err = store.ChunkingFromSeed(seed)
+		clear(seed)
+		if err != nil {
+			return fmt.Errorf("registry: blob chunking: %w", err)
+		}
+	}
+	for name, g := range r.regs {
+		st, err := store.Open(ctx, store.Prefixed(r.opts.Blobs, BlobPrefix(name)), so)
+		if err != nil {
+			return fmt.Errorf("registry %s: blob store: %w", name, err)
+		}
+		g.blobs = st
+	}
+	return nil
+}
+
+// Blobs returns a registry's blob store (nil if the site has none).
+func (r *Registries) Blobs(registry string) (*store.Store, error) {
+	g, err := r.reg(registry)
+	if err != nil {
+		return nil, err
+	}
+	if g.blobs == nil {
+		return nil, errors.New("registry: this site has no blob store")
+	}
+	return g.blobs, nil
+}
+
+// Close makes every registry's blobs durable and releases the stores. The
+// ledger is the caller's.
+func (r *Registries) Close() error {
+	var errs []error
+	for name, g := range r.regs {
+		if g.blobs == nil {
+			continue
+		}
+		if err := g.blobs.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("registry %s: close blob store: %w", name, err))
+		}
+		g.blobs = nil
+	}
+	return errors.Join(errs...)
+}
+
+// replicated waits, for a quorum-mode registry, until enough sites hold
+// the write at index.
+func (r *Registries) replicated(ctx context.Context, g *reg, index uint64) error {
+	if r.opts.Replicated == nil || g.def.Sync != charter.SyncQuorum {
+		return nil
+	}
+	if err := r.opts.Replicated(ctx, g.def.Name, index); err != nil {
+		return fmt.Errorf("registry %s: entry %d is durable here but not yet held by the quorum of sites: %w", g.def.Name, index, err)
+	}
+	return nil
 }
 
 func allowed(d charter.Registry, site string) bool {
@@ -332,11 +419,11 @@ func (r *Registries) write(ctx context.Context, registry, id string, kind Kind, 
 		return nil, fmt.Errorf("delete %s record %s: %w", registry, id, ErrNotFound)
 	}
 	if len(atts) > 0 {
-		if r.opts.Blobs == nil {
+		if g.blobs == nil {
 			return nil, errors.New("registry: this site has no blob store")
 		}
 		// Attachments must be durable before a ledger entry names them.
-		if err := r.opts.Blobs.Flush(ctx); err != nil {
+		if err := g.blobs.Flush(ctx); err != nil {
 			return nil, fmt.Errorf("%s record %s: make attachments durable: %w", registry, id, err)
 		}
 	}
@@ -353,6 +440,9 @@ func (r *Registries) write(ctx context.Context, registry, id string, kind Kind, 
 	v := VersionInfo{Version: last + 1, Index: idx, Time: now.UTC().Truncate(time.Millisecond), Epoch: epoch, Deleted: kind == KindTombstone}
 	r.remember(idx, ledger.Entry{Type: ledger.TypeRecord, Epoch: pr.epoch, Time: now, Payload: pr.payload})
 	g.index(pr.entry, v)
+	if err := r.replicated(ctx, g, idx); err != nil {
+		return nil, err
+	}
 	return &Record{Registry: registry, ID: id, Data: data, Attachments: atts, VersionInfo: v}, nil
 }
 
@@ -723,10 +813,10 @@ func (r *Registries) PutBlob(ctx context.Context, registry string, rd io.Reader)
 	if err != nil {
 		return store.Ref{}, err
 	}
-	if r.opts.Blobs == nil {
+	if g.blobs == nil {
 		return store.Ref{}, errors.New("registry: this site has no blob store")
 	}
-	return r.opts.Blobs.Put(ctx, g.keys.Blobs(), rd)
+	return g.blobs.Put(ctx, g.keys.Blobs(), rd)
 }
 
 // GetBlob writes an attachment's plaintext to w.
@@ -735,10 +825,10 @@ func (r *Registries) GetBlob(ctx context.Context, registry string, ref store.Ref
 	if err != nil {
 		return err
 	}
-	if r.opts.Blobs == nil {
+	if g.blobs == nil {
 		return errors.New("registry: this site has no blob store")
 	}
-	return r.opts.Blobs.Get(ctx, g.keys.Blobs(), ref, w)
+	return g.blobs.Get(ctx, g.keys.Blobs(), ref, w)
 }
 
 // Rotate moves a registry's data key to the next generation: new writes

@@ -43,7 +43,6 @@ type fixture struct {
 	keys *seal.Keyring
 	root *seal.RootKey
 	be   store.Backend
-	st   *store.Store
 	reg  *Registries
 }
 
@@ -74,27 +73,18 @@ func (fx *fixture) open(t testing.TB) {
 	if fx.be, err = storefs.New(filepath.Join(fx.dir, "blobs")); err != nil {
 		t.Fatal(err)
 	}
-	seed, err := fx.keys.ChunkerSeed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunking, err := store.ChunkingFromSeed(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fx.st, err = store.Open(ctx, fx.be, store.Options{Chunking: chunking}); err != nil {
-		t.Fatal(err)
-	}
-	if fx.reg, err = Open(ctx, Options{Charter: fx.c, Site: "home", Log: fx.log, Keys: fx.keys, Blobs: fx.st}); err != nil {
+	if fx.reg, err = Open(ctx, Options{Charter: fx.c, Site: "home", Log: fx.log, Keys: fx.keys, Blobs: fx.be}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (fx *fixture) close(t testing.TB) {
 	t.Helper()
-	if fx.st != nil {
-		fx.st.Close()
-		fx.st = nil
+	if fx.reg != nil {
+		if err := fx.reg.Close(); err != nil {
+			t.Error(err)
+		}
+		fx.reg = nil
 	}
 	if fx.log != nil {
 		fx.log.Close()

@@ -291,7 +291,11 @@ func (g *guest) putBlob(w http.ResponseWriter, r *http.Request, _ *charter.Offic
 	// Put makes chunks readable, Flush makes them durable: the token must
 	// not be handed out before, or a record could be acknowledged that
 	// names chunks a crash then loses.
-	if err := g.local.Blobs.Flush(r.Context()); err != nil {
+	st, err := g.local.Registries.Blobs(reg)
+	if err == nil {
+		err = st.Flush(r.Context())
+	}
+	if err != nil {
 		g.fail(w, r, fmt.Errorf("registry %s: flush blob store: %w", reg, err), reg, "")
 		return
 	}

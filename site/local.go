@@ -31,7 +31,7 @@ type Local struct {
 	Charter    *charter.Charter
 	Log        *ledger.Log
 	Keys       *seal.Keyring
-	Blobs      *store.Store
+	Blobs      store.Backend // the guest's blob backend; each registry has a store under it
 	Registries *registry.Registries
 }
 
@@ -106,7 +106,7 @@ func OpenLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
 	return l, nil
 }
 
-func openBlobs(ctx context.Context, l *Local, bc BlobConfig) (*store.Store, error) {
+func openBlobs(ctx context.Context, l *Local, bc BlobConfig) (store.Backend, error) {
 	var be store.Backend
 	switch bc.Backend {
 	case "", BackendFS:
@@ -149,20 +149,7 @@ func openBlobs(ctx context.Context, l *Local, bc BlobConfig) (*store.Store, erro
 	default:
 		return nil, fmt.Errorf("blob store of site %s: unknown backend %q", l.Site, bc.Backend)
 	}
-	seed, err := l.Keys.ChunkerSeed()
-	if err != nil {
-		return nil, fmt.Errorf("blob store of site %s: %w", l.Site, err)
-	}
-	chunking, err := store.ChunkingFromSeed(seed)
-	clear(seed)
-	if err != nil {
-		return nil, fmt.Errorf("blob store of site %s: %w", l.Site, err)
-	}
-	s, err := store.Open(ctx, be, store.Options{Chunking: chunking})
-	if err != nil {
-		return nil, fmt.Errorf("blob store of site %s: %w", l.Site, err)
-	}
-	return s, nil
+	return be, nil
 }
 
 // readSecretFile reads a one-line credential that only its owner may read.
@@ -195,11 +182,11 @@ func readSecretFile(path string) (string, error) {
 // blobs first: a ledger entry must never outlive the chunks it names.
 func (l *Local) Close() error {
 	var errs []error
-	if l.Blobs != nil {
-		if err := l.Blobs.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close blob store of site %s: %w", l.Site, err))
+	if l.Registries != nil {
+		if err := l.Registries.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close blob stores of site %s: %w", l.Site, err))
 		}
-		l.Blobs = nil
+		l.Registries = nil
 	}
 	if l.Log != nil {
 		if err := l.Log.Close(); err != nil && !errors.Is(err, ledger.ErrClosed) {

@@ -1,0 +1,399 @@
+package replica
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/registry"
+	"github.com/chancery-gov/chancery/store"
+)
+
+// Errors a Receiver returns; the HTTP layer maps them to status codes.
+var (
+	// ErrGap: the batch does not start where the site's mirror ends. The
+	// sender resumes from GapError.Size.
+	ErrGap = errors.New("batch does not start at the site's size")
+	// ErrQuota: the guest's quota at this site would be exceeded.
+	ErrQuota = errors.New("guest quota exceeded")
+	// ErrMissingBlob: a record references a chunk the site does not hold.
+	ErrMissingBlob = errors.New("referenced blob chunk not held")
+	// ErrSuspended: the host suspended the guest at this site.
+	ErrSuspended = errors.New("guest suspended at this site")
+	// ErrRefused wraps every failed check of what was sent: signature,
+	// tree, encoding, object hash.
+	ErrRefused = errors.New("refused")
+)
+
+// GapError carries the site's size with ErrGap.
+type GapError struct{ Size uint64 }
+
+func (e *GapError) Error() string { return fmt.Sprintf("%v: site holds %d entries", ErrGap, e.Size) }
+
+// Unwrap makes errors.Is(err, ErrGap) hold.
+func (e *GapError) Unwrap() error { return ErrGap }
+
+// ReceiverOptions configure a Receiver: one guest's mirror at one site.
+type ReceiverOptions struct {
+	Charter *charter.Charter
+	Site    string      // this site's id in the guest's charter
+	Log     *ledger.Log // opened with Options.Mirror
+	// Blobs is the guest's blob backend at this site; each registry's
+	// objects live under registry.BlobPrefix(name).
+	Blobs    store.Backend
+	Cosigner *ledger.Cosigner // signs receipts (NewReceiptCosigner)
+	Writers  Writers          // default HomeWriter
+	// Quota is the most bytes (ledger plus blobs) the site holds for the
+	// guest; 0 means none. Used is what it held at open.
+	Quota, Used int64
+	// Suspended, if set, refuses batches while it returns an error.
+	Suspended func() error
+	Logger    *slog.Logger
+}
+
+// Receiver is the site side of replication for one guest: it checks what
+// arrives and stores it, and signs receipts for what it holds. It holds no
+// guest key: every check is against signatures and hashes.
+type Receiver struct {
+	opts  ReceiverOptions
+	place Placement
+	log   *slog.Logger
+
+	accept sync.Mutex // one batch at a time: each is checked against the last
+	used   atomic.Int64
+
+	mu     sync.Mutex
+	stores map[string]*store.Store
+
+	stats struct {
+		batches, entries, withheld, objects, objectBytes, batchBytes, refused atomic.Int64
+	}
+}
+
+// NewReceiver returns a Receiver over an opened mirror.
+func NewReceiver(o ReceiverOptions) (*Receiver, error) {
+	if o.Charter == nil || o.Log == nil || o.Blobs == nil || o.Cosigner == nil {
+		return nil, errors.New("replica: receiver needs a charter, a mirror ledger, a blob backend and a cosigner")
+	}
+	if _, ok := o.Charter.Site(o.Site); !ok {
+		return nil, fmt.Errorf("replica: site %q is not in the charter of %s", o.Site, o.Charter.Guest.ID)
+	}
+	if o.Writers == nil {
+		o.Writers = HomeWriter{o.Charter}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Receiver{opts: o, place: Placement{o.Charter, o.Site}, log: o.Logger, stores: map[string]*store.Store{}}
+	r.used.Store(o.Used)
+	return r, nil
+}
+
+// Placement is what the charter lets this site hold.
+func (r *Receiver) Placement() Placement { return r.place }
+
+// Used is the bytes the guest holds here.
+func (r *Receiver) Used() int64 { return r.used.Load() }
+
+// Log is the mirror.
+func (r *Receiver) Log() *ledger.Log { return r.opts.Log }
+
+// ReceiverStats count what a receiver took and refused since start.
+type ReceiverStats struct {
+	Batches, Entries, Withheld, Objects, ObjectBytes, BatchBytes, Refused int64
+}
+
+// Stats returns the counters.
+func (r *Receiver) Stats() ReceiverStats {
+	s := &r.stats
+	return ReceiverStats{s.batches.Load(), s.entries.Load(), s.withheld.Load(), s.objects.Load(), s.objectBytes.Load(), s.batchBytes.Load(), s.refused.Load()}
+}
+
+// store returns the registry's keyless blob store, opening it on first use.
+func (r *Receiver) store(ctx context.Context, reg string) (*store.Store, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.stores[reg]; ok {
+		return s, nil
+	}
+	s, err := store.Open(ctx, store.Prefixed(r.opts.Blobs, registry.BlobPrefix(reg)), store.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("blob store of registry %s: %w", reg, err)
+	}
+	r.stores[reg] = s
+	return s, nil
+}
+
+// Close releases the blob stores (the mirror is the caller's).
+func (r *Receiver) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	for name, s := range r.stores {
+		if err := s.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("blob store of registry %s: %w", name, err))
+		}
+	}
+	r.stores = map[string]*store.Store{}
+	return errors.Join(errs...)
+}
+
+func (r *Receiver) reserve(n int64) error {
+	if r.opts.Quota <= 0 {
+		r.used.Add(n)
+		return nil
+	}
+	for {
+		u := r.used.Load()
+		if u+n > r.opts.Quota {
+			return fmt.Errorf("%w: guest %s holds %d of its %d bytes at site %s; %d more refused",
+				ErrQuota, r.opts.Charter.Guest.ID, u, r.opts.Quota, r.opts.Site, n)
+		}
+		if r.used.CompareAndSwap(u, u+n) {
+			return nil
+		}
+	}
+}
+
+func (r *Receiver) refused(err error) error {
+	r.stats.refused.Add(1)
+	r.log.Warn("replication refused", "guest", r.opts.Charter.Guest.ID, "err", err)
+	return err
+}
+
+// State reports where the mirror stands, with a fresh receipt for the
+// newest checkpoint it holds.
+func (r *Receiver) State(ctx context.Context) (*State, error) {
+	st := &State{Guest: r.opts.Charter.Guest.ID, Site: r.opts.Site, Origin: r.opts.Charter.Guest.Origin,
+		Size: r.opts.Log.MirrorSize(), Epoch: r.opts.Log.Epoch()}
+	signed, cp := r.opts.Log.Checkpoint()
+	if signed == nil {
+		return st, nil
+	}
+	n, err := r.openCheckpoint(signed, cp.Epoch)
+	if err != nil {
+		return nil, fmt.Errorf("the mirror's own checkpoint: %w", err)
+	}
+	if st.Receipt, err = note.Sign(n, r.opts.Cosigner); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (r *Receiver) openCheckpoint(signed []byte, epoch uint64) (*note.Note, error) {
+	vs, err := r.opts.Writers.Verifiers(epoch)
+	if err != nil {
+		return nil, err
+	}
+	_, n, err := ledger.OpenCheckpoint(signed, r.opts.Charter.Guest.Origin, vs)
+	return n, err
+}
+
+// Accept checks a batch and stores it. It returns the receipt (the
+// checkpoint cosigned by this site) when the batch reaches its checkpoint,
+// and nil when it ended short of it.
+func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
+	if r.opts.Suspended != nil {
+		if err := r.opts.Suspended(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrSuspended, err)
+		}
+	}
+	r.accept.Lock()
+	defer r.accept.Unlock()
+	if size := r.opts.Log.MirrorSize(); b.First != size {
+		return nil, &GapError{Size: size}
+	}
+	text, err := ledger.SplitNote(b.Checkpoint)
+	if err != nil {
+		return nil, r.refused(fmt.Errorf("%w: checkpoint: %v", ErrRefused, err))
+	}
+	cp, err := ledger.ParseCheckpoint(text)
+	if err != nil {
+		return nil, r.refused(fmt.Errorf("%w: checkpoint: %v", ErrRefused, err))
+	}
+	n, err := r.openCheckpoint(b.Checkpoint, cp.Epoch)
+	if err != nil {
+		return nil, r.refused(fmt.Errorf("%w: checkpoint of size %d, epoch %d: %v", ErrRefused, cp.Size, cp.Epoch, err))
+	}
+	var bytesIn int64
+	var withheld int64
+	for i, e := range b.Entries {
+		idx := b.First + uint64(i)
+		bytesIn += int64(len(e))
+		reg, ok, rec, err := r.place.Entry(e)
+		if err != nil {
+			return nil, r.refused(fmt.Errorf("%w: entry %d: %v", ErrRefused, idx, err))
+		}
+		if e[1] == byte(ledger.TypeWithheld) {
+			withheld++
+		}
+		if !ok {
+			return nil, r.refused(fmt.Errorf("%w: entry %d: registry %s: the writer must send a withheld stub", ErrNotPlaced, idx, reg))
+		}
+		if rec == nil || len(rec.Attachments) == 0 {
+			continue
+		}
+		ids, err := Chunks(rec)
+		if err != nil {
+			return nil, r.refused(fmt.Errorf("%w: entry %d: %v", ErrRefused, idx, err))
+		}
+		st, err := r.store(ctx, reg)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			if !st.Has(id) {
+				return nil, r.refused(fmt.Errorf("%w: entry %d of registry %s: chunk %x: ship its pack first", ErrMissingBlob, idx, reg, id[:8]))
+			}
+		}
+	}
+	if err := r.reserve(bytesIn); err != nil {
+		return nil, r.refused(err)
+	}
+	if _, err := r.opts.Log.AppendMirrored(ctx, b.Entries, b.Checkpoint, b.Proof); err != nil {
+		r.used.Add(-bytesIn)
+		if errors.Is(err, ledger.ErrMirrorGap) {
+			return nil, &GapError{Size: r.opts.Log.MirrorSize()}
+		}
+		return nil, r.refused(fmt.Errorf("%w: %v", ErrRefused, err))
+	}
+	r.stats.batches.Add(1)
+	r.stats.entries.Add(int64(len(b.Entries)))
+	r.stats.withheld.Add(withheld)
+	r.stats.batchBytes.Add(bytesIn)
+	if b.End() != cp.Size {
+		return nil, nil
+	}
+	return note.Sign(n, r.opts.Cosigner)
+}
+
+// Missing returns the names, of those given, that the site does not hold.
+func (r *Receiver) Missing(ctx context.Context, reg string, names []string) ([]string, error) {
+	if !r.place.Registry(reg) {
+		return nil, fmt.Errorf("%w: registry %s, site %s", ErrNotPlaced, reg, r.opts.Site)
+	}
+	st, err := r.store(ctx, reg)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, name := range names {
+		id, ok := store.ParsePackName(name)
+		if !ok {
+			return nil, fmt.Errorf("%w: %q is not a pack name", ErrRefused, name)
+		}
+		if !st.HasPack(id) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+// PutObject stores a pack shipped for a registry, after checking that its
+// bytes hash to its name and that it parses as a pack.
+func (r *Receiver) PutObject(ctx context.Context, reg, name string, data []byte) error {
+	if !r.place.Registry(reg) {
+		return r.refused(fmt.Errorf("%w: registry %s, site %s", ErrNotPlaced, reg, r.opts.Site))
+	}
+	id, ok := store.ParsePackName(name)
+	if !ok {
+		return r.refused(fmt.Errorf("%w: %q is not a pack name", ErrRefused, name))
+	}
+	if err := store.CheckObject(name, data); err != nil {
+		return r.refused(fmt.Errorf("%w: registry %s: %v", ErrRefused, reg, err))
+	}
+	st, err := r.store(ctx, reg)
+	if err != nil {
+		return err
+	}
+	if st.HasPack(id) {
+		return nil
+	}
+	if err := r.reserve(int64(len(data))); err != nil {
+		return r.refused(err)
+	}
+	be := store.Prefixed(r.opts.Blobs, registry.BlobPrefix(reg))
+	if err := be.Save(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
+		r.used.Add(-int64(len(data)))
+		return fmt.Errorf("registry %s: save %s: %w", reg, name, err)
+	}
+	if err := st.AdoptPack(ctx, name); err != nil {
+		// The bytes hashed to the name but do not parse as a pack: remove
+		// them rather than keep garbage that counts against the quota.
+		_ = be.Remove(ctx, name)
+		r.used.Add(-int64(len(data)))
+		return r.refused(fmt.Errorf("%w: registry %s: %v", ErrRefused, reg, err))
+	}
+	if err := st.Flush(ctx); err != nil {
+		return fmt.Errorf("registry %s: index after %s: %w", reg, name, err)
+	}
+	r.stats.objects.Add(1)
+	r.stats.objectBytes.Add(int64(len(data)))
+	return nil
+}
+
+// Locate names the packs holding chunks, for a site catching up from this
+// one.
+func (r *Receiver) Locate(ctx context.Context, reg string, ids []store.ID) ([]string, error) {
+	if !r.place.Registry(reg) {
+		return nil, fmt.Errorf("%w: registry %s, site %s", ErrNotPlaced, reg, r.opts.Site)
+	}
+	st, err := r.store(ctx, reg)
+	if err != nil {
+		return nil, err
+	}
+	return locate(st, reg, ids)
+}
+
+// Object reads a pack, for a site catching up from this one.
+func (r *Receiver) Object(ctx context.Context, reg, name string) ([]byte, error) {
+	if !r.place.Registry(reg) {
+		return nil, fmt.Errorf("%w: registry %s, site %s", ErrNotPlaced, reg, r.opts.Site)
+	}
+	if _, ok := store.ParsePackName(name); !ok {
+		return nil, fmt.Errorf("%w: %q is not a pack name", ErrRefused, name)
+	}
+	return readObject(ctx, store.Prefixed(r.opts.Blobs, registry.BlobPrefix(reg)), name)
+}
+
+func readObject(ctx context.Context, be store.Backend, name string) ([]byte, error) {
+	rc, err := be.Load(ctx, name, 0, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("object %s: %w", name, fs.ErrNotExist)
+		}
+		return nil, err
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(rc); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// locate maps chunk ids to the distinct packs that hold them.
+func locate(st *store.Store, reg string, ids []store.ID) ([]string, error) {
+	seen := map[store.PackID]bool{}
+	var out []string
+	for _, id := range ids {
+		p, ok := st.Locate(id)
+		if !ok {
+			return nil, fmt.Errorf("registry %s: chunk %x is in no durable pack", reg, id[:8])
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, store.PackName(p))
+		}
+	}
+	return out, nil
+}

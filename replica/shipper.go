@@ -1,0 +1,366 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/registry"
+	"github.com/chancery-gov/chancery/store"
+)
+
+// Source is where a shipper reads the guest's ledger and blobs: the
+// writer's own state, or another site that already holds them.
+type Source interface {
+	// Next waits until the source publishes a checkpoint larger than size
+	// and returns it, signed.
+	Next(ctx context.Context, size uint64) ([]byte, ledger.Checkpoint, error)
+	// Fetcher reads the source's tiles and entry bundles.
+	Fetcher() ledger.Fetcher
+	// Locate names the packs, in a registry, holding the chunks.
+	Locate(ctx context.Context, reg string, ids []store.ID) ([]string, error)
+	// Object reads a pack.
+	Object(ctx context.Context, reg, name string) ([]byte, error)
+}
+
+// Sink is a site that receives: a Remote over HTTP, or a local Receiver.
+type Sink interface {
+	State(ctx context.Context) (*State, error)
+	Missing(ctx context.Context, reg string, names []string) ([]string, error)
+	PutObject(ctx context.Context, reg, name string, data []byte) error
+	Accept(ctx context.Context, b *Batch) ([]byte, error)
+}
+
+// LocalSource is the writer's own ledger and blob stores.
+type LocalSource struct {
+	Log   *ledger.Log
+	Blobs func(registry string) (*store.Store, error)
+	// Backend is the guest's blob backend (registries under BlobPrefix).
+	Backend store.Backend
+}
+
+// Next implements Source.
+func (s LocalSource) Next(ctx context.Context, size uint64) ([]byte, ledger.Checkpoint, error) {
+	return s.Log.WaitPublished(ctx, size+1)
+}
+
+// Fetcher implements Source.
+func (s LocalSource) Fetcher() ledger.Fetcher { return ledger.DirFetcher(s.Log.Dir()) }
+
+// Locate implements Source.
+func (s LocalSource) Locate(ctx context.Context, reg string, ids []store.ID) ([]string, error) {
+	st, err := s.Blobs(reg)
+	if err != nil {
+		return nil, err
+	}
+	return locate(st, reg, ids)
+}
+
+// Object implements Source.
+func (s LocalSource) Object(ctx context.Context, reg, name string) ([]byte, error) {
+	return readObject(ctx, store.Prefixed(s.Backend, registry.BlobPrefix(reg)), name)
+}
+
+// ShipperOptions configure a Shipper.
+type ShipperOptions struct {
+	Charter *charter.Charter
+	Site    string // the receiving site
+	Source  Source
+	Sink    Sink
+	Tracker *Tracker
+	Writers Writers // default HomeWriter
+	// MaxBatchEntries and MaxBatchBytes bound one batch (defaults 16384
+	// and 8 MiB): the unit of backpressure, since one batch per site is in
+	// flight at a time.
+	MaxBatchEntries int
+	MaxBatchBytes   int
+	// BlobParallel is how many packs upload at once (default 4).
+	BlobParallel int
+	// BytesPerSecond limits the bandwidth used toward the site (0: none).
+	BytesPerSecond int64
+	// Backoff bounds the pause between attempts after an error (default
+	// 50ms doubling to 5s, with jitter).
+	MinBackoff, MaxBackoff time.Duration
+	Logger                 *slog.Logger
+}
+
+// Shipper keeps one site current from one source: it resumes from the
+// site's own state, ships the blobs a batch references before the batch,
+// withholds entries of registries the site may not hold, and records each
+// receipt. It never holds more than one batch in flight, so a slow site
+// slows only its own shipper.
+type Shipper struct {
+	opts    ShipperOptions
+	place   Placement
+	limiter *rate.Limiter
+	log     *slog.Logger
+	prover  *ledger.Prover
+}
+
+// NewShipper checks the options and returns a shipper; Run starts it.
+func NewShipper(o ShipperOptions) (*Shipper, error) {
+	if o.Charter == nil || o.Source == nil || o.Sink == nil || o.Tracker == nil {
+		return nil, errors.New("replica: shipper needs a charter, a source, a sink and a tracker")
+	}
+	if _, ok := o.Charter.Site(o.Site); !ok {
+		return nil, fmt.Errorf("replica: site %q is not in the charter of %s", o.Site, o.Charter.Guest.ID)
+	}
+	if o.Writers == nil {
+		o.Writers = HomeWriter{o.Charter}
+	}
+	if o.MaxBatchEntries <= 0 {
+		o.MaxBatchEntries = 16384
+	}
+	if o.MaxBatchBytes <= 0 || o.MaxBatchBytes > MaxBatchBytes-maxCheckpoint-64*32 {
+		o.MaxBatchBytes = 8 << 20
+	}
+	if o.BlobParallel <= 0 {
+		o.BlobParallel = 4
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 50 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Shipper{opts: o, place: Placement{o.Charter, o.Site}, log: o.Logger.With("to_site", o.Site),
+		prover: ledger.NewProver(o.Source.Fetcher(), 0)}
+	if o.BytesPerSecond > 0 {
+		// A burst of one pack lets a 16 MiB pack through in one wait.
+		s.limiter = rate.NewLimiter(rate.Limit(o.BytesPerSecond), 32<<20)
+	}
+	return s, nil
+}
+
+// Run ships until ctx ends, reconnecting after every error with backoff.
+func (s *Shipper) Run(ctx context.Context) error {
+	backoff := s.opts.MinBackoff
+	for {
+		err := s.session(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.opts.Tracker.Contact(s.opts.Site, err)
+		s.log.Warn("replication interrupted; resuming from the site's receipt", "err", err, "backoff", backoff)
+		d := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, s.opts.MaxBackoff)
+		if err == nil {
+			backoff = s.opts.MinBackoff
+		}
+	}
+}
+
+// session resumes from the site's state and ships until an error.
+func (s *Shipper) session(ctx context.Context) error {
+	st, err := s.opts.Sink.State(ctx)
+	if err != nil {
+		return fmt.Errorf("state of site %s: %w", s.opts.Site, err)
+	}
+	if st.Origin != s.opts.Charter.Guest.Origin {
+		return fmt.Errorf("site %s holds origin %q, not %q", s.opts.Site, st.Origin, s.opts.Charter.Guest.Origin)
+	}
+	s.opts.Tracker.Contact(s.opts.Site, nil)
+	if len(st.Receipt) > 0 {
+		if err := s.receipt(st.Receipt); err != nil {
+			return err
+		}
+	}
+	size := st.Size
+	for {
+		signed, cp, err := s.opts.Source.Next(ctx, size)
+		if err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		for size < cp.Size {
+			next, err := s.ship(ctx, size, signed, cp)
+			var gap *GapError
+			if errors.As(err, &gap) {
+				s.log.Info("site is elsewhere than expected; resuming there", "expected", size, "site_size", gap.Size)
+				size = gap.Size
+				if size > cp.Size {
+					break
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			size = next
+		}
+	}
+}
+
+// ship sends one batch starting at from toward checkpoint cp and returns
+// where the next starts.
+func (s *Shipper) ship(ctx context.Context, from uint64, signed []byte, cp ledger.Checkpoint) (uint64, error) {
+	b := &Batch{First: from, Checkpoint: signed}
+	bytes := 0
+	need := map[string][]store.ID{}
+	errFull := errors.New("batch full")
+	err := ledger.Scan(ctx, s.opts.Source.Fetcher(), from, cp.Size, func(idx uint64, e []byte) error {
+		if len(b.Entries) >= s.opts.MaxBatchEntries || bytes+2+len(e) > s.opts.MaxBatchBytes {
+			return errFull
+		}
+		reg, ok, rec, err := s.place.Entry(e)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", idx, err)
+		}
+		if !ok {
+			if e, err = ledger.Withhold(e); err != nil {
+				return fmt.Errorf("entry %d: %w", idx, err)
+			}
+		} else if rec != nil && len(rec.Attachments) > 0 {
+			ids, err := Chunks(rec)
+			if err != nil {
+				return fmt.Errorf("entry %d: %w", idx, err)
+			}
+			need[reg] = append(need[reg], ids...)
+		}
+		// Scan's slices alias a bundle it reuses: keep a copy.
+		b.Entries = append(b.Entries, append([]byte(nil), e...))
+		bytes += 2 + len(e)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFull) {
+		return from, fmt.Errorf("read entries from %d: %w", from, err)
+	}
+	if len(b.Entries) == 0 {
+		return from, fmt.Errorf("entry %d alone exceeds the batch limit", from)
+	}
+	for reg, ids := range need {
+		if err := s.shipBlobs(ctx, reg, ids); err != nil {
+			return from, err
+		}
+	}
+	if b.End() < cp.Size {
+		prf, err := s.prover.Consistency(ctx, b.End(), cp.Size)
+		if err != nil {
+			return from, fmt.Errorf("consistency proof %d→%d: %w", b.End(), cp.Size, err)
+		}
+		b.Proof = prf
+	}
+	if err := s.wait(ctx, bytes); err != nil {
+		return from, err
+	}
+	receipt, err := s.opts.Sink.Accept(ctx, b)
+	if err != nil {
+		return from, fmt.Errorf("batch %d–%d to site %s: %w", b.First, b.End()-1, s.opts.Site, err)
+	}
+	s.opts.Tracker.Sent(s.opts.Site, int64(bytes), 1, 0)
+	if receipt != nil {
+		if err := s.receipt(receipt); err != nil {
+			return from, err
+		}
+	}
+	return b.End(), nil
+}
+
+func (s *Shipper) receipt(signed []byte) error {
+	cp, at, err := OpenReceipt(s.opts.Charter, s.opts.Writers, s.opts.Site, signed)
+	if err != nil {
+		return err
+	}
+	s.opts.Tracker.Received(s.opts.Site, cp.Size, at, signed)
+	return nil
+}
+
+// shipBlobs makes sure the site holds the packs of the chunks: it asks
+// which are missing and uploads those, BlobParallel at a time.
+func (s *Shipper) shipBlobs(ctx context.Context, reg string, ids []store.ID) error {
+	names, err := s.opts.Source.Locate(ctx, reg, ids)
+	if err != nil {
+		return fmt.Errorf("locate blobs of registry %s: %w", reg, err)
+	}
+	missing, err := s.opts.Sink.Missing(ctx, reg, names)
+	if err != nil {
+		return fmt.Errorf("registry %s: ask site %s for missing packs: %w", reg, s.opts.Site, err)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	work := make(chan string)
+	for range min(s.opts.BlobParallel, len(missing)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range work {
+				err := s.shipObject(ctx, reg, name)
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+						cancel()
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, name := range missing {
+		select {
+		case work <- name:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	return first
+}
+
+func (s *Shipper) shipObject(ctx context.Context, reg, name string) error {
+	data, err := s.opts.Source.Object(ctx, reg, name)
+	if err != nil {
+		return fmt.Errorf("registry %s: read %s: %w", reg, name, err)
+	}
+	// A peer source is not trusted: check before forwarding, so a bad
+	// pack is blamed on where it came from.
+	if err := store.CheckObject(name, data); err != nil {
+		return fmt.Errorf("%w: registry %s from the source: %v", ErrRefused, reg, err)
+	}
+	if err := s.wait(ctx, len(data)); err != nil {
+		return err
+	}
+	if err := s.opts.Sink.PutObject(ctx, reg, name, data); err != nil {
+		return fmt.Errorf("registry %s: ship %s to site %s: %w", reg, name, s.opts.Site, err)
+	}
+	s.opts.Tracker.Sent(s.opts.Site, int64(len(data)), 0, 1)
+	return nil
+}
+
+// wait spends n bytes of the bandwidth budget.
+func (s *Shipper) wait(ctx context.Context, n int) error {
+	if s.limiter == nil {
+		return nil
+	}
+	for n > 0 {
+		k := min(n, s.limiter.Burst())
+		if err := s.limiter.WaitN(ctx, k); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
