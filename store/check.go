@@ -69,7 +69,7 @@ func (s *Store) Check(ctx context.Context, sl Sealer) error {
 		for _, g := range groups {
 			have, ok := packs[g.pack]
 			if !ok {
-				report(fmt.Errorf("store: index object %s names pack %s, which is missing or damaged", name, packName(g.pack)))
+				report(fmt.Errorf("store: index object %s names pack %s, which is missing or damaged", name, PackName(g.pack)))
 				continue
 			}
 			byID := make(map[ID]packEntry, len(have))
@@ -78,7 +78,7 @@ func (s *Store) Check(ctx context.Context, sl Sealer) error {
 			}
 			for _, e := range g.entries {
 				if byID[e.id] != e {
-					report(fmt.Errorf("store: index object %s: blob %x in pack %s at %d+%d disagrees with the pack header", name, e.id, packName(g.pack), e.off, e.length))
+					report(fmt.Errorf("store: index object %s: blob %x in pack %s at %d+%d disagrees with the pack header", name, e.id, PackName(g.pack), e.off, e.length))
 				}
 			}
 		}
@@ -88,7 +88,7 @@ func (s *Store) Check(ctx context.Context, sl Sealer) error {
 	for id, l := range s.idx.byID {
 		p := s.idx.packs[l.pack]
 		if _, ok := packs[p]; !ok {
-			report(fmt.Errorf("store: blob %x: indexed in pack %s, which is missing or damaged", id, packName(p)))
+			report(fmt.Errorf("store: blob %x: indexed in pack %s, which is missing or damaged", id, PackName(p)))
 		}
 	}
 	s.idx.mu.RUnlock()

@@ -7,13 +7,13 @@ type ChunkLocation struct {
 	Off, Length int64
 }
 
-// Locate exposes the index to the external tests.
-func (s *Store) Locate(id ID) (ChunkLocation, bool) {
+// ChunkAt exposes a chunk's durable range to the external tests.
+func (s *Store) ChunkAt(id ID) (ChunkLocation, bool) {
 	pack, l, pend, ok := s.idx.lookup(id)
 	if !ok || pend != nil {
 		return ChunkLocation{}, false
 	}
-	return ChunkLocation{Pack: packName(pack), Off: int64(l.off), Length: int64(l.length)}, true
+	return ChunkLocation{Pack: PackName(pack), Off: int64(l.off), Length: int64(l.length)}, true
 }
 
 // EncodeIndexOf re-encodes what ParseIndex returned, for round-trip checks.
@@ -33,6 +33,20 @@ func BuildPack(ids []ID, chunks [][]byte) []byte {
 	}
 	b.finish()
 	return b.data
+}
+
+// IndexPacks lists the pack of every group in an index object, in order,
+// so tests can see that a pack is described once.
+func IndexPacks(data []byte) ([]PackID, error) {
+	g, err := parseIndex(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PackID, len(g))
+	for i := range g {
+		out[i] = g[i].pack
+	}
+	return out, nil
 }
 
 // PackTailEntries parses a pack and returns (id, off, length) triples.

@@ -98,6 +98,19 @@ func indexObject(groups []packEntries) (name string, data []byte) {
 	return indexName(sha256.Sum256(data)), data
 }
 
+// packSize is the size of the pack object that g's entries describe: the
+// entries tile the data region (parsePackHeader enforces it for packs, and
+// every group, also in an index object, lists all of a pack's entries, not
+// only the ones that won the dedup), then come header and trailer. Keeping
+// it costs 8 bytes per pack instead of a Stat per pack when listing.
+func packSize(entries []packEntry) int64 {
+	var end int64
+	for _, e := range entries {
+		end = max(end, int64(e.off)+int64(e.length))
+	}
+	return end + int64(len(entries))*packEntryLen + packTrailerLen
+}
+
 // loc is a durable location; the pack is an index into index.packs so an
 // entry costs 12 bytes beside its 32-byte key (about 50 bytes with the map's
 // overhead: 10M chunks ≈ 500 MiB, see docs/store.md).
@@ -125,6 +138,7 @@ type pendingPack struct {
 type index struct {
 	mu      sync.RWMutex
 	packs   []PackID
+	sizes   []int64 // per pack, beside packs: for catch-up listings
 	packNum map[PackID]uint32
 	byID    map[ID]loc
 	pending map[ID]*pendingLoc
@@ -148,11 +162,26 @@ func (x *index) addPack(g packEntries, unsaved bool) {
 	}
 }
 
+// adopt records a pack someone else uploaded, unless the index already
+// knows it; the check and the insert share one lock so that concurrent
+// adoptions of one pack put it in the next index object once.
+func (x *index) adopt(g packEntries) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, ok := x.packNum[g.pack]; ok {
+		return false
+	}
+	x.addPackLocked(g)
+	x.unsaved = append(x.unsaved, g)
+	return true
+}
+
 func (x *index) addPackLocked(g packEntries) {
 	n, ok := x.packNum[g.pack]
 	if !ok {
 		n = uint32(len(x.packs))
 		x.packs = append(x.packs, g.pack)
+		x.sizes = append(x.sizes, packSize(g.entries))
 		x.packNum[g.pack] = n
 	}
 	for _, e := range g.entries {

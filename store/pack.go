@@ -34,15 +34,44 @@ const (
 // PackID names a pack: SHA-256 of its bytes.
 type PackID = [32]byte
 
-func packName(p PackID) string { return "data/" + hex.EncodeToString(p[:]) }
+// PackName is the backend object name of pack p: "data/" and the hash in
+// lower-case hex. A replicator ships exactly this object.
+func PackName(p PackID) string { return "data/" + hex.EncodeToString(p[:]) }
 
-// parseObjectName turns "dir/<64 hex>" back into the hash it names.
+// ParsePackName is the inverse of PackName. It accepts only the canonical
+// spelling (lower-case hex), so that one pack has one name: an upper-case
+// twin would hash to the same id but be a different object to a backend.
+func ParsePackName(name string) (PackID, bool) { return parseObjectName("data", name) }
+
+// parseObjectName turns "dir/<64 lower-case hex>" back into the hash it
+// names.
 func parseObjectName(dir, name string) (id [32]byte, ok bool) {
 	if len(name) != len(dir)+1+64 || name[:len(dir)+1] != dir+"/" {
 		return id, false
 	}
-	n, err := hex.Decode(id[:], []byte(name[len(dir)+1:]))
-	return id, err == nil && n == 32
+	h := name[len(dir)+1:]
+	n, err := hex.Decode(id[:], []byte(h))
+	return id, err == nil && n == 32 && hex.EncodeToString(id[:]) == h
+}
+
+// CheckObject verifies bytes received for a store object before they are
+// saved: for "data/<hex>" (a pack) and "index/<hex>" (an index object) the
+// SHA-256 of data must be the hash the name spells. Any other name is an
+// error, since a replica has no business storing it. It needs no key, so a
+// site that holds none can refuse a damaged or substituted object on
+// arrival. It checks only the name; AdoptPack also checks a pack's
+// structure.
+func CheckObject(name string, data []byte) error {
+	want, ok := parseObjectName("data", name)
+	if !ok {
+		if want, ok = parseObjectName("index", name); !ok {
+			return fmt.Errorf("store: object %q: not a pack or index object name", name)
+		}
+	}
+	if sha256.Sum256(data) != want {
+		return fmt.Errorf("store: object %s: content (%d bytes) does not hash to its name", name, len(data))
+	}
+	return nil
 }
 
 // packEntry locates one sealed chunk inside its pack.

@@ -27,13 +27,25 @@ type Sealer interface {
 	Open(id [32]byte, sealed []byte) ([]byte, error)
 }
 
-// Options tune a Store. Only Chunking is required.
+// ErrReadOnly is returned (wrapped) by Put on a Store opened without
+// Options.Chunking.
+var ErrReadOnly = errors.New("store opened without chunking: read-only, keyless")
+
+// Options tune a Store.
 type Options struct {
 	// Chunking decides chunk boundaries, so it must stay the same for the
 	// life of the store (and across the sites that replicate it) or dedup
 	// is lost; and it should be secret, so that chunk sizes do not
 	// fingerprint a known document. A deployment derives it from guest key
 	// material with ChunkingFromSeed; it is never written to the backend.
+	//
+	// Nil opens the store read-only and keyless, as an embassy site in
+	// standby holds it: it cannot derive the chunking, because it holds no
+	// guest key. Put then fails with ErrReadOnly; Get and Check work for a
+	// caller with a Sealer; AdoptPack, Has, Locate, Packs and Flush work
+	// without one (Flush writes index objects for adopted packs, never a
+	// chunk). A writer that forgets Chunking finds out at its first Put,
+	// with ErrReadOnly in the error.
 	Chunking *Chunking
 	// PackSize is the size at which a pack is closed and uploaded
 	// (default 16 MiB). Larger packs mean fewer objects and requests;
@@ -95,11 +107,9 @@ const (
 // Open loads the index from the backend's index objects, then reads the
 // header of every pack no index object covers (a crash after a pack upload
 // but before its index, or an index object that failed its hash). It needs
-// no key: index and pack headers hold only keyed ids and sizes.
+// no key: index and pack headers hold only keyed ids and sizes. Without
+// Options.Chunking the store is opened read-only (see Options.Chunking).
 func Open(ctx context.Context, be Backend, opts Options) (*Store, error) {
-	if opts.Chunking == nil {
-		return nil, errors.New("store: open: Options.Chunking is required (see ChunkingFromSeed)")
-	}
 	if opts.PackSize == 0 {
 		opts.PackSize = defPackSize
 	}
@@ -304,7 +314,12 @@ type chunk struct {
 // uploaded in the background so chunking does not wait for the disk or the
 // network unless Options.Uploads packs are already in flight. After Put
 // returns, Get can read the data at once; it is durable after Flush.
+//
+// On a store opened without Options.Chunking, Put fails with ErrReadOnly.
 func (s *Store) Put(ctx context.Context, sl Sealer, r io.Reader) (Ref, error) {
+	if s.opts.Chunking == nil {
+		return Ref{}, fmt.Errorf("store: put: %w (pass Options.Chunking, from ChunkingFromSeed, to write)", ErrReadOnly)
+	}
 	if err := s.failed(); err != nil {
 		return Ref{}, err
 	}
@@ -507,7 +522,7 @@ func (s *Store) upload(ctx context.Context, pb *pendingPack) {
 		data := pb.b.data
 		entries := pb.b.entries
 		pb.mu.Unlock()
-		name := packName(pid)
+		name := PackName(pid)
 		if err := s.be.Save(uctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
 			s.setErr(fmt.Errorf("store: save pack %s: %w", name, err))
 			return
@@ -632,10 +647,10 @@ func (s *Store) readChunk(ctx context.Context, sl Sealer, id ID) ([]byte, error)
 	}
 	if l.length > maxSealedLen {
 		// Only a forged index gets here; refuse before allocating.
-		return nil, fmt.Errorf("store: blob %x in pack %s: indexed length %d exceeds any sealed chunk", id, packName(pack), l.length)
+		return nil, fmt.Errorf("store: blob %x in pack %s: indexed length %d exceeds any sealed chunk", id, PackName(pack), l.length)
 	}
-	where := "pack " + packName(pack)
-	sealed, err := loadAll(ctx, s.be, packName(pack), int64(l.off), int64(l.length))
+	where := "pack " + PackName(pack)
+	sealed, err := loadAll(ctx, s.be, PackName(pack), int64(l.off), int64(l.length))
 	if err != nil {
 		return nil, fmt.Errorf("store: blob %x in %s at %d+%d: %w", id, where, l.off, l.length, err)
 	}

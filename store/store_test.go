@@ -323,7 +323,7 @@ func TestTamper(t *testing.T) {
 			locs := map[store.ID]store.ChunkLocation{}
 			for _, ref := range refs {
 				for _, id := range ref.Chunks {
-					l, ok := s.Locate(id)
+					l, ok := s.ChunkAt(id)
 					if !ok {
 						t.Fatalf("chunk %x not located", id)
 					}
@@ -511,13 +511,30 @@ func TestLeak(t *testing.T) {
 	}
 }
 
-func TestOpenRejectsBadOptions(t *testing.T) {
-	be, _ := fs.New(t.TempDir())
-	if _, err := store.Open(context.Background(), be, store.Options{}); err == nil {
-		t.Error("open without a polynomial succeeded")
-	}
-	if _, err := store.Open(context.Background(), be, store.Options{}); err == nil {
-		t.Error("open with a reducible polynomial succeeded")
+// TestOpenOptions: pack sizes outside the format's range are refused, with
+// or without chunking; no chunking is allowed (a keyless replica) and
+// TestKeylessOpen covers what it permits.
+func TestOpenOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts store.Options
+		ok   bool
+	}{
+		{"defaults", store.Options{Chunking: testChunking(t)}, true},
+		{"keyless", store.Options{}, true},
+		{"pack too small", store.Options{Chunking: testChunking(t), PackSize: 1 << 10}, false},
+		{"pack too large", store.Options{Chunking: testChunking(t), PackSize: 1 << 30}, false},
+		{"keyless, pack too small", store.Options{PackSize: 1 << 10}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := store.Open(context.Background(), newMemBackend(), tc.opts)
+			if (err == nil) != tc.ok {
+				t.Fatalf("open: %v, want ok=%v", err, tc.ok)
+			}
+			if err == nil {
+				s.Close()
+			}
+		})
 	}
 }
 

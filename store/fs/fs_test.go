@@ -2,6 +2,7 @@ package fs_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,41 @@ func TestSuite(t *testing.T) {
 			t.Fatal(err)
 		}
 		return be
+	})
+}
+
+// TestPrefixedSuite runs the backend contract through a registry's view
+// of an fs backend: each registry's Store sits on such a view.
+func TestPrefixedSuite(t *testing.T) {
+	storetest.Suite(t, func(t *testing.T) store.Backend {
+		be, err := fs.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store.Prefixed(be, "registries/population/")
+	})
+}
+
+// TestPrefixedShared runs the contract through sibling views of one fs
+// backend at once, with objects of a neighbouring registry present
+// throughout, so that a view leaking into another fails the suite's exact
+// listings.
+func TestPrefixedShared(t *testing.T) {
+	be, err := fs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "registries/p" is a string prefix of every view below.
+	neighbour := store.Prefixed(be, "registries/p/")
+	for _, name := range []string{"data/0000", "index/0000", "a"} {
+		if err := neighbour.Save(context.Background(), name, strings.NewReader("n"), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	storetest.Suite(t, func(t *testing.T) store.Backend {
+		n++
+		return store.Prefixed(be, fmt.Sprintf("registries/p%d/", n))
 	})
 }
 

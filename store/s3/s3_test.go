@@ -39,6 +39,29 @@ func TestSuite(t *testing.T) {
 	})
 }
 
+// TestPrefixedSuite runs the contract through registry views of the S3
+// backend: sibling views of one guest's prefix, one per subtest, beside a
+// neighbouring registry's objects, so a view that leaked into another
+// would fail the suite's exact listings.
+func TestPrefixedSuite(t *testing.T) {
+	srv := s3test.Start(t)
+	ctx := context.Background()
+	be, err := s3.New(ctx, config(srv, "chancery", "guest-ua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	neighbour := store.Prefixed(be, "registries/p/")
+	for _, name := range []string{"data/0000", "index/0000", "a"} {
+		if err := neighbour.Save(ctx, name, bytes.NewReader([]byte("n")), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n atomic.Int64
+	storetest.Suite(t, func(t *testing.T) store.Backend {
+		return store.Prefixed(be, fmt.Sprintf("registries/p%d/", n.Add(1)))
+	})
+}
+
 func TestPrefixIsolation(t *testing.T) {
 	srv := s3test.Start(t)
 	ctx := context.Background()
