@@ -57,7 +57,12 @@ type ReceiverOptions struct {
 	Quota, Used int64
 	// Suspended, if set, refuses batches while it returns an error.
 	Suspended func() error
-	Logger    *slog.Logger
+	// Suspension, if set, returns the host's pending notice of suspension,
+	// reported in State so that the writer records it in the ledger.
+	Suspension func() []byte
+	// Accepted, if set, is called after every batch made durable.
+	Accepted func(*Batch)
+	Logger   *slog.Logger
 }
 
 // Receiver is the site side of replication for one guest: it checks what
@@ -175,6 +180,9 @@ func (r *Receiver) refused(err error) error {
 func (r *Receiver) State(ctx context.Context) (*State, error) {
 	st := &State{Guest: r.opts.Charter.Guest.ID, Site: r.opts.Site, Origin: r.opts.Charter.Guest.Origin,
 		Size: r.opts.Log.MirrorSize(), Epoch: r.opts.Log.Epoch()}
+	if r.opts.Suspension != nil {
+		st.Suspension = r.opts.Suspension()
+	}
 	signed, cp := r.opts.Log.Checkpoint()
 	if signed == nil {
 		return st, nil
@@ -270,6 +278,9 @@ func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 	r.stats.entries.Add(int64(len(b.Entries)))
 	r.stats.withheld.Add(withheld)
 	r.stats.batchBytes.Add(bytesIn)
+	if r.opts.Accepted != nil {
+		r.opts.Accepted(b)
+	}
 	if b.End() != cp.Size {
 		return nil, nil
 	}

@@ -89,7 +89,10 @@ type ShipperOptions struct {
 	// Backoff bounds the pause between attempts after an error (default
 	// 50ms doubling to 5s, with jitter).
 	MinBackoff, MaxBackoff time.Duration
-	Logger                 *slog.Logger
+	// OnSuspension, if set, receives a host's notice of suspension that
+	// the site reports, for the writer to check and record in the ledger.
+	OnSuspension func(ctx context.Context, site string, notice []byte) error
+	Logger       *slog.Logger
 }
 
 // Shipper keeps one site current from one source: it resumes from the
@@ -176,6 +179,11 @@ func (s *Shipper) session(ctx context.Context) error {
 		return fmt.Errorf("site %s holds origin %q, not %q", s.opts.Site, st.Origin, s.opts.Charter.Guest.Origin)
 	}
 	s.opts.Tracker.Contact(s.opts.Site, nil)
+	if len(st.Suspension) > 0 && s.opts.OnSuspension != nil {
+		if err := s.opts.OnSuspension(ctx, s.opts.Site, st.Suspension); err != nil {
+			s.log.Error("site reports a notice of suspension that cannot be recorded", "err", err)
+		}
+	}
 	if len(st.Receipt) > 0 {
 		if err := s.receipt(st.Receipt); err != nil {
 			return err

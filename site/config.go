@@ -19,11 +19,30 @@ import (
 // Config is a site's configuration file (YAML, parsed strictly: an unknown
 // or misspelt field is an error, because a typo in a security setting must
 // not silently fall back to a default).
+//
+// A home site names its StateDir. An embassy site names its DataDir and the
+// Guests it holds instead: it is multi-tenant, each guest with its own
+// charter, keys, directory and blob backend.
 type Config struct {
-	// StateDir is the state directory D (charter.yaml, keys/, sites/).
+	// StateDir is the home's state directory D (charter.yaml, keys/, sites/).
 	StateDir string `yaml:"state_dir"`
-	// Site is this node's site id in the charter.
+	// Site is this node's site id in the charter (for an embassy, the
+	// default for every guest, and the name its operator signs requests to).
 	Site string `yaml:"site"`
+	// DataDir is an embassy's data directory: each guest's mirror lives in
+	// DataDir/guests/<guest id>/ (ledger/, blobs/ unless configured, state).
+	DataDir string `yaml:"data_dir"`
+	// Guests are the guest states an embassy site holds.
+	Guests []GuestConfig `yaml:"guests"`
+	// TLSKey is the site's sealed Ed25519 TLS key file (keys/site-tls-<id>.key):
+	// the site serves TLS with a certificate made from it in memory, pinned
+	// by the charter's tls_key, and presents it as a client to other sites.
+	TLSKey string `yaml:"tls_key"`
+	// Peers overrides, per site id, the URL the charter gives for a site
+	// (a home ships to every other site of its charter).
+	Peers map[string]string `yaml:"peers"`
+	// Replication tunes how the home ships to the sites.
+	Replication ReplicationConfig `yaml:"replication"`
 	// Listen is the TCP address to serve on, host:port.
 	Listen string `yaml:"listen"`
 	// TLS is the certificate and key to serve with. Required unless
@@ -39,6 +58,32 @@ type Config struct {
 	Blobs BlobConfig `yaml:"blobs"`
 	// Limits bound what one request may carry.
 	Limits Limits `yaml:"limits"`
+}
+
+// GuestConfig is one guest held by an embassy site.
+type GuestConfig struct {
+	// Charter is the guest's signed charter file.
+	Charter string `yaml:"charter"`
+	// Site is this site's id in that charter (default: Config.Site).
+	Site string `yaml:"site"`
+	// CheckpointKey is the sealed file of the site's checkpoint key for
+	// this guest: it signs the site's receipts.
+	CheckpointKey string `yaml:"checkpoint_key"`
+	// Blobs is where the guest's sealed attachments are kept (default fs
+	// under the guest's directory; for s3 give each guest its own prefix).
+	Blobs BlobConfig `yaml:"blobs"`
+}
+
+// ReplicationConfig tunes the home's shippers. Zero means the default.
+type ReplicationConfig struct {
+	// Disabled stops the home from shipping (a home with no reachable site).
+	Disabled bool `yaml:"disabled"`
+	// BytesPerSecond limits the bandwidth toward each site (0: none).
+	BytesPerSecond int64 `yaml:"bytes_per_second"`
+	// MaxBatchEntries bounds one batch (default 16384).
+	MaxBatchEntries int `yaml:"max_batch_entries"`
+	// BlobParallel is how many packs upload at once per site (default 4).
+	BlobParallel int `yaml:"blob_parallel"`
 }
 
 // TLSConfig names PEM files.
@@ -166,8 +211,35 @@ func fieldErr(field, format string, a ...any) error {
 
 // Validate checks the configuration without touching the disk.
 func (c *Config) Validate() error {
-	if c.StateDir == "" {
-		return fieldErr("state_dir", "required")
+	if len(c.Guests) > 0 {
+		if c.StateDir != "" {
+			return fieldErr("state_dir", "given with guests: a home names state_dir, an embassy data_dir and guests")
+		}
+		if c.DataDir == "" {
+			return fieldErr("data_dir", "required for an embassy site")
+		}
+		if c.Blobs.Backend != "" || c.Blobs.Dir != "" || c.Blobs.S3 != nil {
+			return fieldErr("blobs", "an embassy configures blobs per guest (guests[i].blobs)")
+		}
+		for i, g := range c.Guests {
+			f := fmt.Sprintf("guests[%d]", i)
+			if g.Charter == "" {
+				return fieldErr(f+".charter", "required")
+			}
+			if g.CheckpointKey == "" {
+				return fieldErr(f+".checkpoint_key", "required: it signs the site's receipts")
+			}
+			if err := validateBlobs(f+".blobs", g.Blobs); err != nil {
+				return err
+			}
+		}
+	} else {
+		if c.StateDir == "" {
+			return fieldErr("state_dir", "required (or data_dir and guests for an embassy)")
+		}
+		if c.DataDir != "" {
+			return fieldErr("data_dir", "given without guests")
+		}
 	}
 	if c.Site == "" {
 		return fieldErr("site", "required")
@@ -180,49 +252,66 @@ func (c *Config) Validate() error {
 		return fieldErr("listen", "%v", err)
 	}
 	switch {
-	case c.InsecureLoopback && c.TLS != nil:
+	case c.InsecureLoopback && (c.TLS != nil || c.TLSKey != ""):
 		return fieldErr("insecure_loopback", "set together with tls: choose one")
+	case c.TLS != nil && c.TLSKey != "":
+		return fieldErr("tls_key", "set together with tls: choose the pinned key or PEM files")
 	case c.InsecureLoopback && !isLoopback(host):
 		// Plain HTTP would carry signed requests and record contents in
 		// clear over a real network: only the local host may see them.
 		return fieldErr("insecure_loopback", "plain HTTP is allowed only on a loopback address, not %q", host)
-	case !c.InsecureLoopback && c.TLS == nil:
-		return fieldErr("tls", "required (or insecure_loopback: true on a loopback address)")
+	case !c.InsecureLoopback && c.TLS == nil && c.TLSKey == "":
+		return fieldErr("tls", "required: tls_key (pinned) or tls cert and key (or insecure_loopback: true on a loopback address)")
 	case c.TLS != nil && (c.TLS.Cert == "" || c.TLS.Key == ""):
 		return fieldErr("tls", "both cert and key are required")
 	}
-	switch c.Blobs.Backend {
-	case "", BackendFS:
-		if c.Blobs.S3 != nil {
-			return fieldErr("blobs.s3", "given but blobs.backend is %q", BackendFS)
+	if err := validateBlobs("blobs", c.Blobs); err != nil {
+		return err
+	}
+	for id, u := range c.Peers {
+		if !strings.HasPrefix(u, "https://") && !(c.InsecureLoopback && strings.HasPrefix(u, "http://")) {
+			return fieldErr("peers."+id, "%q: want an https:// URL (http:// only with insecure_loopback)", u)
 		}
-	case BackendS3:
-		s := c.Blobs.S3
-		if s == nil {
-			return fieldErr("blobs.s3", "required for backend s3")
-		}
-		if c.Blobs.Dir != "" {
-			return fieldErr("blobs.dir", "given but blobs.backend is s3")
-		}
-		for _, f := range []struct{ name, v string }{{"endpoint", s.Endpoint}, {"bucket", s.Bucket}, {"access_key_file", s.AccessKeyFile}, {"secret_key_file", s.SecretKeyFile}} {
-			if f.v == "" {
-				return fieldErr("blobs.s3."+f.name, "required")
-			}
-		}
-		if s.ObjectLock != "" && s.ObjectLock != "compliance" && s.ObjectLock != "governance" {
-			return fieldErr("blobs.s3.object_lock", "%q: want compliance, governance or nothing", s.ObjectLock)
-		}
-		if strings.Contains(s.Endpoint, "://") {
-			return fieldErr("blobs.s3.endpoint", "host:port without a scheme (use insecure: true for plain HTTP)")
-		}
-	default:
-		return fieldErr("blobs.backend", "%q: want fs or s3", c.Blobs.Backend)
+	}
+	if c.Replication.BytesPerSecond < 0 || c.Replication.MaxBatchEntries < 0 || c.Replication.BlobParallel < 0 {
+		return fieldErr("replication", "negative value")
 	}
 	if c.Limits.MaxRequestBytes < 0 {
 		return fieldErr("limits.max_request_bytes", "negative")
 	}
 	if c.Limits.MaxBlobBytes < 0 {
 		return fieldErr("limits.max_blob_bytes", "negative")
+	}
+	return nil
+}
+
+func validateBlobs(field string, bc BlobConfig) error {
+	switch bc.Backend {
+	case "", BackendFS:
+		if bc.S3 != nil {
+			return fieldErr(field+".s3", "given but blobs.backend is %q", BackendFS)
+		}
+	case BackendS3:
+		s := bc.S3
+		if s == nil {
+			return fieldErr(field+".s3", "required for backend s3")
+		}
+		if bc.Dir != "" {
+			return fieldErr(field+".dir", "given but blobs.backend is s3")
+		}
+		for _, f := range []struct{ name, v string }{{"endpoint", s.Endpoint}, {"bucket", s.Bucket}, {"access_key_file", s.AccessKeyFile}, {"secret_key_file", s.SecretKeyFile}} {
+			if f.v == "" {
+				return fieldErr(field+".s3."+f.name, "required")
+			}
+		}
+		if s.ObjectLock != "" && s.ObjectLock != "compliance" && s.ObjectLock != "governance" {
+			return fieldErr(field+".s3.object_lock", "%q: want compliance, governance or nothing", s.ObjectLock)
+		}
+		if strings.Contains(s.Endpoint, "://") {
+			return fieldErr(field+".s3.endpoint", "host:port without a scheme (use insecure: true for plain HTTP)")
+		}
+	default:
+		return fieldErr(field+".backend", "%q: want fs or s3", bc.Backend)
 	}
 	return nil
 }
@@ -242,7 +331,19 @@ func (c *Config) resolve(base string) {
 		}
 	}
 	abs(&c.StateDir)
+	abs(&c.DataDir)
+	abs(&c.TLSKey)
 	abs(&c.PassphraseFile)
+	for i := range c.Guests {
+		g := &c.Guests[i]
+		abs(&g.Charter)
+		abs(&g.CheckpointKey)
+		abs(&g.Blobs.Dir)
+		if g.Blobs.S3 != nil {
+			abs(&g.Blobs.S3.AccessKeyFile)
+			abs(&g.Blobs.S3.SecretKeyFile)
+		}
+	}
 	abs(&c.Blobs.Dir)
 	if c.TLS != nil {
 		abs(&c.TLS.Cert)

@@ -85,7 +85,7 @@ type testSite struct {
 func startSite(t *testing.T) *testSite {
 	t.Helper()
 	ts := &testSite{dir: newState(t), logs: &syncBuffer{}, now: time.Now}
-	cfg := &site.Config{StateDir: ts.dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true,
+	cfg := &site.Config{StateDir: ts.dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true, Replication: site.ReplicationConfig{Disabled: true},
 		Limits: site.Limits{MaxRequestBytes: 256 << 10, MaxBlobBytes: 8 << 20}}
 	s, err := site.Open(context.Background(), cfg, site.Options{
 		Logger: slog.New(slog.NewJSONHandler(ts.logs, nil)),

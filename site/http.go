@@ -169,6 +169,7 @@ func (s *Site) observe(next http.Handler) http.Handler {
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("official", ri.Official), slog.String("method", ri.Method), slog.String("path", route(r)),
 				slog.Int("status", ri.Status), slog.Int64("bytes", ri.Bytes), slog.Duration("latency", ri.Latency))
+			s.metrics.observe(ri)
 			if s.opts.Observe != nil {
 				s.opts.Observe(ri)
 			}

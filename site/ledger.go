@@ -27,8 +27,7 @@ const (
 // ledger directory is reachable: not wal/, not temporary files, not a
 // path with "..", because the only paths opened are rebuilt from a
 // successful, canonical parse.
-func (g *guest) mountLedger(mux *http.ServeMux, prefix string) {
-	dir := g.local.Log.Dir()
+func mountLedgerDir(mux *http.ServeMux, prefix, dir string) {
 	mux.HandleFunc("GET "+prefix+"/"+ledger.CheckpointPath, func(w http.ResponseWriter, r *http.Request) {
 		serveLedgerFile(w, r, filepath.Join(dir, ledger.CheckpointPath), "text/plain; charset=utf-8", checkpointCacheControl)
 	})

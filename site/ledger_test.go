@@ -145,7 +145,7 @@ func TestLedgerServesExactlyTheFiles(t *testing.T) {
 
 func TestHealthAndShutdown(t *testing.T) {
 	dir := newState(t)
-	cfg := &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true}
+	cfg := &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true, Replication: site.ReplicationConfig{Disabled: true}}
 	s, err := site.Open(context.Background(), cfg, site.Options{Local: site.LocalOptions{Passphrase: []byte(testPass)}})
 	if err != nil {
 		t.Fatal(err)

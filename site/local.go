@@ -49,6 +49,8 @@ type LocalOptions struct {
 	Ledger ledger.Options
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Replicated is registry.Options.Replicated: where quorum writes wait.
+	Replicated func(ctx context.Context, registry string, index uint64) error
 }
 
 // OpenLocal opens a guest's state for one site: it reads the charter and
@@ -96,58 +98,64 @@ func OpenLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
 	}
 	l.Keys = seal.NewKeyring(c.Guest.ID, root)
 	root.Wipe() // the keyring keeps what it needs
-	if l.Blobs, err = openBlobs(ctx, l, o.Blobs); err != nil {
+	dir := o.Blobs.Dir
+	if dir == "" {
+		dir = BlobDir(l.Layout, l.Site)
+	}
+	if l.Blobs, err = openBackend(ctx, o.Blobs, dir, c, "site "+l.Site); err != nil {
 		return nil, err
 	}
-	l.Registries, err = registry.Open(ctx, registry.Options{Charter: c, Site: o.Site, Log: l.Log, Keys: l.Keys, Blobs: l.Blobs, Now: o.Now})
+	l.Registries, err = registry.Open(ctx, registry.Options{Charter: c, Site: o.Site, Log: l.Log, Keys: l.Keys, Blobs: l.Blobs, Now: o.Now, Replicated: o.Replicated})
 	if err != nil {
 		return nil, fmt.Errorf("open registries of %s at site %s: %w", c.Guest.ID, o.Site, err)
 	}
 	return l, nil
 }
 
-func openBlobs(ctx context.Context, l *Local, bc BlobConfig) (store.Backend, error) {
+// openBackend opens a blob backend: fs in bc.Dir or defaultDir, or s3.
+// what names the owner in errors.
+func openBackend(ctx context.Context, bc BlobConfig, defaultDir string, c *charter.Charter, what string) (store.Backend, error) {
 	var be store.Backend
 	switch bc.Backend {
 	case "", BackendFS:
 		dir := bc.Dir
 		if dir == "" {
-			dir = BlobDir(l.Layout, l.Site)
+			dir = defaultDir
 		}
 		b, err := storefs.New(dir)
 		if err != nil {
-			return nil, fmt.Errorf("blob store of site %s: %w", l.Site, err)
+			return nil, fmt.Errorf("blob store of %s: %w", what, err)
 		}
 		be = b
 	case BackendS3:
 		sc := bc.S3
 		if sc == nil {
-			return nil, fmt.Errorf("blob store of site %s: s3 settings missing", l.Site)
+			return nil, fmt.Errorf("blob store of %s: s3 settings missing", what)
 		}
 		access, err := readSecretFile(sc.AccessKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("blob store of site %s: access key: %w", l.Site, err)
+			return nil, fmt.Errorf("blob store of %s: access key: %w", what, err)
 		}
 		secret, err := readSecretFile(sc.SecretKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("blob store of site %s: secret key: %w", l.Site, err)
+			return nil, fmt.Errorf("blob store of %s: secret key: %w", what, err)
 		}
 		cfg := s3.Config{Endpoint: sc.Endpoint, Bucket: sc.Bucket, Prefix: sc.Prefix, Region: sc.Region,
 			AccessKey: access, SecretKey: secret, Insecure: sc.Insecure, CreateBucket: sc.CreateBucket}
 		if sc.ObjectLock != "" {
-			ret := l.Charter.Safeguards.RetentionPeriod()
+			ret := c.Safeguards.RetentionPeriod()
 			if ret <= 0 {
-				return nil, fmt.Errorf("blob store of site %s: object_lock needs a retention period in the charter's safeguards", l.Site)
+				return nil, fmt.Errorf("blob store of %s: object_lock needs a retention period in the charter's safeguards", what)
 			}
 			cfg.Lock = &s3.Lock{Mode: s3.LockMode(strings.ToUpper(sc.ObjectLock)), Retention: ret}
 		}
 		b, err := s3.New(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("blob store of site %s: %w", l.Site, err)
+			return nil, fmt.Errorf("blob store of %s: %w", what, err)
 		}
 		be = b
 	default:
-		return nil, fmt.Errorf("blob store of site %s: unknown backend %q", l.Site, bc.Backend)
+		return nil, fmt.Errorf("blob store of %s: unknown backend %q", what, bc.Backend)
 	}
 	return be, nil
 }

@@ -15,6 +15,7 @@ package site
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/replica"
 )
 
 // Mode is the state a guest is in at a site.
@@ -105,6 +107,15 @@ type Site struct {
 	home     *guest // the one guest of a home site
 	auth     *authenticator
 	draining atomic.Bool
+
+	// An embassy's guests, by guest id, and their order in the config.
+	tenants map[string]*tenant
+	order   []string
+
+	repl    *replica.Replicator // the home's shippers; nil if disabled
+	metrics *metrics
+	tlsKey  ed25519.PrivateKey // pinned TLS key, if configured
+	seen    suspensionsSeen
 }
 
 // guest is one guest state as this site holds it. The API handlers hang
@@ -140,6 +151,20 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 		opts.ShutdownTimeout = 30 * time.Second
 	}
 	s := &Site{cfg: cfg, opts: opts, log: opts.Logger.With("site", cfg.Site)}
+	if len(cfg.Guests) > 0 {
+		pass, err := keyfile.PassphraseFromEnv(cfg.PassphraseFile)
+		if err != nil {
+			return nil, fmt.Errorf("site %s: %w", cfg.Site, err)
+		}
+		defer clear(pass)
+		if s.tlsKey, err = s.readTLSKey(pass); err != nil {
+			return nil, err
+		}
+		if err := s.openEmbassy(ctx, pass); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 	lo := opts.Local
 	lo.StateDir, lo.Site, lo.Blobs = cfg.StateDir, cfg.Site, cfg.Blobs
 	if lo.Blobs.Backend != BackendS3 && lo.Blobs.Dir == "" {
@@ -150,6 +175,16 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 	}
 	if lo.Now == nil {
 		lo.Now = opts.Now
+	}
+	if lo.Replicated == nil {
+		// Bound late: the replicator needs the opened state first, and
+		// is in place before the first request is served.
+		lo.Replicated = func(ctx context.Context, reg string, idx uint64) error {
+			if s.repl == nil {
+				return nil
+			}
+			return s.repl.Replicated(ctx, reg, idx)
+		}
 	}
 	if lo.Passphrase == nil {
 		p, err := keyfile.PassphraseFromEnv(cfg.PassphraseFile)
@@ -180,23 +215,95 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 		return nil, err
 	}
 	s.home = g
+	if s.tlsKey, err = s.readTLSKey(lo.Passphrase); err != nil {
+		local.Close()
+		return nil, err
+	}
+	if err := s.openReplication(ctx, lo.Passphrase); err != nil {
+		local.Close()
+		return nil, err
+	}
+	s.metrics = newMetrics(s)
 	s.log.Info("site open", "guest", local.Charter.Guest.ID, "role", s.role,
 		"ledger_size", local.Log.Size(), "epoch", local.Log.Epoch(), "registries", local.Registries.Names())
 	return s, nil
 }
 
-// Local returns the home guest's opened state.
-func (s *Site) Local() *Local { return s.home.local }
+// openEmbassy opens every guest the config names.
+func (s *Site) openEmbassy(ctx context.Context, pass []byte) error {
+	s.role = charter.RoleEmbassy
+	s.tenants = map[string]*tenant{}
+	for i, gc := range s.cfg.Guests {
+		t, err := s.openTenant(ctx, gc, pass)
+		if err != nil {
+			s.Close()
+			return fmt.Errorf("site %s: guests[%d]: %w", s.cfg.Site, i, err)
+		}
+		if _, dup := s.tenants[t.id]; dup {
+			t.close()
+			s.Close()
+			return fmt.Errorf("site %s: guests[%d]: guest %s is configured twice", s.cfg.Site, i, t.id)
+		}
+		s.tenants[t.id] = t
+		s.order = append(s.order, t.id)
+		s.log.Info("guest open", "guest", t.id, "site_id", t.site, "mode", t.currentMode(),
+			"ledger_size", t.log.MirrorSize(), "epoch", t.log.Epoch(), "quota_bytes", t.quota, "used_bytes", t.recv.Used())
+	}
+	s.metrics = newMetrics(s)
+	return nil
+}
+
+// Local returns the home guest's opened state (nil at an embassy).
+func (s *Site) Local() *Local {
+	if s.home == nil {
+		return nil
+	}
+	return s.home.local
+}
+
+// Replicator returns the home's replicator (nil at an embassy or when
+// replication is disabled).
+func (s *Site) Replicator() *replica.Replicator { return s.repl }
 
 // Handler is the site's whole HTTP surface, composed per role.
 func (s *Site) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
-	// The home serves its one guest at the root. An embassy will mount
-	// each guest's handlers under /guests/<guest id>/ by its mode.
-	s.home.mountLedger(mux, "/ledger")
-	s.home.mountAPI(mux, "/v1")
+	mux.Handle("GET /metrics", s.metrics.handler())
+	if s.home != nil {
+		// The home serves its one guest at the root, and also under
+		// /guests/<guest>/ledger as every site does.
+		mountLedgerDir(mux, "/ledger", s.home.local.Log.Dir())
+		mountLedgerDir(mux, "/guests/"+s.home.local.Charter.Guest.ID+"/ledger", s.home.local.Log.Dir())
+		s.home.mountAPI(mux, "/v1")
+		mux.HandleFunc("GET /replica/v1/status", s.replicationStatus)
+		return s.observe(mux)
+	}
+	// An embassy serves each guest under /guests/<guest id>/: the ledger
+	// and the notices feed in every mode, the replication API to the
+	// guest's sites, and the operator API to its host.
+	for _, id := range s.order {
+		t := s.tenants[id]
+		mountLedgerDir(mux, "/guests/"+id+"/ledger", t.log.Dir())
+		mux.HandleFunc("GET /guests/"+id+"/notices", s.serveNotices(t))
+		t.recv.Mount(mux, "/replica/v1/guests/"+id, s.allowPeer(t))
+	}
+	s.mountOperator(mux)
 	return s.observe(mux)
+}
+
+func (s *Site) serveNotices(t *tenant) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ns, err := t.notices.all(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: "notices: " + err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Guest   string   `json:"guest"`
+			Notices []Notice `json:"notices"`
+		}{t.id, append([]Notice{}, ns...)})
+	}
 }
 
 func (s *Site) health(w http.ResponseWriter, r *http.Request) {
@@ -211,13 +318,21 @@ func (s *Site) health(w http.ResponseWriter, r *http.Request) {
 		// A load balancer stops sending new requests while we drain.
 		status, code = "draining", http.StatusServiceUnavailable
 	}
-	l := s.home.local
+	var gs []guestHealth
+	if s.home != nil {
+		l := s.home.local
+		gs = append(gs, guestHealth{l.Charter.Guest.ID, s.home.currentMode(), l.Log.Size(), l.Log.Epoch()})
+	}
+	for _, id := range s.order {
+		t := s.tenants[id]
+		gs = append(gs, guestHealth{id, t.currentMode(), t.log.MirrorSize(), t.log.Epoch()})
+	}
 	writeJSON(w, code, struct {
 		Status string        `json:"status"`
 		Site   string        `json:"site"`
 		Role   string        `json:"role"`
 		Guests []guestHealth `json:"guests"`
-	}{status, s.cfg.Site, s.role, []guestHealth{{l.Charter.Guest.ID, s.home.currentMode(), l.Log.Size(), l.Log.Epoch()}}})
+	}{status, s.cfg.Site, s.role, gs})
 }
 
 // Serve serves on ln until ctx is done, then stops accepting, lets
@@ -234,14 +349,32 @@ func (s *Site) Serve(ctx context.Context, ln net.Listener) error {
 		// them instead of cutting writes off half way.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	if s.cfg.TLS != nil {
+	switch {
+	case s.cfg.TLS != nil:
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLS.Cert, s.cfg.TLS.Key)
 		if err != nil {
 			return fmt.Errorf("site %s: tls: %w", s.cfg.Site, err)
 		}
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
 		ln = tls.NewListener(ln, srv.TLSConfig)
+	case s.cfg.TLSKey != "":
+		cfg, err := s.pinnedServerTLS()
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = cfg
+		ln = tls.NewListener(ln, cfg)
 	}
+	replDone := make(chan struct{})
+	if s.repl != nil {
+		go func() {
+			defer close(replDone)
+			_ = s.repl.Run(ctx)
+		}()
+	} else {
+		close(replDone)
+	}
+	defer func() { <-replDone }()
 	done := make(chan error, 1)
 	go func() {
 		<-ctx.Done()
@@ -251,7 +384,7 @@ func (s *Site) Serve(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		done <- srv.Shutdown(sctx)
 	}()
-	s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLS != nil)
+	s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLS != nil || s.cfg.TLSKey != "")
 	err := srv.Serve(ln)
 	if !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("site %s: serve: %w", s.cfg.Site, err)
@@ -283,7 +416,14 @@ func (s *Site) ListenAndServe(ctx context.Context) error {
 
 // Close makes the state durable and releases it.
 func (s *Site) Close() error {
-	return s.home.local.Close()
+	var errs []error
+	if s.home != nil {
+		errs = append(errs, s.home.local.Close())
+	}
+	for _, id := range s.order {
+		errs = append(errs, s.tenants[id].close())
+	}
+	return errors.Join(errs...)
 }
 
 // Run opens the site, serves until ctx is done, and closes it: the whole

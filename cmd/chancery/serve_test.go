@@ -34,7 +34,7 @@ func TestServeRunsAndDrains(t *testing.T) {
 	dir := homeState(t)
 	addr := freePort(t)
 	cfgFile := filepath.Join(t.TempDir(), "home.yaml")
-	cfg := "state_dir: " + dir + "\nsite: home\nlisten: " + addr + "\ninsecure_loopback: true\nblobs:\n  backend: fs\n"
+	cfg := "state_dir: " + dir + "\nsite: home\nlisten: " + addr + "\ninsecure_loopback: true\nblobs:\n  backend: fs\nreplication:\n  disabled: true\n"
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

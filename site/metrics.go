@@ -1,0 +1,121 @@
+package site
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics is the site's Prometheus registry: its own, not the global one,
+// so two sites in one process (tests) never share counters. Request
+// counters come from the Observe seam; everything else is read from the
+// site's state at scrape time, so it can never drift from it.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics(s *Site) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chancery_http_requests_total", Help: "HTTP requests served, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "chancery_http_request_seconds", Help: "HTTP request latency, by route pattern.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}, []string{"route"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, stateCollector{s}, prometheus.NewGoCollector())
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	if m == nil {
+		return http.NotFoundHandler()
+	}
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *metrics) observe(ri RequestInfo) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(ri.Route, strconv.Itoa(ri.Status)).Inc()
+	m.latency.WithLabelValues(ri.Route).Observe(ri.Latency.Seconds())
+}
+
+var (
+	descLedgerEntries = prometheus.NewDesc("chancery_ledger_entries", "Entries in the guest's ledger as this site holds it.", []string{"guest"}, nil)
+	descEpoch         = prometheus.NewDesc("chancery_ledger_epoch", "Highest epoch in the guest's ledger at this site.", []string{"guest"}, nil)
+	descRPOEntries    = prometheus.NewDesc("chancery_replication_rpo_entries", "Entries the writer holds that the site's latest receipt does not cover.", []string{"guest", "site"}, nil)
+	descRPOSeconds    = prometheus.NewDesc("chancery_replication_rpo_seconds", "Age of the oldest write the site's latest receipt does not cover (0 when current).", []string{"guest", "site"}, nil)
+	descReceiptSize   = prometheus.NewDesc("chancery_replication_receipt_size", "Ledger size covered by the site's latest receipt.", []string{"guest", "site"}, nil)
+	descConnected     = prometheus.NewDesc("chancery_replication_connected", "1 if the last exchange with the site succeeded.", []string{"guest", "site"}, nil)
+	descSentBytes     = prometheus.NewDesc("chancery_replication_sent_bytes_total", "Bytes of batches and packs shipped to the site.", []string{"guest", "site"}, nil)
+	descUsed          = prometheus.NewDesc("chancery_guest_used_bytes", "Bytes the guest holds at this site (ledger and blobs).", []string{"guest"}, nil)
+	descQuota         = prometheus.NewDesc("chancery_guest_quota_bytes", "The guest's quota at this site from its charter (0: none).", []string{"guest"}, nil)
+	descSinceBatch    = prometheus.NewDesc("chancery_guest_seconds_since_last_batch", "Seconds since the site last accepted a batch for the guest (-1: none since start).", []string{"guest"}, nil)
+	descBatches       = prometheus.NewDesc("chancery_guest_batches_total", "Batches accepted for the guest since start.", []string{"guest"}, nil)
+	descRefused       = prometheus.NewDesc("chancery_guest_refused_total", "Batches and packs refused for the guest since start (failed checks).", []string{"guest"}, nil)
+	descSuspended     = prometheus.NewDesc("chancery_guest_suspended", "1 if the host's suspension of the guest is in effect.", []string{"guest"}, nil)
+)
+
+// stateCollector reads the site's state at scrape time.
+type stateCollector struct{ s *Site }
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	if s.home != nil {
+		l := s.home.local
+		g := l.Charter.Guest.ID
+		gauge(descLedgerEntries, float64(l.Log.Size()), g)
+		gauge(descEpoch, float64(l.Log.Epoch()), g)
+		if s.repl != nil {
+			for _, lag := range s.repl.Tracker().Lags() {
+				gauge(descRPOEntries, float64(lag.Entries), g, lag.Site)
+				gauge(descRPOSeconds, lag.Seconds, g, lag.Site)
+				gauge(descReceiptSize, float64(lag.Size), g, lag.Site)
+				conn := 0.0
+				if lag.Connected {
+					conn = 1
+				}
+				gauge(descConnected, conn, g, lag.Site)
+				counter(descSentBytes, float64(lag.BytesSent), g, lag.Site)
+			}
+		}
+	}
+	now := s.opts.Now()
+	for _, id := range s.order {
+		t := s.tenants[id]
+		st := t.recv.Stats()
+		gauge(descLedgerEntries, float64(t.log.MirrorSize()), id)
+		gauge(descEpoch, float64(t.log.Epoch()), id)
+		gauge(descUsed, float64(t.recv.Used()), id)
+		gauge(descQuota, float64(t.quota), id)
+		since := -1.0
+		if n := t.lastBatch.Load(); n > 0 {
+			since = now.Sub(time.Unix(0, n)).Seconds()
+		}
+		gauge(descSinceBatch, since, id)
+		counter(descBatches, float64(st.Batches), id)
+		counter(descRefused, float64(st.Refused), id)
+		susp := 0.0
+		if t.suspended(now) != nil {
+			susp = 1
+		}
+		gauge(descSuspended, susp, id)
+	}
+}
