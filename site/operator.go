@@ -132,8 +132,8 @@ type SuspendRequest struct {
 // auditor after it, can check that the host gave it.
 type Suspension struct {
 	Guest       string        `json:"guest"`
-	Site        string        `json:"site"`  // the site id in the guest's charter
-	Host        string        `json:"host"`  // the host that gave notice
+	Site        string        `json:"site"`       // the site id in the guest's charter
+	Host        string        `json:"host"`       // the host that gave notice
 	Signed      string        `json:"signed_for"` // the site name the host signed for
 	Reason      string        `json:"reason"`
 	GivenAt     time.Time     `json:"given_at"`
