@@ -12,26 +12,37 @@ import (
 )
 
 type serveOptions struct {
-	config    string
-	logLevel  string
-	logFormat string
+	config           string
+	insecureLoopback bool
+	logLevel         string
+	logFormat        string
 }
 
 func newServeCmd() *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
-		Short: "Run a site: the officials' API, the public ledger and a health check",
+		Short: "Run a site — home or embassy — as its configuration says",
 		Long: `Serve runs a Chancery site as its configuration file describes
-(docs/operations.md). At start it verifies the charter's signatures, opens
-the site's ledger with its checkpoint key, unseals the root key, opens the
-blob store and rebuilds the registries' index from the ledger.
+(docs/operations.md). The same binary is a home or an embassy:
 
-It serves:
-  /v1/...                 the API; every request signed by an official (docs/api.md)
-  /ledger/checkpoint      the signed checkpoint, public
-  /ledger/tile/...        C2SP tiles and entry bundles, public
-  /healthz                health, public
+A home (state_dir in the config) verifies the charter, opens its ledger with
+its checkpoint key, unseals the root key, opens the blob stores, rebuilds the
+registries' index, and ships every new entry and attachment to the other
+sites of its charter, over mutual TLS pinned to the charter's keys. It serves:
+  /v1/...                    the officials' API, every request signed (docs/api.md)
+  /ledger/...                the ledger as C2SP tiles, public
+  /replica/v1/status         each site's receipt and recovery point (RPO)
+
+An embassy (data_dir and guests in the config) holds several guests, each a
+sealed mirror in its own directory or bucket prefix, within the quota its
+charter sets. It holds no guest key. Per guest it serves:
+  /guests/<guest>/ledger/... the guest's ledger, public, for auditors and sites
+  /guests/<guest>/notices    the guest's public notices, even in standby
+  /replica/v1/guests/<guest> the replication API, to the guest's sites only
+  /operator/v1/guests/<guest>/status|suspend   the host operator's API, signed by the host
+
+Both serve /healthz and /metrics (Prometheus).
 
 On SIGTERM or SIGINT it stops accepting connections, lets requests in
 flight finish, and closes the blob store and the ledger durably.
@@ -43,6 +54,7 @@ Logs go to stderr, one JSON object per line.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.config, "config", "", "site configuration file (required)")
+	cmd.Flags().BoolVar(&o.insecureLoopback, "insecure-loopback", false, "serve and replicate over plain HTTP, on a loopback address only (tests, a local TLS proxy)")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&o.logFormat, "log-format", "json", "json or text")
 	cmd.MarkFlagRequired("config")
@@ -67,6 +79,12 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer) error {
 	cfg, err := site.LoadConfig(o.config)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if o.insecureLoopback {
+		cfg.InsecureLoopback, cfg.TLS, cfg.TLSKey = true, nil, ""
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("serve: --insecure-loopback: %w", err)
+		}
 	}
 	return site.Run(ctx, cfg, site.Options{Logger: slog.New(h)})
 }
