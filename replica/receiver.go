@@ -319,9 +319,6 @@ func (r *Receiver) PutObject(ctx context.Context, reg, name string, data []byte)
 	if !ok {
 		return r.refused(fmt.Errorf("%w: %q is not a pack name", ErrRefused, name))
 	}
-	if err := store.CheckObject(name, data); err != nil {
-		return r.refused(fmt.Errorf("%w: registry %s: %v", ErrRefused, reg, err))
-	}
 	st, err := r.store(ctx, reg)
 	if err != nil {
 		return err
@@ -332,17 +329,13 @@ func (r *Receiver) PutObject(ctx context.Context, reg, name string, data []byte)
 	if err := r.reserve(int64(len(data))); err != nil {
 		return r.refused(err)
 	}
-	be := store.Prefixed(r.opts.Blobs, registry.BlobPrefix(reg))
-	if err := be.Save(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
+	// SavePack checks hash, trailer and header before a byte is stored.
+	if err := st.SavePack(ctx, name, data); err != nil {
 		r.used.Add(-int64(len(data)))
-		return fmt.Errorf("registry %s: save %s: %w", reg, name, err)
-	}
-	if err := st.AdoptPack(ctx, name); err != nil {
-		// The bytes hashed to the name but do not parse as a pack: remove
-		// them rather than keep garbage that counts against the quota.
-		_ = be.Remove(ctx, name)
-		r.used.Add(-int64(len(data)))
-		return r.refused(fmt.Errorf("%w: registry %s: %v", ErrRefused, reg, err))
+		if errors.Is(err, store.ErrBadPack) {
+			return r.refused(fmt.Errorf("%w: registry %s: %v", ErrRefused, reg, err))
+		}
+		return fmt.Errorf("registry %s: %w", reg, err)
 	}
 	if err := st.Flush(ctx); err != nil {
 		return fmt.Errorf("registry %s: index after %s: %w", reg, name, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -112,17 +113,63 @@ func (s *Store) AdoptPack(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("store: adopt pack %s: read: %w", name, err)
 	}
-	if sha256.Sum256(data) != id {
-		return fmt.Errorf("store: adopt pack %s: content does not match its name", name)
-	}
-	entries, err := parsePackTail(data, size)
+	entries, err := checkPack(id, data)
 	if err != nil {
 		return fmt.Errorf("store: adopt pack %s: %w", name, err)
+	}
+	s.idx.adopt(packEntries{pack: id, entries: entries})
+	return nil
+}
+
+// checkPack verifies a whole pack against its id: hash, trailer, header.
+func checkPack(id PackID, data []byte) ([]packEntry, error) {
+	if len(data) > maxPackSize {
+		return nil, fmt.Errorf("%d bytes, above the %d-byte pack limit", len(data), maxPackSize)
+	}
+	if len(data) < packTrailerLen {
+		return nil, fmt.Errorf("%d bytes, too short for a trailer", len(data))
+	}
+	if sha256.Sum256(data) != id {
+		return nil, errors.New("content does not match its name")
+	}
+	entries, err := parsePackTail(data, int64(len(data)))
+	if err != nil {
+		return nil, err
 	}
 	if len(entries) == 0 {
 		// No writer uploads an empty pack, and an index object cannot
 		// describe one (parseIndex refuses empty groups).
-		return fmt.Errorf("store: adopt pack %s: holds no chunks", name)
+		return nil, errors.New("holds no chunks")
+	}
+	return entries, nil
+}
+
+// ErrBadPack is returned by SavePack for bytes that are not the pack
+// their name promises; nothing is stored.
+var ErrBadPack = errors.New("not a valid pack")
+
+// SavePack is AdoptPack for a pack the caller holds in memory, as a
+// replica receives it: it checks the bytes (hash against the name,
+// trailer, header) before it stores anything, saves them, and indexes
+// them, hashing the pack once instead of once to check and once again to
+// adopt. A pack already known is not saved again.
+func (s *Store) SavePack(ctx context.Context, name string, data []byte) error {
+	id, ok := ParsePackName(name)
+	if !ok {
+		return fmt.Errorf("store: save %q: not a pack name", name)
+	}
+	if s.isClosed() {
+		return fmt.Errorf("store: save pack %s: closed", name)
+	}
+	if s.knowsPack(id) {
+		return nil
+	}
+	entries, err := checkPack(id, data)
+	if err != nil {
+		return fmt.Errorf("store: save pack %s: %w: %v", name, ErrBadPack, err)
+	}
+	if err := s.be.Save(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
+		return fmt.Errorf("store: save pack %s: %w", name, err)
 	}
 	s.idx.adopt(packEntries{pack: id, entries: entries})
 	return nil
