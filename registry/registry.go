@@ -31,6 +31,10 @@ import (
 var (
 	ErrNotFound        = errors.New("not found")
 	ErrUnknownRegistry = errors.New("unknown registry")
+	// ErrNotReplicated: the write is durable at this site but the quorum
+	// of sites the charter asks for did not confirm it in time, so it is
+	// not acknowledged. It is not lost: replication continues.
+	ErrNotReplicated = errors.New("not yet held by the quorum of sites")
 )
 
 // ValidationError names what is wrong with a record.
@@ -269,7 +273,7 @@ func (r *Registries) replicated(ctx context.Context, g *reg, index uint64) error
 		return nil
 	}
 	if err := r.opts.Replicated(ctx, g.def.Name, index); err != nil {
-		return fmt.Errorf("registry %s: entry %d is durable here but not yet held by the quorum of sites: %w", g.def.Name, index, err)
+		return fmt.Errorf("registry %s: entry %d is durable here but %w: %w", g.def.Name, index, ErrNotReplicated, err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -84,6 +85,23 @@ type ReplicationConfig struct {
 	MaxBatchEntries int `yaml:"max_batch_entries"`
 	// BlobParallel is how many packs upload at once per site (default 4).
 	BlobParallel int `yaml:"blob_parallel"`
+	// QuorumTimeout bounds how long a write to a quorum-mode registry
+	// waits for the sites' receipts before it is answered 503, durable at
+	// the home but not acknowledged (default 30s).
+	QuorumTimeout Duration `yaml:"quorum_timeout"`
+}
+
+// Duration is a time.Duration written as "30s", "2m".
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 30s or 2m", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
 }
 
 // TLSConfig names PEM files.
@@ -273,7 +291,7 @@ func (c *Config) Validate() error {
 			return fieldErr("peers."+id, "%q: want an https:// URL (http:// only with insecure_loopback)", u)
 		}
 	}
-	if c.Replication.BytesPerSecond < 0 || c.Replication.MaxBatchEntries < 0 || c.Replication.BlobParallel < 0 {
+	if c.Replication.BytesPerSecond < 0 || c.Replication.MaxBatchEntries < 0 || c.Replication.BlobParallel < 0 || c.Replication.QuorumTimeout.Duration < 0 {
 		return fieldErr("replication", "negative value")
 	}
 	if c.Limits.MaxRequestBytes < 0 {

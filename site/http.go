@@ -75,6 +75,10 @@ func toHTTP(err error, reg, id string) *httpError {
 	case errors.Is(err, ledger.ErrStaleEpoch):
 		// A newer epoch names another writer: this site is fenced.
 		e.status = http.StatusConflict
+	case errors.Is(err, registry.ErrNotReplicated):
+		// Durable here, not acknowledged: the caller may retry the read
+		// later; the message says which sites are missing.
+		e.status = http.StatusServiceUnavailable
 	case errors.Is(err, errBusy), errors.Is(err, ledger.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		e.status = http.StatusServiceUnavailable
 	default:

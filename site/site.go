@@ -183,6 +183,12 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 			if s.repl == nil {
 				return nil
 			}
+			d := s.cfg.Replication.QuorumTimeout.Duration
+			if d <= 0 {
+				d = 30 * time.Second
+			}
+			ctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
 			return s.repl.Replicated(ctx, reg, idx)
 		}
 	}
