@@ -90,6 +90,8 @@ var (
 	// ErrMirror is returned by Append on a mirror: its entries come only
 	// from the writer, through AppendMirrored.
 	ErrMirror = errors.New("ledger is a mirror: entries come only from the writer")
+	// ErrLocked is returned by Open when another process has the ledger open.
+	ErrLocked = errors.New("ledger is locked")
 )
 
 // Recovery reports what Open found.
@@ -139,6 +141,8 @@ type Log struct {
 
 	mirror mirrorState
 
+	lock *os.File // holds the exclusive lock on the directory
+
 	recovery Recovery
 	stats    struct {
 		commits, entries, syncNanos atomic.Int64
@@ -171,7 +175,19 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 	if err := os.MkdirAll(filepath.Join(dir, walDir), 0o700); err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", dir, err)
 	}
+	// Two processes appending to one write-ahead log would interleave
+	// frames and break the tree: the second opener is refused.
+	lock, err := os.OpenFile(filepath.Join(dir, walDir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open ledger %s: %w: another process holds it (a running site?)", dir, ErrLocked)
+	}
+	l.lock = lock
 	if err := l.recover(ctx); err != nil {
+		l.unlock()
 		return nil, fmt.Errorf("open ledger %s: %w", dir, err)
 	}
 	l.lastSync = time.Now()
@@ -630,8 +646,18 @@ func (l *Log) Close() error {
 	l.mu.Lock()
 	failed := l.failed
 	l.mu.Unlock()
+	l.unlock()
 	return errors.Join(failed, l.ierr, err)
 }
+
+func (l *Log) unlock() {
+	if l.lock != nil {
+		l.lock.Close() // closing the descriptor releases the lock
+		l.lock = nil
+	}
+}
+
+const lockName = "lock"
 
 // The sync marker records the tree at the last sync point: everything at or
 // below its size is durable in tiles, so replay starts there.

@@ -213,3 +213,19 @@ func TestFrameCap(t *testing.T) {
 		t.Fatalf("recovery %+v", r)
 	}
 }
+
+// TestSecondOpenRefused: a second opener of a ledger (another process, or
+// a stray second Open here) is refused instead of interleaving frames.
+func TestSecondOpenRefused(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, testOrigin)
+	l := openTestLog(t, dir, k)
+	if _, err := Open(context.Background(), dir, Options{Origin: testOrigin, Signer: k.signer}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openTestLog(t, dir, k) // released by Close
+	l.Close()
+}
