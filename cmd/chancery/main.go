@@ -45,6 +45,7 @@ everything by a signed charter: who may act, and with which quorum.`,
 		newCustodyCmd(),
 		newServeCmd(),
 		newImportCmd(),
+		newBundleCmd(),
 		newStatusCmd(),
 	)
 	return root
