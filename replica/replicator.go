@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/ledger"
@@ -64,6 +65,20 @@ func NewReplicator(o ReplicatorOptions) (*Replicator, error) {
 		ids = append(ids, t.Site)
 	}
 	r := &Replicator{opts: o, tracker: NewTracker(ids, nil), quorum: map[string]quorumRule{}}
+	f := ledger.DirFetcher(o.Log.Dir())
+	r.tracker.SetEntryTime(func(index, size uint64) (time.Time, bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		raw, err := ledger.ReadEntry(ctx, f, index, size)
+		if err != nil {
+			return time.Time{}, false
+		}
+		e, err := ledger.DecodeEntry(raw)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return e.Time, true
+	})
 	for _, t := range o.Targets {
 		so := o.Shipper
 		so.Charter, so.Site, so.Source, so.Sink, so.Tracker, so.Writers = o.Charter, t.Site, o.Source, t.Sink, r.tracker, o.Writers

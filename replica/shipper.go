@@ -169,29 +169,33 @@ func (s *Shipper) Run(ctx context.Context) error {
 	}
 }
 
+// stateEvery is how often an idle shipper asks the site for its state
+// anyway: a host's notice of suspension, or a site restored from backup,
+// must not wait for the next write to be noticed.
+const stateEvery = 10 * time.Second
+
 // session resumes from the site's state and ships until an error.
 func (s *Shipper) session(ctx context.Context) error {
-	st, err := s.opts.Sink.State(ctx)
+	st, err := s.state(ctx)
 	if err != nil {
-		return fmt.Errorf("state of site %s: %w", s.opts.Site, err)
-	}
-	if st.Origin != s.opts.Charter.Guest.Origin {
-		return fmt.Errorf("site %s holds origin %q, not %q", s.opts.Site, st.Origin, s.opts.Charter.Guest.Origin)
-	}
-	s.opts.Tracker.Contact(s.opts.Site, nil)
-	if len(st.Suspension) > 0 && s.opts.OnSuspension != nil {
-		if err := s.opts.OnSuspension(ctx, s.opts.Site, st.Suspension); err != nil {
-			s.log.Error("site reports a notice of suspension that cannot be recorded", "err", err)
-		}
-	}
-	if len(st.Receipt) > 0 {
-		if err := s.receipt(st.Receipt); err != nil {
-			return err
-		}
+		return err
 	}
 	size := st.Size
 	for {
-		signed, cp, err := s.opts.Source.Next(ctx, size)
+		nctx, cancel := context.WithTimeout(ctx, stateEvery)
+		signed, cp, err := s.opts.Source.Next(nctx, size)
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			st, err := s.state(ctx)
+			if err != nil {
+				return err
+			}
+			if st.Size != size {
+				s.log.Info("site is elsewhere than expected; resuming there", "expected", size, "site_size", st.Size)
+				size = st.Size
+			}
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("source: %w", err)
 		}
@@ -212,6 +216,30 @@ func (s *Shipper) session(ctx context.Context) error {
 			size = next
 		}
 	}
+}
+
+// state asks the site where it stands and takes in what it reports: its
+// receipt, and a host's notice of suspension.
+func (s *Shipper) state(ctx context.Context) (*State, error) {
+	st, err := s.opts.Sink.State(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("state of site %s: %w", s.opts.Site, err)
+	}
+	if st.Origin != s.opts.Charter.Guest.Origin {
+		return nil, fmt.Errorf("site %s holds origin %q, not %q", s.opts.Site, st.Origin, s.opts.Charter.Guest.Origin)
+	}
+	s.opts.Tracker.Contact(s.opts.Site, nil)
+	if len(st.Suspension) > 0 && s.opts.OnSuspension != nil {
+		if err := s.opts.OnSuspension(ctx, s.opts.Site, st.Suspension); err != nil {
+			s.log.Error("site reports a notice of suspension that cannot be recorded", "err", err)
+		}
+	}
+	if len(st.Receipt) > 0 {
+		if err := s.receipt(st.Receipt); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
 // ship sends one batch starting at from toward checkpoint cp and returns

@@ -14,6 +14,10 @@ import (
 // writer were lost now. It is also where quorum writes wait.
 type Tracker struct {
 	now func() time.Time
+	// entryTime, if set, gives the time an entry was written: the oldest
+	// entry a site lacks dates its recovery point exactly, across restarts
+	// of the writer, where observations only reach back to its start.
+	entryTime func(index, size uint64) (time.Time, bool)
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
@@ -142,8 +146,35 @@ func (t *Tracker) trim() {
 	t.writes = t.writes[i:]
 }
 
+// SetEntryTime sets how the tracker reads an entry's time (see entryTime).
+func (t *Tracker) SetEntryTime(f func(index, size uint64) (time.Time, bool)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.entryTime = f
+}
+
 // Lags returns every site's recovery point, sorted by site.
 func (t *Tracker) Lags() []Lag {
+	out, et := t.lags()
+	if et == nil {
+		return out
+	}
+	// Read entry times without the lock: it may touch the disk.
+	now := t.now()
+	for i := range out {
+		l := &out[i]
+		if l.Entries == 0 {
+			continue
+		}
+		if at, ok := et(l.Size, l.WriterSize); ok {
+			l.Age = max(now.Sub(at), 0)
+			l.Seconds = l.Age.Seconds()
+		}
+	}
+	return out
+}
+
+func (t *Tracker) lags() ([]Lag, func(index, size uint64) (time.Time, bool)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
@@ -166,7 +197,7 @@ func (t *Tracker) Lags() []Lag {
 		out = append(out, l)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
-	return out
+	return out, t.entryTime
 }
 
 // Size returns the size a site's latest receipt covers.

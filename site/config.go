@@ -167,6 +167,13 @@ const maxConfigSize = 1 << 20
 // it are resolved against the file's directory, so a config works the same
 // from whatever directory the daemon is started in.
 func LoadConfig(path string) (*Config, error) {
+	return LoadConfigWith(path, nil)
+}
+
+// LoadConfigWith is LoadConfig with command-line overrides applied before
+// the configuration is checked, so that a flag can make valid what the
+// file alone would not be (serve --insecure-loopback with http:// peers).
+func LoadConfigWith(path string, override func(*Config)) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("site config: %w", err)
@@ -179,7 +186,7 @@ func LoadConfig(path string) (*Config, error) {
 	if len(data) > maxConfigSize {
 		return nil, fmt.Errorf("site config %s: larger than %d bytes", path, maxConfigSize)
 	}
-	c, err := ParseConfig(data)
+	c, err := parseConfig(data, override)
 	if err != nil {
 		return nil, fmt.Errorf("site config %s: %w", path, err)
 	}
@@ -192,7 +199,9 @@ func LoadConfig(path string) (*Config, error) {
 }
 
 // ParseConfig parses and checks a configuration. Paths are left as written.
-func ParseConfig(data []byte) (*Config, error) {
+func ParseConfig(data []byte) (*Config, error) { return parseConfig(data, nil) }
+
+func parseConfig(data []byte, override func(*Config)) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var c Config
@@ -207,6 +216,9 @@ func ParseConfig(data []byte) (*Config, error) {
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, errors.New("more than one YAML document")
+	}
+	if override != nil {
+		override(&c)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err

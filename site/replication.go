@@ -166,7 +166,7 @@ func (s *Site) recordSuspension(ctx context.Context, site string, raw []byte) er
 		return fmt.Errorf("record notice of suspension by host %s: %w", sp.Host, err)
 	}
 	s.seen.done[d] = true
-	s.log.Warn("recorded a host's notice of suspension", "site", site, "host", sp.Host, "effective_at", sp.EffectiveAt, "ledger_index", idx)
+	s.log.Warn("recorded a host's notice of suspension", "embassy", site, "host", sp.Host, "effective_at", sp.EffectiveAt, "ledger_index", idx)
 	return nil
 }
 

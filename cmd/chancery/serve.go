@@ -76,15 +76,13 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer) error {
 	default:
 		return fmt.Errorf("serve: --log-format %q: want json or text", o.logFormat)
 	}
-	cfg, err := site.LoadConfig(o.config)
+	var override func(*site.Config)
+	if o.insecureLoopback {
+		override = func(c *site.Config) { c.InsecureLoopback, c.TLS, c.TLSKey = true, nil, "" }
+	}
+	cfg, err := site.LoadConfigWith(o.config, override)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
-	}
-	if o.insecureLoopback {
-		cfg.InsecureLoopback, cfg.TLS, cfg.TLSKey = true, nil, ""
-		if err := cfg.Validate(); err != nil {
-			return fmt.Errorf("serve: --insecure-loopback: %w", err)
-		}
 	}
 	return site.Run(ctx, cfg, site.Options{Logger: slog.New(h)})
 }
