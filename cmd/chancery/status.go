@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"text/tabwriter"
 	"time"
 
@@ -15,8 +16,9 @@ import (
 
 func newStatusCmd() *cobra.Command {
 	var (
-		asJSON  bool
-		timeout time.Duration
+		asJSON           bool
+		timeout          time.Duration
+		charterFile, pin string
 	)
 	cmd := &cobra.Command{
 		Use:   "status URL",
@@ -29,12 +31,22 @@ checkpoint: the home verified it before counting it.
 
 If a site's RPO grows, see docs/operations.md, "When a site falls behind".`,
 		Example: `  chancery status http://127.0.0.1:7001
-  chancery status --json https://home.example:7001`,
+  chancery status --charter D/charter.yaml --pin-site home https://home.example:7001`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			st, err := site.FetchStatus(ctx, args[0], nil)
+			var client *http.Client
+			if pin != "" {
+				if charterFile == "" {
+					return fmt.Errorf("status: --pin-site needs --charter")
+				}
+				var err error
+				if client, err = pinnedClient(charterFile, pin); err != nil {
+					return fmt.Errorf("status: %w", err)
+				}
+			}
+			st, err := site.FetchStatus(ctx, args[0], client)
 			if err != nil {
 				return fmt.Errorf("status of %s: %w", args[0], err)
 			}
@@ -49,6 +61,8 @@ If a site's RPO grows, see docs/operations.md, "When a site falls behind".`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the home")
+	cmd.Flags().StringVar(&charterFile, "charter", "", "the guest's charter, for --pin-site")
+	cmd.Flags().StringVar(&pin, "pin-site", "", "trust only the TLS key the charter pins for this site id (a site serving with tls_key)")
 	return cmd
 }
 

@@ -26,6 +26,7 @@ type verifyOptions struct {
 	charters []string // charter chain, oldest first
 	stateDir string   // where verified checkpoints are remembered
 	noState  bool
+	pinSite  string // site whose charter-pinned TLS key an https URL must present
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -67,6 +68,7 @@ entry index or tile.`,
 	cmd.Flags().StringArrayVar(&o.charters, "charter", nil, "charter file; repeat for every version of an amended charter, oldest first")
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", defaultVerifyStateDir(), "directory where the last verified checkpoint of each origin is kept")
 	cmd.Flags().BoolVar(&o.noState, "no-state", false, "neither read nor save the last verified checkpoint")
+	cmd.Flags().StringVar(&o.pinSite, "pin-site", "", "for an https URL: trust only the TLS key the charter (--charter) pins for this site id")
 	return cmd
 }
 
@@ -84,7 +86,18 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	var f ledger.Fetcher
 	isURL := strings.HasPrefix(o.target, "http://") || strings.HasPrefix(o.target, "https://")
 	if isURL {
-		f = ledger.HTTPFetcher{Base: o.target}
+		hf := ledger.HTTPFetcher{Base: o.target}
+		if o.pinSite != "" {
+			if len(o.charters) == 0 {
+				return fmt.Errorf("verify: --pin-site needs --charter")
+			}
+			c, err := pinnedClient(o.charters[len(o.charters)-1], o.pinSite)
+			if err != nil {
+				return fmt.Errorf("verify: %w", err)
+			}
+			hf.Client = c
+		}
+		f = hf
 	} else {
 		if _, err := os.Stat(filepath.Join(o.target, ledger.CheckpointPath)); err != nil {
 			return fmt.Errorf("verify %s: not a ledger directory (no checkpoint): %w", o.target, err)
