@@ -71,14 +71,11 @@ func OpenLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	c, err := charter.ReadFile(l.Layout.Charter())
+	// An amended charter verifies through the versions kept in
+	// D/charter-history/.
+	c, err := charter.ReadVerified(l.Layout.Charter())
 	if err != nil {
 		return nil, err
-	}
-	// Only version 1 is verified on its own; an amended charter needs its
-	// chain, which the state directory does not keep yet.
-	if err := charter.VerifySignatures(c, nil); err != nil {
-		return nil, fmt.Errorf("charter %s: %w", l.Layout.Charter(), err)
 	}
 	if _, ok := c.Site(o.Site); !ok {
 		return nil, fmt.Errorf("site %q is not in the charter of %s", o.Site, c.Guest.ID)
