@@ -22,6 +22,7 @@ FUZZ := \
 	ledger:FuzzSplitBundle:20000 \
 	ledger:FuzzOpenCheckpoint:10000 \
 	charter:FuzzParse:3000 \
+	continuity:FuzzParseSignedOrder:20000 \
 	registry:FuzzUnmarshalRecordEntry:20000 \
 	registry:FuzzTopLevelFields:20000 \
 	seal:FuzzParseCustodyPackage:300 \
