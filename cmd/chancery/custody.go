@@ -31,7 +31,7 @@ A share never leaves memory in clear: "custody verify --export" writes it
 sealed to the recipient given with --to (the activating site's one-time
 unseal key), and "custody combine" opens such files. See docs/seal.md.`,
 	}
-	cmd.AddCommand(newCustodyNewRootCmd(), newCustodySplitCmd(), newCustodyVerifyCmd(), newCustodyCombineCmd())
+	cmd.AddCommand(newCustodyNewRootCmd(), newCustodySplitCmd(), newCustodyVerifyCmd(), newCustodyCombineCmd(), newCustodyResealCmd())
 	return cmd
 }
 
