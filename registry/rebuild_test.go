@@ -1,0 +1,221 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/seal"
+	"pgregory.net/rapid"
+)
+
+// TestRebuildEqualsLiveIndex: after any sequence of puts, deletes,
+// imports and key rotations across registries, a Registries freshly opened
+// on the ledger answers Get, Find, History and Count exactly as the one
+// that wrote it, which kept its index up to date write by write.
+func TestRebuildEqualsLiveIndex(t *testing.T) {
+	ctx := context.Background()
+	c := testCharter()
+	// Few ids and few values, so that records get many versions and
+	// values are shared by several records (and by records of one shard).
+	type field struct{ registry, name string }
+	fields := map[string][]string{}
+	for _, d := range c.Registries {
+		fields[d.Name] = d.Index
+	}
+	regs := []string{"population", "identity-documents", "land", "business", "legal-acts"}
+	rapid.Check(t, func(t *rapid.T) {
+		dir, err := os.MkdirTemp("", "chancery-rebuild-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		signer, _, err := ledger.NewLogSigner(c.Guest.Origin, priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := ledger.Open(ctx, filepath.Join(dir, "ledger"), ledger.Options{Origin: c.Guest.Origin, Signer: signer, CheckpointInterval: time.Millisecond, SegmentSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		root, err := seal.NewRootKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		live, err := Open(ctx, Options{Charter: c, Site: "home", Log: l, Keys: seal.NewKeyring(c.Guest.ID, root)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { live.Close() })
+
+		ids := rapid.IntRange(1, 40).Draw(t, "ids")
+		id := rapid.Custom(func(t *rapid.T) string { return fmt.Sprintf("R-%d", rapid.IntRange(0, ids-1).Draw(t, "id")) })
+		value := rapid.Custom(func(t *rapid.T) string { return fmt.Sprintf("v%d", rapid.IntRange(0, 5).Draw(t, "value")) })
+		record := func(t *rapid.T, registry string) json.RawMessage {
+			m := map[string]string{"note": rapid.StringN(0, 8, -1).Draw(t, "note")}
+			for _, f := range fields[registry] {
+				m[f] = value.Draw(t, f)
+			}
+			b, _ := json.Marshal(m)
+			return b
+		}
+		used := map[field]map[string]bool{} // every (registry, field) value written
+		idsUsed := map[string]map[string]bool{}
+		note := func(registry, id string, rec json.RawMessage) {
+			if idsUsed[registry] == nil {
+				idsUsed[registry] = map[string]bool{}
+			}
+			idsUsed[registry][id] = true
+			var m map[string]string
+			json.Unmarshal(rec, &m)
+			for _, f := range fields[registry] {
+				k := field{registry, f}
+				if used[k] == nil {
+					used[k] = map[string]bool{}
+				}
+				used[k][m[f]] = true
+			}
+		}
+		steps := rapid.IntRange(1, 60).Draw(t, "steps")
+		for i := 0; i < steps; i++ {
+			registry := rapid.SampledFrom(regs).Draw(t, "registry")
+			switch op := rapid.IntRange(0, 9).Draw(t, "op"); {
+			case op < 5:
+				id, rec := id.Draw(t, "id"), record(t, registry)
+				if _, err := live.Put(ctx, registry, id, rec, nil); err != nil {
+					t.Fatal(err)
+				}
+				note(registry, id, rec)
+			case op < 7:
+				id := id.Draw(t, "id")
+				if _, err := live.Delete(ctx, registry, id); err != nil && !errors.Is(err, ErrNotFound) {
+					t.Fatal(err)
+				}
+			case op < 9:
+				var in bytes.Buffer
+				for n := rapid.IntRange(1, 30).Draw(t, "lines"); n > 0; n-- {
+					registry := rapid.SampledFrom(regs).Draw(t, "registry")
+					id, rec := id.Draw(t, "id"), record(t, registry)
+					line, _ := json.Marshal(ImportLine{Registry: registry, ID: id, Record: rec})
+					in.Write(append(line, '\n'))
+					note(registry, id, rec)
+				}
+				if _, err := live.Import(ctx, &in, ImportOptions{Batch: rapid.IntRange(1, 8).Draw(t, "batch")}); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				if _, err := live.Rotate(ctx, registry); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+
+		// Open indexes what the published checkpoint covers.
+		if _, _, err := l.WaitPublished(ctx, l.Size()); err != nil {
+			t.Fatal(err)
+		}
+		rebuilt, err := Open(ctx, Options{Charter: c, Site: "home", Log: l, Keys: seal.NewKeyring(c.Guest.ID, root)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rebuilt.Close() })
+		for _, registry := range regs {
+			n1, _ := live.Count(registry)
+			n2, _ := rebuilt.Count(registry)
+			if n1 != n2 {
+				t.Fatalf("%s: live index counts %d records, rebuilt %d", registry, n1, n2)
+			}
+			for id := range idsUsed[registry] {
+				h1, err1 := live.History(ctx, registry, id)
+				h2, err2 := rebuilt.History(ctx, registry, id)
+				if !sameErr(err1, err2) || !sameVersions(h1, h2) {
+					t.Fatalf("%s %s history: live %v %+v, rebuilt %v %+v", registry, id, err1, h1, err2, h2)
+				}
+				ats := []AsOf{{}}
+				for _, v := range h1 {
+					idx, tm := v.Index, v.Time
+					ats = append(ats, AsOf{Index: &idx}, AsOf{Time: &tm})
+				}
+				for _, at := range ats {
+					r1, err1 := live.Get(ctx, registry, id, at)
+					r2, err2 := rebuilt.Get(ctx, registry, id, at)
+					if !sameErr(err1, err2) || !sameRecords([]*Record{r1}, []*Record{r2}) {
+						t.Fatalf("%s %s get %+v: live %v %+v, rebuilt %v %+v", registry, id, at, err1, r1, err2, r2)
+					}
+				}
+			}
+			for _, f := range fields[registry] {
+				vals := []string{"v-never-written"}
+				for v := range used[field{registry, f}] {
+					vals = append(vals, v)
+				}
+				sort.Strings(vals)
+				for _, v := range vals {
+					f1, err1 := live.Find(ctx, registry, f, v)
+					f2, err2 := rebuilt.Find(ctx, registry, f, v)
+					if !sameErr(err1, err2) || !sameRecords(f1, f2) {
+						t.Fatalf("%s find %s=%s: live %v %d records, rebuilt %v %d records", registry, f, v, err1, len(f1), err2, len(f2))
+					}
+					for _, rec := range f1 {
+						var m map[string]string
+						if json.Unmarshal(rec.Data, &m) != nil || m[f] != v || rec.Deleted {
+							t.Fatalf("%s find %s=%s returned %s %s", registry, f, v, rec.ID, rec.Data)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+func sameErr(a, b error) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Error() == b.Error()
+}
+
+func sameVersions(a, b []VersionInfo) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.Version != y.Version || x.Index != y.Index || x.Epoch != y.Epoch || x.Deleted != y.Deleted || !x.Time.Equal(y.Time) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameRecords(a, b []*Record) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x == nil || y == nil {
+			if x != y {
+				return false
+			}
+			continue
+		}
+		if x.Registry != y.Registry || x.ID != y.ID || !bytes.Equal(x.Data, y.Data) || len(x.Attachments) != len(y.Attachments) ||
+			!sameVersions([]VersionInfo{x.VersionInfo}, []VersionInfo{y.VersionInfo}) {
+			return false
+		}
+	}
+	return true
+}
