@@ -63,12 +63,12 @@ func Status(err error) int {
 		return http.StatusInsufficientStorage
 	case errors.Is(err, ErrSuspended):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ledger.ErrStaleEpoch): // before ErrRefused, which wraps it
+		return http.StatusConflict
 	case errors.Is(err, ErrMissingBlob), errors.Is(err, ErrRefused):
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, fs.ErrNotExist):
 		return http.StatusNotFound
-	case errors.Is(err, ledger.ErrStaleEpoch):
-		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
 }
@@ -276,6 +276,10 @@ func remoteError(resp *http.Response) error {
 	case http.StatusServiceUnavailable:
 		return fmt.Errorf("%w: %s", ErrSuspended, msg)
 	case http.StatusUnprocessableEntity:
+		// Status maps both to 422; the message tells them apart.
+		if strings.Contains(eb.Error, ErrMissingBlob.Error()) {
+			return fmt.Errorf("%w: %s", ErrMissingBlob, msg)
+		}
 		return fmt.Errorf("%w: %s", ErrRefused, msg)
 	case http.StatusNotFound:
 		return fmt.Errorf("%w: %s", fs.ErrNotExist, msg)

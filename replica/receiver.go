@@ -268,11 +268,23 @@ func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 		return nil, r.refused(err)
 	}
 	if _, err := r.opts.Log.AppendMirrored(ctx, b.Entries, b.Checkpoint, b.Proof); err != nil {
+		if len(b.Entries) > 0 && r.opts.Log.MirrorSize() >= b.End() {
+			// Checked and queued; only the wait for the commit ended (the
+			// sender went away). The mirror holds the batch: it counts
+			// against the quota, is no refusal, and the sender resumes
+			// from State past it.
+			r.stats.batches.Add(1)
+			r.stats.entries.Add(int64(len(b.Entries)))
+			r.stats.withheld.Add(withheld)
+			r.stats.batchBytes.Add(bytesIn)
+			return nil, fmt.Errorf("batch %d–%d taken but not confirmed durable: %w", b.First, b.End()-1, err)
+		}
 		r.used.Add(-bytesIn)
 		if errors.Is(err, ledger.ErrMirrorGap) {
 			return nil, &GapError{Size: r.opts.Log.MirrorSize()}
 		}
-		return nil, r.refused(fmt.Errorf("%w: %v", ErrRefused, err))
+		// %w twice: fencing (ledger.ErrStaleEpoch) must stay visible.
+		return nil, r.refused(fmt.Errorf("%w: %w", ErrRefused, err))
 	}
 	r.stats.batches.Add(1)
 	r.stats.entries.Add(int64(len(b.Entries)))

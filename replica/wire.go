@@ -46,6 +46,10 @@ func (b *Batch) MarshalBinary() ([]byte, error) {
 	if len(b.Proof) > maxProof {
 		return nil, fmt.Errorf("batch: proof of %d hashes", len(b.Proof))
 	}
+	// ParseBatch refuses this; never encode what cannot be decoded.
+	if b.First > ^uint64(0)-uint64(len(b.Entries)) {
+		return nil, fmt.Errorf("batch: first index %d overflows", b.First)
+	}
 	n := len(batchMagic) + 8 + 4 + len(b.Checkpoint) + 1 + 32*len(b.Proof) + 4
 	for i, e := range b.Entries {
 		if len(e) > ledger.MaxEntrySize {
