@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -186,30 +188,55 @@ func TestReplicateEveryRegistry(t *testing.T) {
 // searchMargin is longer than any needle TestPlacementOnDisk looks for.
 const searchMargin = ledger.MaxEntrySize
 
-var zeros = make([]byte, 4096)
+// readTrimmed reads a file whole, except that a run of zeros at its end
+// is cut to searchMargin bytes: write-ahead log segments are preallocated,
+// and reading 64 MiB of zeros per segment into memory would dominate the
+// test. Only an all-zero needle could be missed.
+func readTrimmed(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []byte
+	zeroRun := 0 // zero chunks read but not yet appended
+	for {
+		n, err := io.ReadFull(f, buf)
+		if c := buf[:n]; bytes.Equal(c, zeroChunk[:n]) {
+			zeroRun += n
+		} else {
+			out = append(out, make([]byte, zeroRun)...)
+			out = append(out, c...)
+			zeroRun = 0
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return append(out, make([]byte, min(zeroRun, searchMargin))...), nil
+}
+
+// zeroChunk is never written: it is what a chunk of zeros looks like.
+var zeroChunk = make([]byte, readChunk)
+
+const readChunk = 1 << 20
 
 // siteFiles reads every file under a site's directories.
 func siteFiles(t *testing.T, s *testSite) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
+	buf := make([]byte, readChunk)
 	for _, root := range []string{s.ledger, s.blobDir} {
 		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
 			}
-			b, err := os.ReadFile(p)
+			b, err := readTrimmed(p, buf)
 			if err != nil {
 				return err
-			}
-			// Write-ahead log segments are preallocated: drop the zero tail,
-			// keeping a margin longer than anything searched for, so that
-			// only an all-zero needle could be missed.
-			end := len(b)
-			for end >= len(zeros) && bytes.Equal(b[end-len(zeros):end], zeros) {
-				end -= len(zeros)
-			}
-			if end+searchMargin < len(b) {
-				b = b[:end+searchMargin]
 			}
 			out[p] = b
 			return nil
