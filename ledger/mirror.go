@@ -137,14 +137,20 @@ func (l *Log) publishMirrored() error {
 
 // MirrorSize is the size of the tree the mirror has accepted: durable
 // entries and those still being committed. A sender resumes from it.
+//
+// For a writer's own ledger it is Size: a site that became the writer
+// still reports where replication to it would resume.
 func (l *Log) MirrorSize() uint64 {
+	if !l.opts.Mirror {
+		return l.Size()
+	}
 	l.mirror.mu.Lock()
 	defer l.mirror.mu.Unlock()
-	if l.mirror.rng == nil {
-		return 0
-	}
 	return l.mirror.rng.End()
 }
+
+// IsMirror reports whether the ledger was opened as a mirror.
+func (l *Log) IsMirror() bool { return l.opts.Mirror }
 
 // AppendMirrored appends a batch of encoded entries received from a
 // writer (or from another mirror of it), with the writer's signed

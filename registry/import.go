@@ -247,7 +247,7 @@ func withLine(err error, line int) error {
 
 // prepareBatch validates, stores attachments and seals each item.
 func (r *Registries) prepareBatch(ctx context.Context, b *importBatch, dir string) {
-	epoch := max(r.opts.Log.Epoch(), 1)
+	epoch := r.epoch()
 	guest := r.opts.Charter.Guest.ID
 	for _, it := range b.items {
 		if it.err != nil {

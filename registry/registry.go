@@ -79,7 +79,18 @@ type Options struct {
 	// write is acknowledged only when it returns nil (replica.Replicator
 	// waits there for the sites' receipts).
 	Replicated func(ctx context.Context, registry string, index uint64) error
-	Now        func() time.Time
+	// Epoch is the epoch this site writes in (continuity's current epoch
+	// when this site is its writer). Default: the ledger's, at least 1.
+	Epoch func() uint64
+	Now   func() time.Time
+}
+
+// epoch is the epoch new entries are written in.
+func (r *Registries) epoch() uint64 {
+	if r.opts.Epoch != nil {
+		return r.opts.Epoch()
+	}
+	return max(r.opts.Log.Epoch(), 1)
 }
 
 // BlobPrefix is where a registry's blobs live in a guest's blob backend,
@@ -431,7 +442,7 @@ func (r *Registries) write(ctx context.Context, registry, id string, kind Kind, 
 			return nil, fmt.Errorf("%s record %s: make attachments durable: %w", registry, id, err)
 		}
 	}
-	epoch := max(r.opts.Log.Epoch(), 1)
+	epoch := r.epoch()
 	now := r.opts.Now()
 	pr, err := g.prepare(r.opts.Charter.Guest.ID, id, last+1, epoch, kind, data, atts)
 	if err != nil {
@@ -850,7 +861,7 @@ func (r *Registries) Rotate(ctx context.Context, registry string) (uint32, error
 	if err != nil {
 		return 0, fmt.Errorf("rotate %s: %w", registry, err)
 	}
-	if _, err := r.opts.Log.Append(ctx, ledger.Entry{Type: ledger.TypeKeyEvent, Epoch: max(r.opts.Log.Epoch(), 1), Time: r.opts.Now(), Payload: p}); err != nil {
+	if _, err := r.opts.Log.Append(ctx, ledger.Entry{Type: ledger.TypeKeyEvent, Epoch: r.epoch(), Time: r.opts.Now(), Payload: p}); err != nil {
 		return 0, fmt.Errorf("rotate %s: %w", registry, err)
 	}
 	if err := r.opts.Keys.ApplyKeyEvent(ev); err != nil {

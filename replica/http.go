@@ -63,6 +63,9 @@ func Status(err error) int {
 		return http.StatusInsufficientStorage
 	case errors.Is(err, ErrSuspended):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ledger.ErrNotMirror):
+		// The site writes the guest's ledger itself: a newer epoch.
+		return http.StatusConflict
 	case errors.Is(err, ledger.ErrStaleEpoch): // before ErrRefused, which wraps it
 		return http.StatusConflict
 	case errors.Is(err, ErrMissingBlob), errors.Is(err, ErrRefused):

@@ -22,6 +22,17 @@ type Writers interface {
 	Verifiers(epoch uint64) (note.Verifiers, error)
 }
 
+// Learner is Writers that learns from the entries a site receives: the
+// governance orders in a batch (continuity) may open a new epoch and name
+// its writer. Learn checks the orders among entries and returns Writers
+// that know them, leaving the Learner as it was; Commit folds them in once
+// the batch is durable.
+type Learner interface {
+	Writers
+	Learn(first uint64, entries [][]byte) (Writers, error)
+	Commit(first uint64, entries [][]byte)
+}
+
 // HomeWriter is Writers for a guest that has never activated a site: the
 // charter's home site writes every epoch.
 type HomeWriter struct{ Charter *charter.Charter }

@@ -198,11 +198,15 @@ func (r *Receiver) State(ctx context.Context) (*State, error) {
 }
 
 func (r *Receiver) openCheckpoint(signed []byte, epoch uint64) (*note.Note, error) {
-	vs, err := r.opts.Writers.Verifiers(epoch)
+	return openCheckpointWith(r.opts.Writers, r.opts.Charter.Guest.Origin, signed, epoch)
+}
+
+func openCheckpointWith(w Writers, origin string, signed []byte, epoch uint64) (*note.Note, error) {
+	vs, err := w.Verifiers(epoch)
 	if err != nil {
 		return nil, err
 	}
-	_, n, err := ledger.OpenCheckpoint(signed, r.opts.Charter.Guest.Origin, vs)
+	_, n, err := ledger.OpenCheckpoint(signed, origin, vs)
 	return n, err
 }
 
@@ -228,7 +232,17 @@ func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 	if err != nil {
 		return nil, r.refused(fmt.Errorf("%w: checkpoint: %v", ErrRefused, err))
 	}
-	n, err := r.openCheckpoint(b.Checkpoint, cp.Epoch)
+	// A batch may carry the order that opens the epoch its checkpoint is
+	// in: a Learner checks those orders first, so the new writer's key is
+	// known before its signature is checked.
+	writers := r.opts.Writers
+	learner, _ := writers.(Learner)
+	if learner != nil {
+		if writers, err = learner.Learn(b.First, b.Entries); err != nil {
+			return nil, r.refused(fmt.Errorf("%w: %v", ErrRefused, err))
+		}
+	}
+	n, err := openCheckpointWith(writers, r.opts.Charter.Guest.Origin, b.Checkpoint, cp.Epoch)
 	if err != nil {
 		return nil, r.refused(fmt.Errorf("%w: checkpoint of size %d, epoch %d: %v", ErrRefused, cp.Size, cp.Epoch, err))
 	}
@@ -273,6 +287,9 @@ func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 			// sender went away). The mirror holds the batch: it counts
 			// against the quota, is no refusal, and the sender resumes
 			// from State past it.
+			if learner != nil {
+				learner.Commit(b.First, b.Entries)
+			}
 			r.stats.batches.Add(1)
 			r.stats.entries.Add(int64(len(b.Entries)))
 			r.stats.withheld.Add(withheld)
@@ -285,6 +302,9 @@ func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 		}
 		// %w twice: fencing (ledger.ErrStaleEpoch) must stay visible.
 		return nil, r.refused(fmt.Errorf("%w: %w", ErrRefused, err))
+	}
+	if learner != nil {
+		learner.Commit(b.First, b.Entries)
 	}
 	r.stats.batches.Add(1)
 	r.stats.entries.Add(int64(len(b.Entries)))

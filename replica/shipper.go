@@ -92,7 +92,10 @@ type ShipperOptions struct {
 	// OnSuspension, if set, receives a host's notice of suspension that
 	// the site reports, for the writer to check and record in the ledger.
 	OnSuspension func(ctx context.Context, site string, notice []byte) error
-	Logger       *slog.Logger
+	// OnState, if set, sees every state a site reports: where a writer
+	// learns that a newer epoch exists, and fences itself.
+	OnState func(site string, st *State)
+	Logger  *slog.Logger
 }
 
 // Shipper keeps one site current from one source: it resumes from the
@@ -181,7 +184,16 @@ func (s *Shipper) session(ctx context.Context) error {
 		return err
 	}
 	size := st.Size
+	lastState := time.Now()
 	for {
+		if time.Since(lastState) >= stateEvery {
+			// Also under a steady stream of writes, where Next never
+			// times out.
+			if _, err := s.state(ctx); err != nil {
+				return err
+			}
+			lastState = time.Now()
+		}
 		nctx, cancel := context.WithTimeout(ctx, stateEvery)
 		signed, cp, err := s.opts.Source.Next(nctx, size)
 		cancel()
@@ -190,6 +202,7 @@ func (s *Shipper) session(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			lastState = time.Now()
 			if st.Size != size {
 				s.log.Info("site is elsewhere than expected; resuming there", "expected", size, "site_size", st.Size)
 				size = st.Size
@@ -229,6 +242,9 @@ func (s *Shipper) state(ctx context.Context) (*State, error) {
 		return nil, fmt.Errorf("site %s holds origin %q, not %q", s.opts.Site, st.Origin, s.opts.Charter.Guest.Origin)
 	}
 	s.opts.Tracker.Contact(s.opts.Site, nil)
+	if s.opts.OnState != nil {
+		s.opts.OnState(s.opts.Site, st)
+	}
 	if len(st.Suspension) > 0 && s.opts.OnSuspension != nil {
 		if err := s.opts.OnSuspension(ctx, s.opts.Site, st.Suspension); err != nil {
 			s.log.Error("site reports a notice of suspension that cannot be recorded", "err", err)

@@ -208,7 +208,7 @@ func asOf(r *http.Request) (registry.AsOf, error) {
 	return at, nil
 }
 
-func (g *guest) getRecord(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
+func (g *guest) getRecord(w http.ResponseWriter, r *http.Request, o *charter.Official) {
 	reg, id := r.PathValue("registry"), r.PathValue("id")
 	at, err := asOf(r)
 	if err != nil {
@@ -219,6 +219,13 @@ func (g *guest) getRecord(w http.ResponseWriter, r *http.Request, _ *charter.Off
 	if err != nil {
 		g.fail(w, r, err, reg, id)
 		return
+	}
+	if g.access != nil {
+		// No record leaves an activated embassy unrecorded.
+		if err := g.access(r, o, reg, rec); err != nil {
+			g.fail(w, r, err, reg, id)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, rec)
 }

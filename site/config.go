@@ -44,6 +44,10 @@ type Config struct {
 	Peers map[string]string `yaml:"peers"`
 	// Replication tunes how the home ships to the sites.
 	Replication ReplicationConfig `yaml:"replication"`
+	// Standby starts a home as a sealed mirror of its own guest: after its
+	// data was lost and rebuilt, it follows the active site until a
+	// failback order names it the writer again (docs/continuity.md).
+	Standby bool `yaml:"standby"`
 	// Listen is the TCP address to serve on, host:port.
 	Listen string `yaml:"listen"`
 	// TLS is the certificate and key to serve with. Required unless
@@ -73,6 +77,14 @@ type GuestConfig struct {
 	// Blobs is where the guest's sealed attachments are kept (default fs
 	// under the guest's directory; for s3 give each guest its own prefix).
 	Blobs BlobConfig `yaml:"blobs"`
+	// Custody is the guest's custody package (custody.json: the root key
+	// split among the custodians, every share sealed): what an unseal
+	// session checks the custodians' shares against. Without it the site
+	// can be activated but not unsealed.
+	Custody string `yaml:"custody"`
+
+	// set for a home in standby: its state directory's layout
+	dir, rootFile string
 }
 
 // ReplicationConfig tunes the home's shippers. Zero means the default.
@@ -368,6 +380,7 @@ func (c *Config) resolve(base string) {
 		g := &c.Guests[i]
 		abs(&g.Charter)
 		abs(&g.CheckpointKey)
+		abs(&g.Custody)
 		abs(&g.Blobs.Dir)
 		if g.Blobs.S3 != nil {
 			abs(&g.Blobs.S3.AccessKeyFile)

@@ -12,11 +12,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"crypto/ed25519"
+
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/pintls"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
+	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/store"
 )
 
@@ -24,20 +27,37 @@ import (
 // mirror of the guest's ledger, its sealed blobs and the receiver that
 // checks what the writer ships. It holds no guest key.
 type tenant struct {
+	s       *Site
 	id      string // guest id
 	charter *charter.Charter
 	site    string // this site's id in the guest's charter
 	def     *charter.Site
 	dir     string
-	log     *ledger.Log
 	blobs   store.Backend
-	recv    *replica.Receiver
 	mode    atomic.Value // Mode
 	quota   int64
 	peers   pintls.PeerKeys // sites of the guest's charter, by TLS key
 	ops     *authenticator  // the guest's charter's hosts, for the operator API
+	auth    *authenticator  // the guest's officials, for continuity and, once unsealed, the API
 	susp    *suspensions
 	notices *noticeIndex
+	writers *epochWriters
+
+	key      ed25519.PrivateKey // the site's checkpoint key for this guest: receipts, and checkpoints when it writes
+	cosigner *ledger.Cosigner
+	custody  *seal.CustodyPackage // for unseal sessions; nil if not configured
+	rootFile string               // a home's sealed root key file, if it has one
+
+	// mu guards log (swapped between mirror and writer), act and the
+	// transitions between standby and active.
+	mu  sync.Mutex
+	log *ledger.Log
+	act *activation
+
+	rmu        sync.Mutex
+	recv       *replica.Receiver
+	recvH      http.Handler
+	usedAtOpen int64
 
 	lastBatch atomic.Int64 // unix nanos of the last accepted batch
 }
@@ -61,14 +81,18 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	if !ok {
 		return nil, fmt.Errorf("guest %s: site %q is not in its charter", c.Guest.ID, id)
 	}
-	if def.Role != charter.RoleEmbassy {
+	if def.Role != charter.RoleEmbassy && gc.dir == "" {
 		return nil, fmt.Errorf("guest %s: site %s has role %q in its charter, not embassy", c.Guest.ID, id, def.Role)
 	}
 	quota, err := def.QuotaBytes()
 	if err != nil {
 		return nil, fmt.Errorf("guest %s: %w", c.Guest.ID, err)
 	}
-	t := &tenant{id: c.Guest.ID, charter: c, site: id, def: def, dir: GuestDir(s.cfg.DataDir, c.Guest.ID), quota: quota}
+	dir := GuestDir(s.cfg.DataDir, c.Guest.ID)
+	if gc.dir != "" {
+		dir = gc.dir
+	}
+	t := &tenant{s: s, id: c.Guest.ID, charter: c, site: id, def: def, dir: dir, quota: quota, rootFile: gc.rootFile}
 	t.mode.Store(ModeStandby)
 	defer func() {
 		if err != nil {
@@ -87,14 +111,30 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	if t.blobs, err = openBackend(ctx, gc.Blobs, filepath.Join(t.dir, "blobs"), c, "guest "+t.id); err != nil {
 		return nil, err
 	}
-	key, err := keyfile.ReadEd25519(gc.CheckpointKey, keyfile.Protector{Passphrase: pass})
-	if err != nil {
+	if t.key, err = keyfile.ReadEd25519(gc.CheckpointKey, keyfile.Protector{Passphrase: pass}); err != nil {
 		return nil, fmt.Errorf("guest %s: checkpoint key: %w", t.id, err)
 	}
-	cosigner, err := replica.NewReceiptCosigner(c, id, key)
-	if err != nil {
+	if t.cosigner, err = replica.NewReceiptCosigner(c, id, t.key); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
+	if gc.Custody != "" {
+		if t.custody, err = seal.ReadCustodyPackageFile(gc.Custody); err != nil {
+			return nil, fmt.Errorf("guest %s: custody: %w", t.id, err)
+		}
+		if t.custody.Guest() != t.id {
+			return nil, fmt.Errorf("guest %s: custody package %s is for %s", t.id, gc.Custody, t.custody.Guest())
+		}
+	}
+	if t.auth, err = newAuthenticator(c, id, s.opts.Now, s.opts.MaxNonces); err != nil {
+		return nil, fmt.Errorf("guest %s: %w", t.id, err)
+	}
+	if t.writers, err = newEpochWriters(c); err != nil {
+		return nil, fmt.Errorf("guest %s: %w", t.id, err)
+	}
+	if err := t.writers.foldLedger(ctx, t.log); err != nil {
+		return nil, fmt.Errorf("guest %s: orders in the ledger: %w", t.id, err)
+	}
+	t.writers.onFold = t.onFold
 	if t.peers, err = pintls.SiteKeys(c); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
@@ -109,15 +149,24 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	if err != nil {
 		return nil, fmt.Errorf("guest %s: measure what it holds: %w", t.id, err)
 	}
-	t.recv, err = replica.NewReceiver(replica.ReceiverOptions{
-		Charter: c, Site: id, Log: t.log, Blobs: t.blobs, Cosigner: cosigner,
-		Quota: quota, Used: used, Logger: s.log.With("guest", t.id),
-		Suspended:  func() error { return t.suspended(s.opts.Now()) },
-		Suspension: t.susp.pending,
-		Accepted:   func(b *replica.Batch) { t.lastBatch.Store(s.opts.Now().UnixNano()) },
-	})
-	if err != nil {
+	t.usedAtOpen = used
+	if err := t.newReceiver(); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
+	}
+	// A site that was the writer when it stopped writes again: its ledger
+	// says so (it cannot reopen as a mirror of itself).
+	if cur := t.writers.ep.Current(); cur > 1 {
+		if w, _ := t.writers.ep.WriterAt(cur); w == t.site {
+			s.log.Warn("this site writes the guest's ledger (it was active when it stopped); reopening as the writer, sealed", "guest", t.id, "epoch", cur)
+			if err := t.reopen(ctx, false); err != nil {
+				return nil, err
+			}
+			t.act = &activation{order: t.writers.last(), accepted: s.opts.Now()}
+			t.mode.Store(ModeActive)
+			if err := t.startReplication(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return t, nil
 }
@@ -157,8 +206,11 @@ func (t *tenant) usage(ctx context.Context) (int64, error) {
 
 func (t *tenant) close() error {
 	var errs []error
-	if t.recv != nil {
-		errs = append(errs, t.recv.Close())
+	t.mu.Lock()
+	t.resealLocked()
+	t.mu.Unlock()
+	if r := t.receiver(); r != nil {
+		errs = append(errs, r.Close())
 	}
 	if t.log != nil {
 		if err := t.log.Close(); err != nil && !errors.Is(err, ledger.ErrClosed) {
@@ -191,8 +243,8 @@ func (s *Site) allowPeer(t *tenant) func(*http.Request) error {
 // noticeIndex keeps the guest's public notices, read from the mirror as it
 // grows, for the feed every site serves even in standby.
 type noticeIndex struct {
-	log     *ledger.Log
 	mu      sync.Mutex
+	log     *ledger.Log
 	scanned uint64
 	list    []Notice
 }
@@ -203,6 +255,12 @@ type Notice struct {
 	Time    time.Time `json:"time"`
 	Epoch   uint64    `json:"epoch"`
 	Payload []byte    `json:"payload"` // as the writer recorded it (signed notices are JSON)
+}
+
+func (n *noticeIndex) setLog(l *ledger.Log) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.log = l
 }
 
 func (n *noticeIndex) all(ctx context.Context) ([]Notice, error) {

@@ -229,9 +229,13 @@ func (g *guest) authed(a Action, stream bool, h handler) http.HandlerFunc {
 			g.fail(w, r, newHTTPError(http.StatusForbidden, "", err.Error()), reg, "")
 			return
 		}
+		if a == ActionWrite && g.readOnly {
+			g.fail(w, r, newHTTPError(http.StatusForbidden, "", "this site was activated read-only: writes are refused"), reg, "")
+			return
+		}
 		switch m := g.currentMode(); {
 		case m == ModeActive:
-		case m == ModeDrill && a == ActionRead:
+		case (m == ModeDrill || m == ModeFenced) && a == ActionRead:
 		default:
 			g.fail(w, r, newHTTPError(http.StatusServiceUnavailable, "", "guest is in mode "+string(m)+" at this site: "+string(a)+" refused"), reg, "")
 			return

@@ -100,10 +100,10 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	now := s.opts.Now()
 	for _, id := range s.order {
 		t := s.tenants[id]
-		st := t.recv.Stats()
-		gauge(descLedgerEntries, float64(t.log.MirrorSize()), id)
-		gauge(descEpoch, float64(t.log.Epoch()), id)
-		gauge(descUsed, float64(t.recv.Used()), id)
+		st := t.receiver().Stats()
+		gauge(descLedgerEntries, float64(t.ledger().MirrorSize()), id)
+		gauge(descEpoch, float64(t.ledger().Epoch()), id)
+		gauge(descUsed, float64(t.receiver().Used()), id)
 		gauge(descQuota, float64(t.quota), id)
 		since := -1.0
 		if n := t.lastBatch.Load(); n > 0 {

@@ -104,10 +104,10 @@ func (s *Site) operatorStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) tenantStatus(t *tenant) OperatorStatus {
-	_, cp := t.log.Checkpoint()
-	st := t.recv.Stats()
-	os := OperatorStatus{Guest: t.id, Site: t.site, Mode: t.currentMode(), Entries: t.log.MirrorSize(), Epoch: t.log.Epoch(),
-		Checkpoint: cp.Size, UsedBytes: t.recv.Used(), QuotaBytes: t.quota, Batches: st.Batches, Objects: st.Objects, Refused: st.Refused}
+	_, cp := t.ledger().Checkpoint()
+	st := t.receiver().Stats()
+	os := OperatorStatus{Guest: t.id, Site: t.site, Mode: t.currentMode(), Entries: t.ledger().MirrorSize(), Epoch: t.ledger().Epoch(),
+		Checkpoint: cp.Size, UsedBytes: t.receiver().Used(), QuotaBytes: t.quota, Batches: st.Batches, Objects: st.Objects, Refused: st.Refused}
 	var sfs unix.Statfs_t
 	if unix.Statfs(t.dir, &sfs) == nil {
 		os.FreeBytes = int64(sfs.Bavail) * int64(sfs.Bsize)

@@ -104,7 +104,7 @@ func (s *Site) openReplication(ctx context.Context, pass []byte) error {
 		Charter: l.Charter, Self: l.Site, Log: l.Log, Targets: targets,
 		Source: replica.LocalSource{Log: l.Log, Blobs: l.Registries.Blobs, Backend: l.Blobs},
 		Shipper: replica.ShipperOptions{MaxBatchEntries: rc.MaxBatchEntries, BlobParallel: rc.BlobParallel,
-			BytesPerSecond: rc.BytesPerSecond, OnSuspension: s.recordSuspension},
+			BytesPerSecond: rc.BytesPerSecond, OnSuspension: s.recordSuspension, OnState: s.fenceIfNewer},
 		Logger: s.log.With("component", "replica"),
 	})
 	if err != nil {
@@ -214,4 +214,18 @@ func FetchStatus(ctx context.Context, base string, client *http.Client) (*Replic
 		return nil, fmt.Errorf("status: %w", err)
 	}
 	return &st, nil
+}
+
+// fenceIfNewer fences the home when a site reports a newer epoch than the
+// home's own: another site was activated while the home was cut off. The
+// home stops accepting writes before anything else; what it wrote since the
+// last point any site received goes to reconciliation (docs/continuity.md).
+func (s *Site) fenceIfNewer(site string, st *replica.State) {
+	l := s.home.local
+	if st.Epoch <= max(l.Log.Epoch(), 1) || s.home.currentMode() == ModeFenced {
+		return
+	}
+	s.home.mode.Store(ModeFenced)
+	s.log.Error("FENCED: a site reports a newer epoch; this home accepts no more writes", "reported_by", site,
+		"site_epoch", st.Epoch, "home_epoch", l.Log.Epoch(), "site_size", st.Size, "home_size", l.Log.Size())
 }

@@ -23,11 +23,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/replica"
 )
 
@@ -116,6 +120,9 @@ type Site struct {
 	metrics *metrics
 	tlsKey  ed25519.PrivateKey // pinned TLS key, if configured
 	seen    suspensionsSeen
+	// pass opens a standby home's root key file when a failback names it
+	// the writer; nil otherwise. Wiped at Close.
+	pass []byte
 }
 
 // guest is one guest state as this site holds it. The API handlers hang
@@ -128,6 +135,12 @@ type guest struct {
 	policy   Policy
 	auth     *authenticator
 	log      *slog.Logger
+
+	// readOnly refuses writes: a site activated read-only.
+	readOnly bool
+	// access, if set, records a read in the ledger before it is served:
+	// at an activated embassy every read of a record is an access entry.
+	access func(r *http.Request, o *charter.Official, reg string, rec *registry.Record) error
 }
 
 func (g *guest) currentMode() Mode { return g.mode.Load().(Mode) }
@@ -151,6 +164,12 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 		opts.ShutdownTimeout = 30 * time.Second
 	}
 	s := &Site{cfg: cfg, opts: opts, log: opts.Logger.With("site", cfg.Site)}
+	if cfg.Standby {
+		if err := s.openStandbyHome(ctx); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 	if len(cfg.Guests) > 0 {
 		pass, err := keyfile.PassphraseFromEnv(cfg.PassphraseFile)
 		if err != nil {
@@ -235,6 +254,44 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 	return s, nil
 }
 
+// openStandbyHome opens a home as a sealed mirror of its own guest, the
+// way an embassy holds one: D/sites/<home>/ledger becomes a mirror the
+// active site ships to.
+func (s *Site) openStandbyHome(ctx context.Context) error {
+	pass, err := keyfile.PassphraseFromEnv(s.cfg.PassphraseFile)
+	if err != nil {
+		return fmt.Errorf("site %s: %w", s.cfg.Site, err)
+	}
+	if s.tlsKey, err = s.readTLSKey(pass); err != nil {
+		clear(pass)
+		return err
+	}
+	s.pass = pass
+	l := state.Layout{Dir: s.cfg.StateDir}
+	s.role = charter.RoleHome
+	s.tenants = map[string]*tenant{}
+	gc := GuestConfig{Charter: l.Charter(), Site: s.cfg.Site, CheckpointKey: l.Key("site-checkpoint", s.cfg.Site),
+		Blobs: s.cfg.Blobs, Custody: l.Custody(), dir: filepath.Join(s.cfg.StateDir, "sites", s.cfg.Site), rootFile: l.RootKey()}
+	if gc.Blobs.Backend != BackendS3 && gc.Blobs.Dir == "" {
+		gc.Blobs.Dir = s.cfg.BlobDir()
+	}
+	if _, err := os.Stat(gc.Custody); err != nil {
+		gc.Custody = ""
+	}
+	if _, err := os.Stat(gc.rootFile); err != nil {
+		gc.rootFile = ""
+	}
+	t, err := s.openTenant(ctx, gc, pass)
+	if err != nil {
+		return fmt.Errorf("site %s: standby: %w", s.cfg.Site, err)
+	}
+	s.tenants[t.id] = t
+	s.order = append(s.order, t.id)
+	s.metrics = newMetrics(s)
+	s.log.Warn("home in standby: a sealed mirror of its guest until a failback names it the writer", "guest", t.id, "ledger_size", t.ledger().MirrorSize(), "epoch", t.writers.ep.Current())
+	return nil
+}
+
 // openEmbassy opens every guest the config names.
 func (s *Site) openEmbassy(ctx context.Context, pass []byte) error {
 	s.role = charter.RoleEmbassy
@@ -253,7 +310,7 @@ func (s *Site) openEmbassy(ctx context.Context, pass []byte) error {
 		s.tenants[t.id] = t
 		s.order = append(s.order, t.id)
 		s.log.Info("guest open", "guest", t.id, "site_id", t.site, "mode", t.currentMode(),
-			"ledger_size", t.log.MirrorSize(), "epoch", t.log.Epoch(), "quota_bytes", t.quota, "used_bytes", t.recv.Used())
+			"ledger_size", t.ledger().MirrorSize(), "epoch", t.ledger().Epoch(), "quota_bytes", t.quota, "used_bytes", t.receiver().Used())
 	}
 	s.metrics = newMetrics(s)
 	return nil
@@ -290,11 +347,13 @@ func (s *Site) Handler() http.Handler {
 	// guest's sites, and the operator API to its host.
 	for _, id := range s.order {
 		t := s.tenants[id]
-		mountLedgerDir(mux, "/guests/"+id+"/ledger", t.log.Dir())
+		mountLedgerDir(mux, "/guests/"+id+"/ledger", filepath.Join(t.dir, "ledger"))
 		mux.HandleFunc("GET /guests/"+id+"/notices", s.serveNotices(t))
-		t.recv.Mount(mux, "/replica/v1/guests/"+id, s.allowPeer(t))
+		mux.Handle("/replica/v1/guests/"+id+"/", t.replicaHandler())
+		mux.Handle("/guests/"+id+"/v1/", t.apiHandler())
 	}
 	s.mountOperator(mux)
+	s.mountContinuity(mux)
 	return s.observe(mux)
 }
 
@@ -331,7 +390,7 @@ func (s *Site) health(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, id := range s.order {
 		t := s.tenants[id]
-		gs = append(gs, guestHealth{id, t.currentMode(), t.log.MirrorSize(), t.log.Epoch()})
+		gs = append(gs, guestHealth{id, t.currentMode(), t.ledger().MirrorSize(), t.ledger().Epoch()})
 	}
 	writeJSON(w, code, struct {
 		Status string        `json:"status"`
@@ -429,6 +488,7 @@ func (s *Site) Close() error {
 	for _, id := range s.order {
 		errs = append(errs, s.tenants[id].close())
 	}
+	clear(s.pass)
 	return errors.Join(errs...)
 }
 

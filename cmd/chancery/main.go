@@ -48,6 +48,8 @@ everything by a signed charter: who may act, and with which quorum.`,
 		newImportCmd(),
 		newBundleCmd(),
 		newStatusCmd(),
+		newUnsealCmd(),
+		newSealCmd(),
 	)
 	return root
 }

@@ -38,7 +38,7 @@ An order takes effect only with the charter's quorum for its action, within
 its validity window, in the right epoch, and once. The file is the order's
 canonical encoding (docs/orders.md) plus a newline; do not edit it.`,
 	}
-	cmd.AddCommand(newOrderNewCmd(), newOrderSignCmd(), newOrderVerifyCmd())
+	cmd.AddCommand(newOrderNewCmd(), newOrderSignCmd(), newOrderVerifyCmd(), newOrderSubmitCmd())
 	return cmd
 }
 

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/site"
+)
+
+// siteFlags are how a continuity command reaches a site for a guest.
+type siteFlags struct {
+	url, guest, charter, pinSite string
+	official, keyFile, passFile  string
+	siteID                       string
+	timeout                      time.Duration
+}
+
+func (f *siteFlags) register(cmd *cobra.Command, signed bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.url, "site", "", "the site's base URL, e.g. http://127.0.0.1:7101 (required)")
+	fl.StringVar(&f.guest, "guest", "demo-republic", "the guest id")
+	fl.StringVar(&f.charter, "charter", "", "the guest's charter, for --pin-site")
+	fl.StringVar(&f.pinSite, "pin-site", "", "for https: trust only the TLS key the charter pins for this site id")
+	fl.DurationVar(&f.timeout, "timeout", time.Minute, "how long to wait for the site")
+	if signed {
+		fl.StringVar(&f.official, "official", "", "the official who signs the request (required)")
+		fl.StringVar(&f.keyFile, "key", "", "the official's key file (required)")
+		fl.StringVar(&f.passFile, "passphrase-file", "", "file holding the key file's passphrase (default: $"+keyfile.EnvPassphrase+")")
+		fl.StringVar(&f.siteID, "site-id", "", "the site's id in the charter (signed into the request; required)")
+	}
+	cmd.MarkFlagRequired("site")
+}
+
+func (f *siteFlags) client(signed bool) (*site.ContinuityClient, error) {
+	c := &site.ContinuityClient{BaseURL: f.url, Guest: f.guest}
+	if f.pinSite != "" {
+		if f.charter == "" {
+			return nil, fmt.Errorf("--pin-site needs --charter")
+		}
+		hc, err := pinnedClient(f.charter, f.pinSite)
+		if err != nil {
+			return nil, err
+		}
+		c.HTTP = hc
+	}
+	if signed {
+		if f.official == "" || f.keyFile == "" || f.siteID == "" {
+			return nil, fmt.Errorf("--official, --key and --site-id are required to sign the request")
+		}
+		pass, err := keyfile.PassphraseFromEnv(f.passFile)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(pass)
+		key, err := keyfile.ReadEd25519(f.keyFile, keyfile.Protector{Passphrase: pass})
+		if err != nil {
+			return nil, fmt.Errorf("--key: %w", err)
+		}
+		c.Signer = &site.Signer{Site: f.siteID, Official: f.official, Key: key}
+	}
+	return c, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newOrderSubmitCmd() *cobra.Command {
+	var f siteFlags
+	cmd := &cobra.Command{
+		Use:   "submit --site URL ORDER",
+		Short: "Submit a signed order to the site that must append it",
+		Long: `Submit sends a signed order to a site. The order's signatures are its
+authority: the site checks them against the charter's quorum for the action,
+the epoch, the validity window and that it was never used before, and refuses
+it with the reason otherwise. An accepted order is a ledger entry.
+
+Where to submit: an activation goes to the site it activates (which becomes
+the writer of the next epoch); every other order (failback, drill,
+revoke-site, rotate-keys, amend) goes to the site that writes now. A site
+that does not write answers with the writer's name.`,
+		Example: `  chancery order submit --site http://127.0.0.1:7101 activate.order`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			raw, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := f.client(false)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+			defer cancel()
+			resp, err := c.Submit(ctx, []byte(strings.TrimSuffix(string(raw), "\n")))
+			if err != nil {
+				return fmt.Errorf("order %s refused by %s: %w", args[0], f.url, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "order %s accepted at %s: ledger entry %d; guest %s is %s, epoch %d, writer %s\n",
+				resp.Order, f.url, resp.Index, resp.Status.Guest, resp.Status.Mode, resp.Status.Epoch, resp.Status.Writer)
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func newUnsealCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "unseal",
+		Short: "Unseal an activated site with the custodians' shares",
+		Long: `Unseal rebuilds the guest's root key at an activated site from the
+custodians' shares, in memory only (never on disk, never in logs), and opens
+the registries the activation order puts in scope.
+
+  1. An official opens a session:   chancery unseal open --site URL ...
+     It prints a one-time recipient (an age X25519 key the site made for
+     this session alone).
+  2. Each custodian re-seals their share to it, on their own machine:
+       chancery custody reseal --custody custody.json --custodian ID \
+         --identity MY.key --to RECIPIENT --out share.age
+  3. and submits it:                chancery unseal submit --site URL --session ID share.age
+At the threshold the site unseals and serves. chancery seal wipes the keys.`,
+	}
+	var open, sub, st siteFlags
+	openCmd := &cobra.Command{
+		Use:   "open --site URL --official ID --key FILE --site-id ID",
+		Short: "Open an unseal session at an activated site (signed by an official)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := open.client(true)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), open.timeout)
+			defer cancel()
+			r, err := c.OpenUnseal(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "session %s: %d of %d shares; expires %s\nrecipient %s\n", r.Session, r.Have, r.Need, r.Expires.Format(time.RFC3339), r.Recipient)
+			return nil
+		},
+	}
+	open.register(openCmd, true)
+	var session string
+	subCmd := &cobra.Command{
+		Use:   "submit --site URL --session ID SHARE...",
+		Short: "Submit custodians' shares sealed to the session's recipient",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := sub.client(false)
+			if err != nil {
+				return err
+			}
+			for _, p := range args {
+				sealed, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(cmd.Context(), sub.timeout)
+				r, err := c.SubmitShare(ctx, session, sealed)
+				cancel()
+				if err != nil {
+					return fmt.Errorf("share %s: %w", p, err)
+				}
+				if r.Unsealed {
+					fmt.Fprintf(cmd.OutOrStdout(), "share %s accepted: %d of %d — unsealed, the site serves\n", p, r.Have, r.Need)
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "share %s accepted: %d of %d\n", p, r.Have, r.Need)
+				}
+			}
+			return nil
+		},
+	}
+	sub.register(subCmd, false)
+	subCmd.Flags().StringVar(&session, "session", "", "the session id unseal open printed (required)")
+	subCmd.MarkFlagRequired("session")
+	statusCmd := &cobra.Command{
+		Use:   "status --site URL",
+		Short: "Show the guest's mode, epoch, writer, unseal progress and RTO at a site",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := st.client(false)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), st.timeout)
+			defer cancel()
+			r, err := c.Status(ctx)
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), r)
+		},
+	}
+	st.register(statusCmd, false)
+	cmd.AddCommand(openCmd, subCmd, statusCmd)
+	return cmd
+}
+
+func newSealCmd() *cobra.Command {
+	var f siteFlags
+	cmd := &cobra.Command{
+		Use:   "seal --site URL --official ID --key FILE --site-id ID",
+		Short: "Wipe the guest's keys at a site and stop serving its registries",
+		Long: `Seal wipes the root key's derived keys and the registries' plaintext index
+at a site, and stops serving the officials' API there. The ledger is kept.
+A failback seals the previous writer by itself; seal is for an activation
+that must stop at once. The request is signed by an official.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client(true)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+			defer cancel()
+			r, err := c.Seal(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "guest %s sealed at %s (mode %s, unsealed %v)\n", r.Guest, f.url, r.Mode, r.Unsealed)
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}

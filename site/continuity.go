@@ -1,0 +1,987 @@
+package site
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/internal/pintls"
+	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/registry"
+	"github.com/chancery-gov/chancery/replica"
+	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/store"
+)
+
+// Continuity at a site. Orders are ledger entries: whichever site writes
+// an order's entry writes it in its own epoch. An activation is appended
+// by the site it activates, which thereby becomes the writer of the next
+// epoch; every other order (failback, drill, revoke-site, rotate-keys,
+// amend) is appended by the current writer. A failback therefore ends the
+// current writer's epoch in its own ledger: it stops writing, ships the
+// order, and the site the order names takes over when the order reaches
+// it. Every site folds the orders it holds into continuity.Epochs, which
+// says whose checkpoint key signs each epoch: that is the fencing.
+
+// epochWriters is replica.Learner over a guest's epochs: it learns, from
+// the orders in a batch, who writes the epochs they open.
+type epochWriters struct {
+	c  *charter.Charter
+	mu sync.Mutex
+	ep *continuity.Epochs
+	// orders folded so far, in ledger order, to replay into a scratch
+	// Epochs when a batch must be checked without changing this one.
+	orders []*continuity.Order
+	// onFold is told of every order folded in (nil: none).
+	onFold func(o *continuity.Order, index uint64)
+}
+
+func newEpochWriters(c *charter.Charter) (*epochWriters, error) {
+	ep, err := continuity.NewEpochs(c)
+	if err != nil {
+		return nil, err
+	}
+	return &epochWriters{c: c, ep: ep}, nil
+}
+
+// Verifiers implements replica.Writers.
+func (w *epochWriters) Verifiers(epoch uint64) (note.Verifiers, error) {
+	return writerVerifiers(w.c, w.ep, epoch)
+}
+
+func writerVerifiers(c *charter.Charter, ep *continuity.Epochs, epoch uint64) (note.Verifiers, error) {
+	site, ok := ep.WriterAt(max(epoch, 1))
+	if !ok {
+		return nil, fmt.Errorf("no order opened epoch %d of %s", epoch, c.Guest.ID)
+	}
+	def, ok := c.Site(site)
+	if !ok {
+		return nil, fmt.Errorf("writer %s of epoch %d is not in the charter", site, epoch)
+	}
+	v, err := ledger.ParseVerifierKey(def.CheckpointKey)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint key of site %s: %w", site, err)
+	}
+	return note.VerifierList(v), nil
+}
+
+// ordersIn returns the signed orders among encoded entries, with their
+// entry times.
+func ordersIn(first uint64, entries [][]byte) ([]foundOrder, error) {
+	var out []foundOrder
+	for i, raw := range entries {
+		if len(raw) < ledger.EntryHeaderSize || raw[1] != byte(ledger.TypeOrder) {
+			continue
+		}
+		e, err := ledger.DecodeEntry(raw)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: %w", first+uint64(i), err)
+		}
+		so, err := continuity.ParseSignedOrder(e.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: order: %w", first+uint64(i), err)
+		}
+		out = append(out, foundOrder{index: first + uint64(i), time: e.Time, so: so})
+	}
+	return out, nil
+}
+
+type foundOrder struct {
+	index uint64
+	time  time.Time
+	so    *continuity.SignedOrder
+}
+
+// epochsView is the Writers a Learner hands back for one batch.
+type epochsView struct {
+	c  *charter.Charter
+	ep *continuity.Epochs
+}
+
+func (v epochsView) Verifiers(epoch uint64) (note.Verifiers, error) {
+	return writerVerifiers(v.c, v.ep, epoch)
+}
+
+// Learn implements replica.Learner: every order in the batch must verify
+// — quorum of the charter, epoch, no replay — as of the time its entry
+// was written.
+func (w *epochWriters) Learn(first uint64, entries [][]byte) (replica.Writers, error) {
+	found, err := ordersIn(first, entries)
+	if err != nil || len(found) == 0 {
+		return w, err
+	}
+	w.mu.Lock()
+	scratch, err := continuity.NewEpochs(w.c)
+	if err == nil {
+		for _, o := range w.orders {
+			if err = scratch.Apply(o); err != nil {
+				break
+			}
+		}
+	}
+	w.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range found {
+		o, err := continuity.Verify(w.c, f.so, scratch.State(), f.time)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: %w", f.index, err)
+		}
+		if err := scratch.Apply(o); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", f.index, err)
+		}
+	}
+	return epochsView{w.c, scratch}, nil
+}
+
+// Commit implements replica.Learner.
+func (w *epochWriters) Commit(first uint64, entries [][]byte) {
+	found, err := ordersIn(first, entries)
+	if err != nil {
+		return // Learn already refused such a batch
+	}
+	for _, f := range found {
+		w.fold(&f.so.Order, f.index)
+	}
+}
+
+func (w *epochWriters) fold(o *continuity.Order, index uint64) {
+	w.mu.Lock()
+	if err := w.ep.Apply(o); err != nil {
+		w.mu.Unlock()
+		return
+	}
+	w.orders = append(w.orders, o)
+	cb := w.onFold
+	w.mu.Unlock()
+	if cb != nil {
+		cb(o, index)
+	}
+}
+
+// accept verifies a submitted order against the current epochs and, if
+// commit succeeds (it appends the entry), folds it in.
+func (w *epochWriters) accept(so *continuity.SignedOrder, now time.Time, commit func(*continuity.Order) (uint64, error)) (*continuity.Order, uint64, error) {
+	var idx uint64
+	o, err := w.ep.Accept(w.c, so, now, func(o *continuity.Order) error {
+		var err error
+		idx, err = commit(o)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	w.mu.Lock()
+	w.orders = append(w.orders, o)
+	cb := w.onFold
+	w.mu.Unlock()
+	if cb != nil {
+		cb(o, idx)
+	}
+	return o, idx, nil
+}
+
+// foldLedger folds the orders already in a ledger.
+// It reads every durable entry, not only those under the published
+// checkpoint: a site that appended an order as the writer and stopped
+// before its checkpoint was recorded must still know it wrote it.
+func (w *epochWriters) foldLedger(ctx context.Context, l *ledger.Log) error {
+	return ledger.Scan(ctx, ledger.DirFetcher(l.Dir()), 0, l.MirrorSize(), func(idx uint64, raw []byte) error {
+		found, err := ordersIn(idx, [][]byte{raw})
+		if err != nil {
+			return err
+		}
+		for _, f := range found {
+			w.mu.Lock()
+			if err := w.ep.Apply(&f.so.Order); err != nil {
+				w.mu.Unlock()
+				return fmt.Errorf("ledger entry %d: %w", idx, err)
+			}
+			w.orders = append(w.orders, &f.so.Order)
+			w.mu.Unlock()
+		}
+		return nil
+	})
+}
+
+// activation is what an active tenant holds beyond its mirror.
+type activation struct {
+	order    *continuity.Order
+	readOnly bool
+	local    *Local // nil until unsealed
+	guest    *guest
+	repl     *replica.Replicator
+	stop     context.CancelFunc
+	done     chan struct{}
+	session  *continuity.UnsealSession
+
+	api http.Handler // the officials' API over local, once unsealed
+
+	accepted, unsealed, indexed, firstRead time.Time
+	handingOver                            bool
+}
+
+// ContinuityStatus is GET /continuity/v1/guests/{guest}/status.
+type ContinuityStatus struct {
+	Guest     string     `json:"guest"`
+	Site      string     `json:"site"`
+	Mode      Mode       `json:"mode"`
+	Epoch     uint64     `json:"epoch"`
+	Writer    string     `json:"writer"`
+	Size      uint64     `json:"ledger_size"`
+	Unsealed  bool       `json:"unsealed"`
+	ReadOnly  bool       `json:"read_only,omitempty"`
+	Order     string     `json:"order,omitempty"`
+	Session   string     `json:"unseal_session,omitempty"`
+	Shares    int        `json:"shares,omitempty"`
+	Threshold int        `json:"threshold,omitempty"`
+	Accepted  *time.Time `json:"accepted_at,omitempty"`
+	Unsealed_ *time.Time `json:"unsealed_at,omitempty"`
+	Indexed   *time.Time `json:"indexed_at,omitempty"`
+	FirstRead *time.Time `json:"first_read_at,omitempty"`
+	// RTOSeconds is the recovery time: from the moment the site held both
+	// a valid order and the threshold of shares to its first served read.
+	RTOSeconds float64  `json:"rto_seconds,omitempty"`
+	Registries []string `json:"registries,omitempty"`
+}
+
+func tp(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func (s *Site) mountContinuity(mux *http.ServeMux) {
+	mux.HandleFunc("GET /continuity/v1/guests/{guest}/status", s.continuityStatus)
+	mux.HandleFunc("POST /continuity/v1/guests/{guest}/orders", s.submitOrder)
+	mux.HandleFunc("POST /continuity/v1/guests/{guest}/unseal", s.openUnseal)
+	mux.HandleFunc("POST /continuity/v1/guests/{guest}/unseal/{session}", s.submitShare)
+	mux.HandleFunc("POST /continuity/v1/guests/{guest}/seal", s.sealGuest)
+}
+
+func (s *Site) tenantOf(w http.ResponseWriter, r *http.Request) (*tenant, bool) {
+	t, ok := s.tenants[r.PathValue("guest")]
+	if !ok {
+		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("guest %q is not held at this site", r.PathValue("guest"))})
+	}
+	return t, ok
+}
+
+func (s *Site) continuityStatus(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, t.status())
+}
+
+func (t *tenant) status() ContinuityStatus {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur := t.writers.ep.Current()
+	wr, _ := t.writers.ep.WriterAt(cur)
+	st := ContinuityStatus{Guest: t.id, Site: t.site, Mode: t.currentMode(), Epoch: cur, Writer: wr, Size: t.log.MirrorSize()}
+	if a := t.act; a != nil {
+		st.Order = a.order.ID
+		st.ReadOnly = a.readOnly
+		st.Unsealed = a.local != nil
+		st.Accepted, st.Unsealed_, st.Indexed, st.FirstRead = tp(a.accepted), tp(a.unsealed), tp(a.indexed), tp(a.firstRead)
+		if !a.firstRead.IsZero() && !a.unsealed.IsZero() {
+			st.RTOSeconds = a.firstRead.Sub(later(a.accepted, a.unsealed)).Seconds()
+		}
+		if a.session != nil {
+			have, need, _ := a.session.Status()
+			st.Session, st.Shares, st.Threshold = a.session.ID(), have, need
+		}
+		if a.local != nil {
+			st.Registries = a.local.Registries.Names()
+		}
+	}
+	return st
+}
+
+// submitOrder takes a signed order. Its signatures are its authority: the
+// request itself needs none.
+func (s *Site) submitOrder(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, continuity.MaxSignedOrderSize+1))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "order: " + err.Error()})
+		return
+	}
+	so, err := continuity.ParseSignedOrder(raw)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: err.Error()})
+		return
+	}
+	o, idx, err := t.submit(r.Context(), so)
+	if err != nil {
+		code := http.StatusUnprocessableEntity
+		if errors.Is(err, errNotWriter) {
+			code = http.StatusConflict
+		}
+		s.log.Warn("order refused", "guest", t.id, "err", err)
+		writeJSON(w, code, ErrorBody{Error: err.Error()})
+		return
+	}
+	s.log.Warn("order accepted", "guest", t.id, "order", o.ID, "action", o.Action, "site_named", o.Site, "epoch", o.Epoch, "ledger_index", idx)
+	writeJSON(w, http.StatusOK, struct {
+		Order  string            `json:"order"`
+		Index  uint64            `json:"ledger_index"`
+		Status ContinuityStatus  `json:"status"`
+		Parsed *continuity.Order `json:"parsed"`
+	}{o.ID, idx, t.status(), o})
+}
+
+var errNotWriter = errors.New("this site does not write the guest's ledger now")
+
+// submit decides where an order may be appended and acts on it.
+func (t *tenant) submit(ctx context.Context, so *continuity.SignedOrder) (*continuity.Order, uint64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.s.opts.Now()
+	o := &so.Order
+	switch {
+	case o.Action == charter.ActionActivate && o.Site == t.site:
+		if !t.log.IsMirror() {
+			return nil, 0, fmt.Errorf("site %s already writes %s's ledger", t.site, t.id)
+		}
+		o, idx, err := t.writers.accept(so, now, func(o *continuity.Order) (uint64, error) {
+			return t.becomeWriter(ctx, so, o)
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		// Outside the epochs' lock, which replication reads.
+		if err := t.startReplication(); err != nil {
+			t.s.log.Error("activated, but cannot replicate to the other sites", "guest", t.id, "err", err)
+		}
+		return o, idx, nil
+	case t.log.IsMirror():
+		cur := t.writers.ep.Current()
+		wr, _ := t.writers.ep.WriterAt(cur)
+		return nil, 0, fmt.Errorf("%w: submit this %s order to site %s, the writer of epoch %d", errNotWriter, o.Action, wr, cur)
+	case t.act != nil && t.act.handingOver:
+		return nil, 0, fmt.Errorf("%w: site %s is handing over after a failback", errNotWriter, t.site)
+	}
+	// This site writes: append the order in its own epoch, then act on it.
+	raw, err := so.Marshal()
+	if err != nil {
+		return nil, 0, err
+	}
+	epoch := t.writers.ep.Current()
+	return t.writers.accept(so, now, func(o *continuity.Order) (uint64, error) {
+		return t.log.Append(ctx, ledger.Entry{Type: ledger.TypeOrder, Epoch: epoch, Time: now, Payload: raw})
+	})
+}
+
+// becomeWriter turns the tenant's mirror into the writer of the order's
+// epoch: the mirror is closed and the ledger reopened with this site's
+// checkpoint key, the order is its first entry of the new epoch, and
+// the caller then starts replication to the other sites. It runs under
+// t.mu, inside the epochs' lock (so it must not read the epochs): if it
+// fails, the order is not accepted.
+func (t *tenant) becomeWriter(ctx context.Context, so *continuity.SignedOrder, o *continuity.Order) (uint64, error) {
+	raw, err := so.Marshal()
+	if err != nil {
+		return 0, err
+	}
+	if err := t.reopen(ctx, false); err != nil {
+		return 0, err
+	}
+	idx, err := t.log.Append(ctx, ledger.Entry{Type: ledger.TypeOrder, Epoch: o.Epoch, Time: t.s.opts.Now(), Payload: raw})
+	if err != nil {
+		return 0, fmt.Errorf("append the order: %w", err)
+	}
+	t.act = &activation{order: o, readOnly: o.Access == continuity.AccessReadOnly, accepted: t.s.opts.Now()}
+	t.mode.Store(ModeActive)
+	return idx, nil
+}
+
+// reopen closes the tenant's ledger and opens it again, as a mirror or as
+// this site's own writer log, and swaps the replication handler over it.
+func (t *tenant) reopen(ctx context.Context, mirror bool) error {
+	lo := t.s.opts.Local.Ledger
+	lo.Origin, lo.Mirror, lo.Signer = t.charter.Guest.Origin, mirror, nil
+	lo.Logger = t.s.log.With("guest", t.id, "component", "ledger")
+	if !mirror {
+		signer, _, err := ledger.NewLogSigner(t.charter.Guest.Origin, t.key)
+		if err != nil {
+			return err
+		}
+		lo.Signer = signer
+	}
+	if err := t.recv.Close(); err != nil {
+		return err
+	}
+	if err := t.log.Close(); err != nil && !errors.Is(err, ledger.ErrClosed) {
+		return fmt.Errorf("close the ledger of %s: %w", t.id, err)
+	}
+	l, err := ledger.Open(ctx, filepath.Join(t.dir, "ledger"), lo)
+	if err != nil {
+		return fmt.Errorf("reopen the ledger of %s: %w", t.id, err)
+	}
+	t.log = l
+	t.notices.setLog(l)
+	return t.newReceiver()
+}
+
+// startReplication ships from this site, now the writer, to every other
+// site of the charter that is not revoked.
+func (t *tenant) startReplication() error {
+	s := t.s
+	var targets []replica.Target
+	for _, def := range t.charter.Sites {
+		if def.ID == t.site || slices.Contains(t.writers.ep.Revoked(), def.ID) {
+			continue
+		}
+		sink, err := s.sinkFor(t.charter, def)
+		if err != nil {
+			s.log.Warn("not shipping to a site", "guest", t.id, "to_site", def.ID, "err", err)
+			continue
+		}
+		targets = append(targets, replica.Target{Site: def.ID, Sink: sink})
+	}
+	repl, err := replica.NewReplicator(replica.ReplicatorOptions{
+		Charter: t.charter, Self: t.site, Log: t.log, Targets: targets, Writers: t.writers,
+		Source: tenantSource{t: t, log: t.log},
+		Shipper: replica.ShipperOptions{MaxBatchEntries: s.cfg.Replication.MaxBatchEntries, BlobParallel: s.cfg.Replication.BlobParallel,
+			BytesPerSecond: s.cfg.Replication.BytesPerSecond},
+		Logger: s.log.With("guest", t.id, "component", "replica"),
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = repl.Run(ctx)
+	}()
+	t.act.repl, t.act.stop, t.act.done = repl, cancel, done
+	return nil
+}
+
+// tenantSource is what an active tenant ships from: its own ledger, and
+// its packs — located through the unsealed registries' stores once they
+// are open (they write new packs), else through the receiver's keyless
+// ones.
+type tenantSource struct {
+	t   *tenant
+	log *ledger.Log
+}
+
+func (s tenantSource) Next(ctx context.Context, size uint64) ([]byte, ledger.Checkpoint, error) {
+	return s.log.WaitPublished(ctx, size+1)
+}
+
+func (s tenantSource) Fetcher() ledger.Fetcher { return ledger.DirFetcher(s.log.Dir()) }
+
+func (s tenantSource) Locate(ctx context.Context, reg string, ids []store.ID) ([]string, error) {
+	if regs := s.t.registries(); regs != nil {
+		return replica.LocalSource{Blobs: regs.Blobs}.Locate(ctx, reg, ids)
+	}
+	return s.t.receiver().Locate(ctx, reg, ids)
+}
+
+func (s tenantSource) Object(ctx context.Context, reg, name string) ([]byte, error) {
+	return replica.LocalSource{Backend: s.t.blobs}.Object(ctx, reg, name)
+}
+
+// registries returns the unsealed registries, or nil.
+func (t *tenant) registries() *registry.Registries {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.act == nil || t.act.local == nil {
+		return nil
+	}
+	return t.act.local.Registries
+}
+
+// receiver returns the current replication receiver.
+func (t *tenant) receiver() *replica.Receiver {
+	t.rmu.Lock()
+	defer t.rmu.Unlock()
+	return t.recv
+}
+
+// newReceiver builds the receiver over the tenant's current ledger and
+// swaps the replication handler to it.
+func (t *tenant) newReceiver() error {
+	s := t.s
+	if old := t.receiver(); old != nil {
+		t.usedAtOpen = old.Used()
+	}
+	recv, err := replica.NewReceiver(replica.ReceiverOptions{
+		Charter: t.charter, Site: t.site, Log: t.log, Blobs: t.blobs, Cosigner: t.cosigner, Writers: t.writers,
+		Quota: t.quota, Used: t.usedAtOpen, Logger: s.log.With("guest", t.id),
+		Suspended:  func() error { return t.suspended(s.opts.Now()) },
+		Suspension: t.susp.pending,
+		Accepted:   func(b *replica.Batch) { t.lastBatch.Store(s.opts.Now().UnixNano()) },
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	recv.Mount(mux, "/replica/v1/guests/"+t.id, s.allowPeer(t))
+	t.rmu.Lock()
+	t.recv = recv
+	t.recvH = mux
+	t.rmu.Unlock()
+	return nil
+}
+
+func (t *tenant) replicaHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.rmu.Lock()
+		h := t.recvH
+		t.rmu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// apiHandler serves the officials' API once the tenant is unsealed.
+func (t *tenant) apiHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.mu.Lock()
+		var h http.Handler
+		if t.act != nil && t.act.local != nil {
+			h = t.act.api
+		}
+		mode := t.currentMode()
+		t.mu.Unlock()
+		if h == nil {
+			writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: fmt.Sprintf("guest %s is %s at site %s and not unsealed: no registry is served", t.id, mode, t.site)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// onFold acts on an order once this site holds it: a failback or an
+// activation of another site ends this site's epoch as writer; a failback
+// naming this site makes it the writer.
+func (t *tenant) onFold(o *continuity.Order, index uint64) {
+	switch o.Action {
+	case charter.ActionActivate, charter.ActionFailback:
+	default:
+		return
+	}
+	if o.Site == t.site {
+		if o.Action == charter.ActionFailback {
+			go t.takeOver(o)
+		}
+		return
+	}
+	// Another site writes the next epoch. If this site writes now, it
+	// hands over: stop writing at once, ship up to the order, reseal.
+	go t.handOver(o, index)
+}
+
+// takeOver makes this site the writer after a failback order naming it
+// arrived by replication: its mirror holds the order, written in the
+// previous writer's epoch; this site writes from the order's epoch on.
+func (t *tenant) takeOver(o *continuity.Order) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.log.IsMirror() {
+		return
+	}
+	ctx := context.Background()
+	if err := t.reopen(ctx, false); err != nil {
+		t.s.log.Error("failback: cannot become the writer", "guest", t.id, "err", err)
+		return
+	}
+	t.act = &activation{order: o, readOnly: false, accepted: t.s.opts.Now()}
+	t.mode.Store(ModeActive)
+	// The order is in the previous writer's epoch; this site's first
+	// entry opens its own, so that its checkpoints are of its epoch.
+	note, _ := json.Marshal(struct {
+		Kind  string `json:"kind"`
+		Order string `json:"order"`
+		Epoch uint64 `json:"epoch"`
+		Site  string `json:"site"`
+	}{"epoch-opened", o.ID, o.Epoch, t.site})
+	if _, err := t.log.Append(ctx, ledger.Entry{Type: ledger.TypeNotice, Epoch: o.Epoch, Time: t.s.opts.Now(), Payload: note}); err != nil {
+		t.s.log.Error("failback: cannot open the epoch", "guest", t.id, "err", err)
+		return
+	}
+	if err := t.startReplication(); err != nil {
+		t.s.log.Error("failback: cannot replicate", "guest", t.id, "err", err)
+	}
+	t.s.log.Warn("failback: this site writes the guest's ledger again", "guest", t.id, "epoch", o.Epoch)
+	if t.rootFile != "" {
+		// A home keeps its root key sealed under its passphrase: it unseals
+		// at once. An embassy taking over waits for the custodians.
+		if err := t.unsealFromFile(ctx); err != nil {
+			t.s.log.Error("failback: cannot open the root key", "guest", t.id, "err", err)
+		}
+	}
+}
+
+// handOver ends this site's epoch as writer after an order naming another
+// writer: writes stop, replication continues until every other site that
+// can be reached holds the order (bounded), then the keys are wiped and the
+// ledger becomes a mirror again.
+func (t *tenant) handOver(o *continuity.Order, index uint64) {
+	t.mu.Lock()
+	a := t.act
+	if a == nil || t.log.IsMirror() {
+		t.mu.Unlock()
+		return
+	}
+	a.handingOver = true
+	t.mode.Store(ModeFenced)
+	repl := a.repl
+	t.mu.Unlock()
+	if repl != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		err := repl.Tracker().WaitSite(ctx, o.Site, index)
+		cancel()
+		if err != nil {
+			t.s.log.Error("hand-over: the new writer did not confirm the order; resealing anyway", "guest", t.id, "new_writer", o.Site, "err", err)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.resealLocked()
+	if err := t.reopen(context.Background(), true); err != nil {
+		t.s.log.Error("hand-over: cannot reopen as a mirror", "guest", t.id, "err", err)
+		return
+	}
+	t.act = nil
+	t.mode.Store(ModeStandby)
+	t.s.log.Warn("hand-over done: this site is a sealed mirror again", "guest", t.id, "new_writer", o.Site, "epoch", o.Epoch)
+}
+
+// resealLocked stops replication from this site and wipes the keys.
+func (t *tenant) resealLocked() {
+	a := t.act
+	if a == nil {
+		return
+	}
+	if a.stop != nil {
+		a.stop()
+		<-a.done
+		a.stop = nil
+	}
+	if a.session != nil {
+		a.session.Close()
+		a.session = nil
+	}
+	if a.local != nil {
+		if a.local.Registries != nil {
+			a.local.Registries.Close()
+		}
+		if a.local.Keys != nil {
+			a.local.Keys.Wipe()
+		}
+		a.local, a.guest, a.api = nil, nil, nil
+	}
+}
+
+// UnsealResponse answers POST .../unseal and .../unseal/{session}.
+type UnsealResponse struct {
+	Session   string    `json:"session"`
+	Recipient string    `json:"recipient"` // the one-time age recipient custodians seal their shares to
+	Expires   time.Time `json:"expires"`
+	Have      int       `json:"have"`
+	Need      int       `json:"need"`
+	Unsealed  bool      `json:"unsealed"`
+}
+
+// openUnseal starts an unseal session at an active site; an official of
+// the guest's charter signs the request.
+func (s *Site) openUnseal(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	if _, err := t.auth.authenticate(r); err != nil {
+		writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: err.Error()})
+		return
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	resp, err := t.openSession()
+	if err != nil {
+		writeJSON(w, http.StatusConflict, ErrorBody{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (t *tenant) openSession() (*UnsealResponse, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.act
+	if a == nil {
+		return nil, fmt.Errorf("guest %s is not activated at site %s: submit an activation order first", t.id, t.site)
+	}
+	if a.local != nil {
+		return nil, fmt.Errorf("guest %s is already unsealed at site %s", t.id, t.site)
+	}
+	if t.custody == nil {
+		return nil, fmt.Errorf("site %s has no custody package for %s (guests[].custody in its config)", t.site, t.id)
+	}
+	if a.session == nil {
+		sess, err := continuity.NewUnsealSession(t.custody, time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		a.session = sess
+	}
+	have, need, _ := a.session.Status()
+	return &UnsealResponse{Session: a.session.ID(), Recipient: a.session.Recipient(), Expires: a.session.Expires(), Have: have, Need: need}, nil
+}
+
+// submitShare takes one custodian's share sealed to the session. The share
+// authenticates itself against the custody package; at the threshold the
+// root key is rebuilt, in memory only, and the registries are opened.
+func (s *Site) submitShare(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	sealed, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "share: " + err.Error()})
+		return
+	}
+	resp, err := t.addShare(r.Context(), r.PathValue("session"), sealed)
+	if err != nil {
+		writeJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (t *tenant) addShare(ctx context.Context, session string, sealed []byte) (*UnsealResponse, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.act
+	if a == nil || a.session == nil || a.session.ID() != session {
+		return nil, fmt.Errorf("no unseal session %q open for %s at site %s", session, t.id, t.site)
+	}
+	have, need, err := a.session.Submit(sealed)
+	if err != nil {
+		return nil, err
+	}
+	resp := &UnsealResponse{Session: a.session.ID(), Recipient: a.session.Recipient(), Expires: a.session.Expires(), Have: have, Need: need}
+	if have < need {
+		return resp, nil
+	}
+	root, err := a.session.Combine()
+	a.session = nil
+	if err != nil {
+		return nil, err
+	}
+	err = t.openKeysLocked(ctx, root)
+	root.Wipe()
+	if err != nil {
+		return nil, err
+	}
+	resp.Unsealed = true
+	return resp, nil
+}
+
+// unsealFromFile opens the home's own sealed root key file.
+func (t *tenant) unsealFromFile(ctx context.Context) error {
+	root, err := seal.ReadRootKeyFile(t.rootFile, t.s.pass)
+	if err != nil {
+		return err
+	}
+	defer root.Wipe()
+	return t.openKeysLocked(ctx, root)
+}
+
+// openKeysLocked derives the keyring, opens the registries the order puts
+// in scope (their index rebuilt from the ledger) and serves the API.
+func (t *tenant) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
+	a := t.act
+	a.unsealed = t.s.opts.Now()
+	keys := seal.NewKeyring(t.id, root)
+	c := t.charter
+	if len(a.order.Registries) > 0 {
+		// Serve only the registries in scope: a narrowed copy of the
+		// charter's placement for this site.
+		cc := *c
+		cc.Registries = nil
+		for _, r := range c.Registries {
+			if slices.Contains(a.order.Registries, r.Name) {
+				cc.Registries = append(cc.Registries, r)
+			}
+		}
+		c = &cc
+	}
+	writers := t.writers
+	regs, err := registry.Open(ctx, registry.Options{Charter: c, Site: t.site, Log: t.log, Keys: keys, Blobs: t.blobs,
+		Now: t.s.opts.Now, Epoch: writers.ep.Current,
+		Replicated: func(ctx context.Context, reg string, idx uint64) error {
+			t.mu.Lock()
+			var repl *replica.Replicator
+			if t.act != nil {
+				repl = t.act.repl
+			}
+			t.mu.Unlock()
+			if repl == nil {
+				return nil
+			}
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			return repl.Replicated(ctx, reg, idx)
+		}})
+	if err != nil {
+		keys.Wipe()
+		return fmt.Errorf("open the registries of %s: %w", t.id, err)
+	}
+	a.indexed = t.s.opts.Now()
+	a.local = &Local{Site: t.site, Charter: t.charter, Log: t.log, Keys: keys, Blobs: t.blobs, Registries: regs}
+	g := &guest{local: a.local, limits: t.s.cfg.limits(), policy: t.s.opts.Policy, auth: t.auth, log: t.s.log.With("guest", t.id),
+		readOnly: a.readOnly, access: t.recordAccess}
+	g.mode.Store(ModeActive)
+	if _, err := rand.Read(g.tokenKey[:]); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	g.mountAPI(mux, "/guests/"+t.id+"/v1")
+	a.guest, a.api = g, mux
+	t.s.log.Warn("unsealed: serving the guest's registries", "guest", t.id, "registries", regs.Names(),
+		"index_seconds", a.indexed.Sub(a.unsealed).Seconds())
+	return nil
+}
+
+// AccessEntry is the payload of a ledger access entry: who read which
+// record version at which site. The record id is blinded like everywhere
+// in the ledger.
+type AccessEntry struct {
+	Official string `json:"official"`
+	Site     string `json:"site"`
+	Registry string `json:"registry"`
+	BlindID  []byte `json:"blind_id"`
+	Version  uint64 `json:"version"`
+}
+
+// recordAccess appends the access entry of a read before it is served.
+func (t *tenant) recordAccess(r *http.Request, o *charter.Official, reg string, rec *registry.Record) error {
+	t.mu.Lock()
+	a := t.act
+	var keys *seal.Keyring
+	if a != nil && a.local != nil {
+		keys = a.local.Keys
+	}
+	t.mu.Unlock()
+	if keys == nil {
+		return errors.New("guest sealed while reading")
+	}
+	blind := keys.Registry(reg).BlindID(rec.ID)
+	payload, err := json.Marshal(AccessEntry{Official: o.ID, Site: t.site, Registry: reg, BlindID: blind[:], Version: rec.Version})
+	if err != nil {
+		return err
+	}
+	if _, err := t.log.Append(r.Context(), ledger.Entry{Type: ledger.TypeAccess, Epoch: t.writers.ep.Current(), Time: t.s.opts.Now(), Payload: payload}); err != nil {
+		return fmt.Errorf("record the access in the ledger: %w", err)
+	}
+	t.mu.Lock()
+	if t.act == a && a.firstRead.IsZero() {
+		a.firstRead = t.s.opts.Now()
+		t.s.log.Warn("first read served", "guest", t.id, "rto_seconds", a.firstRead.Sub(later(a.accepted, a.unsealed)).Seconds())
+	}
+	t.mu.Unlock()
+	return nil
+}
+
+// sealGuest wipes the keys at an active site and stops serving the
+// registries; the ledger stays as it is. An official signs the request.
+func (s *Site) sealGuest(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	if _, err := t.auth.authenticate(r); err != nil {
+		writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: err.Error()})
+		return
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	t.mu.Lock()
+	if t.act != nil && t.act.local != nil {
+		a := t.act
+		a.local.Registries.Close()
+		a.local.Keys.Wipe()
+		a.local, a.guest, a.api = nil, nil, nil
+	}
+	t.mu.Unlock()
+	writeJSON(w, http.StatusOK, t.status())
+}
+
+// sinkFor is how this site reaches another site of a charter: the URL
+// Config.Peers gives or the charter's, over TLS pinned to the charter's
+// key for that site, or plain HTTP with insecure_loopback.
+func (s *Site) sinkFor(c *charter.Charter, def charter.Site) (*replica.Remote, error) {
+	u := def.URL
+	if p, ok := s.cfg.Peers[def.ID]; ok {
+		u = p
+	}
+	var client *http.Client
+	switch {
+	case len(u) > 8 && u[:8] == "https://":
+		if s.tlsKey == nil {
+			return nil, fmt.Errorf("site %s over https needs tls_key, to pin both ends to the charter", def.ID)
+		}
+		pub, err := def.TLSPublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("tls key of site %s: %w", def.ID, err)
+		}
+		cfg, err := pintls.ClientConfig(s.tlsKey, pub)
+		if err != nil {
+			return nil, err
+		}
+		client = &http.Client{Transport: pintls.Transport(cfg)}
+	case len(u) > 7 && u[:7] == "http://" && s.cfg.InsecureLoopback:
+		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	default:
+		return nil, fmt.Errorf("site %s at %q: want https:// (or http:// with insecure_loopback)", def.ID, u)
+	}
+	return &replica.Remote{Base: u, Guest: c.Guest.ID, Client: client}, nil
+}
+
+// last is the newest order folded in (nil: none).
+func (w *epochWriters) last() *continuity.Order {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.orders) == 0 {
+		return nil
+	}
+	return w.orders[len(w.orders)-1]
+}
+
+// ledger returns the tenant's current ledger (mirror or writer).
+func (t *tenant) ledger() *ledger.Log {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.log
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
