@@ -185,3 +185,18 @@ func Chunks(rec *registry.RecordEntry) ([]store.ID, error) {
 	}
 	return ids, nil
 }
+
+// CanCatchUpFrom reports whether site may catch up from peer: only if the
+// charter places at peer every registry it places at site. A peer holds
+// only withheld stubs for the registries it may not hold, and a stub
+// carries nothing to rebuild the entry from, so catching up from it would
+// leave a permanent hole where site should hold records.
+func CanCatchUpFrom(c *charter.Charter, site, peer string) error {
+	mine, theirs := Placement{c, site}, Placement{c, peer}
+	for _, r := range c.Registries {
+		if mine.Registry(r.Name) && !theirs.Registry(r.Name) {
+			return fmt.Errorf("site %s cannot catch up from %s: the charter places registry %s at %s but not at %s", site, peer, r.Name, site, peer)
+		}
+	}
+	return nil
+}
