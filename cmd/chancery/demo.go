@@ -25,7 +25,7 @@ end unless --keep is given. With --dir it uses the state "chancery init"
 made there (its passphrase from --passphrase-file or $CHANCERY_PASSPHRASE);
 the ledger lives under D/sites/home/ledger.
 
-The story so far:
+The story, each site its own "chancery serve" process on loopback:
   1. the charter is recorded in the home ledger;
   2. home loads its registers (a generated population with documents,
      parcels and businesses), sealed, and the land register's scanned deeds
@@ -35,7 +35,17 @@ The story so far:
   4. an official looks a citizen up by national id;
   5. every byte the sites hold is searched for that citizen's name: none;
   6. an auditor verifies the whole ledger against the charter's keys and
-     proves random entries included.
+     proves random entries included;
+  7. two embassies in two host states receive the sealed registers and the
+     ledger, checking every batch and signing receipts; officials write at
+     home, quorum writes acknowledged only once an embassy holds them;
+  8. the home is destroyed (process killed, data deleted);
+  9. two officials sign an activation order for embassy-north; three of
+     five custodians unseal it; it serves a lookup and a write (RTO);
+ 10. a fresh home catches up from the embassy as a sealed mirror, and a
+     failback order hands the state back home without losing a record.
+It prints the measured RPO and RTO. --keep leaves the sites running and
+prints their addresses.
 
 "chancery demo gen" writes the same generated registers as JSONL for
 "chancery import".`,
@@ -50,7 +60,12 @@ The story so far:
 					o.Passphrase = pass
 				}
 			}
-			_, err := demo.Run(cmd.Context(), o, cmd.OutOrStdout())
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("demo: find this executable to run the sites: %w", err)
+			}
+			o.Binary = exe
+			_, err = demo.Run(cmd.Context(), o, cmd.OutOrStdout())
 			return err
 		},
 	}
@@ -60,7 +75,7 @@ The story so far:
 	cmd.Flags().IntVar(&o.DeedPersons, "deed-persons", 40, "further persons whose land parcels come with scanned deeds (100 KB–5 MB each)")
 	cmd.Flags().IntVar(&o.Updates, "updates", 2000, "record changes officials make")
 	cmd.Flags().IntVar(&o.Appenders, "appenders", 64, "officials writing at once")
-	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the temporary state directory")
+	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the state directory and leave the sites running (their addresses are printed)")
 	cmd.AddCommand(newDemoGenCmd())
 	return cmd
 }

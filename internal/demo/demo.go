@@ -53,6 +53,10 @@ type Options struct {
 	Keep bool
 	// WorkFactor is the scrypt work factor for a fresh state's key files.
 	WorkFactor int
+	// Binary is the chancery executable the sites run as, each its own
+	// process. Empty: the story stops at the home (no replication or
+	// continuity).
+	Binary string
 }
 
 // Report is what Run measured.
@@ -74,6 +78,14 @@ type Report struct {
 	Root           string
 	ScannedBytes   int64
 	PlaintextHits  int
+
+	// The continuity story (Options.Binary set).
+	CatchUp    time.Duration // both embassies caught up with the home
+	RPOEntries uint64        // the worst site's recovery point when home was lost
+	RPOSeconds float64
+	RTO        time.Duration // order and threshold of shares to the first served read
+	Epochs     uint64        // epoch after failback
+	FinalSize  uint64        // ledger size at home after failback
 }
 
 // Run tells the story so far. The Demo Republic is founded (or opened); its
@@ -173,6 +185,13 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 
 	if err := audit(ctx, layout, c, home, rep, say); err != nil {
 		return nil, err
+	}
+	if opts.Binary != "" {
+		if err := continuityStory(ctx, opts, dir, pass, c, probe[0], rep, say); err != nil {
+			return rep, err
+		}
+		say("== The whole story: RPO %d entries (%.3f s) when home was lost; RTO %v; failback without losing a record (epoch %d, %d entries)",
+			rep.RPOEntries, rep.RPOSeconds, rep.RTO.Round(time.Millisecond), rep.Epochs, rep.FinalSize)
 	}
 	if fresh && opts.Keep {
 		say("== State kept in %s", dir)

@@ -5,13 +5,16 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/chancery-gov/chancery/internal/testnet"
 )
 
 // TestRunTellsTheStory runs the demo small, in a fresh temporary state, and
 // checks what it reports against what each step must have done.
 func TestRunTellsTheStory(t *testing.T) {
 	var out bytes.Buffer
-	rep, err := Run(context.Background(), Options{Persons: 120, DeedPersons: 12, Updates: 40, Appenders: 8, WorkFactor: 10}, &out)
+	bin := testnet.BuildChancery(t)
+	rep, err := Run(context.Background(), Options{Persons: 120, DeedPersons: 12, Updates: 40, Appenders: 8, WorkFactor: 10, Binary: bin}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -29,7 +32,18 @@ func TestRunTellsTheStory(t *testing.T) {
 	case rep.Entries != rep.CheckpointSize || rep.Entries < uint64(rep.Imported+40):
 		t.Errorf("ledger holds %d entries (checkpoint %d) after %d imports and 40 updates", rep.Entries, rep.CheckpointSize, rep.Imported)
 	}
-	for _, step := range []string{"Founding the Demo Republic", "loads its registers", "scanned deeds", "address changes", "looks up national id", "sealed bytes only", "auditor verifies"} {
+	switch {
+	case rep.CatchUp == 0:
+		t.Error("the embassies never caught up")
+	case rep.RTO <= 0:
+		t.Error("no RTO measured: the embassy served no read after unsealing")
+	case rep.Epochs != 3:
+		t.Errorf("epoch %d after failback, want 3 (home, embassy-north, home)", rep.Epochs)
+	case rep.FinalSize < rep.Entries+50:
+		t.Errorf("home holds %d entries after failback, fewer than the %d before the disaster plus the 50 written", rep.FinalSize, rep.Entries)
+	}
+	for _, step := range []string{"Founding the Demo Republic", "loads its registers", "scanned deeds", "address changes", "looks up national id", "sealed bytes only", "auditor verifies",
+		"Two embassies open", "Disaster", "activation order", "custodians unseal", "serves the state's operational core", "home is rebuilt", "Failback", "no record lost"} {
 		if !strings.Contains(out.String(), step) {
 			t.Errorf("the story lacks %q", step)
 		}

@@ -1,0 +1,457 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/registry"
+	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/site"
+)
+
+// proc is a `chancery serve` child process.
+type proc struct {
+	name, config, log, url string
+	cmd                    *exec.Cmd
+}
+
+// sites are the three sites of the story, each its own process.
+type sites struct {
+	bin, dir, pass string
+	urls           map[string]string
+	procs          map[string]*proc
+	mu             sync.Mutex
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *sites) start(ctx context.Context, name, cfg string) error {
+	p := &proc{name: name, config: filepath.Join(s.dir, name+".yaml"), log: filepath.Join(s.dir, name+".log"), url: s.urls[siteOf(name)]}
+	if err := os.WriteFile(p.config, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	p.cmd = exec.Command(s.bin, "serve", "--config", p.config)
+	p.cmd.Env = append(os.Environ(), keyfile.EnvPassphrase+"="+s.pass)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() { p.cmd.Wait(); logf.Close() }()
+	s.mu.Lock()
+	s.procs[name] = p
+	s.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if p.cmd.ProcessState != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	tail, _ := os.ReadFile(p.log)
+	return fmt.Errorf("%s did not come up; its log ends:\n%s", name, lastLines(string(tail), 8))
+}
+
+func siteOf(name string) string { return strings.TrimSuffix(name, "-standby") }
+
+func lastLines(s string, n int) string {
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+// kill sends SIGKILL to a site's process group: the disaster.
+func (s *sites) kill(name string) {
+	s.mu.Lock()
+	p := s.procs[name]
+	delete(s.procs, name)
+	s.mu.Unlock()
+	if p != nil && p.cmd.Process != nil {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		for i := 0; i < 100 && p.cmd.ProcessState == nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func (s *sites) stopAll() {
+	s.mu.Lock()
+	ps := make([]*proc, 0, len(s.procs))
+	for _, p := range s.procs {
+		ps = append(ps, p)
+	}
+	s.procs = map[string]*proc{}
+	s.mu.Unlock()
+	for _, p := range ps {
+		if p.cmd.Process != nil {
+			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+		}
+	}
+	for _, p := range ps {
+		for i := 0; i < 500 && p.cmd.ProcessState == nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func peersYAML(urls map[string]string) string {
+	var b strings.Builder
+	b.WriteString("peers:\n")
+	for _, id := range []string{"home", "embassy-north", "embassy-south"} {
+		fmt.Fprintf(&b, "  %s: %s\n", id, urls[id])
+	}
+	return b.String()
+}
+
+// continuityStory is the part of the demo that needs separate processes:
+// replication to two embassies, the loss of home, activation by order,
+// unseal by custodians, service from the embassy, the home rebuilt from
+// it, and failback.
+func continuityStory(ctx context.Context, opts Options, dir string, pass []byte, c *charter.Charter, probeID string, rep *Report, say func(string, ...any)) (err error) {
+	layout := state.Layout{Dir: dir}
+	s := &sites{bin: opts.Binary, dir: dir, pass: string(pass), urls: map[string]string{}, procs: map[string]*proc{}}
+	ports := map[string]int{}
+	for _, id := range []string{"home", "embassy-north", "embassy-south"} {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		ports[id] = p
+		s.urls[id] = fmt.Sprintf("http://127.0.0.1:%d", p)
+	}
+	if opts.Keep {
+		defer func() {
+			if err == nil {
+				say("== --keep: the sites keep running (stop them with kill; logs and configs in %s)", dir)
+				for _, id := range []string{"home", "embassy-north", "embassy-south"} {
+					say("   %-14s %s", id, s.urls[id])
+				}
+			}
+		}()
+	} else {
+		defer s.stopAll()
+	}
+	embassy := func(id string) string {
+		return fmt.Sprintf("site: %s\nlisten: 127.0.0.1:%d\ninsecure_loopback: true\ndata_dir: %s\nguests:\n  - charter: %s\n    checkpoint_key: %s\n    custody: %s\n%s",
+			id, ports[id], filepath.Join(dir, "sites", id), layout.Charter(), layout.Key("site-checkpoint", id), layout.Custody(), peersYAML(s.urls))
+	}
+	homeCfg := fmt.Sprintf("state_dir: %s\nsite: home\nlisten: 127.0.0.1:%d\ninsecure_loopback: true\n%s", dir, ports["home"], peersYAML(s.urls))
+
+	say("== Two embassies open in two host states, each its own process: embassy-north (Northland), embassy-south (Southland)")
+	for _, id := range []string{"embassy-north", "embassy-south"} {
+		if err := s.start(ctx, id, embassy(id)); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	if err := s.start(ctx, "home", homeCfg); err != nil {
+		return err
+	}
+	status := func() (*site.ReplicationStatus, error) { return site.FetchStatus(ctx, s.urls["home"], nil) }
+	var st *site.ReplicationStatus
+	for {
+		if st, err = status(); err != nil {
+			return err
+		}
+		caught := len(st.Sites) == 2
+		for _, l := range st.Sites {
+			caught = caught && l.Entries == 0 && l.Size == st.Size
+		}
+		if caught {
+			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			return fmt.Errorf("demo: replication did not catch up: %+v", st.Sites)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rep.CatchUp = time.Since(start)
+	say("   the home ships its %d entries and their deeds; both sites check every batch and sign receipts: caught up in %v",
+		st.Size, rep.CatchUp.Round(time.Millisecond))
+	for _, l := range st.Sites {
+		say("   %-14s receipt for %d entries (cosigned %s), %.1f MB shipped", l.Site, l.Size, l.ReceiptTime.Format(time.TimeOnly), float64(l.BytesSent)/1e6)
+	}
+
+	officials := func(id string) (site.Signer, error) {
+		key, err := keyfile.ReadEd25519(layout.Key("official", id), keyfile.Protector{Passphrase: pass})
+		return site.Signer{Official: id, Key: key}, err
+	}
+	registrar, err := officials("registrar")
+	if err != nil {
+		return err
+	}
+	clientAt := func(siteID, base string) *site.Client {
+		sg := registrar
+		sg.Site = siteID
+		return &site.Client{BaseURL: base, Signer: sg}
+	}
+
+	say("== Officials keep working at home over its API while the sites follow")
+	homeAPI := clientAt("home", s.urls["home"])
+	lagStart := time.Now()
+	var written []string
+	for i := 0; i < 50; i++ {
+		id := fmt.Sprintf("DR-DEMO-%04d", i)
+		rec := json.RawMessage(fmt.Sprintf(`{"national_id":%q,"first_name":"Nova","last_name":"Demo%d","address":{"city":"Capital"}}`, id, i))
+		if _, err := homeAPI.Put(ctx, "population", id, rec); err != nil {
+			return fmt.Errorf("demo: write at home: %w", err)
+		}
+		written = append(written, id)
+	}
+	writeTime := time.Since(lagStart)
+	if st, err = status(); err != nil {
+		return err
+	}
+	say("   50 population records written in %v, each acknowledged only once an embassy had cosigned it (quorum registry)", writeTime.Round(time.Millisecond))
+	for _, l := range st.Sites {
+		rep.RPOEntries = max(rep.RPOEntries, l.Entries)
+		rep.RPOSeconds = max(rep.RPOSeconds, l.Seconds)
+		say("   %-14s RPO now: %d entries, %.3f s behind home", l.Site, l.Entries, l.Seconds)
+	}
+
+	say("== Disaster: the home is destroyed — its process killed, its data deleted")
+	s.kill("home")
+	if err := os.RemoveAll(filepath.Join(dir, "sites", "home")); err != nil {
+		return err
+	}
+	say("   sites/home is gone; the embassies hold the sealed state and the ledger up to their last receipts")
+
+	say("== Two officials sign an activation order for embassy-north, offline")
+	ep := continuity.Order{Action: charter.ActionActivate, Site: "embassy-north", Access: continuity.AccessReadWrite, Epoch: 2,
+		Reason: "home infrastructure lost", NotBefore: time.Now().Add(-time.Minute), Expires: time.Now().Add(24 * time.Hour)}
+	signed, err := signOrder(c, ep, layout, pass, "min-interior", "cio")
+	if err != nil {
+		return err
+	}
+	north := &site.ContinuityClient{BaseURL: s.urls["embassy-north"], Guest: c.Guest.ID}
+	ordered := time.Now()
+	or, err := north.Submit(ctx, signed)
+	if err != nil {
+		return fmt.Errorf("demo: activation: %w", err)
+	}
+	say("   order %s accepted by embassy-north as ledger entry %d: epoch %d, writer %s; a returning home learns the epoch and is fenced",
+		or.Order[:12], or.Index, or.Status.Epoch, or.Status.Writer)
+
+	say("== Three of five custodians unseal embassy-north: each re-seals their share to the site's one-time key")
+	cio, err := officials("cio")
+	if err != nil {
+		return err
+	}
+	cio.Site = "embassy-north"
+	north.Signer = &cio
+	sess, err := north.OpenUnseal(ctx)
+	if err != nil {
+		return err
+	}
+	pkg, err := seal.ReadCustodyPackageFile(layout.Custody())
+	if err != nil {
+		return err
+	}
+	var shares [][]byte
+	for _, cust := range []string{"cust-parliament", "cust-court", "cust-bank"} {
+		sh, err := reseal(pkg, layout, pass, cust, sess.Recipient)
+		if err != nil {
+			return err
+		}
+		shares = append(shares, sh)
+	}
+	var unsealedAt time.Time
+	for i, sh := range shares {
+		r, err := north.SubmitShare(ctx, sess.Session, sh)
+		if err != nil {
+			return fmt.Errorf("demo: share %d: %w", i+1, err)
+		}
+		if r.Unsealed {
+			unsealedAt = time.Now()
+			say("   share %d of %d in: the root key is rebuilt in memory only, the registries' index rebuilt from the ledger", r.Have, r.Need)
+		}
+	}
+	if unsealedAt.IsZero() {
+		return errors.New("demo: the site did not unseal at the threshold")
+	}
+
+	say("== embassy-north serves the state's operational core")
+	northAPI := clientAt("embassy-north", s.urls["embassy-north"]+"/guests/"+c.Guest.ID)
+	got, err := northAPI.Get(ctx, "population", probeID, registry.AsOf{})
+	if err != nil {
+		return fmt.Errorf("demo: lookup at embassy-north: %w", err)
+	}
+	firstRead := time.Now()
+	cs, err := north.Status(ctx)
+	if err != nil {
+		return err
+	}
+	rep.RTO = time.Duration(cs.RTOSeconds * float64(time.Second))
+	var person struct {
+		First string `json:"first_name"`
+		Last  string `json:"last_name"`
+	}
+	json.Unmarshal(got.Data, &person)
+	say("   lookup of national id %s: %s %s, version %d — the read is an access entry in the ledger", probeID, person.First, person.Last, got.Version)
+	say("   RTO: %v from the order and the threshold of shares to the first served read (%v from the order's submission, custodians included)",
+		rep.RTO.Round(time.Millisecond), firstRead.Sub(ordered).Round(time.Millisecond))
+	newID := "DR-EMBASSY-0001"
+	w, err := northAPI.Put(ctx, "population", newID, json.RawMessage(`{"national_id":"DR-EMBASSY-0001","first_name":"Born","last_name":"Abroad","address":{"city":"Capital"}}`))
+	if err != nil {
+		return fmt.Errorf("demo: write at embassy-north: %w", err)
+	}
+	say("   a birth is registered at the embassy: %s, ledger entry %d, epoch %d, cosigned by embassy-south before it was acknowledged", newID, w.Index, w.Epoch)
+
+	say("== The home is rebuilt: a fresh home starts as a sealed mirror and catches up from embassy-north")
+	rebuilt := time.Now()
+	if err := s.start(ctx, "home-standby", homeCfg+"standby: true\n"); err != nil {
+		return err
+	}
+	home := &site.ContinuityClient{BaseURL: s.urls["home"], Guest: c.Guest.ID}
+	var hs *site.ContinuityStatus
+	for {
+		if hs, err = home.Status(ctx); err != nil {
+			return err
+		}
+		ns, err := north.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if hs.Size >= ns.Size && hs.Epoch == 2 {
+			break
+		}
+		if time.Since(rebuilt) > 5*time.Minute {
+			return fmt.Errorf("demo: the home did not catch up (%d of %d entries)", hs.Size, ns.Size)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	say("   home holds all %d entries again, checked against embassy-north's signatures, in %v", hs.Size, time.Since(rebuilt).Round(time.Millisecond))
+
+	say("== Failback: the ministers order the home back; embassy-north appends the order, stops writing and reseals")
+	fb := continuity.Order{Action: charter.ActionFailback, Site: "home", Epoch: 3, Reason: "home rebuilt",
+		NotBefore: time.Now().Add(-time.Minute), Expires: time.Now().Add(24 * time.Hour)}
+	signed, err = signOrder(c, fb, layout, pass, "min-justice", "cio")
+	if err != nil {
+		return err
+	}
+	if _, err := north.Submit(ctx, signed); err != nil {
+		return fmt.Errorf("demo: failback: %w", err)
+	}
+	fbStart := time.Now()
+	for {
+		if hs, err = home.Status(ctx); err != nil {
+			return err
+		}
+		if hs.Writer == "home" && hs.Mode == site.ModeActive && hs.Unsealed {
+			break
+		}
+		if time.Since(fbStart) > 2*time.Minute {
+			return fmt.Errorf("demo: the home did not take over: %+v", hs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for {
+		ns, err := north.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if ns.Mode == site.ModeStandby && !ns.Unsealed {
+			break
+		}
+		if time.Since(fbStart) > 3*time.Minute {
+			return fmt.Errorf("demo: embassy-north did not reseal: %+v", ns)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	say("   home writes epoch %d again after %v; embassy-north is a sealed mirror once more", hs.Epoch, time.Since(fbStart).Round(time.Millisecond))
+	homeAPI = clientAt("home", s.urls["home"]+"/guests/"+c.Guest.ID)
+	back, err := homeAPI.Get(ctx, "population", newID, registry.AsOf{})
+	if err != nil {
+		return fmt.Errorf("demo: the embassy's record at home: %w", err)
+	}
+	say("   the birth registered abroad is at home: %s, version %d, written in epoch %d — no record lost", newID, back.Version, back.Epoch)
+	for _, id := range written {
+		if _, err := homeAPI.Get(ctx, "population", id, registry.AsOf{}); err != nil {
+			return fmt.Errorf("demo: record %s written before the disaster is missing after failback: %w", id, err)
+		}
+	}
+	say("   all %d records acknowledged at home before the disaster are there too", len(written))
+	rep.Epochs = hs.Epoch
+	rep.FinalSize = hs.Size
+	return nil
+}
+
+// signOrder makes an order and has the officials sign it with their keys.
+func signOrder(c *charter.Charter, tmpl continuity.Order, layout state.Layout, pass []byte, signers ...string) ([]byte, error) {
+	o, err := continuity.NewOrder(c, tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("demo: order: %w", err)
+	}
+	so := &continuity.SignedOrder{Order: *o}
+	for _, id := range signers {
+		key, err := keyfile.ReadEd25519(layout.Key("official", id), keyfile.Protector{Passphrase: pass})
+		if err != nil {
+			return nil, err
+		}
+		if err := continuity.Sign(so, id, key); err != nil {
+			return nil, err
+		}
+	}
+	return so.Marshal()
+}
+
+// reseal is what a custodian does on their own machine: open their share
+// with their identity and seal it to the session's one-time recipient.
+func reseal(pkg *seal.CustodyPackage, layout state.Layout, pass []byte, custodian, recipient string) ([]byte, error) {
+	id, err := keyfile.ReadAgeIdentity(layout.Key("custodian", custodian), keyfile.Protector{Passphrase: pass})
+	if err != nil {
+		return nil, err
+	}
+	sh, err := pkg.OpenShare(custodian, id)
+	if err != nil {
+		return nil, err
+	}
+	defer sh.Wipe()
+	rcpt, err := age.ParseX25519Recipient(recipient)
+	if err != nil {
+		return nil, err
+	}
+	return sh.SealTo(rcpt)
+}
