@@ -50,6 +50,7 @@ everything by a signed charter: who may act, and with which quorum.`,
 		newStatusCmd(),
 		newUnsealCmd(),
 		newSealCmd(),
+		newReconcileCmd(),
 	)
 	return root
 }

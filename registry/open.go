@@ -1,0 +1,47 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/seal"
+)
+
+// OpenEntry decrypts one encoded record entry with the guest's keys,
+// outside any index: for entries that are not in the tree a site serves,
+// such as those a fenced home wrote past the fork, which reconciliation
+// shows to officials. It returns the record as it was written, with the
+// version and epoch the entry carries (its ledger index is the caller's).
+func OpenEntry(keys *seal.Keyring, guest string, raw []byte) (*Record, *RecordEntry, error) {
+	e, err := ledger.DecodeEntry(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.Type != ledger.TypeRecord {
+		return nil, nil, fmt.Errorf("entry of type %s is not a record", e.Type)
+	}
+	re, err := UnmarshalRecordEntry(e.Payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec := &Record{Registry: re.Registry, VersionInfo: VersionInfo{Version: re.Version, Time: e.Time, Epoch: e.Epoch, Deleted: re.Kind == KindTombstone}}
+	if re.Kind == KindTombstone {
+		return rec, re, nil
+	}
+	ad := seal.RecordAD{Guest: guest, Registry: re.Registry, BlindID: re.BlindID, Version: re.Version, Epoch: e.Epoch}
+	plain, err := keys.Registry(re.Registry).Open(ad, re.Sealed)
+	if err != nil {
+		return nil, re, fmt.Errorf("%s version %d: %w", re.Registry, re.Version, err)
+	}
+	defer clear(plain)
+	var b body
+	if err := json.Unmarshal(plain, &b); err != nil {
+		return nil, re, fmt.Errorf("%s version %d: sealed body: %w", re.Registry, re.Version, err)
+	}
+	rec.ID, rec.Data = b.ID, append(json.RawMessage(nil), b.Data...)
+	for _, a := range b.Attachments {
+		rec.Attachments = append(rec.Attachments, Attachment{Name: a.Name, Size: a.Size})
+	}
+	return rec, re, nil
+}
