@@ -41,6 +41,10 @@ type Replicator struct {
 	tracker  *Tracker
 	shippers []*Shipper
 	quorum   map[string]quorumRule
+
+	mu      sync.Mutex
+	stopped map[string]bool
+	cancels map[string]context.CancelFunc
 }
 
 type quorumRule struct {
@@ -64,7 +68,8 @@ func NewReplicator(o ReplicatorOptions) (*Replicator, error) {
 		}
 		ids = append(ids, t.Site)
 	}
-	r := &Replicator{opts: o, tracker: NewTracker(ids, nil), quorum: map[string]quorumRule{}}
+	r := &Replicator{opts: o, tracker: NewTracker(ids, nil), quorum: map[string]quorumRule{},
+		stopped: map[string]bool{}, cancels: map[string]context.CancelFunc{}}
 	f := ledger.DirFetcher(o.Log.Dir())
 	r.tracker.SetEntryTime(func(index, size uint64) (time.Time, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -123,14 +128,35 @@ func (r *Replicator) Run(ctx context.Context) error {
 		r.observe(ctx)
 	}()
 	for _, s := range r.shippers {
+		sctx, cancel := context.WithCancel(ctx)
+		r.mu.Lock()
+		if r.stopped[s.opts.Site] {
+			r.mu.Unlock()
+			cancel()
+			continue
+		}
+		r.cancels[s.opts.Site] = cancel
+		r.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = s.Run(ctx)
+			defer cancel()
+			_ = s.Run(sctx)
 		}()
 	}
 	wg.Wait()
 	return ctx.Err()
+}
+
+// Stop ends shipping to a site for good (a revoked site): its shipper
+// stops, and a later Run does not start it.
+func (r *Replicator) Stop(site string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped[site] = true
+	if c, ok := r.cancels[site]; ok {
+		c()
+	}
 }
 
 // observe feeds the writer's progress to the tracker: the clock of every

@@ -101,7 +101,7 @@ func (s *Site) openReplication(ctx context.Context, pass []byte) error {
 	}
 	rc := s.cfg.Replication
 	repl, err := replica.NewReplicator(replica.ReplicatorOptions{
-		Charter: l.Charter, Self: l.Site, Log: l.Log, Targets: targets,
+		Charter: l.Charter, Self: l.Site, Log: l.Log, Targets: targets, Writers: s.homeWriters,
 		Source: replica.LocalSource{Log: l.Log, Blobs: l.Registries.Blobs, Backend: l.Blobs},
 		Shipper: replica.ShipperOptions{MaxBatchEntries: rc.MaxBatchEntries, BlobParallel: rc.BlobParallel,
 			BytesPerSecond: rc.BytesPerSecond, OnSuspension: s.recordSuspension, OnState: s.fenceIfNewer},

@@ -123,6 +123,8 @@ type Site struct {
 	// pass opens a standby home's root key file when a failback names it
 	// the writer; nil otherwise. Wiped at Close.
 	pass []byte
+	// homeWriters are the orders in a normal home's ledger.
+	homeWriters *epochWriters
 }
 
 // guest is one guest state as this site holds it. The API handlers hang
@@ -240,6 +242,10 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 		return nil, err
 	}
 	s.home = g
+	if err := s.openHomeContinuity(ctx); err != nil {
+		local.Close()
+		return nil, fmt.Errorf("site %s: %w", cfg.Site, err)
+	}
 	if s.tlsKey, err = s.readTLSKey(lo.Passphrase); err != nil {
 		local.Close()
 		return nil, err
@@ -340,6 +346,7 @@ func (s *Site) Handler() http.Handler {
 		mountLedgerDir(mux, "/guests/"+s.home.local.Charter.Guest.ID+"/ledger", s.home.local.Log.Dir())
 		s.home.mountAPI(mux, "/v1")
 		mux.HandleFunc("GET /replica/v1/status", s.replicationStatus)
+		s.mountHomeContinuity(mux)
 		return s.observe(mux)
 	}
 	// An embassy serves each guest under /guests/<guest id>/: the ledger
