@@ -28,6 +28,10 @@ type InitOptions struct {
 	Protector keyfile.Protector
 	// Log, if set, receives one line per step.
 	Log func(format string, args ...any)
+	// Guest and Origin, if set, replace the Demo Republic's guest id (also
+	// used as its name) and ledger origin, so that two guests founded from
+	// the same template can share an embassy site (tests do).
+	Guest, Origin string
 }
 
 type demoSite struct{ id, host, role, url, jurisdiction, quota string }
@@ -116,6 +120,12 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 		return nil, fmt.Errorf("init %s: %w", opts.Dir, err)
 	}
 	c := demoCharter()
+	if opts.Guest != "" {
+		c.Guest.ID, c.Guest.Name = opts.Guest, opts.Guest
+	}
+	if opts.Origin != "" {
+		c.Guest.Origin = opts.Origin
+	}
 	keys := map[string]ed25519.PrivateKey{}
 	newKey := func(kind, id string) (ed25519.PublicKey, error) {
 		if err := ctx.Err(); err != nil {
@@ -146,7 +156,7 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 		if err != nil {
 			return nil, fmt.Errorf("init site %s: %w", s.ID, err)
 		}
-		s.CheckpointKey = ledger.VerifierKeyString(DemoOrigin, 0x01, pub)
+		s.CheckpointKey = ledger.VerifierKeyString(c.Guest.Origin, 0x01, pub)
 		if pub, err = newKey("site-tls", s.ID); err != nil {
 			return nil, fmt.Errorf("init site %s: %w", s.ID, err)
 		}
