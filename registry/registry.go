@@ -82,6 +82,10 @@ type Options struct {
 	// Epoch is the epoch this site writes in (continuity's current epoch
 	// when this site is its writer). Default: the ledger's, at least 1.
 	Epoch func() uint64
+	// Outer, if set, is this site's outer key: its blobs are sealed inside
+	// it (docs/threat-model.md § Site outer layer). An embassy's copy
+	// carries it; the home's does not.
+	Outer *seal.SiteKey
 	Now   func() time.Time
 }
 
@@ -831,7 +835,7 @@ func (r *Registries) PutBlob(ctx context.Context, registry string, rd io.Reader)
 	if g.blobs == nil {
 		return store.Ref{}, errors.New("registry: this site has no blob store")
 	}
-	return g.blobs.Put(ctx, g.keys.Blobs(), rd)
+	return g.blobs.Put(ctx, r.sealer(g), rd)
 }
 
 // GetBlob writes an attachment's plaintext to w.
@@ -843,7 +847,7 @@ func (r *Registries) GetBlob(ctx context.Context, registry string, ref store.Ref
 	if g.blobs == nil {
 		return errors.New("registry: this site has no blob store")
 	}
-	return g.blobs.Get(ctx, g.keys.Blobs(), ref, w)
+	return g.blobs.Get(ctx, r.sealer(g), ref, w)
 }
 
 // Rotate moves a registry's data key to the next generation: new writes

@@ -87,6 +87,9 @@ func NewReplicator(o ReplicatorOptions) (*Replicator, error) {
 	for _, t := range o.Targets {
 		so := o.Shipper
 		so.Charter, so.Site, so.Source, so.Sink, so.Tracker, so.Writers = o.Charter, t.Site, o.Source, t.Sink, r.tracker, o.Writers
+		if so.SourceSite == "" {
+			so.SourceSite = o.Self
+		}
 		so.Logger = o.Logger
 		s, err := NewShipper(so)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
+	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/store"
 )
 
@@ -95,7 +96,17 @@ type ShipperOptions struct {
 	// OnState, if set, sees every state a site reports: where a writer
 	// learns that a newer epoch exists, and fences itself.
 	OnState func(site string, st *State)
-	Logger  *slog.Logger
+	// OuterKey, if set, gives a site's outer key (nil for a site without
+	// one, the home): packs are shipped with the source site's layer
+	// stripped and the receiving site's added, so that each site's copy
+	// of the attachments can be shredded on its own. It is asked at ship
+	// time (an activated site has its keys only once unsealed); an error
+	// holds blobs back until it resolves.
+	OuterKey func(site string) (*seal.SiteKey, error)
+	// SourceSite is the site whose packs the source reads (its outer
+	// layer is the one stripped).
+	SourceSite string
+	Logger     *slog.Logger
 }
 
 // Shipper keeps one site current from one source: it resumes from the
@@ -104,11 +115,15 @@ type ShipperOptions struct {
 // receipt. It never holds more than one batch in flight, so a slow site
 // slows only its own shipper.
 type Shipper struct {
-	opts    ShipperOptions
-	place   Placement
-	limiter *rate.Limiter
-	log     *slog.Logger
-	prover  *ledger.Prover
+	opts ShipperOptions
+	// rewrapped maps a source pack name to the name of its rewrapped copy
+	// for this site (OuterKey).
+	rwMu      sync.Mutex
+	rewrapped map[string]string
+	place     Placement
+	limiter   *rate.Limiter
+	log       *slog.Logger
+	prover    *ledger.Prover
 }
 
 // NewShipper checks the options and returns a shipper; Run starts it.
@@ -140,7 +155,7 @@ func NewShipper(o ShipperOptions) (*Shipper, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Shipper{opts: o, place: Placement{o.Charter, o.Site}, log: o.Logger.With("to_site", o.Site),
+	s := &Shipper{opts: o, place: Placement{o.Charter, o.Site}, log: o.Logger.With("to_site", o.Site), rewrapped: map[string]string{},
 		prover: ledger.NewProver(o.Source.Fetcher(), 0)}
 	if o.BytesPerSecond > 0 {
 		// A burst of one pack lets a 16 MiB pack through in one wait.
@@ -339,6 +354,9 @@ func (s *Shipper) shipBlobs(ctx context.Context, reg string, ids []store.ID) err
 	if err != nil {
 		return fmt.Errorf("locate blobs of registry %s: %w", reg, err)
 	}
+	if s.opts.OuterKey != nil {
+		return s.shipRewrapped(ctx, reg, names)
+	}
 	missing, err := s.opts.Sink.Missing(ctx, reg, names)
 	if err != nil {
 		return fmt.Errorf("registry %s: ask site %s for missing packs: %w", reg, s.opts.Site, err)
@@ -413,6 +431,92 @@ func (s *Shipper) wait(ctx context.Context, n int) error {
 			return err
 		}
 		n -= k
+	}
+	return nil
+}
+
+// shipRewrapped ships packs rewrapped for the receiving site: each chunk
+// with the source site's outer layer taken off and the receiving site's
+// put on. The receiving site's pack names differ from the source's, so the
+// shipper remembers which it made, and asks the site about those.
+func (s *Shipper) shipRewrapped(ctx context.Context, reg string, names []string) error {
+	from, err := s.opts.OuterKey(s.opts.SourceSite)
+	if err != nil {
+		return fmt.Errorf("registry %s: outer key of %s: %w", reg, s.opts.SourceSite, err)
+	}
+	to, err := s.opts.OuterKey(s.opts.Site)
+	if err != nil {
+		return fmt.Errorf("registry %s: outer key of %s: %w", reg, s.opts.Site, err)
+	}
+	guest := s.opts.Charter.Guest.ID
+	rewrap := func(name string) (string, []byte, error) {
+		data, err := s.opts.Source.Object(ctx, reg, name)
+		if err != nil {
+			return "", nil, fmt.Errorf("registry %s: read %s: %w", reg, name, err)
+		}
+		id, ok := store.ParsePackName(name)
+		if !ok {
+			return "", nil, fmt.Errorf("registry %s: %q is not a pack name", reg, name)
+		}
+		nid, out, err := store.RewrapPack(id, data, func(cid store.ID, chunk []byte) ([]byte, error) {
+			if from != nil {
+				if chunk, err = from.Open(seal.SiteAD(guest, s.opts.SourceSite, cid), chunk); err != nil {
+					return nil, err
+				}
+			}
+			if to != nil {
+				return to.Seal(seal.SiteAD(guest, s.opts.Site, cid), chunk)
+			}
+			return chunk, nil
+		})
+		if err != nil {
+			return "", nil, fmt.Errorf("%w: registry %s: %v", ErrRefused, reg, err)
+		}
+		return store.PackName(nid), out, nil
+	}
+	made := map[string][]byte{}
+	var dst []string
+	for _, n := range names {
+		s.rwMu.Lock()
+		d, ok := s.rewrapped[n]
+		s.rwMu.Unlock()
+		if !ok {
+			dn, out, err := rewrap(n)
+			if err != nil {
+				return err
+			}
+			s.rwMu.Lock()
+			s.rewrapped[n] = dn
+			s.rwMu.Unlock()
+			d, made[dn] = dn, out
+		}
+		dst = append(dst, d)
+	}
+	missing, err := s.opts.Sink.Missing(ctx, reg, dst)
+	if err != nil {
+		return fmt.Errorf("registry %s: ask site %s for missing packs: %w", reg, s.opts.Site, err)
+	}
+	for _, dn := range missing {
+		out, ok := made[dn]
+		if !ok {
+			// Made in an earlier batch but lost at the site since (a site
+			// restored from backup): make it again.
+			for i, d := range dst {
+				if d == dn {
+					if _, out, err = rewrap(names[i]); err != nil {
+						return err
+					}
+					break
+				}
+			}
+		}
+		if err := s.wait(ctx, len(out)); err != nil {
+			return err
+		}
+		if err := s.opts.Sink.PutObject(ctx, reg, dn, out); err != nil {
+			return fmt.Errorf("registry %s: ship %s to site %s: %w", reg, dn, s.opts.Site, err)
+		}
+		s.opts.Tracker.Sent(s.opts.Site, int64(len(out)), 0, 1)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package site
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/pintls"
+	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/replica"
@@ -230,6 +232,11 @@ type activation struct {
 
 	api http.Handler // the officials' API over local, once unsealed
 
+	// wrapped are the sites' wrapped outer keys handed over with the
+	// shares (by site); outer holds them unwrapped once unsealed.
+	wrapped map[string][]byte
+	outer   *outerKeys
+
 	accepted, unsealed, indexed, firstRead time.Time
 	handingOver                            bool
 }
@@ -271,6 +278,7 @@ func (s *Site) mountContinuity(mux *http.ServeMux) {
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/orders", s.submitOrder)
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/unseal", s.openUnseal)
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/unseal/{session}", s.submitShare)
+	mux.HandleFunc("POST /continuity/v1/guests/{guest}/unseal/{session}/site-keys/{site}", s.submitSiteKey)
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/seal", s.sealGuest)
 }
 
@@ -464,7 +472,16 @@ func (t *tenant) startReplication() error {
 		Charter: t.charter, Self: t.site, Log: t.log, Targets: targets, Writers: t.writers,
 		Source: tenantSource{t: t, log: t.log},
 		Shipper: replica.ShipperOptions{MaxBatchEntries: s.cfg.Replication.MaxBatchEntries, BlobParallel: s.cfg.Replication.BlobParallel,
-			BytesPerSecond: s.cfg.Replication.BytesPerSecond},
+			BytesPerSecond: s.cfg.Replication.BytesPerSecond,
+			OuterKey: outerKeyFunc(t.charter, func(site string) (*seal.SiteKey, bool) {
+				t.mu.Lock()
+				a := t.act
+				t.mu.Unlock()
+				if a == nil || a.outer == nil {
+					return nil, false
+				}
+				return a.outer.get(site)
+			})},
 		Logger: s.log.With("guest", t.id, "component", "replica"),
 	})
 	if err != nil {
@@ -582,6 +599,9 @@ func (t *tenant) apiHandler() http.Handler {
 func (t *tenant) onFold(o *continuity.Order, index uint64) {
 	switch o.Action {
 	case charter.ActionActivate, charter.ActionFailback:
+	case charter.ActionRevokeSite:
+		go t.revoke(o, index)
+		return
 	default:
 		return
 	}
@@ -686,6 +706,13 @@ func (t *tenant) resealLocked() {
 	if a.session != nil {
 		a.session.Close()
 		a.session = nil
+	}
+	if a.outer != nil {
+		a.outer.wipe()
+	}
+	for k, w := range a.wrapped {
+		clear(w)
+		delete(a.wrapped, k)
 	}
 	if a.local != nil {
 		if a.local.Registries != nil {
@@ -818,6 +845,30 @@ func (t *tenant) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 	a := t.act
 	a.unsealed = t.s.opts.Now()
 	keys := seal.NewKeyring(t.id, root)
+	a.outer = &outerKeys{}
+	for site, w := range a.wrapped {
+		sk, err := keys.UnwrapSiteKey(site, w)
+		if err != nil {
+			keys.Wipe()
+			return fmt.Errorf("outer key of site %s handed over at unseal: %w", site, err)
+		}
+		a.outer.set(site, sk)
+	}
+	if t.rootFile != "" {
+		// A home unsealing from its own key store holds the embassies'
+		// outer keys there too.
+		hk, err := loadHomeOuterKeys(t.charter, state.Layout{Dir: filepath.Dir(filepath.Dir(t.rootFile))}, keys, t.writers.ep.Revoked())
+		if err != nil {
+			keys.Wipe()
+			return err
+		}
+		for _, s := range t.charter.Sites {
+			if k, ok := hk.get(s.ID); ok {
+				a.outer.set(s.ID, k)
+			}
+		}
+	}
+	own, _ := a.outer.get(t.site)
 	c := t.charter
 	if len(a.order.Registries) > 0 {
 		// Serve only the registries in scope: a narrowed copy of the
@@ -833,7 +884,7 @@ func (t *tenant) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 	}
 	writers := t.writers
 	regs, err := registry.Open(ctx, registry.Options{Charter: c, Site: t.site, Log: t.log, Keys: keys, Blobs: t.blobs,
-		Now: t.s.opts.Now, Epoch: writers.ep.Current,
+		Now: t.s.opts.Now, Epoch: writers.ep.Current, Outer: own,
 		Replicated: func(ctx context.Context, reg string, idx uint64) error {
 			t.mu.Lock()
 			var repl *replica.Replicator
@@ -984,4 +1035,73 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// submitSiteKey takes a site's wrapped outer key from the guest's escrow,
+// handed over with the shares: at the threshold it is unwrapped with the
+// rebuilt root, in memory only. It authenticates itself (it opens only
+// under the KEK derived from the root and the site id).
+func (s *Site) submitSiteKey(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.tenantOf(w, r)
+	if !ok {
+		return
+	}
+	wrapped, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "site key: " + err.Error()})
+		return
+	}
+	site := r.PathValue("site")
+	if _, ok := t.charter.Site(site); !ok {
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: fmt.Sprintf("site %q is not in the charter", site)})
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.act
+	if a == nil || a.session == nil || a.session.ID() != r.PathValue("session") {
+		writeJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: fmt.Sprintf("no unseal session %q open for %s at site %s", r.PathValue("session"), t.id, t.site)})
+		return
+	}
+	if a.wrapped == nil {
+		a.wrapped = map[string][]byte{}
+	}
+	a.wrapped[site] = wrapped
+	have, need, _ := a.session.Status()
+	writeJSON(w, http.StatusOK, UnsealResponse{Session: a.session.ID(), Recipient: a.session.Recipient(), Expires: a.session.Expires(), Have: have, Need: need})
+}
+
+// revoke acts on a revoke-site order at this site. The writer stops
+// shipping to the revoked site and forgets its outer key; a home (which
+// keeps the guest's key store and escrow in its state directory) destroys
+// every wrapped copy and records the shredding in the ledger.
+func (t *tenant) revoke(o *continuity.Order, index uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.act
+	if a == nil || t.log.IsMirror() {
+		return // a mirror holds no key and ships nothing
+	}
+	if a.repl != nil {
+		a.repl.Stop(o.Site)
+	}
+	var fp [32]byte
+	if a.outer != nil {
+		if k, ok := a.outer.get(o.Site); ok {
+			fp = k.ID()
+		}
+		a.outer.drop(o.Site)
+	}
+	if fp == ([32]byte{}) {
+		fp = sha256.Sum256([]byte("no key at hand: " + o.Site))
+	}
+	if t.rootFile != "" {
+		l := state.Layout{Dir: filepath.Dir(filepath.Dir(t.rootFile))}
+		raw, _ := (&continuity.SignedOrder{Order: *o}).Marshal()
+		if err := shredOuterKey(context.Background(), l, t.id, o.Site, fp, raw, t.log, t.writers.ep.Current(), t.s.opts.Now); err != nil {
+			t.s.log.Error("revocation: could not destroy every copy of the site's outer key", "guest", t.id, "revoked", o.Site, "err", err)
+			return
+		}
+	}
+	t.s.log.Warn("site revoked: its outer key destroyed, nothing more is shipped to it", "guest", t.id, "revoked", o.Site, "order", o.ID, "ledger_index", index)
 }

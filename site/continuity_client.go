@@ -98,3 +98,10 @@ func (c *ContinuityClient) Seal(ctx context.Context) (*ContinuityStatus, error) 
 	var out ContinuityStatus
 	return &out, c.do(ctx, http.MethodPost, "/seal", nil, true, &out)
 }
+
+// SubmitSiteKey hands a site's wrapped outer key from the escrow to the
+// session.
+func (c *ContinuityClient) SubmitSiteKey(ctx context.Context, session, site string, wrapped []byte) error {
+	var out UnsealResponse
+	return c.do(ctx, http.MethodPost, "/unseal/"+url.PathEscape(session)+"/site-keys/"+url.PathEscape(site), wrapped, false, &out)
+}

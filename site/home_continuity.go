@@ -2,6 +2,7 @@ package site
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -121,5 +122,20 @@ func (s *Site) revokeSite(o *continuity.Order, index uint64) {
 	if s.repl != nil {
 		s.repl.Stop(o.Site)
 	}
-	s.log.Warn("site revoked: nothing more is shipped to it", "revoked", o.Site, "order", o.ID, "ledger_index", index)
+	l := s.home.local
+	var fp [32]byte
+	if k, ok := s.outer.get(o.Site); ok {
+		fp = k.ID()
+	}
+	s.outer.drop(o.Site)
+	if fp == ([32]byte{}) {
+		// No key at hand (already shredded): the files may still exist.
+		fp = sha256.Sum256([]byte("no key at hand: " + o.Site))
+	}
+	raw, _ := (&continuity.SignedOrder{Order: *o}).Marshal()
+	if err := shredOuterKey(context.Background(), l.Layout, l.Charter.Guest.ID, o.Site, fp, raw, l.Log, max(s.homeWriters.ep.Current(), 1), s.opts.Now); err != nil {
+		s.log.Error("revocation: could not destroy every copy of the site's outer key", "revoked", o.Site, "err", err)
+		return
+	}
+	s.log.Warn("site revoked: its outer key destroyed here and in the escrow, nothing more is shipped to it", "revoked", o.Site, "order", o.ID, "ledger_index", index)
 }

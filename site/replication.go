@@ -16,6 +16,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/pintls"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
+	"github.com/chancery-gov/chancery/seal"
 )
 
 // readTLSKey reads the site's pinned TLS key, if the config names one.
@@ -104,7 +105,8 @@ func (s *Site) openReplication(ctx context.Context, pass []byte) error {
 		Charter: l.Charter, Self: l.Site, Log: l.Log, Targets: targets, Writers: s.homeWriters,
 		Source: replica.LocalSource{Log: l.Log, Blobs: l.Registries.Blobs, Backend: l.Blobs},
 		Shipper: replica.ShipperOptions{MaxBatchEntries: rc.MaxBatchEntries, BlobParallel: rc.BlobParallel,
-			BytesPerSecond: rc.BytesPerSecond, OnSuspension: s.recordSuspension, OnState: s.fenceIfNewer},
+			BytesPerSecond: rc.BytesPerSecond, OnSuspension: s.recordSuspension, OnState: s.fenceIfNewer,
+			OuterKey: outerKeyFunc(l.Charter, func(site string) (*seal.SiteKey, bool) { return s.outer.get(site) })},
 		Logger: s.log.With("component", "replica"),
 	})
 	if err != nil {
@@ -228,4 +230,24 @@ func (s *Site) fenceIfNewer(site string, st *replica.State) {
 	s.home.mode.Store(ModeFenced)
 	s.log.Error("FENCED: a site reports a newer epoch; this home accepts no more writes", "reported_by", site,
 		"site_epoch", st.Epoch, "home_epoch", l.Log.Epoch(), "site_size", st.Size, "home_size", l.Log.Size())
+}
+
+// outerKeyFunc is replica.ShipperOptions.OuterKey over a site's key holder:
+// the home has no outer layer; an embassy whose key is not at hand (not
+// handed over at unseal, or revoked) gets no blobs.
+func outerKeyFunc(c *charter.Charter, get func(string) (*seal.SiteKey, bool)) func(string) (*seal.SiteKey, error) {
+	return func(site string) (*seal.SiteKey, error) {
+		def, ok := c.Site(site)
+		if !ok {
+			return nil, fmt.Errorf("site %s is not in the charter", site)
+		}
+		if def.Role == charter.RoleHome {
+			return nil, nil
+		}
+		k, ok := get(site)
+		if !ok || k == nil {
+			return nil, fmt.Errorf("the outer key of site %s is not at hand here (revoked, or not handed over at unseal)", site)
+		}
+		return k, nil
+	}
 }

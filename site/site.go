@@ -125,6 +125,8 @@ type Site struct {
 	pass []byte
 	// homeWriters are the orders in a normal home's ledger.
 	homeWriters *epochWriters
+	// outer are the embassies' outer keys, at a normal home.
+	outer *outerKeys
 }
 
 // guest is one guest state as this site holds it. The API handlers hang
@@ -243,6 +245,10 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 	}
 	s.home = g
 	if err := s.openHomeContinuity(ctx); err != nil {
+		local.Close()
+		return nil, fmt.Errorf("site %s: %w", cfg.Site, err)
+	}
+	if s.outer, err = loadHomeOuterKeys(local.Charter, local.Layout, local.Keys, s.homeWriters.ep.Revoked()); err != nil {
 		local.Close()
 		return nil, fmt.Errorf("site %s: %w", cfg.Site, err)
 	}
@@ -496,6 +502,9 @@ func (s *Site) Close() error {
 		errs = append(errs, s.tenants[id].close())
 	}
 	clear(s.pass)
+	if s.outer != nil {
+		s.outer.wipe()
+	}
 	return errors.Join(errs...)
 }
 

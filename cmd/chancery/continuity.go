@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -154,14 +155,38 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 	}
 	open.register(openCmd, true)
 	var session string
+	var siteKeys []string
 	subCmd := &cobra.Command{
-		Use:   "submit --site URL --session ID SHARE...",
-		Short: "Submit custodians' shares sealed to the session's recipient",
-		Args:  cobra.MinimumNArgs(1),
+		Use:   "submit --site URL --session ID [--site-key FILE...] SHARE...",
+		Short: "Submit custodians' shares sealed to the session's recipient, and the sites' wrapped outer keys",
+		Long: `Submit sends custodians' shares, each sealed to the session's one-time
+recipient, to the site. Give the sites' wrapped outer keys from the guest's
+escrow (D/escrow/site-outer-<site>.wrapped) with --site-key before the last
+share: at the threshold the site unwraps them with the rebuilt root, so it
+can read its own sealed attachments and ship to the other sites.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := sub.client(false)
 			if err != nil {
 				return err
+			}
+			for _, p := range siteKeys {
+				b := filepath.Base(p)
+				site, ok := strings.CutSuffix(strings.TrimPrefix(b, "site-outer-"), ".wrapped")
+				if !ok || site == b {
+					return fmt.Errorf("--site-key %s: want a file named site-outer-<site>.wrapped", p)
+				}
+				wrapped, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(cmd.Context(), sub.timeout)
+				err = c.SubmitSiteKey(ctx, session, site, wrapped)
+				cancel()
+				if err != nil {
+					return fmt.Errorf("--site-key %s: %w", p, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "outer key of site %s handed over\n", site)
 			}
 			for _, p := range args {
 				sealed, err := os.ReadFile(p)
@@ -185,6 +210,7 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 	}
 	sub.register(subCmd, false)
 	subCmd.Flags().StringVar(&session, "session", "", "the session id unseal open printed (required)")
+	subCmd.Flags().StringArrayVar(&siteKeys, "site-key", nil, "a wrapped outer key from the escrow, site-outer-<site>.wrapped; repeat for every site")
 	subCmd.MarkFlagRequired("session")
 	statusCmd := &cobra.Command{
 		Use:   "status --site URL",

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -21,9 +22,12 @@ import (
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/store"
+	storefs "github.com/chancery-gov/chancery/store/fs"
 )
 
 // proc is a `chancery serve` child process.
@@ -297,6 +301,18 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		}
 		shares = append(shares, sh)
 	}
+	// The guest's escrow holds every embassy's wrapped outer key; the
+	// officials hand them over with the shares. They open only under the
+	// root the shares rebuild.
+	for _, id := range []string{"embassy-north", "embassy-south"} {
+		w, err := os.ReadFile(filepath.Join(site.EscrowDir(layout), site.OuterKeyFile(id)))
+		if err != nil {
+			return fmt.Errorf("demo: escrow: %w", err)
+		}
+		if err := north.SubmitSiteKey(ctx, sess.Session, id, w); err != nil {
+			return fmt.Errorf("demo: hand over %s's outer key: %w", id, err)
+		}
+	}
 	var unsealedAt time.Time
 	for i, sh := range shares {
 		r, err := north.SubmitShare(ctx, sess.Session, sh)
@@ -415,7 +431,139 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	say("   all %d records acknowledged at home before the disaster are there too", len(written))
 	rep.Epochs = hs.Epoch
 	rep.FinalSize = hs.Size
+	return revokeNorth(ctx, c, layout, pass, s, rep, say)
+}
+
+// revokeNorth revokes embassy-north — it held the state's keys while it was
+// active — and shows its copy of the deeds unreadable with every key the
+// guest still has.
+func revokeNorth(ctx context.Context, c *charter.Charter, layout state.Layout, pass []byte, s *sites, rep *Report, say func(string, ...any)) error {
+	root, err := seal.ReadRootKeyFile(layout.RootKey(), pass)
+	if err != nil {
+		return err
+	}
+	keys := seal.NewKeyring(c.Guest.ID, root)
+	root.Wipe()
+	defer keys.Wipe()
+	refs, err := deedRefs(ctx, layout)
+	if err != nil {
+		return err
+	}
+	be, err := storefs.New(filepath.Join(layout.Dir, "sites", "embassy-north", "guests", c.Guest.ID, "blobs"))
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Prefixed(be, registry.BlobPrefix("land")), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	inner := keys.Registry("land").Blobs()
+	readable := func(sl store.Sealer) int {
+		n := 0
+		for _, ref := range refs {
+			if st.Get(ctx, sl, ref, io.Discard) == nil {
+				n++
+			}
+		}
+		return n
+	}
+	escrow := filepath.Join(site.EscrowDir(layout), site.OuterKeyFile("embassy-north"))
+	w, err := os.ReadFile(escrow)
+	if err != nil {
+		return err
+	}
+	nk, err := keys.UnwrapSiteKey("embassy-north", w)
+	if err != nil {
+		return err
+	}
+	before := readable(registry.OuterSealer(inner, nk, c.Guest.ID, "embassy-north"))
+	nk.Wipe()
+
+	say("== Revocation: embassy-north held the state's keys while active; three officials revoke it")
+	o := continuity.Order{Action: charter.ActionRevokeSite, Site: "embassy-north", Epoch: rep.Epochs, Reason: "was active: retire its copy",
+		NotBefore: time.Now().Add(-time.Minute), Expires: time.Now().Add(24 * time.Hour)}
+	signed, err := signOrder(c, o, layout, pass, "min-interior", "cio", "registrar")
+	if err != nil {
+		return err
+	}
+	home := &site.ContinuityClient{BaseURL: s.urls["home"], Guest: c.Guest.ID}
+	or, err := home.Submit(ctx, signed)
+	if err != nil {
+		return fmt.Errorf("demo: revocation: %w", err)
+	}
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(escrow); os.IsNotExist(err) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// With every key the guest still holds: the root, every wrapped outer
+	// key left in its key store and escrow, and the registry's own keys.
+	after := readable(inner)
+	var tried int
+	for _, dir := range []string{layout.Keys(), site.EscrowDir(layout)} {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if !strings.HasSuffix(e.Name(), ".wrapped") {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				continue
+			}
+			tried++
+			if k, err := keys.UnwrapSiteKey("embassy-north", b); err == nil {
+				after += readable(registry.OuterSealer(inner, k, c.Guest.ID, "embassy-north"))
+				k.Wipe()
+			}
+		}
+	}
+	rep.ShreddedBefore, rep.ShreddedAfter = before, after
+	say("   order %s appended at home as entry %d: north's outer key destroyed in the home's key store and the escrow, nothing more shipped to it", or.Order[:12], or.Index)
+	say("   north's copy of the deeds: %d of %d readable before with its key; %d after, with the root key and the %d wrapped keys left", before, len(refs), after, tried)
+	if before != len(refs) || after != 0 {
+		return fmt.Errorf("demo: shredding not shown: %d of %d readable before, %d after", before, len(refs), after)
+	}
 	return nil
+}
+
+// deedRefs are the attachments of the land register, from the home's ledger.
+func deedRefs(ctx context.Context, layout state.Layout) ([]store.Ref, error) {
+	dir := layout.Ledger("home")
+	f := ledger.DirFetcher(dir)
+	b, err := f.Fetch(ctx, ledger.CheckpointPath)
+	if err != nil {
+		return nil, err
+	}
+	text, err := ledger.SplitNote(b)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := ledger.ParseCheckpoint(text)
+	if err != nil {
+		return nil, err
+	}
+	var refs []store.Ref
+	err = ledger.Scan(ctx, f, 0, cp.Size, func(_ uint64, raw []byte) error {
+		if raw[1] != byte(ledger.TypeRecord) {
+			return nil
+		}
+		e, _ := ledger.DecodeEntry(raw)
+		re, err := registry.UnmarshalRecordEntry(e.Payload)
+		if err != nil || re.Registry != "land" {
+			return err
+		}
+		for _, a := range re.Attachments {
+			var r store.Ref
+			if err := r.UnmarshalBinary(a.Ref); err != nil {
+				return err
+			}
+			refs = append(refs, r)
+		}
+		return nil
+	})
+	return refs, err
 }
 
 // signOrder makes an order and has the officials sign it with their keys.

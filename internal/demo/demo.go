@@ -86,6 +86,9 @@ type Report struct {
 	RTO        time.Duration // order and threshold of shares to the first served read
 	Epochs     uint64        // epoch after failback
 	FinalSize  uint64        // ledger size at home after failback
+	// Revocation of embassy-north: deeds readable at its copy before (with
+	// its outer key) and after (with every key the guest still holds).
+	ShreddedBefore, ShreddedAfter int
 }
 
 // Run tells the story so far. The Demo Republic is founded (or opened); its
@@ -190,8 +193,8 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 		if err := continuityStory(ctx, opts, dir, pass, c, probe[0], rep, say); err != nil {
 			return rep, err
 		}
-		say("== The whole story: RPO %d entries (%.3f s) when home was lost; RTO %v; failback without losing a record (epoch %d, %d entries)",
-			rep.RPOEntries, rep.RPOSeconds, rep.RTO.Round(time.Millisecond), rep.Epochs, rep.FinalSize)
+		say("== The whole story: RPO %d entries (%.3f s) when home was lost; RTO %v; failback without losing a record (epoch %d, %d entries); a revoked site's copy shredded (%d of %d deeds readable)",
+			rep.RPOEntries, rep.RPOSeconds, rep.RTO.Round(time.Millisecond), rep.Epochs, rep.FinalSize, rep.ShreddedAfter, rep.ShreddedBefore)
 	}
 	if fresh && opts.Keep {
 		say("== State kept in %s", dir)
