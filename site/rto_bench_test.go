@@ -1,0 +1,213 @@
+package site_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/internal/demogen"
+	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/registry"
+	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/site"
+)
+
+// The recovery time objective: from a valid activation order and the
+// threshold of custodians' shares at a sealed embassy to its first served
+// read. What it takes is the embassy turning its mirror into the writer
+// (appending the order), rebuilding the root, deriving the keyring and
+// rebuilding the registries' index from the ledger; the last dominates.
+//
+//	go test -run '^$' -bench 'RTO/persons=100000' -benchtime 3x ./site/
+//	go test -run '^$' -bench 'RTO/persons=470000' -benchtime 3x ./site/     (~1M records)
+//
+// The fixture (a founded state whose home imported the generated
+// population, and an embassy mirror of that ledger) is built once per size
+// and kept in $TMPDIR; each iteration runs on a fresh copy of the mirror.
+func BenchmarkRTO(b *testing.B) {
+	sizes := []int{10000, 100000, 470000}
+	if v := os.Getenv("CHANCERY_RTO_PERSONS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sizes = []int{n}
+	}
+	for _, persons := range sizes {
+		b.Run(fmt.Sprintf("persons=%d", persons), func(b *testing.B) { benchRTO(b, persons) })
+	}
+}
+
+func rtoFixture(b *testing.B, persons int) (dir string, records int) {
+	b.Helper()
+	dir = filepath.Join(os.TempDir(), fmt.Sprintf("chancery-bench-rto-%d", persons))
+	done := filepath.Join(dir, "done")
+	if n, err := os.ReadFile(done); err == nil {
+		records, _ = strconv.Atoi(string(n))
+		return dir, records
+	}
+	os.RemoveAll(dir)
+	ctx := context.Background()
+	p := keyfile.Protector{Passphrase: []byte(testPass), WorkFactor: 10}
+	if _, err := state.Init(ctx, state.InitOptions{Dir: dir, Protector: p}); err != nil {
+		b.Fatal(err)
+	}
+	loc, err := site.OpenLocal(ctx, site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var jsonl bytes.Buffer
+	if err := demogen.WriteJSONL(ctx, demogen.Options{Persons: persons, Seed: 1}, &jsonl, nil); err != nil {
+		b.Fatal(err)
+	}
+	res, err := loc.Registries.Import(ctx, &jsonl, registry.ImportOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := loc.Close(); err != nil {
+		b.Fatal(err)
+	}
+	// The embassy's mirror is the home's ledger as replication leaves it:
+	// the same tiles, and the home's checkpoint recorded as received.
+	l := state.Layout{Dir: dir}
+	mirror := filepath.Join(dir, "sites", "embassy-north", "guests", "demo-republic", "ledger")
+	if err := os.MkdirAll(filepath.Dir(mirror), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", l.Ledger("home"), mirror).CombinedOutput(); err != nil {
+		b.Fatalf("%v: %s", err, out)
+	}
+	os.Remove(filepath.Join(mirror, "wal", "lock"))
+	cp, err := os.ReadFile(filepath.Join(mirror, ledger.CheckpointPath))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mirror, "wal", "received"), cp, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(done, []byte(strconv.Itoa(res.Records)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return dir, res.Records
+}
+
+func benchRTO(b *testing.B, persons int) {
+	fix, records := rtoFixture(b, persons)
+	ctx := context.Background()
+	l := state.Layout{Dir: fix}
+	c, err := charter.ReadVerified(l.Charter())
+	if err != nil {
+		b.Fatal(err)
+	}
+	pass := []byte(testPass)
+	passFile := filepath.Join(b.TempDir(), "pass")
+	if err := os.WriteFile(passFile, pass, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	pkg, err := seal.ReadCustodyPackageFile(l.Custody())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sign := func(id string) site.Signer {
+		k, err := keyfile.ReadEd25519(l.Key("official", id), keyfile.Protector{Passphrase: pass})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return site.Signer{Site: "embassy-north", Official: id, Key: k}
+	}
+	cio, registrar := sign("cio"), sign("registrar")
+	b.ReportMetric(float64(records), "records")
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		data := filepath.Join(b.TempDir(), "north")
+		if out, err := exec.Command("cp", "-a", filepath.Join(fix, "sites", "embassy-north"), data).CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+		cfg := &site.Config{Site: "embassy-north", Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: data, PassphraseFile: passFile,
+			Guests: []site.GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", "embassy-north"), Custody: l.Custody()}}}
+		s, err := site.Open(ctx, cfg, site.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := httptest.NewServer(s.Handler())
+		o, err := continuity.NewOrder(c, continuity.Order{Action: charter.ActionActivate, Site: "embassy-north", Access: continuity.AccessReadWrite,
+			Epoch: 2, NotBefore: time.Now().Add(-time.Minute), Expires: time.Now().Add(time.Hour)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		so := &continuity.SignedOrder{Order: *o}
+		for _, id := range []string{"min-interior", "cio"} {
+			k, _ := keyfile.ReadEd25519(l.Key("official", id), keyfile.Protector{Passphrase: pass})
+			if err := continuity.Sign(so, id, k); err != nil {
+				b.Fatal(err)
+			}
+		}
+		signed, _ := so.Marshal()
+		cc := &site.ContinuityClient{BaseURL: srv.URL, Guest: c.Guest.ID, Signer: &cio}
+		api := &site.Client{BaseURL: srv.URL + "/guests/" + c.Guest.ID, Signer: registrar}
+		// The session and the custodians' resealing happen before the
+		// clock starts: they are people's time, not the system's.
+		b.StartTimer()
+		start := time.Now()
+		if _, err := cc.Submit(ctx, signed); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		sess, err := cc.OpenUnseal(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var shares [][]byte
+		for _, cust := range []string{"cust-parliament", "cust-court", "cust-bank"} {
+			id, err := keyfile.ReadAgeIdentity(l.Key("custodian", cust), keyfile.Protector{Passphrase: pass})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sh, err := pkg.OpenShare(cust, id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rcpt, err := age.ParseX25519Recipient(sess.Recipient)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sealed, err := sh.SealTo(rcpt)
+			sh.Wipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			shares = append(shares, sealed)
+		}
+		orderTime := time.Since(start)
+		b.StartTimer()
+		start = time.Now()
+		for _, sh := range shares {
+			if _, err := cc.SubmitShare(ctx, sess.Session, sh); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := api.Get(ctx, "population", demogen.NationalID(1, 0), registry.AsOf{}); err != nil {
+			b.Fatal(err)
+		}
+		total += orderTime + time.Since(start)
+		b.StopTimer()
+		srv.Close()
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "rto-s")
+}
