@@ -599,6 +599,11 @@ func (t *tenant) apiHandler() http.Handler {
 func (t *tenant) onFold(o *continuity.Order, index uint64) {
 	switch o.Action {
 	case charter.ActionActivate, charter.ActionFailback:
+	case charter.ActionDrill:
+		if o.Site == t.site {
+			go t.startDrill(o, index)
+		}
+		return
 	case charter.ActionRevokeSite:
 		go t.revoke(o, index)
 		return

@@ -353,6 +353,7 @@ func (s *Site) Handler() http.Handler {
 		s.home.mountAPI(mux, "/v1")
 		mux.HandleFunc("GET /replica/v1/status", s.replicationStatus)
 		s.mountHomeContinuity(mux)
+		s.mountDrillReports(mux)
 		return s.observe(mux)
 	}
 	// An embassy serves each guest under /guests/<guest id>/: the ledger
@@ -367,6 +368,7 @@ func (s *Site) Handler() http.Handler {
 	}
 	s.mountOperator(mux)
 	s.mountContinuity(mux)
+	s.mountDrill(mux)
 	return s.observe(mux)
 }
 
