@@ -51,6 +51,7 @@ everything by a signed charter: who may act, and with which quorum.`,
 		newUnsealCmd(),
 		newSealCmd(),
 		newReconcileCmd(),
+		newDrillCmd(),
 	)
 	return root
 }
