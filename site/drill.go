@@ -15,12 +15,10 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-	"weak"
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
@@ -251,43 +249,22 @@ func VerifyDrillReport(c *charter.Charter, payload []byte) (*DrillReport, error)
 	return r, nil
 }
 
-// sideTable keeps state for the drills beside a tenant or a ledger, so
-// that this file needs no field in their structs; an entry goes when its
-// object is collected.
-type sideTable[K, V any] struct {
-	mu sync.Mutex
-	m  map[weak.Pointer[K]]*V
-}
-
-func (s *sideTable[K, V]) get(k *K) *V {
-	wp := weak.Make(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v, ok := s.m[wp]; ok {
-		return v
+// drillLedgerOf returns the drill index of a writer's ledger. A site
+// writes at most a few ledgers over its life (its home ledger, or a
+// tenant's after an activation), so entries are kept until Close.
+func (s *Site) drillLedgerOf(l *ledger.Log) *drillLedger {
+	s.drillMu.Lock()
+	defer s.drillMu.Unlock()
+	if s.drillLedgers == nil {
+		s.drillLedgers = map[*ledger.Log]*drillLedger{}
 	}
-	if s.m == nil {
-		s.m = map[weak.Pointer[K]]*V{}
+	d, ok := s.drillLedgers[l]
+	if !ok {
+		d = &drillLedger{}
+		s.drillLedgers[l] = d
 	}
-	v := new(V)
-	s.m[wp] = v
-	runtime.AddCleanup(k, s.drop, wp)
-	return v
+	return d
 }
-
-func (s *sideTable[K, V]) drop(wp weak.Pointer[K]) {
-	s.mu.Lock()
-	delete(s.m, wp)
-	s.mu.Unlock()
-}
-
-var (
-	// drills is each tenant's drill state.
-	drills sideTable[tenant, drillState]
-	// drillLedgers indexes the drill orders and reports of each ledger a
-	// writer appends reports to.
-	drillLedgers sideTable[ledger.Log, drillLedger]
-)
 
 // drillState is a tenant's drill: the one running, and the last report.
 // Lock order: drillState.mu before tenant.mu.
@@ -329,7 +306,7 @@ func (t *tenant) startDrill(o *continuity.Order, index uint64) {
 		lg.Warn("drill order reached this site after it expired: no drill", "expired", o.Expires)
 		return
 	}
-	d := drills.get(t)
+	d := &t.drill
 	d.mu.Lock()
 	if d.run != nil {
 		running := d.run.order.ID
@@ -460,7 +437,7 @@ func seconds(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 10
 // expireDrill ends a drill whose order expired before the threshold of
 // shares was reached.
 func (t *tenant) expireDrill(run *drillRun) {
-	d := drills.get(t)
+	d := &t.drill
 	d.mu.Lock()
 	if d.run != run || !run.unsealed.IsZero() {
 		d.mu.Unlock()
@@ -497,7 +474,7 @@ type DrillStatus struct {
 }
 
 func (t *tenant) drillStatus() DrillStatus {
-	d := drills.get(t)
+	d := &t.drill
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := DrillStatus{Guest: t.id, Site: t.site, Mode: t.currentMode(), LastReport: d.last, LastReportIndex: d.recorded, LastReportError: d.recordErr}
@@ -558,7 +535,7 @@ func (s *Site) openDrillUnseal(w http.ResponseWriter, r *http.Request) {
 }
 
 func (t *tenant) openDrillSession() (*UnsealResponse, error) {
-	d := drills.get(t)
+	d := &t.drill
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	run := d.run
@@ -612,7 +589,7 @@ func (s *Site) submitDrillShare(w http.ResponseWriter, r *http.Request) {
 }
 
 func (t *tenant) addDrillShare(session string, sealed []byte) (*UnsealResponse, error) {
-	d := drills.get(t)
+	d := &t.drill
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	run := d.run
@@ -855,7 +832,7 @@ func clip(s string) string {
 func (t *tenant) finishDrill(run *drillRun, rep *DrillReport) {
 	rep.Finished = t.s.opts.Now()
 	signed, serr := SignDrillReport(rep, t.key)
-	d := drills.get(t)
+	d := &t.drill
 	d.mu.Lock()
 	if d.run != run {
 		d.mu.Unlock()
@@ -887,7 +864,7 @@ func (t *tenant) finishDrill(run *drillRun, rep *DrillReport) {
 // while: the writer may be busy, or not hold the order under its
 // published checkpoint yet.
 func (t *tenant) deliverDrillReport(order string, signed []byte) {
-	d := drills.get(t)
+	d := &t.drill
 	deadline := time.Now().Add(drillDeliveryWindow)
 	for delay := 200 * time.Millisecond; ; delay = min(2*delay, time.Minute) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -1003,7 +980,7 @@ func (s *Site) recordDrillReport(ctx context.Context, c *charter.Charter, l *led
 	if err != nil {
 		return nil, newHTTPError(http.StatusUnprocessableEntity, "", err.Error())
 	}
-	d := drillLedgers.get(l)
+	d := s.drillLedgerOf(l)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.refreshLocked(ctx, l); err != nil {

@@ -60,6 +60,8 @@ type tenant struct {
 	usedAtOpen int64
 
 	lastBatch atomic.Int64 // unix nanos of the last accepted batch
+
+	drill drillState // the drill running here, and the last report
 }
 
 func (t *tenant) currentMode() Mode { return t.mode.Load().(Mode) }
@@ -206,6 +208,15 @@ func (t *tenant) usage(ctx context.Context) (int64, error) {
 
 func (t *tenant) close() error {
 	var errs []error
+	// A drill waiting for shares ends with the site: its one-time key
+	// goes. (One already sampling holds keys for seconds and wipes them
+	// itself when done.)
+	t.drill.mu.Lock()
+	if r := t.drill.run; r != nil && r.session != nil && r.unsealed.IsZero() {
+		r.session.Close()
+		t.drill.run = nil
+	}
+	t.drill.mu.Unlock()
 	t.mu.Lock()
 	t.resealLocked()
 	t.mu.Unlock()

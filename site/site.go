@@ -25,12 +25,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/replica"
 )
@@ -127,6 +129,11 @@ type Site struct {
 	homeWriters *epochWriters
 	// outer are the embassies' outer keys, at a normal home.
 	outer *outerKeys
+
+	// drillLedgers index the drill orders and reports of the ledgers this
+	// site appends drill reports to.
+	drillMu      sync.Mutex
+	drillLedgers map[*ledger.Log]*drillLedger
 }
 
 // guest is one guest state as this site holds it. The API handlers hang
