@@ -39,6 +39,7 @@ import (
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/store"
 )
 
 const (
@@ -652,9 +653,13 @@ func TestProcessPlacementOnDisk(t *testing.T) {
 		e.proc.Stop()
 	}
 
-	// What the home holds of each registry: sealed bodies, pack names.
+	// What the home holds of each registry: sealed bodies and the ids of
+	// the chunks its attachments are made of. (Pack names differ per site:
+	// each site's packs are rewrapped in its own outer layer. Chunk ids
+	// are the same everywhere and sit in every pack header.)
 	home := state.Layout{Dir: cl.dir}
 	sealed := map[string][][]byte{}
+	chunks := map[string][][]byte{}
 	for i, e := range scanEntries(t, home.Ledger("home"), st.Size) {
 		d, err := ledger.DecodeEntry(e)
 		if err != nil {
@@ -668,6 +673,15 @@ func TestProcessPlacementOnDisk(t *testing.T) {
 			t.Fatalf("home entry %d: %v", i, err)
 		}
 		sealed[rec.Registry] = append(sealed[rec.Registry], bytes.Clone(rec.Sealed))
+		for _, a := range rec.Attachments {
+			var ref store.Ref
+			if err := ref.UnmarshalBinary(a.Ref); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range ref.Chunks {
+				chunks[rec.Registry] = append(chunks[rec.Registry], bytes.Clone(id[:]))
+			}
+		}
 	}
 	packs := map[string][]string{}
 	for _, reg := range []string{"land", "population", "legal-acts"} {
@@ -763,13 +777,13 @@ func TestProcessPlacementOnDisk(t *testing.T) {
 		{cl.north, "population", true},
 	} {
 		bodies := count(found(tc.site, sealed[tc.reg]))
-		names := count(found(tc.site, packItems(packs[tc.reg])))
+		names := count(found(tc.site, append(packItems(packs[tc.reg]), chunks[tc.reg]...)))
 		switch {
 		case tc.placed && (bodies != len(sealed[tc.reg]) || names == 0):
-			t.Errorf("site %s: %d of %d sealed %s bodies and %d of its pack names found; the charter places it there",
+			t.Errorf("site %s: %d of %d sealed %s bodies and %d of its chunk ids found; the charter places it there",
 				tc.site.id, bodies, len(sealed[tc.reg]), tc.reg, names)
 		case !tc.placed && (bodies != 0 || names != 0):
-			t.Errorf("site %s holds %d sealed %s bodies and %d of its pack names; the charter does not place it there",
+			t.Errorf("site %s holds %d sealed %s bodies and %d of its pack names or chunk ids; the charter does not place it there",
 				tc.site.id, bodies, tc.reg, names)
 		}
 	}
