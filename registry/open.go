@@ -45,3 +45,12 @@ func OpenEntry(keys *seal.Keyring, guest string, raw []byte) (*Record, *RecordEn
 	}
 	return rec, re, nil
 }
+
+// Exclusive runs fn while no write is in progress and none can start: what
+// a writer site needs to end its epoch (a failback order) with nothing of
+// its own appended after it.
+func (r *Registries) Exclusive(fn func() error) error {
+	r.bulk.Lock()
+	defer r.bulk.Unlock()
+	return fn()
+}

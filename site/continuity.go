@@ -237,8 +237,20 @@ type activation struct {
 	wrapped map[string][]byte
 	outer   *outerKeys
 
+	// epoch is the epoch this site writes: the one its order opened.
+	epoch uint64
+
 	accepted, unsealed, indexed, firstRead time.Time
 	handingOver                            bool
+}
+
+// fenceLocked stops this writer accepting writes: it is handing over.
+func (a *activation) fenceLocked(t *tenant) {
+	a.handingOver = true
+	t.mode.Store(ModeFenced)
+	if a.guest != nil {
+		a.guest.mode.Store(ModeFenced)
+	}
 }
 
 // ContinuityStatus is GET /continuity/v1/guests/{guest}/status.
@@ -395,10 +407,45 @@ func (t *tenant) submit(ctx context.Context, so *continuity.SignedOrder) (*conti
 	if err != nil {
 		return nil, 0, err
 	}
+	a := t.act
 	epoch := t.writers.ep.Current()
-	return t.writers.accept(so, now, func(o *continuity.Order) (uint64, error) {
-		return t.log.Append(ctx, ledger.Entry{Type: ledger.TypeOrder, Epoch: epoch, Time: now, Payload: raw})
-	})
+	if a != nil && a.epoch != 0 {
+		epoch = a.epoch
+	}
+	appendOrder := func() (*continuity.Order, uint64, error) {
+		return t.writers.accept(so, now, func(o *continuity.Order) (uint64, error) {
+			return t.log.Append(ctx, ledger.Entry{Type: ledger.TypeOrder, Epoch: epoch, Time: now, Payload: raw})
+		})
+	}
+	if o.Action != charter.ActionFailback || a == nil {
+		return appendOrder()
+	}
+	// A failback ends this site's epoch: nothing of its own may follow
+	// the order in its ledger. Writes in progress finish first, new ones
+	// are refused from here on; a refused order lifts the fence.
+	var (
+		got *continuity.Order
+		idx uint64
+	)
+	run := func() error {
+		mode := t.currentMode()
+		a.fenceLocked(t)
+		got, idx, err = appendOrder()
+		if err != nil {
+			a.handingOver = false
+			t.mode.Store(mode)
+			if a.guest != nil {
+				a.guest.mode.Store(mode)
+			}
+		}
+		return err
+	}
+	if a.local != nil {
+		err = a.local.Registries.Exclusive(run)
+	} else {
+		err = run()
+	}
+	return got, idx, err
 }
 
 // becomeWriter turns the tenant's mirror into the writer of the order's
@@ -419,7 +466,7 @@ func (t *tenant) becomeWriter(ctx context.Context, so *continuity.SignedOrder, o
 	if err != nil {
 		return 0, fmt.Errorf("append the order: %w", err)
 	}
-	t.act = &activation{order: o, readOnly: o.Access == continuity.AccessReadOnly, accepted: t.s.opts.Now()}
+	t.act = &activation{order: o, readOnly: o.Access == continuity.AccessReadOnly, accepted: t.s.opts.Now(), epoch: o.Epoch}
 	t.mode.Store(ModeActive)
 	return idx, nil
 }
@@ -635,7 +682,7 @@ func (t *tenant) takeOver(o *continuity.Order) {
 		t.s.log.Error("failback: cannot become the writer", "guest", t.id, "err", err)
 		return
 	}
-	t.act = &activation{order: o, readOnly: false, accepted: t.s.opts.Now()}
+	t.act = &activation{order: o, readOnly: false, accepted: t.s.opts.Now(), epoch: o.Epoch}
 	t.mode.Store(ModeActive)
 	// The order is in the previous writer's epoch; this site's first
 	// entry opens its own, so that its checkpoints are of its epoch.
@@ -673,17 +720,20 @@ func (t *tenant) handOver(o *continuity.Order, index uint64) {
 		t.mu.Unlock()
 		return
 	}
-	a.handingOver = true
-	t.mode.Store(ModeFenced)
+	a.fenceLocked(t)
 	repl := a.repl
 	t.mu.Unlock()
-	if repl != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// Reseal only once the new writer holds the order: until then this
+	// site is the only one that can ship it, and its keys are what it
+	// ships attachments with. It writes nothing meanwhile.
+	for repl != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err := repl.Tracker().WaitSite(ctx, o.Site, index)
 		cancel()
-		if err != nil {
-			t.s.log.Error("hand-over: the new writer did not confirm the order; resealing anyway", "guest", t.id, "new_writer", o.Site, "err", err)
+		if err == nil {
+			break
 		}
+		t.s.log.Warn("hand-over: waiting for the new writer to hold the failback order", "guest", t.id, "new_writer", o.Site, "order_index", index)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -772,6 +822,11 @@ func (t *tenant) openSession() (*UnsealResponse, error) {
 	}
 	if t.custody == nil {
 		return nil, fmt.Errorf("site %s has no custody package for %s (guests[].custody in its config)", t.site, t.id)
+	}
+	if a.session != nil && !t.s.opts.Now().Before(a.session.Expires()) {
+		// An expired session is of no use: open a new one.
+		a.session.Close()
+		a.session = nil
 	}
 	if a.session == nil {
 		sess, err := continuity.NewUnsealSession(t.custody, time.Hour)
@@ -887,9 +942,8 @@ func (t *tenant) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 		}
 		c = &cc
 	}
-	writers := t.writers
 	regs, err := registry.Open(ctx, registry.Options{Charter: c, Site: t.site, Log: t.log, Keys: keys, Blobs: t.blobs,
-		Now: t.s.opts.Now, Epoch: writers.ep.Current, Outer: own,
+		Now: t.s.opts.Now, Epoch: func() uint64 { return a.epoch }, Outer: own,
 		Replicated: func(ctx context.Context, reg string, idx uint64) error {
 			t.mu.Lock()
 			var repl *replica.Replicator
@@ -952,7 +1006,7 @@ func (t *tenant) recordAccess(r *http.Request, o *charter.Official, reg string, 
 	if err != nil {
 		return err
 	}
-	if _, err := t.log.Append(r.Context(), ledger.Entry{Type: ledger.TypeAccess, Epoch: t.writers.ep.Current(), Time: t.s.opts.Now(), Payload: payload}); err != nil {
+	if _, err := t.log.Append(r.Context(), ledger.Entry{Type: ledger.TypeAccess, Epoch: a.epoch, Time: t.s.opts.Now(), Payload: payload}); err != nil {
 		return fmt.Errorf("record the access in the ledger: %w", err)
 	}
 	t.mu.Lock()
@@ -1108,5 +1162,9 @@ func (t *tenant) revoke(o *continuity.Order, index uint64) {
 			return
 		}
 	}
-	t.s.log.Warn("site revoked: its outer key destroyed, nothing more is shipped to it", "guest", t.id, "revoked", o.Site, "order", o.ID, "ledger_index", index)
+	if t.rootFile != "" {
+		t.s.log.Warn("site revoked: its outer key destroyed in the key store and escrow, nothing more is shipped to it", "guest", t.id, "revoked", o.Site, "order", o.ID, "ledger_index", index)
+	} else {
+		t.s.log.Warn("site revoked: nothing more is shipped to it and this site forgot its outer key; the home's key store and the escrow still hold wrapped copies until the home destroys them", "guest", t.id, "revoked", o.Site, "order", o.ID, "ledger_index", index)
+	}
 }

@@ -158,12 +158,17 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	// A site that was the writer when it stopped writes again: its ledger
 	// says so (it cannot reopen as a mirror of itself).
 	if cur := t.writers.ep.Current(); cur > 1 {
-		if w, _ := t.writers.ep.WriterAt(cur); w == t.site {
+		if w, _ := t.writers.ep.WriterAt(cur); w == t.site && gc.dir != "" {
+			// A home started with standby: true whose ledger says it writes:
+			// the operator asked it to follow, but no other site writes this
+			// epoch. Refuse rather than guess.
+			return nil, fmt.Errorf("guest %s: this home's ledger says it writes epoch %d; start it without standby: true (or, if another site writes now, run chancery reconcile first)", t.id, cur)
+		} else if w == t.site {
 			s.log.Warn("this site writes the guest's ledger (it was active when it stopped); reopening as the writer, sealed", "guest", t.id, "epoch", cur)
 			if err := t.reopen(ctx, false); err != nil {
 				return nil, err
 			}
-			t.act = &activation{order: t.writers.last(), accepted: s.opts.Now()}
+			t.act = &activation{order: t.writers.last(), accepted: s.opts.Now(), epoch: cur}
 			t.mode.Store(ModeActive)
 			if err := t.startReplication(); err != nil {
 				return nil, err

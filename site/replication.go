@@ -70,8 +70,9 @@ func (s *Site) openReplication(ctx context.Context, pass []byte) error {
 	}
 	l := s.home.local
 	var targets []replica.Target
+	revoked := s.homeWriters.ep.Revoked()
 	for _, def := range l.Charter.Sites {
-		if def.ID == l.Site {
+		if def.ID == l.Site || contains(revoked, def.ID) {
 			continue
 		}
 		u := def.URL
