@@ -104,6 +104,9 @@ func (e Entry) AppendBinary(b []byte) ([]byte, error) {
 	if e.Type == 0 {
 		return nil, errors.New("entry type: zero is not a type")
 	}
+	if e.Type == TypeWithheld && len(e.Payload) != 32 {
+		return nil, fmt.Errorf("withheld entry: payload of %d bytes, a leaf hash is 32", len(e.Payload))
+	}
 	if len(e.Payload) > MaxPayloadSize {
 		return nil, fmt.Errorf("%w: payload of %d bytes, at most %d fit in an entry", ErrEntryTooLarge, len(e.Payload), MaxPayloadSize)
 	}

@@ -499,13 +499,20 @@ func (s *Shipper) shipRewrapped(ctx context.Context, reg string, names []string)
 	for _, dn := range missing {
 		out, ok := made[dn]
 		if !ok {
-			// Made in an earlier batch but lost at the site since (a site
-			// restored from backup): make it again.
+			// Made in an earlier batch but never stored at the site (its
+			// upload was cut, the site was killed) or lost there since: make
+			// it again. The outer layer's nonces are random, so the new copy
+			// has a new name: ship it under that one and remember it.
 			for i, d := range dst {
 				if d == dn {
-					if _, out, err = rewrap(names[i]); err != nil {
+					var nn string
+					if nn, out, err = rewrap(names[i]); err != nil {
 						return err
 					}
+					s.rwMu.Lock()
+					s.rewrapped[names[i]] = nn
+					s.rwMu.Unlock()
+					dn = nn
 					break
 				}
 			}
