@@ -89,50 +89,82 @@ var errShort = errors.New("truncated")
 
 // UnmarshalRecordEntry decodes a record entry payload. Slices alias b.
 func UnmarshalRecordEntry(b []byte) (*RecordEntry, error) {
-	d := decoder{b: b}
-	e := &RecordEntry{}
-	if f := d.u8(); f != recordEntryFormat {
-		if d.err != nil {
-			return nil, fmt.Errorf("record entry: %w", d.err)
-		}
-		return nil, fmt.Errorf("record entry: format %d, this Chancery reads %d", f, recordEntryFormat)
+	var v recordView
+	if err := v.parse(b); err != nil {
+		return nil, err
 	}
-	e.Kind = Kind(d.u8())
-	e.Registry = string(d.bytes(int(d.u16())))
-	copy(e.BlindID[:], d.bytes(32))
-	e.Version = d.u64()
-	copy(e.Commitment[:], d.bytes(32))
-	for n := int(d.u8()); n > 0 && d.err == nil; n-- {
-		e.Index = append(e.Index, [32]byte(d.bytes(32)))
+	e := &RecordEntry{Kind: v.kind, Registry: string(v.registry), BlindID: v.blindID, Version: v.version, Commitment: [32]byte(v.commitment), Sealed: v.sealed}
+	for i := 0; i < len(v.index); i += 32 {
+		e.Index = append(e.Index, [32]byte(v.index[i:i+32]))
 	}
-	for n := int(d.u16()); n > 0 && d.err == nil; n-- {
-		l := int(d.u16())
-		if l < 32 && d.err == nil {
-			d.err = errors.New("attachment reference shorter than its blind name")
-			break
-		}
-		a := d.bytes(l)
-		if d.err == nil {
-			e.Attachments = append(e.Attachments, AttachmentRef{BlindName: [32]byte(a[:32]), Ref: a[32:]})
-		}
-	}
-	e.Sealed = d.bytes(int(d.u32()))
-	if d.err != nil {
-		return nil, fmt.Errorf("record entry: %w", d.err)
-	}
-	if len(d.b) != 0 {
-		return nil, fmt.Errorf("record entry: %d trailing bytes", len(d.b))
-	}
-	if e.Kind != KindPut && e.Kind != KindTombstone {
-		return nil, fmt.Errorf("record entry: kind %d", e.Kind)
-	}
-	if e.Registry == "" {
-		return nil, errors.New("record entry: empty registry name")
-	}
-	if e.Version == 0 {
-		return nil, errors.New("record entry: version 0")
+	for a := v.atts; len(a) > 0; {
+		l := int(binary.BigEndian.Uint16(a))
+		e.Attachments = append(e.Attachments, AttachmentRef{BlindName: [32]byte(a[2 : 2+32]), Ref: a[2+32 : 2+l : 2+l]})
+		a = a[2+l:]
 	}
 	return e, nil
+}
+
+// recordView is a checked record entry whose variable parts alias the
+// payload: rebuilding the index decodes a million of them, and needs only
+// their blind ids, versions and index values.
+type recordView struct {
+	kind       Kind
+	registry   []byte
+	blindID    [32]byte
+	version    uint64
+	commitment []byte
+	index      []byte // the blinded index values, 32 bytes each
+	atts       []byte // the attachment references as encoded, each checked
+	sealed     []byte
+}
+
+// parse checks a record entry payload as UnmarshalRecordEntry does, with
+// the same errors, without allocating.
+func (v *recordView) parse(b []byte) error {
+	d := decoder{b: b}
+	if f := d.u8(); f != recordEntryFormat {
+		if d.err != nil {
+			return fmt.Errorf("record entry: %w", d.err)
+		}
+		return fmt.Errorf("record entry: format %d, this Chancery reads %d", f, recordEntryFormat)
+	}
+	v.kind = Kind(d.u8())
+	v.registry = d.bytes(int(d.u16()))
+	v.blindID = [32]byte(d.bytes(32))
+	v.version = d.u64()
+	v.commitment = d.bytes(32)
+	v.index = d.bytes(32 * int(d.u8()))
+	v.atts = nil
+	if n := int(d.u16()); n > 0 && d.err == nil {
+		start := d.b
+		for ; n > 0 && d.err == nil; n-- {
+			l := int(d.u16())
+			if l < 32 && d.err == nil {
+				d.err = errors.New("attachment reference shorter than its blind name")
+				break
+			}
+			d.bytes(l)
+		}
+		v.atts = start[:len(start)-len(d.b)]
+	}
+	v.sealed = d.bytes(int(d.u32()))
+	if d.err != nil {
+		return fmt.Errorf("record entry: %w", d.err)
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("record entry: %d trailing bytes", len(d.b))
+	}
+	if v.kind != KindPut && v.kind != KindTombstone {
+		return fmt.Errorf("record entry: kind %d", v.kind)
+	}
+	if len(v.registry) == 0 {
+		return errors.New("record entry: empty registry name")
+	}
+	if v.version == 0 {
+		return errors.New("record entry: version 0")
+	}
+	return nil
 }
 
 // decoder reads big-endian fields, remembering the first short read.

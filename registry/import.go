@@ -179,11 +179,8 @@ func (r *Registries) readImport(ctx context.Context, rd io.Reader, size int, sen
 			}
 			last, ok := p[blind]
 			if !ok {
-				g.mu.RLock()
-				if st := g.recs[blind]; st != nil {
-					last = st.versions[len(st.versions)-1].Version
-				}
-				g.mu.RUnlock()
+				v, _ := g.latest(&blind)
+				last = v.num
 			}
 			it.version = last + 1
 			p[blind] = it.version

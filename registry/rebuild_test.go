@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,4 +220,80 @@ func sameRecords(a, b []*Record) bool {
 		}
 	}
 	return true
+}
+
+// TestRebuildRefusesDamagedLedger: Open fails, naming the entry or bundle,
+// when a stored bundle is damaged or missing, whether the bundle is full
+// (read ahead) or the partial one at the end; and it leaves no goroutine
+// behind, nor when its context is cancelled.
+func TestRebuildRefusesDamagedLedger(t *testing.T) {
+	ctx := context.Background()
+	fx := newFixture(t)
+	const n = 700 // two full bundles and a partial one
+	var in bytes.Buffer
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("DR-%d", i)
+		fmt.Fprintf(&in, `{"registry":"population","id":%q,"record":%s}`+"\n", id, person(id, "N"))
+	}
+	if _, err := fx.reg.Import(ctx, &in, ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fx.log.WaitPublished(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	_, cp := fx.log.Checkpoint()
+	open := func(ctx context.Context) error {
+		r, err := Open(ctx, Options{Charter: fx.c, Site: "home", Log: fx.log, Keys: seal.NewKeyring(fx.c.Guest.ID, fx.root)})
+		if err == nil {
+			r.Close()
+		}
+		return err
+	}
+	before := runtime.NumGoroutine()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := open(cancelled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("open with a cancelled context: %v", err)
+	}
+	dir := fx.log.Dir()
+	for _, c := range []struct {
+		bundle uint64
+		width  int
+		damage func([]byte) []byte
+		want   string
+	}{
+		{1, 0, func(b []byte) []byte { b[2] = 9; return b }, "ledger entry 256: entry version 9"},
+		{1, 0, func(b []byte) []byte { b[2+ledger.EntryHeaderSize] = 7; return b }, "ledger entry 256: record entry: format 7"},
+		{0, 0, func(b []byte) []byte { return b[:len(b)-3] }, "entry bundle 0"},
+		{2, int(cp.Size % ledger.TileWidth), func(b []byte) []byte { b[2+1] = 0; return b }, "ledger entry 512: entry type"},
+		{1, 0, nil, "entry bundle 1"},
+	} {
+		path := filepath.Join(dir, filepath.FromSlash(ledger.EntriesPath(c.bundle, c.width)))
+		orig, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.damage == nil {
+			os.Remove(path)
+		} else {
+			os.WriteFile(path, c.damage(bytes.Clone(orig)), 0o644)
+		}
+		err = open(ctx)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("bundle %d damaged: %v, want an error naming %q", c.bundle, err, c.want)
+		}
+		if err := os.WriteFile(path, orig, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := open(ctx); err != nil {
+		t.Fatalf("repaired ledger: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > before {
+		t.Fatalf("%d goroutines before the failed opens, %d after", before, g)
+	}
 }

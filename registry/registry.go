@@ -122,16 +122,10 @@ type reg struct {
 	def   charter.Registry
 	keys  *seal.RegistryKeys
 	blobs *store.Store // nil when the site has no blob backend
+	num   uint16       // the registry's number, in the order of the charter
 	mu    sync.RWMutex
-	recs  map[[32]byte]*recState
-	// byValue maps a blinded (field, value) to the records whose latest
-	// version carries it.
-	byValue map[[32]byte]map[[32]byte]struct{}
-}
-
-type recState struct {
-	versions []VersionInfo // ascending by version
-	index    [][32]byte    // blinded index values of the latest version
+	// shards hold the index, cut by blind id (index.go).
+	shards [shardCount]shard
 }
 
 // VersionInfo is one version of a record as the index knows it.
@@ -210,17 +204,18 @@ func Open(ctx context.Context, opts Options) (*Registries, error) {
 		if !allowed(d, opts.Site) {
 			continue
 		}
-		r.regs[d.Name] = &reg{def: d, keys: opts.Keys.Registry(d.Name), recs: map[[32]byte]*recState{}, byValue: map[[32]byte]map[[32]byte]struct{}{}}
+		g := &reg{def: d, keys: opts.Keys.Registry(d.Name), num: uint16(len(r.regs))}
+		for i := range g.shards {
+			g.shards[i] = newShard()
+		}
+		r.regs[d.Name] = g
 	}
 	if err := r.openBlobs(ctx); err != nil {
 		r.Close()
 		return nil, err
 	}
 	_, cp := opts.Log.Checkpoint()
-	err := ledger.Scan(ctx, r.f, 0, cp.Size, func(idx uint64, raw []byte) error {
-		return r.apply(idx, raw)
-	})
-	if err != nil {
+	if err := r.rebuild(ctx, opts.Log.Dir(), cp.Size); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("registry: rebuild index: %w", err)
 	}
@@ -302,72 +297,28 @@ func allowed(d charter.Registry, site string) bool {
 	return false
 }
 
-// apply folds one ledger entry into the index.
-func (r *Registries) apply(idx uint64, raw []byte) error {
-	e, err := ledger.DecodeEntry(raw)
-	if err != nil {
-		return fmt.Errorf("ledger entry %d: %w", idx, err)
+// index adds a version of a record to the index.
+func (g *reg) index(e *RecordEntry, v VersionInfo) {
+	var buf [4]key
+	vals := buf[:0]
+	for i := range e.Index {
+		vals = append(vals, keyOf(&e.Index[i]))
 	}
-	switch e.Type {
-	case ledger.TypeKeyEvent:
-		var ev seal.KeyEvent
-		if err := ev.UnmarshalBinary(e.Payload); err != nil {
-			return fmt.Errorf("ledger entry %d: %w", idx, err)
-		}
-		if ev.Kind == seal.KeyRotate {
-			if _, ok := r.regs[ev.Registry]; !ok {
-				return nil
-			}
-		}
-		if err := r.opts.Keys.ApplyKeyEvent(ev); err != nil {
-			return fmt.Errorf("ledger entry %d: %w", idx, err)
-		}
-	case ledger.TypeRecord:
-		re, err := UnmarshalRecordEntry(e.Payload)
-		if err != nil {
-			return fmt.Errorf("ledger entry %d: %w", idx, err)
-		}
-		g, ok := r.regs[re.Registry]
-		if !ok {
-			return nil // a registry this site may not hold
-		}
-		g.index(re, VersionInfo{Version: re.Version, Index: idx, Time: e.Time, Epoch: e.Epoch, Deleted: re.Kind == KindTombstone})
-	}
-	return nil
-}
-
-func (g *reg) index(re *RecordEntry, v VersionInfo) {
+	k := keyOf(&e.BlindID)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	st := g.recs[re.BlindID]
-	if st == nil {
-		st = &recState{}
-		g.recs[re.BlindID] = st
+	g.shards[shardOf(&k)].index(&k, versionOf(v), vals)
+}
+
+// latest returns the latest version of a record, if the index holds it.
+func (g *reg) latest(blind *[32]byte) (version, bool) {
+	k := keyOf(blind)
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if st := g.shards[shardOf(&k)].lookup(&k); st != nil {
+		return st.latest, true
 	}
-	st.versions = append(st.versions, v)
-	if n := len(st.versions); n > 1 && st.versions[n-2].Version > v.Version {
-		sort.Slice(st.versions, func(i, j int) bool { return st.versions[i].Version < st.versions[j].Version })
-	}
-	if st.versions[len(st.versions)-1].Version != v.Version {
-		return // an older version arriving late does not change the latest
-	}
-	for _, old := range st.index {
-		if set := g.byValue[old]; set != nil {
-			delete(set, re.BlindID)
-			if len(set) == 0 {
-				delete(g.byValue, old)
-			}
-		}
-	}
-	st.index = append(st.index[:0], re.Index...)
-	for _, nv := range re.Index {
-		set := g.byValue[nv]
-		if set == nil {
-			set = map[[32]byte]struct{}{}
-			g.byValue[nv] = set
-		}
-		set[re.BlindID] = struct{}{}
-	}
+	return version{}, false
 }
 
 func (r *Registries) reg(name string) (*reg, error) {
@@ -399,7 +350,11 @@ func (r *Registries) Count(registry string) (int, error) {
 	}
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return len(g.recs), nil
+	n := 0
+	for i := range g.shards {
+		n += len(g.shards[i].recs)
+	}
+	return n, nil
 }
 
 // Put writes a new version of a record and returns it once it is durable.
@@ -427,14 +382,9 @@ func (r *Registries) write(ctx context.Context, registry, id string, kind Kind, 
 	mu.Lock()
 	defer mu.Unlock()
 
-	g.mu.RLock()
-	st := g.recs[blind]
-	var last uint64
-	if st != nil {
-		last = st.versions[len(st.versions)-1].Version
-	}
-	g.mu.RUnlock()
-	if kind == KindTombstone && (st == nil || st.versions[len(st.versions)-1].Deleted) {
+	latest, ok := g.latest(&blind)
+	last := latest.num
+	if kind == KindTombstone && (!ok || latest.deleted) {
 		return nil, fmt.Errorf("delete %s record %s: %w", registry, id, ErrNotFound)
 	}
 	if len(atts) > 0 {
@@ -655,17 +605,19 @@ func (r *Registries) Get(ctx context.Context, registry, id string, at AsOf) (*Re
 		return nil, err
 	}
 	blind := g.keys.BlindID(id)
-	g.mu.RLock()
-	st := g.recs[blind]
 	var v *VersionInfo
-	if st != nil {
-		for i := len(st.versions) - 1; i >= 0; i-- {
-			c := st.versions[i]
-			if (at.Index == nil || c.Index <= *at.Index) && (at.Time == nil || !c.Time.After(*at.Time)) {
-				v = &c
-				break
+	k := keyOf(&blind)
+	g.mu.RLock()
+	s := &g.shards[shardOf(&k)]
+	if st := s.lookup(&k); st != nil {
+		s.versions(st, func(c *version) bool {
+			if (at.Index == nil || c.index <= *at.Index) && (at.Time == nil || !time.UnixMilli(c.ms).After(*at.Time)) {
+				info := c.info()
+				v = &info
+				return false
 			}
-		}
+			return true
+		})
 	}
 	g.mu.RUnlock()
 	if v == nil {
@@ -781,13 +733,16 @@ func (r *Registries) History(ctx context.Context, registry, id string) ([]Versio
 	if err != nil {
 		return nil, err
 	}
+	blind := g.keys.BlindID(id)
+	k := keyOf(&blind)
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	st := g.recs[g.keys.BlindID(id)]
+	s := &g.shards[shardOf(&k)]
+	st := s.lookup(&k)
 	if st == nil {
 		return nil, fmt.Errorf("%s record %s: %w", registry, id, ErrNotFound)
 	}
-	return append([]VersionInfo(nil), st.versions...), nil
+	return s.history(st), nil
 }
 
 // Find returns the latest versions of the records whose indexed field has
@@ -804,14 +759,12 @@ func (r *Registries) Find(ctx context.Context, registry, field, value string) ([
 	if !indexed {
 		return nil, &ValidationError{Registry: registry, Field: field, Err: errors.New("not an index field of this registry")}
 	}
-	key := g.keys.BlindIndex(field, value)
+	blinded := g.keys.BlindIndex(field, value)
+	k := keyOf(&blinded)
 	g.mu.RLock()
 	var hits []VersionInfo
-	for blind := range g.byValue[key] {
-		st := g.recs[blind]
-		if v := st.versions[len(st.versions)-1]; !v.Deleted {
-			hits = append(hits, v)
-		}
+	for i := range g.shards {
+		hits = g.shards[i].find(&k, hits)
 	}
 	g.mu.RUnlock()
 	sort.Slice(hits, func(i, j int) bool { return hits[i].Index < hits[j].Index })
