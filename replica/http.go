@@ -130,7 +130,10 @@ func readBody(w http.ResponseWriter, req *http.Request, limit int64) ([]byte, er
 	body := http.MaxBytesReader(w, req.Body, limit)
 	var buf bytes.Buffer
 	if req.ContentLength > 0 && req.ContentLength <= limit {
-		buf.Grow(int(req.ContentLength))
+		// MinRead more: a body that reports its end only on a read after
+		// the last byte (HTTP/2 may) would otherwise double the buffer,
+		// 16 MiB for a pack, just to find it.
+		buf.Grow(int(req.ContentLength) + bytes.MinRead)
 	}
 	if _, err := buf.ReadFrom(body); err != nil {
 		return nil, err
