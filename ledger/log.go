@@ -46,6 +46,12 @@ type Options struct {
 	GroupCommitWait time.Duration
 	// SegmentSize is the size of a write-ahead log segment (default 64 MiB).
 	SegmentSize int64
+	// FromEpoch is, for a writer, the first epoch its Signer signs
+	// checkpoints of (0: any). A mirror reopened as the writer of a new
+	// epoch holds the previous writers' epochs, whose checkpoints only
+	// they sign: Open then publishes none of its own over them (it keeps
+	// the one it found), and the first entry of the new epoch publishes.
+	FromEpoch uint64
 	// Logger receives recovery reports and errors (default: discard).
 	Logger *slog.Logger
 }

@@ -31,6 +31,7 @@ func (l *Log) recover(ctx context.Context) error {
 	l.syncedSize = synced
 
 	var old *Checkpoint
+	var oldSigned []byte
 	if b, err := os.ReadFile(filepath.Join(l.dir, CheckpointPath)); err == nil {
 		text, err := SplitNote(b)
 		if err != nil {
@@ -43,7 +44,7 @@ func (l *Log) recover(ctx context.Context) error {
 		if cp.Origin != l.opts.Origin {
 			return fmt.Errorf("published checkpoint is for origin %q, not %q", cp.Origin, l.opts.Origin)
 		}
-		old = &cp
+		old, oldSigned = &cp, b
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
@@ -121,6 +122,18 @@ func (l *Log) recover(ctx context.Context) error {
 		if err := l.recoverMirror(); err != nil {
 			return err
 		}
+	}
+	if !l.opts.Mirror && l.tree.epoch < l.opts.FromEpoch {
+		// Every entry is of an epoch this signer does not write.
+		if err := l.tree.flushPartial(); err != nil {
+			return err
+		}
+		if old != nil {
+			l.pub.Lock()
+			l.latest, l.latestCp = oldSigned, *old
+			l.pub.Unlock()
+		}
+		return nil
 	}
 	return l.publish()
 }

@@ -459,7 +459,7 @@ func (t *tenant) becomeWriter(ctx context.Context, so *continuity.SignedOrder, o
 	if err != nil {
 		return 0, err
 	}
-	if err := t.reopen(ctx, false); err != nil {
+	if err := t.reopen(ctx, false, o.Epoch); err != nil {
 		return 0, err
 	}
 	idx, err := t.log.Append(ctx, ledger.Entry{Type: ledger.TypeOrder, Epoch: o.Epoch, Time: t.s.opts.Now(), Payload: raw})
@@ -472,12 +472,15 @@ func (t *tenant) becomeWriter(ctx context.Context, so *continuity.SignedOrder, o
 }
 
 // reopen closes the tenant's ledger and opens it again, as a mirror or as
-// this site's own writer log, and swaps the replication handler over it.
-func (t *tenant) reopen(ctx context.Context, mirror bool) error {
+// this site's own writer log of epoch (and later ones), and swaps the
+// replication handler over it. A writer's key signs no checkpoint of the
+// earlier epochs its ledger holds: those are their writers' to sign.
+func (t *tenant) reopen(ctx context.Context, mirror bool, epoch uint64) error {
 	lo := t.s.opts.Local.Ledger
-	lo.Origin, lo.Mirror, lo.Signer = t.charter.Guest.Origin, mirror, nil
+	lo.Origin, lo.Mirror, lo.Signer, lo.FromEpoch = t.charter.Guest.Origin, mirror, nil, 0
 	lo.Logger = t.s.log.With("guest", t.id, "component", "ledger")
 	if !mirror {
+		lo.FromEpoch = epoch
 		signer, _, err := ledger.NewLogSigner(t.charter.Guest.Origin, t.key)
 		if err != nil {
 			return err
@@ -678,7 +681,7 @@ func (t *tenant) takeOver(o *continuity.Order) {
 		return
 	}
 	ctx := context.Background()
-	if err := t.reopen(ctx, false); err != nil {
+	if err := t.reopen(ctx, false, o.Epoch); err != nil {
 		t.s.log.Error("failback: cannot become the writer", "guest", t.id, "err", err)
 		return
 	}
@@ -738,7 +741,7 @@ func (t *tenant) handOver(o *continuity.Order, index uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.resealLocked()
-	if err := t.reopen(context.Background(), true); err != nil {
+	if err := t.reopen(context.Background(), true, 0); err != nil {
 		t.s.log.Error("hand-over: cannot reopen as a mirror", "guest", t.id, "err", err)
 		return
 	}

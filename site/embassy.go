@@ -165,7 +165,7 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 			return nil, fmt.Errorf("guest %s: this home's ledger says it writes epoch %d; start it without standby: true (or, if another site writes now, run chancery reconcile first)", t.id, cur)
 		} else if w == t.site {
 			s.log.Warn("this site writes the guest's ledger (it was active when it stopped); reopening as the writer, sealed", "guest", t.id, "epoch", cur)
-			if err := t.reopen(ctx, false); err != nil {
+			if err := t.reopen(ctx, false, cur); err != nil {
 				return nil, err
 			}
 			t.act = &activation{order: t.writers.last(), accepted: s.opts.Now(), epoch: cur}
