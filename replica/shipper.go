@@ -361,7 +361,15 @@ func (s *Shipper) shipBlobs(ctx context.Context, reg string, ids []store.ID) err
 	if err != nil {
 		return fmt.Errorf("registry %s: ask site %s for missing packs: %w", reg, s.opts.Site, err)
 	}
-	if len(missing) == 0 {
+	return s.parallel(ctx, missing, func(ctx context.Context, name string) error {
+		return s.shipObject(ctx, reg, name)
+	})
+}
+
+// parallel runs fn on every name, BlobParallel at a time, and returns the
+// first error, after which it starts no more.
+func (s *Shipper) parallel(ctx context.Context, names []string, fn func(ctx context.Context, name string) error) error {
+	if len(names) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -372,12 +380,12 @@ func (s *Shipper) shipBlobs(ctx context.Context, reg string, ids []store.ID) err
 		first error
 	)
 	work := make(chan string)
-	for range min(s.opts.BlobParallel, len(missing)) {
+	for range min(s.opts.BlobParallel, len(names)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for name := range work {
-				err := s.shipObject(ctx, reg, name)
+				err := fn(ctx, name)
 				if err != nil {
 					mu.Lock()
 					if first == nil {
@@ -389,7 +397,7 @@ func (s *Shipper) shipBlobs(ctx context.Context, reg string, ids []store.ID) err
 			}
 		}()
 	}
-	for _, name := range missing {
+	for _, name := range names {
 		select {
 		case work <- name:
 		case <-ctx.Done():
@@ -439,6 +447,10 @@ func (s *Shipper) wait(ctx context.Context, n int) error {
 // with the source site's outer layer taken off and the receiving site's
 // put on. The receiving site's pack names differ from the source's, so the
 // shipper remembers which it made, and asks the site about those.
+//
+// Packs are made and uploaded BlobParallel at a time, each uploaded as
+// soon as it is made: a batch may reference a thousand packs, and holding
+// them all before the first upload would hold gigabytes.
 func (s *Shipper) shipRewrapped(ctx context.Context, reg string, names []string) error {
 	from, err := s.opts.OuterKey(s.opts.SourceSite)
 	if err != nil {
@@ -449,7 +461,7 @@ func (s *Shipper) shipRewrapped(ctx context.Context, reg string, names []string)
 		return fmt.Errorf("registry %s: outer key of %s: %w", reg, s.opts.Site, err)
 	}
 	guest := s.opts.Charter.Guest.ID
-	rewrap := func(name string) (string, []byte, error) {
+	rewrap := func(ctx context.Context, name string) (string, []byte, error) {
 		data, err := s.opts.Source.Object(ctx, reg, name)
 		if err != nil {
 			return "", nil, fmt.Errorf("registry %s: read %s: %w", reg, name, err)
@@ -474,49 +486,19 @@ func (s *Shipper) shipRewrapped(ctx context.Context, reg string, names []string)
 		}
 		return store.PackName(nid), out, nil
 	}
-	made := map[string][]byte{}
-	var dst []string
-	for _, n := range names {
+	// ship makes a copy of a source pack and uploads it. The outer
+	// layer's nonces are random, so a copy made now has a name no site
+	// holds: there is nothing to ask first. It is remembered before the
+	// upload, so that an upload the site stored but did not confirm is
+	// found there next time rather than made again.
+	ship := func(ctx context.Context, name string) error {
+		dn, out, err := rewrap(ctx, name)
+		if err != nil {
+			return err
+		}
 		s.rwMu.Lock()
-		d, ok := s.rewrapped[n]
+		s.rewrapped[name] = dn
 		s.rwMu.Unlock()
-		if !ok {
-			dn, out, err := rewrap(n)
-			if err != nil {
-				return err
-			}
-			s.rwMu.Lock()
-			s.rewrapped[n] = dn
-			s.rwMu.Unlock()
-			d, made[dn] = dn, out
-		}
-		dst = append(dst, d)
-	}
-	missing, err := s.opts.Sink.Missing(ctx, reg, dst)
-	if err != nil {
-		return fmt.Errorf("registry %s: ask site %s for missing packs: %w", reg, s.opts.Site, err)
-	}
-	for _, dn := range missing {
-		out, ok := made[dn]
-		if !ok {
-			// Made in an earlier batch but never stored at the site (its
-			// upload was cut, the site was killed) or lost there since: make
-			// it again. The outer layer's nonces are random, so the new copy
-			// has a new name: ship it under that one and remember it.
-			for i, d := range dst {
-				if d == dn {
-					var nn string
-					if nn, out, err = rewrap(names[i]); err != nil {
-						return err
-					}
-					s.rwMu.Lock()
-					s.rewrapped[names[i]] = nn
-					s.rwMu.Unlock()
-					dn = nn
-					break
-				}
-			}
-		}
 		if err := s.wait(ctx, len(out)); err != nil {
 			return err
 		}
@@ -524,6 +506,36 @@ func (s *Shipper) shipRewrapped(ctx context.Context, reg string, names []string)
 			return fmt.Errorf("registry %s: ship %s to site %s: %w", reg, dn, s.opts.Site, err)
 		}
 		s.opts.Tracker.Sent(s.opts.Site, int64(len(out)), 0, 1)
+		return nil
 	}
-	return nil
+	var todo, made, dst []string // to make; made before, and their copies' names
+	for _, n := range names {
+		s.rwMu.Lock()
+		d, ok := s.rewrapped[n]
+		s.rwMu.Unlock()
+		if ok {
+			made, dst = append(made, n), append(dst, d)
+		} else {
+			todo = append(todo, n)
+		}
+	}
+	if len(dst) > 0 {
+		// Made in an earlier batch but never stored at the site (its
+		// upload was cut, the site was killed) or lost there since: make
+		// it again, under a new name.
+		missing, err := s.opts.Sink.Missing(ctx, reg, dst)
+		if err != nil {
+			return fmt.Errorf("registry %s: ask site %s for missing packs: %w", reg, s.opts.Site, err)
+		}
+		lost := make(map[string]bool, len(missing))
+		for _, m := range missing {
+			lost[m] = true
+		}
+		for i, d := range dst {
+			if lost[d] {
+				todo = append(todo, made[i])
+			}
+		}
+	}
+	return s.parallel(ctx, todo, ship)
 }
