@@ -170,10 +170,11 @@ func (s *benchSite) close(tb testing.TB) {
 	os.RemoveAll(s.dir)
 }
 
-// replicate starts a Replicator from the home to the sites; stop ends it.
-func (f *fixture) replicate(sites ...*benchSite) (r *replica.Replicator, stop func()) {
+// replicate starts a Replicator from the home to the sites, its shippers
+// tuned by so; stop ends it.
+func (f *fixture) replicate(so replica.ShipperOptions, sites ...*benchSite) (r *replica.Replicator, stop func()) {
 	f.t.Helper()
-	o := replica.ReplicatorOptions{Charter: f.c, Self: home, Log: f.home, Source: f.source()}
+	o := replica.ReplicatorOptions{Charter: f.c, Self: home, Log: f.home, Source: f.source(), Shipper: so}
 	for _, s := range sites {
 		o.Targets = append(o.Targets, replica.Target{Site: s.id, Sink: s.remote})
 	}
@@ -211,17 +212,17 @@ func cpuTime() time.Duration {
 // catchUp times a fresh site catching up the home's whole ledger of size
 // entries. The benchmark timer runs from the replicator's start until the
 // receipt; setup and the wait for the mirror's tiles are outside it.
-func (f *fixture) catchUp(b *testing.B, site string, size uint64) (res catchUpResult) {
+func (f *fixture) catchUp(b *testing.B, site string, size uint64, so replica.ShipperOptions) (res catchUpResult) {
 	// Labelled, with every goroutine it starts (mirror, server, shipper),
 	// so that a profile can leave out the setup: pprof -tagfocus
 	// phase=catchup.
 	pprof.Do(context.Background(), pprof.Labels("phase", "catchup"), func(context.Context) {
-		res = f.catchUpOnce(b, site, size)
+		res = f.catchUpOnce(b, site, size, so)
 	})
 	return res
 }
 
-func (f *fixture) catchUpOnce(b *testing.B, site string, size uint64) catchUpResult {
+func (f *fixture) catchUpOnce(b *testing.B, site string, size uint64, so replica.ShipperOptions) catchUpResult {
 	b.StopTimer()
 	// Start from a clean page cache: the write-back of what the setup or
 	// the previous run left dirty (a bulk import, a removed mirror) would
@@ -235,7 +236,7 @@ func (f *fixture) catchUpOnce(b *testing.B, site string, size uint64) catchUpRes
 	defer cancel()
 	b.StartTimer()
 	start, cpu := time.Now(), cpuTime()
-	r, stop := f.replicate(s)
+	r, stop := f.replicate(so, s)
 	if err := r.Tracker().WaitSite(ctx, site, size-1); err != nil {
 		b.Fatalf("site %s: %v; lags %+v", site, err, r.Tracker().Lags())
 	}
@@ -358,7 +359,7 @@ func BenchmarkReplicateRecords(b *testing.B) {
 	var runs []catchUpResult
 	b.ResetTimer()
 	for range b.N {
-		runs = append(runs, f.catchUp(b, north, size))
+		runs = append(runs, f.catchUp(b, north, size, replica.ShipperOptions{}))
 	}
 	b.StopTimer()
 	reportCatchUp(b, runs, false)
@@ -370,18 +371,25 @@ func BenchmarkReplicateRecords(b *testing.B) {
 // (SHA-256 against its name, header) and stored durably. Goal: at least
 // 250 MB/s of attachments. "bulk" stores the attachments before the
 // records, as Import does, so they share full 16 MiB packs; "put" writes
-// each record with Put, which flushes its own 4 MiB pack.
+// each record with Put, which flushes its own 4 MiB pack. "outer-key" is
+// the product's path from the home (site.Server sets
+// ShipperOptions.OuterKey): every chunk is sealed again under the
+// receiving site's outer key on the way, so each pack is rebuilt and
+// renamed before it ships.
 func BenchmarkReplicateAttachments(b *testing.B) {
 	const (
 		count = 64
 		size  = 4 << 20
 	)
-	for _, bulk := range []bool{true, false} {
-		name := "packs=bulk"
-		if !bulk {
-			name = "packs=put"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, tc := range []struct {
+		name        string
+		bulk, outer bool
+	}{
+		{"packs=bulk", true, false},
+		{"packs=put", false, false},
+		{"packs=bulk,outer-key", true, true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
 			f, _ := openBenchHome(b, newState(b), 0, true)
 			ctx := context.Background()
 			refs := make([]store.Ref, count)
@@ -391,11 +399,11 @@ func BenchmarkReplicateAttachments(b *testing.B) {
 					b.Fatal(err)
 				}
 				refs[i] = ref
-				if !bulk {
+				if !tc.bulk {
 					f.putDeed(i, ref)
 				}
 			}
-			if bulk {
+			if tc.bulk {
 				for i, ref := range refs {
 					f.putDeed(i, ref)
 				}
@@ -404,10 +412,25 @@ func BenchmarkReplicateAttachments(b *testing.B) {
 			if _, _, err := f.home.WaitPublished(ctx, total); err != nil {
 				b.Fatal(err)
 			}
+			var so replica.ShipperOptions
+			if tc.outer {
+				// As site.outerKeyFunc: the home has no outer layer.
+				sk, err := seal.NewSiteKey()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer sk.Wipe()
+				so.OuterKey = func(site string) (*seal.SiteKey, error) {
+					if site == home {
+						return nil, nil
+					}
+					return sk, nil
+				}
+			}
 			var runs []catchUpResult
 			b.ResetTimer()
 			for range b.N {
-				runs = append(runs, f.catchUp(b, north, total))
+				runs = append(runs, f.catchUp(b, north, total, so))
 			}
 			b.StopTimer()
 			if got := runs[0].stats.ObjectBytes; got < count*size {
@@ -460,7 +483,7 @@ func BenchmarkReplicationLag(b *testing.B) {
 	}{
 		{"checkpoint=default", 0, ""},
 		{"checkpoint=2ms", 2 * time.Millisecond, ""},
-		{"checkpoint=default/disk=tmpfs", 0, "/dev/shm"},
+		{"checkpoint=default,disk=tmpfs", 0, "/dev/shm"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			if tc.dir != "" {
@@ -502,7 +525,7 @@ func benchLag(b *testing.B, interval time.Duration, parent string) {
 	}
 	f, closeHome := openBenchHome(b, dir, interval, true)
 	sites := []*benchSite{f.newBenchSiteIn(north, parent), f.newBenchSiteIn(south, parent)}
-	repl, stop := f.replicate(sites...)
+	repl, stop := f.replicate(replica.ShipperOptions{}, sites...)
 	f.repl = repl
 	// Stop shipping before the sites and the home close.
 	b.Cleanup(func() {
@@ -681,7 +704,7 @@ func BenchmarkCatchUp1M(b *testing.B) {
 	var runs []catchUpResult
 	b.ResetTimer()
 	for range b.N {
-		runs = append(runs, f.catchUp(b, north, cp.Size))
+		runs = append(runs, f.catchUp(b, north, cp.Size, replica.ShipperOptions{}))
 	}
 	b.StopTimer()
 	reportCatchUp(b, runs, false)
