@@ -34,6 +34,16 @@ import (
 type proc struct {
 	name, config, log, url string
 	cmd                    *exec.Cmd
+	done                   chan struct{} // closed once the process has exited
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // sites are the three sites of the story, each its own process.
@@ -70,7 +80,8 @@ func (s *sites) start(ctx context.Context, name, cfg string) error {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	go func() { p.cmd.Wait(); logf.Close() }()
+	p.done = make(chan struct{})
+	go func() { p.cmd.Wait(); logf.Close(); close(p.done) }()
 	s.mu.Lock()
 	s.procs[name] = p
 	s.mu.Unlock()
@@ -83,7 +94,7 @@ func (s *sites) start(ctx context.Context, name, cfg string) error {
 				return nil
 			}
 		}
-		if p.cmd.ProcessState != nil {
+		if p.exited() {
 			break
 		}
 		select {
@@ -114,8 +125,9 @@ func (s *sites) kill(name string) {
 	s.mu.Unlock()
 	if p != nil && p.cmd.Process != nil {
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		for i := 0; i < 100 && p.cmd.ProcessState == nil; i++ {
-			time.Sleep(20 * time.Millisecond)
+		select {
+		case <-p.done:
+		case <-time.After(2 * time.Second):
 		}
 	}
 }
@@ -134,8 +146,9 @@ func (s *sites) stopAll() {
 		}
 	}
 	for _, p := range ps {
-		for i := 0; i < 500 && p.cmd.ProcessState == nil; i++ {
-			time.Sleep(20 * time.Millisecond)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
 		}
 	}
 }
