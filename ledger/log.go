@@ -141,8 +141,9 @@ type Log struct {
 	latestCp   Checkpoint
 	published  *sync.Cond // on pub
 	lastSync   time.Time
-	syncedSize uint64
+	syncedSize uint64   // tree size last handed to the syncer
 	obsolete   []string // partial tile directories to delete at the next sync point
+	syncs      chan syncJob
 	madeDirs   map[string]bool
 
 	mirror mirrorState
@@ -197,6 +198,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("open ledger %s: %w", dir, err)
 	}
 	l.lastSync = time.Now()
+	l.syncs = make(chan syncJob)
 	l.done.Add(2)
 	go l.commitLoop()
 	go l.integrateLoop()
@@ -421,9 +423,22 @@ func (l *Log) commit(bt *batch) error {
 }
 
 // integrateLoop folds committed entries into the tiles and publishes
-// signed checkpoints, at most one per CheckpointInterval.
+// signed checkpoints, at most one per CheckpointInterval. Sync points run
+// on their own goroutine: a sync waits on the disk for as long as it has
+// dirty pages (a second on a busy disk), and checkpoints, which replication
+// lag is measured by, must not wait behind it.
 func (l *Log) integrateLoop() {
 	defer l.done.Done()
+	synced := make(chan struct{})
+	go l.syncLoop(synced)
+	stopSyncer := func() {
+		if l.syncs != nil {
+			close(l.syncs)
+			<-synced
+			l.syncs = nil
+		}
+	}
+	defer stopSyncer()
 	for {
 		l.imu.Lock()
 		for len(l.committed) == 0 && !l.drained {
@@ -435,24 +450,82 @@ func (l *Log) integrateLoop() {
 		if len(work) == 0 && drained {
 			break
 		}
+		if l.integrationStopped() {
+			return
+		}
 		start := time.Now()
 		if err := l.integrate(work); err != nil {
 			l.integrationFailed(err)
 			return
 		}
 		if time.Since(l.lastSync) >= l.opts.SyncInterval {
-			if err := l.syncPoint(); err != nil {
-				l.integrationFailed(err)
-				return
-			}
+			l.offerSync()
 		}
 		if d := l.opts.CheckpointInterval - time.Since(start); d > 0 && !drained && !l.isClosing() {
 			time.Sleep(d)
 		}
 	}
-	if err := l.syncPoint(); err != nil {
-		l.integrationFailed(err)
+	// The last sync point runs here, after any in flight, so Close
+	// returns with every tile durable.
+	stopSyncer()
+	if job, ok := l.nextSync(); ok {
+		if err := l.syncPoint(job); err != nil {
+			l.integrationFailed(err)
+		}
 	}
+}
+
+// syncJob is a sync point as of one tree state, taken on the integrator
+// after the tiles for that state were written.
+type syncJob struct {
+	size     uint64
+	marker   []byte
+	obsolete []string
+}
+
+// nextSync takes the state for the next sync point, or reports that
+// nothing changed since the last one.
+func (l *Log) nextSync() (syncJob, bool) {
+	l.lastSync = time.Now()
+	size := l.tree.size()
+	if size == l.syncedSize && len(l.obsolete) == 0 {
+		return syncJob{}, false
+	}
+	return syncJob{size: size, marker: encodeMarker(size, l.tree.epoch, l.tree.rng.Hashes()), obsolete: l.obsolete}, true
+}
+
+// offerSync hands a sync point to the syncer if it is idle; if it is still
+// busy with the last one, the next integration tries again.
+func (l *Log) offerSync() {
+	job, ok := l.nextSync()
+	if !ok {
+		return
+	}
+	select {
+	case l.syncs <- job:
+		l.syncedSize = job.size
+		l.obsolete = nil
+	default:
+	}
+}
+
+func (l *Log) syncLoop(done chan<- struct{}) {
+	defer close(done)
+	for job := range l.syncs {
+		if err := l.syncPoint(job); err != nil {
+			l.integrationFailed(err)
+			// Drain so the integrator never blocks; it stops at its next turn.
+			for range l.syncs {
+			}
+			return
+		}
+	}
+}
+
+func (l *Log) integrationStopped() bool {
+	l.pub.Lock()
+	defer l.pub.Unlock()
+	return l.ierr != nil
 }
 
 func (l *Log) isClosing() bool {
@@ -532,15 +605,13 @@ func (l *Log) writeTile(rel string, data []byte) error {
 	return os.Rename(tmp, path)
 }
 
-// syncPoint makes every tile written so far durable with one syncfs, records
-// the tree state in the sync marker, and drops what that makes redundant:
-// write-ahead log segments wholly integrated and superseded partial tiles.
-func (l *Log) syncPoint() error {
-	size := l.tree.size()
-	if size == l.syncedSize && len(l.obsolete) == 0 {
-		l.lastSync = time.Now()
-		return nil
-	}
+// syncPoint makes every tile written up to job's state durable with one
+// syncfs, records that state in the sync marker, and drops what that makes
+// redundant: write-ahead log segments wholly integrated and superseded
+// partial tiles. It runs on the syncer while the integrator goes on
+// writing newer tiles; those are synced too, harmlessly, but the marker
+// claims only job's state.
+func (l *Log) syncPoint(job syncJob) error {
 	d, err := os.Open(l.dir)
 	if err != nil {
 		return fmt.Errorf("sync point: %w", err)
@@ -550,15 +621,13 @@ func (l *Log) syncPoint() error {
 	if err != nil {
 		return fmt.Errorf("sync point: syncfs: %w", err)
 	}
-	if err := writeFileSync(filepath.Join(l.dir, walDir, markerName), encodeMarker(size, l.tree.epoch, l.tree.rng.Hashes())); err != nil {
-		return fmt.Errorf("sync point at size %d: %w", size, err)
+	if err := writeFileSync(filepath.Join(l.dir, walDir, markerName), job.marker); err != nil {
+		return fmt.Errorf("sync point at size %d: %w", job.size, err)
 	}
-	l.syncedSize = size
-	l.lastSync = time.Now()
 
 	l.mu.Lock()
 	var drop []segment
-	for len(l.segments) > 1 && l.segments[1].first <= size {
+	for len(l.segments) > 1 && l.segments[1].first <= job.size {
 		drop = append(drop, l.segments[0])
 		l.segments = l.segments[1:]
 	}
@@ -568,12 +637,11 @@ func (l *Log) syncPoint() error {
 			return fmt.Errorf("trim write-ahead log: %w", err)
 		}
 	}
-	for _, p := range l.obsolete {
+	for _, p := range job.obsolete {
 		if err := os.RemoveAll(filepath.Join(l.dir, filepath.FromSlash(p))); err != nil {
 			return fmt.Errorf("remove superseded partial tiles: %w", err)
 		}
 	}
-	l.obsolete = l.obsolete[:0]
 	return nil
 }
 
