@@ -30,7 +30,10 @@ type Writers interface {
 type Learner interface {
 	Writers
 	Learn(first uint64, entries [][]byte) (Writers, error)
-	Commit(first uint64, entries [][]byte)
+	// Commit is given the batch's checkpoint too: its epoch is the newest
+	// the sender knew of, which tells an order still in force from one
+	// that later orders have overtaken.
+	Commit(first uint64, entries [][]byte, cp ledger.Checkpoint)
 }
 
 // HomeWriter is Writers for a guest that has never activated a site: the

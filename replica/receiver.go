@@ -57,6 +57,12 @@ type ReceiverOptions struct {
 	Quota, Used int64
 	// Suspended, if set, refuses batches while it returns an error.
 	Suspended func() error
+	// Fence, if set, returns the epoch below which this site takes no
+	// more batches, and why: an activation order it was shown before the
+	// activated site's first batch reached it. A writer cut off from its
+	// successor is thus refused the cosignatures its quorum writes wait
+	// for, from the moment the activation begins.
+	Fence func() (epoch uint64, why string)
 	// Suspension, if set, returns the host's pending notice of suspension,
 	// reported in State so that the writer records it in the ledger.
 	Suspension func() []byte
@@ -183,6 +189,11 @@ func (r *Receiver) State(ctx context.Context) (*State, error) {
 	if r.opts.Suspension != nil {
 		st.Suspension = r.opts.Suspension()
 	}
+	if r.opts.Fence != nil {
+		if min, _ := r.opts.Fence(); min > st.Epoch {
+			st.Fence = min
+		}
+	}
 	signed, cp := r.opts.Log.Checkpoint()
 	if signed == nil {
 		return st, nil
@@ -213,6 +224,13 @@ func openCheckpointWith(w Writers, origin string, signed []byte, epoch uint64) (
 // Accept checks a batch and stores it. It returns the receipt (the
 // checkpoint cosigned by this site) when the batch reaches its checkpoint,
 // and nil when it ended short of it.
+// Quiesce returns once no batch is being checked or stored: one that
+// began before a change of fence or suspension has finished.
+func (r *Receiver) Quiesce() {
+	r.accept.Lock()
+	r.accept.Unlock() //nolint:staticcheck // an empty critical section is the point
+}
+
 func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 	if r.opts.Suspended != nil {
 		if err := r.opts.Suspended(); err != nil {
@@ -231,6 +249,11 @@ func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 	cp, err := ledger.ParseCheckpoint(text)
 	if err != nil {
 		return nil, r.refused(fmt.Errorf("%w: checkpoint: %v", ErrRefused, err))
+	}
+	if r.opts.Fence != nil {
+		if min, why := r.opts.Fence(); cp.Epoch < min {
+			return nil, r.refused(fmt.Errorf("%w: %w: checkpoint of epoch %d, but this site is fenced from epoch %d on (%s)", ErrRefused, ledger.ErrStaleEpoch, cp.Epoch, min, why))
+		}
 	}
 	// A batch may carry the order that opens the epoch its checkpoint is
 	// in: a Learner checks those orders first, so the new writer's key is
@@ -288,7 +311,7 @@ func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 			// against the quota, is no refusal, and the sender resumes
 			// from State past it.
 			if learner != nil {
-				learner.Commit(b.First, b.Entries)
+				learner.Commit(b.First, b.Entries, cp)
 			}
 			r.stats.batches.Add(1)
 			r.stats.entries.Add(int64(len(b.Entries)))
@@ -304,7 +327,7 @@ func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 		return nil, r.refused(fmt.Errorf("%w: %w", ErrRefused, err))
 	}
 	if learner != nil {
-		learner.Commit(b.First, b.Entries)
+		learner.Commit(b.First, b.Entries, cp)
 	}
 	r.stats.batches.Add(1)
 	r.stats.entries.Add(int64(len(b.Entries)))

@@ -156,11 +156,15 @@ func ParseBatch(data []byte) (*Batch, error) {
 // State is what a site reports about one guest's mirror: where replication
 // resumes, and the receipt it last gave.
 type State struct {
-	Guest   string `json:"guest"`
-	Site    string `json:"site"`
-	Origin  string `json:"origin"`
-	Size    uint64 `json:"size"`    // entries held: the next batch starts here
-	Epoch   uint64 `json:"epoch"`   // highest epoch held
+	Guest  string `json:"guest"`
+	Site   string `json:"site"`
+	Origin string `json:"origin"`
+	Size   uint64 `json:"size"`  // entries held: the next batch starts here
+	Epoch  uint64 `json:"epoch"` // highest epoch held
+	// Fence is the epoch from which the site takes batches, when an
+	// activation order shown to it is ahead of what it holds: a writer
+	// of an older epoch reading it knows it is superseded.
+	Fence   uint64 `json:"fenced_from,omitempty"`
 	Receipt []byte `json:"receipt"` // the newest checkpoint held, cosigned by the site (C2SP tlog-cosignature)
 	// Suspension is the host's signed notice of suspension, if one was given
 	// (see Suspension).

@@ -46,8 +46,9 @@ type epochWriters struct {
 	// orders folded so far, in ledger order, to replay into a scratch
 	// Epochs when a batch must be checked without changing this one.
 	orders []*continuity.Order
-	// onFold is told of every order folded in (nil: none).
-	onFold func(o *continuity.Order, index uint64)
+	// onFold is told of every order folded in (nil: none), and whether it
+	// is still in force (see live).
+	onFold func(o *continuity.Order, index uint64, live bool)
 }
 
 func newEpochWriters(c *charter.Charter) (*epochWriters, error) {
@@ -150,17 +151,32 @@ func (w *epochWriters) Learn(first uint64, entries [][]byte) (replica.Writers, e
 }
 
 // Commit implements replica.Learner.
-func (w *epochWriters) Commit(first uint64, entries [][]byte) {
+func (w *epochWriters) Commit(first uint64, entries [][]byte, cp ledger.Checkpoint) {
 	found, err := ordersIn(first, entries)
 	if err != nil {
 		return // Learn already refused such a batch
 	}
 	for _, f := range found {
-		w.fold(&f.so.Order, f.index)
+		w.fold(&f.so.Order, f.index, live(&f.so.Order, cp.Epoch))
 	}
 }
 
-func (w *epochWriters) fold(o *continuity.Order, index uint64) {
+// live reports whether an order a site receives is still in force, given
+// the newest epoch its sender knew of (the batch checkpoint's). A site
+// catching up on history — a home rebuilt from an embassy receives every
+// order ever given — must not act again on orders that later ones have
+// overtaken: an old failback naming it would make it the writer of an
+// epoch long closed. A failback is appended in the epoch it closes, so it
+// is in force only while no checkpoint of its own epoch exists; any other
+// order only while no later epoch has begun.
+func live(o *continuity.Order, senderEpoch uint64) bool {
+	if o.Action == charter.ActionFailback {
+		return senderEpoch < o.Epoch
+	}
+	return senderEpoch <= o.Epoch
+}
+
+func (w *epochWriters) fold(o *continuity.Order, index uint64, live bool) {
 	w.mu.Lock()
 	if err := w.ep.Apply(o); err != nil {
 		w.mu.Unlock()
@@ -170,7 +186,7 @@ func (w *epochWriters) fold(o *continuity.Order, index uint64) {
 	cb := w.onFold
 	w.mu.Unlock()
 	if cb != nil {
-		cb(o, index)
+		cb(o, index, live)
 	}
 }
 
@@ -191,7 +207,7 @@ func (w *epochWriters) accept(so *continuity.SignedOrder, now time.Time, commit 
 	cb := w.onFold
 	w.mu.Unlock()
 	if cb != nil {
-		cb(o, idx)
+		cb(o, idx, true)
 	}
 	return o, idx, nil
 }
@@ -292,6 +308,7 @@ func (s *Site) mountContinuity(mux *http.ServeMux) {
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/unseal/{session}", s.submitShare)
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/unseal/{session}/site-keys/{site}", s.submitSiteKey)
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/seal", s.sealGuest)
+	mux.HandleFunc("POST /continuity/v1/guests/{guest}/fence", s.fenceGuest)
 }
 
 func (s *Site) tenantOf(w http.ResponseWriter, r *http.Request) (*tenant, bool) {
@@ -355,7 +372,7 @@ func (s *Site) submitOrder(w http.ResponseWriter, r *http.Request) {
 	o, idx, err := t.submit(r.Context(), so)
 	if err != nil {
 		code := http.StatusUnprocessableEntity
-		if errors.Is(err, errNotWriter) {
+		if errors.Is(err, errNotWriter) || errors.Is(err, errBehind) {
 			code = http.StatusConflict
 		}
 		s.log.Warn("order refused", "guest", t.id, "err", err)
@@ -375,6 +392,12 @@ var errNotWriter = errors.New("this site does not write the guest's ledger now")
 
 // submit decides where an order may be appended and acts on it.
 func (t *tenant) submit(ctx context.Context, so *continuity.SignedOrder) (*continuity.Order, uint64, error) {
+	if so.Order.Action == charter.ActionActivate && so.Order.Site == t.site && t.ledger().IsMirror() {
+		// Outside t.mu: it waits on the other embassies.
+		if err := t.fencePeers(ctx, so); err != nil {
+			return nil, 0, err
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.s.opts.Now()
@@ -601,6 +624,7 @@ func (t *tenant) newReceiver() error {
 		Charter: t.charter, Site: t.site, Log: t.log, Blobs: t.blobs, Cosigner: t.cosigner, Writers: t.writers,
 		Quota: t.quota, Used: t.usedAtOpen, Logger: s.log.With("guest", t.id),
 		Suspended:  func() error { return t.suspended(s.opts.Now()) },
+		Fence:      t.fence.get,
 		Suspension: t.susp.pending,
 		Accepted:   func(b *replica.Batch) { t.lastBatch.Store(s.opts.Now().UnixNano()) },
 	})
@@ -645,12 +669,18 @@ func (t *tenant) apiHandler() http.Handler {
 
 // onFold acts on an order once this site holds it: a failback or an
 // activation of another site ends this site's epoch as writer; a failback
-// naming this site makes it the writer.
-func (t *tenant) onFold(o *continuity.Order, index uint64) {
+// naming this site makes it the writer. Of an order overtaken by later
+// ones (not live), only a revocation is acted on: a home rebuilt from an
+// embassy must still destroy its copies of a revoked site's key.
+func (t *tenant) onFold(o *continuity.Order, index uint64, live bool) {
+	if !live && o.Action != charter.ActionRevokeSite {
+		t.s.log.Info("order in the ledger's history, overtaken by later orders: not acted on", "guest", t.id, "order", o.ID, "action", o.Action, "epoch", o.Epoch, "ledger_index", index)
+		return
+	}
 	switch o.Action {
 	case charter.ActionActivate, charter.ActionFailback:
 	case charter.ActionDrill:
-		if o.Site == t.site {
+		if o.Site == t.site && t.s.opts.Now().Before(o.Expires) {
 			go t.startDrill(o, index)
 		}
 		return
@@ -699,6 +729,16 @@ func (t *tenant) takeOver(o *continuity.Order) {
 		t.s.log.Error("failback: cannot open the epoch", "guest", t.id, "err", err)
 		return
 	}
+	// Outer keys destroyed in standby are recorded now that this site
+	// writes (the fingerprint is unknown: the copies were never opened).
+	for _, r := range t.shredded {
+		raw, _ := (&continuity.SignedOrder{Order: *r}).Marshal()
+		fp := sha256.Sum256([]byte("no key at hand: " + r.Site))
+		if err := recordShred(ctx, t.id, r.Site, fp, raw, t.log, o.Epoch, t.s.opts.Now); err != nil {
+			t.s.log.Error("failback: cannot record a destroyed outer key", "guest", t.id, "revoked", r.Site, "err", err)
+		}
+	}
+	t.shredded = nil
 	if err := t.startReplication(); err != nil {
 		t.s.log.Error("failback: cannot replicate", "guest", t.id, "err", err)
 	}
@@ -1141,6 +1181,20 @@ func (t *tenant) revoke(o *continuity.Order, index uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.act
+	if t.log.IsMirror() && t.rootFile != "" {
+		// A home in standby — rebuilt from an embassy, catching up on
+		// orders given while it was gone — still holds the key store and
+		// escrow of its state directory: it destroys the copies at once,
+		// and records that in its ledger once it writes again.
+		l := state.Layout{Dir: filepath.Dir(filepath.Dir(t.rootFile))}
+		if err := destroyOuterKeyCopies(l, o.Site); err != nil {
+			t.s.log.Error("revocation: could not destroy every copy of the site's outer key", "guest", t.id, "revoked", o.Site, "err", err)
+			return
+		}
+		t.shredded = append(t.shredded, o)
+		t.s.log.Warn("site revoked: this standby home destroyed its copies of the site's outer key (key store and escrow)", "guest", t.id, "revoked", o.Site, "order", o.ID, "ledger_index", index)
+		return
+	}
 	if a == nil || t.log.IsMirror() {
 		return // a mirror holds no key and ships nothing
 	}

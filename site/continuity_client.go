@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/chancery-gov/chancery/replica"
 )
 
 // ContinuityClient speaks to a site's continuity API for one guest: order
@@ -73,6 +75,13 @@ type OrderResponse struct {
 func (c *ContinuityClient) Submit(ctx context.Context, signedOrder []byte) (*OrderResponse, error) {
 	var out OrderResponse
 	return &out, c.do(ctx, http.MethodPost, "/orders", signedOrder, false, &out)
+}
+
+// Fence shows a signed activation order of another site to this one,
+// which fences itself against older epochs and reports what it holds.
+func (c *ContinuityClient) Fence(ctx context.Context, signedOrder []byte) (*replica.State, error) {
+	var out replica.State
+	return &out, c.do(ctx, http.MethodPost, "/fence", signedOrder, false, &out)
 }
 
 // Status reads the guest's continuity status at the site.

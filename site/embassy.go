@@ -15,6 +15,7 @@ import (
 	"crypto/ed25519"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/pintls"
 	"github.com/chancery-gov/chancery/ledger"
@@ -47,6 +48,8 @@ type tenant struct {
 	cosigner *ledger.Cosigner
 	custody  *seal.CustodyPackage // for unseal sessions; nil if not configured
 	rootFile string               // a home's sealed root key file, if it has one
+	shredded []*continuity.Order  // revocations a standby home acted on, to record once it writes (under mu)
+	fence    fence                // refuses batches of epochs before an activation shown here (fence.go)
 
 	// mu guards log (swapped between mirror and writer), act and the
 	// transitions between standby and active.
@@ -137,6 +140,9 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 		return nil, fmt.Errorf("guest %s: orders in the ledger: %w", t.id, err)
 	}
 	t.writers.onFold = t.onFold
+	if err := t.loadFence(); err != nil {
+		return nil, fmt.Errorf("guest %s: %w", t.id, err)
+	}
 	if t.peers, err = pintls.SiteKeys(c); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}

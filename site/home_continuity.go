@@ -110,7 +110,7 @@ func (s *Site) homeSubmit(ctx context.Context, so *continuity.SignedOrder) (*con
 }
 
 // homeOnFold acts on an order the home appended.
-func (s *Site) homeOnFold(o *continuity.Order, index uint64) {
+func (s *Site) homeOnFold(o *continuity.Order, index uint64, _ bool) {
 	if o.Action == charter.ActionRevokeSite {
 		s.revokeSite(o, index)
 	}

@@ -133,15 +133,27 @@ func contains(xs []string, x string) bool {
 // this state directory holds — the home's key store and the escrow — and
 // records the shredding in the ledger with the key's fingerprint.
 func shredOuterKey(ctx context.Context, l state.Layout, guest, site string, fingerprint [32]byte, order []byte, log *ledger.Log, epoch uint64, now func() time.Time) error {
+	if err := destroyOuterKeyCopies(l, site); err != nil {
+		return err
+	}
+	return recordShred(ctx, guest, site, fingerprint, order, log, epoch, now)
+}
+
+// destroyOuterKeyCopies overwrites and removes the wrapped copies of a
+// site's outer key in a state directory: the key store's and the escrow's.
+func destroyOuterKeyCopies(l state.Layout, site string) error {
 	var errs []error
 	for _, p := range []string{filepath.Join(l.Keys(), OuterKeyFile(site)), filepath.Join(EscrowDir(l), OuterKeyFile(site))} {
 		if err := overwriteAndRemove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
+	return errors.Join(errs...)
+}
+
+// recordShred appends the key event that says a site's outer key was
+// destroyed here, under which order.
+func recordShred(ctx context.Context, guest, site string, fingerprint [32]byte, order []byte, log *ledger.Log, epoch uint64, now func() time.Time) error {
 	ev := seal.KeyEvent{Kind: seal.KeySiteShred, Guest: guest, Site: site, KeyID: fingerprint, Order: sha256.Sum256(order)}
 	p, err := ev.MarshalBinary()
 	if err != nil {

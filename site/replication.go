@@ -225,7 +225,7 @@ func FetchStatus(ctx context.Context, base string, client *http.Client) (*Replic
 // last point any site received goes to reconciliation (docs/continuity.md).
 func (s *Site) fenceIfNewer(site string, st *replica.State) {
 	l := s.home.local
-	if st.Epoch <= max(l.Log.Epoch(), 1) || s.home.currentMode() == ModeFenced {
+	if max(st.Epoch, st.Fence) <= max(l.Log.Epoch(), 1) || s.home.currentMode() == ModeFenced {
 		return
 	}
 	s.home.mode.Store(ModeFenced)
