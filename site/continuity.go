@@ -545,7 +545,7 @@ func (t *tenant) startReplication() error {
 		Charter: t.charter, Self: t.site, Log: t.log, Targets: targets, Writers: t.writers,
 		Source: tenantSource{t: t, log: t.log},
 		Shipper: replica.ShipperOptions{MaxBatchEntries: s.cfg.Replication.MaxBatchEntries, BlobParallel: s.cfg.Replication.BlobParallel,
-			BytesPerSecond: s.cfg.Replication.BytesPerSecond,
+			BytesPerSecond: s.cfg.Replication.BytesPerSecond, OnState: t.fenceIfNewer,
 			OuterKey: outerKeyFunc(t.charter, func(site string) (*seal.SiteKey, bool) {
 				t.mu.Lock()
 				a := t.act
@@ -568,6 +568,31 @@ func (t *tenant) startReplication() error {
 	}()
 	t.act.repl, t.act.stop, t.act.done = repl, cancel, done
 	return nil
+}
+
+// fenceIfNewer stops this site writing when another site reports a newer
+// epoch than the one it writes, or a fence from one: officials activated
+// another site while this one could not be reached.
+//
+// It runs on a shipper, which a reseal waits for under t.mu: the fencing
+// itself goes to its own goroutine.
+func (t *tenant) fenceIfNewer(site string, st *replica.State) {
+	if max(st.Epoch, st.Fence) <= 1 {
+		return
+	}
+	go t.fenceIfNewerThan(site, st.Epoch, st.Fence)
+}
+
+func (t *tenant) fenceIfNewerThan(site string, epoch, fenced uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.act
+	if a == nil || a.handingOver || t.log.IsMirror() || max(epoch, fenced) <= a.epoch {
+		return
+	}
+	a.fenceLocked(t)
+	t.s.log.Error("FENCED: a site reports a newer epoch; this site accepts no more writes", "guest", t.id, "reported_by", site,
+		"site_epoch", epoch, "site_fenced_from", fenced, "own_epoch", a.epoch)
 }
 
 // tenantSource is what an active tenant ships from: its own ledger, and
