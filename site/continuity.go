@@ -826,6 +826,19 @@ func (t *tenant) resealLocked() {
 		<-a.done
 		a.stop = nil
 	}
+	t.wipeKeysLocked()
+}
+
+// wipeKeysLocked is chancery seal: the registries close and every key the
+// activation held is wiped — the keyring derived from the root, the
+// sites' outer keys, an open unseal session, the wrapped keys handed over.
+// A site still writing the ledger ships entries on, but no attachments
+// (those need the outer keys) until it is unsealed again.
+func (t *tenant) wipeKeysLocked() {
+	a := t.act
+	if a == nil {
+		return
+	}
 	if a.session != nil {
 		a.session.Close()
 		a.session = nil
@@ -1099,12 +1112,7 @@ func (s *Site) sealGuest(w http.ResponseWriter, r *http.Request) {
 	}
 	_, _ = io.Copy(io.Discard, r.Body)
 	t.mu.Lock()
-	if t.act != nil && t.act.local != nil {
-		a := t.act
-		a.local.Registries.Close()
-		a.local.Keys.Wipe()
-		a.local, a.guest, a.api = nil, nil, nil
-	}
+	t.wipeKeysLocked()
 	t.mu.Unlock()
 	writeJSON(w, http.StatusOK, t.status())
 }

@@ -17,6 +17,15 @@ import (
 // handed over — so that nothing of them is reachable through the site
 // afterwards.
 func TestResealWipes(t *testing.T) {
+	for name, wipe := range map[string]func(*tenant){
+		"reseal (failback, revocation)": (*tenant).resealLocked,
+		"chancery seal":                 (*tenant).wipeKeysLocked,
+	} {
+		t.Run(name, func(t *testing.T) { testWipes(t, wipe) })
+	}
+}
+
+func testWipes(t *testing.T, wipe func(*tenant)) {
 	root, err := seal.NewRootKey()
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +52,7 @@ func TestResealWipes(t *testing.T) {
 	wrapped := []byte("wrapped outer key bytes")
 	a := &activation{local: &Local{Keys: keys}, session: sess, outer: outer, wrapped: map[string][]byte{"embassy-north": wrapped}}
 	tn := &tenant{act: a}
-	tn.resealLocked()
+	wipe(tn)
 
 	if _, err := keys.ChunkerSeed(); !errors.Is(err, seal.ErrWiped) {
 		t.Errorf("keyring after seal: %v, want ErrWiped", err)
