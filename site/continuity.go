@@ -359,24 +359,14 @@ func (s *Site) submitOrder(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, continuity.MaxSignedOrderSize+1))
-	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "order: " + err.Error()})
-		return
-	}
-	so, err := continuity.ParseSignedOrder(raw)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: err.Error()})
+	so, ok := readSignedOrder(w, r)
+	if !ok {
 		return
 	}
 	o, idx, err := t.submit(r.Context(), so)
 	if err != nil {
-		code := http.StatusUnprocessableEntity
-		if errors.Is(err, errNotWriter) || errors.Is(err, errBehind) {
-			code = http.StatusConflict
-		}
 		s.log.Warn("order refused", "guest", t.id, "err", err)
-		writeJSON(w, code, ErrorBody{Error: err.Error()})
+		writeJSON(w, orderStatus(err), ErrorBody{Error: err.Error()})
 		return
 	}
 	s.log.Warn("order accepted", "guest", t.id, "order", o.ID, "action", o.Action, "site_named", o.Site, "epoch", o.Epoch, "ledger_index", idx)
@@ -389,6 +379,31 @@ func (s *Site) submitOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 var errNotWriter = errors.New("this site does not write the guest's ledger now")
+
+// readSignedOrder reads a request body that is a signed order's file
+// bytes; on failure it has answered.
+func readSignedOrder(w http.ResponseWriter, r *http.Request) (*continuity.SignedOrder, bool) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, continuity.MaxSignedOrderSize+1))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "order: " + err.Error()})
+		return nil, false
+	}
+	so, err := continuity.ParseSignedOrder(raw)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: err.Error()})
+		return nil, false
+	}
+	return so, true
+}
+
+// orderStatus is the HTTP status of a refused order: 409 when it went to
+// the wrong site (or one behind another), 422 when it does not verify.
+func orderStatus(err error) int {
+	if errors.Is(err, errNotWriter) || errors.Is(err, errBehind) {
+		return http.StatusConflict
+	}
+	return http.StatusUnprocessableEntity
+}
 
 // submit decides where an order may be appended and acts on it.
 func (t *tenant) submit(ctx context.Context, so *continuity.SignedOrder) (*continuity.Order, uint64, error) {

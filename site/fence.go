@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -136,23 +135,13 @@ func (s *Site) fenceGuest(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, continuity.MaxSignedOrderSize+1))
-	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "order: " + err.Error()})
-		return
-	}
-	so, err := continuity.ParseSignedOrder(raw)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: err.Error()})
+	so, ok := readSignedOrder(w, r)
+	if !ok {
 		return
 	}
 	st, err := t.acceptFence(r.Context(), so)
 	if err != nil {
-		code := http.StatusUnprocessableEntity
-		if errors.Is(err, errNotWriter) {
-			code = http.StatusConflict
-		}
-		writeJSON(w, code, ErrorBody{Error: err.Error()})
+		writeJSON(w, orderStatus(err), ErrorBody{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, st)

@@ -3,9 +3,7 @@ package site
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/chancery-gov/chancery/charter"
@@ -61,24 +59,14 @@ func (s *Site) homeSubmitOrder(w http.ResponseWriter, r *http.Request) {
 	if !s.homeGuest(w, r) {
 		return
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, continuity.MaxSignedOrderSize+1))
-	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "order: " + err.Error()})
-		return
-	}
-	so, err := continuity.ParseSignedOrder(raw)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: err.Error()})
+	so, ok := readSignedOrder(w, r)
+	if !ok {
 		return
 	}
 	o, idx, err := s.homeSubmit(r.Context(), so)
 	if err != nil {
-		code := http.StatusUnprocessableEntity
-		if errors.Is(err, errNotWriter) {
-			code = http.StatusConflict
-		}
 		s.log.Warn("order refused", "err", err)
-		writeJSON(w, code, ErrorBody{Error: err.Error()})
+		writeJSON(w, orderStatus(err), ErrorBody{Error: err.Error()})
 		return
 	}
 	l := s.home.local
