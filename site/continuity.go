@@ -363,7 +363,7 @@ func (s *Site) submitOrder(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	o, idx, err := t.submit(r.Context(), so)
+	o, idx, err := t.submit(r.Context(), so, r.URL.Query().Get("accept_unfenced") == "true")
 	if err != nil {
 		s.log.Warn("order refused", "guest", t.id, "err", err)
 		writeJSON(w, orderStatus(err), ErrorBody{Error: err.Error()})
@@ -399,17 +399,19 @@ func readSignedOrder(w http.ResponseWriter, r *http.Request) (*continuity.Signed
 // orderStatus is the HTTP status of a refused order: 409 when it went to
 // the wrong site (or one behind another), 422 when it does not verify.
 func orderStatus(err error) int {
-	if errors.Is(err, errNotWriter) || errors.Is(err, errBehind) {
+	if errors.Is(err, errNotWriter) || errors.Is(err, errBehind) || errors.Is(err, errUnfenced) {
 		return http.StatusConflict
 	}
 	return http.StatusUnprocessableEntity
 }
 
 // submit decides where an order may be appended and acts on it.
-func (t *tenant) submit(ctx context.Context, so *continuity.SignedOrder) (*continuity.Order, uint64, error) {
+func (t *tenant) submit(ctx context.Context, so *continuity.SignedOrder, acceptUnfenced bool) (*continuity.Order, uint64, error) {
+	var unfenced []string
 	if so.Order.Action == charter.ActionActivate && so.Order.Site == t.site && t.ledger().IsMirror() {
 		// Outside t.mu: it waits on the other embassies.
-		if err := t.fencePeers(ctx, so); err != nil {
+		var err error
+		if unfenced, err = t.fencePeers(ctx, so, acceptUnfenced); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -427,6 +429,17 @@ func (t *tenant) submit(ctx context.Context, so *continuity.SignedOrder) (*conti
 		})
 		if err != nil {
 			return nil, 0, err
+		}
+		if len(unfenced) > 0 {
+			// The officials' choice to go ahead is part of the record.
+			note, _ := json.Marshal(struct {
+				Kind     string   `json:"kind"`
+				Order    string   `json:"order"`
+				Unfenced []string `json:"unfenced"`
+			}{"activated-unfenced", o.ID, unfenced})
+			if _, err := t.log.Append(ctx, ledger.Entry{Type: ledger.TypeNotice, Epoch: o.Epoch, Time: t.s.opts.Now(), Payload: note}); err != nil {
+				t.s.log.Error("activated, but cannot record the embassies not fenced", "guest", t.id, "err", err)
+			}
 		}
 		// Outside the epochs' lock, which replication reads.
 		if err := t.startReplication(); err != nil {

@@ -148,19 +148,26 @@ func (s *Site) fenceGuest(w http.ResponseWriter, r *http.Request) {
 }
 
 // errBehind refuses an activation of a site that holds less of the ledger
-// than another embassy.
-var errBehind = errors.New("another embassy holds more of the ledger than this site")
+// than another embassy; errUnfenced one that could not reach enough of
+// them to be sure it holds every write a quorum acknowledged.
+var (
+	errBehind   = errors.New("another embassy holds more of the ledger than this site")
+	errUnfenced = errors.New("too few embassies could be fenced")
+)
 
 // fencePeers shows an activation order of this site to every other
 // embassy before it is appended (see the top of this file). It returns
-// errBehind if one of them holds more of the ledger.
-func (t *tenant) fencePeers(ctx context.Context, so *continuity.SignedOrder) error {
+// errBehind if one of them holds more of the ledger, and errUnfenced if
+// so many could not be reached that a quorum write might be held by them
+// alone — unless the officials accept that (acceptUnfenced), in which
+// case it returns the sites not fenced, for the ledger.
+func (t *tenant) fencePeers(ctx context.Context, so *continuity.SignedOrder, acceptUnfenced bool) ([]string, error) {
 	if _, err := continuity.Verify(t.charter, so, t.writers.ep.State(), t.s.opts.Now()); err != nil {
-		return err
+		return nil, err
 	}
 	raw, err := so.Marshal()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	own := t.ledger().MirrorSize()
 	type answer struct {
@@ -186,10 +193,11 @@ func (t *tenant) fencePeers(ctx context.Context, so *continuity.SignedOrder) err
 	}
 	wg.Wait()
 	slices.SortFunc(answers, func(a, b answer) int { return strings.Compare(a.site, b.site) })
-	var ahead, fenced []string
+	var ahead, fenced, unreached []string
 	for _, a := range answers {
 		switch {
 		case a.err != nil:
+			unreached = append(unreached, a.site)
 			t.s.log.Warn("activation: could not fence an embassy; it may cosign the old writer's batches until the new writer's reach it",
 				"guest", t.id, "embassy", a.site, "err", a.err)
 		case a.st.Size > own:
@@ -199,11 +207,38 @@ func (t *tenant) fencePeers(ctx context.Context, so *continuity.SignedOrder) err
 		}
 	}
 	if len(ahead) > 0 {
-		return fmt.Errorf("%w: this site (%s) holds %d entries, but %s; it may hold writes a quorum acknowledged that this site lacks: activate it instead (it stays fenced against the old writer)",
+		return nil, fmt.Errorf("%w: this site (%s) holds %d entries, but %s; it may hold writes a quorum acknowledged that this site lacks: activate it instead (it stays fenced against the old writer)",
 			errBehind, t.site, own, strings.Join(ahead, ", "))
 	}
-	t.s.log.Warn("activation: embassies fenced against older epochs", "guest", t.id, "fenced", fenced, "own_size", own)
-	return nil
+	if at := t.quorumAtRisk(unreached); at != "" && !acceptUnfenced {
+		return nil, fmt.Errorf("%w: %s; restore the link and submit again, or submit with --accept-unfenced to activate anyway (writes only they hold then go to reconciliation)", errUnfenced, at)
+	}
+	t.s.log.Warn("activation: embassies fenced against older epochs", "guest", t.id, "fenced", fenced, "not_fenced", unreached, "own_size", own)
+	return unreached, nil
+}
+
+// quorumAtRisk says which quorum registry could have a write acknowledged
+// that only unreached sites hold: one whose k holders, at the time of the
+// write, might all be among them. The old writer's quorum counted every
+// site the charter places the registry at but itself.
+func (t *tenant) quorumAtRisk(unreached []string) string {
+	cur := t.writers.ep.Current()
+	writer, _ := t.writers.ep.WriterAt(cur)
+	for _, reg := range t.charter.Registries {
+		if reg.Sync != charter.SyncQuorum {
+			continue
+		}
+		var out []string
+		for _, s := range reg.Sites {
+			if s != writer && slices.Contains(unreached, s) {
+				out = append(out, s)
+			}
+		}
+		if k := max(reg.QuorumSites, 1); len(out) >= k {
+			return fmt.Sprintf("registry %s is acknowledged once %d site(s) hold a write, and %s, which could hold such writes alone, could not be reached", reg.Name, k, strings.Join(out, ", "))
+		}
+	}
+	return ""
 }
 
 func (t *tenant) fenceOne(ctx context.Context, def charter.Site, order []byte) (*replica.State, error) {

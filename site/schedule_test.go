@@ -242,17 +242,21 @@ type sched struct {
 	ids     map[string]age.Identity
 
 	// The model the schedule is drawn against.
-	epoch      uint64
-	active     string // the writer of the current epoch
-	writers    []string
-	down       map[string]bool
-	cut        map[[2]string]string // partitioned pairs (sorted) → "cut" or "blackhole"
-	oldHome    bool                 // phase 2: the cut-off home runs
-	fenced     time.Time            // when the old home was seen fenced
-	lostEpoch  uint64               // the epoch the home wrote when it was lost
-	reports    []schedReport        // one per failback
-	homeStarts int                  // starts of the home in a new configuration
-	aside      []string             // home ledgers moved aside by hand
+	epoch   uint64
+	active  string // the writer of the current epoch
+	writers []string
+	down    map[string]bool
+	cut     map[[2]string]string // partitioned pairs (sorted) → "cut" or "blackhole"
+	oldHome bool                 // phase 2: the cut-off home runs
+	// acceptUnfenced: the officials activated a site that could not fence
+	// the other embassy (the pick hazard), accepting that quorum writes
+	// only that one held go to reconciliation.
+	acceptUnfenced bool
+	fenced         time.Time     // when the old home was seen fenced
+	lostEpoch      uint64        // the epoch the home wrote when it was lost
+	reports        []schedReport // one per failback
+	homeStarts     int           // starts of the home in a new configuration
+	aside          []string      // home ledgers moved aside by hand
 
 	schedOptions
 
@@ -771,17 +775,33 @@ func (s *sched) disaster() {
 		pick = other
 	}
 	s.step++
-	if err := s.tryActivate(pick); err != nil {
-		// The activated site fences the other embassy first and refuses
-		// if that one holds more (site/fence.go); the officials then
-		// activate the other. Only a refusal of that kind is expected.
+	// The activated site fences the other embassy first (site/fence.go).
+	// It refuses if that one holds more: the officials activate the
+	// other. It refuses if it cannot reach it, since population (k=1)
+	// writes may be there alone: the officials restore the link, or
+	// (the pick hazard) activate anyway, and those writes go to
+	// reconciliation.
+	for tries := 0; ; tries++ {
+		err := s.tryActivate(pick)
+		if err == nil {
+			break
+		}
 		var ae *site.APIError
-		if !errors.As(err, &ae) || ae.Status != http.StatusConflict || sizes[other] <= sizes[pick] {
+		if tries > 2 || !errors.As(err, &ae) || ae.Status != http.StatusConflict {
 			s.fatal("activate %s: %v", pick, err)
 		}
 		s.logf("officials try %s, which refuses: %v", pick, err)
-		pick = other
-		s.activate(pick)
+		switch {
+		case strings.Contains(err.Error(), "holds more of the ledger") && sizes[other] > sizes[pick]:
+			pick, other = other, pick
+		case strings.Contains(err.Error(), "too few embassies could be fenced") && s.hazards["pick"]:
+			s.acceptUnfenced = true
+		case strings.Contains(err.Error(), "too few embassies could be fenced"):
+			s.heal(pick, other)
+			s.logf("the officials restore the link between %s and %s", pick, other)
+		default:
+			s.fatal("activate %s: %v", pick, err)
+		}
 	}
 	s.logf("officials activate %s (mirrors: north %d, south %d entries): epoch %d", pick, sizes[procNorth], sizes[procSouth], s.epoch)
 }
@@ -822,7 +842,9 @@ func (s *sched) tryActivate(target string) error {
 	ctx, cancel := context.WithTimeout(s.t.Context(), 20*time.Second)
 	defer cancel()
 	stop := s.watchCheckpoints()
-	or, err := s.cont(target).Submit(ctx, signed)
+	cc := s.cont(target)
+	cc.AcceptUnfenced = s.acceptUnfenced
+	or, err := cc.Submit(ctx, signed)
 	stop()
 	if err != nil {
 		return err
@@ -1197,7 +1219,7 @@ func (s *sched) checkAcked() {
 	n := 0
 	for _, a := range acks {
 		if r := s.forkedIn(a); r != nil {
-			if a.Reg == "population" {
+			if a.Reg == "population" && !s.acceptUnfenced {
 				s.violation("population %s v%d, acknowledged by a quorum at the home at index %d (epoch %d), is past the fork at %d: the activated site never had it",
 					a.ID, a.Version, a.Index, a.Epoch, r.rep.Fork)
 			}

@@ -77,7 +77,10 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newOrderSubmitCmd() *cobra.Command {
-	var f siteFlags
+	var (
+		f              siteFlags
+		acceptUnfenced bool
+	)
 	cmd := &cobra.Command{
 		Use:   "submit --site URL ORDER",
 		Short: "Submit a signed order to the site that must append it",
@@ -89,7 +92,15 @@ it with the reason otherwise. An accepted order is a ledger entry.
 Where to submit: an activation goes to the site it activates (which becomes
 the writer of the next epoch); every other order (failback, drill,
 revoke-site, rotate-keys, amend) goes to the site that writes now. A site
-that does not write answers with the writer's name.`,
+that does not write answers with the writer's name.
+
+Before it appends an activation, the site shows the order to every other
+embassy, which then refuses the old writer's batches (a fence). It refuses
+the activation if an embassy holds more of the ledger (activate that one),
+or if the embassies it cannot reach might alone hold writes a quorum
+acknowledged. --accept-unfenced activates anyway in the second case: the
+site records which embassies were not fenced, and writes only they hold
+go to reconciliation.`,
 		Example: `  chancery order submit --site http://127.0.0.1:7101 activate.order`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -101,6 +112,7 @@ that does not write answers with the writer's name.`,
 			if err != nil {
 				return err
 			}
+			c.AcceptUnfenced = acceptUnfenced
 			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 			defer cancel()
 			resp, err := c.Submit(ctx, []byte(strings.TrimSuffix(string(raw), "\n")))
@@ -113,6 +125,7 @@ that does not write answers with the writer's name.`,
 		},
 	}
 	f.register(cmd, false)
+	cmd.Flags().BoolVar(&acceptUnfenced, "accept-unfenced", false, "activate even if embassies that might alone hold quorum writes cannot be reached (recorded in the ledger)")
 	return cmd
 }
 
