@@ -71,6 +71,7 @@ func NewReplicator(o ReplicatorOptions) (*Replicator, error) {
 	r := &Replicator{opts: o, tracker: NewTracker(ids, nil), quorum: map[string]quorumRule{},
 		stopped: map[string]bool{}, cancels: map[string]context.CancelFunc{}}
 	f := ledger.DirFetcher(o.Log.Dir())
+	r.tracker.SetDurable(o.Log.Size)
 	r.tracker.SetEntryTime(func(index, size uint64) (time.Time, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

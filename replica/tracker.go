@@ -18,6 +18,11 @@ type Tracker struct {
 	// entry a site lacks dates its recovery point exactly, across restarts
 	// of the writer, where observations only reach back to its start.
 	entryTime func(index, size uint64) (time.Time, bool)
+	// durable, if set, is the writer's durable size: entries acknowledged
+	// to their writers before a checkpoint covers them count in the
+	// recovery point too (a published checkpoint lags by up to its
+	// interval).
+	durable func() uint64
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
@@ -153,9 +158,24 @@ func (t *Tracker) SetEntryTime(f func(index, size uint64) (time.Time, bool)) {
 	t.entryTime = f
 }
 
+// SetDurable sets how the tracker reads the writer's durable size (see
+// durable).
+func (t *Tracker) SetDurable(f func() uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.durable = f
+}
+
 // Lags returns every site's recovery point, sorted by site.
 func (t *Tracker) Lags() []Lag {
-	out, et := t.lags()
+	t.mu.Lock()
+	durable := t.durable
+	t.mu.Unlock()
+	var d uint64
+	if durable != nil {
+		d = durable() // outside the lock: it takes the ledger's
+	}
+	out, et := t.lags(d)
 	if et == nil {
 		return out
 	}
@@ -174,16 +194,17 @@ func (t *Tracker) Lags() []Lag {
 	return out
 }
 
-func (t *Tracker) lags() ([]Lag, func(index, size uint64) (time.Time, bool)) {
+func (t *Tracker) lags(durable uint64) ([]Lag, func(index, size uint64) (time.Time, bool)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
+	size := max(t.size, durable)
 	out := make([]Lag, 0, len(t.sites))
 	for _, s := range t.sites {
-		l := Lag{SiteStatus: *s, WriterSize: t.size}
+		l := Lag{SiteStatus: *s, WriterSize: size}
 		l.Receipt = nil
-		if t.size > s.Size {
-			l.Entries = t.size - s.Size
+		if size > s.Size {
+			l.Entries = size - s.Size
 			// The oldest write the site lacks: the first observation
 			// past its size.
 			for _, w := range t.writes {

@@ -219,3 +219,26 @@ func TestTrackerWait(t *testing.T) {
 		}
 	})
 }
+
+// TestTrackerCountsDurableEntries: an entry acknowledged to its writer
+// but not yet under a published checkpoint is part of every site's
+// recovery point: a status read in that window must not say a site holds
+// everything.
+func TestTrackerCountsDurableEntries(t *testing.T) {
+	tr := replica.NewTracker([]string{"embassy-north"}, nil)
+	tr.Wrote(10)
+	tr.Received("embassy-north", 10, time.Now(), nil)
+	if got := tr.Lags()[0].Entries; got != 0 {
+		t.Fatalf("without durable entries past the checkpoint: %d entries behind, want 0", got)
+	}
+	durable := uint64(12)
+	tr.SetDurable(func() uint64 { return durable })
+	l := tr.Lags()[0]
+	if l.Entries != 2 || l.WriterSize != 12 {
+		t.Fatalf("two entries durable past the checkpoint: %d behind of writer size %d, want 2 of 12", l.Entries, l.WriterSize)
+	}
+	tr.Received("embassy-north", 12, time.Now(), nil)
+	if got := tr.Lags()[0].Entries; got != 0 {
+		t.Fatalf("after a receipt covering them: %d behind, want 0", got)
+	}
+}

@@ -764,6 +764,18 @@ func (t *tenant) takeOver(o *continuity.Order) {
 		return
 	}
 	ctx := context.Background()
+	// A home rebuilt from one embassy holds stubs for the registries that
+	// embassy may not hold: it fetches them from the sites that do before
+	// it writes. What no site can supply stays a stub, and is logged:
+	// refusing the failback here would leave the guest with no writer,
+	// since the old one reseals regardless.
+	if t.rootFile != "" {
+		if n, err := t.fillWithheld(ctx); err != nil {
+			t.s.log.Error("failback: withheld entries not all filled; the home will not serve them", "guest", t.id, "filled", n, "err", err)
+		} else if n > 0 {
+			t.s.log.Warn("failback: withheld entries filled from the sites that hold them", "guest", t.id, "filled", n)
+		}
+	}
 	if err := t.reopen(ctx, false, o.Epoch); err != nil {
 		t.s.log.Error("failback: cannot become the writer", "guest", t.id, "err", err)
 		return

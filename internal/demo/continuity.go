@@ -258,21 +258,28 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		written = append(written, id)
 	}
 	writeTime := time.Since(lagStart)
+	// legal-acts is placed at the home and embassy-south only: a home
+	// rebuilt from embassy-north gets this act as a withheld stub, and
+	// must fetch it from south before it writes again.
+	const actID = "LA-2026-DEMO1"
+	actRec, err := homeAPI.Put(ctx, "legal-acts", actID, json.RawMessage(`{"act_id":"LA-2026-DEMO1","title":"Continuity of State Functions Act","kind":"act","date":"2026-11-26","gazette":"Official Gazette of the Demo Republic","text":"Article 1. The registers of the Republic are kept also at its embassies."}`))
+	if err != nil {
+		return fmt.Errorf("demo: legal act at home: %w", err)
+	}
 	if st, err = status(); err != nil {
 		return err
 	}
 	say("   50 population records written in %v, each acknowledged only once an embassy had cosigned it (quorum registry)", writeTime.Round(time.Millisecond))
+	say("   legal act %s published at ledger entry %d (legal-acts is placed at home and embassy-south only)", actID, actRec.Index)
 	for _, l := range st.Sites {
 		rep.RPOEntries = max(rep.RPOEntries, l.Entries)
 		rep.RPOSeconds = max(rep.RPOSeconds, l.Seconds)
 		say("   %-14s RPO now: %d entries, %.3f s behind home", l.Site, l.Entries, l.Seconds)
 	}
 
-	// The disaster strikes once both sites hold every acknowledged write.
-	// (Activating a site that is behind another is the one case the code
-	// does not yet handle: the activated site must first catch up from the
-	// more advanced one. docs/continuity.md says to activate the most
-	// advanced site.)
+	// The disaster strikes once both sites hold every acknowledged write,
+	// so that the story loses nothing. (Were north behind south, north
+	// would refuse its activation, naming south: site/fence.go.)
 	settle := time.Now()
 	for {
 		if st, err = status(); err != nil {
@@ -311,7 +318,7 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	if err != nil {
 		return fmt.Errorf("demo: activation: %w", err)
 	}
-	say("   order %s accepted by embassy-north as ledger entry %d: epoch %d, writer %s; a returning home learns the epoch and is fenced",
+	say("   order %s accepted by embassy-north as ledger entry %d: epoch %d, writer %s; embassy-south was fenced against the old home first, and a returning home learns the epoch and is fenced",
 		or.Order[:12], or.Index, or.Status.Epoch, or.Status.Writer)
 
 	say("== Three of five custodians unseal embassy-north: each re-seals their share to the site's one-time key")
@@ -465,6 +472,11 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		}
 	}
 	say("   all %d records acknowledged at home before the disaster are there too", len(written))
+	act, err := homeAPI.Get(ctx, "legal-acts", actID, registry.AsOf{})
+	if err != nil {
+		return fmt.Errorf("demo: legal act %s (placed at home and embassy-south only) after failback: %w", actID, err)
+	}
+	say("   legal act %s (v%d), which embassy-north may not hold, is at home too: fetched from embassy-south and checked against the ledger before the home wrote again", actID, act.Version)
 	rep.Epochs = hs.Epoch
 	rep.FinalSize = hs.Size
 	return revokeNorth(ctx, c, layout, pass, s, rep, say)
