@@ -772,7 +772,7 @@ func (s *sched) disaster() {
 		other = procSouth
 	}
 	if sizes[other] > sizes[pick] && !s.hazards["pick"] {
-		pick = other
+		pick, other = other, pick
 	}
 	s.step++
 	// The activated site fences the other embassy first (site/fence.go).
