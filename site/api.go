@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/store"
 )
@@ -220,14 +221,52 @@ func (g *guest) getRecord(w http.ResponseWriter, r *http.Request, o *charter.Off
 		g.fail(w, r, err, reg, id)
 		return
 	}
-	if g.access != nil {
-		// No record leaves an activated embassy unrecorded.
-		if err := g.access(r, o, reg, rec); err != nil {
-			g.fail(w, r, err, reg, id)
-			return
-		}
+	if !g.recorded(w, r, o, &accessRead{kind: AccessRecord, registry: reg, id: id, records: []*registry.Record{rec}}) {
+		return
 	}
 	writeJSON(w, http.StatusOK, rec)
+}
+
+// accessRead is what one read is about to serve, for the access hook: at
+// an activated site it becomes an access entry before a byte is served.
+type accessRead struct {
+	kind     string // AccessRecord, AccessHistory, AccessFind or AccessAttachment
+	registry string
+	id       string // the record asked for (not a find)
+	// records: the version served (record, attachment), or every record
+	// a find returns.
+	records []*registry.Record
+	// versions: what a history lists.
+	versions []registry.VersionInfo
+	// field and value: a find's query.
+	field, value string
+	// attachment: the one an attachment download serves.
+	attachment *registry.Attachment
+}
+
+// recorded has the access hook record rd; it answers the request with an
+// error and returns false if that failed. No plaintext leaves an activated
+// site unrecorded: a read whose access entry is not in the ledger is
+// refused, whatever kept it out. Home has no hook and records nothing.
+func (g *guest) recorded(w http.ResponseWriter, r *http.Request, o *charter.Official, rd *accessRead) bool {
+	if g.access == nil {
+		return true
+	}
+	err := g.access(r, o, rd)
+	if err == nil {
+		return true
+	}
+	why := "try again; if it persists, the site's operators have the cause in its log"
+	switch {
+	case errors.Is(err, ledger.ErrStaleEpoch):
+		why = "a newer epoch is in the ledger: this site no longer writes it; read at the site now active"
+	case errors.Is(err, ledger.ErrClosed):
+		why = "the ledger is closed: the site is stopping or handing over"
+	}
+	g.fail(w, r, &httpError{status: http.StatusServiceUnavailable, cause: err, body: ErrorBody{
+		Error: fmt.Sprintf("registry %s: the %s read was not served because its access entry could not be appended to the ledger (%s)", rd.registry, rd.kind, why),
+	}}, rd.registry, rd.id)
+	return false
 }
 
 func (g *guest) deleteRecord(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
@@ -248,17 +287,20 @@ func (g *guest) deleteRecord(w http.ResponseWriter, r *http.Request, _ *charter.
 	writeJSON(w, http.StatusOK, rec)
 }
 
-func (g *guest) history(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
+func (g *guest) history(w http.ResponseWriter, r *http.Request, o *charter.Official) {
 	reg, id := r.PathValue("registry"), r.PathValue("id")
 	vs, err := g.local.Registries.History(r.Context(), reg, id)
 	if err != nil {
 		g.fail(w, r, err, reg, id)
 		return
 	}
+	if !g.recorded(w, r, o, &accessRead{kind: AccessHistory, registry: reg, id: id, versions: vs}) {
+		return
+	}
 	writeJSON(w, http.StatusOK, HistoryResponse{Registry: reg, ID: id, Versions: vs})
 }
 
-func (g *guest) find(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
+func (g *guest) find(w http.ResponseWriter, r *http.Request, o *charter.Official) {
 	reg := r.PathValue("registry")
 	q := r.URL.Query()
 	field, value := q.Get("field"), q.Get("value")
@@ -273,6 +315,11 @@ func (g *guest) find(w http.ResponseWriter, r *http.Request, _ *charter.Official
 	recs, err := g.local.Registries.Find(r.Context(), reg, field, value)
 	if err != nil {
 		g.fail(w, r, err, reg, "")
+		return
+	}
+	// Recorded even when nothing matched: the query itself says what an
+	// official looked for.
+	if !g.recorded(w, r, o, &accessRead{kind: AccessFind, registry: reg, records: recs, field: field, value: value}) {
 		return
 	}
 	if recs == nil {
@@ -315,7 +362,7 @@ func (g *guest) putBlob(w http.ResponseWriter, r *http.Request, _ *charter.Offic
 	writeJSON(w, http.StatusCreated, BlobResponse{Ref: tok, Size: ref.Size, Expires: exp.UTC()})
 }
 
-func (g *guest) getAttachment(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
+func (g *guest) getAttachment(w http.ResponseWriter, r *http.Request, o *charter.Official) {
 	reg, id, name := r.PathValue("registry"), r.PathValue("id"), r.PathValue("name")
 	at, err := asOf(r)
 	if err != nil {
@@ -335,6 +382,9 @@ func (g *guest) getAttachment(w http.ResponseWriter, r *http.Request, _ *charter
 	}
 	if att == nil {
 		g.fail(w, r, newHTTPError(http.StatusNotFound, "", fmt.Sprintf("registry %s record %s version %d has no attachment named %q", reg, id, rec.Version, name)), reg, id)
+		return
+	}
+	if !g.recorded(w, r, o, &accessRead{kind: AccessAttachment, registry: reg, id: id, records: []*registry.Record{rec}, attachment: att}) {
 		return
 	}
 	h := w.Header()

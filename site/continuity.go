@@ -1099,19 +1099,135 @@ func (t *tenant) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 	return nil
 }
 
-// AccessEntry is the payload of a ledger access entry: who read which
-// record version at which site. The record id is blinded like everywhere
-// in the ledger.
+// Kinds of read an access entry records (AccessEntry.Kind).
+const (
+	AccessRecord     = "record"     // GET …/records/{id}: one record version
+	AccessHistory    = "history"    // GET …/records/{id}/history: a record's versions
+	AccessFind       = "find"       // GET …/records?field=F&value=V: a search
+	AccessAttachment = "attachment" // GET …/records/{id}/attachments/{name}
+)
+
+// AccessEntry is the payload of a ledger access entry: who read what at
+// which site, appended before the read is served. Nothing in it is
+// plaintext content: record ids, attachment names and searched values
+// are blinded with the registry's keys exactly as the record entries
+// blind them, so an auditor holding the keys can tie an access entry to
+// the record entries it read, and a host can tie it to nothing.
 type AccessEntry struct {
+	// Kind is the kind of read (AccessRecord, AccessHistory, AccessFind,
+	// AccessAttachment). Entries written before reads had kinds have
+	// none: they are record reads (see ReadKind).
+	Kind     string `json:"kind,omitempty"`
 	Official string `json:"official"`
 	Site     string `json:"site"`
 	Registry string `json:"registry"`
-	BlindID  []byte `json:"blind_id"`
-	Version  uint64 `json:"version"`
+	// BlindID is the record read (record, history, attachment):
+	// BlindID(record id), as in its record entries.
+	BlindID []byte `json:"blind_id,omitempty"`
+	// Version is the version served (record, attachment), or the newest
+	// version a history listed.
+	Version uint64 `json:"version,omitempty"`
+	// Attachment is the attachment served, by its blinded name as the
+	// record entry holds it; Digest is the hash of its store reference
+	// (store.Ref.Hash), which names the exact bytes served.
+	Attachment []byte `json:"attachment,omitempty"`
+	Digest     []byte `json:"digest,omitempty"`
+	// Field is the index field a find searched (a name from the charter,
+	// in clear); Value the value searched, blinded as the record entries'
+	// index is: BlindIndex(field, value).
+	Field string `json:"field,omitempty"`
+	Value []byte `json:"blind_value,omitempty"`
+	// Results are the records a find returned, possibly none.
+	Results []AccessResult `json:"results,omitempty"`
+	// Part and Parts number the entries of a find whose results do not
+	// fit one entry: they are appended together, Part 1 to Parts, each
+	// with the same query. Absent when the find fits one entry.
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
 }
 
-// recordAccess appends the access entry of a read before it is served.
-func (t *tenant) recordAccess(r *http.Request, o *charter.Official, reg string, rec *registry.Record) error {
+// AccessResult is one record a find returned: its blinded id and the
+// version served.
+type AccessResult struct {
+	BlindID []byte `json:"blind_id"`
+	Version uint64 `json:"version"`
+}
+
+// ReadKind is the entry's kind of read; an entry without one, written
+// before reads had kinds, is a record read.
+func (e *AccessEntry) ReadKind() string {
+	if e.Kind == "" {
+		return AccessRecord
+	}
+	return e.Kind
+}
+
+// maxAccessResult bounds the JSON of one AccessResult: a 32-byte id in
+// base64 (44), a uint64 (at most 20 digits), the names and punctuation.
+const maxAccessResult = len(`{"blind_id":"","version":},`) + 44 + 20
+
+// accessPayloads turns a read into access entry payloads: one, or for a
+// find too large for one entry, as many as its results need.
+func accessPayloads(rk *seal.RegistryKeys, head AccessEntry, rd *accessRead) ([][]byte, error) {
+	e := head
+	e.Kind = rd.kind
+	switch rd.kind {
+	case AccessRecord, AccessHistory, AccessAttachment:
+		b := rk.BlindID(rd.id)
+		e.BlindID = b[:]
+		if len(rd.records) == 1 {
+			e.Version = rd.records[0].Version
+		}
+		if n := len(rd.versions); n > 0 {
+			e.Version = rd.versions[n-1].Version
+		}
+		if rd.attachment != nil {
+			n := rk.BlindIndex("\x00attachment", rd.attachment.Name)
+			d := rd.attachment.Ref.Hash()
+			e.Attachment, e.Digest = n[:], d[:]
+		}
+		p, err := json.Marshal(e)
+		return [][]byte{p}, err
+	case AccessFind:
+		v := rk.BlindIndex(rd.field, rd.value)
+		e.Field, e.Value = rd.field, v[:]
+		res := make([]AccessResult, len(rd.records))
+		for i, rec := range rd.records {
+			b := rk.BlindID(rec.ID)
+			res[i] = AccessResult{BlindID: b[:], Version: rec.Version}
+		}
+		p, err := json.Marshal(e)
+		if err != nil {
+			return nil, err
+		}
+		// Room for the part numbers too, in case the results need parts.
+		per := (ledger.MaxPayloadSize - len(p) - len(`,"results":[],"part":,"parts":`) - 2*20) / maxAccessResult
+		if per < 1 {
+			return nil, fmt.Errorf("access entry of a find in registry %s: the query alone fills an entry", rd.registry)
+		}
+		parts := max(1, (len(res)+per-1)/per)
+		var out [][]byte
+		for i := 0; i < parts; i++ {
+			pe := e
+			pe.Results = res[i*per : min(len(res), (i+1)*per)]
+			if parts > 1 {
+				pe.Part, pe.Parts = i+1, parts
+			}
+			p, err := json.Marshal(pe)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("access entry: unknown kind of read %q", rd.kind)
+}
+
+// recordAccess appends the access entries of a read before it is served;
+// the read is refused if it returns an error. The entries of one read are
+// appended as one batch: all of them, or none.
+func (t *tenant) recordAccess(r *http.Request, o *charter.Official, rd *accessRead) error {
 	t.mu.Lock()
 	a := t.act
 	var keys *seal.Keyring
@@ -1122,12 +1238,16 @@ func (t *tenant) recordAccess(r *http.Request, o *charter.Official, reg string, 
 	if keys == nil {
 		return errors.New("guest sealed while reading")
 	}
-	blind := keys.Registry(reg).BlindID(rec.ID)
-	payload, err := json.Marshal(AccessEntry{Official: o.ID, Site: t.site, Registry: reg, BlindID: blind[:], Version: rec.Version})
+	payloads, err := accessPayloads(keys.Registry(rd.registry), AccessEntry{Official: o.ID, Site: t.site, Registry: rd.registry}, rd)
 	if err != nil {
 		return err
 	}
-	if _, err := t.log.Append(r.Context(), ledger.Entry{Type: ledger.TypeAccess, Epoch: a.epoch, Time: t.s.opts.Now(), Payload: payload}); err != nil {
+	now := t.s.opts.Now()
+	es := make([]ledger.Entry, len(payloads))
+	for i, p := range payloads {
+		es[i] = ledger.Entry{Type: ledger.TypeAccess, Epoch: a.epoch, Time: now, Payload: p}
+	}
+	if _, err := t.log.AppendBatch(r.Context(), es); err != nil {
 		return fmt.Errorf("record the access in the ledger: %w", err)
 	}
 	t.mu.Lock()

@@ -33,7 +33,6 @@ import (
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
-	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/replica"
 )
 
@@ -150,8 +149,9 @@ type guest struct {
 	// readOnly refuses writes: a site activated read-only.
 	readOnly bool
 	// access, if set, records a read in the ledger before it is served:
-	// at an activated embassy every read of a record is an access entry.
-	access func(r *http.Request, o *charter.Official, reg string, rec *registry.Record) error
+	// at an activated site every read of plaintext (a record, a history,
+	// a find, an attachment) is an access entry. A read it fails is refused.
+	access func(r *http.Request, o *charter.Official, rd *accessRead) error
 }
 
 func (g *guest) currentMode() Mode { return g.mode.Load().(Mode) }

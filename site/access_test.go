@@ -1,0 +1,520 @@
+package site
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/registry"
+	"github.com/chancery-gov/chancery/seal"
+)
+
+const accessPass = "access test passphrase"
+
+// accessFixture is a Demo Republic whose embassy-north was activated
+// (read-write, the home gone) and unsealed, in this process: the state
+// every access entry is written in.
+type accessFixture struct {
+	dir   string // the founded state (the home's)
+	guest string
+	s     *Site
+	tn    *tenant
+	api   *Client // registrar at embassy-north
+}
+
+func accessKey(t *testing.T, l state.Layout, id string) ed25519.PrivateKey {
+	t.Helper()
+	k, err := keyfile.ReadEd25519(l.Key("official", id), keyfile.Protector{Passphrase: []byte(accessPass)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// startAccessFixture founds a state, writes population records at home
+// (three of them named Access), gives embassy-north a mirror of the
+// home's ledger, activates it and unseals it with three custodians.
+func startAccessFixture(t *testing.T) *accessFixture {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	pass := []byte(accessPass)
+	if _, err := state.Init(ctx, state.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	l := state.Layout{Dir: dir}
+	c, err := charter.ReadVerified(l.Charter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := OpenLocal(ctx, LocalOptions{StateDir: dir, Site: "home", Passphrase: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, last := range []string{"Access", "Access", "Access", "Other"} {
+		id := fmt.Sprintf("DR-ACCESS-%d", i)
+		rec := json.RawMessage(fmt.Sprintf(`{"national_id":%q,"last_name":%q,"first_name":"Ada"}`, id, last))
+		if _, err := loc.Registries.Put(ctx, "population", id, rec, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second version, for the history.
+	if _, err := loc.Registries.Put(ctx, "population", "DR-ACCESS-0", json.RawMessage(`{"national_id":"DR-ACCESS-0","last_name":"Access","first_name":"Adah"}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := loc.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// embassy-north's mirror: the home's ledger as replication leaves it.
+	data := filepath.Join(t.TempDir(), "north")
+	mirror := filepath.Join(data, "guests", c.Guest.ID, "ledger")
+	if err := os.MkdirAll(filepath.Dir(mirror), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", l.Ledger("home"), mirror).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	os.Remove(filepath.Join(mirror, "wal", "lock"))
+	cp, err := os.ReadFile(filepath.Join(mirror, ledger.CheckpointPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mirror, "wal", "received"), cp, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	passFile := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(passFile, pass, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, &Config{Site: "embassy-north", Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: data, PassphraseFile: passFile,
+		Guests: []GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", "embassy-north"), Custody: l.Custody()}}},
+		Options{Logger: slog.New(slog.DiscardHandler), Local: LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		// A test that closed the ledger to make appends fail has the site
+		// find it closed.
+		if err := s.Close(); err != nil && !errors.Is(err, ledger.ErrClosed) {
+			t.Error(err)
+		}
+	})
+
+	o, err := continuity.NewOrder(c, continuity.Order{Action: charter.ActionActivate, Site: "embassy-north", Access: continuity.AccessReadWrite,
+		Epoch: 2, NotBefore: time.Now().Add(-time.Minute), Expires: time.Now().Add(time.Hour), Reason: "access entries test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := &continuity.SignedOrder{Order: *o}
+	for _, id := range []string{"min-interior", "cio"} {
+		if err := continuity.Sign(so, id, accessKey(t, l, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signed, err := so.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := &ContinuityClient{BaseURL: srv.URL, Guest: c.Guest.ID, AcceptUnfenced: true,
+		Signer: &Signer{Site: "embassy-north", Official: "cio", Key: accessKey(t, l, "cio")}}
+	if _, err := cc.Submit(ctx, signed); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := cc.OpenUnseal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := seal.ReadCustodyPackageFile(l.Custody())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcpt, err := age.ParseX25519Recipient(sess.Recipient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cust := range []string{"cust-parliament", "cust-court", "cust-bank"} {
+		id, err := keyfile.ReadAgeIdentity(l.Key("custodian", cust), keyfile.Protector{Passphrase: pass})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh, err := pkg.OpenShare(cust, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, err := sh.SealTo(rcpt)
+		sh.Wipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cc.SubmitShare(ctx, sess.Session, sealed); err != nil {
+			t.Fatalf("share of %s: %v", cust, err)
+		}
+	}
+	f := &accessFixture{dir: dir, guest: c.Guest.ID, s: s, tn: s.tenants[c.Guest.ID]}
+	if f.tn == nil || f.tn.act == nil || f.tn.act.local == nil {
+		t.Fatal("embassy-north is not unsealed")
+	}
+	f.api = &Client{BaseURL: srv.URL + "/guests/" + c.Guest.ID, HTTP: srv.Client(),
+		Signer: Signer{Site: "embassy-north", Official: "registrar", Key: accessKey(t, l, "registrar")}}
+	return f
+}
+
+func (f *accessFixture) keys(reg string) *seal.RegistryKeys {
+	return f.tn.act.local.Keys.Registry(reg)
+}
+
+// entriesSince returns the access entries appended at index from or
+// later, their raw payloads, and the ledger's size.
+func (f *accessFixture) entriesSince(t *testing.T, from uint64) ([]AccessEntry, [][]byte, uint64) {
+	t.Helper()
+	ctx := context.Background()
+	lg := f.tn.ledger()
+	size := lg.Size()
+	_, cp, err := lg.WaitPublished(ctx, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []AccessEntry
+	var raws [][]byte
+	for i := from; i < size; i++ {
+		raw, err := ledger.ReadEntry(ctx, ledger.DirFetcher(lg.Dir()), i, cp.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := ledger.DecodeEntry(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Type != ledger.TypeAccess {
+			continue
+		}
+		var ae AccessEntry
+		dec := json.NewDecoder(bytes.NewReader(e.Payload))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ae); err != nil {
+			t.Fatalf("access entry %d: %v: %s", i, err, e.Payload)
+		}
+		out = append(out, ae)
+		raws = append(raws, e.Payload)
+	}
+	return out, raws, size
+}
+
+// oneEntry runs read and checks that it appended exactly one entry to the
+// ledger, an access entry by registrar at embassy-north in reg, holding
+// none of the plaintext given.
+func (f *accessFixture) oneEntry(t *testing.T, reg string, plaintext []string, read func() error) AccessEntry {
+	t.Helper()
+	from := f.tn.ledger().Size()
+	if err := read(); err != nil {
+		t.Fatal(err)
+	}
+	es, raws, size := f.entriesSince(t, from)
+	if size != from+1 || len(es) != 1 {
+		t.Fatalf("the read appended %d entries, %d of them access entries; want exactly one access entry", size-from, len(es))
+	}
+	e := es[0]
+	if e.Official != "registrar" || e.Site != "embassy-north" || e.Registry != reg {
+		t.Fatalf("access entry by %q at %q in %q", e.Official, e.Site, e.Registry)
+	}
+	for _, p := range plaintext {
+		if bytes.Contains(raws[0], []byte(p)) {
+			t.Fatalf("the access entry holds %q in clear: %s", p, raws[0])
+		}
+	}
+	return e
+}
+
+// TestAccessEntries: at an activated embassy every kind of read of
+// plaintext — a record, a history, a find (with results or none), an
+// attachment — appends one access entry that says which kind of read it
+// was and what it read, blinded, before anything is served; and a read
+// whose entry cannot be appended is refused with 503, never served.
+func TestAccessEntries(t *testing.T) {
+	f := startAccessFixture(t)
+	ctx := context.Background()
+	pop := f.keys("population")
+	blind := func(rk *seal.RegistryKeys, id string) []byte { b := rk.BlindID(id); return b[:] }
+
+	// An attachment, written at the embassy (business is asynchronous:
+	// the embassy writes it alone). Writing appends no access entry.
+	attBytes := bytes.Repeat([]byte("certificate of incorporation "), 100)
+	const attName = "incorporation-Access-Trading.pdf"
+	from := f.tn.ledger().Size()
+	up, err := f.api.PutBlob(ctx, "business", bytes.NewReader(attBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.api.Put(ctx, "business", "BR-ACCESS-1", json.RawMessage(`{"registration_no":"BR-ACCESS-1","name":"Access Trading"}`),
+		AttachmentInput{Name: attName, Ref: up.Ref}); err != nil {
+		t.Fatal(err)
+	}
+	if es, _, _ := f.entriesSince(t, from); len(es) != 0 {
+		t.Fatalf("a write appended %d access entries", len(es))
+	}
+
+	t.Run("record", func(t *testing.T) {
+		var rec *registry.Record
+		e := f.oneEntry(t, "population", []string{"DR-ACCESS-0", "Adah"}, func() (err error) {
+			rec, err = f.api.Get(ctx, "population", "DR-ACCESS-0", registry.AsOf{})
+			return err
+		})
+		if e.Kind != AccessRecord || e.ReadKind() != AccessRecord || !bytes.Equal(e.BlindID, blind(pop, "DR-ACCESS-0")) || e.Version != 2 || rec.Version != 2 {
+			t.Fatalf("record read of version %d recorded as %+v", rec.Version, e)
+		}
+		if e.Results != nil || e.Field != "" || e.Value != nil || e.Attachment != nil || e.Digest != nil || e.Part != 0 {
+			t.Fatalf("record read recorded with fields of other kinds: %+v", e)
+		}
+	})
+
+	t.Run("record as of an index", func(t *testing.T) {
+		vs, err := f.tn.act.local.Registries.History(ctx, "population", "DR-ACCESS-0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := vs[0].Index
+		e := f.oneEntry(t, "population", []string{"DR-ACCESS-0"}, func() error {
+			_, err := f.api.Get(ctx, "population", "DR-ACCESS-0", registry.AsOf{Index: &at})
+			return err
+		})
+		if e.Kind != AccessRecord || e.Version != 1 {
+			t.Fatalf("read of version 1 recorded as %+v", e)
+		}
+	})
+
+	t.Run("history", func(t *testing.T) {
+		var vs []registry.VersionInfo
+		e := f.oneEntry(t, "population", []string{"DR-ACCESS-0"}, func() (err error) {
+			vs, err = f.api.History(ctx, "population", "DR-ACCESS-0")
+			return err
+		})
+		if e.Kind != AccessHistory || !bytes.Equal(e.BlindID, blind(pop, "DR-ACCESS-0")) || len(vs) != 2 || e.Version != 2 {
+			t.Fatalf("history of %d versions recorded as %+v", len(vs), e)
+		}
+	})
+
+	t.Run("find", func(t *testing.T) {
+		var recs []*registry.Record
+		e := f.oneEntry(t, "population", []string{"Access", "DR-ACCESS"}, func() (err error) {
+			recs, err = f.api.Find(ctx, "population", "last_name", "Access")
+			return err
+		})
+		v := pop.BlindIndex("last_name", "Access")
+		if e.Kind != AccessFind || e.Field != "last_name" || !bytes.Equal(e.Value, v[:]) || e.BlindID != nil || e.Part != 0 || e.Parts != 0 {
+			t.Fatalf("find recorded as %+v", e)
+		}
+		if len(recs) != 3 || len(e.Results) != len(recs) {
+			t.Fatalf("find returned %d records, its entry lists %d", len(recs), len(e.Results))
+		}
+		for i, rec := range recs {
+			if r := e.Results[i]; !bytes.Equal(r.BlindID, blind(pop, rec.ID)) || r.Version != rec.Version {
+				t.Fatalf("result %d: %s version %d recorded as %x version %d", i, rec.ID, rec.Version, r.BlindID, r.Version)
+			}
+		}
+	})
+
+	t.Run("find with no result", func(t *testing.T) {
+		e := f.oneEntry(t, "population", []string{"Nobody"}, func() error {
+			recs, err := f.api.Find(ctx, "population", "last_name", "Nobody")
+			if err == nil && len(recs) != 0 {
+				err = fmt.Errorf("found %d records named Nobody", len(recs))
+			}
+			return err
+		})
+		v := pop.BlindIndex("last_name", "Nobody")
+		if e.Kind != AccessFind || !bytes.Equal(e.Value, v[:]) || len(e.Results) != 0 {
+			t.Fatalf("empty find recorded as %+v", e)
+		}
+	})
+
+	t.Run("attachment", func(t *testing.T) {
+		var got bytes.Buffer
+		e := f.oneEntry(t, "business", []string{"BR-ACCESS-1", attName, "Access Trading"}, func() error {
+			_, err := f.api.GetAttachment(ctx, "business", "BR-ACCESS-1", attName, registry.AsOf{}, &got)
+			return err
+		})
+		if !bytes.Equal(got.Bytes(), attBytes) {
+			t.Fatalf("attachment: got %d bytes, want %d", got.Len(), len(attBytes))
+		}
+		rec, err := f.tn.act.local.Registries.Get(ctx, "business", "BR-ACCESS-1", registry.AsOf{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		biz := f.keys("business")
+		name, digest := biz.BlindIndex("\x00attachment", attName), rec.Attachments[0].Ref.Hash()
+		if e.Kind != AccessAttachment || !bytes.Equal(e.BlindID, blind(biz, "BR-ACCESS-1")) || e.Version != rec.Version ||
+			!bytes.Equal(e.Attachment, name[:]) || !bytes.Equal(e.Digest, digest[:]) {
+			t.Fatalf("attachment read recorded as %+v", e)
+		}
+	})
+
+	t.Run("not found is not a read", func(t *testing.T) {
+		from := f.tn.ledger().Size()
+		_, err := f.api.Get(ctx, "population", "DR-NOBODY", registry.AsOf{})
+		var ae *APIError
+		if !errors.As(err, &ae) || ae.Status != 404 {
+			t.Fatalf("GET of a missing record: %v", err)
+		}
+		if n := f.tn.ledger().Size(); n != from {
+			t.Fatalf("a 404 appended %d entries", n-from)
+		}
+	})
+
+	// Every kind of read, refused when its entry cannot be appended.
+	reads := []struct {
+		kind, reg string
+		read      func(w io.Writer) error
+	}{
+		{AccessRecord, "population", func(io.Writer) error {
+			_, err := f.api.Get(ctx, "population", "DR-ACCESS-0", registry.AsOf{})
+			return err
+		}},
+		{AccessHistory, "population", func(io.Writer) error {
+			_, err := f.api.History(ctx, "population", "DR-ACCESS-0")
+			return err
+		}},
+		{AccessFind, "population", func(io.Writer) error {
+			_, err := f.api.Find(ctx, "population", "last_name", "Access")
+			return err
+		}},
+		{AccessAttachment, "business", func(w io.Writer) error {
+			_, err := f.api.GetAttachment(ctx, "business", "BR-ACCESS-1", attName, registry.AsOf{}, w)
+			return err
+		}},
+	}
+	refused := func(t *testing.T, want string) {
+		t.Helper()
+		for _, rd := range reads {
+			from := f.tn.ledger().Size()
+			var body bytes.Buffer
+			err := rd.read(&body)
+			var ae *APIError
+			if !errors.As(err, &ae) || ae.Status != 503 {
+				t.Fatalf("%s read with no access entry possible: %v, want a 503", rd.kind, err)
+			}
+			if !strings.Contains(ae.ErrorBody.Error, "registry "+rd.reg) || !strings.Contains(ae.ErrorBody.Error, "access entry") ||
+				!strings.Contains(ae.ErrorBody.Error, want) || ae.Registry != rd.reg {
+				t.Fatalf("%s read refused with %q (registry %q)", rd.kind, ae.ErrorBody.Error, ae.Registry)
+			}
+			if body.Len() != 0 {
+				t.Fatalf("%s read refused but %d bytes of it served", rd.kind, body.Len())
+			}
+			if n := f.tn.ledger().Size(); n != from {
+				t.Fatalf("refused %s read appended %d entries", rd.kind, n-from)
+			}
+		}
+	}
+
+	t.Run("refused when a newer epoch is in the ledger", func(t *testing.T) {
+		// What a site finds when a newer writer's entry reached its
+		// ledger: its own epoch's appends are stale.
+		p, _ := json.Marshal(AccessEntry{Kind: AccessRecord, Official: "registrar", Site: "elsewhere", Registry: "population"})
+		if _, err := f.tn.ledger().Append(ctx, ledger.Entry{Type: ledger.TypeAccess, Epoch: f.tn.act.epoch + 1, Time: time.Now(), Payload: p}); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, "newer epoch")
+	})
+
+	t.Run("refused when the ledger is closed", func(t *testing.T) {
+		if err := f.tn.ledger().Close(); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, "ledger is closed")
+	})
+}
+
+// TestAccessEntryOldPayload: entries written before reads had kinds still
+// decode, as record reads; a record read is still written in their shape,
+// with the kind added.
+func TestAccessEntryOldPayload(t *testing.T) {
+	old := `{"official":"registrar","site":"embassy-north","registry":"population","blind_id":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","version":2}`
+	var e AccessEntry
+	if err := json.Unmarshal([]byte(old), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.ReadKind() != AccessRecord || e.Kind != "" || e.Version != 2 || len(e.BlindID) != 32 || e.Registry != "population" {
+		t.Fatalf("old entry decoded as %+v (kind %s)", e, e.ReadKind())
+	}
+	e.Kind = AccessRecord
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"kind":"record",` + old[1:]; string(b) != want {
+		t.Fatalf("record read encoded as\n%s\nwant\n%s", b, want)
+	}
+}
+
+// TestAccessFindParts: a find whose results do not fit one ledger entry
+// is recorded in parts, each one fitting, that together list every
+// result in order.
+func TestAccessFindParts(t *testing.T) {
+	root, err := seal.NewRootKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := seal.NewKeyring("demo-republic", root)
+	root.Wipe()
+	rk := keys.Registry("population")
+	for _, n := range []int{0, 1, 700, 3000} {
+		recs := make([]*registry.Record, n)
+		for i := range recs {
+			recs[i] = &registry.Record{ID: fmt.Sprintf("DR-%07d", i), VersionInfo: registry.VersionInfo{Version: 1<<64 - 1 - uint64(i)}}
+		}
+		ps, err := accessPayloads(rk, AccessEntry{Official: "registrar", Site: "embassy-north", Registry: "population"},
+			&accessRead{kind: AccessFind, registry: "population", records: recs, field: "last_name", value: "Romero"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 1000 && len(ps) < 2 {
+			t.Fatalf("%d results in %d entry", n, len(ps))
+		}
+		var all []AccessResult
+		for i, p := range ps {
+			if len(p) > ledger.MaxPayloadSize {
+				t.Fatalf("%d results: part %d is %d bytes, more than an entry holds", n, i+1, len(p))
+			}
+			var e AccessEntry
+			if err := json.Unmarshal(p, &e); err != nil {
+				t.Fatal(err)
+			}
+			if len(ps) > 1 && (e.Part != i+1 || e.Parts != len(ps)) || len(ps) == 1 && (e.Part != 0 || e.Parts != 0) {
+				t.Fatalf("%d results: entry %d numbered %d of %d", n, i, e.Part, e.Parts)
+			}
+			if e.Kind != AccessFind || e.Field != "last_name" || len(e.Value) != 32 {
+				t.Fatalf("%d results: part %d is %+v", n, i+1, e)
+			}
+			all = append(all, e.Results...)
+		}
+		if len(all) != n {
+			t.Fatalf("%d results recorded as %d", n, len(all))
+		}
+		for i, r := range all {
+			if b := rk.BlindID(recs[i].ID); !bytes.Equal(r.BlindID, b[:]) || r.Version != recs[i].Version {
+				t.Fatalf("%d results: result %d out of place", n, i)
+			}
+		}
+	}
+}
