@@ -218,6 +218,11 @@ func (g *guest) getRecord(w http.ResponseWriter, r *http.Request, o *charter.Off
 	}
 	rec, err := g.local.Registries.Get(r.Context(), reg, id, at)
 	if err != nil {
+		// A lookup that finds nothing still tells whether a person or a
+		// parcel exists: it is recorded (with no version) like any read.
+		if errors.Is(err, registry.ErrNotFound) && !g.recorded(w, r, o, &accessRead{kind: AccessRecord, registry: reg, id: id}) {
+			return
+		}
 		g.fail(w, r, err, reg, id)
 		return
 	}
@@ -291,6 +296,9 @@ func (g *guest) history(w http.ResponseWriter, r *http.Request, o *charter.Offic
 	reg, id := r.PathValue("registry"), r.PathValue("id")
 	vs, err := g.local.Registries.History(r.Context(), reg, id)
 	if err != nil {
+		if errors.Is(err, registry.ErrNotFound) && !g.recorded(w, r, o, &accessRead{kind: AccessHistory, registry: reg, id: id}) {
+			return
+		}
 		g.fail(w, r, err, reg, id)
 		return
 	}
