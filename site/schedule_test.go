@@ -49,23 +49,25 @@ package site_test
 // CHANCERY_SCHEDULE_PARALLEL sets how many run at once. A failing seed
 // prints its schedule, every step timed, and the sites' log tails.
 //
-// What the schedules do not draw unless asked, because each leads into a
-// hazard of the design today:
+// What the default schedules do not draw, and `make test` runs as a second
+// set of 20 seeds (CHANCERY_SCHEDULE_HAZARDS=pick,heal
+// CHANCERY_SCHEDULE_ROUNDS=2), each once a hazard of the design:
 //
 //   - CHANCERY_SCHEDULE_HAZARDS=pick: the officials activate either
-//     embassy. They are meant to activate the most complete one, once the
-//     home can reach no quorum any more (dead, or cut off from every
-//     embassy): with QuorumSites 1 the other may lack writes a quorum
-//     acknowledged.
-//   - CHANCERY_SCHEDULE_HAZARDS=heal: any link heals at any time. By
-//     default a cut-off home gets back in touch only with sites that know
-//     the new epoch: an embassy that has not heard of it cosigns the old
-//     home's writes, and its mirror forks from the active site's.
+//     embassy, not the most complete one. The activated site fences the
+//     other first (site/fence.go) and refuses if it holds more, or if it
+//     cannot be reached (population, k=1, may have writes there alone);
+//     the officials then activate the other, or accept the unfenced
+//     activation, and the quorum writes only the other held are checked
+//     to be in the reconciliation report instead.
+//   - CHANCERY_SCHEDULE_HAZARDS=heal: any link heals at any time. A
+//     cut-off home may reach an embassy that has not received the new
+//     epoch: the fence makes it refuse the home's batches.
 //   - CHANCERY_SCHEDULE_ROUNDS=2: after a failback (the home back in its
 //     normal configuration) the home is lost again and an embassy
-//     activated, up to n times. A home rebuilt a second time replays, as
-//     it catches up, the earlier failback order that named it, and may
-//     take over on that stale order.
+//     activated, up to n times. A home rebuilt a second time receives,
+//     as it catches up, the earlier failback order that named it, and
+//     must not act on it (site/continuity.go live).
 
 import (
 	"context"
