@@ -145,12 +145,13 @@ func ReadEntry(ctx context.Context, f Fetcher, index, size uint64) ([]byte, erro
 // Scan calls fn with every entry in [from, size) in order, reading the
 // entry bundles of a tree of the given size.
 func Scan(ctx context.Context, f Fetcher, from, size uint64, fn func(index uint64, entry []byte) error) error {
+	es := make([][]byte, 0, TileWidth)
 	for b := from / TileWidth; b*TileWidth < size; b++ {
 		data, width, full, err := fetchTile(ctx, f, -1, b, size)
 		if err != nil {
 			return fmt.Errorf("entry bundle %d: %w", b, err)
 		}
-		es, err := splitBundle(data)
+		es, err = splitBundleInto(es[:0], data)
 		if err != nil {
 			return fmt.Errorf("entry bundle %d: %w", b, err)
 		}

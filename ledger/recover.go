@@ -76,6 +76,7 @@ func (l *Log) recover(ctx context.Context) error {
 		return fmt.Errorf("write-ahead log starts at index %d, after the sync point %d: entries are missing", segs[0].first, synced)
 	}
 	var replayed uint64
+	l.replaying = true
 	end, lastOff, torn, err := walScan(walPath, segs, func(first uint64, entries [][]byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -95,6 +96,7 @@ func (l *Log) recover(ctx context.Context) error {
 		}
 		return checkOld()
 	})
+	l.replaying = false
 	if err != nil {
 		return err
 	}

@@ -139,8 +139,11 @@ func bytesHashes(b []byte) ([]Hash, error) {
 }
 
 // splitBundle splits an entry bundle into its entries.
-func splitBundle(b []byte) ([][]byte, error) {
-	var out [][]byte
+func splitBundle(b []byte) ([][]byte, error) { return splitBundleInto(nil, b) }
+
+// splitBundleInto splits b as splitBundle does, appending to out: a scan
+// of a million entries reuses one slice instead of growing one per bundle.
+func splitBundleInto(out [][]byte, b []byte) ([][]byte, error) {
 	for off := 0; off < len(b); {
 		if len(b)-off < 2 {
 			return nil, fmt.Errorf("entry bundle: truncated length at byte %d", off)

@@ -207,7 +207,7 @@ func walScan(dir string, segs []segment, fn func(first uint64, entries [][]byte)
 				// A preallocated segment is zeros past its last frame.
 				// Only the one unsynced frame can have left bytes there,
 				// and it is at most MaxFrameBytes long.
-				if allZero(sr.at(off, frameHeaderSize+MaxFrameBytes, 0)) {
+				if sr.zeroFrom(off, frameHeaderSize+MaxFrameBytes) {
 					break
 				}
 				// A header that never reached the disk ahead of its
@@ -246,13 +246,23 @@ func walScan(dir string, segs []segment, fn func(first uint64, entries [][]byte)
 }
 
 // segmentReader reads a segment on demand: recovery needs the written
-// frames and a bounded window after them, not the whole preallocation.
+// frames and a bounded window after them, not the whole preallocation. It
+// reads forward through a window it reuses: the bytes at returns stay
+// valid until the next call, which may move the window past them, so a
+// segment of any size is read with one buffer of about a read's size (the
+// buffer grows only for a frame larger than that). Reading the segment
+// into one growing buffer instead cost, at a million records, more in
+// copying and first-touch page faults than the frames' checks.
 type segmentReader struct {
 	f    *os.File
 	size int64
-	buf  []byte // the segment's first len(buf) bytes
+	base int64  // the segment offset of buf[0]
+	buf  []byte // the segment's bytes from base
 	err  error
 }
+
+// segmentReadSize is how much the reader asks the file for at a time.
+const segmentReadSize = 1 << 20
 
 func openSegmentReader(path string) (*segmentReader, error) {
 	f, err := os.Open(path)
@@ -269,35 +279,74 @@ func openSegmentReader(path string) (*segmentReader, error) {
 
 // at returns the bytes from off: at least want of them where the segment
 // has them, and, when the frame header found there gives a length, the
-// whole frame (up to limit).
+// whole frame (up to limit). Offsets normally go forward from one call to
+// the next; going back rereads.
 func (r *segmentReader) at(off int64, want, limit int) []byte {
 	need := off + int64(want)
 	if limit > 0 {
-		r.load(need)
-		if int64(len(r.buf)) >= off+frameHeaderSize {
-			if l := int64(binary.BigEndian.Uint32(r.buf[off : off+4])); l <= int64(limit) {
+		r.load(off, need)
+		if r.end() >= off+frameHeaderSize {
+			if l := int64(binary.BigEndian.Uint32(r.buf[off-r.base:])); l <= int64(limit) {
 				need = off + frameHeaderSize + l
 			}
 		}
 	}
-	r.load(need)
-	if off >= int64(len(r.buf)) {
+	r.load(off, need)
+	if off >= r.end() {
 		return nil
 	}
-	return r.buf[off:min(int64(len(r.buf)), need)]
+	return r.buf[off-r.base : min(r.end(), need)-r.base]
 }
 
-func (r *segmentReader) load(upTo int64) {
+func (r *segmentReader) end() int64 { return r.base + int64(len(r.buf)) }
+
+// zeroFrom reports whether the n bytes from off (those the segment has)
+// are all zero, reading them through the window a read at a time.
+func (r *segmentReader) zeroFrom(off int64, n int) bool {
+	last := min(off+int64(n), r.size)
+	for off < last {
+		b := r.at(off, int(min(last-off, segmentReadSize)), 0)
+		if len(b) == 0 {
+			return r.err == nil
+		}
+		if !allZero(b) {
+			return false
+		}
+		off += int64(len(b))
+	}
+	return true
+}
+
+// load makes the window hold the bytes [off, upTo) the segment has,
+// dropping those before off.
+func (r *segmentReader) load(off, upTo int64) {
+	if off < r.base {
+		// Back to bytes already dropped (the torn tail after a scan for
+		// zeros): read them again.
+		r.buf, r.base = r.buf[:0], off
+	}
 	upTo = min(upTo, r.size)
-	if int64(len(r.buf)) >= upTo || r.err != nil {
+	if r.end() >= upTo || r.err != nil {
 		return
 	}
-	// Grow geometrically so a segment full of small frames is read in a
-	// few large reads.
-	target := min(max(upTo, 2*int64(len(r.buf)), 1<<20), r.size)
+	if off > r.base {
+		if off >= r.end() {
+			r.buf = r.buf[:0]
+		} else {
+			r.buf = r.buf[:copy(r.buf, r.buf[off-r.base:])]
+		}
+		r.base = off
+	}
+	target := min(max(upTo-r.base, segmentReadSize), r.size-r.base)
+	if int64(cap(r.buf)) < target {
+		nb := make([]byte, len(r.buf), max(target, 2*int64(cap(r.buf))))
+		copy(nb, r.buf)
+		r.buf = nb
+	}
 	old := len(r.buf)
-	r.buf = append(r.buf, make([]byte, target-int64(old))...)
-	if _, err := r.f.ReadAt(r.buf[old:], int64(old)); err != nil && !errors.Is(err, io.EOF) {
+	n, err := r.f.ReadAt(r.buf[old:target], r.base+int64(old))
+	r.buf = r.buf[:old+n]
+	if err != nil && !errors.Is(err, io.EOF) {
 		r.err = err
 		r.buf = r.buf[:old]
 	}
