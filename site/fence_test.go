@@ -18,7 +18,8 @@ import (
 // Then it is cut off from south as well, and keeps running. The officials
 // activate north first: north shows the order to south, which fences
 // itself and reports that it holds more, so north refuses, naming south.
-// When the home gets back in touch with south, south refuses its batches
+// South, killed and restarted, keeps its fence. When the home gets back
+// in touch with south, south refuses its batches
 // and reports the fence: the home fences itself and acknowledges no more
 // quorum writes. The officials activate south, and every quorum write the
 // home acknowledged reads back there.
@@ -49,8 +50,11 @@ func TestActivationFencesOtherEmbassies(t *testing.T) {
 		t.Fatalf("north after refusing: %+v, %v", st, err)
 	}
 
-	// South is fenced: the home, back in touch, must fence itself and
-	// get no quorum write acknowledged.
+	// South is fenced, durably: killed and restarted, it still is. The
+	// home, back in touch, must fence itself and get no quorum write
+	// acknowledged.
+	s.kill(procSouth)
+	s.restart(procSouth)
 	s.heal(schedHome, procSouth)
 	s.waitStatus(schedHome, 30*time.Second, "the home fenced", func(st *site.ContinuityStatus) bool { return st.Mode == site.ModeFenced })
 	s.fenced = time.Now()
