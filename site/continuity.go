@@ -304,8 +304,8 @@ func tp(t time.Time) *time.Time {
 func (s *Site) mountContinuity(mux *http.ServeMux) {
 	mux.HandleFunc("GET /continuity/v1/guests/{guest}/status", s.continuityStatus)
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/orders", s.submitOrder)
-	mux.HandleFunc("POST /continuity/v1/guests/{guest}/unseal", s.openUnseal)
-	mux.HandleFunc("POST /continuity/v1/guests/{guest}/unseal/{session}", s.submitShare)
+	mux.HandleFunc("POST /continuity/v1/guests/{guest}/unseal", s.openSessionHandler((*tenant).openSession))
+	mux.HandleFunc("POST /continuity/v1/guests/{guest}/unseal/{session}", s.shareHandler((*tenant).addShare))
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/unseal/{session}/site-keys/{site}", s.submitSiteKey)
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/seal", s.sealGuest)
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/fence", s.fenceGuest)
@@ -911,24 +911,70 @@ type UnsealResponse struct {
 	Unsealed  bool      `json:"unsealed"`
 }
 
-// openUnseal starts an unseal session at an active site; an official of
-// the guest's charter signs the request.
-func (s *Site) openUnseal(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.tenantOf(w, r)
-	if !ok {
-		return
+// openSessionHandler answers a request to open an unseal session (of an
+// activation, or of a drill): an official of the guest's charter signs it.
+func (s *Site) openSessionHandler(open func(*tenant) (*UnsealResponse, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t, ok := s.tenantOf(w, r)
+		if !ok {
+			return
+		}
+		if _, err := t.auth.authenticate(r); err != nil {
+			writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: err.Error()})
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		resp, err := open(t)
+		if err != nil {
+			writeJSON(w, http.StatusConflict, ErrorBody{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
 	}
-	if _, err := t.auth.authenticate(r); err != nil {
-		writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: err.Error()})
-		return
+}
+
+// shareHandler takes one custodian's share sealed to a session. The share
+// authenticates itself against the custody package.
+func (s *Site) shareHandler(add func(t *tenant, ctx context.Context, session string, sealed []byte) (*UnsealResponse, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t, ok := s.tenantOf(w, r)
+		if !ok {
+			return
+		}
+		sealed, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+		if err != nil {
+			writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "share: " + err.Error()})
+			return
+		}
+		resp, err := add(t, r.Context(), r.PathValue("session"), sealed)
+		if err != nil {
+			writeJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
 	}
-	_, _ = io.Copy(io.Discard, r.Body)
-	resp, err := t.openSession()
-	if err != nil {
-		writeJSON(w, http.StatusConflict, ErrorBody{Error: err.Error()})
-		return
+}
+
+// renewSession returns sess if it is open and unexpired, else (closing
+// it) a new session over the guest's custody package, valid for ttl.
+func (t *tenant) renewSession(sess *continuity.UnsealSession, ttl time.Duration) (*continuity.UnsealSession, error) {
+	if t.custody == nil {
+		return nil, fmt.Errorf("site %s has no custody package for %s (guests[].custody in its config)", t.site, t.id)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	if sess != nil && !t.s.opts.Now().Before(sess.Expires()) {
+		// An expired session is of no use: open a new one.
+		sess.Close()
+		sess = nil
+	}
+	if sess != nil {
+		return sess, nil
+	}
+	return continuity.NewUnsealSession(t.custody, ttl)
+}
+
+// sessionResponse says where a session stands.
+func sessionResponse(sess *continuity.UnsealSession, have, need int) *UnsealResponse {
+	return &UnsealResponse{Session: sess.ID(), Recipient: sess.Recipient(), Expires: sess.Expires(), Have: have, Need: need}
 }
 
 func (t *tenant) openSession() (*UnsealResponse, error) {
@@ -941,44 +987,13 @@ func (t *tenant) openSession() (*UnsealResponse, error) {
 	if a.local != nil {
 		return nil, fmt.Errorf("guest %s is already unsealed at site %s", t.id, t.site)
 	}
-	if t.custody == nil {
-		return nil, fmt.Errorf("site %s has no custody package for %s (guests[].custody in its config)", t.site, t.id)
-	}
-	if a.session != nil && !t.s.opts.Now().Before(a.session.Expires()) {
-		// An expired session is of no use: open a new one.
-		a.session.Close()
-		a.session = nil
-	}
-	if a.session == nil {
-		sess, err := continuity.NewUnsealSession(t.custody, time.Hour)
-		if err != nil {
-			return nil, err
-		}
-		a.session = sess
-	}
-	have, need, _ := a.session.Status()
-	return &UnsealResponse{Session: a.session.ID(), Recipient: a.session.Recipient(), Expires: a.session.Expires(), Have: have, Need: need}, nil
-}
-
-// submitShare takes one custodian's share sealed to the session. The share
-// authenticates itself against the custody package; at the threshold the
-// root key is rebuilt, in memory only, and the registries are opened.
-func (s *Site) submitShare(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.tenantOf(w, r)
-	if !ok {
-		return
-	}
-	sealed, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	sess, err := t.renewSession(a.session, time.Hour)
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "share: " + err.Error()})
-		return
+		return nil, err
 	}
-	resp, err := t.addShare(r.Context(), r.PathValue("session"), sealed)
-	if err != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	a.session = sess
+	have, need, _ := sess.Status()
+	return sessionResponse(sess, have, need), nil
 }
 
 func (t *tenant) addShare(ctx context.Context, session string, sealed []byte) (*UnsealResponse, error) {
@@ -992,7 +1007,7 @@ func (t *tenant) addShare(ctx context.Context, session string, sealed []byte) (*
 	if err != nil {
 		return nil, err
 	}
-	resp := &UnsealResponse{Session: a.session.ID(), Recipient: a.session.Recipient(), Expires: a.session.Expires(), Have: have, Need: need}
+	resp := sessionResponse(a.session, have, need)
 	if have < need {
 		return resp, nil
 	}

@@ -495,8 +495,8 @@ func (t *tenant) drillStatus() DrillStatus {
 // now, the route where drilled sites record their reports.
 func (s *Site) mountDrill(mux *http.ServeMux) {
 	mux.HandleFunc("GET /continuity/v1/guests/{guest}/drill", s.getDrill)
-	mux.HandleFunc("POST /continuity/v1/guests/{guest}/drill/unseal", s.openDrillUnseal)
-	mux.HandleFunc("POST /continuity/v1/guests/{guest}/drill/unseal/{session}", s.submitDrillShare)
+	mux.HandleFunc("POST /continuity/v1/guests/{guest}/drill/unseal", s.openSessionHandler((*tenant).openDrillSession))
+	mux.HandleFunc("POST /continuity/v1/guests/{guest}/drill/unseal/{session}", s.shareHandler((*tenant).addDrillShare))
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/drill-reports", s.tenantDrillReport)
 }
 
@@ -514,26 +514,6 @@ func (s *Site) getDrill(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, t.drillStatus())
 }
 
-// openDrillUnseal opens the drill's unseal session; an official of the
-// guest's charter signs the request.
-func (s *Site) openDrillUnseal(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.tenantOf(w, r)
-	if !ok {
-		return
-	}
-	if _, err := t.auth.authenticate(r); err != nil {
-		writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: err.Error()})
-		return
-	}
-	_, _ = io.Copy(io.Discard, r.Body)
-	resp, err := t.openDrillSession()
-	if err != nil {
-		writeJSON(w, http.StatusConflict, ErrorBody{Error: err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
 func (t *tenant) openDrillSession() (*UnsealResponse, error) {
 	d := &t.drill
 	d.mu.Lock()
@@ -545,50 +525,24 @@ func (t *tenant) openDrillSession() (*UnsealResponse, error) {
 		return nil, fmt.Errorf("no drill is running for %s at site %s: a drill order naming this site must reach it first (submit it to the writer)", t.id, t.site)
 	case !run.unsealed.IsZero():
 		return nil, fmt.Errorf("the drill of order %s has its shares already", run.order.ID)
-	case t.custody == nil:
-		return nil, fmt.Errorf("site %s has no custody package for %s (guests[].custody in its config)", t.site, t.id)
 	}
-	if run.session != nil && !now.Before(run.session.Expires()) {
-		run.session.Close()
-		run.session = nil
+	ttl := min(time.Hour, run.order.Expires.Sub(now))
+	if ttl <= 0 {
+		return nil, fmt.Errorf("the drill order %s has expired", run.order.ID)
 	}
-	if run.session == nil {
-		ttl := min(time.Hour, run.order.Expires.Sub(now))
-		if ttl <= 0 {
-			return nil, fmt.Errorf("the drill order %s has expired", run.order.ID)
-		}
-		sess, err := continuity.NewUnsealSession(t.custody, ttl)
-		if err != nil {
-			return nil, err
-		}
-		run.session = sess
+	sess, err := t.renewSession(run.session, ttl)
+	if err != nil {
+		return nil, err
 	}
-	have, need, _ := run.session.Status()
-	return &UnsealResponse{Session: run.session.ID(), Recipient: run.session.Recipient(), Expires: run.session.Expires(), Have: have, Need: need}, nil
+	run.session = sess
+	have, need, _ := sess.Status()
+	return sessionResponse(sess, have, need), nil
 }
 
-// submitDrillShare takes one custodian's share sealed to the drill's
+// addDrillShare takes one custodian's share sealed to the drill's
 // session. At the threshold the drill runs in the background; the answer
 // says Unsealed, and GET .../drill shows the report when it is done.
-func (s *Site) submitDrillShare(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.tenantOf(w, r)
-	if !ok {
-		return
-	}
-	sealed, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "share: " + err.Error()})
-		return
-	}
-	resp, err := t.addDrillShare(r.PathValue("session"), sealed)
-	if err != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-func (t *tenant) addDrillShare(session string, sealed []byte) (*UnsealResponse, error) {
+func (t *tenant) addDrillShare(_ context.Context, session string, sealed []byte) (*UnsealResponse, error) {
 	d := &t.drill
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -600,7 +554,7 @@ func (t *tenant) addDrillShare(session string, sealed []byte) (*UnsealResponse, 
 	if err != nil {
 		return nil, err
 	}
-	resp := &UnsealResponse{Session: run.session.ID(), Recipient: run.session.Recipient(), Expires: run.session.Expires(), Have: have, Need: need}
+	resp := sessionResponse(run.session, have, need)
 	if have < need {
 		return resp, nil
 	}
