@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +21,7 @@ import (
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/internal/testnet"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
@@ -45,75 +45,22 @@ const (
 
 var embassies = []string{north, south}
 
-// founded is a Demo Republic created once per test binary and copied into
-// each test's directory: founding costs scrypt and key generation, copying
-// does not.
-var founded struct {
-	once sync.Once
-	dir  string
-	err  error
-}
+// founded is a Demo Republic founded once per test binary and copied into
+// each test's directory.
+var founded = statetest.New(testPass)
 
-func protector() keyfile.Protector {
-	return keyfile.Protector{Passphrase: []byte(testPass), WorkFactor: 10}
-}
+func protector() keyfile.Protector { return founded.Protector() }
 
 // newState returns a fresh copy of a founded Demo Republic.
-func newState(t testing.TB) string {
-	t.Helper()
-	founded.once.Do(func() {
-		dir, err := os.MkdirTemp("", "chancery-replica-test-")
-		if err != nil {
-			founded.err = err
-			return
-		}
-		founded.dir = dir
-		_, founded.err = state.Init(context.Background(), state.InitOptions{Dir: dir, Protector: protector()})
-	})
-	if founded.err != nil {
-		t.Fatal(founded.err)
-	}
-	dir := t.TempDir()
-	if err := copyDir(founded.dir, dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func newState(t testing.TB) string { return founded.Copy(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if founded.dir != "" {
-		os.RemoveAll(founded.dir)
-	}
+	founded.Remove()
 	os.Exit(code)
 }
 
-// copyDir copies a state directory keeping file modes: key files must stay
-// 0600 or they are refused.
-func copyDir(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		to := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(to, info.Mode().Perm())
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, data, info.Mode().Perm())
-	})
-}
+func copyDir(src, dst string) error { return statetest.CopyDir(src, dst) }
 
 type fixtureOptions struct {
 	// targets are the embassies the home ships to (default both); the

@@ -4,17 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"io/fs"
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/site"
 )
@@ -22,37 +21,12 @@ import (
 const testPass = "site test passphrase"
 
 // founded is a Demo Republic founded once per test binary and copied into
-// each test's directory: founding costs a few hundred milliseconds of
-// scrypt, copying does not.
-var founded struct {
-	once sync.Once
-	dir  string
-	err  error
-}
+// each test's directory (state.Init seals the home's root key in
+// D/keys/root.key).
+var founded = statetest.New(testPass)
 
-// newState returns a fresh copy of a founded Demo Republic (state.Init
-// seals the home's root key in D/keys/root.key).
-func newState(t *testing.T) string {
-	t.Helper()
-	founded.once.Do(func() {
-		dir, err := makeTempDir()
-		if err != nil {
-			founded.err = err
-			return
-		}
-		founded.dir = dir
-		p := keyfile.Protector{Passphrase: []byte(testPass), WorkFactor: 10}
-		_, founded.err = state.Init(context.Background(), state.InitOptions{Dir: dir, Protector: p})
-	})
-	if founded.err != nil {
-		t.Fatal(founded.err)
-	}
-	dir := t.TempDir()
-	if err := copyDir(founded.dir, dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+// newState returns a fresh copy of a founded Demo Republic.
+func newState(t *testing.T) string { return founded.Copy(t) }
 
 // syncBuffer is a log sink the server goroutines and the test share.
 type syncBuffer struct {
@@ -122,37 +96,8 @@ func (ts *testSite) client(t *testing.T, official string) *site.Client {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if founded.dir != "" {
-		os.RemoveAll(founded.dir)
-	}
+	founded.Remove()
 	os.Exit(code)
 }
 
-func makeTempDir() (string, error) { return os.MkdirTemp("", "chancery-site-test-") }
-
-// copyDir copies a state directory keeping file modes: key files must
-// stay 0600 or they are refused.
-func copyDir(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		to := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(to, info.Mode().Perm())
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, data, info.Mode().Perm())
-	})
-}
+func copyDir(src, dst string) error { return statetest.CopyDir(src, dst) }

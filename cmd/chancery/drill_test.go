@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +13,7 @@ import (
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/site"
 )
@@ -140,7 +139,7 @@ func TestDrillReport(t *testing.T) {
 
 	// No charter beside a copy of the ledger: shown, but not checked.
 	bare := filepath.Join(t.TempDir(), "ledger")
-	if err := copyTree(dir, bare); err != nil {
+	if err := statetest.CopyDir(dir, bare); err != nil {
 		t.Fatal(err)
 	}
 	out.Reset()
@@ -161,31 +160,3 @@ func lineWith(s, sub string) string {
 	return ""
 }
 
-// copyTree copies a directory's regular files, keeping their modes.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		to := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(to, 0o755)
-		}
-		if !info.Mode().IsRegular() {
-			return nil
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, data, info.Mode().Perm())
-	})
-}
