@@ -159,4 +159,3 @@ func lineWith(s, sub string) string {
 	}
 	return ""
 }
-
