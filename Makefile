@@ -38,7 +38,7 @@ FUZZ := \
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build test deps unit race fuzz lint bench bench-peer bench-restic demo clean
+.PHONY: all build test deps unit race fuzz lint bench bench-peer bench-restic bench-litestream demo clean
 
 all: build
 
@@ -87,6 +87,9 @@ bench-peer:
 
 bench-restic:
 	bench/restic/run.sh
+
+bench-litestream:
+	bench/litestream/run.sh
 
 demo:
 	$(GO) run ./cmd/chancery demo
