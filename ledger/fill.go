@@ -277,7 +277,7 @@ func fillFile(path string, b uint64, idxs []uint64, entries map[uint64][]byte) (
 	for _, e := range es {
 		nb = appendBundleEntry(nb, e)
 	}
-	if err := replaceFile(path, nb); err != nil {
+	if err := fsutil.Replace(path, nb, 0o644); err != nil {
 		return 0, fmt.Errorf("fill entry bundle %d: %w", b, err)
 	}
 	return filled, nil
@@ -305,36 +305,3 @@ func checkFill(cur, entry []byte) error {
 	return nil
 }
 
-// replaceFile writes data to a temporary file beside path, fsyncs it,
-// renames it over path and fsyncs the directory.
-func replaceFile(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".fill-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("fsync: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return fsutil.SyncDir(dir)
-}

@@ -421,25 +421,4 @@ func setAsideTail(path string, rest []byte, off int64) (*TornTail, error) {
 
 // writeFileSync writes a file atomically and durably: temporary file,
 // fsync, rename, directory fsync.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return fsutil.SyncDir(filepath.Dir(path))
-}
+func writeFileSync(path string, data []byte) error { return fsutil.Replace(path, data, 0o600) }

@@ -30,27 +30,52 @@ func WriteNew(path string, data []byte, perm os.FileMode) (err error) {
 			err = fmt.Errorf("remove temp file: %w", rmErr)
 		}
 	}()
-	// Chmod explicitly: a umask must never widen a secret's mode, and the
-	// check on read depends on it.
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("fsync: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
+	if err := writeSynced(tmp, data, perm); err != nil {
 		return err
 	}
 	if err := os.Link(tmpName, path); err != nil {
 		return err
 	}
 	return SyncDir(dir)
+}
+
+// Replace writes data to path atomically and durably, over any file
+// there: it writes and fsyncs path+".tmp", renames it over path and
+// fsyncs the directory. A crash leaves the old file or the new one, and
+// perhaps the temporary file, which the next Replace truncates. Callers
+// are the one writer of path.
+func Replace(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if err := writeSynced(tmp, data, perm); err != nil {
+		return err
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// writeSynced sets f's mode, writes data, fsyncs and closes f (on error
+// too).
+func writeSynced(f *os.File, data []byte, perm os.FileMode) error {
+	// Chmod explicitly: a umask must never widen a secret's mode, and the
+	// check on read depends on it.
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("fsync: %w", err)
+	}
+	return f.Close()
 }
 
 // SyncDir fsyncs a directory, so that names created or removed in it
