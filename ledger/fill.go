@@ -304,4 +304,3 @@ func checkFill(cur, entry []byte) error {
 	}
 	return nil
 }
-
