@@ -81,7 +81,7 @@ type Report struct {
 
 	// The continuity story (Options.Binary set).
 	CatchUp    time.Duration // both embassies caught up with the home
-	RPOEntries uint64        // the worst site's recovery point when home was lost
+	RPOEntries uint64        // the worst site's recovery point right after the officials' writes (the disaster waits for 0)
 	RPOSeconds float64
 	RTO        time.Duration // order and threshold of shares to the first served read
 	Epochs     uint64        // epoch after failback
@@ -193,7 +193,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 		if err := continuityStory(ctx, opts, dir, pass, c, probe[0], rep, say); err != nil {
 			return rep, err
 		}
-		say("== The whole story: RPO %d entries (%.3f s) when home was lost; RTO %v; failback without losing a record (epoch %d, %d entries); a revoked site's copy shredded (%d of %d deeds readable)",
+		say("== The whole story: RPO %d entries (%.3f s) at worst right after the officials' writes, none when home was lost; RTO %v; failback without losing a record (epoch %d, %d entries); a revoked site's copy shredded (%d of %d deeds readable)",
 			rep.RPOEntries, rep.RPOSeconds, rep.RTO.Round(time.Millisecond), rep.Epochs, rep.FinalSize, rep.ShreddedAfter, rep.ShreddedBefore)
 	}
 	if fresh && opts.Keep {
