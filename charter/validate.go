@@ -399,6 +399,11 @@ func checkName(p *problems, path, name string) {
 	}
 }
 
+// IsID reports whether s is a charter id (a site, an official, a role):
+// [a-z0-9-]+, at most 128 bytes. Parsers of outside input check ids with
+// it before they look them up.
+func IsID(s string) bool { return isID(s, false) }
+
 func isID(s string, underscore bool) bool {
 	if s == "" || len(s) > 128 {
 		return false

@@ -175,6 +175,11 @@ func parseSigHeader(h string) (*sigHeader, error) {
 	if s.official, ok = params["official"]; !ok || s.official == "" {
 		return nil, authErr("%s header: official missing", SignatureHeader)
 	}
+	if !charter.IsID(s.official) {
+		// Not a charter id: no official has it, and it goes no further
+		// (into logs, the replay cache) than this refusal.
+		return nil, authErr("%s header: official %q is not a charter id (a-z, 0-9, '-')", SignatureHeader, s.official)
+	}
 	t := params["time"]
 	unix, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || unix < 0 || strconv.FormatInt(unix, 10) != t {
