@@ -4,8 +4,6 @@ go 1.26.0
 
 require (
 	github.com/chancery-gov/chancery v0.0.0
-	github.com/mattn/go-sqlite3 v1.14.17
-	github.com/pierrec/lz4/v4 v4.1.18
 	github.com/transparency-dev/tessera v1.0.4
 	golang.org/x/mod v0.43.0
 	k8s.io/klog/v2 v2.130.1

@@ -30,8 +30,8 @@
 // At the end Litestream is stopped, each replica is restored with
 // `litestream restore` and must hold every row written.
 //
-//	go run ./litestream                                      (Litestream's defaults)
-//	go run ./litestream -monitor-interval 10ms -sync-interval 10ms
+//	cd bench/litestream && go run .                         (Litestream's defaults)
+//	cd bench/litestream && go run . -monitor-interval 10ms -sync-interval 10ms
 //
 // It prints one line like a Go benchmark's, which bench/litestream/run.sh
 // reads.

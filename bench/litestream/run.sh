@@ -33,14 +33,15 @@ fs=$(df -PT "$tmp" 2>/dev/null | awk 'NR==2 {print $2 " on " $1}' || true)
 echo "machine: $(uname -m), $(nproc) CPUs, ${cpu:-unknown CPU}, $(go version | awk '{print $3}'), TMPDIR=$tmp ($fs)"
 echo "litestream: $ls_bin ($(go version -m "$ls_bin" 2>/dev/null | awk '$1 == "mod" {print $3}'))"
 echo "chancery: (cd .. && go test -run '^\$' -bench 'Lag/checkpoint=default\$' -benchtime 3x ./replica/)"
-echo "litestream: go run ./litestream [-monitor-interval 10ms -sync-interval 10ms]"
+echo "litestream: (cd litestream && go run .) [-monitor-interval 10ms -sync-interval 10ms]"
 echo "load before: $(uptime)"
 echo
 
 out=$(mktemp)
 harness=$(mktemp)
 trap 'rm -f "$out" "$harness"' EXIT
-go build -o "$harness" ./litestream
+# Its own module (bench/litestream/go.mod): its cgo sqlite driver stays out of make lint.
+(cd litestream && go build -o "$harness" .)
 
 r=1
 while [ "$r" -le "$RUNS" ]; do
