@@ -148,6 +148,18 @@ func isCosigner(v note.Verifiers, s note.Signature) bool {
 	return ok
 }
 
+// ParseSignedCheckpoint reads the checkpoint a signed note carries without
+// opening it (no signature checked): for what is checked elsewhere, or
+// only reported.
+func ParseSignedCheckpoint(signed []byte) (Checkpoint, error) {
+	text, err := SplitNote(signed)
+	if err != nil {
+		// As ParseCheckpoint's own errors do, say what was being read.
+		return Checkpoint{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	return ParseCheckpoint(text)
+}
+
 // SplitNote returns the text of a signed note without opening it (no
 // signature checked): for tools that must say plainly that they could not
 // check a signature.

@@ -77,11 +77,7 @@ func (l *Log) recoverMirror() error {
 	if err != nil {
 		return fmt.Errorf("read received checkpoint: %w", err)
 	}
-	text, err := SplitNote(b)
-	if err != nil {
-		return fmt.Errorf("received checkpoint: %w", err)
-	}
-	cp, err := ParseCheckpoint(text)
+	cp, err := ParseSignedCheckpoint(b)
 	if err != nil {
 		return fmt.Errorf("received checkpoint: %w", err)
 	}
@@ -173,11 +169,7 @@ func (l *Log) AppendMirrored(ctx context.Context, entries [][]byte, signed []byt
 	if !l.opts.Mirror {
 		return Checkpoint{}, ErrNotMirror
 	}
-	text, err := SplitNote(signed)
-	if err != nil {
-		return Checkpoint{}, fmt.Errorf("mirror: checkpoint: %w", err)
-	}
-	cp, err := ParseCheckpoint(text)
+	cp, err := ParseSignedCheckpoint(signed)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("mirror: checkpoint: %w", err)
 	}

@@ -33,11 +33,7 @@ func (l *Log) recover(ctx context.Context) error {
 	var old *Checkpoint
 	var oldSigned []byte
 	if b, err := os.ReadFile(filepath.Join(l.dir, CheckpointPath)); err == nil {
-		text, err := SplitNote(b)
-		if err != nil {
-			return fmt.Errorf("published checkpoint: %w", err)
-		}
-		cp, err := ParseCheckpoint(text)
+		cp, err := ParseSignedCheckpoint(b)
 		if err != nil {
 			return fmt.Errorf("published checkpoint: %w", err)
 		}

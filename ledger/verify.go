@@ -64,11 +64,7 @@ func Verify(ctx context.Context, f Fetcher, opts VerifyOptions) (*VerifyReport, 
 			rep.Signers = append(rep.Signers, s.Name)
 		}
 	} else {
-		text, err := SplitNote(signed)
-		if err != nil {
-			return rep, fmt.Errorf("checkpoint: %w", err)
-		}
-		if cp, err = ParseCheckpoint(text); err != nil {
+		if cp, err = ParseSignedCheckpoint(signed); err != nil {
 			return rep, err
 		}
 		if opts.Origin != "" && cp.Origin != opts.Origin {
@@ -79,11 +75,7 @@ func Verify(ctx context.Context, f Fetcher, opts VerifyOptions) (*VerifyReport, 
 
 	var prev *Checkpoint
 	if opts.Previous != nil {
-		text, err := SplitNote(opts.Previous)
-		if err != nil {
-			return rep, fmt.Errorf("previous checkpoint: %w", err)
-		}
-		p, err := ParseCheckpoint(text)
+		p, err := ParseSignedCheckpoint(opts.Previous)
 		if err != nil {
 			return rep, fmt.Errorf("previous checkpoint: %w", err)
 		}

@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/demogen"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
@@ -55,14 +54,8 @@ func openBenchHome(b *testing.B, dir string, lo ledger.Options, regs bool) (f *f
 	b.Helper()
 	ctx := context.Background()
 	f = &fixture{t: b, dir: dir, layout: state.Layout{Dir: dir}, sites: map[string]*testSite{}}
-	data, err := os.ReadFile(f.layout.Charter())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if f.c, err = charter.Parse(data); err != nil {
-		b.Fatal(err)
-	}
-	f.guest = f.c.Guest.ID
+	f.readCharter()
+	var err error
 	if f.home, err = state.OpenLedger(ctx, f.layout, f.c, home, protector(), lo); err != nil {
 		b.Fatal(err)
 	}

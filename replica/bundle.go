@@ -344,11 +344,7 @@ func ExportBundle(ctx context.Context, src Source, c *charter.Charter, site stri
 // openWriterCheckpoint verifies a checkpoint with the writer key of its
 // epoch.
 func openWriterCheckpoint(c *charter.Charter, w Writers, signed []byte) (ledger.Checkpoint, error) {
-	text, err := ledger.SplitNote(signed)
-	if err != nil {
-		return ledger.Checkpoint{}, err
-	}
-	cp, err := ledger.ParseCheckpoint(text)
+	cp, err := ledger.ParseSignedCheckpoint(signed)
 	if err != nil {
 		return ledger.Checkpoint{}, err
 	}
@@ -1063,11 +1059,7 @@ func ImportBundle(ctx context.Context, dir string, r *Receiver, progress func(Bu
 	if receipt == nil {
 		return res, fmt.Errorf("bundle: the site gave no receipt after the last batch")
 	}
-	text, err := ledger.SplitNote(receipt)
-	if err != nil {
-		return res, fmt.Errorf("bundle: receipt: %w", err)
-	}
-	cp, err := ledger.ParseCheckpoint(text)
+	cp, err := ledger.ParseSignedCheckpoint(receipt)
 	if err != nil {
 		return res, fmt.Errorf("bundle: receipt: %w", err)
 	}
@@ -1111,11 +1103,7 @@ func (s *DirSource) Next(ctx context.Context, size uint64) ([]byte, ledger.Check
 			return nil, ledger.Checkpoint{}, err
 		}
 		if err == nil {
-			text, err := ledger.SplitNote(signed)
-			if err != nil {
-				return nil, ledger.Checkpoint{}, fmt.Errorf("checkpoint in %s: %w", s.dir, err)
-			}
-			cp, err := ledger.ParseCheckpoint(text)
+			cp, err := ledger.ParseSignedCheckpoint(signed)
 			if err != nil {
 				return nil, ledger.Checkpoint{}, fmt.Errorf("checkpoint in %s: %w", s.dir, err)
 			}

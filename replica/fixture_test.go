@@ -112,23 +112,30 @@ type testSite struct {
 	remote *replica.Remote // through the proxy
 }
 
+// readCharter reads the state's charter into f.
+func (f *fixture) readCharter() {
+	f.t.Helper()
+	data, err := os.ReadFile(f.layout.Charter())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if f.c, err = charter.Parse(data); err != nil {
+		f.t.Fatal(err)
+	}
+	f.guest = f.c.Guest.ID
+}
+
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{t: t, dir: newState(t), sites: map[string]*testSite{}}
 	f.layout = state.Layout{Dir: f.dir}
-	data, err := os.ReadFile(f.layout.Charter())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.c, err = charter.Parse(data); err != nil {
-		t.Fatal(err)
-	}
-	f.guest = f.c.Guest.ID
+	f.readCharter()
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	f.client = &http.Client{Transport: tr}
 	t.Cleanup(tr.CloseIdleConnections)
 
+	var err error
 	f.home, err = state.OpenLedger(ctx, f.layout, f.c, home, protector(), ledger.Options{CheckpointInterval: 2 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -422,11 +422,7 @@ func (p PeerSource) Next(ctx context.Context, size uint64) ([]byte, ledger.Check
 			return nil, ledger.Checkpoint{}, err
 		}
 		if err == nil {
-			text, err := ledger.SplitNote(signed)
-			if err != nil {
-				return nil, ledger.Checkpoint{}, fmt.Errorf("peer checkpoint: %w", err)
-			}
-			cp, err := ledger.ParseCheckpoint(text)
+			cp, err := ledger.ParseSignedCheckpoint(signed)
 			if err != nil {
 				return nil, ledger.Checkpoint{}, fmt.Errorf("peer checkpoint: %w", err)
 			}

@@ -93,11 +93,7 @@ func NewReceiptCosigner(c *charter.Charter, site string, key ed25519.PrivateKey)
 // OpenReceipt verifies a site's receipt: the writer's signature for the
 // checkpoint's epoch and the site's cosignature.
 func OpenReceipt(c *charter.Charter, w Writers, site string, signed []byte) (ledger.Checkpoint, time.Time, error) {
-	text, err := ledger.SplitNote(signed)
-	if err != nil {
-		return ledger.Checkpoint{}, time.Time{}, fmt.Errorf("receipt of site %s: %w", site, err)
-	}
-	cp, err := ledger.ParseCheckpoint(text)
+	cp, err := ledger.ParseSignedCheckpoint(signed)
 	if err != nil {
 		return ledger.Checkpoint{}, time.Time{}, fmt.Errorf("receipt of site %s: %w", site, err)
 	}

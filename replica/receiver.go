@@ -242,11 +242,7 @@ func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 	if size := r.opts.Log.MirrorSize(); b.First != size {
 		return nil, &GapError{Size: size}
 	}
-	text, err := ledger.SplitNote(b.Checkpoint)
-	if err != nil {
-		return nil, r.refused(fmt.Errorf("%w: checkpoint: %v", ErrRefused, err))
-	}
-	cp, err := ledger.ParseCheckpoint(text)
+	cp, err := ledger.ParseSignedCheckpoint(b.Checkpoint)
 	if err != nil {
 		return nil, r.refused(fmt.Errorf("%w: checkpoint: %v", ErrRefused, err))
 	}

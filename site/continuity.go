@@ -605,7 +605,9 @@ func (t *tenant) startReplication() error {
 // It runs on a shipper, which a reseal waits for under t.mu: the fencing
 // itself goes to its own goroutine.
 func (t *tenant) fenceIfNewer(site string, st *replica.State) {
-	if max(st.Epoch, st.Fence) <= 1 {
+	// Every state a site reports comes here: only one ahead of every
+	// epoch this site has folded (its own, while it writes) is news.
+	if max(st.Epoch, st.Fence) <= t.writers.ep.Current() {
 		return
 	}
 	go t.fenceIfNewerThan(site, st.Epoch, st.Fence)
@@ -911,19 +913,30 @@ type UnsealResponse struct {
 	Unsealed  bool      `json:"unsealed"`
 }
 
+// officialTenant finds the request's guest and checks that an official of
+// its charter signed the request, whose body is empty; on failure it has
+// answered.
+func (s *Site) officialTenant(w http.ResponseWriter, r *http.Request) (*tenant, bool) {
+	t, ok := s.tenantOf(w, r)
+	if !ok {
+		return nil, false
+	}
+	if _, err := t.auth.authenticate(r); err != nil {
+		writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: err.Error()})
+		return nil, false
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	return t, true
+}
+
 // openSessionHandler answers a request to open an unseal session (of an
 // activation, or of a drill): an official of the guest's charter signs it.
 func (s *Site) openSessionHandler(open func(*tenant) (*UnsealResponse, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		t, ok := s.tenantOf(w, r)
+		t, ok := s.officialTenant(w, r)
 		if !ok {
 			return
 		}
-		if _, err := t.auth.authenticate(r); err != nil {
-			writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: err.Error()})
-			return
-		}
-		_, _ = io.Copy(io.Discard, r.Body)
 		resp, err := open(t)
 		if err != nil {
 			writeJSON(w, http.StatusConflict, ErrorBody{Error: err.Error()})
@@ -1277,15 +1290,10 @@ func (t *tenant) recordAccess(r *http.Request, o *charter.Official, rd *accessRe
 // sealGuest wipes the keys at an active site and stops serving the
 // registries; the ledger stays as it is. An official signs the request.
 func (s *Site) sealGuest(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.tenantOf(w, r)
+	t, ok := s.officialTenant(w, r)
 	if !ok {
 		return
 	}
-	if _, err := t.auth.authenticate(r); err != nil {
-		writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: err.Error()})
-		return
-	}
-	_, _ = io.Copy(io.Discard, r.Body)
 	t.mu.Lock()
 	t.wipeKeysLocked()
 	t.mu.Unlock()

@@ -372,11 +372,7 @@ func (t *tenant) rpoFromWriter(ctx context.Context, run *drillRun) (drillRPO, er
 	if err != nil {
 		return drillRPO{}, err
 	}
-	text, err := ledger.SplitNote(signed)
-	if err != nil {
-		return drillRPO{}, err
-	}
-	cp, err := ledger.ParseCheckpoint(text)
+	cp, err := ledger.ParseSignedCheckpoint(signed)
 	if err != nil {
 		return drillRPO{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -94,13 +95,7 @@ func (t *tenant) fillWithheld(ctx context.Context) (filled int, err error) {
 func (t *tenant) fillClosed(ctx context.Context, pending map[uint64][]byte) (int, error) {
 	if !t.log.IsMirror() {
 		return 0, fmt.Errorf("fill: %d entries of the writer's ledger from index %d wait for a sync point past them: fill again later: %w",
-			len(pending), slices.Min(slices.Collect(func(yield func(uint64) bool) {
-				for i := range pending {
-					if !yield(i) {
-						return
-					}
-				}
-			})), ledger.ErrNotDurable)
+			len(pending), slices.Min(slices.Collect(maps.Keys(pending))), ledger.ErrNotDurable)
 	}
 	dir := t.log.Dir()
 	if err := t.log.Close(); err != nil && !errors.Is(err, ledger.ErrClosed) {
@@ -140,15 +135,10 @@ func (t *tenant) fillPeers(ctx context.Context) []*fillPeer {
 			p.err = err
 			continue
 		}
-		text, err := ledger.SplitNote(signed)
-		if err == nil {
-			var cp ledger.Checkpoint
-			if cp, err = ledger.ParseCheckpoint(text); err == nil {
-				p.size = cp.Size
-			}
-		}
-		if err != nil {
-			p.err = fmt.Errorf("checkpoint: %w", err)
+		if cp, err := ledger.ParseSignedCheckpoint(signed); err != nil {
+			p.err = err
+		} else {
+			p.size = cp.Size
 		}
 	}
 	return out

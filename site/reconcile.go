@@ -214,11 +214,7 @@ func durableSize(ctx context.Context, dir, origin string) (uint64, error) {
 	if rerr != nil {
 		return 0, rerr
 	}
-	text, err := ledger.SplitNote(b)
-	if err != nil {
-		return 0, err
-	}
-	cp, err := ledger.ParseCheckpoint(text)
+	cp, err := ledger.ParseSignedCheckpoint(b)
 	return cp.Size, err
 }
 

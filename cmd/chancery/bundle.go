@@ -183,11 +183,7 @@ func parseBundleFrom(c *charter.Charter, arg, site string) (uint64, *ledger.Hash
 	if _, ok := c.Site(site); !ok {
 		return 0, nil, "", fmt.Errorf("site %q is not in the charter of %s", site, c.Guest.ID)
 	}
-	text, err := ledger.SplitNote(signed)
-	if err != nil {
-		return 0, nil, "", err
-	}
-	head, err := ledger.ParseCheckpoint(text)
+	head, err := ledger.ParseSignedCheckpoint(signed)
 	if err != nil {
 		return 0, nil, "", err
 	}

@@ -361,11 +361,7 @@ func runDrillReport(ctx context.Context, w io.Writer, o drillReportOptions) erro
 	if err != nil {
 		return fmt.Errorf("drill report: read the checkpoint: %w", err)
 	}
-	text, err := ledger.SplitNote(signed)
-	if err != nil {
-		return fmt.Errorf("drill report: checkpoint: %w", err)
-	}
-	cp, err := ledger.ParseCheckpoint(text)
+	cp, err := ledger.ParseSignedCheckpoint(signed)
 	if err != nil {
 		return fmt.Errorf("drill report: %w", err)
 	}

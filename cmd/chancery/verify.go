@@ -127,11 +127,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("verify %s: read checkpoint: %w", o.target, err)
 	}
-	text, err := ledger.SplitNote(signed)
-	if err != nil {
-		return fmt.Errorf("verify %s: checkpoint: %w", o.target, err)
-	}
-	head, err := ledger.ParseCheckpoint(text)
+	head, err := ledger.ParseSignedCheckpoint(signed)
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", o.target, err)
 	}

@@ -584,11 +584,7 @@ func deedRefs(ctx context.Context, layout state.Layout) ([]store.Ref, error) {
 	if err != nil {
 		return nil, err
 	}
-	text, err := ledger.SplitNote(b)
-	if err != nil {
-		return nil, err
-	}
-	cp, err := ledger.ParseCheckpoint(text)
+	cp, err := ledger.ParseSignedCheckpoint(b)
 	if err != nil {
 		return nil, err
 	}
