@@ -62,7 +62,7 @@ test: deps lint unit race fuzz
 unit:
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	CHANCERY_SCHEDULE_HAZARDS=pick,heal CHANCERY_SCHEDULE_ROUNDS=2 CHANCERY_SCHEDULE_SEEDS=20 CHANCERY_SCHEDULE_FIRST=1001 \
-		$(GO) test -count=1 -timeout 20m -run '^TestRandomSchedules$$' ./site/
+		$(GO) test -count=1 -timeout 20m -run '^TestRandomSchedules$$' ./tests/system/
 
 race:
 	$(GO) test -count=1 -race -timeout 20m -short $(RACE_PKGS)

@@ -1,4 +1,4 @@
-package site_test
+package system_test
 
 // Process tests: real `chancery serve` processes, one home and its embassy
 // sites, on loopback sockets, with a testnet.Proxy between the home and
