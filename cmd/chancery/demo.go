@@ -23,7 +23,10 @@ Without --dir it founds a fresh Demo Republic in a temporary directory (keys
 sealed under a random passphrase held only in memory) and removes it at the
 end unless --keep is given. With --dir it uses the state "chancery init"
 made there (its passphrase from --passphrase-file or $CHANCERY_PASSPHRASE);
-the ledger lives under D/sites/home/ledger.
+the ledger lives under D/sites/home/ledger. The story is destructive: it
+deletes D/sites/home (the disaster) and revokes embassy-north, so with --dir
+it refuses a state whose home ledger already holds records, unless --force
+is given. Never point it at a state you want to keep.
 
 The story, each site its own "chancery serve" process on loopback:
   1. the charter is recorded in the home ledger;
@@ -49,6 +52,8 @@ prints their addresses.
 
 "chancery demo gen" writes the same generated registers as JSONL for
 "chancery import".`,
+		Example: `  chancery demo
+  chancery init --dir /tmp/dr && chancery demo --dir /tmp/dr`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Dir != "" {
@@ -75,6 +80,7 @@ prints their addresses.
 	cmd.Flags().IntVar(&o.DeedPersons, "deed-persons", 40, "further persons whose land parcels come with scanned deeds (100 KB–5 MB each)")
 	cmd.Flags().IntVar(&o.Updates, "updates", 2000, "record changes officials make")
 	cmd.Flags().IntVar(&o.Appenders, "appenders", 64, "officials writing at once")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "with --dir: run even though the state already holds records (the demo destroys its home and revokes embassy-north)")
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the state directory and leave the sites running (their addresses are printed)")
 	cmd.AddCommand(newDemoGenCmd())
 	return cmd

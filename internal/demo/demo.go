@@ -51,6 +51,10 @@ type Options struct {
 	Appenders int
 	// Keep leaves a temporary state directory in place.
 	Keep bool
+	// Force lets Run use a Dir whose home ledger already holds records.
+	// The story destroys that home and revokes embassy-north: without
+	// Force, Run refuses such a state rather than wreck a real one.
+	Force bool
 	// WorkFactor is the scrypt work factor for a fresh state's key files.
 	WorkFactor int
 	// Binary is the chancery executable the sites run as, each its own
@@ -108,6 +112,16 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 
 	dir := opts.Dir
 	fresh := false
+	if dir != "" {
+		// The sites run as processes in their own working directories, and
+		// their configs name state paths: a relative --dir would point
+		// each of them somewhere else.
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("demo: --dir %s: %w", dir, err)
+		}
+		dir = abs
+	}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "chancery-demo-")
 		if err != nil {
@@ -148,6 +162,9 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 			loc.Close()
 		}
 	}()
+	if n := loc.Log.Size(); n > 1 && !fresh && !opts.Force {
+		return nil, fmt.Errorf("demo: the home ledger in %s already holds %d entries; the demo destroys that home and revokes embassy-north, so it runs only on a state 'chancery init' just made (or give --force to run it anyway)", dir, n)
+	}
 	c := loc.Charter
 	rep.Charter = c.HashHex()
 	say("== Charter v%d of %s: %d sites in %d host states, %d officials, custodians %d of %d; hash %s…",

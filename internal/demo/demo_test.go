@@ -49,3 +49,26 @@ func TestRunTellsTheStory(t *testing.T) {
 		}
 	}
 }
+
+// TestRunOnAGivenDir runs the demo on a state given by a relative path,
+// as "chancery init" suggests it, and then refuses to run it again on
+// that state, which now holds records, unless forced: the story destroys
+// the home and revokes a site.
+func TestRunOnAGivenDir(t *testing.T) {
+	bin := testnet.BuildChancery(t)
+	t.Chdir(t.TempDir())
+	opts := Options{Dir: "dr", Passphrase: []byte("demo test passphrase"), Persons: 60, DeedPersons: 2, Updates: 10, Appenders: 4, WorkFactor: 10, Binary: bin}
+	var out bytes.Buffer
+	if _, err := Run(context.Background(), opts, &out); err != nil {
+		t.Fatalf("relative --dir: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	_, err := Run(context.Background(), opts, &out)
+	if err == nil || !strings.Contains(err.Error(), "already holds") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("second run on a state with records: err %v, want a refusal naming --force", err)
+	}
+	opts.Force, opts.Binary = true, ""
+	if _, err := Run(context.Background(), opts, &out); err != nil {
+		t.Fatalf("--force: %v\n%s", err, out.String())
+	}
+}
