@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
-	"github.com/chancery-gov/chancery/internal/demogen"
+	"github.com/chancery-gov/chancery/internal/demo/demogen"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/seal"
 	"golang.org/x/mod/sumdb/note"

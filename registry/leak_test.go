@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chancery-gov/chancery/internal/demogen"
+	"github.com/chancery-gov/chancery/internal/demo/demogen"
 )
 
 // TestNoPlaintextAtRest loads the demo registries, attachments included, and

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chancery-gov/chancery/internal/demogen"
+	"github.com/chancery-gov/chancery/internal/demo/demogen"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"

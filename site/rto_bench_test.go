@@ -16,7 +16,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
-	"github.com/chancery-gov/chancery/internal/demogen"
+	"github.com/chancery-gov/chancery/internal/demo/demogen"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"

@@ -10,7 +10,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/chancery-gov/chancery/internal/demogen"
+	"github.com/chancery-gov/chancery/internal/demo/demogen"
 )
 
 func newDemoGenCmd() *cobra.Command {
