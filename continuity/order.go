@@ -157,14 +157,12 @@ func (o *Order) canon() canonOrder {
 }
 
 func encodeJSON(v any) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	b, err := canonicalJSON(v)
+	if err != nil {
 		// Only strings, integers and slices of them: cannot fail.
 		panic("continuity: canonical encoding failed: " + err.Error())
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	return b
 }
 
 // CanonicalBytes is the order's canonical JSON. It is defined for valid

@@ -187,7 +187,7 @@ func (f *accessFixture) keys(reg string) *seal.RegistryKeys {
 
 // entriesSince returns the access entries appended at index from or
 // later, their raw payloads, and the ledger's size.
-func (f *accessFixture) entriesSince(t *testing.T, from uint64) ([]AccessEntry, [][]byte, uint64) {
+func (f *accessFixture) entriesSince(t *testing.T, from uint64) ([]continuity.AccessEntry, [][]byte, uint64) {
 	t.Helper()
 	ctx := context.Background()
 	lg := f.tn.ledger()
@@ -196,7 +196,7 @@ func (f *accessFixture) entriesSince(t *testing.T, from uint64) ([]AccessEntry, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []AccessEntry
+	var out []continuity.AccessEntry
 	var raws [][]byte
 	for i := from; i < size; i++ {
 		raw, err := ledger.ReadEntry(ctx, ledger.DirFetcher(lg.Dir()), i, cp.Size)
@@ -210,7 +210,7 @@ func (f *accessFixture) entriesSince(t *testing.T, from uint64) ([]AccessEntry, 
 		if e.Type != ledger.TypeAccess {
 			continue
 		}
-		var ae AccessEntry
+		var ae continuity.AccessEntry
 		dec := json.NewDecoder(bytes.NewReader(e.Payload))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&ae); err != nil {
@@ -225,7 +225,7 @@ func (f *accessFixture) entriesSince(t *testing.T, from uint64) ([]AccessEntry, 
 // oneEntry runs read and checks that it appended exactly one entry to the
 // ledger, an access entry by registrar at embassy-north in reg, holding
 // none of the plaintext given.
-func (f *accessFixture) oneEntry(t *testing.T, reg string, plaintext []string, read func() error) AccessEntry {
+func (f *accessFixture) oneEntry(t *testing.T, reg string, plaintext []string, read func() error) continuity.AccessEntry {
 	t.Helper()
 	from := f.tn.ledger().Size()
 	if err := read(); err != nil {
@@ -281,7 +281,7 @@ func TestAccessEntries(t *testing.T) {
 			rec, err = f.api.Get(ctx, "population", "DR-ACCESS-0", registry.AsOf{})
 			return err
 		})
-		if e.Kind != AccessRecord || e.ReadKind() != AccessRecord || !bytes.Equal(e.BlindID, blind(pop, "DR-ACCESS-0")) || e.Version != 2 || rec.Version != 2 {
+		if e.Kind != continuity.AccessRecord || e.ReadKind() != continuity.AccessRecord || !bytes.Equal(e.BlindID, blind(pop, "DR-ACCESS-0")) || e.Version != 2 || rec.Version != 2 {
 			t.Fatalf("record read of version %d recorded as %+v", rec.Version, e)
 		}
 		if e.Results != nil || e.Field != "" || e.Value != nil || e.Attachment != nil || e.Digest != nil || e.Part != 0 {
@@ -299,7 +299,7 @@ func TestAccessEntries(t *testing.T) {
 			_, err := f.api.Get(ctx, "population", "DR-ACCESS-0", registry.AsOf{Index: &at})
 			return err
 		})
-		if e.Kind != AccessRecord || e.Version != 1 {
+		if e.Kind != continuity.AccessRecord || e.Version != 1 {
 			t.Fatalf("read of version 1 recorded as %+v", e)
 		}
 	})
@@ -310,7 +310,7 @@ func TestAccessEntries(t *testing.T) {
 			vs, err = f.api.History(ctx, "population", "DR-ACCESS-0")
 			return err
 		})
-		if e.Kind != AccessHistory || !bytes.Equal(e.BlindID, blind(pop, "DR-ACCESS-0")) || len(vs) != 2 || e.Version != 2 {
+		if e.Kind != continuity.AccessHistory || !bytes.Equal(e.BlindID, blind(pop, "DR-ACCESS-0")) || len(vs) != 2 || e.Version != 2 {
 			t.Fatalf("history of %d versions recorded as %+v", len(vs), e)
 		}
 	})
@@ -322,7 +322,7 @@ func TestAccessEntries(t *testing.T) {
 			return err
 		})
 		v := pop.BlindIndex("last_name", "Access")
-		if e.Kind != AccessFind || e.Field != "last_name" || !bytes.Equal(e.Value, v[:]) || e.BlindID != nil || e.Part != 0 || e.Parts != 0 {
+		if e.Kind != continuity.AccessFind || e.Field != "last_name" || !bytes.Equal(e.Value, v[:]) || e.BlindID != nil || e.Part != 0 || e.Parts != 0 {
 			t.Fatalf("find recorded as %+v", e)
 		}
 		if len(recs) != 3 || len(e.Results) != len(recs) {
@@ -344,7 +344,7 @@ func TestAccessEntries(t *testing.T) {
 			return err
 		})
 		v := pop.BlindIndex("last_name", "Nobody")
-		if e.Kind != AccessFind || !bytes.Equal(e.Value, v[:]) || len(e.Results) != 0 {
+		if e.Kind != continuity.AccessFind || !bytes.Equal(e.Value, v[:]) || len(e.Results) != 0 {
 			t.Fatalf("empty find recorded as %+v", e)
 		}
 	})
@@ -364,7 +364,7 @@ func TestAccessEntries(t *testing.T) {
 		}
 		biz := f.keys("business")
 		name, digest := biz.BlindIndex("\x00attachment", attName), rec.Attachments[0].Ref.Hash()
-		if e.Kind != AccessAttachment || !bytes.Equal(e.BlindID, blind(biz, "BR-ACCESS-1")) || e.Version != rec.Version ||
+		if e.Kind != continuity.AccessAttachment || !bytes.Equal(e.BlindID, blind(biz, "BR-ACCESS-1")) || e.Version != rec.Version ||
 			!bytes.Equal(e.Attachment, name[:]) || !bytes.Equal(e.Digest, digest[:]) {
 			t.Fatalf("attachment read recorded as %+v", e)
 		}
@@ -377,8 +377,8 @@ func TestAccessEntries(t *testing.T) {
 			kind string
 			read func() error
 		}{
-			{AccessRecord, func() error { _, err := f.api.Get(ctx, "population", "DR-NOBODY", registry.AsOf{}); return err }},
-			{AccessHistory, func() error { _, err := f.api.History(ctx, "population", "DR-NOBODY"); return err }},
+			{continuity.AccessRecord, func() error { _, err := f.api.Get(ctx, "population", "DR-NOBODY", registry.AsOf{}); return err }},
+			{continuity.AccessHistory, func() error { _, err := f.api.History(ctx, "population", "DR-NOBODY"); return err }},
 		} {
 			e := f.oneEntry(t, "population", []string{"DR-NOBODY"}, func() error {
 				var ae *APIError
@@ -398,19 +398,19 @@ func TestAccessEntries(t *testing.T) {
 		kind, reg string
 		read      func(w io.Writer) error
 	}{
-		{AccessRecord, "population", func(io.Writer) error {
+		{continuity.AccessRecord, "population", func(io.Writer) error {
 			_, err := f.api.Get(ctx, "population", "DR-ACCESS-0", registry.AsOf{})
 			return err
 		}},
-		{AccessHistory, "population", func(io.Writer) error {
+		{continuity.AccessHistory, "population", func(io.Writer) error {
 			_, err := f.api.History(ctx, "population", "DR-ACCESS-0")
 			return err
 		}},
-		{AccessFind, "population", func(io.Writer) error {
+		{continuity.AccessFind, "population", func(io.Writer) error {
 			_, err := f.api.Find(ctx, "population", "last_name", "Access")
 			return err
 		}},
-		{AccessAttachment, "business", func(w io.Writer) error {
+		{continuity.AccessAttachment, "business", func(w io.Writer) error {
 			_, err := f.api.GetAttachment(ctx, "business", "BR-ACCESS-1", attName, registry.AsOf{}, w)
 			return err
 		}},
@@ -441,7 +441,7 @@ func TestAccessEntries(t *testing.T) {
 	t.Run("refused when a newer epoch is in the ledger", func(t *testing.T) {
 		// What a site finds when a newer writer's entry reached its
 		// ledger: its own epoch's appends are stale.
-		p, _ := json.Marshal(AccessEntry{Kind: AccessRecord, Official: "registrar", Site: "elsewhere", Registry: "population"})
+		p, _ := json.Marshal(continuity.AccessEntry{Kind: continuity.AccessRecord, Official: "registrar", Site: "elsewhere", Registry: "population"})
 		if _, err := f.tn.ledger().Append(ctx, ledger.Entry{Type: ledger.TypeAccess, Epoch: f.tn.act.epoch + 1, Time: time.Now(), Payload: p}); err != nil {
 			t.Fatal(err)
 		}
@@ -454,28 +454,6 @@ func TestAccessEntries(t *testing.T) {
 		}
 		refused(t, "ledger is closed")
 	})
-}
-
-// TestAccessEntryOldPayload: entries written before reads had kinds still
-// decode, as record reads; a record read is still written in their shape,
-// with the kind added.
-func TestAccessEntryOldPayload(t *testing.T) {
-	old := `{"official":"registrar","site":"embassy-north","registry":"population","blind_id":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","version":2}`
-	var e AccessEntry
-	if err := json.Unmarshal([]byte(old), &e); err != nil {
-		t.Fatal(err)
-	}
-	if e.ReadKind() != AccessRecord || e.Kind != "" || e.Version != 2 || len(e.BlindID) != 32 || e.Registry != "population" {
-		t.Fatalf("old entry decoded as %+v (kind %s)", e, e.ReadKind())
-	}
-	e.Kind = AccessRecord
-	b, err := json.Marshal(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := `{"kind":"record",` + old[1:]; string(b) != want {
-		t.Fatalf("record read encoded as\n%s\nwant\n%s", b, want)
-	}
 }
 
 // TestAccessFindParts: a find whose results do not fit one ledger entry
@@ -494,27 +472,27 @@ func TestAccessFindParts(t *testing.T) {
 		for i := range recs {
 			recs[i] = &registry.Record{ID: fmt.Sprintf("DR-%07d", i), VersionInfo: registry.VersionInfo{Version: 1<<64 - 1 - uint64(i)}}
 		}
-		ps, err := accessPayloads(rk, AccessEntry{Official: "registrar", Site: "embassy-north", Registry: "population"},
-			&accessRead{kind: AccessFind, registry: "population", records: recs, field: "last_name", value: "Romero"})
+		ps, err := accessPayloads(rk, continuity.AccessEntry{Official: "registrar", Site: "embassy-north", Registry: "population"},
+			&accessRead{kind: continuity.AccessFind, registry: "population", records: recs, field: "last_name", value: "Romero"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if n > 1000 && len(ps) < 2 {
 			t.Fatalf("%d results in %d entry", n, len(ps))
 		}
-		var all []AccessResult
+		var all []continuity.AccessResult
 		for i, p := range ps {
 			if len(p) > ledger.MaxPayloadSize {
 				t.Fatalf("%d results: part %d is %d bytes, more than an entry holds", n, i+1, len(p))
 			}
-			var e AccessEntry
+			var e continuity.AccessEntry
 			if err := json.Unmarshal(p, &e); err != nil {
 				t.Fatal(err)
 			}
 			if len(ps) > 1 && (e.Part != i+1 || e.Parts != len(ps)) || len(ps) == 1 && (e.Part != 0 || e.Parts != 0) {
 				t.Fatalf("%d results: entry %d numbered %d of %d", n, i, e.Part, e.Parts)
 			}
-			if e.Kind != AccessFind || e.Field != "last_name" || len(e.Value) != 32 {
+			if e.Kind != continuity.AccessFind || e.Field != "last_name" || len(e.Value) != 32 {
 				t.Fatalf("%d results: part %d is %+v", n, i+1, e)
 			}
 			all = append(all, e.Results...)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/store"
@@ -220,13 +221,13 @@ func (g *guest) getRecord(w http.ResponseWriter, r *http.Request, o *charter.Off
 	if err != nil {
 		// A lookup that finds nothing still tells whether a person or a
 		// parcel exists: it is recorded (with no version) like any read.
-		if errors.Is(err, registry.ErrNotFound) && !g.recorded(w, r, o, &accessRead{kind: AccessRecord, registry: reg, id: id}) {
+		if errors.Is(err, registry.ErrNotFound) && !g.recorded(w, r, o, &accessRead{kind: continuity.AccessRecord, registry: reg, id: id}) {
 			return
 		}
 		g.fail(w, r, err, reg, id)
 		return
 	}
-	if !g.recorded(w, r, o, &accessRead{kind: AccessRecord, registry: reg, id: id, records: []*registry.Record{rec}}) {
+	if !g.recorded(w, r, o, &accessRead{kind: continuity.AccessRecord, registry: reg, id: id, records: []*registry.Record{rec}}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
@@ -235,7 +236,7 @@ func (g *guest) getRecord(w http.ResponseWriter, r *http.Request, o *charter.Off
 // accessRead is what one read is about to serve, for the access hook: at
 // an activated site it becomes an access entry before a byte is served.
 type accessRead struct {
-	kind     string // AccessRecord, AccessHistory, AccessFind or AccessAttachment
+	kind     string // continuity.AccessRecord, continuity.AccessHistory, continuity.AccessFind or continuity.AccessAttachment
 	registry string
 	id       string // the record asked for (not a find)
 	// records: the version served (record, attachment), or every record
@@ -296,13 +297,13 @@ func (g *guest) history(w http.ResponseWriter, r *http.Request, o *charter.Offic
 	reg, id := r.PathValue("registry"), r.PathValue("id")
 	vs, err := g.local.Registries.History(r.Context(), reg, id)
 	if err != nil {
-		if errors.Is(err, registry.ErrNotFound) && !g.recorded(w, r, o, &accessRead{kind: AccessHistory, registry: reg, id: id}) {
+		if errors.Is(err, registry.ErrNotFound) && !g.recorded(w, r, o, &accessRead{kind: continuity.AccessHistory, registry: reg, id: id}) {
 			return
 		}
 		g.fail(w, r, err, reg, id)
 		return
 	}
-	if !g.recorded(w, r, o, &accessRead{kind: AccessHistory, registry: reg, id: id, versions: vs}) {
+	if !g.recorded(w, r, o, &accessRead{kind: continuity.AccessHistory, registry: reg, id: id, versions: vs}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, HistoryResponse{Registry: reg, ID: id, Versions: vs})
@@ -327,7 +328,7 @@ func (g *guest) find(w http.ResponseWriter, r *http.Request, o *charter.Official
 	}
 	// Recorded even when nothing matched: the query itself says what an
 	// official looked for.
-	if !g.recorded(w, r, o, &accessRead{kind: AccessFind, registry: reg, records: recs, field: field, value: value}) {
+	if !g.recorded(w, r, o, &accessRead{kind: continuity.AccessFind, registry: reg, records: recs, field: field, value: value}) {
 		return
 	}
 	if recs == nil {
@@ -392,7 +393,7 @@ func (g *guest) getAttachment(w http.ResponseWriter, r *http.Request, o *charter
 		g.fail(w, r, newHTTPError(http.StatusNotFound, "", fmt.Sprintf("registry %s record %s version %d has no attachment named %q", reg, id, rec.Version, name)), reg, id)
 		return
 	}
-	if !g.recorded(w, r, o, &accessRead{kind: AccessAttachment, registry: reg, id: id, records: []*registry.Record{rec}, attachment: att}) {
+	if !g.recorded(w, r, o, &accessRead{kind: continuity.AccessAttachment, registry: reg, id: id, records: []*registry.Record{rec}, attachment: att}) {
 		return
 	}
 	h := w.Header()

@@ -1127,80 +1127,17 @@ func (t *tenant) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 	return nil
 }
 
-// Kinds of read an access entry records (AccessEntry.Kind).
-const (
-	AccessRecord     = "record"     // GET …/records/{id}: one record version
-	AccessHistory    = "history"    // GET …/records/{id}/history: a record's versions
-	AccessFind       = "find"       // GET …/records?field=F&value=V: a search
-	AccessAttachment = "attachment" // GET …/records/{id}/attachments/{name}
-)
-
-// AccessEntry is the payload of a ledger access entry: who read what at
-// which site, appended before the read is served. Nothing in it is
-// plaintext content: record ids, attachment names and searched values
-// are blinded with the registry's keys exactly as the record entries
-// blind them, so an auditor holding the keys can tie an access entry to
-// the record entries it read, and a host can tie it to nothing.
-type AccessEntry struct {
-	// Kind is the kind of read (AccessRecord, AccessHistory, AccessFind,
-	// AccessAttachment). Entries written before reads had kinds have
-	// none: they are record reads (see ReadKind).
-	Kind     string `json:"kind,omitempty"`
-	Official string `json:"official"`
-	Site     string `json:"site"`
-	Registry string `json:"registry"`
-	// BlindID is the record read (record, history, attachment):
-	// BlindID(record id), as in its record entries.
-	BlindID []byte `json:"blind_id,omitempty"`
-	// Version is the version served (record, attachment), or the newest
-	// version a history listed.
-	Version uint64 `json:"version,omitempty"`
-	// Attachment is the attachment served, by its blinded name as the
-	// record entry holds it; Digest is the hash of its store reference
-	// (store.Ref.Hash), which names the exact bytes served.
-	Attachment []byte `json:"attachment,omitempty"`
-	Digest     []byte `json:"digest,omitempty"`
-	// Field is the index field a find searched (a name from the charter,
-	// in clear); Value the value searched, blinded as the record entries'
-	// index is: BlindIndex(field, value).
-	Field string `json:"field,omitempty"`
-	Value []byte `json:"blind_value,omitempty"`
-	// Results are the records a find returned, possibly none.
-	Results []AccessResult `json:"results,omitempty"`
-	// Part and Parts number the entries of a find whose results do not
-	// fit one entry: they are appended together, Part 1 to Parts, each
-	// with the same query. Absent when the find fits one entry.
-	Part  int `json:"part,omitempty"`
-	Parts int `json:"parts,omitempty"`
-}
-
-// AccessResult is one record a find returned: its blinded id and the
-// version served.
-type AccessResult struct {
-	BlindID []byte `json:"blind_id"`
-	Version uint64 `json:"version"`
-}
-
-// ReadKind is the entry's kind of read; an entry without one, written
-// before reads had kinds, is a record read.
-func (e *AccessEntry) ReadKind() string {
-	if e.Kind == "" {
-		return AccessRecord
-	}
-	return e.Kind
-}
-
-// maxAccessResult bounds the JSON of one AccessResult: a 32-byte id in
+// maxAccessResult bounds the JSON of one continuity.AccessResult: a 32-byte id in
 // base64 (44), a uint64 (at most 20 digits), the names and punctuation.
 const maxAccessResult = len(`{"blind_id":"","version":},`) + 44 + 20
 
 // accessPayloads turns a read into access entry payloads: one, or for a
 // find too large for one entry, as many as its results need.
-func accessPayloads(rk *seal.RegistryKeys, head AccessEntry, rd *accessRead) ([][]byte, error) {
+func accessPayloads(rk *seal.RegistryKeys, head continuity.AccessEntry, rd *accessRead) ([][]byte, error) {
 	e := head
 	e.Kind = rd.kind
 	switch rd.kind {
-	case AccessRecord, AccessHistory, AccessAttachment:
+	case continuity.AccessRecord, continuity.AccessHistory, continuity.AccessAttachment:
 		b := rk.BlindID(rd.id)
 		e.BlindID = b[:]
 		if len(rd.records) == 1 {
@@ -1216,13 +1153,13 @@ func accessPayloads(rk *seal.RegistryKeys, head AccessEntry, rd *accessRead) ([]
 		}
 		p, err := json.Marshal(e)
 		return [][]byte{p}, err
-	case AccessFind:
+	case continuity.AccessFind:
 		v := rk.BlindIndex(rd.field, rd.value)
 		e.Field, e.Value = rd.field, v[:]
-		res := make([]AccessResult, len(rd.records))
+		res := make([]continuity.AccessResult, len(rd.records))
 		for i, rec := range rd.records {
 			b := rk.BlindID(rec.ID)
-			res[i] = AccessResult{BlindID: b[:], Version: rec.Version}
+			res[i] = continuity.AccessResult{BlindID: b[:], Version: rec.Version}
 		}
 		p, err := json.Marshal(e)
 		if err != nil {
@@ -1266,7 +1203,7 @@ func (t *tenant) recordAccess(r *http.Request, o *charter.Official, rd *accessRe
 	if keys == nil {
 		return errors.New("guest sealed while reading")
 	}
-	payloads, err := accessPayloads(keys.Registry(rd.registry), AccessEntry{Official: o.ID, Site: t.site, Registry: rd.registry}, rd)
+	payloads, err := accessPayloads(keys.Registry(rd.registry), continuity.AccessEntry{Official: o.ID, Site: t.site, Registry: rd.registry}, rd)
 	if err != nil {
 		return err
 	}

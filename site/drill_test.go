@@ -237,7 +237,7 @@ func (dc *drillCluster) unseal(t *testing.T) {
 // report waits for the drill of order to be reported and recorded, and
 // checks the entry in the home's ledger: a drill report that verifies
 // under the charter, the one the site shows.
-func (dc *drillCluster) report(t *testing.T, order string) *site.DrillReport {
+func (dc *drillCluster) report(t *testing.T, order string) *continuity.DrillReport {
 	t.Helper()
 	ctx := context.Background()
 	var st *site.DrillStatus
@@ -263,7 +263,7 @@ func (dc *drillCluster) report(t *testing.T, order string) *site.DrillReport {
 	if e.Type != ledger.TypeDrillReport {
 		t.Fatalf("home entry %d is a %s entry, not a drill report", idx, e.Type)
 	}
-	rep, err := site.VerifyDrillReport(dc.c, e.Payload)
+	rep, err := continuity.VerifyDrillReport(dc.c, e.Payload)
 	if err != nil {
 		t.Fatalf("the drill report in the home's ledger: %v", err)
 	}
@@ -327,7 +327,7 @@ func TestDrill(t *testing.T) {
 	if rep.FirstRead == nil || rep.Unsealed == nil || rep.RTOSeconds < 0 || rep.FirstRead.Before(*rep.Unsealed) {
 		t.Fatalf("RTO %v from %v to %v", rep.RTOSeconds, rep.Unsealed, rep.FirstRead)
 	}
-	if rep.RPOBasis != site.RPOBasisWriter || rep.WriterSize == 0 || rep.MirrorSize <= rep.OrderIndex {
+	if rep.RPOBasis != continuity.RPOBasisWriter || rep.WriterSize == 0 || rep.MirrorSize <= rep.OrderIndex {
 		t.Fatalf("RPO measured %q against writer size %d, mirror %d, order at %d", rep.RPOBasis, rep.WriterSize, rep.MirrorSize, rep.OrderIndex)
 	}
 	if !strings.Contains(strings.Join(rep.Registries, ","), "population") || strings.Contains(strings.Join(rep.Registries, ","), "legal-acts") {
@@ -356,7 +356,7 @@ func TestDrill(t *testing.T) {
 	}
 	forged := *rep
 	forged.Verified, forged.Failures = 0, nil
-	other, err := site.SignDrillReport(&forged, nk)
+	other, err := continuity.SignDrillReport(&forged, nk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +368,7 @@ func TestDrill(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged.Order = "00000000000000000000000000000000"
-	if bad, _ := site.SignDrillReport(&forged, sk); bad != nil {
+	if bad, _ := continuity.SignDrillReport(&forged, sk); bad != nil {
 		if _, err := dc.homeCC.RecordDrillReport(ctx, bad); err == nil || !strings.Contains(err.Error(), "signature") {
 			t.Fatalf("a report signed by another site's key: %v", err)
 		}

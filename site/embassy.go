@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"crypto/ed25519"
 
@@ -268,15 +267,7 @@ type noticeIndex struct {
 	mu      sync.Mutex
 	log     *ledger.Log
 	scanned uint64
-	list    []Notice
-}
-
-// Notice is one public notice in the feed.
-type Notice struct {
-	Index   uint64    `json:"ledger_index"`
-	Time    time.Time `json:"time"`
-	Epoch   uint64    `json:"epoch"`
-	Payload []byte    `json:"payload"` // as the writer recorded it (signed notices are JSON)
+	list    []continuity.Notice
 }
 
 func (n *noticeIndex) setLog(l *ledger.Log) {
@@ -285,7 +276,7 @@ func (n *noticeIndex) setLog(l *ledger.Log) {
 	n.log = l
 }
 
-func (n *noticeIndex) all(ctx context.Context) ([]Notice, error) {
+func (n *noticeIndex) all(ctx context.Context) ([]continuity.Notice, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	_, cp := n.log.Checkpoint()
@@ -296,7 +287,7 @@ func (n *noticeIndex) all(ctx context.Context) ([]Notice, error) {
 				return fmt.Errorf("entry %d: %w", idx, err)
 			}
 			if e.Type == ledger.TypeNotice {
-				n.list = append(n.list, Notice{Index: idx, Time: e.Time, Epoch: e.Epoch, Payload: append([]byte(nil), e.Payload...)})
+				n.list = append(n.list, continuity.Notice{Index: idx, Time: e.Time, Epoch: e.Epoch, Payload: append([]byte(nil), e.Payload...)})
 			}
 			return nil
 		})

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
@@ -387,9 +388,9 @@ func (s *Site) serveNotices(t *tenant) http.HandlerFunc {
 			return
 		}
 		writeJSON(w, http.StatusOK, struct {
-			Guest   string   `json:"guest"`
-			Notices []Notice `json:"notices"`
-		}{t.id, append([]Notice{}, ns...)})
+			Guest   string              `json:"guest"`
+			Notices []continuity.Notice `json:"notices"`
+		}{t.id, append([]continuity.Notice{}, ns...)})
 	}
 }
 

@@ -170,8 +170,8 @@ writer has recorded it.
 
 // waitDrillReport waits until the drill of order has its report and the
 // writer has recorded it (or said why not, or the context ends).
-func waitDrillReport(ctx context.Context, c *site.ContinuityClient, order string) (*site.DrillReport, *site.DrillStatus, error) {
-	var rep *site.DrillReport
+func waitDrillReport(ctx context.Context, c *site.ContinuityClient, order string) (*continuity.DrillReport, *site.DrillStatus, error) {
+	var rep *continuity.DrillReport
 	for {
 		st, err := c.Drill(ctx)
 		if err != nil {
@@ -194,7 +194,7 @@ func waitDrillReport(ctx context.Context, c *site.ContinuityClient, order string
 	}
 }
 
-func printDrillSummary(w io.Writer, rep *site.DrillReport, st *site.DrillStatus) {
+func printDrillSummary(w io.Writer, rep *continuity.DrillReport, st *site.DrillStatus) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("drill of order %s at %s: %d of %d sampled records verified (%d record entries in scope, registries %s), %d failed\n",
 		rep.Order, rep.Site, rep.Verified, rep.SampleSize, rep.Records, strings.Join(rep.Registries, ","), len(rep.Failures))
@@ -221,15 +221,15 @@ func printDrillSummary(w io.Writer, rep *site.DrillReport, st *site.DrillStatus)
 	}
 }
 
-func rtoText(r *site.DrillReport) string {
+func rtoText(r *continuity.DrillReport) string {
 	if r.FirstRead == nil {
 		return "not measured (no record was served)"
 	}
 	return fmt.Sprintf("%.3fs", r.RTOSeconds)
 }
 
-func rpoText(r *site.DrillReport) string {
-	if r.RPOBasis == site.RPOBasisOrder {
+func rpoText(r *continuity.DrillReport) string {
+	if r.RPOBasis == continuity.RPOBasisOrder {
 		return fmt.Sprintf("≥ %.3fs (the writer was not reachable: the order's own delay)", r.RPOSeconds)
 	}
 	return fmt.Sprintf("%d entries, %.3fs behind the writer", r.RPOEntries, r.RPOSeconds)
@@ -310,9 +310,9 @@ Exits non-zero if a report does not check out.
 
 // drillRow is one drill-report entry and what its check found.
 type drillRow struct {
-	Index    uint64            `json:"ledger_index"`
-	Recorded time.Time         `json:"recorded_at"`
-	Report   *site.DrillReport `json:"report,omitempty"`
+	Index    uint64                  `json:"ledger_index"`
+	Recorded time.Time               `json:"recorded_at"`
+	Report   *continuity.DrillReport `json:"report,omitempty"`
 	// Check is "ok", "unchecked" (no charter) or what is wrong.
 	Check string `json:"check"`
 	bad   bool
@@ -441,17 +441,17 @@ func runDrillReport(ctx context.Context, w io.Writer, o drillReportOptions) erro
 func checkDrillRow(c *charter.Charter, orders map[string]string, idx uint64, e ledger.Entry) *drillRow {
 	row := &drillRow{Index: idx, Recorded: e.Time.UTC(), Check: "unchecked"}
 	if c == nil {
-		r, _, _, err := site.ParseDrillReport(e.Payload)
+		r, _, _, err := continuity.ParseDrillReport(e.Payload)
 		if err != nil {
 			row.Check, row.bad = "UNREADABLE: "+err.Error(), true
 		}
 		row.Report = r
 		return row
 	}
-	r, err := site.VerifyDrillReport(c, e.Payload)
+	r, err := continuity.VerifyDrillReport(c, e.Payload)
 	if err != nil {
 		row.Check, row.bad = "BAD: "+err.Error(), true
-		if r, _, _, err := site.ParseDrillReport(e.Payload); err == nil {
+		if r, _, _, err := continuity.ParseDrillReport(e.Payload); err == nil {
 			row.Report = r
 		}
 		return row
@@ -500,7 +500,7 @@ func renderDrillRows(w io.Writer, cp ledger.Checkpoint, cpNote string, rows []*d
 			rto = fmt.Sprintf("%.3fs", rep.RTOSeconds)
 		}
 		rpo := fmt.Sprintf("%d entries, %.3fs", rep.RPOEntries, rep.RPOSeconds)
-		if rep.RPOBasis == site.RPOBasisOrder {
+		if rep.RPOBasis == continuity.RPOBasisOrder {
 			rpo = fmt.Sprintf("≥ %.3fs (order)", rep.RPOSeconds)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", rep.Site, rep.Finished.UTC().Format(time.DateTime), short(rep.Order, 12),

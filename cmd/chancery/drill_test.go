@@ -15,7 +15,6 @@ import (
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
-	"github.com/chancery-gov/chancery/site"
 )
 
 // appendDrillEntries appends entries to the home's ledger of the fixture,
@@ -83,11 +82,11 @@ func TestDrillReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	unsealed, read := t0.Add(2*time.Second), t0.Add(2250*time.Millisecond)
-	rep := &site.DrillReport{Guest: c.Guest.ID, Site: "embassy-north", Order: o.ID, OrderIndex: 0, Epoch: 1, Registries: []string{"population"},
+	rep := &continuity.DrillReport{Guest: c.Guest.ID, Site: "embassy-north", Order: o.ID, OrderIndex: 0, Epoch: 1, Registries: []string{"population"},
 		Started: t0, Unsealed: &unsealed, FirstRead: &read, Finished: t0.Add(3 * time.Second), RTOSeconds: 0.25,
-		RPOEntries: 3, RPOSeconds: 1.5, RPOBasis: site.RPOBasisWriter, MirrorSize: 10, WriterSize: 13, LedgerSize: 10, Records: 8,
-		SampleSize: 8, Verified: 7, Failures: []site.DrillFailure{{Index: 17, Registry: "population", Reason: "the unsealed record does not match the entry's commitment"}}}
-	good, err := site.SignDrillReport(rep, f.siteKey(t, "embassy-north"))
+		RPOEntries: 3, RPOSeconds: 1.5, RPOBasis: continuity.RPOBasisWriter, MirrorSize: 10, WriterSize: 13, LedgerSize: 10, Records: 8,
+		SampleSize: 8, Verified: 7, Failures: []continuity.DrillFailure{{Index: 17, Registry: "population", Reason: "the unsealed record does not match the entry's commitment"}}}
+	good, err := continuity.SignDrillReport(rep, f.siteKey(t, "embassy-north"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +113,7 @@ func TestDrillReport(t *testing.T) {
 	// A report signed by another site's key, claiming embassy-north.
 	forged := *rep
 	forged.Failures = nil
-	bad, err := site.SignDrillReport(&forged, f.siteKey(t, "embassy-south"))
+	bad, err := continuity.SignDrillReport(&forged, f.siteKey(t, "embassy-south"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/internal/testnet"
@@ -1009,8 +1010,8 @@ func TestProcessTwoGuestsOneSite(t *testing.T) {
 			t.Errorf("guest %s: served checkpoint: %v", g.id, err)
 		}
 		var feed struct {
-			Guest   string        `json:"guest"`
-			Notices []site.Notice `json:"notices"`
+			Guest   string              `json:"guest"`
+			Notices []continuity.Notice `json:"notices"`
 		}
 		if err := json.Unmarshal(procGet(t, north.url()+"/guests/"+g.id+"/notices", http.StatusOK), &feed); err != nil || feed.Guest != g.id {
 			t.Errorf("guest %s: notices feed for %q: %v", g.id, feed.Guest, err)
@@ -1161,7 +1162,7 @@ func TestProcessOperatorAPI(t *testing.T) {
 	// The home records the notice in the guest's ledger, and every site
 	// of the guest publishes it in the notices feed — while the guest
 	// keeps writing, as a state does: a busy home must not miss it.
-	var notice *site.Notice
+	var notice *continuity.Notice
 	deadline := time.Now().Add(25 * time.Second)
 	for i := 0; notice == nil; i++ {
 		if i%10 == 0 {
@@ -1170,7 +1171,7 @@ func TestProcessOperatorAPI(t *testing.T) {
 			}
 		}
 		var feed struct {
-			Notices []site.Notice `json:"notices"`
+			Notices []continuity.Notice `json:"notices"`
 		}
 		if err := json.Unmarshal(procGet(t, cl.north.url()+"/guests/"+procGuest+"/notices", http.StatusOK), &feed); err != nil {
 			t.Fatal(err)
