@@ -32,7 +32,7 @@ FUZZ := \
 	store:FuzzRefUnmarshal:20000 \
 	store:FuzzPackTail:20000 \
 	store:FuzzIndexObject:20000 \
-	site:FuzzParseSigHeader:20000 \
+	siteapi:FuzzParseSignatureHeader:20000 \
 	site:FuzzParseConfig:3000
 # The real S3 server the store suite runs against (Apache-2.0).
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0

@@ -26,6 +26,7 @@ import (
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 const accessPass = "access test passphrase"
@@ -38,7 +39,7 @@ type accessFixture struct {
 	guest string
 	s     *Site
 	tn    *tenant
-	api   *Client // registrar at embassy-north
+	api   *siteapi.Client // registrar at embassy-north
 }
 
 func accessKey(t *testing.T, l state.Layout, id string) ed25519.PrivateKey {
@@ -137,8 +138,8 @@ func startAccessFixture(t *testing.T) *accessFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc := &ContinuityClient{BaseURL: srv.URL, Guest: c.Guest.ID, AcceptUnfenced: true,
-		Signer: &Signer{Site: "embassy-north", Official: "cio", Key: accessKey(t, l, "cio")}}
+	cc := &siteapi.ContinuityClient{BaseURL: srv.URL, Guest: c.Guest.ID, AcceptUnfenced: true,
+		Signer: &siteapi.Signer{Site: "embassy-north", Official: "cio", Key: accessKey(t, l, "cio")}}
 	if _, err := cc.Submit(ctx, signed); err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +177,8 @@ func startAccessFixture(t *testing.T) *accessFixture {
 	if f.tn == nil || f.tn.act == nil || f.tn.act.local == nil {
 		t.Fatal("embassy-north is not unsealed")
 	}
-	f.api = &Client{BaseURL: srv.URL + "/guests/" + c.Guest.ID, HTTP: srv.Client(),
-		Signer: Signer{Site: "embassy-north", Official: "registrar", Key: accessKey(t, l, "registrar")}}
+	f.api = &siteapi.Client{BaseURL: srv.URL + "/guests/" + c.Guest.ID, HTTP: srv.Client(),
+		Signer: siteapi.Signer{Site: "embassy-north", Official: "registrar", Key: accessKey(t, l, "registrar")}}
 	return f
 }
 
@@ -268,7 +269,7 @@ func TestAccessEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := f.api.Put(ctx, "business", "BR-ACCESS-1", json.RawMessage(`{"registration_no":"BR-ACCESS-1","name":"Access Trading"}`),
-		AttachmentInput{Name: attName, Ref: up.Ref}); err != nil {
+		siteapi.AttachmentInput{Name: attName, Ref: up.Ref}); err != nil {
 		t.Fatal(err)
 	}
 	if es, _, _ := f.entriesSince(t, from); len(es) != 0 {
@@ -381,7 +382,7 @@ func TestAccessEntries(t *testing.T) {
 			{continuity.AccessHistory, func() error { _, err := f.api.History(ctx, "population", "DR-NOBODY"); return err }},
 		} {
 			e := f.oneEntry(t, "population", []string{"DR-NOBODY"}, func() error {
-				var ae *APIError
+				var ae *siteapi.APIError
 				if err := tc.read(); !errors.As(err, &ae) || ae.Status != 404 {
 					return fmt.Errorf("%s of a missing record: %v, want 404", tc.kind, err)
 				}
@@ -421,7 +422,7 @@ func TestAccessEntries(t *testing.T) {
 			from := f.tn.ledger().Size()
 			var body bytes.Buffer
 			err := rd.read(&body)
-			var ae *APIError
+			var ae *siteapi.APIError
 			if !errors.As(err, &ae) || ae.Status != 503 {
 				t.Fatalf("%s read with no access entry possible: %v, want a 503", rd.kind, err)
 			}

@@ -20,49 +20,9 @@ import (
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
+	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/store"
 )
-
-// PutRequest is the body of PUT .../records/{id}.
-type PutRequest struct {
-	Record      json.RawMessage   `json:"record"`
-	Attachments []AttachmentInput `json:"attachments,omitempty"`
-}
-
-// AttachmentInput names one attachment of a new version: either a blob
-// uploaded to this site (Ref, the token POST .../blobs returned) or, with
-// Keep, the attachment of that name in the record's latest version.
-type AttachmentInput struct {
-	Name string `json:"name"`
-	Ref  string `json:"ref,omitempty"`
-	Keep bool   `json:"keep,omitempty"`
-}
-
-// BlobResponse is the answer to POST .../blobs.
-type BlobResponse struct {
-	Ref     string    `json:"ref"`
-	Size    int64     `json:"size"`
-	Expires time.Time `json:"expires"`
-}
-
-// HistoryResponse is the answer to GET .../records/{id}/history.
-type HistoryResponse struct {
-	Registry string                 `json:"registry"`
-	ID       string                 `json:"id"`
-	Versions []registry.VersionInfo `json:"versions"`
-}
-
-// FindResponse is the answer to GET .../records?field=F&value=V.
-type FindResponse struct {
-	Registry string             `json:"registry"`
-	Records  []*registry.Record `json:"records"`
-}
-
-// RegistriesResponse is the answer to GET /v1/registries.
-type RegistriesResponse struct {
-	Guest      string   `json:"guest"`
-	Registries []string `json:"registries"`
-}
 
 // tokenTTL is how long an uploaded blob's token may be used in a PUT.
 const tokenTTL = 24 * time.Hour
@@ -83,12 +43,12 @@ func (g *guest) mountAPI(mux *http.ServeMux, prefix string) {
 }
 
 func (g *guest) listRegistries(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
-	writeJSON(w, http.StatusOK, RegistriesResponse{Guest: g.local.Charter.Guest.ID, Registries: g.local.Registries.Names()})
+	writeJSON(w, http.StatusOK, siteapi.RegistriesResponse{Guest: g.local.Charter.Guest.ID, Registries: g.local.Registries.Names()})
 }
 
 func (g *guest) putRecord(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
 	reg, id := r.PathValue("registry"), r.PathValue("id")
-	var req PutRequest
+	var req siteapi.PutRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -124,7 +84,7 @@ func (g *guest) putRecord(w http.ResponseWriter, r *http.Request, _ *charter.Off
 // the registry links: tokens are checked (only blobs this site stored for
 // this registry can be linked, so a caller cannot point a record at
 // chunks it guessed), and kept names are looked up in the latest version.
-func (g *guest) resolveAttachments(r *http.Request, reg, id string, in []AttachmentInput) ([]registry.Attachment, error) {
+func (g *guest) resolveAttachments(r *http.Request, reg, id string, in []siteapi.AttachmentInput) ([]registry.Attachment, error) {
 	var out []registry.Attachment
 	seen := map[string]bool{}
 	var latest *registry.Record
@@ -269,7 +229,7 @@ func (g *guest) recorded(w http.ResponseWriter, r *http.Request, o *charter.Offi
 	case errors.Is(err, ledger.ErrClosed):
 		why = "the ledger is closed: the site is stopping or handing over"
 	}
-	g.fail(w, r, &httpError{status: http.StatusServiceUnavailable, cause: err, body: ErrorBody{
+	g.fail(w, r, &httpError{status: http.StatusServiceUnavailable, cause: err, body: siteapi.ErrorBody{
 		Error: fmt.Sprintf("registry %s: the %s read was not served because its access entry could not be appended to the ledger (%s)", rd.registry, rd.kind, why),
 	}}, rd.registry, rd.id)
 	return false
@@ -306,7 +266,7 @@ func (g *guest) history(w http.ResponseWriter, r *http.Request, o *charter.Offic
 	if !g.recorded(w, r, o, &accessRead{kind: continuity.AccessHistory, registry: reg, id: id, versions: vs}) {
 		return
 	}
-	writeJSON(w, http.StatusOK, HistoryResponse{Registry: reg, ID: id, Versions: vs})
+	writeJSON(w, http.StatusOK, siteapi.HistoryResponse{Registry: reg, ID: id, Versions: vs})
 }
 
 func (g *guest) find(w http.ResponseWriter, r *http.Request, o *charter.Official) {
@@ -334,7 +294,7 @@ func (g *guest) find(w http.ResponseWriter, r *http.Request, o *charter.Official
 	if recs == nil {
 		recs = []*registry.Record{}
 	}
-	writeJSON(w, http.StatusOK, FindResponse{Registry: reg, Records: recs})
+	writeJSON(w, http.StatusOK, siteapi.FindResponse{Registry: reg, Records: recs})
 }
 
 func (g *guest) putBlob(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
@@ -368,7 +328,7 @@ func (g *guest) putBlob(w http.ResponseWriter, r *http.Request, _ *charter.Offic
 		g.fail(w, r, err, reg, "")
 		return
 	}
-	writeJSON(w, http.StatusCreated, BlobResponse{Ref: tok, Size: ref.Size, Expires: exp.UTC()})
+	writeJSON(w, http.StatusCreated, siteapi.BlobResponse{Ref: tok, Size: ref.Size, Expires: exp.UTC()})
 }
 
 func (g *guest) getAttachment(w http.ResponseWriter, r *http.Request, o *charter.Official) {

@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/registry"
-	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
-func apiErr(t *testing.T, err error, status int) *site.APIError {
+func apiErr(t *testing.T, err error, status int) *siteapi.APIError {
 	t.Helper()
-	var ae *site.APIError
+	var ae *siteapi.APIError
 	if !errors.As(err, &ae) {
 		t.Fatalf("got error %v, want an API error with status %d", err, status)
 	}
@@ -145,7 +145,7 @@ func TestAttachments(t *testing.T) {
 		t.Fatalf("upload: %+v", up)
 	}
 	parcel := json.RawMessage(`{"parcel_id":"P-17","owner_id":"DR-0001","area_m2":812}`)
-	v1, err := c.Put(ctx, "land", "P-17", parcel, site.AttachmentInput{Name: "deed.pdf", Ref: up.Ref})
+	v1, err := c.Put(ctx, "land", "P-17", parcel, siteapi.AttachmentInput{Name: "deed.pdf", Ref: up.Ref})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestAttachments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2, err := c.Put(ctx, "land", "P-17", parcel, site.AttachmentInput{Name: "deed.pdf", Keep: true}, site.AttachmentInput{Name: "survey.txt", Ref: up2.Ref})
+	v2, err := c.Put(ctx, "land", "P-17", parcel, siteapi.AttachmentInput{Name: "deed.pdf", Keep: true}, siteapi.AttachmentInput{Name: "survey.txt", Ref: up2.Ref})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestAttachments(t *testing.T) {
 	apiErr(t, err, http.StatusNotFound)
 
 	// A token names its registry: it cannot link the blob elsewhere.
-	_, err = c.Put(ctx, "business", "B-1", json.RawMessage(`{"registration_no":"B-1"}`), site.AttachmentInput{Name: "deed.pdf", Ref: up.Ref})
+	_, err = c.Put(ctx, "business", "B-1", json.RawMessage(`{"registration_no":"B-1"}`), siteapi.AttachmentInput{Name: "deed.pdf", Ref: up.Ref})
 	if ae := apiErr(t, err, http.StatusBadRequest); ae.Field != "attachments[0].ref" {
 		t.Fatalf("field %q", ae.Field)
 	}
@@ -228,15 +228,15 @@ func TestValidationNamesTheField(t *testing.T) {
 			return err
 		}, 400, "id"},
 		{"bad attachment name", func() error {
-			_, err := c.Put(ctx, "population", "DR-1", person("DR-1", "Berg", ""), site.AttachmentInput{Name: "a/b", Ref: "x"})
+			_, err := c.Put(ctx, "population", "DR-1", person("DR-1", "Berg", ""), siteapi.AttachmentInput{Name: "a/b", Ref: "x"})
 			return err
 		}, 400, "attachments[0].name"},
 		{"forged blob token", func() error {
-			_, err := c.Put(ctx, "population", "DR-1", person("DR-1", "Berg", ""), site.AttachmentInput{Name: "scan", Ref: "AQAAAAAAAAAAQ0hSRgEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+			_, err := c.Put(ctx, "population", "DR-1", person("DR-1", "Berg", ""), siteapi.AttachmentInput{Name: "scan", Ref: "AQAAAAAAAAAAQ0hSRgEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
 			return err
 		}, 400, "attachments[0].ref"},
 		{"keep without an earlier attachment", func() error {
-			_, err := c.Put(ctx, "population", "DR-1", person("DR-1", "Berg", ""), site.AttachmentInput{Name: "scan", Keep: true})
+			_, err := c.Put(ctx, "population", "DR-1", person("DR-1", "Berg", ""), siteapi.AttachmentInput{Name: "scan", Keep: true})
 			return err
 		}, 400, "attachments[0].keep"},
 		{"find on a field that is not indexed", func() error {
@@ -271,14 +271,14 @@ func TestValidationNamesTheField(t *testing.T) {
 	// Query parameters are checked too.
 	for _, q := range []struct{ query, field string }{{"at_index=" + badIndex, "at_index"}, {"at_time=yesterday", "at_time"}} {
 		req, _ := http.NewRequest(http.MethodGet, ts.srv.URL+"/v1/registries/population/records/DR-1?"+q.query, nil)
-		if err := site.SignRequest(req, "home", "registrar", officialKey(t, ts.dir, "registrar")); err != nil {
+		if err := siteapi.SignRequest(req, "home", "registrar", officialKey(t, ts.dir, "registrar")); err != nil {
 			t.Fatal(err)
 		}
 		resp, err := ts.srv.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var body site.ErrorBody
+		var body siteapi.ErrorBody
 		json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
 		if resp.StatusCode != 400 || body.Field != q.field || body.Registry != "population" || body.ID != "DR-1" {

@@ -13,17 +13,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
-func send(t *testing.T, ts *testSite, req *http.Request) (int, site.ErrorBody) {
+func send(t *testing.T, ts *testSite, req *http.Request) (int, siteapi.ErrorBody) {
 	t.Helper()
 	resp, err := ts.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var body site.ErrorBody
+	var body siteapi.ErrorBody
 	b, _ := io.ReadAll(resp.Body)
 	json.Unmarshal(b, &body)
 	return resp.StatusCode, body
@@ -42,8 +42,8 @@ func TestAuthRefusals(t *testing.T) {
 	ts := startSite(t)
 	key := officialKey(t, ts.dir, "registrar")
 	other := officialKey(t, ts.dir, "notary")
-	body, _ := json.Marshal(site.PutRequest{Record: person("DR-5", "Berg", "")})
-	signer := site.Signer{Site: "home", Official: "registrar", Key: key}
+	body, _ := json.Marshal(siteapi.PutRequest{Record: person("DR-5", "Berg", "")})
+	signer := siteapi.Signer{Site: "home", Official: "registrar", Key: key}
 
 	cases := []struct {
 		name string
@@ -53,27 +53,27 @@ func TestAuthRefusals(t *testing.T) {
 		{"missing header", func() *http.Request { return putReq(t, ts, "DR-5", body) }, "missing Chancery-Signature"},
 		{"unknown official", func() *http.Request {
 			r := putReq(t, ts, "DR-5", body)
-			site.Signer{Site: "home", Official: "impostor", Key: key}.Sign(r)
+			siteapi.Signer{Site: "home", Official: "impostor", Key: key}.Sign(r)
 			return r
 		}, `unknown official "impostor"`},
 		{"wrong key", func() *http.Request {
 			r := putReq(t, ts, "DR-5", body)
-			site.Signer{Site: "home", Official: "registrar", Key: other}.Sign(r)
+			siteapi.Signer{Site: "home", Official: "registrar", Key: other}.Sign(r)
 			return r
 		}, "bad signature"},
 		{"signed for another site", func() *http.Request {
 			r := putReq(t, ts, "DR-5", body)
-			site.Signer{Site: "embassy-north", Official: "registrar", Key: key}.Sign(r)
+			siteapi.Signer{Site: "embassy-north", Official: "registrar", Key: key}.Sign(r)
 			return r
 		}, "bad signature"},
 		{"stale time", func() *http.Request {
 			r := putReq(t, ts, "DR-5", body)
-			site.Signer{Site: "home", Official: "registrar", Key: key, Now: func() time.Time { return time.Now().Add(-6 * time.Minute) }}.Sign(r)
+			siteapi.Signer{Site: "home", Official: "registrar", Key: key, Now: func() time.Time { return time.Now().Add(-6 * time.Minute) }}.Sign(r)
 			return r
 		}, "from the site's clock"},
 		{"future time", func() *http.Request {
 			r := putReq(t, ts, "DR-5", body)
-			site.Signer{Site: "home", Official: "registrar", Key: key, Now: func() time.Time { return time.Now().Add(6 * time.Minute) }}.Sign(r)
+			siteapi.Signer{Site: "home", Official: "registrar", Key: key, Now: func() time.Time { return time.Now().Add(6 * time.Minute) }}.Sign(r)
 			return r
 		}, "from the site's clock"},
 		{"body tampered after signing", func() *http.Request {
@@ -99,13 +99,13 @@ func TestAuthRefusals(t *testing.T) {
 		}, "bad signature"},
 		{"malformed header", func() *http.Request {
 			r := putReq(t, ts, "DR-5", body)
-			r.Header.Set(site.SignatureHeader, `official=registrar, time=1`)
+			r.Header.Set(siteapi.SignatureHeader, `official=registrar, time=1`)
 			return r
 		}, "malformed"},
 		{"extra parameter", func() *http.Request {
 			r := putReq(t, ts, "DR-5", body)
 			signer.Sign(r)
-			r.Header.Set(site.SignatureHeader, r.Header.Get(site.SignatureHeader)+`, role="minister"`)
+			r.Header.Set(siteapi.SignatureHeader, r.Header.Get(siteapi.SignatureHeader)+`, role="minister"`)
 			return r
 		}, "unknown parameter"},
 	}
@@ -139,9 +139,9 @@ func TestAuthRefusals(t *testing.T) {
 
 func TestAuthReplay(t *testing.T) {
 	ts := startSite(t)
-	body, _ := json.Marshal(site.PutRequest{Record: person("DR-5", "Berg", "")})
+	body, _ := json.Marshal(siteapi.PutRequest{Record: person("DR-5", "Berg", "")})
 	r := putReq(t, ts, "DR-5", body)
-	if err := site.SignRequest(r, "home", "registrar", officialKey(t, ts.dir, "registrar")); err != nil {
+	if err := siteapi.SignRequest(r, "home", "registrar", officialKey(t, ts.dir, "registrar")); err != nil {
 		t.Fatal(err)
 	}
 	h := r.Header.Clone()
@@ -163,7 +163,7 @@ func TestSigningStringExample(t *testing.T) {
 	body := []byte(`{"record":{"national_id":"DR-0001","last_name":"Novak"}}`)
 	digest := sha256.Sum256(body)
 	nonce := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef"))
-	msg := site.SigningString("home", "PUT", "/v1/registries/population/records/DR-0001", 1767225600, nonce, hex.EncodeToString(digest[:]))
+	msg := siteapi.SigningString("home", "PUT", "/v1/registries/population/records/DR-0001", 1767225600, nonce, hex.EncodeToString(digest[:]))
 	want := "chancery-request/v1\nhome\nPUT\n/v1/registries/population/records/DR-0001\n1767225600\nMDEyMzQ1Njc4OWFiY2RlZg==\n" + hex.EncodeToString(digest[:])
 	if string(msg) != want {
 		t.Fatalf("signing string:\n%q\nwant\n%q", msg, want)

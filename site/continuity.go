@@ -24,6 +24,7 @@ import (
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/store"
 )
 
@@ -263,34 +264,10 @@ type activation struct {
 // fenceLocked stops this writer accepting writes: it is handing over.
 func (a *activation) fenceLocked(t *tenant) {
 	a.handingOver = true
-	t.mode.Store(ModeFenced)
+	t.mode.Store(siteapi.ModeFenced)
 	if a.guest != nil {
-		a.guest.mode.Store(ModeFenced)
+		a.guest.mode.Store(siteapi.ModeFenced)
 	}
-}
-
-// ContinuityStatus is GET /continuity/v1/guests/{guest}/status.
-type ContinuityStatus struct {
-	Guest     string     `json:"guest"`
-	Site      string     `json:"site"`
-	Mode      Mode       `json:"mode"`
-	Epoch     uint64     `json:"epoch"`
-	Writer    string     `json:"writer"`
-	Size      uint64     `json:"ledger_size"`
-	Unsealed  bool       `json:"unsealed"`
-	ReadOnly  bool       `json:"read_only,omitempty"`
-	Order     string     `json:"order,omitempty"`
-	Session   string     `json:"unseal_session,omitempty"`
-	Shares    int        `json:"shares,omitempty"`
-	Threshold int        `json:"threshold,omitempty"`
-	Accepted  *time.Time `json:"accepted_at,omitempty"`
-	Unsealed_ *time.Time `json:"unsealed_at,omitempty"`
-	Indexed   *time.Time `json:"indexed_at,omitempty"`
-	FirstRead *time.Time `json:"first_read_at,omitempty"`
-	// RTOSeconds is the recovery time: from the moment the site held both
-	// a valid order and the threshold of shares to its first served read.
-	RTOSeconds float64  `json:"rto_seconds,omitempty"`
-	Registries []string `json:"registries,omitempty"`
 }
 
 func tp(t time.Time) *time.Time {
@@ -314,7 +291,7 @@ func (s *Site) mountContinuity(mux *http.ServeMux) {
 func (s *Site) tenantOf(w http.ResponseWriter, r *http.Request) (*tenant, bool) {
 	t, ok := s.tenants[r.PathValue("guest")]
 	if !ok {
-		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("guest %q is not held at this site", r.PathValue("guest"))})
+		writeJSON(w, http.StatusNotFound, siteapi.ErrorBody{Error: fmt.Sprintf("guest %q is not held at this site", r.PathValue("guest"))})
 	}
 	return t, ok
 }
@@ -327,12 +304,12 @@ func (s *Site) continuityStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, t.status())
 }
 
-func (t *tenant) status() ContinuityStatus {
+func (t *tenant) status() siteapi.ContinuityStatus {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cur := t.writers.ep.Current()
 	wr, _ := t.writers.ep.WriterAt(cur)
-	st := ContinuityStatus{Guest: t.id, Site: t.site, Mode: t.currentMode(), Epoch: cur, Writer: wr, Size: t.log.MirrorSize()}
+	st := siteapi.ContinuityStatus{Guest: t.id, Site: t.site, Mode: t.currentMode(), Epoch: cur, Writer: wr, Size: t.log.MirrorSize()}
 	if a := t.act; a != nil {
 		st.Order = a.order.ID
 		st.ReadOnly = a.readOnly
@@ -366,15 +343,15 @@ func (s *Site) submitOrder(w http.ResponseWriter, r *http.Request) {
 	o, idx, err := t.submit(r.Context(), so, r.URL.Query().Get("accept_unfenced") == "true")
 	if err != nil {
 		s.log.Warn("order refused", "guest", t.id, "err", err)
-		writeJSON(w, orderStatus(err), ErrorBody{Error: err.Error()})
+		writeJSON(w, orderStatus(err), siteapi.ErrorBody{Error: err.Error()})
 		return
 	}
 	s.log.Warn("order accepted", "guest", t.id, "order", o.ID, "action", o.Action, "site_named", o.Site, "epoch", o.Epoch, "ledger_index", idx)
 	writeJSON(w, http.StatusOK, struct {
-		Order  string            `json:"order"`
-		Index  uint64            `json:"ledger_index"`
-		Status ContinuityStatus  `json:"status"`
-		Parsed *continuity.Order `json:"parsed"`
+		Order  string                   `json:"order"`
+		Index  uint64                   `json:"ledger_index"`
+		Status siteapi.ContinuityStatus `json:"status"`
+		Parsed *continuity.Order        `json:"parsed"`
 	}{o.ID, idx, t.status(), o})
 }
 
@@ -385,12 +362,12 @@ var errNotWriter = errors.New("this site does not write the guest's ledger now")
 func readSignedOrder(w http.ResponseWriter, r *http.Request) (*continuity.SignedOrder, bool) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, continuity.MaxSignedOrderSize+1))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "order: " + err.Error()})
+		writeJSON(w, http.StatusRequestEntityTooLarge, siteapi.ErrorBody{Error: "order: " + err.Error()})
 		return nil, false
 	}
 	so, err := continuity.ParseSignedOrder(raw)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: err.Error()})
+		writeJSON(w, http.StatusBadRequest, siteapi.ErrorBody{Error: err.Error()})
 		return nil, false
 	}
 	return so, true
@@ -518,7 +495,7 @@ func (t *tenant) becomeWriter(ctx context.Context, so *continuity.SignedOrder, o
 		return 0, fmt.Errorf("append the order: %w", err)
 	}
 	t.act = &activation{order: o, readOnly: o.Access == continuity.AccessReadOnly, accepted: t.s.opts.Now(), epoch: o.Epoch}
-	t.mode.Store(ModeActive)
+	t.mode.Store(siteapi.ModeActive)
 	return idx, nil
 }
 
@@ -715,7 +692,7 @@ func (t *tenant) apiHandler() http.Handler {
 		mode := t.currentMode()
 		t.mu.Unlock()
 		if h == nil {
-			writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: fmt.Sprintf("guest %s is %s at site %s and not unsealed: no registry is served", t.id, mode, t.site)})
+			writeJSON(w, http.StatusServiceUnavailable, siteapi.ErrorBody{Error: fmt.Sprintf("guest %s is %s at site %s and not unsealed: no registry is served", t.id, mode, t.site)})
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -783,7 +760,7 @@ func (t *tenant) takeOver(o *continuity.Order) {
 		return
 	}
 	t.act = &activation{order: o, readOnly: false, accepted: t.s.opts.Now(), epoch: o.Epoch}
-	t.mode.Store(ModeActive)
+	t.mode.Store(siteapi.ModeActive)
 	// The order is in the previous writer's epoch; this site's first
 	// entry opens its own, so that its checkpoints are of its epoch.
 	note, _ := json.Marshal(struct {
@@ -853,7 +830,7 @@ func (t *tenant) handOver(o *continuity.Order, index uint64) {
 		return
 	}
 	t.act = nil
-	t.mode.Store(ModeStandby)
+	t.mode.Store(siteapi.ModeStandby)
 	t.s.log.Warn("hand-over done: this site is a sealed mirror again", "guest", t.id, "new_writer", o.Site, "epoch", o.Epoch)
 }
 
@@ -903,16 +880,6 @@ func (t *tenant) wipeKeysLocked() {
 	}
 }
 
-// UnsealResponse answers POST .../unseal and .../unseal/{session}.
-type UnsealResponse struct {
-	Session   string    `json:"session"`
-	Recipient string    `json:"recipient"` // the one-time age recipient custodians seal their shares to
-	Expires   time.Time `json:"expires"`
-	Have      int       `json:"have"`
-	Need      int       `json:"need"`
-	Unsealed  bool      `json:"unsealed"`
-}
-
 // officialTenant finds the request's guest and checks that an official of
 // its charter signed the request, whose body is empty; on failure it has
 // answered.
@@ -922,7 +889,7 @@ func (s *Site) officialTenant(w http.ResponseWriter, r *http.Request) (*tenant, 
 		return nil, false
 	}
 	if _, err := t.auth.authenticate(r); err != nil {
-		writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: err.Error()})
+		writeJSON(w, http.StatusUnauthorized, siteapi.ErrorBody{Error: err.Error()})
 		return nil, false
 	}
 	_, _ = io.Copy(io.Discard, r.Body)
@@ -931,7 +898,7 @@ func (s *Site) officialTenant(w http.ResponseWriter, r *http.Request) (*tenant, 
 
 // openSessionHandler answers a request to open an unseal session (of an
 // activation, or of a drill): an official of the guest's charter signs it.
-func (s *Site) openSessionHandler(open func(*tenant) (*UnsealResponse, error)) http.HandlerFunc {
+func (s *Site) openSessionHandler(open func(*tenant) (*siteapi.UnsealResponse, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		t, ok := s.officialTenant(w, r)
 		if !ok {
@@ -939,7 +906,7 @@ func (s *Site) openSessionHandler(open func(*tenant) (*UnsealResponse, error)) h
 		}
 		resp, err := open(t)
 		if err != nil {
-			writeJSON(w, http.StatusConflict, ErrorBody{Error: err.Error()})
+			writeJSON(w, http.StatusConflict, siteapi.ErrorBody{Error: err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusOK, resp)
@@ -948,7 +915,7 @@ func (s *Site) openSessionHandler(open func(*tenant) (*UnsealResponse, error)) h
 
 // shareHandler takes one custodian's share sealed to a session. The share
 // authenticates itself against the custody package.
-func (s *Site) shareHandler(add func(t *tenant, ctx context.Context, session string, sealed []byte) (*UnsealResponse, error)) http.HandlerFunc {
+func (s *Site) shareHandler(add func(t *tenant, ctx context.Context, session string, sealed []byte) (*siteapi.UnsealResponse, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		t, ok := s.tenantOf(w, r)
 		if !ok {
@@ -956,12 +923,12 @@ func (s *Site) shareHandler(add func(t *tenant, ctx context.Context, session str
 		}
 		sealed, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 		if err != nil {
-			writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "share: " + err.Error()})
+			writeJSON(w, http.StatusRequestEntityTooLarge, siteapi.ErrorBody{Error: "share: " + err.Error()})
 			return
 		}
 		resp, err := add(t, r.Context(), r.PathValue("session"), sealed)
 		if err != nil {
-			writeJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: err.Error()})
+			writeJSON(w, http.StatusUnprocessableEntity, siteapi.ErrorBody{Error: err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusOK, resp)
@@ -986,11 +953,11 @@ func (t *tenant) renewSession(sess *continuity.UnsealSession, ttl time.Duration)
 }
 
 // sessionResponse says where a session stands.
-func sessionResponse(sess *continuity.UnsealSession, have, need int) *UnsealResponse {
-	return &UnsealResponse{Session: sess.ID(), Recipient: sess.Recipient(), Expires: sess.Expires(), Have: have, Need: need}
+func sessionResponse(sess *continuity.UnsealSession, have, need int) *siteapi.UnsealResponse {
+	return &siteapi.UnsealResponse{Session: sess.ID(), Recipient: sess.Recipient(), Expires: sess.Expires(), Have: have, Need: need}
 }
 
-func (t *tenant) openSession() (*UnsealResponse, error) {
+func (t *tenant) openSession() (*siteapi.UnsealResponse, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.act
@@ -1009,7 +976,7 @@ func (t *tenant) openSession() (*UnsealResponse, error) {
 	return sessionResponse(sess, have, need), nil
 }
 
-func (t *tenant) addShare(ctx context.Context, session string, sealed []byte) (*UnsealResponse, error) {
+func (t *tenant) addShare(ctx context.Context, session string, sealed []byte) (*siteapi.UnsealResponse, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.act
@@ -1115,7 +1082,7 @@ func (t *tenant) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 	a.local = &Local{Site: t.site, Charter: t.charter, Log: t.log, Keys: keys, Blobs: t.blobs, Registries: regs}
 	g := &guest{local: a.local, limits: t.s.cfg.limits(), policy: t.s.opts.Policy, auth: t.auth, log: t.s.log.With("guest", t.id),
 		readOnly: a.readOnly, access: t.recordAccess}
-	g.mode.Store(ModeActive)
+	g.mode.Store(siteapi.ModeActive)
 	if _, err := rand.Read(g.tokenKey[:]); err != nil {
 		return err
 	}
@@ -1303,19 +1270,19 @@ func (s *Site) submitSiteKey(w http.ResponseWriter, r *http.Request) {
 	}
 	wrapped, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "site key: " + err.Error()})
+		writeJSON(w, http.StatusRequestEntityTooLarge, siteapi.ErrorBody{Error: "site key: " + err.Error()})
 		return
 	}
 	site := r.PathValue("site")
 	if _, ok := t.charter.Site(site); !ok {
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: fmt.Sprintf("site %q is not in the charter", site)})
+		writeJSON(w, http.StatusBadRequest, siteapi.ErrorBody{Error: fmt.Sprintf("site %q is not in the charter", site)})
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.act
 	if a == nil || a.session == nil || a.session.ID() != r.PathValue("session") {
-		writeJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: fmt.Sprintf("no unseal session %q open for %s at site %s", r.PathValue("session"), t.id, t.site)})
+		writeJSON(w, http.StatusUnprocessableEntity, siteapi.ErrorBody{Error: fmt.Sprintf("no unseal session %q open for %s at site %s", r.PathValue("session"), t.id, t.site)})
 		return
 	}
 	if a.wrapped == nil {
@@ -1323,7 +1290,7 @@ func (s *Site) submitSiteKey(w http.ResponseWriter, r *http.Request) {
 	}
 	a.wrapped[site] = wrapped
 	have, need, _ := a.session.Status()
-	writeJSON(w, http.StatusOK, UnsealResponse{Session: a.session.ID(), Recipient: a.session.Recipient(), Expires: a.session.Expires(), Have: have, Need: need})
+	writeJSON(w, http.StatusOK, siteapi.UnsealResponse{Session: a.session.ID(), Recipient: a.session.Recipient(), Expires: a.session.Expires(), Have: have, Need: need})
 }
 
 // revoke acts on a revoke-site order at this site. The writer stops

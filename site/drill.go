@@ -24,6 +24,7 @@ import (
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // Drills (DESIGN.md, "Flows: Drill"): a rehearsal of activation at an
@@ -33,7 +34,7 @@ import (
 //     epoch, registries optional) and submit it to the writer, which
 //     appends it like any order but the activation.
 //  2. Replication brings it to the site; when its epochs fold it in,
-//     startDrill puts the guest in ModeDrill. The site stays a mirror: it
+//     startDrill puts the guest in siteapi.ModeDrill. The site stays a mirror: it
 //     keeps receiving, nothing is fenced, and it never writes the ledger.
 //     RPO is measured now, against the writer's signed checkpoint.
 //  3. An official opens a drill unseal session (POST .../drill/unseal);
@@ -132,7 +133,7 @@ func (t *tenant) startDrill(o *continuity.Order, index uint64) {
 	}
 	t.mu.Lock()
 	mode := t.currentMode()
-	if t.act != nil || !t.log.IsMirror() || mode != ModeStandby {
+	if t.act != nil || !t.log.IsMirror() || mode != siteapi.ModeStandby {
 		t.mu.Unlock()
 		d.mu.Unlock()
 		lg.Warn("drill order ignored: a drill runs only at a sealed mirror in standby", "mode", mode)
@@ -140,7 +141,7 @@ func (t *tenant) startDrill(o *continuity.Order, index uint64) {
 	}
 	l := t.log
 	run := &drillRun{order: o, index: index, started: now, mirror: l.MirrorSize(), rpoDone: make(chan struct{})}
-	t.mode.Store(ModeDrill)
+	t.mode.Store(siteapi.ModeDrill)
 	t.mu.Unlock()
 	d.run = run
 	d.last, d.recorded, d.recordErr = nil, nil, ""
@@ -227,7 +228,7 @@ func (t *tenant) writerLedger() (ledger.HTTPFetcher, error) {
 
 // writerClient is a continuity client of the site writing the current
 // epoch, and that site's id.
-func (t *tenant) writerClient() (string, *ContinuityClient, error) {
+func (t *tenant) writerClient() (string, *siteapi.ContinuityClient, error) {
 	cur := t.writers.ep.Current()
 	wr, ok := t.writers.ep.WriterAt(cur)
 	if !ok {
@@ -241,7 +242,7 @@ func (t *tenant) writerClient() (string, *ContinuityClient, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	return wr, &ContinuityClient{BaseURL: sink.Base, Guest: t.id, HTTP: sink.Client}, nil
+	return wr, &siteapi.ContinuityClient{BaseURL: sink.Base, Guest: t.id, HTTP: sink.Client}, nil
 }
 
 func seconds(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
@@ -262,34 +263,11 @@ func (t *tenant) expireDrill(run *drillRun) {
 	t.finishDrill(run, rep)
 }
 
-// DrillStatus is GET /continuity/v1/guests/{guest}/drill.
-type DrillStatus struct {
-	Guest      string     `json:"guest"`
-	Site       string     `json:"site"`
-	Mode       Mode       `json:"mode"`
-	Running    bool       `json:"running"`
-	Order      string     `json:"order,omitempty"`
-	OrderIndex uint64     `json:"order_index,omitempty"`
-	Started    *time.Time `json:"started_at,omitempty"`
-	Expires    *time.Time `json:"order_expires,omitempty"`
-	Session    string     `json:"unseal_session,omitempty"`
-	Recipient  string     `json:"recipient,omitempty"`
-	Shares     int        `json:"shares,omitempty"`
-	Threshold  int        `json:"threshold,omitempty"`
-	// Unsealed: the sandbox holds keys now (the sample is being checked).
-	Unsealed bool `json:"unsealed"`
-	// LastReport is the last drill's report; LastReportIndex its entry in
-	// the writer's ledger once recorded, LastReportError why it is not yet.
-	LastReport      *continuity.DrillReport `json:"last_report,omitempty"`
-	LastReportIndex *uint64                 `json:"last_report_index,omitempty"`
-	LastReportError string                  `json:"last_report_error,omitempty"`
-}
-
-func (t *tenant) drillStatus() DrillStatus {
+func (t *tenant) drillStatus() siteapi.DrillStatus {
 	d := &t.drill
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := DrillStatus{Guest: t.id, Site: t.site, Mode: t.currentMode(), LastReport: d.last, LastReportIndex: d.recorded, LastReportError: d.recordErr}
+	st := siteapi.DrillStatus{Guest: t.id, Site: t.site, Mode: t.currentMode(), LastReport: d.last, LastReportIndex: d.recorded, LastReportError: d.recordErr}
 	if run := d.run; run != nil {
 		st.Running, st.Order, st.OrderIndex = true, run.order.ID, run.index
 		st.Started, st.Expires = tp(run.started), tp(run.order.Expires)
@@ -326,7 +304,7 @@ func (s *Site) getDrill(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, t.drillStatus())
 }
 
-func (t *tenant) openDrillSession() (*UnsealResponse, error) {
+func (t *tenant) openDrillSession() (*siteapi.UnsealResponse, error) {
 	d := &t.drill
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -354,7 +332,7 @@ func (t *tenant) openDrillSession() (*UnsealResponse, error) {
 // addDrillShare takes one custodian's share sealed to the drill's
 // session. At the threshold the drill runs in the background; the answer
 // says Unsealed, and GET .../drill shows the report when it is done.
-func (t *tenant) addDrillShare(_ context.Context, session string, sealed []byte) (*UnsealResponse, error) {
+func (t *tenant) addDrillShare(_ context.Context, session string, sealed []byte) (*siteapi.UnsealResponse, error) {
 	d := &t.drill
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -615,7 +593,7 @@ func (t *tenant) finishDrill(run *drillRun, rep *continuity.DrillReport) {
 		d.recordErr = serr.Error()
 	}
 	t.mu.Lock()
-	t.mode.CompareAndSwap(ModeDrill, ModeStandby)
+	t.mode.CompareAndSwap(siteapi.ModeDrill, siteapi.ModeStandby)
 	t.mu.Unlock()
 	d.mu.Unlock()
 	t.s.log.Warn("drill done: keys wiped, back in standby", "guest", t.id, "order", rep.Order, "sample", rep.SampleSize,
@@ -659,21 +637,13 @@ func (t *tenant) deliverDrillReport(order string, signed []byte) {
 	}
 }
 
-func (t *tenant) recordAtWriter(ctx context.Context, signed []byte) (string, *DrillReportReceipt, error) {
+func (t *tenant) recordAtWriter(ctx context.Context, signed []byte) (string, *siteapi.DrillReportReceipt, error) {
 	wr, c, err := t.writerClient()
 	if err != nil {
 		return wr, nil, err
 	}
 	rc, err := c.RecordDrillReport(ctx, signed)
 	return wr, rc, err
-}
-
-// DrillReportReceipt answers POST .../drill-reports.
-type DrillReportReceipt struct {
-	Order string `json:"order"`
-	Index uint64 `json:"ledger_index"`
-	// Duplicate: this very report was recorded before, at Index.
-	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // drillLedger indexes a writer's ledger for recording reports: the drill
@@ -741,7 +711,7 @@ func (d *drillLedger) refreshLocked(ctx context.Context, l *ledger.Log) error {
 // writer's ledger, in epoch: it must verify under the charter, follow a
 // drill order for its site in l, and be the only report of that order
 // (the same report again is answered with the entry it is at).
-func (s *Site) recordDrillReport(ctx context.Context, c *charter.Charter, l *ledger.Log, epoch uint64, raw []byte) (*DrillReportReceipt, error) {
+func (s *Site) recordDrillReport(ctx context.Context, c *charter.Charter, l *ledger.Log, epoch uint64, raw []byte) (*siteapi.DrillReportReceipt, error) {
 	rep, err := continuity.VerifyDrillReport(c, raw)
 	if err != nil {
 		return nil, newHTTPError(http.StatusUnprocessableEntity, "", err.Error())
@@ -761,7 +731,7 @@ func (s *Site) recordDrillReport(ctx context.Context, c *charter.Charter, l *led
 	}
 	if prev, ok := d.reports[rep.Order]; ok {
 		if prev.digest == sha256.Sum256(raw) {
-			return &DrillReportReceipt{Order: rep.Order, Index: prev.index, Duplicate: true}, nil
+			return &siteapi.DrillReportReceipt{Order: rep.Order, Index: prev.index, Duplicate: true}, nil
 		}
 		return nil, newHTTPError(http.StatusConflict, "", fmt.Sprintf("another report of drill order %s is recorded at entry %d", rep.Order, prev.index))
 	}
@@ -772,19 +742,19 @@ func (s *Site) recordDrillReport(ctx context.Context, c *charter.Charter, l *led
 	d.reports[rep.Order] = drillReportRef{index: idx, digest: sha256.Sum256(raw)}
 	s.log.Warn("drill report recorded", "guest", c.Guest.ID, "drilled_site", rep.Site, "order", rep.Order, "ledger_index", idx,
 		"verified", rep.Verified, "sample", rep.SampleSize, "failures", len(rep.Failures), "rto_seconds", rep.RTOSeconds)
-	return &DrillReportReceipt{Order: rep.Order, Index: idx}, nil
+	return &siteapi.DrillReportReceipt{Order: rep.Order, Index: idx}, nil
 }
 
 func readDrillReport(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, ledger.MaxPayloadSize+1))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "drill report: " + err.Error()})
+		writeJSON(w, http.StatusRequestEntityTooLarge, siteapi.ErrorBody{Error: "drill report: " + err.Error()})
 		return nil, false
 	}
 	return raw, true
 }
 
-func (s *Site) answerDrillReport(w http.ResponseWriter, rc *DrillReportReceipt, err error) {
+func (s *Site) answerDrillReport(w http.ResponseWriter, rc *siteapi.DrillReportReceipt, err error) {
 	if err != nil {
 		var he *httpError
 		if errors.As(err, &he) {
@@ -792,7 +762,7 @@ func (s *Site) answerDrillReport(w http.ResponseWriter, rc *DrillReportReceipt, 
 			return
 		}
 		s.log.Error("drill report not recorded", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: err.Error()})
+		writeJSON(w, http.StatusServiceUnavailable, siteapi.ErrorBody{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, rc)
@@ -803,11 +773,11 @@ func (s *Site) answerDrillReport(w http.ResponseWriter, rc *DrillReportReceipt, 
 func (s *Site) homeDrillReport(w http.ResponseWriter, r *http.Request) {
 	l := s.home.local
 	if r.PathValue("guest") != l.Charter.Guest.ID {
-		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("guest %q is not held at this site", r.PathValue("guest"))})
+		writeJSON(w, http.StatusNotFound, siteapi.ErrorBody{Error: fmt.Sprintf("guest %q is not held at this site", r.PathValue("guest"))})
 		return
 	}
-	if s.home.currentMode() == ModeFenced {
-		writeJSON(w, http.StatusConflict, ErrorBody{Error: fmt.Sprintf("%v: this home is fenced: a newer epoch has another writer", errNotWriter)})
+	if s.home.currentMode() == siteapi.ModeFenced {
+		writeJSON(w, http.StatusConflict, siteapi.ErrorBody{Error: fmt.Sprintf("%v: this home is fenced: a newer epoch has another writer", errNotWriter)})
 		return
 	}
 	raw, ok := readDrillReport(w, r)
@@ -836,7 +806,7 @@ func (s *Site) tenantDrillReport(w http.ResponseWriter, r *http.Request) {
 	writes := !l.IsMirror() && (t.act == nil || !t.act.handingOver)
 	t.mu.Unlock()
 	if !writes {
-		writeJSON(w, http.StatusConflict, ErrorBody{Error: fmt.Sprintf("%v: submit the drill report to site %s, the writer of epoch %d", errNotWriter, wr, cur)})
+		writeJSON(w, http.StatusConflict, siteapi.ErrorBody{Error: fmt.Sprintf("%v: submit the drill report to site %s, the writer of epoch %d", errNotWriter, wr, cur)})
 		return
 	}
 	rc, err := s.recordDrillReport(r.Context(), t.charter, l, cur, raw)

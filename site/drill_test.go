@@ -24,6 +24,7 @@ import (
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // drillCluster is a Demo Republic's home and embassy-north in this
@@ -36,8 +37,8 @@ type drillCluster struct {
 	home, north         *site.Site
 	homeURL, northURL   string
 	northDir            string // embassy-north's data_dir
-	homeCC, northCC     *site.ContinuityClient
-	registrar           *site.Client // at home
+	homeCC, northCC     *siteapi.ContinuityClient
+	registrar           *siteapi.Client // at home
 	logs                *syncBuffer
 	population, records int // loaded before the sites start
 }
@@ -129,10 +130,10 @@ func startDrillCluster(t *testing.T) *drillCluster {
 		}
 	})
 	guest := dc.c.Guest.ID
-	dc.homeCC = &site.ContinuityClient{BaseURL: dc.homeURL, Guest: guest}
-	dc.northCC = &site.ContinuityClient{BaseURL: dc.northURL, Guest: guest,
-		Signer: &site.Signer{Site: "embassy-north", Official: "cio", Key: officialKey(t, dc.dir, "cio")}}
-	dc.registrar = &site.Client{BaseURL: dc.homeURL, Signer: site.Signer{Site: "home", Official: "registrar", Key: officialKey(t, dc.dir, "registrar")}}
+	dc.homeCC = &siteapi.ContinuityClient{BaseURL: dc.homeURL, Guest: guest}
+	dc.northCC = &siteapi.ContinuityClient{BaseURL: dc.northURL, Guest: guest,
+		Signer: &siteapi.Signer{Site: "embassy-north", Official: "cio", Key: officialKey(t, dc.dir, "cio")}}
+	dc.registrar = &siteapi.Client{BaseURL: dc.homeURL, Signer: siteapi.Signer{Site: "home", Official: "registrar", Key: officialKey(t, dc.dir, "registrar")}}
 	return dc
 }
 
@@ -187,7 +188,7 @@ func (dc *drillCluster) orderDrill(t *testing.T, registries ...string) string {
 	}
 	until(t, "embassy-north enters the drill", func() (bool, error) {
 		st, err := dc.northCC.Drill(context.Background())
-		return err == nil && st.Running && st.Order == o.ID && st.Mode == site.ModeDrill, nil
+		return err == nil && st.Running && st.Order == o.ID && st.Mode == siteapi.ModeDrill, nil
 	})
 	return o.ID
 }
@@ -240,7 +241,7 @@ func (dc *drillCluster) unseal(t *testing.T) {
 func (dc *drillCluster) report(t *testing.T, order string) *continuity.DrillReport {
 	t.Helper()
 	ctx := context.Background()
-	var st *site.DrillStatus
+	var st *siteapi.DrillStatus
 	until(t, "the drill report is recorded at home", func() (bool, error) {
 		var err error
 		st, err = dc.northCC.Drill(ctx)
@@ -278,7 +279,7 @@ func (dc *drillCluster) report(t *testing.T, order string) *continuity.DrillRepo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cs.Mode != site.ModeStandby || cs.Unsealed || st.Running || st.Unsealed || st.Session != "" {
+	if cs.Mode != siteapi.ModeStandby || cs.Unsealed || st.Running || st.Unsealed || st.Session != "" {
 		t.Fatalf("after the drill embassy-north is %s (unsealed %v), drill running %v, sandbox keys %v, session %q",
 			cs.Mode, cs.Unsealed, st.Running, st.Unsealed, st.Session)
 	}
@@ -312,7 +313,7 @@ func TestDrill(t *testing.T) {
 	if _, err := dc.registrar.Put(ctx, "population", "DR-DRILL-LIVE", live); err != nil {
 		t.Fatalf("the home refused a write during the drill: %v", err)
 	}
-	if hs, err := dc.homeCC.Status(ctx); err != nil || hs.Mode != site.ModeActive || hs.Writer != "home" {
+	if hs, err := dc.homeCC.Status(ctx); err != nil || hs.Mode != siteapi.ModeActive || hs.Writer != "home" {
 		t.Fatalf("home during the drill: %+v, %v", hs, err)
 	}
 	dc.unseal(t)
@@ -396,7 +397,7 @@ func TestDrill(t *testing.T) {
 	}
 }
 
-func mustDrill(t *testing.T, dc *drillCluster) *site.DrillStatus {
+func mustDrill(t *testing.T, dc *drillCluster) *siteapi.DrillStatus {
 	t.Helper()
 	st, err := dc.northCC.Drill(context.Background())
 	if err != nil {

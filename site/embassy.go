@@ -20,6 +20,7 @@ import (
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/store"
 )
 
@@ -34,7 +35,7 @@ type tenant struct {
 	def     *charter.Site
 	dir     string
 	blobs   store.Backend
-	mode    atomic.Value // Mode
+	mode    atomic.Value // siteapi.Mode
 	quota   int64
 	peers   pintls.PeerKeys // sites of the guest's charter, by TLS key
 	ops     *authenticator  // the guest's charter's hosts, for the operator API
@@ -66,7 +67,7 @@ type tenant struct {
 	drill drillState // the drill running here, and the last report
 }
 
-func (t *tenant) currentMode() Mode { return t.mode.Load().(Mode) }
+func (t *tenant) currentMode() siteapi.Mode { return t.mode.Load().(siteapi.Mode) }
 
 // GuestDir is where an embassy keeps one guest: DataDir/guests/<guest>.
 func GuestDir(dataDir, guest string) string { return filepath.Join(dataDir, "guests", guest) }
@@ -97,7 +98,7 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 		dir = gc.dir
 	}
 	t := &tenant{s: s, id: c.Guest.ID, charter: c, site: id, def: def, dir: dir, quota: quota, rootFile: gc.rootFile}
-	t.mode.Store(ModeStandby)
+	t.mode.Store(siteapi.ModeStandby)
 	defer func() {
 		if err != nil {
 			t.close()
@@ -174,7 +175,7 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 				return nil, err
 			}
 			t.act = &activation{order: t.writers.last(), accepted: s.opts.Now(), epoch: cur}
-			t.mode.Store(ModeActive)
+			t.mode.Store(siteapi.ModeActive)
 			if err := t.startReplication(); err != nil {
 				return nil, err
 			}

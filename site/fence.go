@@ -16,6 +16,7 @@ import (
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/fsutil"
 	"github.com/chancery-gov/chancery/replica"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // Fences. An activation raises the epoch at the site it names, but the
@@ -141,7 +142,7 @@ func (s *Site) fenceGuest(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := t.acceptFence(r.Context(), so)
 	if err != nil {
-		writeJSON(w, orderStatus(err), ErrorBody{Error: err.Error()})
+		writeJSON(w, orderStatus(err), siteapi.ErrorBody{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
@@ -248,6 +249,6 @@ func (t *tenant) fenceOne(ctx context.Context, def charter.Site, order []byte) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cc := &ContinuityClient{BaseURL: remote.Base, Guest: t.id, HTTP: remote.Client}
+	cc := &siteapi.ContinuityClient{BaseURL: remote.Base, Guest: t.id, HTTP: remote.Client}
 	return cc.Fence(ctx, order)
 }

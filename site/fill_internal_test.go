@@ -23,6 +23,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 const fillPass = "fill test passphrase"
@@ -196,15 +197,15 @@ func TestFillWithheld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Client{BaseURL: "http://" + ln.Addr().String(), HTTP: &http.Client{Timeout: time.Minute},
-		Signer: Signer{Site: "home", Official: "registrar", Key: key}}
+	c := &siteapi.Client{BaseURL: "http://" + ln.Addr().String(), HTTP: &http.Client{Timeout: time.Minute},
+		Signer: siteapi.Signer{Site: "home", Official: "registrar", Key: key}}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	regs := []string{"legal-acts", "land", "business"}
 	withAtt := map[string]int{}
 	for i := range 330 {
 		reg := regs[rnd.IntN(len(regs))]
 		id := fmt.Sprintf("R%04d", i)
-		var atts []AttachmentInput
+		var atts []siteapi.AttachmentInput
 		if reg != "business" && rnd.IntN(4) == 0 {
 			att := make([]byte, 2000+rnd.IntN(30000))
 			for j := range att {
@@ -214,7 +215,7 @@ func TestFillWithheld(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			atts = append(atts, AttachmentInput{Name: id + ".bin", Ref: br.Ref})
+			atts = append(atts, siteapi.AttachmentInput{Name: id + ".bin", Ref: br.Ref})
 			withAtt[reg]++
 		}
 		if _, err := c.Put(ctx, reg, id, fillRecord(reg, id), atts...); err != nil {

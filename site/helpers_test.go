@@ -16,6 +16,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 const testPass = "site test passphrase"
@@ -89,9 +90,9 @@ func officialKey(t *testing.T, dir, id string) ed25519.PrivateKey {
 }
 
 // client returns an API client signing as official.
-func (ts *testSite) client(t *testing.T, official string) *site.Client {
-	return &site.Client{BaseURL: ts.srv.URL, HTTP: ts.srv.Client(),
-		Signer: site.Signer{Site: "home", Official: official, Key: officialKey(t, ts.dir, official)}}
+func (ts *testSite) client(t *testing.T, official string) *siteapi.Client {
+	return &siteapi.Client{BaseURL: ts.srv.URL, HTTP: ts.srv.Client(),
+		Signer: siteapi.Signer{Site: "home", Official: official, Key: officialKey(t, ts.dir, official)}}
 }
 
 func TestMain(m *testing.M) {

@@ -9,6 +9,7 @@ import (
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // A home in its normal life is the writer of epoch 1 (or of the epoch a
@@ -38,7 +39,7 @@ func (s *Site) mountHomeContinuity(mux *http.ServeMux) {
 
 func (s *Site) homeGuest(w http.ResponseWriter, r *http.Request) bool {
 	if r.PathValue("guest") != s.home.local.Charter.Guest.ID {
-		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("guest %q is not held at this site", r.PathValue("guest"))})
+		writeJSON(w, http.StatusNotFound, siteapi.ErrorBody{Error: fmt.Sprintf("guest %q is not held at this site", r.PathValue("guest"))})
 		return false
 	}
 	return true
@@ -51,7 +52,7 @@ func (s *Site) homeStatus(w http.ResponseWriter, r *http.Request) {
 	l := s.home.local
 	cur := s.homeWriters.ep.Current()
 	wr, _ := s.homeWriters.ep.WriterAt(cur)
-	writeJSON(w, http.StatusOK, ContinuityStatus{Guest: l.Charter.Guest.ID, Site: l.Site, Mode: s.home.currentMode(), Epoch: cur,
+	writeJSON(w, http.StatusOK, siteapi.ContinuityStatus{Guest: l.Charter.Guest.ID, Site: l.Site, Mode: s.home.currentMode(), Epoch: cur,
 		Writer: wr, Size: l.Log.Size(), Unsealed: true, Registries: l.Registries.Names()})
 }
 
@@ -66,21 +67,21 @@ func (s *Site) homeSubmitOrder(w http.ResponseWriter, r *http.Request) {
 	o, idx, err := s.homeSubmit(r.Context(), so)
 	if err != nil {
 		s.log.Warn("order refused", "err", err)
-		writeJSON(w, orderStatus(err), ErrorBody{Error: err.Error()})
+		writeJSON(w, orderStatus(err), siteapi.ErrorBody{Error: err.Error()})
 		return
 	}
 	l := s.home.local
 	cur := s.homeWriters.ep.Current()
 	wr, _ := s.homeWriters.ep.WriterAt(cur)
 	s.log.Warn("order accepted", "order", o.ID, "action", o.Action, "site_named", o.Site, "epoch", o.Epoch, "ledger_index", idx)
-	writeJSON(w, http.StatusOK, OrderResponse{Order: o.ID, Index: idx, Status: ContinuityStatus{Guest: l.Charter.Guest.ID, Site: l.Site,
+	writeJSON(w, http.StatusOK, siteapi.OrderResponse{Order: o.ID, Index: idx, Status: siteapi.ContinuityStatus{Guest: l.Charter.Guest.ID, Site: l.Site,
 		Mode: s.home.currentMode(), Epoch: cur, Writer: wr, Size: l.Log.Size(), Unsealed: true}})
 }
 
 func (s *Site) homeSubmit(ctx context.Context, so *continuity.SignedOrder) (*continuity.Order, uint64, error) {
 	l := s.home.local
 	switch {
-	case s.home.currentMode() == ModeFenced:
+	case s.home.currentMode() == siteapi.ModeFenced:
 		return nil, 0, fmt.Errorf("%w: this home is fenced: a newer epoch has another writer", errNotWriter)
 	case so.Order.Action == charter.ActionActivate:
 		return nil, 0, fmt.Errorf("%w: an activation is submitted to the site it activates (%s), which appends it", errNotWriter, so.Order.Site)

@@ -15,27 +15,20 @@ import (
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
+	"github.com/chancery-gov/chancery/siteapi"
 )
-
-// ErrorBody is the JSON body of every API error.
-type ErrorBody struct {
-	Error    string `json:"error"`
-	Field    string `json:"field,omitempty"`
-	Registry string `json:"registry,omitempty"`
-	ID       string `json:"id,omitempty"`
-}
 
 // httpError is an error with the status and body it is answered with.
 type httpError struct {
 	status int
-	body   ErrorBody
+	body   siteapi.ErrorBody
 	cause  error // logged for 5xx, never sent
 }
 
 func (e *httpError) Error() string { return e.body.Error }
 
 func newHTTPError(status int, field, msg string) *httpError {
-	return &httpError{status: status, body: ErrorBody{Error: msg, Field: field}}
+	return &httpError{status: status, body: siteapi.ErrorBody{Error: msg, Field: field}}
 }
 
 // toHTTP maps an error from the registries, the ledger or the request to
@@ -54,7 +47,7 @@ func toHTTP(err error, reg, id string) *httpError {
 	}
 	var ve *registry.ValidationError
 	var mb *http.MaxBytesError
-	e := &httpError{body: ErrorBody{Error: err.Error(), Registry: reg, ID: id}}
+	e := &httpError{body: siteapi.ErrorBody{Error: err.Error(), Registry: reg, ID: id}}
 	switch {
 	case errors.As(err, &ve):
 		e.status = http.StatusBadRequest
@@ -234,8 +227,8 @@ func (g *guest) authed(a Action, stream bool, h handler) http.HandlerFunc {
 			return
 		}
 		switch m := g.currentMode(); {
-		case m == ModeActive:
-		case (m == ModeDrill || m == ModeFenced) && a == ActionRead:
+		case m == siteapi.ModeActive:
+		case (m == siteapi.ModeDrill || m == siteapi.ModeFenced) && a == ActionRead:
 		default:
 			g.fail(w, r, newHTTPError(http.StatusServiceUnavailable, "", "guest is in mode "+string(m)+" at this site: "+string(a)+" refused"), reg, "")
 			return

@@ -19,6 +19,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 func get(t *testing.T, ts *testSite, path string) (*http.Response, []byte) {
@@ -166,13 +167,13 @@ func TestHealthAndShutdown(t *testing.T) {
 		Status string `json:"status"`
 		Role   string `json:"role"`
 		Guests []struct {
-			Guest string    `json:"guest"`
-			Mode  site.Mode `json:"mode"`
+			Guest string       `json:"guest"`
+			Mode  siteapi.Mode `json:"mode"`
 		} `json:"guests"`
 	}
 	json.NewDecoder(resp.Body).Decode(&h)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || h.Status != "ok" || h.Role != "home" || len(h.Guests) != 1 || h.Guests[0].Mode != site.ModeActive {
+	if resp.StatusCode != 200 || h.Status != "ok" || h.Role != "home" || len(h.Guests) != 1 || h.Guests[0].Mode != siteapi.ModeActive {
 		t.Fatalf("healthz: %d %+v", resp.StatusCode, h)
 	}
 	cancel()

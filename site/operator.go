@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/fsutil"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // The host operator's API. A host state runs the site, so it may see how
@@ -46,26 +46,6 @@ func newHostAuthenticator(c *charter.Charter, site string, now func() time.Time,
 	return a, nil
 }
 
-// OperatorStatus is what the host operator sees of one guest.
-type OperatorStatus struct {
-	Guest        string      `json:"guest"`
-	Site         string      `json:"site"`
-	Mode         Mode        `json:"mode"`
-	Entries      uint64      `json:"ledger_entries"`
-	Epoch        uint64      `json:"epoch"`
-	Checkpoint   uint64      `json:"checkpoint_size"`
-	UsedBytes    int64       `json:"used_bytes"`
-	QuotaBytes   int64       `json:"quota_bytes"` // 0: none
-	FreeBytes    int64       `json:"disk_free_bytes"`
-	LastBatch    *time.Time  `json:"last_batch,omitempty"`
-	SinceBatch   float64     `json:"seconds_since_last_batch,omitempty"`
-	Batches      int64       `json:"batches"`
-	Objects      int64       `json:"packs"`
-	Refused      int64       `json:"refused"`
-	Suspension   *Suspension `json:"suspension,omitempty"`
-	SuspendedNow bool        `json:"suspended"`
-}
-
 func (s *Site) mountOperator(mux *http.ServeMux) {
 	mux.HandleFunc("GET /operator/v1/guests/{guest}/status", s.operatorStatus)
 	mux.HandleFunc("POST /operator/v1/guests/{guest}/suspend", s.operatorSuspend)
@@ -76,20 +56,20 @@ func (s *Site) mountOperator(mux *http.ServeMux) {
 func (s *Site) operatorAuth(w http.ResponseWriter, r *http.Request, power string) (*tenant, string, bool) {
 	t, ok := s.tenants[r.PathValue("guest")]
 	if !ok {
-		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("guest %q is not held at this site", r.PathValue("guest"))})
+		writeJSON(w, http.StatusNotFound, siteapi.ErrorBody{Error: fmt.Sprintf("guest %q is not held at this site", r.PathValue("guest"))})
 		return nil, "", false
 	}
 	h, err := t.ops.authenticate(r)
 	if err != nil {
-		writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: err.Error()})
+		writeJSON(w, http.StatusUnauthorized, siteapi.ErrorBody{Error: err.Error()})
 		return nil, "", false
 	}
 	if h.ID != t.def.Host {
-		writeJSON(w, http.StatusForbidden, ErrorBody{Error: fmt.Sprintf("host %s does not run site %s of %s", h.ID, t.site, t.id)})
+		writeJSON(w, http.StatusForbidden, siteapi.ErrorBody{Error: fmt.Sprintf("host %s does not run site %s of %s", h.ID, t.site, t.id)})
 		return nil, "", false
 	}
 	if !slices.Contains(t.charter.Safeguards.OperatorMay, power) {
-		writeJSON(w, http.StatusForbidden, ErrorBody{Error: fmt.Sprintf("the charter of %s does not let its hosts %s (safeguards.operator_may)", t.id, power)})
+		writeJSON(w, http.StatusForbidden, siteapi.ErrorBody{Error: fmt.Sprintf("the charter of %s does not let its hosts %s (safeguards.operator_may)", t.id, power)})
 		return nil, "", false
 	}
 	return t, h.ID, true
@@ -103,10 +83,10 @@ func (s *Site) operatorStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.tenantStatus(t))
 }
 
-func (s *Site) tenantStatus(t *tenant) OperatorStatus {
+func (s *Site) tenantStatus(t *tenant) siteapi.OperatorStatus {
 	_, cp := t.ledger().Checkpoint()
 	st := t.receiver().Stats()
-	os := OperatorStatus{Guest: t.id, Site: t.site, Mode: t.currentMode(), Entries: t.ledger().MirrorSize(), Epoch: t.ledger().Epoch(),
+	os := siteapi.OperatorStatus{Guest: t.id, Site: t.site, Mode: t.currentMode(), Entries: t.ledger().MirrorSize(), Epoch: t.ledger().Epoch(),
 		Checkpoint: cp.Size, UsedBytes: t.receiver().Used(), QuotaBytes: t.quota, Batches: st.Batches, Objects: st.Objects, Refused: st.Refused}
 	var sfs unix.Statfs_t
 	if unix.Statfs(t.dir, &sfs) == nil {
@@ -122,50 +102,11 @@ func (s *Site) tenantStatus(t *tenant) OperatorStatus {
 	return os
 }
 
-// SuspendRequest is the body of POST /operator/v1/guests/{guest}/suspend.
-type SuspendRequest struct {
-	Reason string `json:"reason"`
-}
-
-// Suspension is a host's notice that it will suspend a guest at a site.
-// It carries the host's signed request itself, so that the writer, and any
-// auditor after it, can check that the host gave it.
-type Suspension struct {
-	Guest       string        `json:"guest"`
-	Site        string        `json:"site"`       // the site id in the guest's charter
-	Host        string        `json:"host"`       // the host that gave notice
-	Signed      string        `json:"signed_for"` // the site name the host signed for
-	Reason      string        `json:"reason"`
-	GivenAt     time.Time     `json:"given_at"`
-	EffectiveAt time.Time     `json:"effective_at"`
-	Request     SignedRequest `json:"request"`
-	// RecordedAt is the ledger index of the writer's notice entry for it,
-	// once the site holds that entry; the suspension takes effect only
-	// then, and not before EffectiveAt.
-	RecordedAt *uint64 `json:"recorded_at,omitempty"`
-}
-
-// SignedRequest is an HTTP request as it was signed (SigningString).
-type SignedRequest struct {
-	Method    string `json:"method"`
-	Target    string `json:"target"`
-	Signature string `json:"signature"` // the Chancery-Signature header
-	Body      []byte `json:"body"`
-}
-
-// Digest names a suspension in the ledger's notice.
-func (sp *Suspension) Digest() string {
-	h := sha256.New()
-	h.Write([]byte(sp.Request.Method + "\n" + sp.Request.Target + "\n" + sp.Request.Signature + "\n"))
-	h.Write(sp.Request.Body)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // VerifySuspension checks, at the writer, that a suspension notice was
 // signed by the host that runs the site, for a guest whose charter lets
 // hosts suspend, with the charter's notice period.
-func VerifySuspension(c *charter.Charter, raw []byte) (*Suspension, error) {
-	var sp Suspension
+func VerifySuspension(c *charter.Charter, raw []byte) (*siteapi.Suspension, error) {
+	var sp siteapi.Suspension
 	if err := json.Unmarshal(raw, &sp); err != nil {
 		return nil, fmt.Errorf("suspension notice: %w", err)
 	}
@@ -191,19 +132,19 @@ func VerifySuspension(c *charter.Charter, raw []byte) (*Suspension, error) {
 	if err != nil {
 		return nil, fmt.Errorf("suspension notice: %w", err)
 	}
-	if sh.official != sp.Host || sh.digest != sha256.Sum256(sp.Request.Body) {
+	if sh.Official != sp.Host || sh.Digest != sha256.Sum256(sp.Request.Body) {
 		return nil, errors.New("suspension notice: the signature is not the host's over this body")
 	}
-	msg := SigningString(sp.Signed, sp.Request.Method, sp.Request.Target, sh.unix, sh.nonce, sh.digestHx)
-	if !ed25519.Verify(ed25519.PublicKey(key), msg, sh.sig) {
+	msg := siteapi.SigningString(sp.Signed, sp.Request.Method, sp.Request.Target, sh.Unix, sh.Nonce, sh.DigestHex)
+	if !ed25519.Verify(ed25519.PublicKey(key), msg, sh.Sig) {
 		return nil, fmt.Errorf("suspension notice: bad signature by host %s", sp.Host)
 	}
-	var body SuspendRequest
+	var body siteapi.SuspendRequest
 	if err := json.Unmarshal(sp.Request.Body, &body); err != nil || body.Reason != sp.Reason {
 		return nil, errors.New("suspension notice: the reason is not the one the host signed")
 	}
-	given := time.Unix(sh.unix, 0).UTC()
-	if d := sp.GivenAt.Sub(given); d > MaxSkew || d < -MaxSkew {
+	given := time.Unix(sh.Unix, 0).UTC()
+	if d := sp.GivenAt.Sub(given); d > siteapi.MaxSkew || d < -siteapi.MaxSkew {
 		return nil, errors.New("suspension notice: given_at is not the signed request's time")
 	}
 	if sp.EffectiveAt.Before(sp.GivenAt.Add(c.Safeguards.SuspendNoticePeriod())) {
@@ -218,9 +159,9 @@ const NoticeKindSuspension = "host-suspension-notice"
 
 // SuspensionNotice is the payload of that ledger notice.
 type SuspensionNotice struct {
-	Kind       string      `json:"kind"`
-	Digest     string      `json:"digest"`
-	Suspension *Suspension `json:"suspension"`
+	Kind       string              `json:"kind"`
+	Digest     string              `json:"digest"`
+	Suspension *siteapi.Suspension `json:"suspension"`
 }
 
 func (s *Site) operatorSuspend(w http.ResponseWriter, r *http.Request) {
@@ -230,21 +171,21 @@ func (s *Site) operatorSuspend(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "suspend: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, siteapi.ErrorBody{Error: "suspend: " + err.Error()})
 		return
 	}
-	var req SuspendRequest
+	var req siteapi.SuspendRequest
 	if err := json.Unmarshal(body, &req); err != nil || req.Reason == "" {
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "suspend: body must be {\"reason\": \"...\"} with a reason", Field: "reason"})
+		writeJSON(w, http.StatusBadRequest, siteapi.ErrorBody{Error: "suspend: body must be {\"reason\": \"...\"} with a reason", Field: "reason"})
 		return
 	}
-	sh, _ := parseSigHeader(r.Header.Get(SignatureHeader))
-	given := time.Unix(sh.unix, 0).UTC()
-	sp := &Suspension{Guest: t.id, Site: t.site, Host: host, Signed: s.cfg.Site, Reason: req.Reason, GivenAt: given,
+	sh, _ := parseSigHeader(r.Header.Get(siteapi.SignatureHeader))
+	given := time.Unix(sh.Unix, 0).UTC()
+	sp := &siteapi.Suspension{Guest: t.id, Site: t.site, Host: host, Signed: s.cfg.Site, Reason: req.Reason, GivenAt: given,
 		EffectiveAt: given.Add(t.charter.Safeguards.SuspendNoticePeriod()),
-		Request:     SignedRequest{Method: r.Method, Target: r.RequestURI, Signature: r.Header.Get(SignatureHeader), Body: body}}
+		Request:     siteapi.SignedRequest{Method: r.Method, Target: r.RequestURI, Signature: r.Header.Get(siteapi.SignatureHeader), Body: body}}
 	if err := t.susp.give(sp); err != nil {
-		writeJSON(w, http.StatusConflict, ErrorBody{Error: err.Error()})
+		writeJSON(w, http.StatusConflict, siteapi.ErrorBody{Error: err.Error()})
 		return
 	}
 	s.log.Warn("host gave notice of suspension", "guest", t.id, "host", host, "effective_at", sp.EffectiveAt, "reason", req.Reason)
@@ -283,7 +224,7 @@ func (t *tenant) suspended(now time.Time) error {
 type suspensions struct {
 	path string
 	mu   sync.Mutex
-	cur  *Suspension
+	cur  *siteapi.Suspension
 }
 
 func openSuspensions(path string) (*suspensions, error) {
@@ -295,7 +236,7 @@ func openSuspensions(path string) (*suspensions, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sp Suspension
+	var sp siteapi.Suspension
 	if err := json.Unmarshal(b, &sp); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -303,7 +244,7 @@ func openSuspensions(path string) (*suspensions, error) {
 	return s, nil
 }
 
-func (s *suspensions) current() *Suspension {
+func (s *suspensions) current() *siteapi.Suspension {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cur == nil {
@@ -324,7 +265,7 @@ func (s *suspensions) pending() []byte {
 	return b
 }
 
-func (s *suspensions) give(sp *Suspension) error {
+func (s *suspensions) give(sp *siteapi.Suspension) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cur != nil {
@@ -350,7 +291,7 @@ func (s *suspensions) recorded(idx uint64) {
 	}
 }
 
-func (s *suspensions) save(sp *Suspension) error {
+func (s *suspensions) save(sp *siteapi.Suspension) error {
 	b, err := json.MarshalIndent(sp, "", "  ")
 	if err != nil {
 		return err

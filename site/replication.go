@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // readTLSKey reads the site's pinned TLS key, if the config names one.
@@ -173,50 +173,13 @@ func (s *Site) recordSuspension(ctx context.Context, site string, raw []byte) er
 	return nil
 }
 
-// ReplicationStatus is GET /replica/v1/status at the home.
-type ReplicationStatus struct {
-	Guest string        `json:"guest"`
-	Size  uint64        `json:"ledger_size"`
-	Sites []replica.Lag `json:"sites"`
-}
-
 func (s *Site) replicationStatus(w http.ResponseWriter, r *http.Request) {
 	if s.repl == nil {
-		writeJSON(w, http.StatusNotFound, ErrorBody{Error: "replication is disabled at this site"})
+		writeJSON(w, http.StatusNotFound, siteapi.ErrorBody{Error: "replication is disabled at this site"})
 		return
 	}
 	l := s.home.local
-	writeJSON(w, http.StatusOK, ReplicationStatus{Guest: l.Charter.Guest.ID, Size: l.Log.Size(), Sites: s.repl.Tracker().Lags()})
-}
-
-// errNoReplication is returned by FetchStatus from a site that has none.
-var errNoReplication = errors.New("no replication at this site")
-
-// FetchStatus reads a home's replication status (chancery status).
-func FetchStatus(ctx context.Context, base string, client *http.Client) (*ReplicationStatus, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/replica/v1/status", nil)
-	if err != nil {
-		return nil, err
-	}
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, errNoReplication
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status: %s", resp.Status)
-	}
-	var st ReplicationStatus
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("status: %w", err)
-	}
-	return &st, nil
+	writeJSON(w, http.StatusOK, siteapi.ReplicationStatus{Guest: l.Charter.Guest.ID, Size: l.Log.Size(), Sites: s.repl.Tracker().Lags()})
 }
 
 // fenceIfNewer fences the home when a site reports a newer epoch than the
@@ -225,10 +188,10 @@ func FetchStatus(ctx context.Context, base string, client *http.Client) (*Replic
 // last point any site received goes to reconciliation (docs/continuity.md).
 func (s *Site) fenceIfNewer(site string, st *replica.State) {
 	l := s.home.local
-	if max(st.Epoch, st.Fence) <= max(l.Log.Epoch(), 1) || s.home.currentMode() == ModeFenced {
+	if max(st.Epoch, st.Fence) <= max(l.Log.Epoch(), 1) || s.home.currentMode() == siteapi.ModeFenced {
 		return
 	}
-	s.home.mode.Store(ModeFenced)
+	s.home.mode.Store(siteapi.ModeFenced)
 	s.log.Error("FENCED: a site reports a newer epoch; this home accepts no more writes", "reported_by", site,
 		"site_epoch", st.Epoch, "home_epoch", l.Log.Epoch(), "site_size", st.Size, "home_size", l.Log.Size())
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // The recovery time objective: from a valid activation order and the
@@ -124,12 +125,12 @@ func benchRTO(b *testing.B, persons int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sign := func(id string) site.Signer {
+	sign := func(id string) siteapi.Signer {
 		k, err := keyfile.ReadEd25519(l.Key("official", id), keyfile.Protector{Passphrase: pass})
 		if err != nil {
 			b.Fatal(err)
 		}
-		return site.Signer{Site: "embassy-north", Official: id, Key: k}
+		return siteapi.Signer{Site: "embassy-north", Official: id, Key: k}
 	}
 	cio, registrar := sign("cio"), sign("registrar")
 	b.ReportMetric(float64(records), "records")
@@ -167,8 +168,8 @@ func benchRTO(b *testing.B, persons int) {
 		signed, _ := so.Marshal()
 		// No other embassy runs here: the one the fence cannot reach is
 		// accepted as unfenced, as officials would when it is down.
-		cc := &site.ContinuityClient{BaseURL: srv.URL, Guest: c.Guest.ID, Signer: &cio, AcceptUnfenced: true}
-		api := &site.Client{BaseURL: srv.URL + "/guests/" + c.Guest.ID, Signer: registrar}
+		cc := &siteapi.ContinuityClient{BaseURL: srv.URL, Guest: c.Guest.ID, Signer: &cio, AcceptUnfenced: true}
+		api := &siteapi.Client{BaseURL: srv.URL + "/guests/" + c.Guest.ID, Signer: registrar}
 		// The session and the custodians' resealing happen before the
 		// clock starts: they are people's time, not the system's.
 		b.StartTimer()

@@ -3,13 +3,13 @@
 // static C2SP tiles, and a health check.
 //
 // A Site plays one role from the charter. The home role serves one guest,
-// the home's own, always in ModeActive. The embassy role (later) will hold
-// several guests, each isolated and in its own Mode; that is why the
+// the home's own, always in siteapi.ModeActive. The embassy role (later) will hold
+// several guests, each isolated and in its own siteapi.Mode; that is why the
 // handlers hang off a guest and are mounted per role under a prefix,
 // rather than off the Site itself.
 //
 // Every API request is signed by an official of the charter (see
-// SignatureHeader and docs/api.md); the ledger and /healthz are public,
+// siteapi.SignatureHeader and docs/api.md); the ledger and /healthz are public,
 // because anyone must be able to audit the ledger.
 package site
 
@@ -35,17 +35,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
-)
-
-// Mode is the state a guest is in at a site.
-type Mode string
-
-// Modes (DESIGN.md, "Site"). A home site's guest is always active.
-const (
-	ModeStandby Mode = "standby" // sealed mirror: no keys, no API
-	ModeDrill   Mode = "drill"   // unsealed into a sandbox: reads only
-	ModeActive  Mode = "active"  // unsealed and serving
-	ModeFenced  Mode = "fenced"  // a newer epoch has another writer: no writes
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // Action is what an API request does to a registry.
@@ -140,7 +130,7 @@ type Site struct {
 // off it, so that a multi-tenant embassy can mount one per guest.
 type guest struct {
 	local    *Local
-	mode     atomic.Value // Mode
+	mode     atomic.Value // siteapi.Mode
 	tokenKey [32]byte     // authenticates blob tokens; new at every start
 	limits   Limits
 	policy   Policy
@@ -155,7 +145,7 @@ type guest struct {
 	access func(r *http.Request, o *charter.Official, rd *accessRead) error
 }
 
-func (g *guest) currentMode() Mode { return g.mode.Load().(Mode) }
+func (g *guest) currentMode() siteapi.Mode { return g.mode.Load().(siteapi.Mode) }
 
 // Open starts a site from its configuration: it reads the passphrase and
 // opens the guest's state (see OpenLocal). It does not listen yet.
@@ -246,7 +236,7 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 		return nil, fmt.Errorf("site %s: charter: %w", cfg.Site, err)
 	}
 	g := &guest{local: local, limits: cfg.limits(), policy: opts.Policy, auth: s.auth, log: s.log}
-	g.mode.Store(ModeActive)
+	g.mode.Store(siteapi.ModeActive)
 	if _, err := rand.Read(g.tokenKey[:]); err != nil {
 		local.Close()
 		return nil, err
@@ -384,7 +374,7 @@ func (s *Site) serveNotices(t *tenant) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ns, err := t.notices.all(r.Context())
 		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: "notices: " + err.Error()})
+			writeJSON(w, http.StatusInternalServerError, siteapi.ErrorBody{Error: "notices: " + err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusOK, struct {
@@ -396,10 +386,10 @@ func (s *Site) serveNotices(t *tenant) http.HandlerFunc {
 
 func (s *Site) health(w http.ResponseWriter, r *http.Request) {
 	type guestHealth struct {
-		Guest      string `json:"guest"`
-		Mode       Mode   `json:"mode"`
-		LedgerSize uint64 `json:"ledger_size"`
-		Epoch      uint64 `json:"epoch"`
+		Guest      string       `json:"guest"`
+		Mode       siteapi.Mode `json:"mode"`
+		LedgerSize uint64       `json:"ledger_size"`
+		Epoch      uint64       `json:"epoch"`
 	}
 	status, code := "ok", http.StatusOK
 	if s.draining.Load() {

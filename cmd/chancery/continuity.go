@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-gov/chancery/internal/keyfile"
-	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // siteFlags are how a continuity command reaches a site for a guest.
@@ -40,8 +40,8 @@ func (f *siteFlags) register(cmd *cobra.Command, signed bool) {
 	cmd.MarkFlagRequired("site")
 }
 
-func (f *siteFlags) client(signed bool) (*site.ContinuityClient, error) {
-	c := &site.ContinuityClient{BaseURL: f.url, Guest: f.guest}
+func (f *siteFlags) client(signed bool) (*siteapi.ContinuityClient, error) {
+	c := &siteapi.ContinuityClient{BaseURL: f.url, Guest: f.guest}
 	if f.pinSite != "" {
 		if f.charter == "" {
 			return nil, fmt.Errorf("--pin-site needs --charter")
@@ -65,7 +65,7 @@ func (f *siteFlags) client(signed bool) (*site.ContinuityClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--key: %w", err)
 		}
-		c.Signer = &site.Signer{Site: f.siteID, Official: f.official, Key: key}
+		c.Signer = &siteapi.Signer{Site: f.siteID, Official: f.official, Key: key}
 	}
 	return c, nil
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
-	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 const drillProcedure = `A drill rehearses the activation of an embassy without fencing the home: the
@@ -91,7 +91,7 @@ one-time recipient and what each custodian runs next.
 	return cmd
 }
 
-func printDrillSession(w io.Writer, url string, st *site.DrillStatus, r *site.UnsealResponse) {
+func printDrillSession(w io.Writer, url string, st *siteapi.DrillStatus, r *siteapi.UnsealResponse) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("drill of order %s at %s (guest %s): unseal session %s, %d of %d shares, expires %s\n",
 		st.Order, st.Site, st.Guest, r.Session, r.Have, r.Need, r.Expires.UTC().Format(time.RFC3339))
@@ -170,7 +170,7 @@ writer has recorded it.
 
 // waitDrillReport waits until the drill of order has its report and the
 // writer has recorded it (or said why not, or the context ends).
-func waitDrillReport(ctx context.Context, c *site.ContinuityClient, order string) (*continuity.DrillReport, *site.DrillStatus, error) {
+func waitDrillReport(ctx context.Context, c *siteapi.ContinuityClient, order string) (*continuity.DrillReport, *siteapi.DrillStatus, error) {
 	var rep *continuity.DrillReport
 	for {
 		st, err := c.Drill(ctx)
@@ -194,7 +194,7 @@ func waitDrillReport(ctx context.Context, c *site.ContinuityClient, order string
 	}
 }
 
-func printDrillSummary(w io.Writer, rep *continuity.DrillReport, st *site.DrillStatus) {
+func printDrillSummary(w io.Writer, rep *continuity.DrillReport, st *siteapi.DrillStatus) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("drill of order %s at %s: %d of %d sampled records verified (%d record entries in scope, registries %s), %d failed\n",
 		rep.Order, rep.Site, rep.Verified, rep.SampleSize, rep.Records, strings.Join(rep.Registries, ","), len(rep.Failures))

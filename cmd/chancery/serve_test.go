@@ -16,6 +16,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // freePort finds a loopback port nobody listens on.
@@ -73,7 +74,7 @@ func TestServeRunsAndDrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &site.Client{BaseURL: base, Signer: site.Signer{Site: "home", Official: "registrar", Key: key}}
+	c := &siteapi.Client{BaseURL: base, Signer: siteapi.Signer{Site: "home", Official: "registrar", Key: key}}
 	rec, err := c.Put(ctx, "business", "B-100", json.RawMessage(`{"registration_no":"B-100","name":"Acme"}`))
 	if err != nil {
 		t.Fatal(err)

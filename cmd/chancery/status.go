@@ -9,9 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/spf13/cobra"
-
-	"github.com/chancery-gov/chancery/site"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -46,7 +45,7 @@ If a site's RPO grows, see docs/operations.md, "When a site falls behind".`,
 					return fmt.Errorf("status: %w", err)
 				}
 			}
-			st, err := site.FetchStatus(ctx, args[0], client)
+			st, err := siteapi.FetchStatus(ctx, args[0], client)
 			if err != nil {
 				return fmt.Errorf("status of %s: %w", args[0], err)
 			}
@@ -66,7 +65,7 @@ If a site's RPO grows, see docs/operations.md, "When a site falls behind".`,
 	return cmd
 }
 
-func printStatus(w io.Writer, st *site.ReplicationStatus) {
+func printStatus(w io.Writer, st *siteapi.ReplicationStatus) {
 	fmt.Fprintf(w, "guest %s: home ledger holds %d entries\n\n", st.Guest, st.Size)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SITE\tRECEIPT\tRPO ENTRIES\tRPO\tCONNECTED\tSENT\tLAST ERROR")

@@ -120,10 +120,10 @@ func TestVerifyDetectsForkAcrossRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	fixModes(t, fork)
-	if _, err := demo.Run(context.Background(), demo.Options{Dir: dir, Passphrase: pass, Persons: 50, DeedPersons: 1, Updates: 5, Appenders: 2}, &bytes.Buffer{}); err != nil {
+	if _, err := demo.Run(context.Background(), demo.Options{Dir: dir, Passphrase: pass, Persons: 50, DeedPersons: 1, Updates: 5, Appenders: 2, Force: true}, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := demo.Run(context.Background(), demo.Options{Dir: fork, Passphrase: pass, Persons: 80, DeedPersons: 1, Updates: 7, Appenders: 2}, &bytes.Buffer{}); err != nil {
+	if _, err := demo.Run(context.Background(), demo.Options{Dir: fork, Passphrase: pass, Persons: 80, DeedPersons: 1, Updates: 7, Appenders: 2, Force: true}, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	sd := t.TempDir()

@@ -26,6 +26,7 @@ import (
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/store"
 	storefs "github.com/chancery-gov/chancery/store/fs"
 )
@@ -206,8 +207,8 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	if err := s.start(ctx, "home", homeCfg); err != nil {
 		return err
 	}
-	status := func() (*site.ReplicationStatus, error) { return site.FetchStatus(ctx, s.urls["home"], nil) }
-	var st *site.ReplicationStatus
+	status := func() (*siteapi.ReplicationStatus, error) { return siteapi.FetchStatus(ctx, s.urls["home"], nil) }
+	var st *siteapi.ReplicationStatus
 	for {
 		if st, err = status(); err != nil {
 			return err
@@ -231,18 +232,18 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		say("   %-14s receipt for %d entries (cosigned %s), %.1f MB shipped", l.Site, l.Size, l.ReceiptTime.Format(time.TimeOnly), float64(l.BytesSent)/1e6)
 	}
 
-	officials := func(id string) (site.Signer, error) {
+	officials := func(id string) (siteapi.Signer, error) {
 		key, err := keyfile.ReadEd25519(layout.Key("official", id), keyfile.Protector{Passphrase: pass})
-		return site.Signer{Official: id, Key: key}, err
+		return siteapi.Signer{Official: id, Key: key}, err
 	}
 	registrar, err := officials("registrar")
 	if err != nil {
 		return err
 	}
-	clientAt := func(siteID, base string) *site.Client {
+	clientAt := func(siteID, base string) *siteapi.Client {
 		sg := registrar
 		sg.Site = siteID
-		return &site.Client{BaseURL: base, Signer: sg}
+		return &siteapi.Client{BaseURL: base, Signer: sg}
 	}
 
 	say("== Officials keep working at home over its API while the sites follow")
@@ -312,7 +313,7 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	if err != nil {
 		return err
 	}
-	north := &site.ContinuityClient{BaseURL: s.urls["embassy-north"], Guest: c.Guest.ID}
+	north := &siteapi.ContinuityClient{BaseURL: s.urls["embassy-north"], Guest: c.Guest.ID}
 	ordered := time.Now()
 	or, err := north.Submit(ctx, signed)
 	if err != nil {
@@ -403,8 +404,8 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	if err := s.start(ctx, "home-standby", homeCfg+"standby: true\n"); err != nil {
 		return err
 	}
-	home := &site.ContinuityClient{BaseURL: s.urls["home"], Guest: c.Guest.ID}
-	var hs *site.ContinuityStatus
+	home := &siteapi.ContinuityClient{BaseURL: s.urls["home"], Guest: c.Guest.ID}
+	var hs *siteapi.ContinuityStatus
 	for {
 		if hs, err = home.Status(ctx); err != nil {
 			return err
@@ -438,7 +439,7 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		if hs, err = home.Status(ctx); err != nil {
 			return err
 		}
-		if hs.Writer == "home" && hs.Mode == site.ModeActive && hs.Unsealed {
+		if hs.Writer == "home" && hs.Mode == siteapi.ModeActive && hs.Unsealed {
 			break
 		}
 		if time.Since(fbStart) > 2*time.Minute {
@@ -451,7 +452,7 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		if err != nil {
 			return err
 		}
-		if ns.Mode == site.ModeStandby && !ns.Unsealed {
+		if ns.Mode == siteapi.ModeStandby && !ns.Unsealed {
 			break
 		}
 		if time.Since(fbStart) > 3*time.Minute {
@@ -535,7 +536,7 @@ func revokeNorth(ctx context.Context, c *charter.Charter, layout state.Layout, p
 	if err != nil {
 		return err
 	}
-	home := &site.ContinuityClient{BaseURL: s.urls["home"], Guest: c.Guest.ID}
+	home := &siteapi.ContinuityClient{BaseURL: s.urls["home"], Guest: c.Guest.ID}
 	or, err := home.Submit(ctx, signed)
 	if err != nil {
 		return fmt.Errorf("demo: revocation: %w", err)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/chancery-gov/chancery/internal/testnet"
 	"github.com/chancery-gov/chancery/registry"
-	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // TestActivationFencesOtherEmbassies: the home, cut off from north, takes
@@ -38,15 +38,15 @@ func TestActivationFencesOtherEmbassies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	south := s.waitStatus(procSouth, 20*time.Second, "south ahead of north", func(st *site.ContinuityStatus) bool { return st.Size > north.Size })
+	south := s.waitStatus(procSouth, 20*time.Second, "south ahead of north", func(st *siteapi.ContinuityStatus) bool { return st.Size > north.Size })
 
 	err = s.tryActivate(procNorth)
-	var ae *site.APIError
+	var ae *siteapi.APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || !strings.Contains(err.Error(), procSouth) {
 		t.Fatalf("activation of north, behind south (%d < %d entries): got %v, want a 409 naming %s", north.Size, south.Size, err, procSouth)
 	}
 	t.Logf("north refuses: %v", err)
-	if st, err := s.status(procNorth); err != nil || st.Mode != site.ModeStandby || st.Epoch != 1 {
+	if st, err := s.status(procNorth); err != nil || st.Mode != siteapi.ModeStandby || st.Epoch != 1 {
 		t.Fatalf("north after refusing: %+v, %v", st, err)
 	}
 
@@ -56,7 +56,7 @@ func TestActivationFencesOtherEmbassies(t *testing.T) {
 	s.kill(procSouth)
 	s.restart(procSouth)
 	s.heal(schedHome, procSouth)
-	s.waitStatus(schedHome, 30*time.Second, "the home fenced", func(st *site.ContinuityStatus) bool { return st.Mode == site.ModeFenced })
+	s.waitStatus(schedHome, 30*time.Second, "the home fenced", func(st *siteapi.ContinuityStatus) bool { return st.Mode == siteapi.ModeFenced })
 	s.fenced = time.Now()
 	client := s.api(schedHome)
 	for i := range 5 {

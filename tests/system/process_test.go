@@ -40,6 +40,7 @@ import (
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/store"
 )
 
@@ -157,9 +158,9 @@ func startCluster(t *testing.T, homeExtra string) *procCluster {
 	return c
 }
 
-func procClient(t *testing.T, dir, homeURL string) *site.Client {
-	return &site.Client{BaseURL: homeURL, HTTP: &http.Client{Timeout: time.Minute},
-		Signer: site.Signer{Site: "home", Official: "registrar", Key: officialKey(t, dir, "registrar")}}
+func procClient(t *testing.T, dir, homeURL string) *siteapi.Client {
+	return &siteapi.Client{BaseURL: homeURL, HTTP: &http.Client{Timeout: time.Minute},
+		Signer: siteapi.Signer{Site: "home", Official: "registrar", Key: officialKey(t, dir, "registrar")}}
 }
 
 // procRecord is a record of registry reg whose index fields the charter
@@ -195,14 +196,14 @@ func procAttachment(seed uint64, size int) []byte {
 
 // procPut writes one record, with an attachment of attSize bytes when it
 // is not 0.
-func procPut(ctx context.Context, c *site.Client, reg, id, tag string, seed uint64, attSize int) (*registry.Record, error) {
-	var atts []site.AttachmentInput
+func procPut(ctx context.Context, c *siteapi.Client, reg, id, tag string, seed uint64, attSize int) (*registry.Record, error) {
+	var atts []siteapi.AttachmentInput
 	if attSize > 0 {
 		br, err := c.PutBlob(ctx, reg, bytes.NewReader(procAttachment(seed, attSize)))
 		if err != nil {
 			return nil, fmt.Errorf("upload for %s %s: %w", reg, id, err)
 		}
-		atts = append(atts, site.AttachmentInput{Name: "scan-" + id + ".bin", Ref: br.Ref})
+		atts = append(atts, siteapi.AttachmentInput{Name: "scan-" + id + ".bin", Ref: br.Ref})
 	}
 	rec, err := c.Put(ctx, reg, id, procRecord(reg, id, tag), atts...)
 	if err != nil {
@@ -211,7 +212,7 @@ func procPut(ctx context.Context, c *site.Client, reg, id, tag string, seed uint
 	return rec, nil
 }
 
-func lagOf(st *site.ReplicationStatus, id string) *replica.Lag {
+func lagOf(st *siteapi.ReplicationStatus, id string) *replica.Lag {
 	for i := range st.Sites {
 		if st.Sites[i].Site == id {
 			return &st.Sites[i]
@@ -220,21 +221,21 @@ func lagOf(st *site.ReplicationStatus, id string) *replica.Lag {
 	return nil
 }
 
-func statusJSON(st *site.ReplicationStatus) string {
+func statusJSON(st *siteapi.ReplicationStatus) string {
 	b, _ := json.MarshalIndent(st, "", "  ")
 	return string(b)
 }
 
 // waitReplicated waits until every named site's receipt covers the
 // home's whole ledger, and returns that status.
-func waitReplicated(t *testing.T, homeURL string, sites []string, timeout time.Duration) *site.ReplicationStatus {
+func waitReplicated(t *testing.T, homeURL string, sites []string, timeout time.Duration) *siteapi.ReplicationStatus {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	var last *site.ReplicationStatus
+	var last *siteapi.ReplicationStatus
 	var lastErr error
 	for {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		st, err := site.FetchStatus(ctx, homeURL, nil)
+		st, err := siteapi.FetchStatus(ctx, homeURL, nil)
 		cancel()
 		if err == nil {
 			last = st
@@ -382,7 +383,7 @@ type procWriter struct {
 
 var procRegistries = []string{"population", "land", "business", "legal-acts", "identity-documents"}
 
-func startWriter(ctx context.Context, c *site.Client, tag string, attSize int) *procWriter {
+func startWriter(ctx context.Context, c *siteapi.Client, tag string, attSize int) *procWriter {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &procWriter{cancel: cancel, done: make(chan error, 1)}
 	go func() {
@@ -464,7 +465,7 @@ func TestProcessKillSiteMidStream(t *testing.T) {
 	killedAt := w.n.Load()
 	w.waitWritten(t, killedAt+per)
 	// North missed writes while it was down: the restart must catch up.
-	st, err := site.FetchStatus(t.Context(), cl.homeURL, nil)
+	st, err := siteapi.FetchStatus(t.Context(), cl.homeURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,7 +544,7 @@ func TestProcessReplicationFaults(t *testing.T) {
 			}
 			// At the moment of acknowledgement a site's receipt must
 			// cover the write already.
-			st, err := site.FetchStatus(ctx, cl.homeURL, nil)
+			st, err := siteapi.FetchStatus(ctx, cl.homeURL, nil)
 			if err != nil {
 				if ctx.Err() != nil {
 					done <- nil
@@ -609,7 +610,7 @@ func TestProcessReplicationFaults(t *testing.T) {
 		t.Fatalf("population write acknowledged at index %d with both sites cut off", rec.Index)
 	}
 	t.Logf("quorum write with both sites cut off: %v", err)
-	after, err := site.FetchStatus(t.Context(), cl.homeURL, nil)
+	after, err := siteapi.FetchStatus(t.Context(), cl.homeURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -866,7 +867,7 @@ func operatorDo(t *testing.T, method, url, signedFor, host string, key ed25519.P
 		t.Fatal(err)
 	}
 	if key != nil {
-		if err := (site.Signer{Site: signedFor, Official: host, Key: key}).Sign(req); err != nil {
+		if err := (siteapi.Signer{Site: signedFor, Official: host, Key: key}).Sign(req); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -891,13 +892,13 @@ func hostKey(t *testing.T, dir, host string) ed25519.PrivateKey {
 	return k
 }
 
-func operatorStatus(t *testing.T, e *procEmbassy, dir, guest string) (site.OperatorStatus, []byte) {
+func operatorStatus(t *testing.T, e *procEmbassy, dir, guest string) (siteapi.OperatorStatus, []byte) {
 	t.Helper()
 	code, b := operatorDo(t, http.MethodGet, e.url()+"/operator/v1/guests/"+guest+"/status", e.id, "northland", hostKey(t, dir, "northland"), nil)
 	if code != http.StatusOK {
 		t.Fatalf("operator status of %s: %d %s", guest, code, b)
 	}
-	var st site.OperatorStatus
+	var st siteapi.OperatorStatus
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}
@@ -961,7 +962,7 @@ func TestProcessTwoGuestsOneSite(t *testing.T) {
 	// B's home sees the refusal for what it is.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		st, err := site.FetchStatus(t.Context(), urlB, nil)
+		st, err := siteapi.FetchStatus(t.Context(), urlB, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1105,7 +1106,7 @@ func TestProcessOperatorAPI(t *testing.T) {
 	base := cl.north.url() + "/operator/v1/guests/" + procGuest
 	northland, southland := hostKey(t, cl.dir, "northland"), hostKey(t, cl.dir, "southland")
 	op, raw := operatorStatus(t, cl.north, cl.dir, procGuest)
-	if op.Guest != procGuest || op.Site != procNorth || op.Mode != site.ModeStandby || op.Entries != st.Size || op.Checkpoint != st.Size ||
+	if op.Guest != procGuest || op.Site != procNorth || op.Mode != siteapi.ModeStandby || op.Entries != st.Size || op.Checkpoint != st.Size ||
 		op.UsedBytes <= 0 || op.Batches == 0 || op.Suspension != nil || op.SuspendedNow {
 		t.Errorf("operator status: %s", raw)
 	}
@@ -1142,7 +1143,7 @@ func TestProcessOperatorAPI(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("suspend: %d %s", code, b)
 	}
-	var sp site.Suspension
+	var sp siteapi.Suspension
 	if err := json.Unmarshal(b, &sp); err != nil {
 		t.Fatal(err)
 	}
@@ -1183,7 +1184,7 @@ func TestProcessOperatorAPI(t *testing.T) {
 			}
 		}
 		if notice == nil && time.Now().After(deadline) {
-			st, _ := site.FetchStatus(t.Context(), cl.homeURL, nil)
+			st, _ := siteapi.FetchStatus(t.Context(), cl.homeURL, nil)
 			t.Fatalf("no notice of the suspension in north's feed after 25s of writes; home status:\n%s", statusJSON(st))
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -101,6 +101,7 @@ import (
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 const schedHome = "home"
@@ -446,31 +447,31 @@ func (s *sched) startHome(standby bool) {
 func (s *sched) url(id string) string { return "http://" + s.addr[id] }
 
 // api is the officials' API of the guest at a site.
-func (s *sched) api(id string) *site.Client {
+func (s *sched) api(id string) *siteapi.Client {
 	base := s.url(id)
 	if id != schedHome || s.standby {
 		base += "/guests/" + procGuest
 	}
-	return &site.Client{BaseURL: base, HTTP: &http.Client{Timeout: 20 * time.Second},
-		Signer: site.Signer{Site: id, Official: "registrar", Key: s.signers["registrar"]}}
+	return &siteapi.Client{BaseURL: base, HTTP: &http.Client{Timeout: 20 * time.Second},
+		Signer: siteapi.Signer{Site: id, Official: "registrar", Key: s.signers["registrar"]}}
 }
 
-func (s *sched) cont(id string) *site.ContinuityClient {
-	sg := site.Signer{Site: id, Official: "cio", Key: s.signers["cio"]}
-	return &site.ContinuityClient{BaseURL: s.url(id), Guest: procGuest, Signer: &sg, HTTP: &http.Client{Timeout: 20 * time.Second}}
+func (s *sched) cont(id string) *siteapi.ContinuityClient {
+	sg := siteapi.Signer{Site: id, Official: "cio", Key: s.signers["cio"]}
+	return &siteapi.ContinuityClient{BaseURL: s.url(id), Guest: procGuest, Signer: &sg, HTTP: &http.Client{Timeout: 20 * time.Second}}
 }
 
-func (s *sched) status(id string) (*site.ContinuityStatus, error) {
+func (s *sched) status(id string) (*siteapi.ContinuityStatus, error) {
 	ctx, cancel := context.WithTimeout(s.t.Context(), 5*time.Second)
 	defer cancel()
 	return s.cont(id).Status(ctx)
 }
 
 // waitStatus polls a site's continuity status until ok says so.
-func (s *sched) waitStatus(id string, timeout time.Duration, what string, ok func(*site.ContinuityStatus) bool) *site.ContinuityStatus {
+func (s *sched) waitStatus(id string, timeout time.Duration, what string, ok func(*siteapi.ContinuityStatus) bool) *siteapi.ContinuityStatus {
 	s.t.Helper()
 	deadline := time.Now().Add(timeout)
-	var last *site.ContinuityStatus
+	var last *siteapi.ContinuityStatus
 	var lastErr error
 	for {
 		st, err := s.status(id)
@@ -788,7 +789,7 @@ func (s *sched) disaster() {
 		if err == nil {
 			break
 		}
-		var ae *site.APIError
+		var ae *siteapi.APIError
 		if tries > 2 || !errors.As(err, &ae) || ae.Status != http.StatusConflict {
 			s.fatal("activate %s: %v", pick, err)
 		}
@@ -898,7 +899,7 @@ func (s *sched) unseal(id string) {
 	if err != nil {
 		s.fatal("unseal recipient: %v", err)
 	}
-	var r *site.UnsealResponse
+	var r *siteapi.UnsealResponse
 	for _, cust := range custs[:3] {
 		ident, ok := s.ids[cust]
 		if !ok {
@@ -1008,7 +1009,7 @@ func (s *sched) learnEpoch() {
 	start := time.Now()
 	for i := 0; ; i++ {
 		st, err := s.status(schedHome)
-		if err == nil && st.Mode == site.ModeFenced {
+		if err == nil && st.Mode == siteapi.ModeFenced {
 			s.mu.Lock()
 			s.fenced = time.Now()
 			s.mu.Unlock()
@@ -1103,7 +1104,7 @@ func (s *sched) failback() {
 		s.fatal("status of %s: %v", s.active, err)
 	}
 	t0 := time.Now()
-	hs := s.waitStatus(schedHome, 60*time.Second, "the standby home catches up", func(st *site.ContinuityStatus) bool {
+	hs := s.waitStatus(schedHome, 60*time.Second, "the standby home catches up", func(st *siteapi.ContinuityStatus) bool {
 		return st.Epoch == s.epoch && st.Size >= as.Size
 	})
 	s.logf("home in standby, links healed; caught up to %d entries in %v", hs.Size, time.Since(t0).Round(time.Millisecond))
@@ -1132,13 +1133,13 @@ func (s *sched) failback() {
 	s.active = schedHome
 	s.writers = append(s.writers, schedHome)
 	t0 = time.Now()
-	s.waitStatus(schedHome, 60*time.Second, "the home writes after the failback", func(st *site.ContinuityStatus) bool {
-		return st.Writer == schedHome && st.Epoch == s.epoch && st.Mode == site.ModeActive && st.Unsealed
+	s.waitStatus(schedHome, 60*time.Second, "the home writes after the failback", func(st *siteapi.ContinuityStatus) bool {
+		return st.Writer == schedHome && st.Epoch == s.epoch && st.Mode == siteapi.ModeActive && st.Unsealed
 	})
 	took := time.Since(t0)
 	stop()
-	s.waitStatus(from, 60*time.Second, from+" reseals after the failback", func(st *site.ContinuityStatus) bool {
-		return st.Mode == site.ModeStandby && !st.Unsealed
+	s.waitStatus(from, 60*time.Second, from+" reseals after the failback", func(st *siteapi.ContinuityStatus) bool {
+		return st.Mode == siteapi.ModeStandby && !st.Unsealed
 	})
 	s.logf("%s sealed, failback order there (index %d): the home writes epoch %d after %v; %s is a sealed mirror again",
 		from, or.Index, s.epoch, took.Round(time.Millisecond), from)
@@ -1146,8 +1147,8 @@ func (s *sched) failback() {
 	s.step++
 	s.procs[schedHome].Stop()
 	s.startHome(false)
-	st := s.waitStatus(schedHome, 30*time.Second, "the home in its normal configuration writes", func(st *site.ContinuityStatus) bool {
-		return st.Writer == schedHome && st.Epoch == s.epoch && st.Mode == site.ModeActive
+	st := s.waitStatus(schedHome, 30*time.Second, "the home in its normal configuration writes", func(st *siteapi.ContinuityStatus) bool {
+		return st.Writer == schedHome && st.Epoch == s.epoch && st.Mode == siteapi.ModeActive
 	})
 	s.logf("home back in its normal configuration: writer of epoch %d, %d entries", st.Epoch, st.Size)
 }
@@ -1172,8 +1173,8 @@ func (s *sched) phase3Step() {
 		s.logf("home killed (SIGKILL) while it writes epoch %d", s.epoch)
 		s.step++
 		s.restart(schedHome)
-		st := s.waitStatus(schedHome, 30*time.Second, "the restarted home writes", func(st *site.ContinuityStatus) bool {
-			return st.Writer == schedHome && st.Epoch == s.epoch && st.Mode == site.ModeActive
+		st := s.waitStatus(schedHome, 30*time.Second, "the restarted home writes", func(st *siteapi.ContinuityStatus) bool {
+			return st.Writer == schedHome && st.Epoch == s.epoch && st.Mode == siteapi.ModeActive
 		})
 		s.logf("home restarted: writer of epoch %d again, %d entries", st.Epoch, st.Size)
 	}
@@ -1195,8 +1196,8 @@ func (s *sched) finish() {
 	if s.active != schedHome {
 		s.fatal("the schedule ended with %s writing", s.active)
 	}
-	s.waitStatus(schedHome, 30*time.Second, "the home writes", func(st *site.ContinuityStatus) bool {
-		return st.Writer == schedHome && st.Epoch == s.epoch && st.Mode == site.ModeActive && st.Unsealed
+	s.waitStatus(schedHome, 30*time.Second, "the home writes", func(st *siteapi.ContinuityStatus) bool {
+		return st.Writer == schedHome && st.Epoch == s.epoch && st.Mode == siteapi.ModeActive && st.Unsealed
 	})
 	s.checkAcked()
 	s.step++
@@ -1500,7 +1501,7 @@ func (s *sched) sample(ctx context.Context) {
 				s.mu.Unlock()
 			}
 			if b, ok := get(base + "/continuity/v1/guests/" + procGuest + "/status"); ok {
-				var st site.ContinuityStatus
+				var st siteapi.ContinuityStatus
 				if json.Unmarshal(b, &st) == nil && st.Writer != "" {
 					s.mu.Lock()
 					if s.views[st.Epoch] == nil {

@@ -1,4 +1,4 @@
-package site
+package siteapi
 
 import (
 	"bytes"
@@ -16,13 +16,12 @@ import (
 	"github.com/chancery-gov/chancery/registry"
 )
 
-// Client calls a site's API as one official, signing every request.
-type Client struct {
-	// BaseURL is the site's URL, e.g. "https://127.0.0.1:7001".
-	BaseURL string
-	Signer  Signer
-	// HTTP is the client to use (default http.DefaultClient).
-	HTTP *http.Client
+// ErrorBody is the JSON body of every API error.
+type ErrorBody struct {
+	Error    string `json:"error"`
+	Field    string `json:"field,omitempty"`
+	Registry string `json:"registry,omitempty"`
+	ID       string `json:"id,omitempty"`
 }
 
 // APIError is an error answer from a site.
@@ -39,6 +38,80 @@ func (e *APIError) Error() string {
 	return s
 }
 
+// maxAnswer bounds a JSON answer read into memory.
+const maxAnswer = 64 << 20
+
+// roundTrip sends req with hc (default http.DefaultClient) and decodes a
+// JSON answer into out (if not nil); any status but 2xx is an *APIError.
+// Every client of this package ends here, so that every endpoint answers
+// errors the same way.
+func roundTrip(hc *http.Client, req *http.Request, out any) error {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return decodeError(resp)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(out); err != nil {
+		return fmt.Errorf("site: %s %s: decode answer: %w", req.Method, req.URL.Path, err)
+	}
+	return nil
+}
+
+func decodeError(resp *http.Response) error {
+	e := &APIError{Status: resp.StatusCode}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &e.ErrorBody) != nil || e.ErrorBody.Error == "" {
+		e.ErrorBody.Error = strings.TrimSpace(string(b))
+		if e.ErrorBody.Error == "" {
+			e.ErrorBody.Error = resp.Status
+		}
+	}
+	return e
+}
+
+// signedRequest builds a request with an in-memory body, signed by s if
+// it is not nil.
+func signedRequest(ctx context.Context, s *Signer, method, u string, body []byte) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if s != nil {
+		if err := s.SignDigest(req, sha256.Sum256(body)); err != nil {
+			return nil, err
+		}
+	}
+	return req, nil
+}
+
+// Client calls a site's officials' API as one official, signing every
+// request.
+type Client struct {
+	// BaseURL is the guest's API root: the site's URL at a home
+	// ("https://127.0.0.1:7001"), or the site's URL plus
+	// "/guests/<guest>" at an embassy.
+	BaseURL string
+	Signer  Signer
+	// HTTP is the client to use (default http.DefaultClient).
+	HTTP *http.Client
+}
+
 func (c *Client) url(path string, q url.Values) string {
 	u := strings.TrimSuffix(c.BaseURL, "/") + path
 	if len(q) > 0 {
@@ -51,55 +124,53 @@ func recordPath(reg, id string) string {
 	return "/v1/registries/" + url.PathEscape(reg) + "/records/" + url.PathEscape(id)
 }
 
-// do signs and sends a request with an in-memory body, and decodes a JSON
-// answer into out (if not nil).
 func (c *Client) do(ctx context.Context, method, u string, body []byte, out any) error {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	req, err := signedRequest(ctx, &c.Signer, method, u, body)
 	if err != nil {
 		return err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if err := c.Signer.SignDigest(req, sha256.Sum256(body)); err != nil {
-		return err
-	}
-	return c.send(req, out)
+	return roundTrip(c.HTTP, req, out)
 }
 
-func (c *Client) send(req *http.Request, out any) error {
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return decodeError(resp)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("site: %s %s: decode answer: %w", req.Method, req.URL.Path, err)
-	}
-	return nil
+// PutRequest is the body of PUT .../records/{id}.
+type PutRequest struct {
+	Record      json.RawMessage   `json:"record"`
+	Attachments []AttachmentInput `json:"attachments,omitempty"`
 }
 
-func decodeError(resp *http.Response) error {
-	e := &APIError{Status: resp.StatusCode}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(b, &e.ErrorBody) != nil || e.ErrorBody.Error == "" {
-		e.ErrorBody.Error = strings.TrimSpace(string(b))
-	}
-	return e
+// AttachmentInput names one attachment of a new version: either a blob
+// uploaded to this site (Ref, the token POST .../blobs returned) or, with
+// Keep, the attachment of that name in the record's latest version.
+type AttachmentInput struct {
+	Name string `json:"name"`
+	Ref  string `json:"ref,omitempty"`
+	Keep bool   `json:"keep,omitempty"`
+}
+
+// BlobResponse is the answer to POST .../blobs.
+type BlobResponse struct {
+	Ref     string    `json:"ref"`
+	Size    int64     `json:"size"`
+	Expires time.Time `json:"expires"`
+}
+
+// HistoryResponse is the answer to GET .../records/{id}/history.
+type HistoryResponse struct {
+	Registry string                 `json:"registry"`
+	ID       string                 `json:"id"`
+	Versions []registry.VersionInfo `json:"versions"`
+}
+
+// FindResponse is the answer to GET .../records?field=F&value=V.
+type FindResponse struct {
+	Registry string             `json:"registry"`
+	Records  []*registry.Record `json:"records"`
+}
+
+// RegistriesResponse is the answer to GET /v1/registries.
+type RegistriesResponse struct {
+	Guest      string   `json:"guest"`
+	Registries []string `json:"registries"`
 }
 
 // Put writes a new version of a record.
@@ -200,7 +271,7 @@ func (c *Client) PutBlob(ctx context.Context, reg string, rd io.ReadSeeker) (*Bl
 		return nil, err
 	}
 	var out BlobResponse
-	if err := c.send(req, &out); err != nil {
+	if err := roundTrip(c.HTTP, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -208,11 +279,8 @@ func (c *Client) PutBlob(ctx context.Context, reg string, rd io.ReadSeeker) (*Bl
 
 // GetAttachment writes an attachment of a record version to w.
 func (c *Client) GetAttachment(ctx context.Context, reg, id, name string, at registry.AsOf, w io.Writer) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(recordPath(reg, id)+"/attachments/"+url.PathEscape(name), asOfQuery(at)), nil)
+	req, err := signedRequest(ctx, &c.Signer, http.MethodGet, c.url(recordPath(reg, id)+"/attachments/"+url.PathEscape(name), asOfQuery(at)), nil)
 	if err != nil {
-		return 0, err
-	}
-	if err := c.Signer.SignDigest(req, sha256.Sum256(nil)); err != nil {
 		return 0, err
 	}
 	hc := c.HTTP
