@@ -83,8 +83,10 @@ type GuestConfig struct {
 	// can be activated but not unsealed.
 	Custody string `yaml:"custody"`
 
-	// set for a home in standby: its state directory's layout
+	// Set for a home: its site directory in the state directory, its
+	// sealed root key file, and whether it was started in standby.
 	dir, rootFile string
+	standby       bool
 }
 
 // ReplicationConfig tunes the home's shippers. Zero means the default.

@@ -1,6 +1,7 @@
 package site
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -311,7 +312,9 @@ func (t *tenant) status() siteapi.ContinuityStatus {
 	wr, _ := t.writers.ep.WriterAt(cur)
 	st := siteapi.ContinuityStatus{Guest: t.id, Site: t.site, Mode: t.currentMode(), Epoch: cur, Writer: wr, Size: t.log.MirrorSize()}
 	if a := t.act; a != nil {
-		st.Order = a.order.ID
+		if a.order != nil {
+			st.Order = a.order.ID
+		}
 		st.ReadOnly = a.readOnly
 		st.Unsealed = a.local != nil
 		st.Accepted, st.Unsealed_, st.Indexed, st.FirstRead = tp(a.accepted), tp(a.unsealed), tp(a.indexed), tp(a.firstRead)
@@ -428,7 +431,12 @@ func (t *tenant) submit(ctx context.Context, so *continuity.SignedOrder, acceptU
 		wr, _ := t.writers.ep.WriterAt(cur)
 		return nil, 0, fmt.Errorf("%w: submit this %s order to site %s, the writer of epoch %d", errNotWriter, o.Action, wr, cur)
 	case t.act != nil && t.act.handingOver:
-		return nil, 0, fmt.Errorf("%w: site %s is handing over after a failback", errNotWriter, t.site)
+		return nil, 0, fmt.Errorf("%w: site %s is handing over, or fenced: a newer epoch has another writer", errNotWriter, t.site)
+	case o.Action == charter.ActionActivate:
+		// Only the activated site appends its activation: it fences the
+		// other embassies first (fence.go), which a writer appending it
+		// on the activated site's behalf would skip.
+		return nil, 0, fmt.Errorf("%w: an activation is submitted to the site it activates (%s), which appends it", errNotWriter, o.Site)
 	}
 	// This site writes: append the order in its own epoch, then act on it.
 	raw, err := so.Marshal()
@@ -534,6 +542,10 @@ func (t *tenant) reopen(ctx context.Context, mirror bool, epoch uint64) error {
 // site of the charter that is not revoked.
 func (t *tenant) startReplication() error {
 	s := t.s
+	if s.cfg.Replication.Disabled {
+		s.log.Warn("replication disabled by configuration: no site receives this guest's writes", "guest", t.id)
+		return nil
+	}
 	var targets []replica.Target
 	for _, def := range t.charter.Sites {
 		if def.ID == t.site || slices.Contains(t.writers.ep.Revoked(), def.ID) {
@@ -550,7 +562,7 @@ func (t *tenant) startReplication() error {
 		Charter: t.charter, Self: t.site, Log: t.log, Targets: targets, Writers: t.writers,
 		Source: tenantSource{t: t, log: t.log},
 		Shipper: replica.ShipperOptions{MaxBatchEntries: s.cfg.Replication.MaxBatchEntries, BlobParallel: s.cfg.Replication.BlobParallel,
-			BytesPerSecond: s.cfg.Replication.BytesPerSecond, OnState: t.fenceIfNewer,
+			BytesPerSecond: s.cfg.Replication.BytesPerSecond, OnState: t.fenceIfNewer, OnSuspension: t.recordSuspension,
 			OuterKey: outerKeyFunc(t.charter, func(site string) (*seal.SiteKey, bool) {
 				t.mu.Lock()
 				a := t.act
@@ -1046,7 +1058,7 @@ func (t *tenant) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 	}
 	own, _ := a.outer.get(t.site)
 	c := t.charter
-	if len(a.order.Registries) > 0 {
+	if a.order != nil && len(a.order.Registries) > 0 {
 		// Serve only the registries in scope: a narrowed copy of the
 		// charter's placement for this site.
 		cc := *c
@@ -1070,7 +1082,7 @@ func (t *tenant) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 			if repl == nil {
 				return nil
 			}
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, cmp.Or(t.s.cfg.Replication.QuorumTimeout.Duration, 30*time.Second))
 			defer cancel()
 			return repl.Replicated(ctx, reg, idx)
 		}})
@@ -1080,14 +1092,27 @@ func (t *tenant) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 	}
 	a.indexed = t.s.opts.Now()
 	a.local = &Local{Site: t.site, Charter: t.charter, Log: t.log, Keys: keys, Blobs: t.blobs, Registries: regs}
+	if t.rootFile != "" {
+		a.local.Layout = state.Layout{Dir: filepath.Dir(filepath.Dir(t.rootFile))}
+	}
 	g := &guest{local: a.local, limits: t.s.cfg.limits(), policy: t.s.opts.Policy, auth: t.auth, log: t.s.log.With("guest", t.id),
-		readOnly: a.readOnly, access: t.recordAccess}
+		readOnly: a.readOnly}
+	if a.epoch > 1 {
+		// Once the state has been through an activation, every read of
+		// plaintext is an access entry, wherever it is served (the home
+		// after a failback too); a home in its first epoch records none.
+		g.access = t.recordAccess
+	}
 	g.mode.Store(siteapi.ModeActive)
 	if _, err := rand.Read(g.tokenKey[:]); err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	g.mountAPI(mux, "/guests/"+t.id+"/v1")
+	if t.def.Role == charter.RoleHome {
+		// A home also serves its guest at the root (Site.Handler).
+		g.mountAPI(mux, "/v1")
+	}
 	a.guest, a.api = g, mux
 	t.s.log.Warn("unsealed: serving the guest's registries", "guest", t.id, "registries", regs.Names(),
 		"index_seconds", a.indexed.Sub(a.unsealed).Seconds())
@@ -1235,14 +1260,18 @@ func (s *Site) sinkFor(c *charter.Charter, def charter.Site) (*replica.Remote, e
 	return &replica.Remote{Base: u, Guest: c.Guest.ID, Client: client}, nil
 }
 
-// last is the newest order folded in (nil: none).
-func (w *epochWriters) last() *continuity.Order {
+// opener is the order that opened epoch — the activation or failback
+// naming its writer — or nil for epoch 1, which the charter opens.
+func (w *epochWriters) opener(epoch uint64) *continuity.Order {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.orders) == 0 {
-		return nil
+	for i := len(w.orders) - 1; i >= 0; i-- {
+		o := w.orders[i]
+		if o.Epoch == epoch && (o.Action == charter.ActionActivate || o.Action == charter.ActionFailback) {
+			return o
+		}
 	}
-	return w.orders[len(w.orders)-1]
+	return nil
 }
 
 // ledger returns the tenant's current ledger (mirror or writer).

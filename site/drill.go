@@ -290,12 +290,6 @@ func (s *Site) mountDrill(mux *http.ServeMux) {
 	mux.HandleFunc("POST /continuity/v1/guests/{guest}/drill-reports", s.tenantDrillReport)
 }
 
-// mountDrillReports adds, at a home that writes, the route where drilled
-// sites record their reports.
-func (s *Site) mountDrillReports(mux *http.ServeMux) {
-	mux.HandleFunc("POST /continuity/v1/guests/{guest}/drill-reports", s.homeDrillReport)
-}
-
 func (s *Site) getDrill(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.tenantOf(w, r)
 	if !ok {
@@ -768,28 +762,9 @@ func (s *Site) answerDrillReport(w http.ResponseWriter, rc *siteapi.DrillReportR
 	writeJSON(w, http.StatusOK, rc)
 }
 
-// homeDrillReport records a report at a home that writes. The report's
-// signature is its authority: the request itself needs none.
-func (s *Site) homeDrillReport(w http.ResponseWriter, r *http.Request) {
-	l := s.home.local
-	if r.PathValue("guest") != l.Charter.Guest.ID {
-		writeJSON(w, http.StatusNotFound, siteapi.ErrorBody{Error: fmt.Sprintf("guest %q is not held at this site", r.PathValue("guest"))})
-		return
-	}
-	if s.home.currentMode() == siteapi.ModeFenced {
-		writeJSON(w, http.StatusConflict, siteapi.ErrorBody{Error: fmt.Sprintf("%v: this home is fenced: a newer epoch has another writer", errNotWriter)})
-		return
-	}
-	raw, ok := readDrillReport(w, r)
-	if !ok {
-		return
-	}
-	rc, err := s.recordDrillReport(r.Context(), l.Charter, l.Log, max(l.Log.Epoch(), 1), raw)
-	s.answerDrillReport(w, rc, err)
-}
-
-// tenantDrillReport records a report at an embassy (or a home after a
-// failback) that writes the guest's ledger now.
+// tenantDrillReport records a report at the site that writes the guest's
+// ledger now, home or embassy. The report's signature is its authority:
+// the request itself needs none.
 func (s *Site) tenantDrillReport(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.tenantOf(w, r)
 	if !ok {

@@ -63,11 +63,41 @@ type tenant struct {
 	usedAtOpen int64
 
 	lastBatch atomic.Int64 // unix nanos of the last accepted batch
+	suspSeen  suspensionsSeen
 
 	drill drillState // the drill running here, and the last report
 }
 
 func (t *tenant) currentMode() siteapi.Mode { return t.mode.Load().(siteapi.Mode) }
+
+// unsealed returns the guest's state opened with its keys, or nil while
+// it is sealed.
+func (t *tenant) unsealed() *Local {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.act == nil {
+		return nil
+	}
+	return t.act.local
+}
+
+// replicator returns the shippers of a site that writes, or nil.
+func (t *tenant) replicator() *replica.Replicator {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.act == nil {
+		return nil
+	}
+	return t.act.repl
+}
+
+// registryNames lists the registries served while unsealed.
+func (t *tenant) registryNames() []string {
+	if l := t.unsealed(); l != nil {
+		return l.Registries.Names()
+	}
+	return nil
+}
 
 // GuestDir is where an embassy keeps one guest: DataDir/guests/<guest>.
 func GuestDir(dataDir, guest string) string { return filepath.Join(dataDir, "guests", guest) }
@@ -86,8 +116,11 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	if !ok {
 		return nil, fmt.Errorf("guest %s: site %q is not in its charter", c.Guest.ID, id)
 	}
-	if def.Role != charter.RoleEmbassy && gc.dir == "" {
+	switch {
+	case gc.dir == "" && def.Role != charter.RoleEmbassy:
 		return nil, fmt.Errorf("guest %s: site %s has role %q in its charter, not embassy", c.Guest.ID, id, def.Role)
+	case gc.dir != "" && def.Role != charter.RoleHome:
+		return nil, fmt.Errorf("guest %s: site %s has role %q in its charter; a state directory serves the home (an embassy is configured with guests:)", c.Guest.ID, id, def.Role)
 	}
 	quota, err := def.QuotaBytes()
 	if err != nil {
@@ -153,31 +186,61 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
 	t.notices = &noticeIndex{log: t.log}
-	used, err := t.usage(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("guest %s: measure what it holds: %w", t.id, err)
+	if gc.dir == "" || gc.standby {
+		// What a guest holds counts against its quota at a host's site;
+		// a home's own state has none, and is not walked at every start.
+		used, err := t.usage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("guest %s: measure what it holds: %w", t.id, err)
+		}
+		t.usedAtOpen = used
 	}
-	t.usedAtOpen = used
 	if err := t.newReceiver(); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
-	// A site that was the writer when it stopped writes again: its ledger
-	// says so (it cannot reopen as a mirror of itself).
-	if cur := t.writers.ep.Current(); cur > 1 {
-		if w, _ := t.writers.ep.WriterAt(cur); w == t.site && gc.dir != "" {
-			// A home started with standby: true whose ledger says it writes:
-			// the operator asked it to follow, but no other site writes this
-			// epoch. Refuse rather than guess.
-			return nil, fmt.Errorf("guest %s: this home's ledger says it writes epoch %d; start it without standby: true (or, if another site writes now, run chancery reconcile first)", t.id, cur)
-		} else if w == t.site {
+	// The site the ledger names as the writer of the current epoch writes:
+	// a home in its normal life (epoch 1, or the epoch a failback gave it),
+	// or an embassy that was active when it stopped. Every other site
+	// follows as a sealed mirror.
+	cur := t.writers.ep.Current()
+	w, _ := t.writers.ep.WriterAt(cur)
+	switch {
+	case gc.standby && (w != t.site || cur == 1):
+		// A rebuilt home, empty or holding only its first epoch, follows
+		// whichever site writes now.
+	case w != t.site && gc.dir != "" && !gc.standby:
+		// A home whose ledger says another site writes now: it must follow
+		// that site, and say so in its config rather than have it guessed.
+		return nil, fmt.Errorf("guest %s: this home's ledger says site %s writes epoch %d; start it with standby: true to follow that site until a failback names it", t.id, w, cur)
+	case w != t.site:
+	case gc.standby:
+		// A home started with standby: true whose ledger says it writes:
+		// the operator asked it to follow, but no other site writes this
+		// epoch. Refuse rather than guess.
+		return nil, fmt.Errorf("guest %s: this home's ledger says it writes epoch %d; start it without standby: true (or, if another site writes now, run chancery reconcile first)", t.id, cur)
+	default:
+		if gc.dir == "" {
 			s.log.Warn("this site writes the guest's ledger (it was active when it stopped); reopening as the writer, sealed", "guest", t.id, "epoch", cur)
-			if err := t.reopen(ctx, false, cur); err != nil {
-				return nil, err
-			}
-			t.act = &activation{order: t.writers.last(), accepted: s.opts.Now(), epoch: cur}
-			t.mode.Store(siteapi.ModeActive)
-			if err := t.startReplication(); err != nil {
-				return nil, err
+		}
+		if err := t.reopen(ctx, false, cur); err != nil {
+			return nil, err
+		}
+		// The order that opened this epoch still scopes it: its registries
+		// and its access.
+		o := t.writers.opener(cur)
+		t.act = &activation{order: o, readOnly: o != nil && o.Access == continuity.AccessReadOnly, accepted: s.opts.Now(), epoch: cur}
+		t.mode.Store(siteapi.ModeActive)
+		if err := t.startReplication(); err != nil {
+			return nil, err
+		}
+		if t.rootFile != "" {
+			// A home keeps its root key sealed under its passphrase: it
+			// unseals at once. An embassy waits for the custodians.
+			t.mu.Lock()
+			err := t.unsealFromFile(ctx)
+			t.mu.Unlock()
+			if err != nil {
+				return nil, fmt.Errorf("guest %s: unseal the root key: %w", t.id, err)
 			}
 		}
 	}

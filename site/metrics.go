@@ -78,25 +78,6 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
-	if s.home != nil {
-		l := s.home.local
-		g := l.Charter.Guest.ID
-		gauge(descLedgerEntries, float64(l.Log.Size()), g)
-		gauge(descEpoch, float64(l.Log.Epoch()), g)
-		if s.repl != nil {
-			for _, lag := range s.repl.Tracker().Lags() {
-				gauge(descRPOEntries, float64(lag.Entries), g, lag.Site)
-				gauge(descRPOSeconds, lag.Seconds, g, lag.Site)
-				gauge(descReceiptSize, float64(lag.Size), g, lag.Site)
-				conn := 0.0
-				if lag.Connected {
-					conn = 1
-				}
-				gauge(descConnected, conn, g, lag.Site)
-				counter(descSentBytes, float64(lag.BytesSent), g, lag.Site)
-			}
-		}
-	}
 	now := s.opts.Now()
 	for _, id := range s.order {
 		t := s.tenants[id]
@@ -117,5 +98,20 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			susp = 1
 		}
 		gauge(descSuspended, susp, id)
+		// The writer's view of every other site: whichever site writes
+		// now, home or embassy, exports its recovery points.
+		if repl := t.replicator(); repl != nil {
+			for _, lag := range repl.Tracker().Lags() {
+				gauge(descRPOEntries, float64(lag.Entries), id, lag.Site)
+				gauge(descRPOSeconds, lag.Seconds, id, lag.Site)
+				gauge(descReceiptSize, float64(lag.Size), id, lag.Site)
+				conn := 0.0
+				if lag.Connected {
+					conn = 1
+				}
+				gauge(descConnected, conn, id, lag.Site)
+				counter(descSentBytes, float64(lag.BytesSent), id, lag.Site)
+			}
+		}
 	}
 }

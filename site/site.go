@@ -16,7 +16,6 @@ package site
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,31 +94,30 @@ type Options struct {
 	Local LocalOptions
 }
 
-// Site is a running `chancery serve` node.
+// Site is a running `chancery serve` node. It holds its guests as
+// tenants: an embassy the guests its config names, a home the one guest of
+// its state directory. Every tenant runs one state machine — a sealed
+// mirror, or the writer of the epoch its ledger says this site writes —
+// whatever the site's role: a home is the site the charter names as the
+// writer of epoch 1, nothing more.
 type Site struct {
 	cfg      *Config
 	opts     Options
 	log      *slog.Logger
 	role     string
-	home     *guest // the one guest of a home site
-	auth     *authenticator
 	draining atomic.Bool
 
-	// An embassy's guests, by guest id, and their order in the config.
+	// The site's guests, by guest id, and their order in the config.
 	tenants map[string]*tenant
 	order   []string
+	// home is a home site's own guest (also in tenants); nil at an embassy.
+	home *tenant
 
-	repl    *replica.Replicator // the home's shippers; nil if disabled
 	metrics *metrics
 	tlsKey  ed25519.PrivateKey // pinned TLS key, if configured
-	seen    suspensionsSeen
-	// pass opens a standby home's root key file when a failback names it
-	// the writer; nil otherwise. Wiped at Close.
+	// pass opens a home's root key file, at start and when a failback
+	// names it the writer; nil at an embassy. Wiped at Close.
 	pass []byte
-	// homeWriters are the orders in a normal home's ledger.
-	homeWriters *epochWriters
-	// outer are the embassies' outer keys, at a normal home.
-	outer *outerKeys
 
 	// drillLedgers index the drill orders and reports of the ledgers this
 	// site appends drill reports to.
@@ -165,13 +164,7 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 30 * time.Second
 	}
-	s := &Site{cfg: cfg, opts: opts, log: opts.Logger.With("site", cfg.Site)}
-	if cfg.Standby {
-		if err := s.openStandbyHome(ctx); err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
+	s := &Site{cfg: cfg, opts: opts, log: opts.Logger.With("site", cfg.Site), tenants: map[string]*tenant{}}
 	if len(cfg.Guests) > 0 {
 		pass, err := keyfile.PassphraseFromEnv(cfg.PassphraseFile)
 		if err != nil {
@@ -186,102 +179,37 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 		}
 		return s, nil
 	}
-	lo := opts.Local
-	lo.StateDir, lo.Site, lo.Blobs = cfg.StateDir, cfg.Site, cfg.Blobs
-	if lo.Blobs.Backend != BackendS3 && lo.Blobs.Dir == "" {
-		lo.Blobs.Dir = cfg.BlobDir()
-	}
-	if lo.Logger == nil {
-		lo.Logger = s.log
-	}
-	if lo.Now == nil {
-		lo.Now = opts.Now
-	}
-	if lo.Replicated == nil {
-		// Bound late: the replicator needs the opened state first, and
-		// is in place before the first request is served.
-		lo.Replicated = func(ctx context.Context, reg string, idx uint64) error {
-			if s.repl == nil {
-				return nil
-			}
-			d := s.cfg.Replication.QuorumTimeout.Duration
-			if d <= 0 {
-				d = 30 * time.Second
-			}
-			ctx, cancel := context.WithTimeout(ctx, d)
-			defer cancel()
-			return s.repl.Replicated(ctx, reg, idx)
-		}
-	}
-	if lo.Passphrase == nil {
-		p, err := keyfile.PassphraseFromEnv(cfg.PassphraseFile)
-		if err != nil {
-			return nil, fmt.Errorf("site %s: %w", cfg.Site, err)
-		}
-		lo.Passphrase = p
-		defer clear(p)
-	}
-	local, err := OpenLocal(ctx, lo)
-	if err != nil {
-		return nil, fmt.Errorf("site %s: %w", cfg.Site, err)
-	}
-	def, _ := local.Charter.Site(cfg.Site)
-	s.role = def.Role
-	if s.role != charter.RoleHome {
-		local.Close()
-		return nil, fmt.Errorf("site %s: role %q is not served yet; only the home role is", cfg.Site, s.role)
-	}
-	if s.auth, err = newAuthenticator(local.Charter, cfg.Site, opts.Now, opts.MaxNonces); err != nil {
-		local.Close()
-		return nil, fmt.Errorf("site %s: charter: %w", cfg.Site, err)
-	}
-	g := &guest{local: local, limits: cfg.limits(), policy: opts.Policy, auth: s.auth, log: s.log}
-	g.mode.Store(siteapi.ModeActive)
-	if _, err := rand.Read(g.tokenKey[:]); err != nil {
-		local.Close()
+	if err := s.openHome(ctx); err != nil {
+		s.Close()
 		return nil, err
 	}
-	s.home = g
-	if err := s.openHomeContinuity(ctx); err != nil {
-		local.Close()
-		return nil, fmt.Errorf("site %s: %w", cfg.Site, err)
-	}
-	if s.outer, err = loadHomeOuterKeys(local.Charter, local.Layout, local.Keys, s.homeWriters.ep.Revoked()); err != nil {
-		local.Close()
-		return nil, fmt.Errorf("site %s: %w", cfg.Site, err)
-	}
-	if s.tlsKey, err = s.readTLSKey(lo.Passphrase); err != nil {
-		local.Close()
-		return nil, err
-	}
-	if err := s.openReplication(ctx, lo.Passphrase); err != nil {
-		local.Close()
-		return nil, err
-	}
-	s.metrics = newMetrics(s)
-	s.log.Info("site open", "guest", local.Charter.Guest.ID, "role", s.role,
-		"ledger_size", local.Log.Size(), "epoch", local.Log.Epoch(), "registries", local.Registries.Names())
 	return s, nil
 }
 
-// openStandbyHome opens a home as a sealed mirror of its own guest, the
-// way an embassy holds one: D/sites/<home>/ledger becomes a mirror the
-// active site ships to.
-func (s *Site) openStandbyHome(ctx context.Context) error {
-	pass, err := keyfile.PassphraseFromEnv(s.cfg.PassphraseFile)
-	if err != nil {
-		return fmt.Errorf("site %s: %w", s.cfg.Site, err)
-	}
-	if s.tlsKey, err = s.readTLSKey(pass); err != nil {
-		clear(pass)
-		return err
+// openHome opens a home's own guest from its state directory: the ledger
+// in D/sites/<site>/ledger, the blobs beside it, the root key sealed in
+// D/keys/root.key. If its ledger says this site writes the current epoch
+// (epoch 1, or one a failback gave it back), it opens as the writer and
+// unseals from its root key file at once; otherwise — started with
+// standby: true, after another site was activated — as a sealed mirror
+// of the active site, until a failback order names it the writer.
+func (s *Site) openHome(ctx context.Context) error {
+	pass := slices.Clone(s.opts.Local.Passphrase)
+	if pass == nil {
+		var err error
+		if pass, err = keyfile.PassphraseFromEnv(s.cfg.PassphraseFile); err != nil {
+			return fmt.Errorf("site %s: %w", s.cfg.Site, err)
+		}
 	}
 	s.pass = pass
+	var err error
+	if s.tlsKey, err = s.readTLSKey(pass); err != nil {
+		return err
+	}
 	l := state.Layout{Dir: s.cfg.StateDir}
 	s.role = charter.RoleHome
-	s.tenants = map[string]*tenant{}
 	gc := GuestConfig{Charter: l.Charter(), Site: s.cfg.Site, CheckpointKey: l.Key("site-checkpoint", s.cfg.Site),
-		Blobs: s.cfg.Blobs, Custody: l.Custody(), dir: filepath.Join(s.cfg.StateDir, "sites", s.cfg.Site), rootFile: l.RootKey()}
+		Blobs: s.cfg.Blobs, Custody: l.Custody(), dir: filepath.Join(s.cfg.StateDir, "sites", s.cfg.Site), rootFile: l.RootKey(), standby: s.cfg.Standby}
 	if gc.Blobs.Backend != BackendS3 && gc.Blobs.Dir == "" {
 		gc.Blobs.Dir = s.cfg.BlobDir()
 	}
@@ -293,19 +221,27 @@ func (s *Site) openStandbyHome(ctx context.Context) error {
 	}
 	t, err := s.openTenant(ctx, gc, pass)
 	if err != nil {
-		return fmt.Errorf("site %s: standby: %w", s.cfg.Site, err)
+		what := ""
+		if s.cfg.Standby {
+			what = "standby: "
+		}
+		return fmt.Errorf("site %s: %s%w", s.cfg.Site, what, err)
 	}
 	s.tenants[t.id] = t
 	s.order = append(s.order, t.id)
+	s.home = t
 	s.metrics = newMetrics(s)
-	s.log.Warn("home in standby: a sealed mirror of its guest until a failback names it the writer", "guest", t.id, "ledger_size", t.ledger().MirrorSize(), "epoch", t.writers.ep.Current())
+	if t.ledger().IsMirror() {
+		s.log.Warn("home in standby: a sealed mirror of its guest until a failback names it the writer", "guest", t.id, "ledger_size", t.ledger().MirrorSize(), "epoch", t.writers.ep.Current())
+	} else {
+		s.log.Info("site open", "guest", t.id, "role", s.role, "ledger_size", t.ledger().Size(), "epoch", t.ledger().Epoch(), "registries", t.registryNames())
+	}
 	return nil
 }
 
 // openEmbassy opens every guest the config names.
 func (s *Site) openEmbassy(ctx context.Context, pass []byte) error {
 	s.role = charter.RoleEmbassy
-	s.tenants = map[string]*tenant{}
 	for i, gc := range s.cfg.Guests {
 		t, err := s.openTenant(ctx, gc, pass)
 		if err != nil {
@@ -326,43 +262,45 @@ func (s *Site) openEmbassy(ctx context.Context, pass []byte) error {
 	return nil
 }
 
-// Local returns the home guest's opened state (nil at an embassy).
+// Local returns the home guest's opened state while it is unsealed (nil
+// at an embassy, or at a home in standby).
 func (s *Site) Local() *Local {
 	if s.home == nil {
 		return nil
 	}
-	return s.home.local
+	return s.home.unsealed()
 }
 
-// Replicator returns the home's replicator (nil at an embassy or when
-// replication is disabled).
-func (s *Site) Replicator() *replica.Replicator { return s.repl }
+// Replicator returns the home's replicator (nil at an embassy, at a home
+// in standby, or when replication is disabled).
+func (s *Site) Replicator() *replica.Replicator {
+	if s.home == nil {
+		return nil
+	}
+	return s.home.replicator()
+}
 
-// Handler is the site's whole HTTP surface, composed per role.
+// Handler is the site's whole HTTP surface. Every site serves each of
+// its guests under /guests/<guest id>/: the ledger and the notices feed in
+// every mode, the replication API to the guest's sites and, once unsealed,
+// the officials' API; and the continuity, drill and operator APIs under
+// their own prefixes. A home also serves its one guest at the root, where
+// its officials and auditors have always found it.
 func (s *Site) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.Handle("GET /metrics", s.metrics.handler())
-	if s.home != nil {
-		// The home serves its one guest at the root, and also under
-		// /guests/<guest>/ledger as every site does.
-		mountLedgerDir(mux, "/ledger", s.home.local.Log.Dir())
-		mountLedgerDir(mux, "/guests/"+s.home.local.Charter.Guest.ID+"/ledger", s.home.local.Log.Dir())
-		s.home.mountAPI(mux, "/v1")
-		mux.HandleFunc("GET /replica/v1/status", s.replicationStatus)
-		s.mountHomeContinuity(mux)
-		s.mountDrillReports(mux)
-		return s.observe(mux)
-	}
-	// An embassy serves each guest under /guests/<guest id>/: the ledger
-	// and the notices feed in every mode, the replication API to the
-	// guest's sites, and the operator API to its host.
 	for _, id := range s.order {
 		t := s.tenants[id]
 		mountLedgerDir(mux, "/guests/"+id+"/ledger", filepath.Join(t.dir, "ledger"))
 		mux.HandleFunc("GET /guests/"+id+"/notices", s.serveNotices(t))
 		mux.Handle("/replica/v1/guests/"+id+"/", t.replicaHandler())
 		mux.Handle("/guests/"+id+"/v1/", t.apiHandler())
+	}
+	if h := s.home; h != nil {
+		mountLedgerDir(mux, "/ledger", filepath.Join(h.dir, "ledger"))
+		mux.Handle("/v1/", h.apiHandler())
+		mux.HandleFunc("GET /replica/v1/status", s.replicationStatus)
 	}
 	s.mountOperator(mux)
 	s.mountContinuity(mux)
@@ -397,10 +335,6 @@ func (s *Site) health(w http.ResponseWriter, r *http.Request) {
 		status, code = "draining", http.StatusServiceUnavailable
 	}
 	var gs []guestHealth
-	if s.home != nil {
-		l := s.home.local
-		gs = append(gs, guestHealth{l.Charter.Guest.ID, s.home.currentMode(), l.Log.Size(), l.Log.Epoch()})
-	}
 	for _, id := range s.order {
 		t := s.tenants[id]
 		gs = append(gs, guestHealth{id, t.currentMode(), t.ledger().MirrorSize(), t.ledger().Epoch()})
@@ -443,16 +377,6 @@ func (s *Site) Serve(ctx context.Context, ln net.Listener) error {
 		srv.TLSConfig = cfg
 		ln = tls.NewListener(ln, cfg)
 	}
-	replDone := make(chan struct{})
-	if s.repl != nil {
-		go func() {
-			defer close(replDone)
-			_ = s.repl.Run(ctx)
-		}()
-	} else {
-		close(replDone)
-	}
-	defer func() { <-replDone }()
 	done := make(chan error, 1)
 	go func() {
 		<-ctx.Done()
@@ -495,16 +419,10 @@ func (s *Site) ListenAndServe(ctx context.Context) error {
 // Close makes the state durable and releases it.
 func (s *Site) Close() error {
 	var errs []error
-	if s.home != nil {
-		errs = append(errs, s.home.local.Close())
-	}
 	for _, id := range s.order {
 		errs = append(errs, s.tenants[id].close())
 	}
 	clear(s.pass)
-	if s.outer != nil {
-		s.outer.wipe()
-	}
 	return errors.Join(errs...)
 }
 
