@@ -516,7 +516,11 @@ func (t *tenant) reopen(ctx context.Context, mirror bool, epoch uint64) error {
 	lo.Origin, lo.Mirror, lo.Signer, lo.FromEpoch = t.charter.Guest.Origin, mirror, nil, 0
 	lo.Logger = t.s.log.With("guest", t.id, "component", "ledger")
 	if !mirror {
-		lo.FromEpoch = epoch
+		if epoch > 1 {
+			// Epoch 1 has no earlier writer: the home signs from the
+			// start, the empty tree included, as any log does.
+			lo.FromEpoch = epoch
+		}
 		signer, _, err := ledger.NewLogSigner(t.charter.Guest.Origin, t.key)
 		if err != nil {
 			return err
