@@ -751,7 +751,7 @@ func TestBundleDamage(t *testing.T) {
 		})
 	}
 
-	// VerifyBundle alone agrees, and the good bundle still goes in.
+	// Verify alone agrees, and the good bundle still goes in.
 	if _, err := bundle.Verify(context.Background(), good, h.c, nil, bundleSouth, bundle.Holding{Log: s.log, Blobs: s.blobs}); err != nil {
 		t.Fatalf("verify the good bundle: %v", err)
 	}

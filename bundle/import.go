@@ -118,13 +118,9 @@ func Import(ctx context.Context, dir string, r *replica.Receiver, progress func(
 		if kind, _, _ := classify(f.Path); kind != "batch" {
 			continue
 		}
-		data, err := readFile(dir, f, replica.MaxBatchBytes)
+		b, err := readBatch(dir, f)
 		if err != nil {
 			return res, err
-		}
-		b, err := replica.ParseBatch(data)
-		if err != nil {
-			return res, refuse(f.Path, "%v", err)
 		}
 		if receipt, err = r.Accept(ctx, b); err != nil {
 			return res, fmt.Errorf("bundle: %s: entries %d–%d: %w (the site now holds %d entries)", f.Path, b.First, b.End()-1, err, o.Log.MirrorSize())

@@ -218,13 +218,9 @@ func verify(ctx context.Context, dir string, c *charter.Charter, w replica.Write
 	next := siteSize
 	var refs []chunkRef
 	for _, f := range batches {
-		data, err := readFile(dir, f, replica.MaxBatchBytes)
+		b, err := readBatch(dir, f)
 		if err != nil {
 			return nil, err
-		}
-		b, err := replica.ParseBatch(data)
-		if err != nil {
-			return nil, refuse(f.Path, "%v", err)
 		}
 		if f.Path != batchPath(b.First) {
 			return nil, refuse(f.Path, "holds a batch starting at entry %d", b.First)
@@ -422,6 +418,19 @@ func readFile(dir string, f File, limit int64) ([]byte, error) {
 		return nil, refuse(f.Path, "content has SHA-256 %x, the manifest says %s", sum[:], f.SHA256)
 	}
 	return data, nil
+}
+
+// readBatch reads a listed batch file (readFile) and decodes it.
+func readBatch(dir string, f File) (*replica.Batch, error) {
+	data, err := readFile(dir, f, replica.MaxBatchBytes)
+	if err != nil {
+		return nil, err
+	}
+	b, err := replica.ParseBatch(data)
+	if err != nil {
+		return nil, refuse(f.Path, "%v", err)
+	}
+	return b, nil
 }
 
 // siteRange returns the compact range of the site's tree of size n, read
