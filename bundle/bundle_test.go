@@ -167,6 +167,13 @@ type bundleSite struct {
 
 func (h *bundleHome) newSite(id string) *bundleSite {
 	h.t.Helper()
+	return h.newSiteWith(id, nil)
+}
+
+// newSiteWith is newSite with receiver options set by with (a quota, a
+// suspension).
+func (h *bundleHome) newSiteWith(id string, with func(*replica.ReceiverOptions)) *bundleSite {
+	h.t.Helper()
 	s := &bundleSite{id: id, dir: h.t.TempDir()}
 	var err error
 	if s.log, err = ledger.Open(context.Background(), filepath.Join(s.dir, "ledger"),
@@ -184,7 +191,11 @@ func (h *bundleHome) newSite(id string) *bundleSite {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if s.recv, err = replica.NewReceiver(replica.ReceiverOptions{Charter: h.c, Site: id, Log: s.log, Blobs: s.blobs, Cosigner: cs}); err != nil {
+	o := replica.ReceiverOptions{Charter: h.c, Site: id, Log: s.log, Blobs: s.blobs, Cosigner: cs}
+	if with != nil {
+		with(&o)
+	}
+	if s.recv, err = replica.NewReceiver(o); err != nil {
 		h.t.Fatal(err)
 	}
 	h.t.Cleanup(func() {
@@ -791,4 +802,64 @@ func TestBundleMissingPack(t *testing.T) {
 	if s.log.MirrorSize() != 0 {
 		t.Fatalf("refused import left %d entries", s.log.MirrorSize())
 	}
+}
+
+// The site's own receiver decides whether a bundle fits the guest's quota
+// and whether the host suspends the guest, before a byte is taken: the
+// packs would otherwise go in (PutObject does not ask about suspension)
+// and the batches be refused after them.
+func TestBundleQuotaAndSuspension(t *testing.T) {
+	h := newBundleHome(t)
+	h.write(8)
+	signed, cp := h.published()
+	dir, m := h.export(bundleSouth, 0, nil)
+	// What the import asks room for: every batch and pack (the
+	// checkpoint travels inside each batch).
+	var need int64
+	for _, f := range m.Files {
+		if f.Path != "checkpoint" {
+			need += f.Size
+		}
+	}
+
+	for _, tc := range []struct {
+		name string
+		with func(*replica.ReceiverOptions)
+		want error
+	}{
+		// Room for all but one byte of it.
+		{"quota", func(o *replica.ReceiverOptions) { o.Quota = need - 1 }, replica.ErrQuota},
+		{"suspended", func(o *replica.ReceiverOptions) {
+			o.Suspended = func() error { return errors.New("notice of suspension 7") }
+		}, replica.ErrSuspended},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := h.newSiteWith(bundleSouth, tc.with)
+			before := siteFilesDigest(t, filepath.Join(s.dir, "blobs"))
+			res, err := bundle.Import(context.Background(), dir, s.recv, nil)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("import: %v; want %v", err, tc.want)
+			}
+			if res == nil || res.Before != 0 || res.Entries != 0 || res.Packs != 0 {
+				t.Fatalf("refused import reports %+v", res)
+			}
+			if s.log.MirrorSize() != 0 || s.recv.Used() != 0 {
+				t.Fatalf("refused import left %d entries, %d bytes counted", s.log.MirrorSize(), s.recv.Used())
+			}
+			if after := siteFilesDigest(t, filepath.Join(s.dir, "blobs")); len(after) != len(before) {
+				t.Fatalf("refused import stored %d blob files", len(after)-len(before))
+			}
+		})
+	}
+
+	// Exactly the room it needs: taken, and counted against the quota.
+	s := h.newSiteWith(bundleSouth, func(o *replica.ReceiverOptions) { o.Quota = need })
+	res := h.importInto(s, dir)
+	if res.Size != cp.Size {
+		t.Fatalf("import %+v", res)
+	}
+	if used := s.recv.Used(); used <= 0 || used > need {
+		t.Fatalf("the site counts %d bytes for a bundle of %d", used, need)
+	}
+	h.checkMirror(s, signed, cp.Size)
 }
