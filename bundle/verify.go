@@ -350,7 +350,7 @@ func verify(ctx context.Context, dir string, c *charter.Charter, w replica.Write
 	return m, nil
 }
 
-// readManifest reads and strictly parses manifest.json.
+// readManifest reads manifest.json and parses it (parseManifest).
 func readManifest(dir string) (*Manifest, error) {
 	data, err := fsutil.Read(filepath.Join(dir, ManifestName), maxManifestBytes)
 	if err != nil {
@@ -359,6 +359,12 @@ func readManifest(dir string) (*Manifest, error) {
 		}
 		return nil, &Error{Part: ManifestName, Err: err}
 	}
+	return parseManifest(data)
+}
+
+// parseManifest strictly parses the bytes of manifest.json: an unknown
+// field or trailing data is refused.
+func parseManifest(data []byte) (*Manifest, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var m Manifest
