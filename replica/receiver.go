@@ -286,9 +286,6 @@ func openCheckpointWith(w Writers, origin string, signed []byte, epoch uint64) (
 	return n, err
 }
 
-// Accept checks a batch and stores it. It returns the receipt (the
-// checkpoint cosigned by this site) when the batch reaches its checkpoint,
-// and nil when it ended short of it.
 // Quiesce returns once no batch is being checked or stored: one that
 // began before a change of fence or suspension has finished.
 func (r *Receiver) Quiesce() {
@@ -296,6 +293,9 @@ func (r *Receiver) Quiesce() {
 	r.accept.Unlock() //nolint:staticcheck // an empty critical section is the point
 }
 
+// Accept checks a batch and stores it. It returns the receipt (the
+// checkpoint cosigned by this site) when the batch reaches its checkpoint,
+// and nil when it ended short of it.
 func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 	if err := r.CheckSuspended(); err != nil {
 		return nil, err
