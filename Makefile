@@ -26,6 +26,7 @@ FUZZ := \
 	registry:FuzzUnmarshalRecordEntry:20000 \
 	registry:FuzzTopLevelFields:20000 \
 	replica:FuzzParseBatch:20000 \
+	bundle:FuzzParseManifest:20000 \
 	seal:FuzzParseCustodyPackage:300 \
 	seal:FuzzParseShare:10000 \
 	seal:FuzzOpen:10000 \
