@@ -169,23 +169,15 @@ func runCharterHash(w io.Writer, path string) error {
 }
 
 func runCharterVerify(w io.Writer, paths []string) error {
-	chain := make([]*charter.Charter, 0, len(paths))
-	for _, p := range paths {
-		c, err := charter.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		chain = append(chain, c)
-	}
-	if err := charter.VerifyChain(chain); err != nil {
+	last, err := charter.ReadChain(paths)
+	if err != nil {
 		return err
 	}
-	last := chain[len(chain)-1]
 	signers := make([]string, 0, len(last.Signatures))
 	for _, s := range last.Signatures {
 		signers = append(signers, fmt.Sprintf("%s (%s)", s.Signer, s.Kind))
 	}
-	_, err := fmt.Fprintf(w, "charter %s v%d valid: hash %s; signed by %s\n",
+	_, err = fmt.Fprintf(w, "charter %s v%d valid: hash %s; signed by %s\n",
 		last.Guest.ID, last.Version, last.HashHex(), strings.Join(signers, ", "))
 	return err
 }

@@ -353,7 +353,7 @@ func runDrillReport(ctx context.Context, w io.Writer, o drillReportOptions) erro
 	var c *charter.Charter
 	if len(files) > 0 {
 		var err error
-		if c, err = loadCharterChain(files); err != nil {
+		if c, err = charter.ReadChain(files); err != nil {
 			return fmt.Errorf("drill report: %w", err)
 		}
 	}

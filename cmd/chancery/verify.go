@@ -118,7 +118,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	var c *charter.Charter
 	if len(charterFiles) > 0 {
 		var err error
-		if c, err = loadCharterChain(charterFiles); err != nil {
+		if c, err = charter.ReadChain(charterFiles); err != nil {
 			return err
 		}
 	}
@@ -189,27 +189,6 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		}
 	}
 	return nil
-}
-
-// loadCharterChain reads charter versions oldest first and checks the chain:
-// a single version 1 against its own quorum, later versions against their
-// predecessors'. The newest is returned.
-func loadCharterChain(files []string) (*charter.Charter, error) {
-	var chain []*charter.Charter
-	for _, p := range files {
-		c, err := charter.ReadFile(p)
-		if err != nil {
-			return nil, err
-		}
-		chain = append(chain, c)
-	}
-	if chain[0].Version != 1 {
-		return nil, fmt.Errorf("charter %s is version %d: give every version from 1 on (--charter, oldest first) so its amendments can be checked", files[0], chain[0].Version)
-	}
-	if err := charter.VerifyChain(chain); err != nil {
-		return nil, fmt.Errorf("charter chain: %w", err)
-	}
-	return chain[len(chain)-1], nil
 }
 
 // newProgress shows a progress bar on a terminal, and otherwise a line
