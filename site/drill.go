@@ -427,7 +427,7 @@ func (t *tenant) checkSample(ctx context.Context, run *drillRun, keys *seal.Keyr
 	prover := ledger.NewProver(f, 0)
 	var firstRead time.Time
 	for _, p := range picked {
-		readAt, err := t.checkEntry(ctx, regs, keys, f, prover, cp, p)
+		readAt, err := t.checkEntry(ctx, regs, keys, prover, cp, p)
 		if firstRead.IsZero() && !readAt.IsZero() {
 			firstRead = readAt
 		}
@@ -448,19 +448,12 @@ func (t *tenant) checkSample(ctx context.Context, run *drillRun, keys *seal.Keyr
 // writer's signed tree, it unseals, its plaintext is what the entry's
 // commitment commits to, and the registries serve that very version.
 // readAt is when the record was served.
-func (t *tenant) checkEntry(ctx context.Context, regs *registry.Registries, keys *seal.Keyring, f ledger.Fetcher, prover *ledger.Prover,
+func (t *tenant) checkEntry(ctx context.Context, regs *registry.Registries, keys *seal.Keyring, prover *ledger.Prover,
 	cp ledger.Checkpoint, p sampled) (readAt time.Time, err error) {
 	idx := p.index
-	raw, err := ledger.ReadEntry(ctx, f, idx, cp.Size)
+	raw, err := prover.ReadProven(ctx, cp, idx)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("read: %w", err)
-	}
-	prf, err := prover.Inclusion(ctx, idx, cp.Size)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("inclusion proof: %w", err)
-	}
-	if ledger.VerifyInclusion(idx, cp.Size, ledger.LeafHash(raw), prf, cp.Root) != nil {
-		return time.Time{}, fmt.Errorf("the stored entry is not the one in the writer's signed tree of size %d (its inclusion proof fails)", cp.Size)
+		return time.Time{}, err
 	}
 	e, err := ledger.DecodeEntry(raw)
 	if err != nil {
