@@ -2,21 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/audit"
 	"github.com/chancery-gov/chancery/continuity"
-	"github.com/chancery-gov/chancery/internal/state"
-	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -308,179 +304,38 @@ Exits non-zero if a report does not check out.
 	return cmd
 }
 
-// drillRow is one drill-report entry and what its check found.
-type drillRow struct {
-	Index    uint64                  `json:"ledger_index"`
-	Recorded time.Time               `json:"recorded_at"`
-	Report   *continuity.DrillReport `json:"report,omitempty"`
-	// Check is "ok", "unchecked" (no charter) or what is wrong.
-	Check string `json:"check"`
-	bad   bool
-}
-
 func runDrillReport(ctx context.Context, w io.Writer, o drillReportOptions) error {
-	var f ledger.Fetcher
-	isURL := strings.HasPrefix(o.Ledger, "http://") || strings.HasPrefix(o.Ledger, "https://")
-	files := o.Charters
-	if isURL {
-		hf := ledger.HTTPFetcher{Base: o.Ledger}
-		if o.PinSite != "" {
-			if len(files) == 0 {
-				return errors.New("drill report: --pin-site needs --charter")
-			}
-			c, err := pinnedClient(files[len(files)-1], o.PinSite)
-			if err != nil {
-				return fmt.Errorf("drill report: %w", err)
-			}
-			hf.Client = c
-		}
-		f = hf
-	} else {
-		if _, err := os.Stat(filepath.Join(o.Ledger, ledger.CheckpointPath)); err != nil {
-			return fmt.Errorf("drill report: %s is not a ledger directory (no checkpoint): %w", o.Ledger, err)
-		}
-		f = ledger.DirFetcher(o.Ledger)
-		if len(files) == 0 {
-			p, err := state.FindCharter(o.Ledger)
-			if err != nil {
-				return err
-			}
-			if p != "" {
-				files = []string{p}
-			}
-		}
-	}
-	var c *charter.Charter
-	if len(files) > 0 {
-		var err error
-		if c, err = charter.ReadChain(files); err != nil {
-			return fmt.Errorf("drill report: %w", err)
-		}
-	}
-	signed, err := f.Fetch(ctx, ledger.CheckpointPath)
-	if err != nil {
-		return fmt.Errorf("drill report: read the checkpoint: %w", err)
-	}
-	cp, err := ledger.ParseSignedCheckpoint(signed)
+	l, err := audit.Open(audit.Source{Target: o.Ledger, Charters: o.Charters, PinSite: o.PinSite})
 	if err != nil {
 		return fmt.Errorf("drill report: %w", err)
 	}
-	cpNote := "signatures NOT CHECKED: no charter was given or found beside the ledger"
-	if c != nil {
-		v, err := c.CheckpointVerifiers()
-		if err != nil {
-			return fmt.Errorf("drill report: charter site keys: %w", err)
-		}
-		if _, _, err := ledger.OpenCheckpoint(signed, c.Guest.Origin, v); err != nil {
-			return fmt.Errorf("drill report: the ledger's checkpoint does not verify with charter %s v%d: %w", c.Guest.ID, c.Version, err)
-		}
-		cpNote = "checkpoint signed by " + strings.Join(state.CheckpointSigners(c, signed), ", ")
-	}
-
-	// Drill orders seen so far (id → site): a report must follow its order.
-	orders := map[string]string{}
-	var rows []*drillRow
-	err = ledger.Scan(ctx, f, 0, cp.Size, func(idx uint64, raw []byte) error {
-		if len(raw) < ledger.EntryHeaderSize {
-			return nil
-		}
-		t := ledger.Type(raw[1])
-		if t != ledger.TypeOrder && t != ledger.TypeDrillReport {
-			return nil
-		}
-		e, err := ledger.DecodeEntry(raw)
-		if err != nil {
-			return fmt.Errorf("entry %d: %w", idx, err)
-		}
-		if t == ledger.TypeOrder {
-			if so, err := continuity.ParseSignedOrder(e.Payload); err == nil && so.Order.Action == charter.ActionDrill {
-				orders[so.Order.ID] = so.Order.Site
-			}
-			return nil
-		}
-		rows = append(rows, checkDrillRow(c, orders, idx, e))
-		return nil
-	})
+	a, err := l.DrillReports(ctx)
 	if err != nil {
-		return fmt.Errorf("drill report: read the ledger: %w", err)
-	}
-	if c != nil {
-		prover := ledger.NewProver(f, 0)
-		for _, r := range rows {
-			if r.bad {
-				continue
-			}
-			if err := checkInclusion(ctx, f, prover, cp, r.Index); err != nil {
-				r.Check, r.bad = "NOT IN THE SIGNED TREE: "+err.Error(), true
-			}
-		}
-	}
-
-	bad := 0
-	for _, r := range rows {
-		if r.bad {
-			bad++
-		}
+		return fmt.Errorf("drill report: %w", err)
 	}
 	if o.JSON {
+		rows := a.Rows
 		if rows == nil {
-			rows = []*drillRow{}
+			rows = []*audit.DrillRow{}
 		}
 		if err := printJSON(w, rows); err != nil {
 			return err
 		}
 	} else {
-		renderDrillRows(w, cp, cpNote, rows)
+		renderDrillRows(w, a)
 	}
-	if bad > 0 {
-		return fmt.Errorf("drill report: %d of %d drill reports do not check out", bad, len(rows))
+	if a.Bad > 0 {
+		return fmt.Errorf("drill report: %d of %d drill reports do not check out", a.Bad, len(a.Rows))
 	}
 	return nil
 }
 
-func checkDrillRow(c *charter.Charter, orders map[string]string, idx uint64, e ledger.Entry) *drillRow {
-	row := &drillRow{Index: idx, Recorded: e.Time.UTC(), Check: "unchecked"}
-	if c == nil {
-		r, _, _, err := continuity.ParseDrillReport(e.Payload)
-		if err != nil {
-			row.Check, row.bad = "UNREADABLE: "+err.Error(), true
-		}
-		row.Report = r
-		return row
+func renderDrillRows(w io.Writer, a *audit.DrillAudit) {
+	cp, rows := a.Checkpoint, a.Rows
+	cpNote := "signatures NOT CHECKED: no charter was given or found beside the ledger"
+	if cp.Checked {
+		cpNote = "checkpoint signed by " + strings.Join(cp.Signers, ", ")
 	}
-	r, err := continuity.VerifyDrillReport(c, e.Payload)
-	if err != nil {
-		row.Check, row.bad = "BAD: "+err.Error(), true
-		if r, _, _, err := continuity.ParseDrillReport(e.Payload); err == nil {
-			row.Report = r
-		}
-		return row
-	}
-	row.Report = r
-	switch s, ok := orders[r.Order]; {
-	case !ok:
-		row.Check, row.bad = fmt.Sprintf("BAD: no drill order %s before it in the ledger", r.Order), true
-	case s != r.Site:
-		row.Check, row.bad = fmt.Sprintf("BAD: drill order %s names site %s, not %s", r.Order, s, r.Site), true
-	default:
-		row.Check = "ok"
-	}
-	return row
-}
-
-func checkInclusion(ctx context.Context, f ledger.Fetcher, prover *ledger.Prover, cp ledger.Checkpoint, idx uint64) error {
-	raw, err := ledger.ReadEntry(ctx, f, idx, cp.Size)
-	if err != nil {
-		return err
-	}
-	prf, err := prover.Inclusion(ctx, idx, cp.Size)
-	if err != nil {
-		return err
-	}
-	return ledger.VerifyInclusion(idx, cp.Size, ledger.LeafHash(raw), prf, cp.Root)
-}
-
-func renderDrillRows(w io.Writer, cp ledger.Checkpoint, cpNote string, rows []*drillRow) {
 	fmt.Fprintf(w, "ledger %s: %d entries, %s\n", cp.Origin, cp.Size, cpNote)
 	if len(rows) == 0 {
 		fmt.Fprintf(w, "no drill report in the ledger\n")
@@ -509,11 +364,11 @@ func renderDrillRows(w io.Writer, cp ledger.Checkpoint, cpNote string, rows []*d
 	tw.Flush()
 	for _, r := range rows {
 		rep := r.Report
-		if rep == nil || (len(rep.Failures) == 0 && rep.Error == "" && !r.bad) {
+		if rep == nil || (len(rep.Failures) == 0 && rep.Error == "" && !r.Bad) {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s, drill order %s (entry %d):\n", rep.Site, rep.Order, r.Index)
-		if r.bad {
+		if r.Bad {
 			fmt.Fprintf(w, "  check: %s\n", r.Check)
 		}
 		if rep.Error != "" {

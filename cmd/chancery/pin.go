@@ -1,11 +1,10 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 
+	"github.com/chancery-gov/chancery/audit"
 	"github.com/chancery-gov/chancery/charter"
-	"github.com/chancery-gov/chancery/internal/pintls"
 )
 
 // pinnedClient is an HTTPS client that trusts only the TLS key the charter
@@ -16,17 +15,5 @@ func pinnedClient(charterFile, siteID string) (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, ok := c.Site(siteID)
-	if !ok {
-		return nil, fmt.Errorf("--pin-site %q is not a site of %s's charter", siteID, c.Guest.ID)
-	}
-	pub, err := s.TLSPublicKey()
-	if err != nil {
-		return nil, fmt.Errorf("tls key of site %s: %w", siteID, err)
-	}
-	cfg, err := pintls.ClientConfig(nil, pub)
-	if err != nil {
-		return nil, err
-	}
-	return &http.Client{Transport: pintls.Transport(cfg)}, nil
+	return audit.PinnedClient(c, siteID)
 }

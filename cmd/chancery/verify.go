@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,8 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/chancery-gov/chancery/charter"
-	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/audit"
 	"github.com/chancery-gov/chancery/ledger"
 )
 
@@ -83,83 +78,20 @@ func defaultVerifyStateDir() string {
 }
 
 func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) error {
-	var f ledger.Fetcher
-	isURL := strings.HasPrefix(o.target, "http://") || strings.HasPrefix(o.target, "https://")
-	if isURL {
-		hf := ledger.HTTPFetcher{Base: o.target}
-		if o.pinSite != "" {
-			if len(o.charters) == 0 {
-				return fmt.Errorf("verify: --pin-site needs --charter")
-			}
-			c, err := pinnedClient(o.charters[len(o.charters)-1], o.pinSite)
-			if err != nil {
-				return fmt.Errorf("verify: %w", err)
-			}
-			hf.Client = c
-		}
-		f = hf
-	} else {
-		if _, err := os.Stat(filepath.Join(o.target, ledger.CheckpointPath)); err != nil {
-			return fmt.Errorf("verify %s: not a ledger directory (no checkpoint): %w", o.target, err)
-		}
-		f = ledger.DirFetcher(o.target)
-	}
-
-	charterFiles := o.charters
-	if len(charterFiles) == 0 && !isURL {
-		p, err := state.FindCharter(o.target)
-		if err != nil {
-			return err
-		}
-		if p != "" {
-			charterFiles = []string{p}
-		}
-	}
-	var c *charter.Charter
-	if len(charterFiles) > 0 {
-		var err error
-		if c, err = charter.ReadChain(charterFiles); err != nil {
-			return err
-		}
-	}
-
-	signed, err := f.Fetch(ctx, ledger.CheckpointPath)
+	l, err := audit.Open(audit.Source{Target: o.target, Charters: o.charters, PinSite: o.pinSite})
 	if err != nil {
-		return fmt.Errorf("verify %s: read checkpoint: %w", o.target, err)
+		return fmt.Errorf("verify %s: %w", o.target, err)
 	}
-	head, err := ledger.ParseSignedCheckpoint(signed)
+	ao := audit.VerifyOptions{Progress: newProgress(stderr)}
+	if !o.noState {
+		ao.StateDir = o.stateDir
+	}
+	v, err := l.Verify(ctx, ao)
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", o.target, err)
 	}
 
-	opts := ledger.VerifyOptions{}
-	if c != nil {
-		opts.Origin = c.Guest.Origin
-		if opts.Verifiers, err = c.CheckpointVerifiers(); err != nil {
-			return fmt.Errorf("verify: charter site keys: %w", err)
-		}
-	}
-	statePath := ""
-	if !o.noState && o.stateDir != "" {
-		sum := sha256.Sum256([]byte(head.Origin))
-		statePath = filepath.Join(o.stateDir, hex.EncodeToString(sum[:8])+".checkpoint")
-		prev, err := os.ReadFile(statePath)
-		switch {
-		case err == nil:
-			opts.Previous = prev
-		case !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("verify: read the last verified checkpoint: %w", err)
-		}
-	}
-
-	if head.Size >= 100_000 {
-		opts.Progress = newProgress(stderr, head.Size)
-	}
-	rep, err := ledger.Verify(ctx, f, opts)
-	if err != nil {
-		return fmt.Errorf("verify %s: FAILED: %w", o.target, err)
-	}
-
+	rep, c := v.Report, l.Charter
 	cp := rep.Checkpoint
 	fmt.Fprintf(stdout, "ledger %s: OK — %d entries, %d tiles and bundles verified\n", cp.Origin, rep.Entries, rep.Tiles)
 	fmt.Fprintf(stdout, "checkpoint: size %d, root %x, epoch %d\n", cp.Size, cp.Root, cp.Epoch)
@@ -170,30 +102,38 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	}
 	if rep.SignatureChecked {
 		fmt.Fprintf(stdout, "signature: verified with the site keys of charter %s v%d (%s), signed by %s\n",
-			c.Guest.ID, c.Version, c.HashHex()[:16], strings.Join(state.CheckpointSigners(c, signed), ", "))
+			c.Guest.ID, c.Version, c.HashHex()[:16], strings.Join(v.Signers, ", "))
 	} else {
 		fmt.Fprintf(stdout, "signature: NOT CHECKED — no charter was given or found beside the ledger; only hashes were verified\n")
 	}
 	switch {
-	case opts.Previous == nil && statePath != "":
-		fmt.Fprintf(stdout, "consistency: first verification of this origin here; checkpoint saved for the next run\n")
-	case opts.Previous != nil:
+	case v.Previous:
 		fmt.Fprintf(stdout, "consistency: consistent with the checkpoint verified before (size %d)\n", rep.PreviousSize)
-	}
-	if statePath != "" {
-		if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
-			return fmt.Errorf("verify: save checkpoint: %w", err)
-		}
-		if err := os.WriteFile(statePath, signed, 0o600); err != nil {
-			return fmt.Errorf("verify: save checkpoint: %w", err)
-		}
+	case v.StatePath != "":
+		fmt.Fprintf(stdout, "consistency: first verification of this origin here; checkpoint saved for the next run\n")
 	}
 	return nil
 }
 
-// newProgress shows a progress bar on a terminal, and otherwise a line
-// every tenth of the way, so that logs of long runs show progress too.
-func newProgress(w io.Writer, total uint64) func(done, total uint64) {
+// newProgress shows, for a ledger of 100,000 entries or more, a progress
+// bar on a terminal, and otherwise a line every tenth of the way, so that
+// logs of long runs show progress too. It learns the size from the first
+// call.
+func newProgress(w io.Writer) func(done, total uint64) {
+	var show func(done, total uint64)
+	return func(done, total uint64) {
+		if show == nil {
+			if total < 100_000 {
+				show = func(uint64, uint64) {}
+			} else {
+				show = progressFor(w, total)
+			}
+		}
+		show(done, total)
+	}
+}
+
+func progressFor(w io.Writer, total uint64) func(done, total uint64) {
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		bar := progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription("verifying entries"), progressbar.OptionShowCount(),
