@@ -110,8 +110,16 @@ func TestBlobs(t *testing.T) {
 	for _, s := range []string{"one", "two", "three"} {
 		data := []byte("pack " + s)
 		name := store.PackName(sha256.Sum256(data))
-		objs[name] = data
-		if err := be.Save(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
+		if s == "two" {
+			objs["registries/population/"+name] = data
+		} else {
+			objs[name] = data
+		}
+		var into store.Backend = be
+		if s == "two" { // as a registry stores it, under its prefix
+			into = store.Prefixed(be, "registries/population/")
+		}
+		if err := into.Save(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/chancery-gov/chancery/store"
 )
@@ -21,37 +22,51 @@ type BlobReport struct {
 }
 
 // Blobs checks, without any key, every object of an attachment store's
-// backend: each pack ("data/…") and index object ("index/…") must hash to
-// the name it is stored under (store.CheckObject), the same check a
-// replica makes on arrival. It proves the store holds what was written,
-// not that the sealed chunks open: that needs the registry keys
-// (store.Store.Check).
+// backend: each pack ("…/data/<hex>") and index object ("…/index/<hex>")
+// must hash to the name it is stored under (store.CheckObject), the check
+// a replica makes on arrival. The part before "data/" or "index/" is the
+// registry's prefix (registry.BlobPrefix), so a site's whole blob store is
+// checked at once. It proves the store holds what was written, not that
+// the sealed chunks open: that needs the registry keys (store.Store.Check).
 func Blobs(ctx context.Context, be store.Backend) (*BlobReport, error) {
 	rep := &BlobReport{}
-	for _, prefix := range []string{"data/", "index/"} {
-		var names []string
-		if err := be.List(ctx, prefix, func(name string, _ int64) error {
-			names = append(names, name)
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("list %s: %w", prefix, err)
+	var names []string
+	if err := be.List(ctx, "", func(name string, _ int64) error {
+		names = append(names, name)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list the store: %w", err)
+	}
+	for _, name := range names {
+		data, err := readObject(ctx, be, name)
+		if err == nil {
+			err = checkObject(name, data)
 		}
-		for _, name := range names {
-			data, err := readObject(ctx, be, name)
-			if err == nil {
-				err = store.CheckObject(name, data)
-			}
-			rep.Objects++
-			rep.Bytes += int64(len(data))
-			if err != nil {
-				rep.Bad++
-				if len(rep.Problems) < maxBlobProblems {
-					rep.Problems = append(rep.Problems, err)
-				}
+		rep.Objects++
+		rep.Bytes += int64(len(data))
+		if err != nil {
+			rep.Bad++
+			if len(rep.Problems) < maxBlobProblems {
+				rep.Problems = append(rep.Problems, err)
 			}
 		}
 	}
 	return rep, nil
+}
+
+// checkObject checks an object stored under a registry's prefix: its last
+// two components are the name store.CheckObject knows.
+func checkObject(name string, data []byte) error {
+	own := name
+	if i := strings.LastIndexByte(name, '/'); i > 0 {
+		if j := strings.LastIndexByte(name[:i], '/'); j >= 0 {
+			own = name[j+1:]
+		}
+	}
+	if err := store.CheckObject(own, data); err != nil {
+		return fmt.Errorf("object %s: %w", name, err)
+	}
+	return nil
 }
 
 func readObject(ctx context.Context, be store.Backend, name string) ([]byte, error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/store"
+	"github.com/chancery-gov/chancery/store/location"
 )
 
 // tenant is one guest held by an embassy site: its verified charter, its
@@ -145,8 +146,8 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	if t.log, err = ledger.Open(ctx, filepath.Join(t.dir, "ledger"), lo); err != nil {
 		return nil, fmt.Errorf("guest %s: open mirror: %w", t.id, err)
 	}
-	if t.blobs, err = openBackend(ctx, gc.Blobs, filepath.Join(t.dir, "blobs"), c, "guest "+t.id); err != nil {
-		return nil, err
+	if t.blobs, err = location.Open(ctx, gc.Blobs, location.Options{DefaultDir: filepath.Join(t.dir, "blobs"), Retention: c.Safeguards.RetentionPeriod()}); err != nil {
+		return nil, fmt.Errorf("blob store of guest %s: %w", t.id, err)
 	}
 	if t.key, err = keyfile.ReadEd25519(gc.CheckpointKey, keyfile.Protector{Passphrase: pass}); err != nil {
 		return nil, fmt.Errorf("guest %s: checkpoint key: %w", t.id, err)

@@ -36,6 +36,7 @@ import (
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/siteapi"
+	"github.com/chancery-gov/chancery/store/location"
 )
 
 // Action is what an API request does to a registry.
@@ -210,7 +211,7 @@ func (s *Site) openHome(ctx context.Context) error {
 	s.role = charter.RoleHome
 	gc := GuestConfig{Charter: l.Charter(), Site: s.cfg.Site, CheckpointKey: l.Key("site-checkpoint", s.cfg.Site),
 		Blobs: s.cfg.Blobs, Custody: l.Custody(), dir: filepath.Join(s.cfg.StateDir, "sites", s.cfg.Site), rootFile: l.RootKey(), standby: s.cfg.Standby}
-	if gc.Blobs.Backend != BackendS3 && gc.Blobs.Dir == "" {
+	if gc.Blobs.Backend != location.BackendS3 && gc.Blobs.Dir == "" {
 		gc.Blobs.Dir = s.cfg.BlobDir()
 	}
 	if _, err := os.Stat(gc.Custody); err != nil {

@@ -176,3 +176,39 @@ func fixModes(t *testing.T, dir string) {
 		return nil
 	})
 }
+
+// TestVerifyBlobs: --blobs reads every object of a site's blob directory
+// and names one that does not hash to its name.
+func TestVerifyBlobs(t *testing.T) {
+	dir, _ := demoState(t, 50)
+	l := state.Layout{Dir: dir}
+	out, err := verifyOut(t, verifyOptions{target: l.Ledger("home"), noState: true, blobs: l.Blobs("home")})
+	if err != nil || !strings.Contains(out, "blobs: OK") || strings.Contains(out, "— 0 objects") {
+		t.Fatalf("verify --blobs: %v\n%s", err, out)
+	}
+	var victim string
+	filepath.WalkDir(l.Blobs("home"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(p, string(filepath.Separator)+"data"+string(filepath.Separator)) && victim == "" {
+			victim = p
+		}
+		return nil
+	})
+	if victim == "" {
+		t.Fatal("the demo wrote no pack")
+	}
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(victim, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = verifyOut(t, verifyOptions{target: l.Ledger("home"), noState: true, blobs: l.Blobs("home")})
+	if err == nil || !strings.Contains(err.Error(), "1 of") || !strings.Contains(err.Error(), filepath.Base(victim)) {
+		t.Fatalf("verify --blobs of a damaged pack: %v", err)
+	}
+	if _, err := verifyOut(t, verifyOptions{target: l.Ledger("home"), noState: true, blobs: filepath.Join(dir, "none")}); err == nil {
+		t.Fatal("verify --blobs of a missing directory succeeded")
+	}
+}
