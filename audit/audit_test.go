@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -142,5 +143,46 @@ func TestBlobs(t *testing.T) {
 	rep, err = audit.Blobs(ctx, be)
 	if err != nil || rep.Objects != 3 || rep.Bad != 1 || !strings.Contains(rep.Problems[0].Error(), victim) {
 		t.Fatalf("damaged store: %+v, %v", rep, err)
+	}
+}
+
+// TestVerifyFork: with one state directory, a second log of another
+// origin verifies as a first verification, while a log of the same origin
+// whose tree does not extend the checkpoint verified before is a fork,
+// and so is one rolled back below it.
+func TestVerifyFork(t *testing.T) {
+	sd := t.TempDir()
+	if _, err := verify(t, newLedger(t, "ledger.a.example", 300, "a"), sd); err != nil {
+		t.Fatal(err)
+	}
+	v, err := verify(t, newLedger(t, "ledger.b.example", 200, "b"), sd)
+	if err != nil || v.Previous {
+		t.Fatalf("another origin: %+v, %v; want a first verification", v, err)
+	}
+	for _, tt := range []struct {
+		name string
+		n    int
+	}{{"diverged", 400}, {"rolled back", 100}} {
+		_, err := verify(t, newLedger(t, "ledger.a.example", tt.n, "other history"), sd)
+		if !errors.Is(err, audit.ErrFork) || !strings.Contains(err.Error(), "same origin with an inconsistent tree is a fork") {
+			t.Errorf("%s: %v, want ErrFork", tt.name, err)
+		}
+	}
+	// A damaged tile is not a fork.
+	dir := newLedger(t, "ledger.c.example", 300, "c")
+	if _, err := verify(t, dir, sd); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, filepath.FromSlash(ledger.EntriesPath(0, 0)))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify(t, dir, sd); err == nil || errors.Is(err, audit.ErrFork) {
+		t.Errorf("damaged entry: %v, want a failure that is not a fork", err)
 	}
 }

@@ -15,6 +15,13 @@ import (
 	"github.com/chancery-gov/chancery/ledger"
 )
 
+// ErrFork reports a ledger whose origin is that of a checkpoint verified
+// before but whose tree does not extend that checkpoint's: one log that
+// has shown two histories. A different log is never reported so, because
+// it carries another origin (every founding gets its own) and is
+// remembered apart.
+var ErrFork = errors.New("FORK")
+
 // VerifyOptions are the options of Verify.
 type VerifyOptions struct {
 	// StateDir keeps the last verified checkpoint of each log origin, so
@@ -83,6 +90,11 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verified, error)
 	}
 	rep, err := ledger.Verify(ctx, l.Fetcher, opts)
 	if err != nil {
+		if opts.Previous != nil {
+			if ferr := l.fork(ctx, opts.Previous, head, v.StatePath, err); ferr != nil {
+				return nil, ferr
+			}
+		}
 		return nil, fmt.Errorf("FAILED: %w", err)
 	}
 	v.Report, v.Previous = rep, opts.Previous != nil
@@ -98,4 +110,29 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verified, error)
 		}
 	}
 	return v, nil
+}
+
+// fork tells whether a failed verification is a fork: the ledger rolled
+// back below the checkpoint verified before, or its own tiles prove a tree
+// that does not extend it. It returns an error saying so, wrapping
+// ErrFork and the verification error, or nil when the failure is
+// something else (a damaged tile, an unreadable entry).
+func (l *Ledger) fork(ctx context.Context, previous []byte, head ledger.Checkpoint, statePath string, verr error) error {
+	prev, err := ledger.ParseSignedCheckpoint(previous)
+	if err != nil || prev.Origin != head.Origin {
+		return nil
+	}
+	if head.Size >= prev.Size {
+		prf, err := ledger.NewProver(l.Fetcher, 0).Consistency(ctx, prev.Size, head.Size)
+		if err != nil || ledger.VerifyConsistency(prev.Size, head.Size, prf, prev.Root, head.Root) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("FAILED: %w: %w\n"+
+		"This ledger has origin %s, the origin of the checkpoint of size %d verified before (kept in %s), "+
+		"and its tree does not extend that checkpoint. The same origin with an inconsistent tree is a fork "+
+		"(or a rollback) of one log: it has shown two histories. A different log would have a different "+
+		"origin, and would be verified apart without this error. Only a state founded before every "+
+		"founding got its own origin (origin exactly %s) can be a different log here; remove %s if you know it is one.",
+		ErrFork, verr, head.Origin, prev.Size, statePath, state.DemoOrigin, statePath)
 }

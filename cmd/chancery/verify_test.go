@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/demo"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
@@ -131,8 +132,35 @@ func TestVerifyDetectsForkAcrossRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := verifyOut(t, verifyOptions{target: state.Layout{Dir: fork}.Ledger("home"), stateDir: sd})
-	if err == nil || !strings.Contains(err.Error(), "inconsistent with the earlier checkpoint") {
+	if err == nil || !strings.Contains(err.Error(), "inconsistent with the earlier checkpoint") || !strings.Contains(err.Error(), "FORK") {
 		t.Fatalf("verify of a forked ledger after the original: %v", err)
+	}
+}
+
+// TestVerifyTwoFoundings: two Demo Republics founded apart are two logs,
+// each with its own origin, so one auditor's state directory holds both
+// and neither is taken for a fork of the other (they all once shared
+// ledger.demo-republic.example and the second failed as a fork).
+func TestVerifyTwoFoundings(t *testing.T) {
+	sd := t.TempDir()
+	var origins []string
+	for range 2 {
+		dir, _ := demoState(t, 20)
+		out, err := verifyOut(t, verifyOptions{target: state.Layout{Dir: dir}.Ledger("home"), stateDir: sd})
+		if err != nil {
+			t.Fatalf("verify of a second founding with the same state directory: %v", err)
+		}
+		if !strings.Contains(out, "first verification") {
+			t.Errorf("output:\n%s", out)
+		}
+		c, err := charter.ReadFile(state.Layout{Dir: dir}.Charter())
+		if err != nil {
+			t.Fatal(err)
+		}
+		origins = append(origins, c.Guest.Origin)
+	}
+	if origins[0] == origins[1] || !strings.HasPrefix(origins[0], state.DemoOrigin+"/") {
+		t.Fatalf("origins %q", origins)
 	}
 }
 
