@@ -186,3 +186,22 @@ func TestVerifyFork(t *testing.T) {
 		t.Errorf("damaged entry: %v, want a failure that is not a fork", err)
 	}
 }
+
+// TestOpenRefuses: a directory that is not a ledger, and a pinned URL
+// without the charter that pins the key.
+func TestOpenRefuses(t *testing.T) {
+	if _, err := audit.Open(audit.Source{Target: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "not a ledger directory") {
+		t.Errorf("empty directory: %v", err)
+	}
+	if _, err := audit.Open(audit.Source{Target: "https://127.0.0.1:1/ledger", PinSite: "home"}); err == nil || !strings.Contains(err.Error(), `pinning site "home" needs the charter`) {
+		t.Errorf("pin without charter: %v", err)
+	}
+	l, err := audit.Open(audit.Source{Target: newLedger(t, "ledger.d.example", 3, "d")})
+	if err != nil || l.Charter != nil {
+		t.Fatalf("a ledger with no charter beside it: %+v, %v", l, err)
+	}
+	cp, err := l.ReadCheckpoint(context.Background())
+	if err != nil || cp.Checked || cp.Size != 3 || cp.Origin != "ledger.d.example" {
+		t.Fatalf("checkpoint without charter: %+v, %v", cp, err)
+	}
+}

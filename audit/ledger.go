@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -38,28 +37,21 @@ type Ledger struct {
 	Charter *charter.Charter
 }
 
-// IsURL reports whether target names a served ledger rather than a
+// isURL reports whether target names a served ledger rather than a
 // directory.
-func IsURL(target string) bool {
+func isURL(target string) bool {
 	return strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://")
 }
 
-// Open resolves src: the fetcher (pinned to a site's TLS key when asked)
-// and the charter chain, verified.
+// Open resolves src: the charter chain, verified, and the fetcher, pinned
+// to a site's TLS key when src asks.
 func Open(src Source) (*Ledger, error) {
 	l := &Ledger{Target: src.Target}
 	files := src.Charters
-	if IsURL(src.Target) {
-		hf := ledger.HTTPFetcher{Base: src.Target}
-		if src.PinSite != "" && len(files) == 0 {
-			return nil, errors.New("--pin-site needs --charter")
-		}
-		l.Fetcher = hf
-	} else {
+	if !isURL(src.Target) {
 		if _, err := os.Stat(filepath.Join(src.Target, ledger.CheckpointPath)); err != nil {
 			return nil, fmt.Errorf("%s is not a ledger directory (no checkpoint): %w", src.Target, err)
 		}
-		l.Fetcher = ledger.DirFetcher(src.Target)
 		if len(files) == 0 {
 			p, err := state.FindCharter(src.Target)
 			if err != nil {
@@ -77,7 +69,14 @@ func Open(src Source) (*Ledger, error) {
 		}
 		l.Charter = c
 	}
-	if IsURL(src.Target) && src.PinSite != "" {
+	switch {
+	case !isURL(src.Target):
+		l.Fetcher = ledger.DirFetcher(src.Target)
+	case src.PinSite == "":
+		l.Fetcher = ledger.HTTPFetcher{Base: src.Target}
+	case l.Charter == nil:
+		return nil, fmt.Errorf("pinning site %q needs the charter (--charter)", src.PinSite)
+	default:
 		client, err := PinnedClient(l.Charter, src.PinSite)
 		if err != nil {
 			return nil, err
