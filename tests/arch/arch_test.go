@@ -30,10 +30,11 @@ var layers = [][]string{
 	{"continuity", "replica"},
 	// Offline bundles and the auditor's checks.
 	{"bundle", "audit"},
+	// Wire types and the Go client of every endpoint: below the guest,
+	// which calls other sites (fences, drill reports, fills) through it.
+	{"siteapi"},
 	// One guest at one site, and the services an active guest runs.
 	{"guest", "services/...", "connect/..."},
-	// Wire types and the Go client of every endpoint.
-	{"siteapi"},
 	// HTTP only.
 	{"site"},
 	// The demo story and the test harness, which drive whole sites.
