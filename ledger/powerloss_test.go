@@ -98,6 +98,9 @@ func TestPowerLoss(t *testing.T) {
 		t.Skip("in the child")
 	}
 	lazyfs.Require(t)
+	if testing.Short() {
+		t.Skip("power-loss rounds skipped in -short mode (the race pass); make unit runs them")
+	}
 	if loss := powerRounds(t, 24, false); loss != "" {
 		t.Fatal(loss)
 	}

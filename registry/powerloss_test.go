@@ -146,6 +146,9 @@ func TestPowerLoss(t *testing.T) {
 		t.Skip("in the child")
 	}
 	lazyfs.Require(t)
+	if testing.Short() {
+		t.Skip("power-loss rounds skipped in -short mode (the race pass); make unit runs them")
+	}
 	state := t.TempDir()
 	root, err := seal.NewRootKey()
 	if err != nil {

@@ -163,6 +163,9 @@ func TestPowerLossReceiver(t *testing.T) {
 		t.Skip("in the child")
 	}
 	lazyfs.Require(t)
+	if testing.Short() {
+		t.Skip("power-loss rounds skipped in -short mode (the race pass); make unit runs them")
+	}
 	f := newFixture(t, fixtureOptions{noReplicator: true})
 	// The home's ledger, cut into batches that each end at a checkpoint.
 	var file bytes.Buffer
