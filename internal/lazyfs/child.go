@@ -123,7 +123,12 @@ func MountForTest(t testing.TB) *FS {
 // Require skips t (fails it under CI=true) if FUSE cannot be used.
 func Require(t testing.TB) {
 	t.Helper()
-	if err := Available(); err != nil {
+	require(t, fuseDevice)
+}
+
+func require(t testing.TB, dev string) {
+	t.Helper()
+	if err := available(dev); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%v: the power-loss tests need /dev/fuse (root, or a container with --device /dev/fuse); CI=true, so they may not be skipped", err)
 		}

@@ -47,8 +47,12 @@ var ErrNoFUSE = errors.New("lazyfs: /dev/fuse is not available")
 
 // Available reports whether FUSE filesystems can be mounted here (it does
 // not mount one): nil, or why not.
-func Available() error {
-	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+func Available() error { return available(fuseDevice) }
+
+const fuseDevice = "/dev/fuse"
+
+func available(dev string) error {
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrNoFUSE, err)
 	}
