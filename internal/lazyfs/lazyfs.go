@@ -447,25 +447,30 @@ func (f *FS) unmount() error {
 	return nil
 }
 
-// rebuild replaces the backing directory's contents with the model.
+// rebuild makes the backing directory hold what the model says. A file
+// whose live inode is the durable object, unchanged since its last sync,
+// already holds the durable bytes and is kept; everything else is
+// rewritten from the store or removed.
 func (f *FS) rebuild() error {
-	des, err := os.ReadDir(f.backing)
-	if err != nil {
-		return fmt.Errorf("lazyfs: rebuild %s: %w", f.backing, err)
-	}
-	for _, de := range des {
-		if err := os.RemoveAll(filepath.Join(f.backing, de.Name())); err != nil {
-			return fmt.Errorf("lazyfs: rebuild %s: %w", f.backing, err)
-		}
-	}
-	placed := map[uint64]string{}
-	return f.restoreDir(f.backing, f.objs[f.rootID], placed)
+	return f.restoreDir(f.backing, f.objs[f.rootID], map[uint64]string{})
 }
 
-// restoreDir writes a durable directory's entries under path. An object
-// found under two names (a hard link, or a rename whose old directory was
-// not synced) is linked; a directory is restored once.
+// restoreDir makes the directory at path (which exists) hold a durable
+// directory's entries and nothing else. An object found under two names
+// (a hard link, or a rename whose old directory was not synced) is
+// linked; a directory is restored once.
 func (f *FS) restoreDir(path string, dir *object, placed map[uint64]string) error {
+	des, err := os.ReadDir(path)
+	if err != nil {
+		return fmt.Errorf("lazyfs: restore %s: %w", path, err)
+	}
+	for _, de := range des {
+		if _, ok := dir.entries[de.Name()]; !ok {
+			if err := os.RemoveAll(filepath.Join(path, de.Name())); err != nil {
+				return fmt.Errorf("lazyfs: restore %s: %w", path, err)
+			}
+		}
+	}
 	names := make([]string, 0, len(dir.entries))
 	for name := range dir.entries {
 		names = append(names, name)
@@ -475,9 +480,21 @@ func (f *FS) restoreDir(path string, dir *object, placed map[uint64]string) erro
 		id := dir.entries[name]
 		o := f.objs[id]
 		p := filepath.Join(path, name)
+		var st syscall.Stat_t
+		live := syscall.Lstat(p, &st) == nil
+		same := live && f.byIno[st.Ino] == id && st.Mode&syscall.S_IFMT == o.kind
 		if prev, ok := placed[id]; ok {
 			if o.kind == syscall.S_IFDIR {
+				if err := os.RemoveAll(p); err != nil {
+					return fmt.Errorf("lazyfs: restore %s: %w", p, err)
+				}
 				continue
+			}
+			if same {
+				continue // the same inode, linked there already
+			}
+			if err := os.RemoveAll(p); err != nil {
+				return fmt.Errorf("lazyfs: restore %s: %w", p, err)
 			}
 			if err := os.Link(prev, p); err != nil {
 				return fmt.Errorf("lazyfs: restore %s: %w", p, err)
@@ -485,25 +502,41 @@ func (f *FS) restoreDir(path string, dir *object, placed map[uint64]string) erro
 			continue
 		}
 		placed[id] = p
+		keep := same
+		if o.kind == syscall.S_IFREG {
+			keep = same && len(o.dirty) == 0 && st.Size == o.size
+		}
+		if live && !keep {
+			if err := os.RemoveAll(p); err != nil {
+				return fmt.Errorf("lazyfs: restore %s: %w", p, err)
+			}
+		}
 		switch o.kind {
 		case syscall.S_IFDIR:
-			if err := os.Mkdir(p, os.FileMode(o.mode)|0o700); err != nil {
-				return fmt.Errorf("lazyfs: restore %s: %w", p, err)
+			if !keep {
+				if err := os.Mkdir(p, 0o700); err != nil {
+					return fmt.Errorf("lazyfs: restore %s: %w", p, err)
+				}
 			}
 			if err := f.restoreDir(p, o, placed); err != nil {
 				return err
 			}
-			if err := os.Chmod(p, os.FileMode(o.mode)); err != nil {
-				return fmt.Errorf("lazyfs: restore %s: %w", p, err)
-			}
 		case syscall.S_IFLNK:
-			if err := os.Symlink(o.target, p); err != nil {
-				return fmt.Errorf("lazyfs: restore %s: %w", p, err)
+			if !keep {
+				if err := os.Symlink(o.target, p); err != nil {
+					return fmt.Errorf("lazyfs: restore %s: %w", p, err)
+				}
 			}
+			continue
 		case syscall.S_IFREG:
-			if err := f.restoreFile(p, id, o); err != nil {
-				return err
+			if !keep {
+				if err := f.restoreFile(p, id, o); err != nil {
+					return err
+				}
 			}
+		}
+		if err := os.Chmod(p, os.FileMode(o.mode)); err != nil {
+			return fmt.Errorf("lazyfs: restore %s: %w", p, err)
 		}
 	}
 	return nil
