@@ -161,6 +161,20 @@ func TestPowerLossRules(t *testing.T) {
 			os.Symlink("old", filepath.Join(m, "sl"))
 			syncDir(t, m)
 		}, want{"sl": "->old"}},
+		{"unlinked but open, unsynced directory: data synced through the handle comes back", func(t *testing.T, m string) {
+			f, err := os.OpenFile(filepath.Join(m, "old"), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(filepath.Join(m, "old"))
+			f.Truncate(2)
+			f.Truncate(5)
+			f.WriteAt([]byte("Z"), 4)
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}, want{"old": "ol\x00\x00Z"}},
 		{"closing is no sync", func(t *testing.T, m string) {
 			write(t, m, "a", "hello", false)
 			syncDir(t, m)

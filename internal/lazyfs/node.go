@@ -195,8 +195,16 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		// Both a cut and an extension change bytes that a sync must
 		// copy: the cut-off tail may be written again, the extension
 		// reads as zeros.
+		// Through the handle if there is one: the file may have no
+		// name any more.
 		var st syscall.Stat_t
-		if err := syscall.Lstat(n.backingPath(), &st); err == nil {
+		var err error
+		if w, ok := f.(*file); ok {
+			err = syscall.Fstat(w.fd, &st)
+		} else {
+			err = syscall.Lstat(n.backingPath(), &st)
+		}
+		if err == nil {
 			n.fs.mu.Lock()
 			id, _ := n.fs.lookup(st.Ino, st.Mode)
 			n.fs.mu.Unlock()
@@ -312,6 +320,17 @@ func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 		return 0, e
 	}
 	return f.inner.Write(ctx, data, off)
+}
+
+func (f *file) Writev(ctx context.Context, data [][]byte, off int64) (uint32, syscall.Errno) {
+	n := 0
+	for _, d := range data {
+		n += len(d)
+	}
+	if e := f.fs.changed(f.id, off, off+int64(n)); e != 0 {
+		return 0, e
+	}
+	return f.inner.Writev(ctx, data, off)
 }
 
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
