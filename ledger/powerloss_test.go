@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,11 +45,7 @@ func TestPowerChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child of TestPowerLoss only")
 	}
-	time.AfterFunc(60*time.Second, func() { os.Exit(3) }) // never outlive the parent
-	if _, err := lazyfs.TrapSyncfsViaParent(); err != nil {
-		fmt.Printf("error trap: %v\n", err)
-		os.Exit(2)
-	}
+	lazyfs.ChildStart()
 	s, _ := crashSigner(t, os.Getenv(crashEnvKey))
 	round, _ := strconv.Atoi(os.Getenv(crashEnvRound))
 	opts := crashOptions(t, s, os.Getenv(crashEnvSegment), os.Getenv(crashEnvSync))
@@ -163,7 +158,6 @@ func powerRounds(t *testing.T, rounds int, skipSync bool) string {
 			syncIv = (time.Duration(20+r.IntN(80)) * time.Millisecond).String()
 		}
 		cutAfter := time.Duration(20+r.IntN(281)) * time.Millisecond
-		fs := lazyfs.MountAt(t, backing, mnt)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestPowerChild$", "-test.count=1", "-test.timeout=90s")
 		cmd.Env = append(os.Environ(),
 			powerEnvDir+"="+filepath.Join(mnt, "ledger"), crashEnvKey+"="+seedHex, crashEnvRound+"="+strconv.Itoa(round),
@@ -171,22 +165,11 @@ func powerRounds(t *testing.T, rounds int, skipSync bool) string {
 		if skipSync {
 			cmd.Env = append(cmd.Env, powerEnvNoSync+"=1")
 		}
-		cmd.Stderr = os.Stderr
-		child, err := fs.Start(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
 		// Every fourth round cuts while the child recovers.
-		cut := func() { cmd.Process.Signal(syscall.SIGKILL) }
 		duringOpen := round%4 == 3
-		var timer *time.Timer
-		if duringOpen {
-			timer = time.AfterFunc(cutAfter, cut)
-		} else {
-			timer = time.AfterFunc(30*time.Second, cut)
-		}
 		roundAcks := map[uint64][32]byte{}
-		for line := range child.Lines() {
+		var loss string
+		st := lazyfs.Round(t, backing, mnt, cmd, cutAfter, duringOpen, func(line string) bool {
 			f := strings.Fields(line)
 			switch {
 			case len(f) == 3 && f[0] == "ack":
@@ -200,29 +183,21 @@ func powerRounds(t *testing.T, rounds int, skipSync bool) string {
 				}
 				roundAcks[idx] = [32]byte(sum)
 			case len(f) == 2 && f[0] == "open":
-				if !duringOpen {
-					timer.Stop()
-					timer = time.AfterFunc(cutAfter, cut)
+				if n, _ := strconv.ParseUint(f[1], 10, 64); n < prevSize && loss == "" {
+					loss = fmt.Sprintf("round %d: child opened the ledger at size %d after the cut; %d entries were acknowledged", round, n, prevSize)
 				}
-				if n, _ := strconv.ParseUint(f[1], 10, 64); n < prevSize {
-					return fmt.Sprintf("round %d: child opened the ledger at size %d after the cut; %d entries were acknowledged", round, n, prevSize)
-				}
+				return true
 			case len(f) > 0 && f[0] == "error":
 				t.Fatalf("round %d: child before the cut: %s", round, line)
 			}
+			return false
+		})
+		if loss != "" {
+			return loss
 		}
-		child.Wait()
-		timer.Stop()
-		if ws, ok := child.State().Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("round %d: child ended by itself: %v", round, child.State())
-		}
-		st := fs.Stats()
 		syncs.FileSyncs += st.FileSyncs
 		syncs.DirSyncs += st.DirSyncs
 		syncs.Syncfs += st.Syncfs
-		if err := fs.Cut(); err != nil {
-			t.Fatalf("round %d: cut: %v", round, err)
-		}
 		for idx, s := range roundAcks {
 			acked[idx] = crashAck{s, round}
 		}

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -87,11 +86,7 @@ func TestPowerChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child of TestPowerLoss only")
 	}
-	time.AfterFunc(60*time.Second, func() { os.Exit(3) })
-	if _, err := lazyfs.TrapSyncfsViaParent(); err != nil {
-		fmt.Printf("error trap: %v\n", err)
-		os.Exit(2)
-	}
+	lazyfs.ChildStart()
 	round, _ := strconv.Atoi(os.Getenv(powerEnvRound))
 	_, reg, err := powerOpen(t, dir, os.Getenv(powerEnvState), os.Getenv(powerEnvSync))
 	if err != nil {
@@ -182,37 +177,21 @@ func TestPowerLoss(t *testing.T) {
 	for round := range rounds {
 		syncIv := []string{"", "5ms", "50ms"}[round%3]
 		cutAfter := time.Duration(30+rnd.IntN(250)) * time.Millisecond
-		fs := lazyfs.MountAt(t, backing, mnt)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestPowerChild$", "-test.count=1", "-test.timeout=90s")
 		cmd.Env = append(os.Environ(), powerEnvDir+"="+mnt, powerEnvState+"="+state,
 			powerEnvRound+"="+strconv.Itoa(round), powerEnvSync+"="+syncIv)
-		cmd.Stderr = os.Stderr
-		child, err := fs.Start(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kill := func() { cmd.Process.Signal(syscall.SIGKILL) }
-		timer := time.AfterFunc(30*time.Second, kill)
 		n := 0
-		for line := range child.Lines() {
+		st := lazyfs.Round(t, backing, mnt, cmd, cutAfter, false, func(line string) bool {
 			f := strings.Fields(line)
 			switch {
-			case len(f) == 1 && f[0] == "open":
-				timer.Stop()
-				timer = time.AfterFunc(cutAfter, kill)
 			case len(f) == 4 && f[0] == "ack":
 				acked[f[1]] = ack{f[2], f[3]}
 				n++
 			case len(f) > 0 && f[0] == "error":
 				t.Fatalf("round %d: child before the cut: %s", round, line)
 			}
-		}
-		child.Wait()
-		timer.Stop()
-		st := fs.Stats()
-		if err := fs.Cut(); err != nil {
-			t.Fatalf("round %d: cut: %v", round, err)
-		}
+			return line == "open"
+		})
 		l, reg, err := powerOpen(t, backing, state, syncIv)
 		if err != nil {
 			t.Fatalf("round %d: the registry does not open after the power cut: %v", round, err)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -108,11 +107,7 @@ func TestPowerChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child of TestPowerLossReceiver only")
 	}
-	time.AfterFunc(60*time.Second, func() { os.Exit(3) })
-	if _, err := lazyfs.TrapSyncfsViaParent(); err != nil {
-		fmt.Printf("error trap: %v\n", err)
-		os.Exit(2)
-	}
+	lazyfs.ChildStart()
 	batches := readBatches(t, os.Getenv(powerEnvBatches))
 	l, r, err := powerSite(t, dir, os.Getenv(powerEnvState), os.Getenv(powerEnvSync))
 	if err != nil {
@@ -211,24 +206,13 @@ func TestPowerLossReceiver(t *testing.T) {
 	for round := range rounds {
 		syncIv := []string{"", "5ms", "40ms"}[round%3]
 		cutAfter := time.Duration(10+rnd.IntN(120)) * time.Millisecond
-		fs := lazyfs.MountAt(t, backing, mnt)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestPowerChild$", "-test.count=1", "-test.timeout=90s")
 		cmd.Env = append(os.Environ(), powerEnvDir+"="+mnt, powerEnvState+"="+f.dir,
 			powerEnvBatches+"="+batchFile, powerEnvSync+"="+syncIv)
-		cmd.Stderr = os.Stderr
-		child, err := fs.Start(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kill := func() { cmd.Process.Signal(syscall.SIGKILL) }
-		timer := time.AfterFunc(30*time.Second, kill)
 		n := 0
-		for line := range child.Lines() {
+		st := lazyfs.Round(t, backing, mnt, cmd, cutAfter, false, func(line string) bool {
 			fl := strings.Fields(line)
 			switch {
-			case len(fl) == 2 && fl[0] == "open":
-				timer.Stop()
-				timer = time.AfterFunc(cutAfter, kill)
 			case len(fl) == 2 && fl[0] == "receipt":
 				size, err := strconv.ParseUint(fl[1], 10, 64)
 				if err != nil {
@@ -239,13 +223,8 @@ func TestPowerLossReceiver(t *testing.T) {
 			case len(fl) > 0 && fl[0] == "error":
 				t.Fatalf("round %d: child before the cut: %s", round, line)
 			}
-		}
-		child.Wait()
-		timer.Stop()
-		st := fs.Stats()
-		if err := fs.Cut(); err != nil {
-			t.Fatalf("round %d: cut: %v", round, err)
-		}
+			return len(fl) == 2 && fl[0] == "open"
+		})
 		receipts += n
 
 		l, r, err := powerSite(t, backing, f.dir, syncIv)
@@ -282,4 +261,3 @@ func TestPowerLossReceiver(t *testing.T) {
 	}
 	t.Logf("%d power cuts: %d receipts signed, up to %d entries; 0 receipted entries lost", rounds, receipts, receipted)
 }
-

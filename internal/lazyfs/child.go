@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // The program under test runs in a child process (a test binary,
@@ -151,4 +152,61 @@ func MountAt(t testing.TB, backing, mnt string) *FS {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// Round runs one power-cut round over backing, mounted at mnt: it
+// starts cmd, a child that calls ChildStart, and hands each line the
+// child prints to line. cutAfter after the child started (fromStart), or
+// after the first line for which line returns true (the child reports it
+// has opened its data), the power is cut: the child is killed with
+// SIGKILL and the filesystem cut, leaving backing as after a power loss.
+// It returns what the child asked to make durable.
+func Round(t testing.TB, backing, mnt string, cmd *exec.Cmd, cutAfter time.Duration, fromStart bool, line func(string) bool) Stats {
+	t.Helper()
+	f := MountAt(t, backing, mnt)
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	c, err := f.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kill := func() { cmd.Process.Signal(syscall.SIGKILL) }
+	// A test that fails mid-round must not leave the child holding
+	// the mount, which Close waits for.
+	t.Cleanup(c.Kill)
+	wait := 30 * time.Second // a child that never opens
+	if fromStart {
+		wait = cutAfter
+	}
+	timer := time.AfterFunc(wait, kill)
+	defer timer.Stop()
+	opened := fromStart
+	for l := range c.Lines() {
+		if line(l) && !opened {
+			opened = true
+			timer.Stop()
+			timer = time.AfterFunc(cutAfter, kill)
+		}
+	}
+	c.Wait()
+	if ws, ok := c.State().Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("power-cut round: the child ended by itself (%v) before the cut", c.State())
+	}
+	st := f.Stats()
+	if err := f.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// ChildStart, in a child run by Round, sends its syncfs calls to the
+// parent's filesystem (TrapSyncfsViaParent) and makes sure it does not
+// outlive a parent that died. On failure it prints "error …" and exits.
+func ChildStart() {
+	time.AfterFunc(90*time.Second, func() { os.Exit(3) })
+	if _, err := TrapSyncfsViaParent(); err != nil {
+		fmt.Printf("error trap syncfs: %v\n", err)
+		os.Exit(2)
+	}
 }
