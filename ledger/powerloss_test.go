@@ -89,13 +89,7 @@ func TestPowerChild(t *testing.T) {
 // TestPowerLoss: 24 power cuts while a child appends; after each, 0
 // acknowledged entries lost and the ledger opens and verifies.
 func TestPowerLoss(t *testing.T) {
-	if os.Getenv(powerEnvDir) != "" {
-		t.Skip("in the child")
-	}
-	lazyfs.Require(t)
-	if testing.Short() {
-		t.Skip("power-loss rounds skipped in -short mode (the race pass); make unit runs them")
-	}
+	lazyfs.RequireRounds(t)
 	if loss := powerRounds(t, 24, false); loss != "" {
 		t.Fatal(loss)
 	}
@@ -106,9 +100,6 @@ func TestPowerLoss(t *testing.T) {
 // passes without it, as SIGKILL keeps the page cache), the power-loss
 // rounds must find acknowledged entries lost.
 func TestPowerLossCatchesMissingWALSync(t *testing.T) {
-	if os.Getenv(powerEnvDir) != "" {
-		t.Skip("in the child")
-	}
 	lazyfs.Require(t)
 	loss := powerRounds(t, 5, true)
 	if loss == "" {

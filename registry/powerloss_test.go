@@ -137,13 +137,7 @@ func TestPowerChild(t *testing.T) {
 // TestPowerLoss: 20 power cuts while a child writes records; after each
 // the registry opens and every acknowledged record and attachment is there.
 func TestPowerLoss(t *testing.T) {
-	if os.Getenv(powerEnvDir) != "" {
-		t.Skip("in the child")
-	}
-	lazyfs.Require(t)
-	if testing.Short() {
-		t.Skip("power-loss rounds skipped in -short mode (the race pass); make unit runs them")
-	}
+	lazyfs.RequireRounds(t)
 	state := t.TempDir()
 	root, err := seal.NewRootKey()
 	if err != nil {

@@ -139,11 +139,7 @@ func TestPowerChild(t *testing.T) {
 }
 
 func receiptSize(t testing.TB, signed []byte) uint64 {
-	text, err := ledger.SplitNote(signed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := ledger.ParseCheckpoint(text)
+	cp, err := ledger.ParseSignedCheckpoint(signed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,13 +150,7 @@ func receiptSize(t testing.TB, signed []byte) uint64 {
 // and signs receipts; after each, the site opens, and no receipt it signed
 // covers an entry it no longer holds.
 func TestPowerLossReceiver(t *testing.T) {
-	if os.Getenv(powerEnvDir) != "" {
-		t.Skip("in the child")
-	}
-	lazyfs.Require(t)
-	if testing.Short() {
-		t.Skip("power-loss rounds skipped in -short mode (the race pass); make unit runs them")
-	}
+	lazyfs.RequireRounds(t)
 	f := newFixture(t, fixtureOptions{noReplicator: true})
 	// The home's ledger, cut into batches that each end at a checkpoint.
 	var file bytes.Buffer

@@ -137,6 +137,16 @@ func require(t testing.TB, dev string) {
 	}
 }
 
+// RequireRounds is Require for a test of many power-cut rounds: those
+// are skipped in -short mode (the race pass); the unit pass runs them.
+func RequireRounds(t testing.TB) {
+	t.Helper()
+	Require(t)
+	if testing.Short() {
+		t.Skip("power-loss rounds skipped in -short mode")
+	}
+}
+
 // MountAt mounts a lazy filesystem over backing at mnt, creating both if
 // needed, for a test: it is closed when the test ends unless it was cut.
 func MountAt(t testing.TB, backing, mnt string) *FS {
