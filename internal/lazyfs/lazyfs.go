@@ -222,14 +222,23 @@ func (f *FS) lookup(ino uint64, mode uint32) (uint64, *object) {
 	return f.fresh(ino, mode)
 }
 
-// created records an inode made through the mount.
-func (f *FS) created(path string, target string) syscall.Errno {
+// creating runs op, which makes a new inode at path, and records that
+// inode, with the model locked throughout: a syncfs walking the tree
+// meanwhile must not meet the new inode before it is recorded, or it
+// would record it under another object.
+func (f *FS) creating(path, target string, op func() syscall.Errno) syscall.Errno {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cut {
+		return syscall.EIO
+	}
+	if e := op(); e != 0 {
+		return e
+	}
 	var st syscall.Stat_t
 	if err := syscall.Lstat(path, &st); err != nil {
 		return gofs.ToErrno(err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	_, o := f.fresh(st.Ino, st.Mode)
 	o.target = target
 	return 0
@@ -379,8 +388,13 @@ func (f *FS) Syncfs() error {
 			}
 			return fmt.Errorf("lazyfs: syncfs %s: %w", path, err)
 		}
+		// A name the program removes while the walk runs is skipped:
+		// the removal raced with the syncfs, and may come after it.
 		var st syscall.Stat_t
 		if err := syscall.Lstat(path, &st); err != nil {
+			if errors.Is(err, syscall.ENOENT) {
+				return nil
+			}
 			return fmt.Errorf("lazyfs: syncfs %s: %w", path, err)
 		}
 		id, o := f.lookup(st.Ino, st.Mode)
@@ -388,7 +402,10 @@ func (f *FS) Syncfs() error {
 		case syscall.S_IFDIR:
 			return f.syncDirLocked(path, o)
 		case syscall.S_IFREG:
-			fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+			fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
+			if errors.Is(err, syscall.ENOENT) {
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("lazyfs: syncfs %s: %w", path, err)
 			}

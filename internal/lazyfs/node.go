@@ -70,14 +70,17 @@ var (
 func (n *node) OnAdd(ctx context.Context) {}
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
-	if e := n.fs.frozen(); e != 0 {
-		return nil, nil, 0, e
-	}
-	in, fh, ff, e := n.LoopbackNode.Create(ctx, name, flags, mode, out)
+	var in *gofs.Inode
+	var fh gofs.FileHandle
+	var ff uint32
+	e := n.fs.creating(n.childPath(name), "", func() (e syscall.Errno) {
+		in, fh, ff, e = n.LoopbackNode.Create(ctx, name, flags, mode, out)
+		return e
+	})
 	if e != 0 {
-		return nil, nil, 0, e
-	}
-	if e := n.fs.created(n.childPath(name), ""); e != 0 {
+		if r, ok := fh.(gofs.FileReleaser); ok {
+			r.Release(ctx)
+		}
 		return nil, nil, 0, e
 	}
 	w, e := n.fs.wrap(fh)
@@ -113,36 +116,39 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if e := n.fs.frozen(); e != 0 {
-		return nil, e
-	}
-	in, e := n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	var in *gofs.Inode
+	e := n.fs.creating(n.childPath(name), "", func() (e syscall.Errno) {
+		in, e = n.LoopbackNode.Mkdir(ctx, name, mode, out)
+		return e
+	})
 	if e != 0 {
 		return nil, e
 	}
-	return in, n.fs.created(n.childPath(name), "")
+	return in, 0
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if e := n.fs.frozen(); e != 0 {
-		return nil, e
-	}
-	in, e := n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
+	var in *gofs.Inode
+	e := n.fs.creating(n.childPath(name), "", func() (e syscall.Errno) {
+		in, e = n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
+		return e
+	})
 	if e != 0 {
 		return nil, e
 	}
-	return in, n.fs.created(n.childPath(name), "")
+	return in, 0
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if e := n.fs.frozen(); e != 0 {
-		return nil, e
-	}
-	in, e := n.LoopbackNode.Symlink(ctx, target, name, out)
+	var in *gofs.Inode
+	e := n.fs.creating(n.childPath(name), target, func() (e syscall.Errno) {
+		in, e = n.LoopbackNode.Symlink(ctx, target, name, out)
+		return e
+	})
 	if e != 0 {
 		return nil, e
 	}
-	return in, n.fs.created(n.childPath(name), target)
+	return in, 0
 }
 
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
