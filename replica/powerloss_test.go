@@ -185,7 +185,7 @@ func TestPowerLossReceiver(t *testing.T) {
 	rnd := mrand.New(mrand.NewPCG(rseed, 4))
 	base := t.TempDir()
 	backing, mnt := filepath.Join(base, "backing"), filepath.Join(base, "mnt")
-	for _, d := range []string{"ledger/wal", "blobs"} { // see ledger's power-loss test
+	for _, d := range []string{"ledger/wal"} { // see ledger's power-loss test
 		if err := os.MkdirAll(filepath.Join(backing, d), 0o700); err != nil {
 			t.Fatal(err)
 		}
