@@ -213,6 +213,7 @@ func Round(t testing.TB, backing, mnt string, cmd *exec.Cmd, cutAfter time.Durat
 // ChildStart, in a child run by Round, sends its syncfs calls to the
 // parent's filesystem (TrapSyncfsViaParent) and makes sure it does not
 // outlive a parent that died. On failure it prints "error …" and exits.
+// The trap lives as long as the process, which the power cut kills.
 func ChildStart() {
 	time.AfterFunc(90*time.Second, func() { os.Exit(3) })
 	if _, err := TrapSyncfsViaParent(); err != nil {

@@ -365,6 +365,10 @@ func (f *file) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOu
 	return f.inner.Setattr(ctx, in, out)
 }
 
+func (f *file) Statx(ctx context.Context, flags uint32, mask uint32, out *fuse.StatxOut) syscall.Errno {
+	return f.inner.Statx(ctx, flags, mask, out)
+}
+
 func (f *file) Release(ctx context.Context) syscall.Errno { return f.inner.Release(ctx) }
 func (f *file) Flush(ctx context.Context) syscall.Errno   { return f.inner.Flush(ctx) }
 func (f *file) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
