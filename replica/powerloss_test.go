@@ -3,7 +3,7 @@ package replica_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -80,22 +80,46 @@ func powerSite(t testing.TB, dir, stateDir, syncIv string) (*ledger.Log, *replic
 	return l, r, nil
 }
 
-// readBatches reads the batches the parent wrote: each a big-endian
-// uint32 length and the batch's wire form.
-func readBatches(t testing.TB, path string) []*replica.Batch {
+// powerBatch is a batch and the packs its records' attachments need,
+// which the home ships first.
+type powerBatch struct {
+	Batch []byte      `json:"batch"` // wire form
+	Packs []powerPack `json:"packs"`
+	b     *replica.Batch
+}
+
+type powerPack struct {
+	Reg  string `json:"reg"`
+	Name string `json:"name"`
+	Data []byte `json:"data"`
+}
+
+// packCollector is a Sink that keeps the packs shipped to it (shipPacks
+// calls only PutObject).
+type packCollector struct {
+	replica.Sink
+	packs []powerPack
+}
+
+func (c *packCollector) PutObject(ctx context.Context, reg, name string, data []byte) error {
+	c.packs = append(c.packs, powerPack{reg, name, data})
+	return nil
+}
+
+// readBatches reads the batches the parent wrote.
+func readBatches(t testing.TB, path string) []powerBatch {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bs []*replica.Batch
-	for len(data) > 0 {
-		n := binary.BigEndian.Uint32(data)
-		b, err := replica.ParseBatch(data[4 : 4+n])
-		if err != nil {
+	var bs []powerBatch
+	if err := json.Unmarshal(data, &bs); err != nil {
+		t.Fatal(err)
+	}
+	for i := range bs {
+		if bs[i].b, err = replica.ParseBatch(bs[i].Batch); err != nil {
 			t.Fatal(err)
 		}
-		bs = append(bs, b)
-		data = data[4+n:]
 	}
 	return bs
 }
@@ -115,9 +139,16 @@ func TestPowerChild(t *testing.T) {
 		os.Exit(2)
 	}
 	fmt.Printf("open %d\n", l.MirrorSize())
-	for _, b := range batches {
+	for _, pb := range batches {
+		b := pb.b
 		if b.End() <= l.MirrorSize() {
 			continue
+		}
+		for _, p := range pb.Packs {
+			if err := r.PutObject(context.Background(), p.Reg, p.Name, p.Data); err != nil {
+				fmt.Printf("error pack %s of %s: %v\n", p.Name, p.Reg, err)
+				os.Exit(2)
+			}
 		}
 		if b.First != l.MirrorSize() {
 			fmt.Printf("error: mirror at %d, between batches\n", l.MirrorSize())
@@ -152,8 +183,17 @@ func receiptSize(t testing.TB, signed []byte) uint64 {
 func TestPowerLossReceiver(t *testing.T) {
 	lazyfs.RequireRounds(t)
 	f := newFixture(t, fixtureOptions{noReplicator: true})
-	// The home's ledger, cut into batches that each end at a checkpoint.
-	var file bytes.Buffer
+	// The home's ledger, cut into batches that each end at a checkpoint;
+	// one in five carries a record with an attachment, whose packs are
+	// shipped before it.
+	var withBlobs string
+	for _, reg := range f.registries() {
+		if placed(f.c, reg, north) {
+			withBlobs = reg
+			break
+		}
+	}
+	var batches []powerBatch
 	var from uint64
 	regs := []string{"population", "business", "legal-acts"} // placed at north, or withheld stubs
 	for i := range 600 {
@@ -161,23 +201,31 @@ func TestPowerLossReceiver(t *testing.T) {
 			reg := regs[(i+j)%len(regs)]
 			f.mustPut(reg, fmt.Sprintf("PW-%d-%d", i, j), nil)
 		}
+		if i%5 == 0 {
+			f.mustPut(withBlobs, fmt.Sprintf("PW-%d-blob", i), randomBytes(4<<10))
+		}
 		signed, cp := f.published()
 		b := f.batch(north, from, cp.Size, signed, false)
 		data, err := b.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
 		}
-		file.Write(binary.BigEndian.AppendUint32(nil, uint32(len(data))))
-		file.Write(data)
+		var packs packCollector
+		shipPacks(t, f, &packs, b)
+		batches = append(batches, powerBatch{Batch: data, Packs: packs.packs, b: b})
 		from = cp.Size
 	}
+	file, err := json.Marshal(batches)
+	if err != nil {
+		t.Fatal(err)
+	}
 	batchFile := filepath.Join(t.TempDir(), "batches")
-	if err := os.WriteFile(batchFile, file.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(batchFile, file, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var home [][]byte
-	for _, b := range readBatches(t, batchFile) {
-		home = append(home, b.Entries...)
+	for _, b := range batches {
+		home = append(home, b.b.Entries...)
 	}
 
 	rseed := uint64(time.Now().UnixNano())
@@ -191,6 +239,7 @@ func TestPowerLossReceiver(t *testing.T) {
 		}
 	}
 	var receipted uint64 // the largest size the site signed a receipt for
+	packs := 0           // pack checks
 	receipts := 0
 	const rounds = 20
 	for round := range rounds {
@@ -240,6 +289,18 @@ func TestPowerLossReceiver(t *testing.T) {
 		}); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
+		for _, b := range batches {
+			if b.b.End() > receipted {
+				break
+			}
+			for _, p := range b.Packs {
+				missing, err := r.Missing(context.Background(), p.Reg, []string{p.Name})
+				if err != nil || len(missing) != 0 {
+					t.Fatalf("round %d: the site signed a receipt for entries %d–%d but lost pack %s of %s in the power cut (%v)", round, b.b.First, b.b.End()-1, p.Name, p.Reg, err)
+				}
+				packs++
+			}
+		}
 		r.Close()
 		if err := l.Close(); err != nil {
 			t.Fatalf("round %d: %v", round, err)
@@ -249,5 +310,8 @@ func TestPowerLossReceiver(t *testing.T) {
 	if receipts == 0 {
 		t.Fatal("no receipt was signed: the test checked nothing")
 	}
-	t.Logf("%d power cuts: %d receipts signed, up to %d entries; 0 receipted entries lost", rounds, receipts, receipted)
+	if packs == 0 {
+		t.Fatal("no receipted batch carried a pack: the blob half checked nothing")
+	}
+	t.Logf("%d power cuts: %d receipts signed, up to %d entries; 0 receipted entries or packs lost (%d pack checks)", rounds, receipts, receipted, packs)
 }
