@@ -55,6 +55,10 @@ type Options struct {
 	FromEpoch uint64
 	// Logger receives recovery reports and errors (default: discard).
 	Logger *slog.Logger
+
+	// skipWALSync leaves out the write-ahead log's fdatasync: set only
+	// by the power-loss test, to show that it catches the missing sync.
+	skipWALSync bool
 }
 
 func (o *Options) defaults() error {
