@@ -123,13 +123,6 @@ func powerRounds(t *testing.T, rounds int, skipSync bool) string {
 
 	base := t.TempDir()
 	backing, mnt := filepath.Join(base, "backing"), filepath.Join(base, "mnt")
-	// Open creates the ledger's directories without syncing their
-	// parents, so a cut before the first sync point loses the names and
-	// with them every entry (found by this test; see docs/testing.md).
-	// The directories are made here, durable, until Open syncs them.
-	if err := os.MkdirAll(filepath.Join(backing, "ledger", walDir), 0o700); err != nil {
-		t.Fatal(err)
-	}
 	acked := map[uint64]crashAck{}
 	var prevCheckpoint []byte
 	var prevSize uint64

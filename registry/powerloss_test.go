@@ -157,14 +157,6 @@ func TestPowerLoss(t *testing.T) {
 
 	base := t.TempDir()
 	backing, mnt := filepath.Join(base, "backing"), filepath.Join(base, "mnt")
-	// The ledger's directories are made durable up front: ledger.Open
-	// does not sync the parents of those it creates (docs/testing.md,
-	// power loss). The blob store's root is left to storefs.New.
-	for _, d := range []string{"ledger/wal"} {
-		if err := os.MkdirAll(filepath.Join(backing, d), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
 	type ack struct{ data, att string }
 	acked := map[string]ack{}
 	const rounds = 20

@@ -233,11 +233,6 @@ func TestPowerLossReceiver(t *testing.T) {
 	rnd := mrand.New(mrand.NewPCG(rseed, 4))
 	base := t.TempDir()
 	backing, mnt := filepath.Join(base, "backing"), filepath.Join(base, "mnt")
-	for _, d := range []string{"ledger/wal"} { // see ledger's power-loss test
-		if err := os.MkdirAll(filepath.Join(backing, d), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var receipted uint64 // the largest size the site signed a receipt for
 	packs := 0           // pack checks
 	receipts := 0
