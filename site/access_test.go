@@ -139,7 +139,7 @@ func startAccessFixture(t *testing.T) *accessFixture {
 		t.Fatal(err)
 	}
 	cc := &siteapi.ContinuityClient{BaseURL: srv.URL, Guest: c.Guest.ID, AcceptUnfenced: true,
-		Signer: &siteapi.Signer{Site: "embassy-north", Official: "cio", Key: accessKey(t, l, "cio")}}
+		Signer: &siteapi.Signer{Guest: "demo-republic", Site: "embassy-north", Official: "cio", Key: accessKey(t, l, "cio")}}
 	if _, err := cc.Submit(ctx, signed); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func startAccessFixture(t *testing.T) *accessFixture {
 		t.Fatal("embassy-north is not unsealed")
 	}
 	f.api = &siteapi.Client{BaseURL: srv.URL + "/guests/" + c.Guest.ID, HTTP: srv.Client(),
-		Signer: siteapi.Signer{Site: "embassy-north", Official: "registrar", Key: accessKey(t, l, "registrar")}}
+		Signer: siteapi.Signer{Guest: "demo-republic", Site: "embassy-north", Official: "registrar", Key: accessKey(t, l, "registrar")}}
 	return f
 }
 

@@ -132,8 +132,8 @@ func startDrillCluster(t *testing.T) *drillCluster {
 	guest := dc.c.Guest.ID
 	dc.homeCC = &siteapi.ContinuityClient{BaseURL: dc.homeURL, Guest: guest}
 	dc.northCC = &siteapi.ContinuityClient{BaseURL: dc.northURL, Guest: guest,
-		Signer: &siteapi.Signer{Site: "embassy-north", Official: "cio", Key: officialKey(t, dc.dir, "cio")}}
-	dc.registrar = &siteapi.Client{BaseURL: dc.homeURL, Signer: siteapi.Signer{Site: "home", Official: "registrar", Key: officialKey(t, dc.dir, "registrar")}}
+		Signer: &siteapi.Signer{Guest: "demo-republic", Site: "embassy-north", Official: "cio", Key: officialKey(t, dc.dir, "cio")}}
+	dc.registrar = &siteapi.Client{BaseURL: dc.homeURL, Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: officialKey(t, dc.dir, "registrar")}}
 	return dc
 }
 

@@ -121,7 +121,10 @@ func (c *ContinuityClient) do(ctx context.Context, method, path string, body []b
 		if c.Signer == nil {
 			return fmt.Errorf("%s %s needs an official's signature", method, path)
 		}
-		s = c.Signer
+		var err error
+		if s, err = c.Signer.forGuest(c.Guest); err != nil {
+			return err
+		}
 	}
 	req, err := signedRequest(ctx, s, method, c.url(path), body)
 	if err != nil {

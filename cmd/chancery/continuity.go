@@ -65,7 +65,7 @@ func (f *siteFlags) client(signed bool) (*siteapi.ContinuityClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--key: %w", err)
 		}
-		c.Signer = &siteapi.Signer{Site: f.siteID, Official: f.official, Key: key}
+		c.Signer = &siteapi.Signer{Guest: f.guest, Site: f.siteID, Official: f.official, Key: key}
 	}
 	return c, nil
 }

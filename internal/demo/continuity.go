@@ -234,7 +234,7 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 
 	officials := func(id string) (siteapi.Signer, error) {
 		key, err := keyfile.ReadEd25519(layout.Key("official", id), keyfile.Protector{Passphrase: pass})
-		return siteapi.Signer{Official: id, Key: key}, err
+		return siteapi.Signer{Guest: c.Guest.ID, Official: id, Key: key}, err
 	}
 	registrar, err := officials("registrar")
 	if err != nil {

@@ -453,11 +453,11 @@ func (s *sched) api(id string) *siteapi.Client {
 		base += "/guests/" + procGuest
 	}
 	return &siteapi.Client{BaseURL: base, HTTP: &http.Client{Timeout: 20 * time.Second},
-		Signer: siteapi.Signer{Site: id, Official: "registrar", Key: s.signers["registrar"]}}
+		Signer: siteapi.Signer{Guest: "demo-republic", Site: id, Official: "registrar", Key: s.signers["registrar"]}}
 }
 
 func (s *sched) cont(id string) *siteapi.ContinuityClient {
-	sg := siteapi.Signer{Site: id, Official: "cio", Key: s.signers["cio"]}
+	sg := siteapi.Signer{Guest: "demo-republic", Site: id, Official: "cio", Key: s.signers["cio"]}
 	return &siteapi.ContinuityClient{BaseURL: s.url(id), Guest: procGuest, Signer: &sg, HTTP: &http.Client{Timeout: 20 * time.Second}}
 }
 
