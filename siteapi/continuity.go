@@ -2,6 +2,7 @@ package siteapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -51,7 +52,11 @@ type ContinuityStatus struct {
 // UnsealResponse answers POST .../unseal and .../unseal/{session}.
 type UnsealResponse struct {
 	Session   string    `json:"session"`
-	Recipient string    `json:"recipient"` // the one-time age recipient custodians seal their shares to
+	Recipient string    `json:"recipient"` // the one-time hybrid age recipient custodians seal their shares to
+	// RecipientStatement is the site's signed continuity.RecipientStatement
+	// of the session: custodians seal to Recipient only after checking it
+	// against the charter (continuity.VerifyRecipient).
+	RecipientStatement json.RawMessage `json:"recipient_statement,omitempty"`
 	Expires   time.Time `json:"expires"`
 	Have      int       `json:"have"`
 	Need      int       `json:"need"`
@@ -78,7 +83,9 @@ type DrillStatus struct {
 	Expires    *time.Time `json:"order_expires,omitempty"`
 	Session    string     `json:"unseal_session,omitempty"`
 	Recipient  string     `json:"recipient,omitempty"`
-	Shares     int        `json:"shares,omitempty"`
+	// RecipientStatement: as in UnsealResponse.
+	RecipientStatement json.RawMessage `json:"recipient_statement,omitempty"`
+	Shares             int             `json:"shares,omitempty"`
 	Threshold  int        `json:"threshold,omitempty"`
 	// Unsealed: the sandbox holds keys now (the sample is being checked).
 	Unsealed bool `json:"unsealed"`
@@ -175,10 +182,20 @@ func (c *ContinuityClient) Seal(ctx context.Context) (*ContinuityStatus, error) 
 }
 
 // SubmitSiteKey hands a site's wrapped outer key from the escrow to the
-// session.
-func (c *ContinuityClient) SubmitSiteKey(ctx context.Context, session, site string, wrapped []byte) error {
+// session st names (a statement the caller has verified with
+// continuity.VerifyRecipient): sealed to the session's recipient, so that
+// it never crosses the network in clear, and signed by an official
+// (Signer), so that no one else can replace it.
+func (c *ContinuityClient) SubmitSiteKey(ctx context.Context, st *continuity.RecipientStatement, site string, wrapped []byte) error {
+	if st.Guest != c.Guest {
+		return fmt.Errorf("site key for %s: the session is for guest %s", c.Guest, st.Guest)
+	}
+	sealed, err := continuity.SealSiteKey(st, site, wrapped)
+	if err != nil {
+		return err
+	}
 	var out UnsealResponse
-	return c.do(ctx, http.MethodPost, "/unseal/"+url.PathEscape(session)+"/site-keys/"+url.PathEscape(site), wrapped, false, &out)
+	return c.do(ctx, http.MethodPost, "/unseal/"+url.PathEscape(st.Session)+"/site-keys/"+url.PathEscape(site), sealed, true, &out)
 }
 
 // OpenDrillUnseal opens (or returns the open) unseal session of the drill

@@ -87,16 +87,13 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	isURL := strings.HasPrefix(o.target, "http://") || strings.HasPrefix(o.target, "https://")
 	if isURL {
 		hf := ledger.HTTPFetcher{Base: o.target}
-		if o.pinSite != "" {
-			if len(o.charters) == 0 {
-				return fmt.Errorf("verify: --pin-site needs --charter")
-			}
-			c, err := pinnedClient(o.charters[len(o.charters)-1], o.pinSite)
-			if err != nil {
-				return fmt.Errorf("verify: %w", err)
-			}
-			hf.Client = c
+		// Not mustPin: a ledger verifies by its signatures, and may be
+		// read from a static mirror that is no site.
+		c, err := siteClient(o.target, lastOf(o.charters), o.pinSite, false)
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
 		}
+		hf.Client = c
 		f = hf
 	} else {
 		if _, err := os.Stat(filepath.Join(o.target, ledger.CheckpointPath)); err != nil {
