@@ -90,6 +90,8 @@ type UnsealSession struct {
 	now       func() time.Time
 	shares    []*seal.Share
 	closed    bool
+	// onCombine, if set, is called each time Combine rebuilds the root.
+	onCombine func()
 	// identityWiped records whether Close could zero the identity's
 	// seed and scalar (see wipeHybridIdentity).
 	identityWiped bool
@@ -211,7 +213,18 @@ func (s *UnsealSession) Combine() (*seal.RootKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unseal session %s: %w", s.id, err)
 	}
+	if s.onCombine != nil {
+		s.onCombine()
+	}
 	return r, nil
+}
+
+// OnCombine has f called each time Combine rebuilds the root key: a site
+// counts the times it held the root, which a drill must never add to.
+func (s *UnsealSession) OnCombine(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onCombine = f
 }
 
 // Close wipes the one-time identity and every share held, and refuses all

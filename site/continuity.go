@@ -961,7 +961,12 @@ func (t *tenant) renewSession(sess *continuity.UnsealSession, ttl time.Duration)
 	if sess != nil {
 		return sess, nil
 	}
-	return continuity.NewUnsealSession(t.custody, ttl)
+	sess, err := continuity.NewUnsealSession(t.custody, ttl)
+	if err != nil {
+		return nil, err
+	}
+	sess.OnCombine(func() { t.s.rootsRebuilt.Add(1) })
+	return sess, nil
 }
 
 // sessionResponse says where a session stands, with the session's
@@ -1031,6 +1036,7 @@ func (t *tenant) unsealFromFile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	t.s.rootsRebuilt.Add(1)
 	defer root.Wipe()
 	return t.openKeysLocked(ctx, root)
 }

@@ -401,8 +401,13 @@ func (t *tenant) checkSample(ctx context.Context, run *drillRun, rep *continuity
 		return fmt.Errorf("the mirror's checkpoint of size %d does not verify: %w", cp.Size, err)
 	}
 	rep.LedgerSize = cp.Size
+	// The registries this site holds (the charter places them here) that
+	// are in the order's scope.
 	rep.Registries = nil
 	for _, r := range t.charter.Registries {
+		if !slices.Contains(r.Sites, t.site) {
+			continue
+		}
 		if regs := run.order.Registries; len(regs) == 0 || slices.Contains(regs, r.Name) {
 			rep.Registries = append(rep.Registries, r.Name)
 		}

@@ -51,16 +51,16 @@ type ContinuityStatus struct {
 
 // UnsealResponse answers POST .../unseal and .../unseal/{session}.
 type UnsealResponse struct {
-	Session   string    `json:"session"`
-	Recipient string    `json:"recipient"` // the one-time hybrid age recipient custodians seal their shares to
+	Session   string `json:"session"`
+	Recipient string `json:"recipient"` // the one-time hybrid age recipient custodians seal their shares to
 	// RecipientStatement is the site's signed continuity.RecipientStatement
 	// of the session: custodians seal to Recipient only after checking it
 	// against the charter (continuity.VerifyRecipient).
 	RecipientStatement json.RawMessage `json:"recipient_statement,omitempty"`
-	Expires   time.Time `json:"expires"`
-	Have      int       `json:"have"`
-	Need      int       `json:"need"`
-	Unsealed  bool      `json:"unsealed"`
+	Expires            time.Time       `json:"expires"`
+	Have               int             `json:"have"`
+	Need               int             `json:"need"`
+	Unsealed           bool            `json:"unsealed"`
 }
 
 // OrderResponse answers a submitted order.
@@ -86,7 +86,7 @@ type DrillStatus struct {
 	// RecipientStatement: as in UnsealResponse.
 	RecipientStatement json.RawMessage `json:"recipient_statement,omitempty"`
 	Shares             int             `json:"shares,omitempty"`
-	Threshold  int        `json:"threshold,omitempty"`
+	Threshold          int             `json:"threshold,omitempty"`
 	// Unsealed: the sandbox holds keys now (the sample is being checked).
 	Unsealed bool `json:"unsealed"`
 	// LastReport is the last drill's report; LastReportIndex its entry in
