@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
@@ -151,7 +150,7 @@ func startAccessFixture(t *testing.T) *accessFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcpt, err := age.ParseX25519Recipient(sess.Recipient)
+	_, rcpt, err := continuity.VerifyRecipient(c, pkg, sess.RecipientStatement, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -192,7 +192,7 @@ func benchRTO(b *testing.B, persons int) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			rcpt, err := age.ParseX25519Recipient(sess.Recipient)
+			rcpt, err := age.ParseHybridRecipient(sess.Recipient)
 			if err != nil {
 				b.Fatal(err)
 			}
