@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -16,7 +17,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
@@ -153,6 +153,29 @@ func startAccessFixture(t *testing.T) *accessFixture {
 	_, rcpt, err := continuity.VerifyRecipient(c, pkg, sess.RecipientStatement, time.Now())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The site-key hand-off takes only an official's signed request, and
+	// only a key sealed to the session: not an unsigned one, not one in
+	// clear.
+	skURL := srv.URL + "/continuity/v1/guests/" + c.Guest.ID + "/unseal/" + sess.Session + "/site-keys/embassy-south"
+	for name, tc := range map[string]struct {
+		sign bool
+		want int
+	}{"unsigned": {false, http.StatusUnauthorized}, "in clear": {true, http.StatusUnprocessableEntity}} {
+		req, _ := http.NewRequest(http.MethodPost, skURL, bytes.NewReader([]byte("a wrapped key in clear")))
+		if tc.sign {
+			if err := siteapi.SignRequest(req, c.Guest.ID, "embassy-north", "cio", accessKey(t, l, "cio")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("site key %s: status %d, want %d", name, resp.StatusCode, tc.want)
+		}
 	}
 	for _, cust := range []string{"cust-parliament", "cust-court", "cust-bank"} {
 		id, err := keyfile.ReadAgeIdentity(l.Key("custodian", cust), keyfile.Protector{Passphrase: pass})
