@@ -155,7 +155,7 @@ writer has recorded it.
 				fmt.Fprintf(w, "share %s accepted: %d of %d\n", p, r.Have, r.Need)
 				if r.Unsealed {
 					unsealed = true
-					fmt.Fprintf(w, "threshold reached: the drill runs in the sandbox at %s\n", f.url)
+					fmt.Fprintf(w, "threshold reached: the shares are verified and wiped, the drill checks its sample at %s\n", f.url)
 					break
 				}
 			}
