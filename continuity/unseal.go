@@ -202,11 +202,8 @@ func (s *UnsealSession) Submit(sealed []byte) (have, need int, err error) {
 func (s *UnsealSession) Combine() (*seal.RootKey, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.usable(); err != nil {
+	if err := s.readyLocked(); err != nil {
 		return nil, err
-	}
-	if need := s.pkg.Threshold(); len(s.shares) < need {
-		return nil, fmt.Errorf("unseal session %s: %d of %d shares: %w", s.id, len(s.shares), need, seal.ErrTooFewShares)
 	}
 	defer s.closeLocked()
 	r, err := s.pkg.Combine(s.shares)
@@ -225,6 +222,18 @@ func (s *UnsealSession) OnCombine(f func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.onCombine = f
+}
+
+// readyLocked refuses a session that is not usable or holds fewer than
+// the threshold of shares.
+func (s *UnsealSession) readyLocked() error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if need := s.pkg.Threshold(); len(s.shares) < need {
+		return fmt.Errorf("unseal session %s: %d of %d shares: %w", s.id, len(s.shares), need, seal.ErrTooFewShares)
+	}
+	return nil
 }
 
 // Close wipes the one-time identity and every share held, and refuses all
@@ -299,11 +308,8 @@ func clearByteField(f reflect.Value) bool {
 func (s *UnsealSession) Attest() ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.usable(); err != nil {
+	if err := s.readyLocked(); err != nil {
 		return nil, err
-	}
-	if need := s.pkg.Threshold(); len(s.shares) < need {
-		return nil, fmt.Errorf("unseal session %s: %d of %d shares: %w", s.id, len(s.shares), need, seal.ErrTooFewShares)
 	}
 	var custodians []string
 	for _, sh := range s.shares {
