@@ -270,7 +270,7 @@ func TestCustodyResealToUnsealSession(t *testing.T) {
 	}{
 		"a bare recipient, unsigned":  {func(o *custodyResealOptions) { o.Recipient, o.To = "", s.Recipient() }, "never to a bare --to"},
 		"signed by another key":       {func(o *custodyResealOptions) { o.Recipient = forgedFile }, "not site embassy-north's checkpoint key"},
-		"the statement as --to":       {func(o *custodyResealOptions) { o.Recipient = stmtFile + ".none" }, "--recipient"},
+		"no statement file":           {func(o *custodyResealOptions) { o.Recipient = stmtFile + ".none" }, "--recipient"},
 		"to a custodian's hybrid key": {func(o *custodyResealOptions) { o.To = ids[0].Recipient }, "--to is not the recipient"},
 		"expired":                     {func(o *custodyResealOptions) { o.Now = func() time.Time { return time.Now().Add(2 * time.Hour) } }, "expired"},
 		"someone else's share":        {func(o *custodyResealOptions) { o.Custodian = ids[1].ID }, "custodian " + ids[1].ID},
