@@ -87,7 +87,9 @@ type DrillStatus struct {
 	RecipientStatement json.RawMessage `json:"recipient_statement,omitempty"`
 	Shares             int             `json:"shares,omitempty"`
 	Threshold          int             `json:"threshold,omitempty"`
-	// Unsealed: the sandbox holds keys now (the sample is being checked).
+	// Unsealed: the threshold of verified shares was reached and the
+	// shares wiped (the sample is being checked). A drilled site never
+	// rebuilds the root key.
 	Unsealed bool `json:"unsealed"`
 	// LastReport is the last drill's report; LastReportIndex its entry in
 	// the writer's ledger once recorded, LastReportError why it is not yet.
@@ -106,8 +108,8 @@ type DrillReportReceipt struct {
 
 // ContinuityClient speaks to a site's continuity API for one guest: order
 // submission, fences, unseal sessions, sealing, drills and status.
-// Opening a session and sealing are signed by an official (Signer);
-// orders and shares carry their own authority.
+// Opening a session, handing over a site key and sealing are signed by an
+// official (Signer); orders and shares carry their own authority.
 type ContinuityClient struct {
 	BaseURL string
 	Guest   string
