@@ -359,9 +359,8 @@ func (s *UnsealSession) Statement(site, purpose string, key ed25519.PrivateKey) 
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("unseal session %s: no checkpoint key to sign its recipient", s.id)
 	}
-	pid := s.pkg.PackageID()
 	st := RecipientStatement{Guest: s.pkg.Guest(), Site: site, Purpose: purpose, Session: s.id, Recipient: s.recipient,
-		Package: hex.EncodeToString(pid[:]), Expires: s.expires.UTC().Truncate(time.Second)}
+		Package: packageHex(s.pkg), Expires: s.expires.UTC().Truncate(time.Second)}
 	canon, err := canonicalJSON(st)
 	if err != nil {
 		return nil, fmt.Errorf("unseal session %s: %w", s.id, err)
@@ -374,7 +373,9 @@ func (s *UnsealSession) Statement(site, purpose string, key ed25519.PrivateKey) 
 // seals a share to it: the signature is the named site's checkpoint key in
 // charter c, the guest is c's and pkg's, the package is pkg, the session
 // has not expired at now, and the recipient is a hybrid post-quantum age
-// recipient. It returns the statement and the parsed recipient.
+// recipient. It returns the statement and the parsed recipient. pkg may be
+// nil for a check that seals nothing (an official's look at what the site
+// answered); a custodian's tool always gives it.
 func VerifyRecipient(c *charter.Charter, pkg *seal.CustodyPackage, raw []byte, now time.Time) (*RecipientStatement, *age.HybridRecipient, error) {
 	var env signedRecipient
 	dec := json.NewDecoder(bytes.NewReader(bytes.TrimSpace(raw)))
@@ -402,12 +403,11 @@ func VerifyRecipient(c *charter.Charter, pkg *seal.CustodyPackage, raw []byte, n
 	if len(env.Signature) != ed25519.SignatureSize || !ed25519.Verify(pub, append([]byte(RecipientFormat+"\n"), env.Statement...), env.Signature) {
 		return nil, nil, fmt.Errorf("unseal recipient: the signature is not site %s's checkpoint key's (charter of %s): do not seal a share to it", st.Site, c.Guest.ID)
 	}
-	pid := pkg.PackageID()
 	switch {
-	case st.Guest != c.Guest.ID || st.Guest != pkg.Guest():
+	case st.Guest != c.Guest.ID || (pkg != nil && st.Guest != pkg.Guest()):
 		return nil, nil, fmt.Errorf("unseal recipient: for guest %q, not %s", st.Guest, c.Guest.ID)
-	case st.Package != hex.EncodeToString(pid[:]):
-		return nil, nil, fmt.Errorf("unseal recipient: for custody package %.16s…, not this one (%x…)", st.Package, pid[:8])
+	case pkg != nil && st.Package != packageHex(pkg):
+		return nil, nil, fmt.Errorf("unseal recipient: for custody package %.16s…, not this one (%.16s…)", st.Package, packageHex(pkg))
 	case !now.Before(st.Expires):
 		return nil, nil, fmt.Errorf("unseal recipient: session %s of site %s expired at %s", st.Session, st.Site, st.Expires.Format(TimeLayout))
 	case st.Purpose != PurposeActivation && st.Purpose != PurposeDrill:
@@ -418,6 +418,11 @@ func VerifyRecipient(c *charter.Charter, pkg *seal.CustodyPackage, raw []byte, n
 		return nil, nil, fmt.Errorf("unseal recipient: session %s: not a hybrid age1pq1 recipient: %w", st.Session, err)
 	}
 	return &st, rcpt, nil
+}
+
+func packageHex(p *seal.CustodyPackage) string {
+	id := p.PackageID()
+	return hex.EncodeToString(id[:])
 }
 
 // siteKeyPrefix starts the plaintext of a wrapped site key sealed to a

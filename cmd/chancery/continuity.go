@@ -165,7 +165,7 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 			if err != nil {
 				return err
 			}
-			if err := writeRecipientStatement(recipientOut, r); err != nil {
+			if err := writeRecipientStatement(recipientOut, open.charter, r); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "session %s: %d of %d shares; expires %s\nrecipient %s\nsigned statement written to %s: give it to the custodians (custody reseal --recipient)\n",
@@ -301,10 +301,25 @@ that must stop at once. The request is signed by an official.`,
 }
 
 // writeRecipientStatement writes the site's signed statement of a
-// session's recipient for the custodians. It is public.
-func writeRecipientStatement(path string, r *siteapi.UnsealResponse) error {
+// session's recipient for the custodians. It is public. With a charter it
+// checks the statement first, so that the official sees at once what the
+// custodians' tools will refuse.
+func writeRecipientStatement(path, charterFile string, r *siteapi.UnsealResponse) error {
 	if len(r.RecipientStatement) == 0 {
 		return fmt.Errorf("the site did not sign its session's recipient: custodians must not seal to it")
+	}
+	if charterFile != "" {
+		c, err := charter.ReadVerified(charterFile)
+		if err != nil {
+			return err
+		}
+		st, _, err := continuity.VerifyRecipient(c, nil, r.RecipientStatement, time.Now())
+		if err != nil {
+			return err
+		}
+		if st.Session != r.Session || st.Recipient != r.Recipient {
+			return fmt.Errorf("the site's statement is of session %s, not of the session it answered (%s)", st.Session, r.Session)
+		}
 	}
 	if err := os.WriteFile(path, append(r.RecipientStatement, '\n'), 0o644); err != nil {
 		return fmt.Errorf("--recipient-out: %w", err)

@@ -87,7 +87,7 @@ one-time recipient and what each custodian runs next.
 			if err != nil {
 				return fmt.Errorf("drill at %s: %w", f.url, err)
 			}
-			if err := writeRecipientStatement(recipientOut, r); err != nil {
+			if err := writeRecipientStatement(recipientOut, f.charter, r); err != nil {
 				return fmt.Errorf("drill at %s: %w", f.url, err)
 			}
 			printDrillSession(cmd.OutOrStdout(), f.url, recipientOut, st, r)

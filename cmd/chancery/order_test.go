@@ -15,6 +15,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // orderFixture is a founded Demo Republic and a passphrase file for its keys.
@@ -234,6 +235,16 @@ func TestCustodyResealToUnsealSession(t *testing.T) {
 	forgedFile := filepath.Join(f.dir, "forged-recipient.json")
 	if err := os.WriteFile(forgedFile, forged, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// unseal open (and drill) check the statement against the charter
+	// before writing it for the custodians.
+	answer := &siteapi.UnsealResponse{Session: s.ID(), Recipient: s.Recipient(), RecipientStatement: stmt}
+	if err := writeRecipientStatement(filepath.Join(f.dir, "open.json"), f.layout.Charter(), answer); err != nil {
+		t.Fatalf("unseal open: %v", err)
+	}
+	answer.RecipientStatement = forged
+	if err := writeRecipientStatement(filepath.Join(f.dir, "open-forged.json"), f.layout.Charter(), answer); err == nil {
+		t.Fatal("unseal open wrote a statement the site did not sign")
 	}
 	for _, c := range pkg.Custodians()[1:4] {
 		file := filepath.Join(f.dir, c.ID+".share")
