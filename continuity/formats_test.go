@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/continuity"
-	"github.com/chancery-gov/chancery/internal/keyfile"
 )
 
 // The formats moved here from the site daemon keep their wire bytes: the
@@ -83,10 +82,7 @@ func TestParseDrillReportRefuses(t *testing.T) {
 // signed by its site's checkpoint key, for the charter's guest.
 func TestVerifyDrillReport(t *testing.T) {
 	r := demo(t)
-	north, err := keyfile.ReadEd25519(r.layout.Key("site-checkpoint", "embassy-north"), r.prot)
-	if err != nil {
-		t.Fatal(err)
-	}
+	north := r.siteKey(t, "embassy-north")
 	rep := goldenReport()
 	rep.Guest = r.c.Guest.ID
 	signed, err := continuity.SignDrillReport(rep, north)
@@ -167,10 +163,7 @@ func TestAccessEntryOldPayload(t *testing.T) {
 // a check, or a v1 envelope around a keyless one, is refused.
 func TestDrillReportV2(t *testing.T) {
 	r := demo(t)
-	north, err := keyfile.ReadEd25519(r.layout.Key("site-checkpoint", "embassy-north"), r.prot)
-	if err != nil {
-		t.Fatal(err)
-	}
+	north := r.siteKey(t, "embassy-north")
 	rep := goldenReport()
 	rep.Guest = r.c.Guest.ID
 	rep.Check = continuity.DrillCheckKeyless

@@ -20,10 +20,7 @@ import (
 func TestRecipientStatement(t *testing.T) {
 	r := demo(t)
 	c := r.custody(t)
-	key, err := keyfile.ReadEd25519(r.layout.Key("site-checkpoint", "embassy-north"), r.prot)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := r.siteKey(t, "embassy-north")
 	s, err := continuity.NewUnsealSession(c.pkg, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -100,10 +97,7 @@ func TestRecipientStatement(t *testing.T) {
 func TestSiteKeyHandOff(t *testing.T) {
 	r := demo(t)
 	c := r.custody(t)
-	key, err := keyfile.ReadEd25519(r.layout.Key("site-checkpoint", "embassy-north"), r.prot)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := r.siteKey(t, "embassy-north")
 	s, _ := continuity.NewUnsealSession(c.pkg, time.Hour)
 	defer s.Close()
 	other, _ := continuity.NewUnsealSession(c.pkg, time.Hour)
@@ -167,4 +161,14 @@ func TestAttestDoesNotCombine(t *testing.T) {
 	if _, err := s.Combine(); !errors.Is(err, continuity.ErrSessionClosed) {
 		t.Errorf("combine after attest: %v", err)
 	}
+}
+
+// siteKey reads a site's checkpoint key from the demo state.
+func (r *republic) siteKey(t *testing.T, site string) ed25519.PrivateKey {
+	t.Helper()
+	key, err := keyfile.ReadEd25519(r.layout.Key("site-checkpoint", site), r.prot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
