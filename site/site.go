@@ -113,6 +113,10 @@ type Site struct {
 	order   []string
 	// home is a home site's own guest (also in tenants); nil at an embassy.
 	home *tenant
+	// rootsRebuilt counts the times this process held a guest's root key
+	// (a threshold of shares combined, or a home's key file opened): an
+	// activation adds one, a drill never does.
+	rootsRebuilt atomic.Uint64
 
 	metrics *metrics
 	tlsKey  ed25519.PrivateKey // pinned TLS key, if configured

@@ -16,11 +16,14 @@ import (
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
-const drillProcedure = `A drill rehearses the activation of an embassy without fencing the home: the
-site unseals into a sandbox, decrypts a random sample of up to 100 records,
-checks each against the ledger's signed tree and the record's commitment,
-measures RTO and RPO, wipes every key and returns to standby. Its signed
-report is recorded in the guest's ledger.
+const drillProcedure = `A drill rehearses the activation of an embassy without fencing the home and
+without giving the embassy the root key: the custodians' shares are opened
+at the site and each verified against the custody package until the
+threshold is reached, but never combined; a random sample of up to 100
+record entries is checked against the ledger's signed tree (keyless: no
+record is decrypted); RPO is measured; the shares are wiped and the site
+returns to standby. Its signed report (format chancery-drill-report/v2,
+check "keyless") is recorded in the guest's ledger.
 
 The procedure, step by step:
 
@@ -37,21 +40,24 @@ The procedure, step by step:
   3. An official opens the drill's unseal session at the embassy:
        chancery drill --site https://embassy-north.example --official cio \
            --key cio.key --site-id embassy-north
-     It prints a one-time recipient for the custodians.
-  4. Each custodian, on their own machine, reseals their share to it:
-       chancery custody reseal --custody custody.json --custodian ID \
-           --identity ID.key --to RECIPIENT --out ID.share
-  5. The shares are submitted; at the threshold the drill runs:
+     It prints a one-time recipient for the custodians and writes the
+     site's signed statement of it to drill-recipient.json.
+  4. Each custodian, on their own machine, checks the statement against
+     the charter and reseals their share to it:
+       chancery custody reseal --custody custody.json --charter charter.yaml \
+           --custodian ID --identity ID.key --recipient drill-recipient.json --out ID.share
+  5. The shares are submitted; at the threshold the sample is checked:
        chancery drill submit --site https://embassy-north.example \
            --session SESSION ID.share...
-     RTO runs from the later of the order's arrival and the threshold to
-     the first record served. The site signs the report with its
-     checkpoint key and the writer appends it to the ledger.
+     The site signs the report with its checkpoint key and the writer
+     appends it to the ledger. A keyless report has no RTO: nothing is
+     read at the site.
   6. Anyone reads the reports from the ledger:
        chancery drill report --ledger https://home.example/ledger --charter charter.yaml`
 
 func newDrillCmd() *cobra.Command {
 	var f siteFlags
+	var recipientOut string
 	cmd := &cobra.Command{
 		Use:   "drill --site URL --official ID --key FILE --site-id ID",
 		Short: "Rehearse continuity at an embassy under a drill order: open its sandbox unseal session",
@@ -78,22 +84,26 @@ one-time recipient and what each custodian runs next.
 			if err != nil {
 				return fmt.Errorf("drill at %s: %w", f.url, err)
 			}
-			printDrillSession(cmd.OutOrStdout(), f.url, st, r)
+			if err := writeRecipientStatement(recipientOut, f.charter, r); err != nil {
+				return fmt.Errorf("drill at %s: %w", f.url, err)
+			}
+			printDrillSession(cmd.OutOrStdout(), f.url, recipientOut, st, r)
 			return nil
 		},
 	}
 	f.register(cmd, true)
+	cmd.Flags().StringVar(&recipientOut, "recipient-out", "drill-recipient.json", "file to write the site's signed recipient statement to")
 	cmd.AddCommand(newDrillSubmitCmd(), newDrillStatusCmd(), newDrillReportCmd())
 	return cmd
 }
 
-func printDrillSession(w io.Writer, url string, st *siteapi.DrillStatus, r *siteapi.UnsealResponse) {
+func printDrillSession(w io.Writer, url, statement string, st *siteapi.DrillStatus, r *siteapi.UnsealResponse) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("drill of order %s at %s (guest %s): unseal session %s, %d of %d shares, expires %s\n",
 		st.Order, st.Site, st.Guest, r.Session, r.Have, r.Need, r.Expires.UTC().Format(time.RFC3339))
 	p("recipient %s\n\n", r.Recipient)
-	p("Check the recipient with the site over a channel you trust. Each custodian then runs, on their own machine:\n")
-	p("  chancery custody reseal --custody custody.json --custodian ID --identity ID.key --to %s --out ID.share\n", r.Recipient)
+	p("The site's signed statement of it is in %s. Each custodian then runs, on their own machine:\n", statement)
+	p("  chancery custody reseal --custody custody.json --charter charter.yaml --custodian ID --identity ID.key --recipient %s --out ID.share\n", statement)
 	p("and the shares are submitted (at the threshold the drill runs):\n")
 	p("  chancery drill submit --site %s --guest %s --session %s ID.share...\n", url, st.Guest, r.Session)
 }
@@ -142,7 +152,7 @@ writer has recorded it.
 				fmt.Fprintf(w, "share %s accepted: %d of %d\n", p, r.Have, r.Need)
 				if r.Unsealed {
 					unsealed = true
-					fmt.Fprintf(w, "threshold reached: the drill runs in the sandbox at %s\n", f.url)
+					fmt.Fprintf(w, "threshold reached: the shares are verified and wiped, the drill checks its sample at %s\n", f.url)
 					break
 				}
 			}
@@ -192,8 +202,12 @@ func waitDrillReport(ctx context.Context, c *siteapi.ContinuityClient, order str
 
 func printDrillSummary(w io.Writer, rep *continuity.DrillReport, st *siteapi.DrillStatus) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	p("drill of order %s at %s: %d of %d sampled records verified (%d record entries in scope, registries %s), %d failed\n",
-		rep.Order, rep.Site, rep.Verified, rep.SampleSize, rep.Records, strings.Join(rep.Registries, ","), len(rep.Failures))
+	how := "verified"
+	if rep.Check == continuity.DrillCheckKeyless {
+		how = "verified keyless (in the signed tree, sealed, committed; not decrypted: the root key was never rebuilt at the site)"
+	}
+	p("drill of order %s at %s: %d of %d sampled records %s (%d record entries in scope, registries %s), %d failed\n",
+		rep.Order, rep.Site, rep.Verified, rep.SampleSize, how, rep.Records, strings.Join(rep.Registries, ","), len(rep.Failures))
 	for _, f := range rep.Failures {
 		p("  FAILED entry %d (%s): %s\n", f.Index, f.Registry, f.Reason)
 	}
@@ -206,7 +220,7 @@ func printDrillSummary(w io.Writer, rep *continuity.DrillReport, st *siteapi.Dri
 		p("RTO %s\n", rtoText(rep))
 	}
 	p("RPO %s\n", rpoText(rep))
-	p("keys wiped; guest %s is %s at %s again\n", rep.Guest, st.Mode, rep.Site)
+	p("shares wiped; guest %s is %s at %s again\n", rep.Guest, st.Mode, rep.Site)
 	switch {
 	case st.LastReportIndex != nil:
 		p("report signed by %s and recorded in the writer's ledger at entry %d\n", rep.Site, *st.LastReportIndex)
@@ -219,6 +233,9 @@ func printDrillSummary(w io.Writer, rep *continuity.DrillReport, st *siteapi.Dri
 
 func rtoText(r *continuity.DrillReport) string {
 	if r.FirstRead == nil {
+		if r.Check == continuity.DrillCheckKeyless {
+			return "not measured (a keyless drill serves no record)"
+		}
 		return "not measured (no record was served)"
 	}
 	return fmt.Sprintf("%.3fs", r.RTOSeconds)

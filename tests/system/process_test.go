@@ -160,7 +160,7 @@ func startCluster(t *testing.T, homeExtra string) *procCluster {
 
 func procClient(t *testing.T, dir, homeURL string) *siteapi.Client {
 	return &siteapi.Client{BaseURL: homeURL, HTTP: &http.Client{Timeout: time.Minute},
-		Signer: siteapi.Signer{Site: "home", Official: "registrar", Key: officialKey(t, dir, "registrar")}}
+		Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: officialKey(t, dir, "registrar")}}
 }
 
 // procRecord is a record of registry reg whose index fields the charter
@@ -867,7 +867,7 @@ func operatorDo(t *testing.T, method, url, signedFor, host string, key ed25519.P
 		t.Fatal(err)
 	}
 	if key != nil {
-		if err := (siteapi.Signer{Site: signedFor, Official: host, Key: key}).Sign(req); err != nil {
+		if err := (siteapi.Signer{Guest: procGuest, Site: signedFor, Official: host, Key: key}).Sign(req); err != nil {
 			t.Fatal(err)
 		}
 	}
