@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,6 +141,7 @@ type Log struct {
 	pub        sync.Mutex // guards latest
 	latest     []byte     // latest signed checkpoint
 	latestCp   Checkpoint
+	flushed    edgeState  // the tree whose right edge is on disk; on pub
 	published  *sync.Cond // on pub
 	lastSync   time.Time
 	syncedSize uint64   // tree size last handed to the syncer
@@ -559,6 +561,11 @@ func (l *Log) publish() error {
 	if err := l.tree.flushPartial(); err != nil {
 		return err
 	}
+	// The range reuses its slice as it grows: keep a copy.
+	edge := edgeState{size: l.tree.size(), hashes: slices.Clone(l.tree.rng.Hashes())}
+	l.pub.Lock()
+	l.flushed = edge
+	l.pub.Unlock()
 	if l.opts.Mirror {
 		return l.publishMirrored()
 	}
