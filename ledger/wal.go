@@ -310,6 +310,12 @@ func frameAfter(path string, off int64, next uint64) (at int64, first uint64, ok
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("read write-ahead log %s: %w", filepath.Base(path), err)
 	}
+	at, first, ok = frameAfterIn(b, off, next)
+	return at, first, ok, nil
+}
+
+// frameAfterIn is frameAfter on a segment's bytes.
+func frameAfterIn(b []byte, off int64, next uint64) (at int64, first uint64, ok bool) {
 	for p := off + 1; p+frameHeaderSize <= int64(len(b)); p++ {
 		h := b[p : p+frameHeaderSize]
 		size := int64(binary.BigEndian.Uint32(h[0:4]))
@@ -321,10 +327,10 @@ func frameAfter(path string, off int64, next uint64) (at int64, first uint64, ok
 			continue
 		}
 		if _, _, _, err := parseFrame(b[p : p+frameHeaderSize+size]); err == nil {
-			return p, first, true, nil
+			return p, first, true
 		}
 	}
-	return 0, 0, false, nil
+	return 0, 0, false
 }
 
 // segmentReader reads a segment on demand: recovery needs the written
