@@ -37,6 +37,9 @@ const (
 	crashEnvSegment = "LEDGER_CRASH_SEGMENT"
 	crashEnvSync    = "LEDGER_CRASH_SYNC"
 	crashEnvRounds  = "LEDGER_CRASH_ROUNDS"
+	// crashEnvPublish overrides the child's checkpoint interval: a long
+	// one leaves the published checkpoint far behind the write-ahead log.
+	crashEnvPublish = "LEDGER_CRASH_PUBLISH"
 	crashOrigin     = "crash.test.example/log"
 )
 
@@ -87,7 +90,15 @@ func TestCrashChild(t *testing.T) {
 	time.AfterFunc(20*time.Second, func() { os.Exit(3) })
 	s, _ := crashSigner(t, os.Getenv(crashEnvKey))
 	round, _ := strconv.Atoi(os.Getenv(crashEnvRound))
-	l, err := Open(context.Background(), dir, crashOptions(t, s, os.Getenv(crashEnvSegment), os.Getenv(crashEnvSync)))
+	o := crashOptions(t, s, os.Getenv(crashEnvSegment), os.Getenv(crashEnvSync))
+	if p := os.Getenv(crashEnvPublish); p != "" {
+		d, err := time.ParseDuration(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.CheckpointInterval = d
+	}
+	l, err := Open(context.Background(), dir, o)
 	if err != nil {
 		fmt.Printf("error open: %v\n", err)
 		os.Exit(2)

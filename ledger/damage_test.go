@@ -114,10 +114,11 @@ func serveLedger(t *testing.T, dir string) Fetcher {
 // killChildAfter runs TestCrashChild (the crash test's child) on dir until
 // it has printed at least n acknowledgements, then SIGKILLs it, and
 // returns what it acknowledged.
-func killChildAfter(t *testing.T, dir, seedHex, sync string, n int) map[uint64]crashAck {
+// The child's sync and checkpoint intervals are both every.
+func killChildAfter(t *testing.T, dir, seedHex, every string, n int) map[uint64]crashAck {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=60s")
-	cmd.Env = append(os.Environ(), crashEnvDir+"="+dir, crashEnvKey+"="+seedHex, crashEnvRound+"=0", crashEnvSync+"="+sync)
+	cmd.Env = append(os.Environ(), crashEnvDir+"="+dir, crashEnvKey+"="+seedHex, crashEnvRound+"=0", crashEnvSync+"="+every, crashEnvPublish+"="+every)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -171,8 +172,20 @@ func TestDamagedFrameIsNotATornTail(t *testing.T) {
 	seedHex := hex.EncodeToString(seed)
 	signer, verifier := crashSigner(t, seedHex)
 	dir := t.TempDir()
-	// No sync point during the run: every entry is in the log's one segment.
+	// No sync point during the run: every entry is in the log's one
+	// segment. And one checkpoint only, at the first commit: the damaged
+	// frame is past what was published, as at a home whose checkpoint
+	// lags its acknowledgements, so only the frames after it tell that
+	// it was acknowledged.
 	acked := killChildAfter(t, dir, seedHex, "1h", 400)
+	published, err := os.ReadFile(filepath.Join(dir, CheckpointPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubCp, err := ParseSignedCheckpoint(published)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// The peer: a copy of the ledger recovered as it was at the kill.
 	peerDir := t.TempDir()
@@ -198,6 +211,9 @@ func TestDamagedFrameIsNotATornTail(t *testing.T) {
 		t.Fatalf("only %d frames", len(frames))
 	}
 	bad := frames[len(frames)/2]
+	if bad.first < pubCp.Size {
+		t.Fatalf("the published checkpoint (size %d) covers the frame at %d: the test would not tell a torn tail from damage", pubCp.Size, bad.first)
+	}
 	flipByte(t, segs[0].path, bad.off+frameHeaderSize+EntryHeaderSize+5)
 	before := snapshotDir(t, dir)
 
