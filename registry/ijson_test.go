@@ -137,4 +137,3 @@ func hasDuplicateKey(t *testing.T, b []byte) bool {
 		}
 	}
 }
-
