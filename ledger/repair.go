@@ -151,6 +151,11 @@ func Repair(ctx context.Context, dir string, opts RepairOptions) (*RepairReport,
 			if idx >= to {
 				return errEnough
 			}
+			if isStub(e) {
+				// Its leaf hash checks, but the entry itself would be
+				// lost: only a site that holds the entry can restore it.
+				return fmt.Errorf("the peer holds only a withheld stub for entry %d: repair from a site that holds the entry", idx)
+			}
 			out = append(out, e)
 			return nil
 		})
