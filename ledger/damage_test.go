@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -117,16 +116,7 @@ func serveLedger(t *testing.T, dir string) Fetcher {
 // The child's sync and checkpoint intervals are both every.
 func killChildAfter(t *testing.T, dir, seedHex, every string, n int) map[uint64]crashAck {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=60s")
-	cmd.Env = append(os.Environ(), crashEnvDir+"="+dir, crashEnvKey+"="+seedHex, crashEnvRound+"=0", crashEnvSync+"="+every, crashEnvPublish+"="+every)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout := startCrashChild(t, crashEnvDir+"="+dir, crashEnvKey+"="+seedHex, crashEnvRound+"=0", crashEnvSync+"="+every, crashEnvPublish+"="+every)
 	timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Signal(syscall.SIGKILL) })
 	defer timer.Stop()
 	acks := map[uint64]crashAck{}
