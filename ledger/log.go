@@ -814,61 +814,67 @@ func decodeMarker(b []byte) (size, epoch uint64, hashes [][]byte, err error) {
 	return size, epoch, hashes, nil
 }
 
-// syncParallel is how many files a sync point fsyncs at once: concurrent
-// fsyncs share the filesystem journal's commits.
-const syncParallel = 8
+// syncBatch is how many files a sync point holds open at once.
+const syncBatch = 256
 
 // syncFiles fsyncs the files (relative to dir), then every directory on
 // the way to them, so that their names are durable too. A partial tile
 // that is gone was superseded by its full tile, which a sync point made
 // durable before deleting it.
+//
+// The files are small and many (two per 256 entries). It starts the
+// write-back of a batch of them at once (sync_file_range), waits for it,
+// and only then fsyncs each: the data is on disk by then, so the first
+// fsync commits the filesystem journal for all of them and the others find
+// little left to do. One fsync after another, each with its own write and
+// journal commit, kept the journal busy for the whole sync point, and
+// every acknowledgement's fdatasync waited behind it.
 func syncFiles(dir string, files []string) error {
+	files = slices.Compact(slices.Sorted(slices.Values(files)))
 	dirs := map[string]bool{}
 	for _, f := range files {
 		for d := filepath.Dir(filepath.Join(dir, filepath.FromSlash(f))); len(d) >= len(dir) && !dirs[d]; d = filepath.Dir(d) {
 			dirs[d] = true
 		}
 	}
-	if err := fsyncAll(slices.Compact(slices.Sorted(slices.Values(files))), func(f string) error {
-		fh, err := os.Open(filepath.Join(dir, filepath.FromSlash(f)))
-		if errors.Is(err, fs.ErrNotExist) && strings.Contains(f, ".p/") {
-			return nil
-		}
-		if err != nil {
+	for len(files) > 0 {
+		n := min(len(files), syncBatch)
+		if err := syncBatchOf(dir, files[:n]); err != nil {
 			return err
 		}
-		defer fh.Close()
-		if err := fh.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", f, err)
-		}
-		return nil
-	}); err != nil {
-		return err
+		files = files[n:]
 	}
-	return fsyncAll(slices.Collect(maps.Keys(dirs)), fsutil.SyncDir)
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		if err := fsutil.SyncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// fsyncAll runs do on every path, syncParallel at a time, and returns
-// the errors. It waits for every goroutine it starts.
-func fsyncAll(paths []string, do func(string) error) error {
-	work := make(chan string)
-	errs := make([]error, syncParallel)
-	var wg sync.WaitGroup
-	for w := range syncParallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range work {
-				if err := do(p); err != nil && errs[w] == nil {
-					errs[w] = err
-				}
-			}
-		}()
+func syncBatchOf(dir string, files []string) error {
+	fhs := make([]*os.File, 0, len(files))
+	defer func() {
+		for _, fh := range fhs {
+			fh.Close()
+		}
+	}()
+	for _, f := range files {
+		fh, err := os.Open(filepath.Join(dir, filepath.FromSlash(f)))
+		if errors.Is(err, fs.ErrNotExist) && strings.Contains(f, ".p/") {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", f, err)
+		}
+		fhs = append(fhs, fh)
+		// Only a hint: the fsync below is what makes it durable.
+		unix.SyncFileRange(int(fh.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
-	for _, p := range paths {
-		work <- p
+	for _, fh := range fhs {
+		if err := fh.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", fh.Name(), err)
+		}
 	}
-	close(work)
-	wg.Wait()
-	return errors.Join(errs...)
+	return nil
 }
