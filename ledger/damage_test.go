@@ -114,9 +114,10 @@ func serveLedger(t *testing.T, dir string) Fetcher {
 // it has printed at least n acknowledgements, then SIGKILLs it, and
 // returns what it acknowledged.
 // The child's sync and checkpoint intervals are both every.
-func killChildAfter(t *testing.T, dir, seedHex, every string, n int) map[uint64]crashAck {
+// env is added to the child's environment.
+func killChildAfter(t *testing.T, dir, seedHex, every string, n int, env ...string) map[uint64]crashAck {
 	t.Helper()
-	cmd, stdout := startCrashChild(t, crashEnvDir+"="+dir, crashEnvKey+"="+seedHex, crashEnvRound+"=0", crashEnvSync+"="+every, crashEnvPublish+"="+every)
+	cmd, stdout := startCrashChild(t, append([]string{crashEnvDir + "=" + dir, crashEnvKey + "=" + seedHex, crashEnvRound + "=0", crashEnvSync + "=" + every, crashEnvPublish + "=" + every}, env...)...)
 	timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Signal(syscall.SIGKILL) })
 	defer timer.Stop()
 	acks := map[uint64]crashAck{}
@@ -410,4 +411,72 @@ func TestDamagedRightEdgeBundle(t *testing.T) {
 	if _, err := m.AppendMirrored(context.Background(), next, signed, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDamagedFrameInEarlierSegment: a SIGKILLed ledger whose write-ahead
+// log spans several segments, with a byte flipped in a frame of the
+// first. Open refuses and changes nothing; repair from a peer restores
+// every acknowledged entry, the later segments untouched.
+func TestDamagedFrameInEarlierSegment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a child process")
+	}
+	seed := make([]byte, ed25519.SeedSize)
+	rand.Read(seed)
+	seedHex := hex.EncodeToString(seed)
+	signer, verifier := crashSigner(t, seedHex)
+	dir := t.TempDir()
+	acked := killChildAfter(t, dir, seedHex, "1h", 600, crashEnvSegment+"=16384")
+	peerDir := t.TempDir()
+	if err := os.CopyFS(peerDir, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(peerDir, walDir, lockName))
+	opts := crashOptions(t, signer, "16384", "")
+	pl, err := Open(context.Background(), peerDir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerSize := pl.Size()
+	if err := pl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := listSegments(filepath.Join(dir, walDir))
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("%d segments: %v", len(segs), err)
+	}
+	frames := walFrames(t, segs[0].path)
+	bad := frames[len(frames)/2]
+	flipByte(t, segs[0].path, bad.off+frameHeaderSize+EntryHeaderSize+1)
+	before := snapshotDir(t, dir)
+	_, err = Open(context.Background(), dir, opts)
+	var de *DamageError
+	if !errors.As(err, &de) || de.File != segs[0].path || de.Offset != bad.off || de.Index != bad.first {
+		t.Fatalf("open: %v, want damage in %s offset %d entry %d", err, segs[0].path, bad.off, bad.first)
+	}
+	checkUnchanged(t, dir, before)
+	rep, err := Repair(context.Background(), dir, RepairOptions{Origin: crashOrigin, Verifiers: note.VerifierList(verifier), Peer: serveLedger(t, peerDir)})
+	if err != nil {
+		t.Fatalf("repair: %v", err)
+	}
+	if len(rep.Rewritten) != 1 || rep.Rewritten[0] != segs[0].path || rep.Restored != uint64(bad.entries) {
+		t.Fatalf("repair report %+v", rep)
+	}
+	for _, s := range segs[1:] {
+		if b, _ := os.ReadFile(s.path); !bytes.Equal(b, before[s.path]) {
+			t.Errorf("repair rewrote %s, which was sound", s.path)
+		}
+	}
+	l, err := Open(context.Background(), dir, opts)
+	if err != nil {
+		t.Fatalf("open after repair: %v", err)
+	}
+	size := l.Size()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if size != peerSize {
+		t.Fatalf("repaired ledger holds %d entries, the peer %d", size, peerSize)
+	}
+	crashCheckEntries(t, 0, dir, size, acked)
 }
