@@ -65,8 +65,8 @@ func newBlobsGetCmd() *cobra.Command {
 		atIndex uint64
 	)
 	cmd := &cobra.Command{
-		Use:   "get REGISTRY ID NAME",
-		Short: "Download an attachment of a record (to stdout, or to --out FILE)",
+		Use:     "get REGISTRY ID NAME",
+		Short:   "Download an attachment of a record (to stdout, or to --out FILE)",
 		Example: `  chancery blobs get land P-1 deed.pdf --state ./dr --official registrar --out deed.pdf`,
 		Args:    cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -52,7 +52,7 @@ gets a duplicate version. A file that sets one record several times is
 resumable only from its last line for that record on.`,
 		Example: `  chancery import people.jsonl --state ./demo-state --passphrase-file ~/.chancery-pass
   chancery import people.jsonl --state ./demo-state --batch 4096   # asks for the passphrase on a terminal`,
-		Args:    cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.file = args[0]
 			o.stdin, o.stderr = cmd.InOrStdin(), cmd.ErrOrStderr()

@@ -270,8 +270,8 @@ is what "chancery blobs put" printed, or kept from the latest version with
 func newRecordsDeleteCmd() *cobra.Command {
 	var f signedFlags
 	cmd := &cobra.Command{
-		Use:   "delete REGISTRY ID",
-		Short: "Delete a record: a tombstone version (its history stays in the ledger)",
+		Use:     "delete REGISTRY ID",
+		Short:   "Delete a record: a tombstone version (its history stays in the ledger)",
 		Example: `  chancery records delete business B-100 --state ./dr --official registrar`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
