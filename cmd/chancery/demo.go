@@ -55,7 +55,7 @@ prints their addresses.
   chancery init --dir /tmp/dr && chancery demo --dir /tmp/dr
   # rehearse on the sites the story leaves running (an address --keep printed):
   chancery demo --dir /tmp/dr --force --keep
-  chancery records find population last_name Berg --state /tmp/dr --site embassy-north \
+  chancery records find population last_name Berg --state /tmp/dr --site home \
       --url http://127.0.0.1:PORT --official registrar`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
