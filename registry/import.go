@@ -336,19 +336,10 @@ func (r *Registries) prepareBatch(ctx context.Context, b *importBatch, dir strin
 			}
 			continue
 		}
-		var atts []Attachment
-		for name, path := range it.atts {
-			if !filepath.IsAbs(path) {
-				path = filepath.Join(dir, path)
-			}
-			a, err := r.importAttachment(ctx, it.g.def.Name, name, path)
-			if err != nil {
-				it.err = &ValidationError{Line: it.line, Registry: it.g.def.Name, ID: it.id, Field: "attachments." + name, Err: err}
-				return
-			}
-			atts = append(atts, a)
+		atts := r.storeAttachments(ctx, it, dir)
+		if it.err != nil {
+			return
 		}
-		sortAttachments(atts)
 		p, err := it.g.prepare(guest, it.id, it.version, epoch, KindPut, it.rec, atts)
 		if err != nil {
 			it.err = withLine(err, it.line)
@@ -365,19 +356,10 @@ func (r *Registries) prepareBatch(ctx context.Context, b *importBatch, dir strin
 // that line: the line has no version of its own to be written with, and
 // the content must not be dropped silently.
 func (r *Registries) checkSameAttachments(ctx context.Context, it *importItem, dir string) {
-	var atts []Attachment
-	for name, path := range it.atts {
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(dir, path)
-		}
-		a, err := r.importAttachment(ctx, it.g.def.Name, name, path)
-		if err != nil {
-			it.err = &ValidationError{Line: it.line, Registry: it.g.def.Name, ID: it.id, Field: "attachments." + name, Err: err}
-			return
-		}
-		atts = append(atts, a)
+	atts := r.storeAttachments(ctx, it, dir)
+	if it.err != nil {
+		return
 	}
-	sortAttachments(atts)
 	for i, a := range atts {
 		ref, err := a.Ref.MarshalBinary()
 		if err != nil || !bytes.Equal(ref, it.sameRefs[i]) {
@@ -386,6 +368,26 @@ func (r *Registries) checkSameAttachments(ctx context.Context, it *importItem, d
 			return
 		}
 	}
+}
+
+// storeAttachments stores the line's attachment files in the blob store
+// and returns them sorted by name, as a version lists them; a file that
+// cannot be stored sets it.err.
+func (r *Registries) storeAttachments(ctx context.Context, it *importItem, dir string) []Attachment {
+	var atts []Attachment
+	for name, path := range it.atts {
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		a, err := r.importAttachment(ctx, it.g.def.Name, name, path)
+		if err != nil {
+			it.err = &ValidationError{Line: it.line, Registry: it.g.def.Name, ID: it.id, Field: "attachments." + name, Err: err}
+			return nil
+		}
+		atts = append(atts, a)
+	}
+	sortAttachments(atts)
+	return atts
 }
 
 func (r *Registries) importAttachment(ctx context.Context, registry, name, path string) (Attachment, error) {
