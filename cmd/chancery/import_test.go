@@ -190,3 +190,26 @@ func TestImportResumesAfterBadLine(t *testing.T) {
 		}
 	}
 }
+
+// TestImportRerunRefusesChangedAttachment: a rerun whose line matches the
+// latest version in record and attachment sizes but whose file changed is
+// not skipped silently: it stops at that line, naming the attachment.
+func TestImportRerunRefusesChangedAttachment(t *testing.T) {
+	dir := homeState(t)
+	in := t.TempDir()
+	deed := filepath.Join(in, "deed.txt")
+	os.WriteFile(deed, []byte("deed of parcel 1"), 0o600)
+	file := filepath.Join(in, "land.jsonl")
+	os.WriteFile(file, []byte(`{"registry":"land","id":"P-1","record":{"parcel_id":"P-1","owner_id":"DR-1"},"attachments":{"deed.txt":"deed.txt"}}`+"\n"), 0o600)
+	var out bytes.Buffer
+	if err := runImport(context.Background(), importOptions{file: file, stateDir: dir, site: "home"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(deed, []byte("deed of parcel 2"), 0o600) // same size
+	out.Reset()
+	err := runImport(context.Background(), importOptions{file: file, stateDir: dir, site: "home"}, &out)
+	var ve *registry.ValidationError
+	if !errors.As(err, &ve) || ve.Line != 1 || ve.Field != "attachments.deed.txt" {
+		t.Fatalf("rerun with a changed attachment: %v\n%s", err, out.String())
+	}
+}
