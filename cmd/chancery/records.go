@@ -110,7 +110,7 @@ func (f *signedFlags) dial(cmd *cobra.Command, who string) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key of %s %s: %w", who, id, err)
 	}
-	t.signer = siteapi.Signer{Site: s.ID, Official: id, Key: key}
+	t.signer = siteapi.Signer{Guest: t.charter.Guest.ID, Site: s.ID, Official: id, Key: key}
 	return t, nil
 }
 
