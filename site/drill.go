@@ -24,7 +24,7 @@ import (
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
-// Drills (DESIGN.md, "Flows: Drill"): a rehearsal of activation at an
+// Drills (docs/continuity.md): a rehearsal of activation at an
 // embassy under a drill order, without fencing anyone.
 //
 //  1. Officials sign a drill order (action drill, the site, the current
