@@ -72,6 +72,10 @@ func toHTTP(err error, reg, id string) *httpError {
 		// Durable here, not acknowledged: the caller may retry the read
 		// later; the message says which sites are missing.
 		e.status = http.StatusServiceUnavailable
+	case errors.Is(err, errJournal):
+		e.status = http.StatusServiceUnavailable
+		e.body.Error = "the site cannot record the request's nonce durably; retry later"
+		e.cause = err
 	case errors.Is(err, errBusy), errors.Is(err, ledger.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		e.status = http.StatusServiceUnavailable
 	default:

@@ -33,8 +33,9 @@ import (
 // plaintext: the site holds none.
 
 // newHostAuthenticator checks requests signed by the charter's hosts.
-func newHostAuthenticator(c *charter.Charter, site string, now func() time.Time, maxNonces int) (*authenticator, error) {
-	a := &authenticator{site: site, officials: map[string]authOfficial{}, now: now, nonces: newNonceCache(maxNonces)}
+// Their nonces are kept durably in the journal at journal.
+func newHostAuthenticator(c *charter.Charter, site string, now func() time.Time, maxNonces int, journal string) (*authenticator, error) {
+	a := &authenticator{site: site, officials: map[string]authOfficial{}, now: now}
 	for i := range c.Hosts {
 		h := &c.Hosts[i]
 		k, err := h.PublicKey()
@@ -42,6 +43,10 @@ func newHostAuthenticator(c *charter.Charter, site string, now func() time.Time,
 			return nil, fmt.Errorf("host %s: %w", h.ID, err)
 		}
 		a.officials[h.ID] = authOfficial{def: &charter.Official{ID: h.ID, Name: h.Name}, key: k}
+	}
+	var err error
+	if a.nonces, err = openNonceCache(journal, maxNonces, now()); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -61,7 +66,9 @@ func (s *Site) operatorAuth(w http.ResponseWriter, r *http.Request, power string
 	}
 	h, err := t.ops.authenticate(r)
 	if err != nil {
-		writeJSON(w, http.StatusUnauthorized, siteapi.ErrorBody{Error: err.Error()})
+		// 401, or 503 when the nonce could not be made durable.
+		e := toHTTP(err, "", "")
+		writeJSON(w, e.status, e.body)
 		return nil, "", false
 	}
 	if h.ID != t.def.Host {
