@@ -182,7 +182,7 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	if t.ops, err = newHostAuthenticator(c, s.cfg.Site, s.opts.Now, s.opts.MaxNonces, filepath.Join(t.dir, "replay-hosts.log")); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
-	if t.susp, err = openSuspensions(filepath.Join(t.dir, "suspension.json")); err != nil {
+	if t.susp, err = openSuspensions(ctx, filepath.Join(t.dir, "suspension.json"), c, t.site, t.log, s.log.With("guest", t.id)); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
 	t.notices = &noticeIndex{log: t.log}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/fsutil"
+	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -234,7 +236,16 @@ type suspensions struct {
 	cur  *siteapi.Suspension
 }
 
-func openSuspensions(path string) (*suspensions, error) {
+// openSuspensions reads the guest's suspension notice, if it has one,
+// and believes it only as far as it can be checked: the notice must be
+// signed by the host that runs this site for the guest (VerifySuspension
+// against the charter's hosts), and the ledger index it names as its
+// record must hold the writer's notice of it. The file is only the
+// site's memo: a notice that fails the first check is ignored, and one
+// that fails the second is taken as not yet recorded (suspended looks it
+// up in the ledger again), each with a line in the log saying why — a
+// file anyone with the disk could write must not switch a guest off.
+func openSuspensions(ctx context.Context, path string, c *charter.Charter, site string, lg *ledger.Log, log *slog.Logger) (*suspensions, error) {
 	s := &suspensions{path: path}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -243,12 +254,54 @@ func openSuspensions(path string) (*suspensions, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sp siteapi.Suspension
-	if err := json.Unmarshal(b, &sp); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	sp, err := VerifySuspension(c, b)
+	if err == nil && sp.Site != site {
+		err = fmt.Errorf("suspension notice: for site %s, not this site (%s)", sp.Site, site)
 	}
-	s.cur = &sp
+	if err != nil {
+		log.Error("suspension notice ignored: it does not verify against the charter's hosts", "path", path, "err", err)
+		return s, nil
+	}
+	if sp.RecordedAt != nil {
+		if err := checkRecorded(ctx, lg, *sp.RecordedAt, sp.Digest()); err != nil {
+			log.Error("suspension notice: the ledger entry it names is not its record; not in effect until the record is found", "path", path, "recorded_at", *sp.RecordedAt, "err", err)
+			sp.RecordedAt = nil
+		}
+	}
+	s.cur = sp
 	return s, nil
+}
+
+// checkRecorded checks that the entry at idx of lg is the writer's notice
+// of the suspension with digest d.
+func checkRecorded(ctx context.Context, lg *ledger.Log, idx uint64, d string) error {
+	_, cp := lg.Checkpoint()
+	if idx >= cp.Size {
+		return fmt.Errorf("ledger index %d is beyond this site's checkpoint of %d entries", idx, cp.Size)
+	}
+	var found bool
+	err := ledger.Scan(ctx, ledger.DirFetcher(lg.Dir()), idx, idx+1, func(i uint64, raw []byte) error {
+		if i != idx {
+			return nil
+		}
+		e, err := ledger.DecodeEntry(raw)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", idx, err)
+		}
+		var sn SuspensionNotice
+		if e.Type != ledger.TypeNotice || json.Unmarshal(e.Payload, &sn) != nil || sn.Kind != NoticeKindSuspension {
+			return fmt.Errorf("entry %d is not a notice of suspension", idx)
+		}
+		if sn.Digest != d {
+			return fmt.Errorf("entry %d is the notice of another suspension (digest %s, not %s)", idx, sn.Digest, d)
+		}
+		found = true
+		return nil
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("entry %d not found", idx)
+	}
+	return err
 }
 
 func (s *suspensions) current() *siteapi.Suspension {
