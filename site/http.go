@@ -60,6 +60,8 @@ func toHTTP(err error, reg, id string) *httpError {
 		}
 	case errors.Is(err, errAuth):
 		e.status = http.StatusUnauthorized
+	case errors.Is(err, errSlowBody):
+		e.status = http.StatusRequestTimeout
 	case errors.As(err, &mb):
 		e.status = http.StatusRequestEntityTooLarge
 		e.body.Error = "request body larger than the " + strconv.FormatInt(mb.Limit, 10) + " bytes allowed"

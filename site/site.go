@@ -305,7 +305,7 @@ func (s *Site) Handler() http.Handler {
 	s.mountOperator(mux)
 	s.mountContinuity(mux)
 	s.mountDrill(mux)
-	return s.observe(mux)
+	return s.observe(s.paceBodies(mux))
 }
 
 func (s *Site) serveNotices(t *tenant) http.HandlerFunc {
@@ -361,6 +361,9 @@ func (s *Site) Serve(ctx context.Context, ln net.Listener) error {
 		// them instead of cutting writes off half way.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// Limit connections below TLS: a handshake holds a descriptor too.
+	lim := s.cfg.limits()
+	ln = newLimitListener(ln, lim.MaxConns, lim.MaxConnsPerIP, s.log)
 	switch {
 	case s.cfg.TLS != nil:
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLS.Cert, s.cfg.TLS.Key)
@@ -386,7 +389,8 @@ func (s *Site) Serve(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		done <- srv.Shutdown(sctx)
 	}()
-	s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLS != nil || s.cfg.TLSKey != "")
+	s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLS != nil || s.cfg.TLSKey != "",
+		"max_conns", lim.MaxConns, "max_conns_per_ip", lim.MaxConnsPerIP, "body_timeout", lim.BodyTimeout.Duration, "min_body_rate", lim.MinBodyRate)
 	err := srv.Serve(ln)
 	if !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("site %s: serve: %w", s.cfg.Site, err)
