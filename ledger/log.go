@@ -125,6 +125,8 @@ type Log struct {
 	waiting  bool          // the committer is waiting for want appenders
 	kick     chan struct{} // wakes a waiting committer
 	failed   error         // sticky: a failed commit stops the log
+	full0    error         // tiles wait for room: appends refused until they are written (health.go)
+	walFull  error         // the last commit found no room (health.go); cleared by the next one
 	segments []segment
 
 	wal *walWriter
@@ -146,7 +148,10 @@ type Log struct {
 	obsolete   []string // partial tile directories to delete at the next sync point
 	syncs      chan syncJob
 	madeDirs   map[string]bool
-	replaying  bool // recovery is replaying the write-ahead log into tiles
+	// pendingTiles are tiles the disk had no room for, by path, written
+	// before the next checkpoint (health.go). Integrator only.
+	pendingTiles map[string][]byte
+	replaying    bool // recovery is replaying the write-ahead log into tiles
 
 	mirror mirrorState
 
@@ -288,6 +293,9 @@ func (l *Log) enqueue(entries ...[]byte) (*batch, int, error) {
 	if l.closing {
 		return nil, 0, ErrClosed
 	}
+	if l.full0 != nil {
+		return nil, 0, l.full0
+	}
 	hi := l.epoch
 	for i, b := range entries {
 		e := entryEpoch(b)
@@ -381,7 +389,15 @@ func (l *Log) commitLoop() {
 			err = l.commit(bt)
 		}
 		l.mu.Lock()
-		if err != nil {
+		if err != nil && isNoSpace(err) {
+			// Nothing was acknowledged and the log is as it was: only
+			// these appends fail, and the next commit tries again.
+			bt.err = l.noSpace(err)
+			if l.walFull == nil {
+				l.opts.Logger.Error("ledger commit refused: disk full", "dir", l.dir, "err", err)
+			}
+			l.walFull = bt.err
+		} else if err != nil {
 			if l.failed == nil {
 				l.failed = fmt.Errorf("ledger stopped after a failed commit: %w", err)
 				l.opts.Logger.Error("ledger commit failed; no further appends are accepted", "dir", l.dir, "err", err)
@@ -389,6 +405,7 @@ func (l *Log) commitLoop() {
 			bt.err = l.failed
 		} else {
 			l.next += uint64(len(bt.entries))
+			l.walFull = nil
 		}
 		// The appenders about to be acknowledged will be back shortly;
 		// with those already queued, that is the next group.
@@ -457,8 +474,12 @@ func (l *Log) integrateLoop() {
 		}
 		start := time.Now()
 		if err := l.integrate(work); err != nil {
-			l.integrationFailed(err)
-			return
+			if !isNoSpace(err) || !l.waitForSpace(err) {
+				if !isNoSpace(err) {
+					l.integrationFailed(err)
+				}
+				return
+			}
 		}
 		if time.Since(l.lastSync) >= l.opts.SyncInterval {
 			l.offerSync()
@@ -514,7 +535,11 @@ func (l *Log) offerSync() {
 func (l *Log) syncLoop(done chan<- struct{}) {
 	defer close(done)
 	for job := range l.syncs {
-		if err := l.syncPoint(job); err != nil {
+		if err := l.syncPoint(job); err != nil && isNoSpace(err) {
+			// The marker stays where it was: the write-ahead log behind it
+			// is kept, and the next sync point tries again.
+			l.opts.Logger.Error("ledger sync point postponed: disk full", "dir", l.dir, "size", job.size, "err", err)
+		} else if err != nil {
 			l.integrationFailed(err)
 			// Drain so the integrator never blocks; it stops at its next turn.
 			for range l.syncs {
@@ -559,6 +584,9 @@ func (l *Log) publish() error {
 	if err := l.tree.flushPartial(); err != nil {
 		return err
 	}
+	if err := l.writePending(); err != nil {
+		return err
+	}
 	if l.opts.Mirror {
 		return l.publishMirrored()
 	}
@@ -588,7 +616,14 @@ func (l *Log) tile(path string, data []byte, full bool) error {
 		// Partial versions of this tile are superseded once it is durable.
 		l.obsolete = append(l.obsolete, path+".p")
 	}
-	return l.writeTile(path, data)
+	err := l.writeTile(path, data)
+	if err != nil && isNoSpace(err) && !l.replaying {
+		// The tree has moved on in memory; the tile waits for room and
+		// no checkpoint covers it until it is written (publish).
+		l.keepTile(path, data)
+		return nil
+	}
+	return err
 }
 
 func (l *Log) writeTile(rel string, data []byte) error {

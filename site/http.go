@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
@@ -74,6 +75,12 @@ func toHTTP(err error, reg, id string) *httpError {
 		// Durable here, not acknowledged: the caller may retry the read
 		// later; the message says which sites are missing.
 		e.status = http.StatusServiceUnavailable
+	case errors.Is(err, ledger.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// Nothing was acknowledged; the site recovers by itself once
+		// there is room, and the operator needs the path to make it.
+		e.status = http.StatusInsufficientStorage
+		e.body.Error = "the site's disk is full; nothing was stored, retry later: " + err.Error()
+		e.cause = err
 	case errors.Is(err, errJournal):
 		e.status = http.StatusServiceUnavailable
 		e.body.Error = "the site cannot record the request's nonce durably; retry later"

@@ -328,6 +328,9 @@ func (s *Site) health(w http.ResponseWriter, r *http.Request) {
 		Mode       siteapi.Mode `json:"mode"`
 		LedgerSize uint64       `json:"ledger_size"`
 		Epoch      uint64       `json:"epoch"`
+		// Error says why the guest's ledger is not ready: its disk is
+		// full (it recovers by itself), or it stopped.
+		Error string `json:"error,omitempty"`
 	}
 	status, code := "ok", http.StatusOK
 	if s.draining.Load() {
@@ -337,7 +340,16 @@ func (s *Site) health(w http.ResponseWriter, r *http.Request) {
 	var gs []guestHealth
 	for _, id := range s.order {
 		t := s.tenants[id]
-		gs = append(gs, guestHealth{id, t.currentMode(), t.ledger().MirrorSize(), t.ledger().Epoch()})
+		g := guestHealth{Guest: id, Mode: t.currentMode(), LedgerSize: t.ledger().MirrorSize(), Epoch: t.ledger().Epoch()}
+		if err := t.ledger().Health(); err != nil {
+			// A ledger that cannot publish must not be sent writes: they
+			// would be refused, or never reach a checkpoint.
+			g.Error = err.Error()
+			if code == http.StatusOK {
+				status, code = "not ready", http.StatusServiceUnavailable
+			}
+		}
+		gs = append(gs, g)
 	}
 	writeJSON(w, code, struct {
 		Status string        `json:"status"`
