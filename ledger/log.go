@@ -148,12 +148,13 @@ type Log struct {
 	obsolete   []string // partial tile directories to delete at the next sync point
 	syncs      chan syncJob
 	madeDirs   map[string]bool
+	replaying  bool // recovery is replaying the write-ahead log into tiles
+
+	mirror mirrorState
+
 	// pendingTiles are tiles the disk had no room for, by path, written
 	// before the next checkpoint (health.go). Integrator only.
 	pendingTiles map[string][]byte
-	replaying    bool // recovery is replaying the write-ahead log into tiles
-
-	mirror mirrorState
 
 	lock *os.File // holds the exclusive lock on the directory
 
