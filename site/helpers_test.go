@@ -2,9 +2,7 @@ package site_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
-	"log/slog"
 	"net/http/httptest"
 	"os"
 	"sync"
@@ -14,7 +12,6 @@ import (
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/internal/statetest"
-	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/site"
 	"github.com/chancery-gov/chancery/siteapi"
 )
@@ -60,12 +57,7 @@ type testSite struct {
 func startSite(t *testing.T) *testSite {
 	t.Helper()
 	ts := &testSite{dir: newState(t), logs: &syncBuffer{}, now: time.Now}
-	cfg := &site.Config{StateDir: ts.dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true, Replication: site.ReplicationConfig{Disabled: true},
-		Limits: site.Limits{MaxRequestBytes: 256 << 10, MaxBlobBytes: 8 << 20}}
-	s, err := site.Open(context.Background(), cfg, site.Options{
-		Logger: slog.New(slog.NewJSONHandler(ts.logs, nil)),
-		Local:  site.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}},
-	})
+	s, err := openHome(ts.dir, ts.logs)
 	if err != nil {
 		t.Fatal(err)
 	}
