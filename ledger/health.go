@@ -51,7 +51,7 @@ func (l *Log) noSpace(err error) error {
 // failure that needs a restart.
 func (l *Log) Health() error {
 	l.mu.Lock()
-	failed, full, walFull := l.failed, l.full0, l.walFull
+	failed, tilesFull, walFull := l.failed, l.tilesFull, l.walFull
 	l.mu.Unlock()
 	if failed != nil {
 		return failed
@@ -65,7 +65,7 @@ func (l *Log) Health() error {
 	if ierr != nil {
 		return fmt.Errorf("ledger %s: checkpoints stopped: %w", l.dir, ierr)
 	}
-	return full
+	return tilesFull
 }
 
 // roomForSegment reports whether the filesystem has room for a new
@@ -83,8 +83,8 @@ func (l *Log) roomForSegment() bool {
 // room; appends are refused meanwhile.
 func (l *Log) setNoSpace(err error) {
 	l.mu.Lock()
-	was := l.full0
-	l.full0 = err
+	was := l.tilesFull
+	l.tilesFull = err
 	l.mu.Unlock()
 	switch {
 	case was == nil && err != nil:

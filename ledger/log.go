@@ -125,11 +125,13 @@ type Log struct {
 	waiting  bool          // the committer is waiting for want appenders
 	kick     chan struct{} // wakes a waiting committer
 	failed   error         // sticky: a failed commit stops the log
-	full0    error         // tiles wait for room: appends refused until they are written (health.go)
-	walFull  error         // the last commit found no room (health.go); cleared by the next one
 	segments []segment
 
 	wal *walWriter
+
+	// A full disk (health.go), under mu.
+	tilesFull error // tiles wait for room: appends refused until they are written
+	walFull   error // the last commit found no room; cleared by the next one
 
 	// committed entries handed to the integrator
 	imu       sync.Mutex
@@ -294,8 +296,8 @@ func (l *Log) enqueue(entries ...[]byte) (*batch, int, error) {
 	if l.closing {
 		return nil, 0, ErrClosed
 	}
-	if l.full0 != nil {
-		return nil, 0, l.full0
+	if l.tilesFull != nil {
+		return nil, 0, l.tilesFull
 	}
 	hi := l.epoch
 	for i, b := range entries {
