@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -73,7 +74,7 @@ func (l *Log) Health() error {
 // to succeed, and a site need not wait for a write to say it is ready.
 func (l *Log) roomForSegment() bool {
 	var st unix.Statfs_t
-	if unix.Statfs(l.dir, &st) != nil {
+	if unix.Statfs(filepath.Join(l.dir, walDir), &st) != nil {
 		return false
 	}
 	return int64(st.Bavail)*int64(st.Bsize) >= l.opts.SegmentSize
