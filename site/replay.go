@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,11 @@ type nonceJournal struct {
 	path  string
 	f     *os.File
 	lines int // lines in the file, live or expired: compacted when mostly expired
+	size  int64 // bytes of whole lines in the file
+	// broken is set when a failed append could not be cut off again: no
+	// more is appended (the requests are refused) until a restart, which
+	// cuts the partial line as a torn tail.
+	broken error
 }
 
 // compactAfter is how many expired lines a journal may hold before it is
@@ -53,7 +59,8 @@ const compactAfter = 4096
 // site refuses to start rather than forget a nonce.
 func openNonceJournal(path string, seen map[string]time.Time, now time.Time) (*nonceJournal, error) {
 	b, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	created := errors.Is(err, fs.ErrNotExist)
+	if err != nil && !created {
 		return nil, fmt.Errorf("replay journal %s: %w", path, err)
 	}
 	j := &nonceJournal{path: path}
@@ -77,6 +84,14 @@ func openNonceJournal(path string, seen map[string]time.Time, now time.Time) (*n
 	if j.f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
 		return nil, fmt.Errorf("replay journal %s: %w", path, err)
 	}
+	if created {
+		// The file's own fsyncs do not make its name durable.
+		if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
+			j.f.Close()
+			return nil, fmt.Errorf("replay journal %s: %w", path, err)
+		}
+	}
+	j.size = int64(good)
 	if good < len(b) {
 		// The torn tail of an append that was never synced, so never
 		// acknowledged: cut it off before appending after it.
@@ -110,11 +125,21 @@ func nonceKey(official, nonce string) string { return official + " " + nonce }
 
 // append writes one nonce to the file, not yet synced.
 func (j *nonceJournal) append(key string, forget time.Time) error {
+	if j.broken != nil {
+		return j.broken
+	}
 	line := strconv.FormatInt(forget.Unix(), 10) + " " + key + "\n"
 	if _, err := j.f.Write([]byte(line)); err != nil {
-		return fmt.Errorf("replay journal %s: %w", j.path, err)
+		// A short write (a full disk) leaves part of a line, which the
+		// next append would turn into a damaged line: cut it off.
+		err = fmt.Errorf("replay journal %s: %w", j.path, err)
+		if terr := j.f.Truncate(j.size); terr != nil {
+			j.broken = fmt.Errorf("%w (and cutting the partial line failed: %v; restart the site)", err, terr)
+		}
+		return err
 	}
 	j.lines++
+	j.size += int64(len(line))
 	return nil
 }
 
@@ -137,6 +162,8 @@ func (j *nonceJournal) compact(seen map[string]time.Time) error {
 	j.f.Close()
 	j.f = f
 	j.lines = len(seen)
+	j.size = int64(b.Len())
+	j.broken = nil
 	return nil
 }
 
