@@ -40,7 +40,7 @@ import (
 type nonceJournal struct {
 	path  string
 	f     *os.File
-	lines int // lines in the file, live or expired: compacted when mostly expired
+	lines int   // lines in the file, live or expired: compacted when mostly expired
 	size  int64 // bytes of whole lines in the file
 	// broken is set when a failed append could not be cut off again: no
 	// more is appended (the requests are refused) until a restart, which
