@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chancery-gov/chancery/internal/testnet"
 )
 
 // TestWALFullRecovers: a commit whose new write-ahead log segment cannot
@@ -23,23 +23,9 @@ func TestWALFullRecovers(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "ledger")
 	wal := filepath.Join(dir, walDir)
-	if err := os.MkdirAll(wal, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	// Only the write-ahead log is on the small filesystem: its segment
 	// roll is what fills it, not the tiles.
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", wal).CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("cannot mount a tmpfs to fill (needs root): %v: %s", err, out)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() {
-		if err := exec.Command("umount", wal).Run(); err != nil {
-			exec.Command("umount", "-l", wal).Run()
-		}
-	})
+	testnet.MountTmpfs(t, wal, 256<<10)
 	k := newTestKey(t, testOrigin)
 	opts := Options{Origin: testOrigin, Signer: k.signer, CheckpointInterval: time.Millisecond, SyncInterval: time.Hour, SegmentSize: 64 << 10}
 	l, err := Open(ctx, dir, opts)

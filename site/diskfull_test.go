@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,36 +16,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/chancery-gov/chancery/internal/testnet"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/site"
 	"github.com/chancery-gov/chancery/siteapi"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on dir until the test ends. It
-// skips when mounting is not permitted, except under CI=true, where the
-// fault must be tested.
-func mountTmpfs(t *testing.T, dir string, size int64) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("cannot mount a tmpfs to fill (needs root): %v: %s", err, out)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			// Still busy (a test that failed with files open): detach it
-			// now, so that nothing stays mounted.
-			exec.Command("umount", "-l", dir).Run()
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-}
 
 func health(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -69,7 +44,7 @@ func TestDiskFull(t *testing.T) {
 	ctx := context.Background()
 	dir := newState(t)
 	mnt := filepath.Join(dir, "sites")
-	mountTmpfs(t, mnt, 8<<20)
+	testnet.MountTmpfs(t, mnt, 8<<20)
 	logs := &syncBuffer{}
 	open := func() (*site.Site, *httptest.Server) {
 		s, err := site.Open(ctx, &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true, Replication: site.ReplicationConfig{Disabled: true}},
