@@ -1,56 +1,15 @@
 package site_test
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/chancery-gov/chancery/ledger"
-	"github.com/chancery-gov/chancery/site"
 	"github.com/chancery-gov/chancery/siteapi"
 )
-
-// openHome opens a home site on the state directory dir.
-func openHome(dir string, logs *syncBuffer) (*site.Site, error) {
-	cfg := &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true, Replication: site.ReplicationConfig{Disabled: true},
-		Limits: site.Limits{MaxRequestBytes: 256 << 10, MaxBlobBytes: 8 << 20}}
-	return site.Open(context.Background(), cfg, site.Options{
-		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Local:  site.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}},
-	})
-}
-
-// stop closes ts's server and site.
-func (ts *testSite) stop(t *testing.T) {
-	t.Helper()
-	ts.srv.Close()
-	if err := ts.site.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// start opens a new site on ts's state directory and serves it: with
-// stop, a restart.
-func (ts *testSite) start(t *testing.T) {
-	t.Helper()
-	s, err := openHome(ts.dir, ts.logs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.site = s
-	ts.srv = httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ts.srv.Close()
-		s.Close()
-	})
-}
 
 // TestReplayAcrossRestart: a signed PUT and a signed DELETE, captured and
 // sent again after the site restarts inside the skew window, are refused
