@@ -26,6 +26,7 @@ FUZZ := \
 	registry:FuzzUnmarshalRecordEntry:20000 \
 	registry:FuzzTopLevelFields:20000 \
 	replica:FuzzParseBatch:20000 \
+	bundle:FuzzParseManifest:20000 \
 	seal:FuzzParseCustodyPackage:300 \
 	seal:FuzzParseShare:10000 \
 	seal:FuzzOpen:10000 \
@@ -58,7 +59,9 @@ deps:
 test: deps lint unit race fuzz
 
 # CI=true makes the S3 half of the store suite fail instead of skipping
-# when the server is missing (internal/s3test).
+# when the server is missing (internal/s3test), and the power-loss tests
+# when /dev/fuse is (internal/lazyfs; they mount with go-fuse's
+# DirectMount as root, so no fusermount package is needed).
 unit:
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	CHANCERY_SCHEDULE_HAZARDS=pick,heal CHANCERY_SCHEDULE_ROUNDS=2 CHANCERY_SCHEDULE_SEEDS=20 CHANCERY_SCHEDULE_FIRST=1001 \

@@ -22,7 +22,22 @@ import (
 // domain-separation prefix of its signature.
 const DrillReportFormat = "chancery-drill-report/v1"
 
-const drillSigningPrefix = DrillReportFormat + "\n"
+// DrillReportFormatV2 names a report of a keyless drill (Check is
+// DrillCheckKeyless): the drilled site verified the custodians' shares but
+// never rebuilt the root key, so the report has no first read and no RTO.
+// A v1 report has no check member; readers accept both.
+const DrillReportFormatV2 = "chancery-drill-report/v2"
+
+// DrillCheckKeyless is the Check of a keyless drill.
+const DrillCheckKeyless = "keyless"
+
+// drillFormat is the format, and the signature's prefix, of r.
+func drillFormat(r *DrillReport) string {
+	if r.Check != "" {
+		return DrillReportFormatV2
+	}
+	return DrillReportFormat
+}
 
 // How a report's RPO was measured.
 const (
@@ -70,6 +85,10 @@ type DrillReport struct {
 	SampleSize int            `json:"sample_size"`
 	Verified   int            `json:"verified"`
 	Failures   []DrillFailure `json:"failures"`
+	// Check is DrillCheckKeyless in a v2 report: shares verified, sample
+	// checked against the signed tree and its commitments' presence, no
+	// key rebuilt, nothing decrypted (docs/continuity.md). Empty in v1.
+	Check string `json:"check,omitempty"`
 	// Error says why the drill did not run to its end (no shares before
 	// the order expired, the registries did not open, ...).
 	Error string `json:"error,omitempty"`
@@ -136,8 +155,9 @@ func SignDrillReport(r *DrillReport, key ed25519.PrivateKey) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("drill report: %w", err)
 	}
-	sig := ed25519.Sign(key, append([]byte(drillSigningPrefix), canon...))
-	out, err := canonicalJSON(signedDrillReport{Format: DrillReportFormat, Report: canon, Signature: sig})
+	f := drillFormat(r)
+	sig := ed25519.Sign(key, append([]byte(f+"\n"), canon...))
+	out, err := canonicalJSON(signedDrillReport{Format: f, Report: canon, Signature: sig})
 	if err != nil {
 		return nil, fmt.Errorf("drill report: %w", err)
 	}
@@ -160,8 +180,8 @@ func ParseDrillReport(payload []byte) (r *DrillReport, canonical, sig []byte, er
 	if dec.More() {
 		return nil, nil, nil, errors.New("drill report: trailing data")
 	}
-	if env.Format != DrillReportFormat {
-		return nil, nil, nil, fmt.Errorf("drill report: format %q, want %q", env.Format, DrillReportFormat)
+	if env.Format != DrillReportFormat && env.Format != DrillReportFormatV2 {
+		return nil, nil, nil, fmt.Errorf("drill report: format %q, want %q or %q", env.Format, DrillReportFormat, DrillReportFormatV2)
 	}
 	r = new(DrillReport)
 	dec = json.NewDecoder(bytes.NewReader(env.Report))
@@ -172,6 +192,12 @@ func ParseDrillReport(payload []byte) (r *DrillReport, canonical, sig []byte, er
 	canon, err := canonicalJSON(r)
 	if err != nil || !bytes.Equal(canon, env.Report) {
 		return nil, nil, nil, errors.New("drill report: report not in its canonical encoding")
+	}
+	if r.Check != "" && r.Check != DrillCheckKeyless {
+		return nil, nil, nil, fmt.Errorf("drill report of order %s: check %q", r.Order, r.Check)
+	}
+	if drillFormat(r) != env.Format {
+		return nil, nil, nil, fmt.Errorf("drill report of order %s: format %s with check %q", r.Order, env.Format, r.Check)
 	}
 	if len(env.Signature) != ed25519.SignatureSize {
 		return nil, nil, nil, fmt.Errorf("drill report of order %s: signature of %d bytes", r.Order, len(env.Signature))
@@ -199,7 +225,7 @@ func VerifyDrillReport(c *charter.Charter, payload []byte) (*DrillReport, error)
 	if err != nil {
 		return nil, fmt.Errorf("drill report of order %s: checkpoint key of site %s: %w", r.Order, r.Site, err)
 	}
-	if !ed25519.Verify(pub, append([]byte(drillSigningPrefix), canon...), sig) {
+	if !ed25519.Verify(pub, append([]byte(drillFormat(r)+"\n"), canon...), sig) {
 		return nil, fmt.Errorf("drill report of order %s: the signature is not site %s's checkpoint key's", r.Order, r.Site)
 	}
 	return r, nil

@@ -18,15 +18,15 @@ func (s *UnsealSession) HeldShares() []*seal.Share {
 	return slices.Clone(s.shares)
 }
 
-// IdentityScalar returns the one-time identity's X25519 scalar: the slice
-// inside age's identity itself, not a copy.
+// IdentityScalar returns the one-time hybrid identity's seed: the slice
+// inside hpke's private key itself, not a copy.
 func (s *UnsealSession) IdentityScalar() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.identity == nil {
 		return nil
 	}
-	return reflect.ValueOf(s.identity).Elem().FieldByName("secretKey").Bytes()
+	return reflect.ValueOf(s.identity).Elem().FieldByName("k").Elem().Elem().FieldByName("seed").Bytes()
 }
 
 // IdentityWiped reports whether Close zeroed the identity's scalar.

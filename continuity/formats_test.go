@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/continuity"
-	"github.com/chancery-gov/chancery/internal/keyfile"
 )
 
 // The formats moved here from the site daemon keep their wire bytes: the
@@ -83,10 +82,7 @@ func TestParseDrillReportRefuses(t *testing.T) {
 // signed by its site's checkpoint key, for the charter's guest.
 func TestVerifyDrillReport(t *testing.T) {
 	r := demo(t)
-	north, err := keyfile.ReadEd25519(r.layout.Key("site-checkpoint", "embassy-north"), r.prot)
-	if err != nil {
-		t.Fatal(err)
-	}
+	north := r.siteKey(t, "embassy-north")
 	rep := goldenReport()
 	rep.Guest = r.c.Guest.ID
 	signed, err := continuity.SignDrillReport(rep, north)
@@ -159,5 +155,45 @@ func TestAccessEntryOldPayload(t *testing.T) {
 	}
 	if want := `{"kind":"record",` + old[1:]; string(b) != want {
 		t.Fatalf("record read encoded as\n%s\nwant\n%s", b, want)
+	}
+}
+
+// TestDrillReportV2: a keyless report is signed as v2, and verifies; a v1
+// report (no check) still verifies; a v2 envelope around a report without
+// a check, or a v1 envelope around a keyless one, is refused.
+func TestDrillReportV2(t *testing.T) {
+	r := demo(t)
+	north := r.siteKey(t, "embassy-north")
+	rep := goldenReport()
+	rep.Guest = r.c.Guest.ID
+	rep.Check = continuity.DrillCheckKeyless
+	v2, err := continuity.SignDrillReport(rep, north)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(v2, []byte(`"format":"`+continuity.DrillReportFormatV2+`"`)) {
+		t.Fatalf("a keyless report is not v2: %s", v2)
+	}
+	if got, err := continuity.VerifyDrillReport(r.c, v2); err != nil || got.Check != continuity.DrillCheckKeyless {
+		t.Fatalf("v2 report: %+v, %v", got, err)
+	}
+	rep.Check = ""
+	v1, err := continuity.SignDrillReport(rep, north)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := continuity.VerifyDrillReport(r.c, v1); err != nil {
+		t.Fatalf("v1 report: %v", err)
+	}
+	relabel := func(b []byte, from, to string) []byte {
+		return bytes.Replace(b, []byte(`"format":"`+from+`"`), []byte(`"format":"`+to+`"`), 1)
+	}
+	for name, b := range map[string][]byte{
+		"v1 envelope, keyless report": relabel(v2, continuity.DrillReportFormatV2, continuity.DrillReportFormat),
+		"v2 envelope, v1 report":      relabel(v1, continuity.DrillReportFormat, continuity.DrillReportFormatV2),
+	} {
+		if _, err := continuity.VerifyDrillReport(r.c, b); err == nil {
+			t.Errorf("%s verified", name)
+		}
 	}
 }

@@ -51,7 +51,7 @@ func (c custody) reseal(t *testing.T, pkg *seal.CustodyPackage, id, recipient st
 		t.Fatal(err)
 	}
 	defer sh.Wipe()
-	rcpt, err := age.ParseX25519Recipient(recipient)
+	rcpt, err := age.ParseHybridRecipient(recipient)
 	if err != nil {
 		t.Fatal(err)
 	}

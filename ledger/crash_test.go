@@ -337,16 +337,24 @@ func TestCrashRecovery(t *testing.T) {
 // each acknowledged index holds the acknowledged bytes.
 func crashCheckEntries(t *testing.T, round int, dir string, size uint64, acked map[uint64]crashAck) {
 	t.Helper()
+	if err := checkAcked(dir, size, acked); err != nil {
+		t.Fatalf("round %d: %v", round, err)
+	}
+}
+
+// checkAcked reads every entry bundle of a closed ledger of size entries
+// and checks each acknowledged index holds the acknowledged bytes.
+func checkAcked(dir string, size uint64, acked map[uint64]crashAck) error {
 	f := DirFetcher(dir)
 	found := 0
 	for b := uint64(0); b*TileWidth < size; b++ {
 		data, _, _, err := fetchTile(context.Background(), f, -1, b, size)
 		if err != nil {
-			t.Fatalf("round %d: entry bundle %d: %v", round, b, err)
+			return fmt.Errorf("entry bundle %d: %w", b, err)
 		}
 		es, err := splitBundle(data)
 		if err != nil {
-			t.Fatalf("round %d: entry bundle %d: %v", round, b, err)
+			return fmt.Errorf("entry bundle %d: %w", b, err)
 		}
 		for i, e := range es {
 			idx := b*TileWidth + uint64(i)
@@ -355,12 +363,13 @@ func crashCheckEntries(t *testing.T, round int, dir string, size uint64, acked m
 				continue
 			}
 			if sha256.Sum256(e) != a.sum {
-				t.Fatalf("round %d: entry %d (acknowledged in round %d) differs from what was acknowledged", round, idx, a.round)
+				return fmt.Errorf("entry %d (acknowledged in round %d) differs from what was acknowledged", idx, a.round)
 			}
 			found++
 		}
 	}
 	if found != len(acked) {
-		t.Fatalf("round %d: %d of %d acknowledged entries found", round, found, len(acked))
+		return fmt.Errorf("%d of %d acknowledged entries found", found, len(acked))
 	}
+	return nil
 }

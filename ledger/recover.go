@@ -110,7 +110,7 @@ func (l *Log) recover(ctx context.Context) error {
 	l.next, l.durable = end, end
 	l.epoch = l.tree.epoch
 	l.segments = segs
-	l.wal = &walWriter{dir: walPath, segSize: l.opts.SegmentSize}
+	l.wal = &walWriter{dir: walPath, segSize: l.opts.SegmentSize, skipSync: l.opts.skipWALSync}
 	if len(segs) > 0 {
 		if err := l.wal.resume(segs[len(segs)-1].path, lastOff); err != nil {
 			return err

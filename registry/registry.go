@@ -713,18 +713,7 @@ func (r *Registries) entry(ctx context.Context, idx uint64) ([]byte, error) {
 			return nil, err
 		}
 	}
-	raw, err := ledger.ReadEntry(ctx, r.f, idx, cp.Size)
-	if err != nil {
-		return nil, err
-	}
-	prf, err := r.prover.Inclusion(ctx, idx, cp.Size)
-	if err != nil {
-		return nil, fmt.Errorf("inclusion proof: %w", err)
-	}
-	if err := ledger.VerifyInclusion(idx, cp.Size, ledger.LeafHash(raw), prf, cp.Root); err != nil {
-		return nil, fmt.Errorf("stored entry is not the one in the signed ledger: %w", err)
-	}
-	return raw, nil
+	return r.prover.ReadProven(ctx, cp, idx)
 }
 
 // History lists every version of a record.

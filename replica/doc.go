@@ -23,7 +23,9 @@
 // resumes from the site's own state, so nothing is sent twice and nothing
 // is skipped. Because every byte is checked at the receiver, a site that
 // is behind may equally catch up from another site (PeerSource): a peer
-// that alters what it serves is refused, not believed.
+// that alters what it serves is refused, not believed. An offline bundle
+// (package bundle) carries the same batches (BatchBuilder) on a disk, into
+// the same Receiver.
 //
 // Nothing here holds a guest key: a site verifies with public keys and
 // hashes only.

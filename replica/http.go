@@ -476,32 +476,13 @@ func (p PeerSource) Fetcher() ledger.Fetcher {
 	return ledger.HTTPFetcher{Base: p.Ledger, Client: p.Remote.Client}
 }
 
-// Next implements Source.
+// Next implements Source: it polls the peer's checkpoint.
 func (p PeerSource) Next(ctx context.Context, size uint64) ([]byte, ledger.Checkpoint, error) {
-	poll := p.Poll
-	if poll <= 0 {
-		poll = 200 * time.Millisecond
+	signed, cp, err := PollCheckpoint(ctx, p.Fetcher(), size, p.Poll)
+	if err != nil && ctx.Err() == nil {
+		return nil, cp, fmt.Errorf("peer %s: %w", p.Ledger, err)
 	}
-	for {
-		signed, err := p.Fetcher().Fetch(ctx, ledger.CheckpointPath)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, ledger.Checkpoint{}, err
-		}
-		if err == nil {
-			cp, err := ledger.ParseSignedCheckpoint(signed)
-			if err != nil {
-				return nil, ledger.Checkpoint{}, fmt.Errorf("peer checkpoint: %w", err)
-			}
-			if cp.Size > size {
-				return signed, cp, nil
-			}
-		}
-		select {
-		case <-time.After(poll):
-		case <-ctx.Done():
-			return nil, ledger.Checkpoint{}, ctx.Err()
-		}
-	}
+	return signed, cp, err
 }
 
 // Locate implements Source.

@@ -116,6 +116,23 @@ func OpenReceipt(c *charter.Charter, w Writers, site string, signed []byte) (led
 	return cp, t, nil
 }
 
+// OpenWriterCheckpoint verifies a checkpoint note with the writer key of
+// its epoch, as w says, and returns the checkpoint.
+func OpenWriterCheckpoint(c *charter.Charter, w Writers, signed []byte) (ledger.Checkpoint, error) {
+	cp, err := ledger.ParseSignedCheckpoint(signed)
+	if err != nil {
+		return ledger.Checkpoint{}, err
+	}
+	vs, err := w.Verifiers(cp.Epoch)
+	if err != nil {
+		return ledger.Checkpoint{}, err
+	}
+	if _, _, err := ledger.OpenCheckpoint(signed, c.Guest.Origin, vs); err != nil {
+		return ledger.Checkpoint{}, fmt.Errorf("size %d, epoch %d: %w", cp.Size, cp.Epoch, err)
+	}
+	return cp, nil
+}
+
 // withCosigner adds one cosignature verifier to a set of log verifiers.
 type withCosigner struct {
 	note.Verifiers

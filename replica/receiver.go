@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -109,6 +110,10 @@ func NewReceiver(o ReceiverOptions) (*Receiver, error) {
 	return r, nil
 }
 
+// Options returns the options the receiver was made with, defaults
+// filled in.
+func (r *Receiver) Options() ReceiverOptions { return r.opts }
+
 // Placement is what the charter lets this site hold.
 func (r *Receiver) Placement() Placement { return r.place }
 
@@ -165,14 +170,74 @@ func (r *Receiver) reserve(n int64) error {
 	}
 	for {
 		u := r.used.Load()
-		if u+n > r.opts.Quota {
-			return fmt.Errorf("%w: guest %s holds %d of its %d bytes at site %s; %d more refused",
-				ErrQuota, r.opts.Charter.Guest.ID, u, r.opts.Quota, r.opts.Site, n)
+		if err := r.room(u, n); err != nil {
+			return err
 		}
 		if r.used.CompareAndSwap(u, u+n) {
 			return nil
 		}
 	}
+}
+
+// Room says whether the guest's quota here has room for n more bytes now,
+// without taking them: an error wrapping ErrQuota if not. Whoever brings
+// much at once (an offline bundle) asks before it sends anything.
+func (r *Receiver) Room(n int64) error { return r.room(r.used.Load(), n) }
+
+func (r *Receiver) room(used, n int64) error {
+	if r.opts.Quota > 0 && used+n > r.opts.Quota {
+		return fmt.Errorf("%w: guest %s holds %d of its %d bytes at site %s; %d more do not fit",
+			ErrQuota, r.opts.Charter.Guest.ID, used, r.opts.Quota, r.opts.Site, n)
+	}
+	return nil
+}
+
+// Usage measures what a guest holds at a site, as a Receiver counts it
+// against the quota (ReceiverOptions.Used): its ledger's files and its
+// blobs. The write-ahead log is left out: its segments are preallocated
+// (64 MiB each, mostly zeros) and trimmed once their entries are in the
+// tiles, which ledger.Open has just rewritten; counting them would charge
+// a guest for space it does not use.
+func Usage(ctx context.Context, ledgerDir string, blobs store.Backend) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(ledgerDir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == "wal" {
+			return filepath.SkipDir
+		}
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ledger %s: %w", ledgerDir, err)
+	}
+	err = blobs.List(ctx, "", func(_ string, size int64) error {
+		n += size
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("blobs: %w", err)
+	}
+	return n, nil
+}
+
+// CheckSuspended returns an error wrapping ErrSuspended while the host
+// suspends the guest at this site, nil otherwise.
+func (r *Receiver) CheckSuspended() error {
+	if r.opts.Suspended != nil {
+		if err := r.opts.Suspended(); err != nil {
+			return fmt.Errorf("%w: %v", ErrSuspended, err)
+		}
+	}
+	return nil
 }
 
 func (r *Receiver) refused(err error) error {
@@ -221,9 +286,6 @@ func openCheckpointWith(w Writers, origin string, signed []byte, epoch uint64) (
 	return n, err
 }
 
-// Accept checks a batch and stores it. It returns the receipt (the
-// checkpoint cosigned by this site) when the batch reaches its checkpoint,
-// and nil when it ended short of it.
 // Quiesce returns once no batch is being checked or stored: one that
 // began before a change of fence or suspension has finished.
 func (r *Receiver) Quiesce() {
@@ -231,11 +293,12 @@ func (r *Receiver) Quiesce() {
 	r.accept.Unlock() //nolint:staticcheck // an empty critical section is the point
 }
 
+// Accept checks a batch and stores it. It returns the receipt (the
+// checkpoint cosigned by this site) when the batch reaches its checkpoint,
+// and nil when it ended short of it.
 func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
-	if r.opts.Suspended != nil {
-		if err := r.opts.Suspended(); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSuspended, err)
-		}
+	if err := r.CheckSuspended(); err != nil {
+		return nil, err
 	}
 	r.accept.Lock()
 	defer r.accept.Unlock()

@@ -19,6 +19,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
+	storefs "github.com/chancery-gov/chancery/store/fs"
 )
 
 // remoteFor serves a receiver over loopback HTTP and returns its client.
@@ -415,5 +416,63 @@ func TestAcceptStaleEpoch(t *testing.T) {
 				t.Fatalf("epoch 2 batch: %v", err)
 			}
 		})
+	}
+}
+
+// TestUsage: what a guest holds, as the quota counts it, is its ledger's
+// files and its blobs, and not the write-ahead log a ledger preallocates.
+func TestUsage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l, err := ledger.Open(ctx, filepath.Join(dir, "ledger"), ledger.Options{Origin: "ledger.usage.example", Mirror: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	files := map[string]int{"ledger/checkpoint": 211, "ledger/tile/0/000": 8192, "ledger/wal/extra": 1 << 20}
+	for name, n := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, make([]byte, n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wal, outside int64
+	err = filepath.WalkDir(filepath.Join(dir, "ledger"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if strings.Contains(filepath.ToSlash(p), "/ledger/wal/") {
+			wal += fi.Size()
+		} else {
+			outside += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := storefs.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := blobs.Save(ctx, "land/data/00", strings.NewReader("pack bytes"), 10); err != nil {
+		t.Fatal(err)
+	}
+	got, err := replica.Usage(ctx, filepath.Join(dir, "ledger"), blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := outside + 10; got != want {
+		t.Fatalf("Usage = %d, want %d: the ledger without its write-ahead log (%d bytes left out) and the blobs", got, want, wal)
+	}
+	if outside < 211+8192 {
+		t.Fatalf("the ledger holds %d bytes outside its write-ahead log, fewer than the test wrote", outside)
 	}
 }

@@ -120,10 +120,9 @@ type Shipper struct {
 	// for this site (OuterKey).
 	rwMu      sync.Mutex
 	rewrapped map[string]string
-	place     Placement
+	builder   BatchBuilder
 	limiter   *rate.Limiter
 	log       *slog.Logger
-	prover    *ledger.Prover
 }
 
 // NewShipper checks the options and returns a shipper; Run starts it.
@@ -155,8 +154,10 @@ func NewShipper(o ShipperOptions) (*Shipper, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Shipper{opts: o, place: Placement{o.Charter, o.Site}, log: o.Logger.With("to_site", o.Site), rewrapped: map[string]string{},
-		prover: ledger.NewProver(o.Source.Fetcher(), 0)}
+	f := o.Source.Fetcher()
+	s := &Shipper{opts: o, log: o.Logger.With("to_site", o.Site), rewrapped: map[string]string{},
+		builder: BatchBuilder{Fetcher: f, Prover: ledger.NewProver(f, 0), Place: Placement{o.Charter, o.Site},
+			MaxEntries: o.MaxBatchEntries, MaxBytes: o.MaxBatchBytes}}
 	if o.BytesPerSecond > 0 {
 		// A burst of one pack lets a 16 MiB pack through in one wait.
 		s.limiter = rate.NewLimiter(rate.Limit(o.BytesPerSecond), 32<<20)
@@ -276,60 +277,24 @@ func (s *Shipper) state(ctx context.Context) (*State, error) {
 // ship sends one batch starting at from toward checkpoint cp and returns
 // where the next starts.
 func (s *Shipper) ship(ctx context.Context, from uint64, signed []byte, cp ledger.Checkpoint) (uint64, error) {
-	b := &Batch{First: from, Checkpoint: signed}
-	bytes := 0
-	need := map[string][]store.ID{}
-	errFull := errors.New("batch full")
-	err := ledger.Scan(ctx, s.opts.Source.Fetcher(), from, cp.Size, func(idx uint64, e []byte) error {
-		if len(b.Entries) >= s.opts.MaxBatchEntries || bytes+2+len(e) > s.opts.MaxBatchBytes {
-			return errFull
-		}
-		reg, ok, rec, err := s.place.Entry(e)
-		if err != nil {
-			return fmt.Errorf("entry %d: %w", idx, err)
-		}
-		if !ok {
-			if e, err = ledger.Withhold(e); err != nil {
-				return fmt.Errorf("entry %d: %w", idx, err)
-			}
-		} else if rec != nil && len(rec.Attachments) > 0 {
-			ids, err := Chunks(rec)
-			if err != nil {
-				return fmt.Errorf("entry %d: %w", idx, err)
-			}
-			need[reg] = append(need[reg], ids...)
-		}
-		// Scan's slices alias a bundle it reuses: keep a copy.
-		b.Entries = append(b.Entries, append([]byte(nil), e...))
-		bytes += 2 + len(e)
-		return nil
-	})
-	if err != nil && !errors.Is(err, errFull) {
-		return from, fmt.Errorf("read entries from %d: %w", from, err)
+	bb, err := s.builder.Build(ctx, from, signed, cp)
+	if err != nil {
+		return from, err
 	}
-	if len(b.Entries) == 0 {
-		return from, fmt.Errorf("entry %d alone exceeds the batch limit", from)
-	}
-	for reg, ids := range need {
+	for reg, ids := range bb.Need {
 		if err := s.shipBlobs(ctx, reg, ids); err != nil {
 			return from, err
 		}
 	}
-	if b.End() < cp.Size {
-		prf, err := s.prover.Consistency(ctx, b.End(), cp.Size)
-		if err != nil {
-			return from, fmt.Errorf("consistency proof %d→%d: %w", b.End(), cp.Size, err)
-		}
-		b.Proof = prf
-	}
-	if err := s.wait(ctx, bytes); err != nil {
+	if err := s.wait(ctx, bb.Bytes); err != nil {
 		return from, err
 	}
+	b := bb.Batch
 	receipt, err := s.opts.Sink.Accept(ctx, b)
 	if err != nil {
 		return from, fmt.Errorf("batch %d–%d to site %s: %w", b.First, b.End()-1, s.opts.Site, err)
 	}
-	s.opts.Tracker.Sent(s.opts.Site, int64(bytes), 1, 0)
+	s.opts.Tracker.Sent(s.opts.Site, int64(bb.Bytes), 1, 0)
 	if receipt != nil {
 		if err := s.receipt(receipt); err != nil {
 			return from, err
@@ -409,14 +374,9 @@ func (s *Shipper) parallel(ctx context.Context, names []string, fn func(ctx cont
 }
 
 func (s *Shipper) shipObject(ctx context.Context, reg, name string) error {
-	data, err := s.opts.Source.Object(ctx, reg, name)
+	data, err := FetchPack(ctx, s.opts.Source, reg, name)
 	if err != nil {
-		return fmt.Errorf("registry %s: read %s: %w", reg, name, err)
-	}
-	// A peer source is not trusted: check before forwarding, so a bad
-	// pack is blamed on where it came from.
-	if err := store.CheckObject(name, data); err != nil {
-		return fmt.Errorf("%w: registry %s from the source: %v", ErrRefused, reg, err)
+		return err
 	}
 	if err := s.wait(ctx, len(data)); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -16,8 +17,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"filippo.io/age"
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
@@ -139,7 +138,7 @@ func startAccessFixture(t *testing.T) *accessFixture {
 		t.Fatal(err)
 	}
 	cc := &siteapi.ContinuityClient{BaseURL: srv.URL, Guest: c.Guest.ID, AcceptUnfenced: true,
-		Signer: &siteapi.Signer{Site: "embassy-north", Official: "cio", Key: accessKey(t, l, "cio")}}
+		Signer: &siteapi.Signer{Guest: "demo-republic", Site: "embassy-north", Official: "cio", Key: accessKey(t, l, "cio")}}
 	if _, err := cc.Submit(ctx, signed); err != nil {
 		t.Fatal(err)
 	}
@@ -151,9 +150,32 @@ func startAccessFixture(t *testing.T) *accessFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcpt, err := age.ParseX25519Recipient(sess.Recipient)
+	_, rcpt, err := continuity.VerifyRecipient(c, pkg, sess.RecipientStatement, time.Now())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The site-key hand-off takes only an official's signed request, and
+	// only a key sealed to the session: not an unsigned one, not one in
+	// clear.
+	skURL := srv.URL + "/continuity/v1/guests/" + c.Guest.ID + "/unseal/" + sess.Session + "/site-keys/embassy-south"
+	for name, tc := range map[string]struct {
+		sign bool
+		want int
+	}{"unsigned": {false, http.StatusUnauthorized}, "in clear": {true, http.StatusUnprocessableEntity}} {
+		req, _ := http.NewRequest(http.MethodPost, skURL, bytes.NewReader([]byte("a wrapped key in clear")))
+		if tc.sign {
+			if err := siteapi.SignRequest(req, c.Guest.ID, "embassy-north", "cio", accessKey(t, l, "cio")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("site key %s: status %d, want %d", name, resp.StatusCode, tc.want)
+		}
 	}
 	for _, cust := range []string{"cust-parliament", "cust-court", "cust-bank"} {
 		id, err := keyfile.ReadAgeIdentity(l.Key("custodian", cust), keyfile.Protector{Passphrase: pass})
@@ -178,7 +200,7 @@ func startAccessFixture(t *testing.T) *accessFixture {
 		t.Fatal("embassy-north is not unsealed")
 	}
 	f.api = &siteapi.Client{BaseURL: srv.URL + "/guests/" + c.Guest.ID, HTTP: srv.Client(),
-		Signer: siteapi.Signer{Site: "embassy-north", Official: "registrar", Key: accessKey(t, l, "registrar")}}
+		Signer: siteapi.Signer{Guest: "demo-republic", Site: "embassy-north", Official: "registrar", Key: accessKey(t, l, "registrar")}}
 	return f
 }
 

@@ -271,7 +271,7 @@ func TestValidationNamesTheField(t *testing.T) {
 	// Query parameters are checked too.
 	for _, q := range []struct{ query, field string }{{"at_index=" + badIndex, "at_index"}, {"at_time=yesterday", "at_time"}} {
 		req, _ := http.NewRequest(http.MethodGet, ts.srv.URL+"/v1/registries/population/records/DR-1?"+q.query, nil)
-		if err := siteapi.SignRequest(req, "home", "registrar", officialKey(t, ts.dir, "registrar")); err != nil {
+		if err := siteapi.SignRequest(req, "demo-republic", "home", "registrar", officialKey(t, ts.dir, "registrar")); err != nil {
 			t.Fatal(err)
 		}
 		resp, err := ts.srv.Client().Do(req)

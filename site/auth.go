@@ -34,6 +34,7 @@ func parseSigHeader(h string) (*siteapi.SignatureParams, error) {
 
 // authenticator checks signed requests against the charter's officials.
 type authenticator struct {
+	guest     string // signed into every request: no replay at another guest
 	site      string
 	officials map[string]authOfficial
 	now       func() time.Time
@@ -48,7 +49,7 @@ type authOfficial struct {
 // newAuthenticator checks requests signed by c's officials for site,
 // remembering their nonces durably in the journal at journal.
 func newAuthenticator(c *charter.Charter, site string, now func() time.Time, maxNonces int, journal string) (*authenticator, error) {
-	a := &authenticator{site: site, officials: map[string]authOfficial{}, now: now}
+	a := &authenticator{guest: c.Guest.ID, site: site, officials: map[string]authOfficial{}, now: now}
 	for i := range c.Officials {
 		o := &c.Officials[i]
 		k, err := o.PublicKey()
@@ -104,7 +105,7 @@ func (a *authenticator) authenticate(r *http.Request) (*charter.Official, error)
 	if d := now.Sub(t); d > siteapi.MaxSkew || d < -siteapi.MaxSkew {
 		return nil, authErr("official %s: request time %s is %s from the site's clock; at most %s is allowed", h.Official, t.UTC().Format(time.RFC3339), d.Round(time.Second), siteapi.MaxSkew)
 	}
-	msg := h.Message(a.site, r.Method, r.RequestURI)
+	msg := h.Message(a.guest, a.site, r.Method, r.RequestURI)
 	if !ed25519.Verify(o.key, msg, h.Sig) {
 		return nil, authErr("official %s: bad signature", h.Official)
 	}

@@ -43,7 +43,7 @@ func TestAuthRefusals(t *testing.T) {
 	key := officialKey(t, ts.dir, "registrar")
 	other := officialKey(t, ts.dir, "notary")
 	body, _ := json.Marshal(siteapi.PutRequest{Record: person("DR-5", "Berg", "")})
-	signer := siteapi.Signer{Site: "home", Official: "registrar", Key: key}
+	signer := siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: key}
 
 	cases := []struct {
 		name string
@@ -53,27 +53,35 @@ func TestAuthRefusals(t *testing.T) {
 		{"missing header", func() *http.Request { return putReq(t, ts, "DR-5", body) }, "missing Chancery-Signature"},
 		{"unknown official", func() *http.Request {
 			r := putReq(t, ts, "DR-5", body)
-			siteapi.Signer{Site: "home", Official: "impostor", Key: key}.Sign(r)
+			siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "impostor", Key: key}.Sign(r)
 			return r
 		}, `unknown official "impostor"`},
 		{"wrong key", func() *http.Request {
 			r := putReq(t, ts, "DR-5", body)
-			siteapi.Signer{Site: "home", Official: "registrar", Key: other}.Sign(r)
+			siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: other}.Sign(r)
 			return r
 		}, "bad signature"},
 		{"signed for another site", func() *http.Request {
 			r := putReq(t, ts, "DR-5", body)
-			siteapi.Signer{Site: "embassy-north", Official: "registrar", Key: key}.Sign(r)
+			siteapi.Signer{Guest: "demo-republic", Site: "embassy-north", Official: "registrar", Key: key}.Sign(r)
+			return r
+		}, "bad signature"},
+		// Two charters may name the same site id and the same official
+		// key (an embassy serves both guests): a request signed for the
+		// other guest must not be accepted here.
+		{"signed for another guest of the same site", func() *http.Request {
+			r := putReq(t, ts, "DR-5", body)
+			siteapi.Signer{Guest: "other-republic", Site: "home", Official: "registrar", Key: key}.Sign(r)
 			return r
 		}, "bad signature"},
 		{"stale time", func() *http.Request {
 			r := putReq(t, ts, "DR-5", body)
-			siteapi.Signer{Site: "home", Official: "registrar", Key: key, Now: func() time.Time { return time.Now().Add(-6 * time.Minute) }}.Sign(r)
+			siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: key, Now: func() time.Time { return time.Now().Add(-6 * time.Minute) }}.Sign(r)
 			return r
 		}, "from the site's clock"},
 		{"future time", func() *http.Request {
 			r := putReq(t, ts, "DR-5", body)
-			siteapi.Signer{Site: "home", Official: "registrar", Key: key, Now: func() time.Time { return time.Now().Add(6 * time.Minute) }}.Sign(r)
+			siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: key, Now: func() time.Time { return time.Now().Add(6 * time.Minute) }}.Sign(r)
 			return r
 		}, "from the site's clock"},
 		{"body tampered after signing", func() *http.Request {
@@ -141,7 +149,7 @@ func TestAuthReplay(t *testing.T) {
 	ts := startSite(t)
 	body, _ := json.Marshal(siteapi.PutRequest{Record: person("DR-5", "Berg", "")})
 	r := putReq(t, ts, "DR-5", body)
-	if err := siteapi.SignRequest(r, "home", "registrar", officialKey(t, ts.dir, "registrar")); err != nil {
+	if err := siteapi.SignRequest(r, "demo-republic", "home", "registrar", officialKey(t, ts.dir, "registrar")); err != nil {
 		t.Fatal(err)
 	}
 	h := r.Header.Clone()
@@ -163,8 +171,8 @@ func TestSigningStringExample(t *testing.T) {
 	body := []byte(`{"record":{"national_id":"DR-0001","last_name":"Novak"}}`)
 	digest := sha256.Sum256(body)
 	nonce := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef"))
-	msg := siteapi.SigningString("home", "PUT", "/v1/registries/population/records/DR-0001", 1767225600, nonce, hex.EncodeToString(digest[:]))
-	want := "chancery-request/v1\nhome\nPUT\n/v1/registries/population/records/DR-0001\n1767225600\nMDEyMzQ1Njc4OWFiY2RlZg==\n" + hex.EncodeToString(digest[:])
+	msg := siteapi.SigningString("demo-republic", "home", "PUT", "/v1/registries/population/records/DR-0001", 1767225600, nonce, hex.EncodeToString(digest[:]))
+	want := "chancery-request/v2\ndemo-republic\nhome\nPUT\n/v1/registries/population/records/DR-0001\n1767225600\nMDEyMzQ1Njc4OWFiY2RlZg==\n" + hex.EncodeToString(digest[:])
 	if string(msg) != want {
 		t.Fatalf("signing string:\n%q\nwant\n%q", msg, want)
 	}
@@ -177,4 +185,4 @@ func TestSigningStringExample(t *testing.T) {
 	}
 }
 
-const docExampleSig = "XO+omK32HPAa/BUKGEpbVeoL9UAhHgRJl2CYEnj4rA8gP2i9HnN3BpLDSmYIJM6qDOnJiM4t1+BdnJFlcuVrBQ=="
+const docExampleSig = "jrBQeWtERf0OvQy9NbyIZ/JauZF8jRm7M9Zr8+hZyFckU443Ia7uw6evuLuRalqHntbNkq/doAhW2/+JU3JDAw=="

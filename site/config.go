@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/store/location"
 )
 
 // Config is a site's configuration file (YAML, parsed strictly: an unknown
@@ -61,7 +62,7 @@ type Config struct {
 	// (checkpoint key, root key). Empty means $CHANCERY_PASSPHRASE.
 	PassphraseFile string `yaml:"passphrase_file"`
 	// Blobs is where attachments are stored.
-	Blobs BlobConfig `yaml:"blobs"`
+	Blobs location.Config `yaml:"blobs"`
 	// Limits bound what one request may carry.
 	Limits Limits `yaml:"limits"`
 }
@@ -77,7 +78,7 @@ type GuestConfig struct {
 	CheckpointKey string `yaml:"checkpoint_key"`
 	// Blobs is where the guest's sealed attachments are kept (default fs
 	// under the guest's directory; for s3 give each guest its own prefix).
-	Blobs BlobConfig `yaml:"blobs"`
+	Blobs location.Config `yaml:"blobs"`
 	// Custody is the guest's custody package (custody.json: the root key
 	// split among the custodians, every share sealed): what an unseal
 	// session checks the custodians' shares against. Without it the site
@@ -125,35 +126,6 @@ type TLSConfig struct {
 	Key  string `yaml:"key"`
 }
 
-// BlobConfig selects the blob store backend.
-type BlobConfig struct {
-	// Backend is "fs" (default) or "s3".
-	Backend string `yaml:"backend"`
-	// Dir is the fs backend's directory; default D/sites/<site>/blobs.
-	Dir string    `yaml:"dir"`
-	S3  *S3Config `yaml:"s3"`
-}
-
-// S3Config configures an S3-compatible object store. Credentials are read
-// from files so that the configuration itself holds no secret.
-type S3Config struct {
-	Endpoint      string `yaml:"endpoint"` // host:port, no scheme
-	Bucket        string `yaml:"bucket"`
-	Prefix        string `yaml:"prefix"`
-	Region        string `yaml:"region"`
-	AccessKeyFile string `yaml:"access_key_file"`
-	SecretKeyFile string `yaml:"secret_key_file"`
-	// Insecure speaks plain HTTP to the endpoint (a local MinIO or test
-	// server). Blobs are sealed before they leave the process either way.
-	Insecure bool `yaml:"insecure"`
-	// CreateBucket makes the bucket if it is missing.
-	CreateBucket bool `yaml:"create_bucket"`
-	// ObjectLock, "compliance" or "governance", puts an S3 Object Lock
-	// retention of the charter's retention period on every object, so that
-	// not even the storage operator can delete blobs early. Empty: none.
-	ObjectLock string `yaml:"object_lock"`
-}
-
 // Limits bound request sizes, how slowly a body may arrive, and how many
 // connections the site holds. Zero means the default.
 type Limits struct {
@@ -184,12 +156,6 @@ const (
 	DefaultMaxConns        = 1024
 	DefaultBodyTimeout     = 30 * time.Second
 	DefaultMinBodyRate     = 16 << 10
-)
-
-// Backend names for BlobConfig.Backend.
-const (
-	BackendFS = "fs"
-	BackendS3 = "s3"
 )
 
 // maxConfigSize bounds the config file: it is a few hundred bytes.
@@ -359,13 +325,13 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func validateBlobs(field string, bc BlobConfig) error {
+func validateBlobs(field string, bc location.Config) error {
 	switch bc.Backend {
-	case "", BackendFS:
+	case "", location.BackendFS:
 		if bc.S3 != nil {
-			return fieldErr(field+".s3", "given but blobs.backend is %q", BackendFS)
+			return fieldErr(field+".s3", "given but blobs.backend is %q", location.BackendFS)
 		}
-	case BackendS3:
+	case location.BackendS3:
 		s := bc.S3
 		if s == nil {
 			return fieldErr(field+".s3", "required for backend s3")

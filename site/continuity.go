@@ -520,7 +520,11 @@ func (t *tenant) reopen(ctx context.Context, mirror bool, epoch uint64) error {
 	lo.Origin, lo.Mirror, lo.Signer, lo.FromEpoch = t.charter.Guest.Origin, mirror, nil, 0
 	lo.Logger = t.s.log.With("guest", t.id, "component", "ledger")
 	if !mirror {
-		lo.FromEpoch = epoch
+		if epoch > 1 {
+			// Epoch 1 has no earlier writer: the home signs from the
+			// start, the empty tree included, as any log does.
+			lo.FromEpoch = epoch
+		}
 		signer, _, err := ledger.NewLogSigner(t.charter.Guest.Origin, t.key)
 		if err != nil {
 			return err
@@ -965,12 +969,25 @@ func (t *tenant) renewSession(sess *continuity.UnsealSession, ttl time.Duration)
 	if sess != nil {
 		return sess, nil
 	}
-	return continuity.NewUnsealSession(t.custody, ttl)
+	sess, err := continuity.NewUnsealSession(t.custody, ttl)
+	if err != nil {
+		return nil, err
+	}
+	sess.OnCombine(func() { t.s.rootsRebuilt.Add(1) })
+	return sess, nil
 }
 
-// sessionResponse says where a session stands.
-func sessionResponse(sess *continuity.UnsealSession, have, need int) *siteapi.UnsealResponse {
-	return &siteapi.UnsealResponse{Session: sess.ID(), Recipient: sess.Recipient(), Expires: sess.Expires(), Have: have, Need: need}
+// sessionResponse says where a session stands, with the session's
+// recipient signed by the site's checkpoint key for the guest, for the
+// custodians to check against the charter before they seal a share.
+func (t *tenant) sessionResponse(sess *continuity.UnsealSession, purpose string, have, need int) *siteapi.UnsealResponse {
+	st, err := sess.Statement(t.site, purpose, t.key)
+	if err != nil {
+		// A tenant always holds its checkpoint key; without one the
+		// custodians' tools refuse the recipient, which is the safe side.
+		t.s.log.Error("unseal session: cannot sign its recipient", "guest", t.id, "err", err)
+	}
+	return &siteapi.UnsealResponse{Session: sess.ID(), Recipient: sess.Recipient(), RecipientStatement: st, Expires: sess.Expires(), Have: have, Need: need}
 }
 
 func (t *tenant) openSession() (*siteapi.UnsealResponse, error) {
@@ -989,7 +1006,7 @@ func (t *tenant) openSession() (*siteapi.UnsealResponse, error) {
 	}
 	a.session = sess
 	have, need, _ := sess.Status()
-	return sessionResponse(sess, have, need), nil
+	return t.sessionResponse(sess, continuity.PurposeActivation, have, need), nil
 }
 
 func (t *tenant) addShare(ctx context.Context, session string, sealed []byte) (*siteapi.UnsealResponse, error) {
@@ -1003,7 +1020,7 @@ func (t *tenant) addShare(ctx context.Context, session string, sealed []byte) (*
 	if err != nil {
 		return nil, err
 	}
-	resp := sessionResponse(a.session, have, need)
+	resp := t.sessionResponse(a.session, continuity.PurposeActivation, have, need)
 	if have < need {
 		return resp, nil
 	}
@@ -1027,6 +1044,7 @@ func (t *tenant) unsealFromFile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	t.s.rootsRebuilt.Add(1)
 	defer root.Wipe()
 	return t.openKeysLocked(ctx, root)
 }
@@ -1293,17 +1311,28 @@ func later(a, b time.Time) time.Time {
 }
 
 // submitSiteKey takes a site's wrapped outer key from the guest's escrow,
-// handed over with the shares: at the threshold it is unwrapped with the
-// rebuilt root, in memory only. It authenticates itself (it opens only
-// under the KEK derived from the root and the site id).
+// handed over with the shares: an official signs the request (no one else
+// may replace a key), and the key comes sealed to the session's recipient
+// (continuity.SealSiteKey), so that a copy captured on the way is of no
+// use even to someone who later holds the root. At the threshold it is
+// unwrapped with the rebuilt root, in memory only.
 func (s *Site) submitSiteKey(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.tenantOf(w, r)
 	if !ok {
 		return
 	}
-	wrapped, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
+	if _, err := t.auth.authenticate(r); err != nil {
+		writeJSON(w, http.StatusUnauthorized, siteapi.ErrorBody{Error: err.Error()})
+		return
+	}
+	// Read to the end: the signed digest is checked at EOF.
+	sealed, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 8<<10))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, siteapi.ErrorBody{Error: "site key: " + err.Error()})
+		status := http.StatusRequestEntityTooLarge
+		if errors.Is(err, errAuth) {
+			status = http.StatusUnauthorized
+		}
+		writeJSON(w, status, siteapi.ErrorBody{Error: "site key: " + err.Error()})
 		return
 	}
 	site := r.PathValue("site")
@@ -1318,12 +1347,17 @@ func (s *Site) submitSiteKey(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnprocessableEntity, siteapi.ErrorBody{Error: fmt.Sprintf("no unseal session %q open for %s at site %s", r.PathValue("session"), t.id, t.site)})
 		return
 	}
+	wrapped, err := a.session.OpenSiteKey(site, sealed)
+	if err != nil {
+		writeJSON(w, http.StatusUnprocessableEntity, siteapi.ErrorBody{Error: err.Error()})
+		return
+	}
 	if a.wrapped == nil {
 		a.wrapped = map[string][]byte{}
 	}
 	a.wrapped[site] = wrapped
 	have, need, _ := a.session.Status()
-	writeJSON(w, http.StatusOK, siteapi.UnsealResponse{Session: a.session.ID(), Recipient: a.session.Recipient(), Expires: a.session.Expires(), Have: have, Need: need})
+	writeJSON(w, http.StatusOK, t.sessionResponse(a.session, continuity.PurposeActivation, have, need))
 }
 
 // revoke acts on a revoke-site order at this site. The writer stops

@@ -64,7 +64,7 @@ func TestDiskFull(t *testing.T) {
 			t.Logf("logs:\n%s", logs)
 		}
 	})
-	c := &siteapi.Client{BaseURL: srv.URL, HTTP: srv.Client(), Signer: siteapi.Signer{Site: "home", Official: "registrar", Key: officialKey(t, dir, "registrar")}}
+	c := &siteapi.Client{BaseURL: srv.URL, HTTP: srv.Client(), Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: officialKey(t, dir, "registrar")}}
 
 	// Ballast leaves about 1 MiB free.
 	var st unix.Statfs_t

@@ -1,13 +1,11 @@
 package site
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +21,6 @@ import (
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
-	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -40,15 +37,19 @@ import (
 //  3. An official opens a drill unseal session (POST .../drill/unseal);
 //     custodians reseal their shares to it and submit them
 //     (POST .../drill/unseal/{session}).
-//  4. At the threshold the root key is rebuilt in memory, the keyring
-//     derived and the registries in scope opened read-only over the
-//     mirror. A random sample of record entries is read back: each entry's
-//     inclusion in the writer's signed tree is checked, it is unsealed, its
-//     plaintext checked against the entry's commitment, and the record
-//     read as an active site would serve it. RTO is the time from the
-//     later of the order's arrival and the threshold to the first read.
-//  5. Everything is wiped (keyring, registries, session) and the guest is
-//     in standby again. The report, signed with the site's checkpoint key
+//  4. Each share is opened with the session's one-time key and verified
+//     against the custody package; at the threshold the session attests
+//     that the site could rebuild the root key (continuity.UnsealSession.
+//     Attest) and wipes the shares. The root key is never rebuilt at the
+//     drilled site, no keyring is derived, nothing is decrypted: a host
+//     that dumps the process during a drill finds no key of the guest's
+//     (docs/threat-model.md). A random sample of record entries of the
+//     registries in scope is checked keyless: each entry's inclusion in the
+//     writer's signed tree, and that it is a well-formed sealed record
+//     entry of its registry with a commitment. Decrypting a sample is the
+//     guest's to do on its own machine (docs/continuity.md).
+//  5. The shares and the session are wiped and the guest is in standby
+//     again. The report, signed with the site's checkpoint key
 //     for the guest, is sent to the writer, which checks it and appends it
 //     as a drill-report entry. GET .../drill shows the last one.
 
@@ -103,7 +104,7 @@ type drillRun struct {
 	rpo      drillRPO
 	rpoDone  chan struct{}
 	session  *continuity.UnsealSession
-	unsealed time.Time // the threshold was reached: sampling
+	unsealed time.Time // the threshold of verified shares was reached: sampling
 	expiry   *time.Timer
 }
 
@@ -275,6 +276,7 @@ func (t *tenant) drillStatus() siteapi.DrillStatus {
 		if run.session != nil {
 			have, need, _ := run.session.Status()
 			st.Session, st.Recipient, st.Shares, st.Threshold = run.session.ID(), run.session.Recipient(), have, need
+			st.RecipientStatement = t.sessionResponse(run.session, continuity.PurposeDrill, have, need).RecipientStatement
 		}
 	}
 	return st
@@ -320,12 +322,15 @@ func (t *tenant) openDrillSession() (*siteapi.UnsealResponse, error) {
 	}
 	run.session = sess
 	have, need, _ := sess.Status()
-	return sessionResponse(sess, have, need), nil
+	return t.sessionResponse(sess, continuity.PurposeDrill, have, need), nil
 }
 
 // addDrillShare takes one custodian's share sealed to the drill's
-// session. At the threshold the drill runs in the background; the answer
-// says Unsealed, and GET .../drill shows the report when it is done.
+// session, opened and verified against the custody package. At the
+// threshold the session attests and is wiped, without combining the
+// shares, and the keyless sample check runs in the background; the answer
+// says Unsealed (the threshold is proven), and GET .../drill shows the
+// report when it is done.
 func (t *tenant) addDrillShare(_ context.Context, session string, sealed []byte) (*siteapi.UnsealResponse, error) {
 	d := &t.drill
 	d.mu.Lock()
@@ -338,11 +343,12 @@ func (t *tenant) addDrillShare(_ context.Context, session string, sealed []byte)
 	if err != nil {
 		return nil, err
 	}
-	resp := sessionResponse(run.session, have, need)
+	resp := t.sessionResponse(run.session, continuity.PurposeDrill, have, need)
 	if have < need {
 		return resp, nil
 	}
-	root, err := run.session.Combine()
+	// Attest, never Combine: the drilled site must not hold the root.
+	_, err = run.session.Attest()
 	run.session = nil
 	if err != nil {
 		return nil, err
@@ -350,22 +356,17 @@ func (t *tenant) addDrillShare(_ context.Context, session string, sealed []byte)
 	run.unsealed = t.s.opts.Now()
 	run.expiry.Stop()
 	resp.Unsealed = true
-	go t.runDrill(run, root)
+	go t.runDrill(run)
 	return resp, nil
 }
 
-// runDrill is the sandbox: keys in memory, the registries read-only over
-// the mirror, the sample checked, everything wiped.
-func (t *tenant) runDrill(run *drillRun, root *seal.RootKey) {
-	keys := seal.NewKeyring(t.id, root)
-	root.Wipe()
+// runDrill checks the sample keyless, then reports.
+func (t *tenant) runDrill(run *drillRun) {
 	ctx, cancel := context.WithTimeout(context.Background(), drillTimeout)
 	defer cancel()
 	<-run.rpoDone
 	rep := t.baseReport(run)
-	err := t.checkSample(ctx, run, keys, rep)
-	keys.Wipe()
-	if err != nil {
+	if err := t.checkSample(ctx, run, rep); err != nil {
 		rep.Error = clip(err.Error())
 	}
 	t.finishDrill(run, rep)
@@ -375,7 +376,7 @@ func (t *tenant) baseReport(run *drillRun) *continuity.DrillReport {
 	o := run.order
 	rep := &continuity.DrillReport{Guest: t.id, Site: t.site, Order: o.ID, OrderIndex: run.index, Epoch: o.Epoch, Registries: slices.Clone(o.Registries),
 		Started: run.started, RPOEntries: run.rpo.entries, RPOSeconds: run.rpo.seconds, RPOBasis: run.rpo.basis,
-		MirrorSize: run.mirror, WriterSize: run.rpo.writerSize}
+		MirrorSize: run.mirror, WriterSize: run.rpo.writerSize, Check: continuity.DrillCheckKeyless}
 	if !run.unsealed.IsZero() {
 		u := run.unsealed
 		rep.Unsealed = &u
@@ -383,9 +384,10 @@ func (t *tenant) baseReport(run *drillRun) *continuity.DrillReport {
 	return rep
 }
 
-// checkSample opens the registries in the order's scope over the mirror
-// and checks a random sample of their record entries, filling rep.
-func (t *tenant) checkSample(ctx context.Context, run *drillRun, keys *seal.Keyring, rep *continuity.DrillReport) error {
+// checkSample checks a random sample of the record entries of the
+// registries in the order's scope against the mirror's signed tree,
+// keyless, filling rep.
+func (t *tenant) checkSample(ctx context.Context, run *drillRun, rep *continuity.DrillReport) error {
 	l := t.ledger()
 	if !l.IsMirror() {
 		return errors.New("the site became a writer during the drill")
@@ -399,25 +401,17 @@ func (t *tenant) checkSample(ctx context.Context, run *drillRun, keys *seal.Keyr
 		return fmt.Errorf("the mirror's checkpoint of size %d does not verify: %w", cp.Size, err)
 	}
 	rep.LedgerSize = cp.Size
-	c := t.charter
-	if regs := run.order.Registries; len(regs) > 0 {
-		cc := *c
-		cc.Registries = nil
-		for _, r := range c.Registries {
-			if slices.Contains(regs, r.Name) {
-				cc.Registries = append(cc.Registries, r)
-			}
+	// The registries this site holds (the charter places them here) that
+	// are in the order's scope.
+	rep.Registries = nil
+	for _, r := range t.charter.Registries {
+		if !slices.Contains(r.Sites, t.site) {
+			continue
 		}
-		c = &cc
+		if regs := run.order.Registries; len(regs) == 0 || slices.Contains(regs, r.Name) {
+			rep.Registries = append(rep.Registries, r.Name)
+		}
 	}
-	// No blob backend: the sample reads record entries only, and a
-	// keyed store would write its own files into the guest's blobs.
-	regs, err := registry.Open(ctx, registry.Options{Charter: c, Site: t.site, Log: l, Keys: keys, Now: t.s.opts.Now})
-	if err != nil {
-		return fmt.Errorf("open the registries read-only over the mirror: %w", err)
-	}
-	defer regs.Close()
-	rep.Registries = regs.Names()
 	f := ledger.DirFetcher(l.Dir())
 	picked, total, err := sampleRecordEntries(ctx, f, cp.Size, rep.Registries, DrillSampleSize)
 	if err != nil {
@@ -425,88 +419,44 @@ func (t *tenant) checkSample(ctx context.Context, run *drillRun, keys *seal.Keyr
 	}
 	rep.Records, rep.SampleSize = total, len(picked)
 	prover := ledger.NewProver(f, 0)
-	var firstRead time.Time
 	for _, p := range picked {
-		readAt, err := t.checkEntry(ctx, regs, keys, f, prover, cp, p)
-		if firstRead.IsZero() && !readAt.IsZero() {
-			firstRead = readAt
-		}
-		if err != nil {
+		if err := checkEntry(ctx, prover, cp, p); err != nil {
 			rep.Failures = append(rep.Failures, continuity.DrillFailure{Index: p.index, Registry: p.registry, Reason: clip(err.Error())})
 			continue
 		}
 		rep.Verified++
 	}
-	if !firstRead.IsZero() {
-		rep.FirstRead = &firstRead
-		rep.RTOSeconds = seconds(firstRead.Sub(later(run.started, run.unsealed)))
-	}
 	return nil
 }
 
-// checkEntry checks one sampled record entry: it is the entry of the
-// writer's signed tree, it unseals, its plaintext is what the entry's
-// commitment commits to, and the registries serve that very version.
-// readAt is when the record was served.
-func (t *tenant) checkEntry(ctx context.Context, regs *registry.Registries, keys *seal.Keyring, f ledger.Fetcher, prover *ledger.Prover,
-	cp ledger.Checkpoint, p sampled) (readAt time.Time, err error) {
+// checkEntry checks one sampled record entry keyless: it is the entry of
+// the writer's signed tree (its inclusion proof), and a well-formed record
+// entry of its registry carrying a sealed body and a commitment. Whether
+// the body decrypts to what the commitment commits to takes the keys, and
+// is the guest's to check on its own machine.
+func checkEntry(ctx context.Context, prover *ledger.Prover, cp ledger.Checkpoint, p sampled) error {
 	idx := p.index
-	raw, err := ledger.ReadEntry(ctx, f, idx, cp.Size)
+	raw, err := prover.ReadProven(ctx, cp, idx)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("read: %w", err)
-	}
-	prf, err := prover.Inclusion(ctx, idx, cp.Size)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("inclusion proof: %w", err)
-	}
-	if ledger.VerifyInclusion(idx, cp.Size, ledger.LeafHash(raw), prf, cp.Root) != nil {
-		return time.Time{}, fmt.Errorf("the stored entry is not the one in the writer's signed tree of size %d (its inclusion proof fails)", cp.Size)
+		return fmt.Errorf("read: %w", err)
 	}
 	e, err := ledger.DecodeEntry(raw)
 	if err != nil {
-		return time.Time{}, err
+		return err
 	}
 	re, err := registry.UnmarshalRecordEntry(e.Payload)
 	if err != nil {
-		return time.Time{}, err
+		return err
 	}
-	if re.Registry != p.registry {
-		return time.Time{}, fmt.Errorf("holds a record of registry %s", re.Registry)
+	switch {
+	case re.Registry != p.registry:
+		return fmt.Errorf("holds a record of registry %s", re.Registry)
+	case len(re.Sealed) == 0:
+		return errors.New("holds no sealed body")
+	case re.Commitment == [32]byte{}:
+		return errors.New("holds no commitment")
 	}
-	rk := keys.Registry(re.Registry)
-	ad := seal.RecordAD{Guest: t.id, Registry: re.Registry, BlindID: re.BlindID, Version: re.Version, Epoch: e.Epoch}
-	plain, err := rk.Open(ad, re.Sealed)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("does not unseal: %w", err)
-	}
-	defer clear(plain)
-	if !rk.VerifyCommitRecord(ad, plain, re.Commitment) {
-		return time.Time{}, errors.New("the unsealed record does not match the entry's commitment")
-	}
-	var body struct {
-		ID   string          `json:"id"`
-		Data json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(plain, &body); err != nil {
-		return time.Time{}, errors.New("the unsealed body is not a record")
-	}
-	defer clear(body.Data)
-	if rk.BlindID(body.ID) != re.BlindID {
-		return time.Time{}, errors.New("the unsealed record's id does not match the entry's blind id")
-	}
-	rec, err := regs.Get(ctx, re.Registry, body.ID, registry.AsOf{Index: &idx})
-	if err != nil {
-		return time.Time{}, fmt.Errorf("served read: %w", err)
-	}
-	readAt = t.s.opts.Now()
-	defer clear(rec.Data)
-	if rec.Index != idx || rec.Version != re.Version {
-		return readAt, fmt.Errorf("served read returned version %d at entry %d, not version %d", rec.Version, rec.Index, re.Version)
-	}
-	if !bytes.Equal(rec.Data, body.Data) {
-		return readAt, errors.New("the served record differs from the sealed one")
-	}
-	return readAt, nil
+	return nil
 }
 
 // sampled is a record entry drawn for a drill, and its registry as the
@@ -565,8 +515,7 @@ func clip(s string) string {
 }
 
 // finishDrill ends the drill: the session is closed, the guest back in
-// standby, the report signed, kept, and sent to the writer. The keys are
-// wiped before it is called.
+// standby, the report signed, kept, and sent to the writer.
 func (t *tenant) finishDrill(run *drillRun, rep *continuity.DrillReport) {
 	rep.Finished = t.s.opts.Now()
 	signed, serr := continuity.SignDrillReport(rep, t.key)
@@ -590,7 +539,7 @@ func (t *tenant) finishDrill(run *drillRun, rep *continuity.DrillReport) {
 	t.mode.CompareAndSwap(siteapi.ModeDrill, siteapi.ModeStandby)
 	t.mu.Unlock()
 	d.mu.Unlock()
-	t.s.log.Warn("drill done: keys wiped, back in standby", "guest", t.id, "order", rep.Order, "sample", rep.SampleSize,
+	t.s.log.Warn("drill done: shares wiped, no key was rebuilt, back in standby", "guest", t.id, "order", rep.Order, "sample", rep.SampleSize,
 		"verified", rep.Verified, "failures", len(rep.Failures), "rto_seconds", rep.RTOSeconds,
 		"rpo_entries", rep.RPOEntries, "rpo_seconds", rep.RPOSeconds, "error", rep.Error)
 	if serr == nil {

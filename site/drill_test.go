@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/keyfile"
@@ -132,8 +130,8 @@ func startDrillCluster(t *testing.T) *drillCluster {
 	guest := dc.c.Guest.ID
 	dc.homeCC = &siteapi.ContinuityClient{BaseURL: dc.homeURL, Guest: guest}
 	dc.northCC = &siteapi.ContinuityClient{BaseURL: dc.northURL, Guest: guest,
-		Signer: &siteapi.Signer{Site: "embassy-north", Official: "cio", Key: officialKey(t, dc.dir, "cio")}}
-	dc.registrar = &siteapi.Client{BaseURL: dc.homeURL, Signer: siteapi.Signer{Site: "home", Official: "registrar", Key: officialKey(t, dc.dir, "registrar")}}
+		Signer: &siteapi.Signer{Guest: "demo-republic", Site: "embassy-north", Official: "cio", Key: officialKey(t, dc.dir, "cio")}}
+	dc.registrar = &siteapi.Client{BaseURL: dc.homeURL, Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: officialKey(t, dc.dir, "registrar")}}
 	return dc
 }
 
@@ -206,9 +204,14 @@ func (dc *drillCluster) unseal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcpt, err := age.ParseX25519Recipient(sess.Recipient)
+	// What a custodian's tool does: the recipient only as the site's
+	// signed statement, checked against the charter.
+	_, rcpt, err := continuity.VerifyRecipient(dc.c, pkg, sess.RecipientStatement, time.Now())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the drill session's recipient: %v", err)
+	}
+	if st := mustDrill(t, dc); string(st.RecipientStatement) != string(sess.RecipientStatement) {
+		t.Fatal("the drill status shows another recipient statement than the session's")
 	}
 	custodians := []string{"cust-parliament", "cust-court", "cust-bank"}
 	for i, cust := range custodians {
@@ -325,8 +328,13 @@ func TestDrill(t *testing.T) {
 	if rep.Records < uint64(dc.records) || rep.SampleSize != site.DrillSampleSize || rep.Verified != rep.SampleSize {
 		t.Fatalf("%d records in scope, sample %d, verified %d", rep.Records, rep.SampleSize, rep.Verified)
 	}
-	if rep.FirstRead == nil || rep.Unsealed == nil || rep.RTOSeconds < 0 || rep.FirstRead.Before(*rep.Unsealed) {
-		t.Fatalf("RTO %v from %v to %v", rep.RTOSeconds, rep.Unsealed, rep.FirstRead)
+	// Keyless: the threshold was proven, nothing was read, and the
+	// drilled site never held the root key.
+	if rep.Check != continuity.DrillCheckKeyless || rep.Unsealed == nil || rep.FirstRead != nil || rep.RTOSeconds != 0 {
+		t.Fatalf("check %q, threshold at %v, first read %v, RTO %v", rep.Check, rep.Unsealed, rep.FirstRead, rep.RTOSeconds)
+	}
+	if n := dc.north.RootsRebuilt(); n != 0 {
+		t.Fatalf("embassy-north held the root key %d times during a drill", n)
 	}
 	if rep.RPOBasis != continuity.RPOBasisWriter || rep.WriterSize == 0 || rep.MirrorSize <= rep.OrderIndex {
 		t.Fatalf("RPO measured %q against writer size %d, mirror %d, order at %d", rep.RPOBasis, rep.WriterSize, rep.MirrorSize, rep.OrderIndex)
@@ -394,6 +402,9 @@ func TestDrill(t *testing.T) {
 	}
 	if strings.Join(rep.Registries, ",") != "population" {
 		t.Fatalf("registries drilled: %v", rep.Registries)
+	}
+	if n := dc.north.RootsRebuilt(); n != 0 {
+		t.Fatalf("embassy-north held the root key %d times over two drills", n)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/store"
+	"github.com/chancery-gov/chancery/store/location"
 )
 
 // tenant is one guest held by an embassy site: its verified charter, its
@@ -146,8 +146,8 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	if t.log, err = ledger.Open(ctx, filepath.Join(t.dir, "ledger"), lo); err != nil {
 		return nil, fmt.Errorf("guest %s: open mirror: %w", t.id, err)
 	}
-	if t.blobs, err = openBackend(ctx, gc.Blobs, filepath.Join(t.dir, "blobs"), c, "guest "+t.id); err != nil {
-		return nil, err
+	if t.blobs, err = location.Open(ctx, gc.Blobs, location.Options{DefaultDir: filepath.Join(t.dir, "blobs"), Retention: c.Safeguards.RetentionPeriod()}); err != nil {
+		return nil, fmt.Errorf("blob store of guest %s: %w", t.id, err)
 	}
 	if t.key, err = keyfile.ReadEd25519(gc.CheckpointKey, keyfile.Protector{Passphrase: pass}); err != nil {
 		return nil, fmt.Errorf("guest %s: checkpoint key: %w", t.id, err)
@@ -247,37 +247,9 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	return t, nil
 }
 
-// usage is what the guest holds here: its ledger's tiles and its blobs.
-// The write-ahead log is left out: its segments are preallocated (64 MiB
-// each, mostly zeros) and trimmed once their entries are in the tiles,
-// which Open has just rewritten; counting them would charge a guest for
-// space it does not use.
+// usage is what the guest holds here, as its receiver counts it.
 func (t *tenant) usage(ctx context.Context) (int64, error) {
-	var n int64
-	err := filepath.WalkDir(filepath.Join(t.dir, "ledger"), func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == "wal" {
-			return filepath.SkipDir
-		}
-		if d.Type().IsRegular() {
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			n += fi.Size()
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	err = t.blobs.List(ctx, "", func(_ string, size int64) error {
-		n += size
-		return nil
-	})
-	return n, err
+	return replica.Usage(ctx, filepath.Join(t.dir, "ledger"), t.blobs)
 }
 
 func (t *tenant) close() error {

@@ -198,7 +198,7 @@ func TestFillWithheld(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &siteapi.Client{BaseURL: "http://" + ln.Addr().String(), HTTP: &http.Client{Timeout: time.Minute},
-		Signer: siteapi.Signer{Site: "home", Official: "registrar", Key: key}}
+		Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: key}}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	regs := []string{"legal-acts", "land", "business"}
 	withAtt := map[string]int{}

@@ -114,7 +114,7 @@ func officialKey(t *testing.T, dir, id string) ed25519.PrivateKey {
 // client returns an API client signing as official.
 func (ts *testSite) client(t *testing.T, official string) *siteapi.Client {
 	return &siteapi.Client{BaseURL: ts.srv.URL, HTTP: ts.srv.Client(),
-		Signer: siteapi.Signer{Site: "home", Official: official, Key: officialKey(t, ts.dir, official)}}
+		Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: official, Key: officialKey(t, ts.dir, official)}}
 }
 
 func TestMain(m *testing.M) {

@@ -1,13 +1,10 @@
 package site
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
@@ -17,8 +14,7 @@ import (
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/store"
-	storefs "github.com/chancery-gov/chancery/store/fs"
-	"github.com/chancery-gov/chancery/store/s3"
+	"github.com/chancery-gov/chancery/store/location"
 )
 
 // Local is one guest's state opened in this process with its keys: the
@@ -43,7 +39,7 @@ type LocalOptions struct {
 	Passphrase []byte
 	// Blobs selects the blob store; the zero value is the fs backend under
 	// D/sites/<site>/blobs.
-	Blobs BlobConfig
+	Blobs location.Config
 	// Ledger tunes the ledger; Origin and Signer are set from the charter
 	// and the site's checkpoint key.
 	Ledger ledger.Options
@@ -99,88 +95,14 @@ func OpenLocal(ctx context.Context, o LocalOptions) (_ *Local, err error) {
 	if dir == "" {
 		dir = BlobDir(l.Layout, l.Site)
 	}
-	if l.Blobs, err = openBackend(ctx, o.Blobs, dir, c, "site "+l.Site); err != nil {
-		return nil, err
+	if l.Blobs, err = location.Open(ctx, o.Blobs, location.Options{DefaultDir: dir, Retention: c.Safeguards.RetentionPeriod()}); err != nil {
+		return nil, fmt.Errorf("blob store of site %s: %w", l.Site, err)
 	}
 	l.Registries, err = registry.Open(ctx, registry.Options{Charter: c, Site: o.Site, Log: l.Log, Keys: l.Keys, Blobs: l.Blobs, Now: o.Now, Replicated: o.Replicated})
 	if err != nil {
 		return nil, fmt.Errorf("open registries of %s at site %s: %w", c.Guest.ID, o.Site, err)
 	}
 	return l, nil
-}
-
-// openBackend opens a blob backend: fs in bc.Dir or defaultDir, or s3.
-// what names the owner in errors.
-func openBackend(ctx context.Context, bc BlobConfig, defaultDir string, c *charter.Charter, what string) (store.Backend, error) {
-	var be store.Backend
-	switch bc.Backend {
-	case "", BackendFS:
-		dir := bc.Dir
-		if dir == "" {
-			dir = defaultDir
-		}
-		b, err := storefs.New(dir)
-		if err != nil {
-			return nil, fmt.Errorf("blob store of %s: %w", what, err)
-		}
-		be = b
-	case BackendS3:
-		sc := bc.S3
-		if sc == nil {
-			return nil, fmt.Errorf("blob store of %s: s3 settings missing", what)
-		}
-		access, err := readSecretFile(sc.AccessKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("blob store of %s: access key: %w", what, err)
-		}
-		secret, err := readSecretFile(sc.SecretKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("blob store of %s: secret key: %w", what, err)
-		}
-		cfg := s3.Config{Endpoint: sc.Endpoint, Bucket: sc.Bucket, Prefix: sc.Prefix, Region: sc.Region,
-			AccessKey: access, SecretKey: secret, Insecure: sc.Insecure, CreateBucket: sc.CreateBucket}
-		if sc.ObjectLock != "" {
-			ret := c.Safeguards.RetentionPeriod()
-			if ret <= 0 {
-				return nil, fmt.Errorf("blob store of %s: object_lock needs a retention period in the charter's safeguards", what)
-			}
-			cfg.Lock = &s3.Lock{Mode: s3.LockMode(strings.ToUpper(sc.ObjectLock)), Retention: ret}
-		}
-		b, err := s3.New(ctx, cfg)
-		if err != nil {
-			return nil, fmt.Errorf("blob store of %s: %w", what, err)
-		}
-		be = b
-	default:
-		return nil, fmt.Errorf("blob store of %s: unknown backend %q", what, bc.Backend)
-	}
-	return be, nil
-}
-
-// readSecretFile reads a one-line credential that only its owner may read.
-func readSecretFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("%s: permissions %#o are too open; run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	b := make([]byte, 4096)
-	n, err := f.Read(b)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	v := string(bytes.TrimRight(b[:n], "\r\n"))
-	if v == "" {
-		return "", fmt.Errorf("%s: empty", path)
-	}
-	return v, nil
 }
 
 // Close makes the blob store and the ledger durable and releases them,

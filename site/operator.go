@@ -37,7 +37,7 @@ import (
 // newHostAuthenticator checks requests signed by the charter's hosts.
 // Their nonces are kept durably in the journal at journal.
 func newHostAuthenticator(c *charter.Charter, site string, now func() time.Time, maxNonces int, journal string) (*authenticator, error) {
-	a := &authenticator{site: site, officials: map[string]authOfficial{}, now: now}
+	a := &authenticator{guest: c.Guest.ID, site: site, officials: map[string]authOfficial{}, now: now}
 	for i := range c.Hosts {
 		h := &c.Hosts[i]
 		k, err := h.PublicKey()
@@ -144,7 +144,7 @@ func VerifySuspension(c *charter.Charter, raw []byte) (*siteapi.Suspension, erro
 	if sh.Official != sp.Host || sh.Digest != sha256.Sum256(sp.Request.Body) {
 		return nil, errors.New("suspension notice: the signature is not the host's over this body")
 	}
-	msg := siteapi.SigningString(sp.Signed, sp.Request.Method, sp.Request.Target, sh.Unix, sh.Nonce, sh.DigestHex)
+	msg := siteapi.SigningString(sp.Guest, sp.Signed, sp.Request.Method, sp.Request.Target, sh.Unix, sh.Nonce, sh.DigestHex)
 	if !ed25519.Verify(ed25519.PublicKey(key), msg, sh.Sig) {
 		return nil, fmt.Errorf("suspension notice: bad signature by host %s", sp.Host)
 	}

@@ -19,7 +19,7 @@ func TestReplayAcrossRestart(t *testing.T) {
 	key := officialKey(t, ts.dir, "registrar")
 	body, _ := json.Marshal(siteapi.PutRequest{Record: person("DR-7", "Berg", "")})
 	put := putReq(t, ts, "DR-7", body)
-	if err := siteapi.SignRequest(put, "home", "registrar", key); err != nil {
+	if err := siteapi.SignRequest(put, "demo-republic", "home", "registrar", key); err != nil {
 		t.Fatal(err)
 	}
 	putHeader := put.Header.Clone()
@@ -27,7 +27,7 @@ func TestReplayAcrossRestart(t *testing.T) {
 		t.Fatalf("first PUT: %d %q", status, eb.Error)
 	}
 	del, _ := http.NewRequest(http.MethodDelete, ts.srv.URL+"/v1/registries/population/records/DR-7", nil)
-	if err := siteapi.SignRequest(del, "home", "registrar", key); err != nil {
+	if err := siteapi.SignRequest(del, "demo-republic", "home", "registrar", key); err != nil {
 		t.Fatal(err)
 	}
 	delHeader := del.Header.Clone()
@@ -52,7 +52,7 @@ func TestReplayAcrossRestart(t *testing.T) {
 	}
 	// A fresh request still works.
 	fresh := putReq(t, ts, "DR-8", []byte(mustJSON(t, siteapi.PutRequest{Record: person("DR-8", "Berg", "")})))
-	if err := siteapi.SignRequest(fresh, "home", "registrar", key); err != nil {
+	if err := siteapi.SignRequest(fresh, "demo-republic", "home", "registrar", key); err != nil {
 		t.Fatal(err)
 	}
 	if status, eb := send(t, ts, fresh); status != http.StatusCreated {
@@ -68,7 +68,7 @@ func TestReplayJournalTornAndDamaged(t *testing.T) {
 	key := officialKey(t, ts.dir, "registrar")
 	body := []byte(mustJSON(t, siteapi.PutRequest{Record: person("DR-9", "Berg", "")}))
 	put := putReq(t, ts, "DR-9", body)
-	if err := siteapi.SignRequest(put, "home", "registrar", key); err != nil {
+	if err := siteapi.SignRequest(put, "demo-republic", "home", "registrar", key); err != nil {
 		t.Fatal(err)
 	}
 	h := put.Header.Clone()

@@ -130,7 +130,7 @@ func benchRTO(b *testing.B, persons int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		return siteapi.Signer{Site: "embassy-north", Official: id, Key: k}
+		return siteapi.Signer{Guest: "demo-republic", Site: "embassy-north", Official: id, Key: k}
 	}
 	cio, registrar := sign("cio"), sign("registrar")
 	b.ReportMetric(float64(records), "records")
@@ -192,7 +192,7 @@ func benchRTO(b *testing.B, persons int) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			rcpt, err := age.ParseX25519Recipient(sess.Recipient)
+			rcpt, err := age.ParseHybridRecipient(sess.Recipient)
 			if err != nil {
 				b.Fatal(err)
 			}

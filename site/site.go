@@ -36,6 +36,7 @@ import (
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/siteapi"
+	"github.com/chancery-gov/chancery/store/location"
 )
 
 // Action is what an API request does to a registry.
@@ -112,6 +113,10 @@ type Site struct {
 	order   []string
 	// home is a home site's own guest (also in tenants); nil at an embassy.
 	home *tenant
+	// rootsRebuilt counts the times this process held a guest's root key
+	// (a threshold of shares combined, or a home's key file opened): an
+	// activation adds one, a drill never does.
+	rootsRebuilt atomic.Uint64
 
 	metrics *metrics
 	tlsKey  ed25519.PrivateKey // pinned TLS key, if configured
@@ -210,7 +215,7 @@ func (s *Site) openHome(ctx context.Context) error {
 	s.role = charter.RoleHome
 	gc := GuestConfig{Charter: l.Charter(), Site: s.cfg.Site, CheckpointKey: l.Key("site-checkpoint", s.cfg.Site),
 		Blobs: s.cfg.Blobs, Custody: l.Custody(), dir: filepath.Join(s.cfg.StateDir, "sites", s.cfg.Site), rootFile: l.RootKey(), standby: s.cfg.Standby}
-	if gc.Blobs.Backend != BackendS3 && gc.Blobs.Dir == "" {
+	if gc.Blobs.Backend != location.BackendS3 && gc.Blobs.Dir == "" {
 		gc.Blobs.Dir = s.cfg.BlobDir()
 	}
 	if _, err := os.Stat(gc.Custody); err != nil {

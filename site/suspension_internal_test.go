@@ -48,7 +48,7 @@ func TestForgedSuspensionIgnored(t *testing.T) {
 	notice := func(key ed25519.PrivateKey, recordedAt uint64) []byte {
 		body := []byte(`{"reason":"forged"}`)
 		req, _ := http.NewRequest(http.MethodPost, "http://x/operator/v1/guests/"+c.Guest.ID+"/suspend", bytes.NewReader(body))
-		if err := (siteapi.Signer{Site: "embassy-north", Official: "northland", Key: key, Now: func() time.Time { return given }}).Sign(req); err != nil {
+		if err := (siteapi.Signer{Guest: c.Guest.ID, Site: "embassy-north", Official: "northland", Key: key, Now: func() time.Time { return given }}).Sign(req); err != nil {
 			t.Fatal(err)
 		}
 		sp := siteapi.Suspension{Guest: c.Guest.ID, Site: "embassy-north", Host: "northland", Signed: "embassy-north", Reason: "forged",

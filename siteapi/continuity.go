@@ -2,6 +2,7 @@ package siteapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -50,12 +51,16 @@ type ContinuityStatus struct {
 
 // UnsealResponse answers POST .../unseal and .../unseal/{session}.
 type UnsealResponse struct {
-	Session   string    `json:"session"`
-	Recipient string    `json:"recipient"` // the one-time age recipient custodians seal their shares to
-	Expires   time.Time `json:"expires"`
-	Have      int       `json:"have"`
-	Need      int       `json:"need"`
-	Unsealed  bool      `json:"unsealed"`
+	Session   string `json:"session"`
+	Recipient string `json:"recipient"` // the one-time hybrid age recipient custodians seal their shares to
+	// RecipientStatement is the site's signed continuity.RecipientStatement
+	// of the session: custodians seal to Recipient only after checking it
+	// against the charter (continuity.VerifyRecipient).
+	RecipientStatement json.RawMessage `json:"recipient_statement,omitempty"`
+	Expires            time.Time       `json:"expires"`
+	Have               int             `json:"have"`
+	Need               int             `json:"need"`
+	Unsealed           bool            `json:"unsealed"`
 }
 
 // OrderResponse answers a submitted order.
@@ -78,9 +83,13 @@ type DrillStatus struct {
 	Expires    *time.Time `json:"order_expires,omitempty"`
 	Session    string     `json:"unseal_session,omitempty"`
 	Recipient  string     `json:"recipient,omitempty"`
-	Shares     int        `json:"shares,omitempty"`
-	Threshold  int        `json:"threshold,omitempty"`
-	// Unsealed: the sandbox holds keys now (the sample is being checked).
+	// RecipientStatement: as in UnsealResponse.
+	RecipientStatement json.RawMessage `json:"recipient_statement,omitempty"`
+	Shares             int             `json:"shares,omitempty"`
+	Threshold          int             `json:"threshold,omitempty"`
+	// Unsealed: the threshold of verified shares was reached and the
+	// shares wiped (the sample is being checked). A drilled site never
+	// rebuilds the root key.
 	Unsealed bool `json:"unsealed"`
 	// LastReport is the last drill's report; LastReportIndex its entry in
 	// the writer's ledger once recorded, LastReportError why it is not yet.
@@ -99,8 +108,8 @@ type DrillReportReceipt struct {
 
 // ContinuityClient speaks to a site's continuity API for one guest: order
 // submission, fences, unseal sessions, sealing, drills and status.
-// Opening a session and sealing are signed by an official (Signer);
-// orders and shares carry their own authority.
+// Opening a session, handing over a site key and sealing are signed by an
+// official (Signer); orders and shares carry their own authority.
 type ContinuityClient struct {
 	BaseURL string
 	Guest   string
@@ -121,7 +130,10 @@ func (c *ContinuityClient) do(ctx context.Context, method, path string, body []b
 		if c.Signer == nil {
 			return fmt.Errorf("%s %s needs an official's signature", method, path)
 		}
-		s = c.Signer
+		var err error
+		if s, err = c.Signer.forGuest(c.Guest); err != nil {
+			return err
+		}
 	}
 	req, err := signedRequest(ctx, s, method, c.url(path), body)
 	if err != nil {
@@ -172,10 +184,20 @@ func (c *ContinuityClient) Seal(ctx context.Context) (*ContinuityStatus, error) 
 }
 
 // SubmitSiteKey hands a site's wrapped outer key from the escrow to the
-// session.
-func (c *ContinuityClient) SubmitSiteKey(ctx context.Context, session, site string, wrapped []byte) error {
+// session st names (a statement the caller has verified with
+// continuity.VerifyRecipient): sealed to the session's recipient, so that
+// it never crosses the network in clear, and signed by an official
+// (Signer), so that no one else can replace it.
+func (c *ContinuityClient) SubmitSiteKey(ctx context.Context, st *continuity.RecipientStatement, site string, wrapped []byte) error {
+	if st.Guest != c.Guest {
+		return fmt.Errorf("site key for %s: the session is for guest %s", c.Guest, st.Guest)
+	}
+	sealed, err := continuity.SealSiteKey(st, site, wrapped)
+	if err != nil {
+		return err
+	}
 	var out UnsealResponse
-	return c.do(ctx, http.MethodPost, "/unseal/"+url.PathEscape(session)+"/site-keys/"+url.PathEscape(site), wrapped, false, &out)
+	return c.do(ctx, http.MethodPost, "/unseal/"+url.PathEscape(st.Session)+"/site-keys/"+url.PathEscape(site), sealed, true, &out)
 }
 
 // OpenDrillUnseal opens (or returns the open) unseal session of the drill

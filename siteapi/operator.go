@@ -83,7 +83,11 @@ type OperatorClient struct {
 
 func (c *OperatorClient) do(ctx context.Context, method, path string, body []byte, out any) error {
 	u := strings.TrimSuffix(c.BaseURL, "/") + "/operator/v1/guests/" + url.PathEscape(c.Guest) + path
-	req, err := signedRequest(ctx, &c.Signer, method, u, body)
+	sg, err := c.Signer.forGuest(c.Guest)
+	if err != nil {
+		return err
+	}
+	req, err := signedRequest(ctx, sg, method, u, body)
 	if err != nil {
 		return err
 	}

@@ -26,11 +26,14 @@ import (
 //
 // and sig is the signer's Ed25519 signature over
 //
-//	"chancery-request/v1\n" + site + "\n" + method + "\n" + request-target + "\n" +
-//	time + "\n" + nonce + "\n" + digest
+//	"chancery-request/v2\n" + guest + "\n" + site + "\n" + method + "\n" +
+//	request-target + "\n" + time + "\n" + nonce + "\n" + digest
 //
-// The site id stops a request signed for one site from being replayed at
-// another; the nonce stops it being replayed at the same site; the time
+// The guest stops a request signed for one guest from being replayed at
+// another guest of the same site (two charters may name the same site id
+// and the same official key, and an embassy serves both); the site id
+// stops a request signed for one site from being replayed at another; the
+// nonce stops it being replayed at the same site; the time
 // bounds how long the site must remember nonces. The digest is carried in
 // the header, not only signed, so that the site can check the signature
 // before it accepts a byte of the body, and then stream a large upload
@@ -40,18 +43,20 @@ const (
 	SignatureHeader = "Chancery-Signature"
 	// signContext starts every signed message, so that a signature over a
 	// request can never be taken for one over anything else.
-	signContext = "chancery-request/v1\n"
+	// v2 added the guest (v1 signed no guest, and is refused).
+	signContext = "chancery-request/v2\n"
 	// MaxSkew is how far a request's time may be from the site's clock.
 	MaxSkew = 5 * time.Minute
 	// NonceSize is the size of a request's nonce, in bytes.
 	NonceSize = 16
 )
 
-// SigningString is the exact message an official signs for a request.
-func SigningString(site, method, target string, unix int64, nonce, digest string) []byte {
+// SigningString is the exact message an official signs for a request to
+// guest at site.
+func SigningString(guest, site, method, target string, unix int64, nonce, digest string) []byte {
 	var b bytes.Buffer
 	b.WriteString(signContext)
-	for _, s := range []string{site, method, target, strconv.FormatInt(unix, 10), nonce} {
+	for _, s := range []string{guest, site, method, target, strconv.FormatInt(unix, 10), nonce} {
 		b.WriteString(s)
 		b.WriteByte('\n')
 	}
@@ -60,8 +65,11 @@ func SigningString(site, method, target string, unix int64, nonce, digest string
 }
 
 // Signer signs requests as one official (or one host, for the operator
-// API) for one site.
+// API) for one guest at one site.
 type Signer struct {
+	// Guest is the guest id the request is for. ContinuityClient and
+	// OperatorClient fill it in from their Guest when it is empty.
+	Guest    string
 	Site     string // the site id in the charter the request is for
 	Official string // the official (or host) id in the charter
 	Key      ed25519.PrivateKey
@@ -92,6 +100,9 @@ func (s Signer) SignDigest(req *http.Request, digest [32]byte) error {
 	if len(s.Key) != ed25519.PrivateKeySize {
 		return fmt.Errorf("sign request as official %s: no private key", s.Official)
 	}
+	if s.Guest == "" {
+		return fmt.Errorf("sign request as official %s: no guest (Signer.Guest): a request is signed for one guest", s.Official)
+	}
 	var nonce [NonceSize]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return fmt.Errorf("sign request as official %s: nonce: %w", s.Official, err)
@@ -103,15 +114,29 @@ func (s Signer) SignDigest(req *http.Request, digest [32]byte) error {
 	unix := now().Unix()
 	n := base64.StdEncoding.EncodeToString(nonce[:])
 	d := hex.EncodeToString(digest[:])
-	msg := SigningString(s.Site, req.Method, req.URL.RequestURI(), unix, n, d)
+	msg := SigningString(s.Guest, s.Site, req.Method, req.URL.RequestURI(), unix, n, d)
 	sig := base64.StdEncoding.EncodeToString(ed25519.Sign(s.Key, msg))
 	req.Header.Set(SignatureHeader, fmt.Sprintf(`official=%q, time="%d", nonce=%q, digest=%q, sig=%q`, s.Official, unix, n, d, sig))
 	return nil
 }
 
-// SignRequest signs req as official for site; see Signer.
-func SignRequest(req *http.Request, site, official string, key ed25519.PrivateKey) error {
-	return Signer{Site: site, Official: official, Key: key}.Sign(req)
+// SignRequest signs req as official for guest at site; see Signer.
+func SignRequest(req *http.Request, guest, site, official string, key ed25519.PrivateKey) error {
+	return Signer{Guest: guest, Site: site, Official: official, Key: key}.Sign(req)
+}
+
+// forGuest returns the signer for a client of guest: s with Guest filled
+// in, or an error if s was made for another guest.
+func (s *Signer) forGuest(guest string) (*Signer, error) {
+	if s == nil || s.Guest == guest {
+		return s, nil
+	}
+	if s.Guest != "" {
+		return nil, fmt.Errorf("signer for guest %s used by a client of guest %s", s.Guest, guest)
+	}
+	c := *s
+	c.Guest = guest
+	return &c, nil
 }
 
 // SignatureParams is a parsed Chancery-Signature header.
@@ -140,9 +165,9 @@ func malformed(format string, a ...any) error {
 }
 
 // Message is the signing string these parameters sign for a request to
-// site with method and target.
-func (p *SignatureParams) Message(site, method, target string) []byte {
-	return SigningString(site, method, target, p.Unix, p.Nonce, p.DigestHex)
+// guest at site with method and target.
+func (p *SignatureParams) Message(guest, site, method, target string) []byte {
+	return SigningString(guest, site, method, target, p.Unix, p.Nonce, p.DigestHex)
 }
 
 // ParseSignatureHeader is strict: exactly the five parameters, each once,

@@ -5,24 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/chancery-gov/chancery/charter"
-	"github.com/chancery-gov/chancery/internal/fsutil"
+	"github.com/chancery-gov/chancery/bundle"
 	"github.com/chancery-gov/chancery/internal/keyfile"
-	"github.com/chancery-gov/chancery/internal/state"
-	"github.com/chancery-gov/chancery/ledger"
-	"github.com/chancery-gov/chancery/replica"
-	"github.com/chancery-gov/chancery/site"
-	storefs "github.com/chancery-gov/chancery/store/fs"
 )
 
 func newBundleCmd() *cobra.Command {
@@ -98,46 +89,9 @@ withheld stubs, and their packs are not written.`,
 }
 
 func runBundleExport(ctx context.Context, o bundleExportOptions, out io.Writer) error {
-	layout := state.Layout{Dir: o.stateDir}
-	c, err := charter.ReadFile(layout.Charter())
-	if err != nil {
-		return fmt.Errorf("bundle export: %w", err)
-	}
-	if err := charter.VerifySignatures(c, nil); err != nil {
-		return fmt.Errorf("bundle export: charter %s: %w", layout.Charter(), err)
-	}
-	home, ok := c.Home()
-	if !ok {
-		return fmt.Errorf("bundle export: the charter of %s names no home site", c.Guest.ID)
-	}
-	from, root, target, err := parseBundleFrom(c, o.from, o.site)
-	if err != nil {
-		return fmt.Errorf("bundle export: --from %s: %w", o.from, err)
-	}
-	if target == home.ID {
-		return fmt.Errorf("bundle export: site %s is the home, the writer itself: a bundle is for an embassy", target)
-	}
-	ledgerDir := layout.Ledger(home.ID)
-	if _, err := os.Stat(filepath.Join(ledgerDir, ledger.CheckpointPath)); err != nil {
-		return fmt.Errorf("bundle export: no ledger of site %s in %s: %w", home.ID, o.stateDir, err)
-	}
-	blobDir := o.blobDir
-	if blobDir == "" {
-		blobDir = site.BlobDir(layout, home.ID)
-	}
-	// storefs.New would create a missing directory: this command only reads.
-	if fi, err := os.Stat(blobDir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("bundle export: blob directory %s: not a directory (%v); give --blobs", blobDir, err)
-	}
-	be, err := storefs.New(blobDir)
-	if err != nil {
-		return fmt.Errorf("bundle export: %w", err)
-	}
-	src := replica.NewDirSource(ledgerDir, be)
-	defer src.Close()
-
 	p := newBundleProgress(out)
-	m, err := replica.ExportBundle(ctx, src, c, target, from, o.to, replica.BundleOptions{FromRoot: root, Progress: p.update})
+	m, err := bundle.ExportState(ctx, bundle.StateExport{StateDir: o.stateDir, BlobDir: o.blobDir,
+		From: o.from, Site: o.site, To: o.to, Progress: p.update})
 	p.finish()
 	if err != nil {
 		return err
@@ -147,55 +101,6 @@ func runBundleExport(ctx context.Context, o bundleExportOptions, out io.Writer) 
 	fmt.Fprintf(out, "checkpoint: size %d, epoch %d, root %s\n", m.Size, m.Epoch, m.Root)
 	fmt.Fprintf(out, "at site %s: chancery bundle import %s --data <guest dir> --charter <charter> --site %s --checkpoint-key <key>\n", m.Site, o.to, m.Site)
 	return nil
-}
-
-// parseBundleFrom reads --from: a size, or a checkpoint or receipt note.
-// It returns the size, the root when a note gave one, and the site.
-func parseBundleFrom(c *charter.Charter, arg, site string) (uint64, *ledger.Hash, string, error) {
-	if n, err := strconv.ParseUint(arg, 10, 64); err == nil {
-		if site == "" {
-			return 0, nil, "", errors.New("a size names no site: give --site")
-		}
-		if _, ok := c.Site(site); !ok {
-			return 0, nil, "", fmt.Errorf("site %q is not in the charter of %s", site, c.Guest.ID)
-		}
-		return n, nil, site, nil
-	}
-	signed, err := fsutil.Read(arg, 64<<10)
-	if err != nil {
-		return 0, nil, "", fmt.Errorf("neither a size nor a readable checkpoint file: %w", err)
-	}
-	w := replica.HomeWriter{Charter: c}
-	// A receipt names the site that cosigned it.
-	for _, s := range c.Sites {
-		cp, _, err := replica.OpenReceipt(c, w, s.ID, signed)
-		if err != nil {
-			continue
-		}
-		if site != "" && site != s.ID {
-			return 0, nil, "", fmt.Errorf("it is a receipt of site %s, not of --site %s", s.ID, site)
-		}
-		return cp.Size, &cp.Root, s.ID, nil
-	}
-	if site == "" {
-		return 0, nil, "", errors.New("a checkpoint that no site cosigned names no site: give --site")
-	}
-	if _, ok := c.Site(site); !ok {
-		return 0, nil, "", fmt.Errorf("site %q is not in the charter of %s", site, c.Guest.ID)
-	}
-	head, err := ledger.ParseSignedCheckpoint(signed)
-	if err != nil {
-		return 0, nil, "", err
-	}
-	vs, err := w.Verifiers(head.Epoch)
-	if err != nil {
-		return 0, nil, "", err
-	}
-	cp, _, err := ledger.OpenCheckpoint(signed, c.Guest.Origin, vs)
-	if err != nil {
-		return 0, nil, "", fmt.Errorf("not a checkpoint of %s's writer: %w", c.Guest.ID, err)
-	}
-	return cp.Size, &cp.Root, site, nil
 }
 
 type bundleImportOptions struct {
@@ -254,116 +159,26 @@ passphrase). Replication resumes from there when the daemon runs again.`,
 	return cmd
 }
 
-func runBundleImport(ctx context.Context, o bundleImportOptions, out io.Writer) (err error) {
-	c, err := charter.ReadFile(o.charterFile)
-	if err != nil {
-		return fmt.Errorf("bundle import: %w", err)
-	}
-	if err := charter.VerifySignatures(c, nil); err != nil {
-		return fmt.Errorf("bundle import: charter %s: %w", o.charterFile, err)
-	}
-	def, ok := c.Site(o.site)
-	if !ok {
-		return fmt.Errorf("bundle import: site %q is not in the charter of %s", o.site, c.Guest.ID)
-	}
-	if def.Role != charter.RoleEmbassy {
-		return fmt.Errorf("bundle import: site %s has role %q in the charter of %s: only an embassy holds a mirror", o.site, def.Role, c.Guest.ID)
-	}
-	quota, err := def.QuotaBytes()
-	if err != nil {
-		return fmt.Errorf("bundle import: %w", err)
-	}
+func runBundleImport(ctx context.Context, o bundleImportOptions, out io.Writer) error {
 	pass, err := keyfile.PassphraseFromEnv(o.passphraseFile)
 	if err != nil {
 		return fmt.Errorf("bundle import: %w", err)
 	}
-	key, err := keyfile.ReadEd25519(o.checkpointKey, keyfile.Protector{Passphrase: pass})
-	clear(pass)
-	if err != nil {
-		return fmt.Errorf("bundle import: checkpoint key: %w", err)
-	}
-	// The cosigner signs with key itself: wipe it only when done.
-	defer clear(key)
-	cosigner, err := replica.NewReceiptCosigner(c, o.site, key)
-	if err != nil {
-		return fmt.Errorf("bundle import: %w", err)
-	}
-	if err := os.MkdirAll(o.data, 0o700); err != nil {
-		return fmt.Errorf("bundle import: %w", err)
-	}
-	ledgerDir := filepath.Join(o.data, "ledger")
-	log, err := ledger.Open(ctx, ledgerDir, ledger.Options{Origin: c.Guest.Origin, Mirror: true})
-	if errors.Is(err, ledger.ErrLocked) {
-		return fmt.Errorf("bundle import: the mirror %s is in use (is the site's daemon running? stop it first): %w", ledgerDir, err)
-	}
-	if err != nil {
-		return fmt.Errorf("bundle import: open the mirror %s: %w", ledgerDir, err)
-	}
-	defer func() {
-		if cerr := log.Close(); cerr != nil && !errors.Is(cerr, ledger.ErrClosed) && err == nil {
-			err = fmt.Errorf("bundle import: close the mirror: %w", cerr)
-		}
-	}()
-	be, err := storefs.New(filepath.Join(o.data, "blobs"))
-	if err != nil {
-		return fmt.Errorf("bundle import: %w", err)
-	}
-	used, err := guestUsage(ctx, ledgerDir, be)
-	if err != nil {
-		return fmt.Errorf("bundle import: measure what the guest holds: %w", err)
-	}
-	recv, err := replica.NewReceiver(replica.ReceiverOptions{Charter: c, Site: o.site, Log: log, Blobs: be,
-		Cosigner: cosigner, Quota: quota, Used: used})
-	if err != nil {
-		return fmt.Errorf("bundle import: %w", err)
-	}
-	defer func() {
-		if cerr := recv.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("bundle import: %w", cerr)
-		}
-	}()
-
-	before := log.MirrorSize()
+	defer clear(pass)
 	p := newBundleProgress(out)
-	res, err := replica.ImportBundle(ctx, o.dir, recv, p.update)
+	res, err := bundle.ImportMirror(ctx, bundle.MirrorImport{Bundle: o.dir, Dir: o.data, CharterFile: o.charterFile,
+		Site: o.site, CheckpointKeyFile: o.checkpointKey, Passphrase: pass, Progress: p.update})
 	p.finish()
 	if err != nil {
-		var be *replica.BundleError
-		if errors.As(err, &be) {
-			fmt.Fprintf(out, "refused at %s; nothing was taken, the site still holds %d entries\n", be.Part, before)
+		var be *bundle.Error
+		if errors.As(err, &be) && res != nil {
+			fmt.Fprintf(out, "refused at %s; nothing was taken, the site still holds %d entries\n", be.Part, res.Before)
 		}
-		return fmt.Errorf("bundle import: %w", err)
+		return err
 	}
 	fmt.Fprintf(out, "imported %d entries (%d withheld stubs), %d packs, %d bytes into site %s; receipt for size %d\n",
 		res.Entries, res.Withheld, res.Packs, res.Bytes, o.site, res.Size)
 	return nil
-}
-
-// guestUsage is what a guest holds at a site, as the daemon counts it
-// against the quota: its ledger directory and its blobs.
-func guestUsage(ctx context.Context, ledgerDir string, be *storefs.Backend) (int64, error) {
-	var n int64
-	err := filepath.WalkDir(ledgerDir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			n += fi.Size()
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	err = be.List(ctx, "", func(_ string, size int64) error {
-		n += size
-		return nil
-	})
-	return n, err
 }
 
 // bundleProgress shows each stage (export, verify, import) as a bar on a
@@ -385,7 +200,7 @@ func newBundleProgress(out io.Writer) *bundleProgress {
 	return p
 }
 
-func (p *bundleProgress) update(bp replica.BundleProgress) {
+func (p *bundleProgress) update(bp bundle.Progress) {
 	done, total, bytes := bp.Bytes, bp.TotalBytes, true
 	if total == 0 {
 		done, total, bytes = int64(bp.Entries), int64(bp.TotalEntries), false

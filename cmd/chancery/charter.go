@@ -169,24 +169,38 @@ func runCharterHash(w io.Writer, path string) error {
 }
 
 func runCharterVerify(w io.Writer, paths []string) error {
-	chain := make([]*charter.Charter, 0, len(paths))
-	for _, p := range paths {
-		c, err := charter.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		chain = append(chain, c)
-	}
-	if err := charter.VerifyChain(chain); err != nil {
+	last, err := charter.ReadChain(paths)
+	if err != nil {
 		return err
 	}
-	last := chain[len(chain)-1]
 	signers := make([]string, 0, len(last.Signatures))
 	for _, s := range last.Signatures {
 		signers = append(signers, fmt.Sprintf("%s (%s)", s.Signer, s.Kind))
 	}
-	_, err := fmt.Fprintf(w, "charter %s v%d valid: hash %s; signed by %s\n",
-		last.Guest.ID, last.Version, last.HashHex(), strings.Join(signers, ", "))
+	if _, err := fmt.Fprintf(w, "charter %s v%d valid: hash %s; signed by %s\n",
+		last.Guest.ID, last.Version, last.HashHex(), strings.Join(signers, ", ")); err != nil {
+		return err
+	}
+	return warnClassicalCustodians(w, last)
+}
+
+// warnClassicalCustodians says which custodians have a classical X25519
+// age recipient: a share sealed to one can be opened by whoever keeps the
+// file and later has a quantum computer, so the hybrid sealing of the
+// others does not protect the root once the threshold is classical.
+func warnClassicalCustodians(w io.Writer, c *charter.Charter) error {
+	var classical []string
+	for _, m := range c.Custodians.Members {
+		if strings.HasPrefix(m.Recipient, "age1") && !strings.HasPrefix(m.Recipient, "age1pq1") {
+			classical = append(classical, m.ID)
+		}
+	}
+	if len(classical) == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "warning: %d of %d custodians have a classical X25519 recipient (age1…), not a hybrid post-quantum one (age1pq1…): %s; "+
+		"their shares can be opened by whoever keeps the custody package and later has a quantum computer. Give them age1pq1 recipients (age-keygen -pq) in an amendment, and resplit.\n",
+		len(classical), len(c.Custodians.Members), strings.Join(classical, ", "))
 	return err
 }
 

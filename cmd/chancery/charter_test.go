@@ -86,6 +86,10 @@ func TestCharterCommands(t *testing.T) {
 		!strings.Contains(out.String(), "signed by min-interior (official), cio (official), registrar (official), host-north (host), host-west (host)") {
 		t.Errorf("verify output: %q", out.String())
 	}
+	// The fixture has two classical custodians and one hybrid.
+	if !strings.Contains(out.String(), "warning: 2 of 3 custodians have a classical X25519 recipient (age1…), not a hybrid post-quantum one (age1pq1…): cust-1, cust-2;") {
+		t.Errorf("verify does not warn of the classical custodians: %q", out.String())
+	}
 	if fi, _ := os.Stat(v1); fi.Mode().Perm() != 0o644 {
 		t.Errorf("sign changed the file mode to %#o", fi.Mode().Perm())
 	}

@@ -12,7 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -41,17 +44,11 @@ func (f *siteFlags) register(cmd *cobra.Command, signed bool) {
 }
 
 func (f *siteFlags) client(signed bool) (*siteapi.ContinuityClient, error) {
-	c := &siteapi.ContinuityClient{BaseURL: f.url, Guest: f.guest}
-	if f.pinSite != "" {
-		if f.charter == "" {
-			return nil, fmt.Errorf("--pin-site needs --charter")
-		}
-		hc, err := pinnedClient(f.charter, f.pinSite)
-		if err != nil {
-			return nil, err
-		}
-		c.HTTP = hc
+	hc, err := siteClient(f.url, f.charter, f.pinSite, true)
+	if err != nil {
+		return nil, fmt.Errorf("--site: %w", err)
 	}
+	c := &siteapi.ContinuityClient{BaseURL: f.url, Guest: f.guest, HTTP: hc}
 	if signed {
 		if f.official == "" || f.keyFile == "" || f.siteID == "" {
 			return nil, fmt.Errorf("--official, --key and --site-id are required to sign the request")
@@ -65,7 +62,7 @@ func (f *siteFlags) client(signed bool) (*siteapi.ContinuityClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--key: %w", err)
 		}
-		c.Signer = &siteapi.Signer{Site: f.siteID, Official: f.official, Key: key}
+		c.Signer = &siteapi.Signer{Guest: f.guest, Site: f.siteID, Official: f.official, Key: key}
 	}
 	return c, nil
 }
@@ -138,15 +135,21 @@ custodians' shares, in memory only (never on disk, never in logs), and opens
 the registries the activation order puts in scope.
 
   1. An official opens a session:   chancery unseal open --site URL ...
-     It prints a one-time recipient (an age X25519 key the site made for
-     this session alone).
-  2. Each custodian re-seals their share to it, on their own machine:
-       chancery custody reseal --custody custody.json --custodian ID \
-         --identity MY.key --to RECIPIENT --out share.age
+     It prints a one-time recipient (a hybrid post-quantum age key the
+     site made for this session alone) and writes the site's signed
+     statement of it to --recipient-out (unseal-recipient.json).
+  2. Each custodian re-seals their share to it, on their own machine,
+     after checking the site's signature against the charter:
+       chancery custody reseal --custody custody.json --charter charter.yaml \
+         --custodian ID --identity MY.key --recipient unseal-recipient.json --out share.age
   3. and submits it:                chancery unseal submit --site URL --session ID share.age
+A site that is not on this machine is reached over https pinned to the
+TLS key its charter gives it (--charter, --pin-site), never through a
+certificate authority.
 At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 	}
 	var open, sub, st siteFlags
+	var recipientOut string
 	openCmd := &cobra.Command{
 		Use:   "open --site URL --official ID --key FILE --site-id ID",
 		Short: "Open an unseal session at an activated site (signed by an official)",
@@ -162,12 +165,17 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "session %s: %d of %d shares; expires %s\nrecipient %s\n", r.Session, r.Have, r.Need, r.Expires.Format(time.RFC3339), r.Recipient)
+			if err := writeRecipientStatement(recipientOut, open.charter, r); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "session %s: %d of %d shares; expires %s\nrecipient %s\nsigned statement written to %s: give it to the custodians (custody reseal --recipient)\n",
+				r.Session, r.Have, r.Need, r.Expires.Format(time.RFC3339), r.Recipient, recipientOut)
 			return nil
 		},
 	}
 	open.register(openCmd, true)
-	var session string
+	openCmd.Flags().StringVar(&recipientOut, "recipient-out", "unseal-recipient.json", "file to write the site's signed recipient statement to")
+	var session, recipient, custody string
 	var siteKeys []string
 	subCmd := &cobra.Command{
 		Use:   "submit --site URL --session ID [--site-key FILE...] SHARE...",
@@ -176,12 +184,25 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 recipient, to the site. Give the sites' wrapped outer keys from the guest's
 escrow (D/escrow/site-outer-<site>.wrapped) with --site-key before the last
 share: at the threshold the site unwraps them with the rebuilt root, so it
-can read its own sealed attachments and ship to the other sites.`,
+can read its own sealed attachments and ship to the other sites. Site keys
+are sealed to the session's recipient, once its statement (--recipient)
+checks out against the charter and the custody package (--charter,
+--custody), and the request is signed by an official (--official, --key,
+--site-id).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sub.client(false)
+			c, err := sub.client(len(siteKeys) > 0)
 			if err != nil {
 				return err
+			}
+			var rst *continuity.RecipientStatement
+			if len(siteKeys) > 0 {
+				if rst, err = verifiedStatement(recipient, sub.charter, custody); err != nil {
+					return fmt.Errorf("--site-key: %w", err)
+				}
+				if rst.Session != session {
+					return fmt.Errorf("--recipient is of session %s, not %s", rst.Session, session)
+				}
 			}
 			for _, p := range siteKeys {
 				b := filepath.Base(p)
@@ -194,7 +215,7 @@ can read its own sealed attachments and ship to the other sites.`,
 					return err
 				}
 				ctx, cancel := context.WithTimeout(cmd.Context(), sub.timeout)
-				err = c.SubmitSiteKey(ctx, session, site, wrapped)
+				err = c.SubmitSiteKey(ctx, rst, site, wrapped)
 				cancel()
 				if err != nil {
 					return fmt.Errorf("--site-key %s: %w", p, err)
@@ -221,7 +242,9 @@ can read its own sealed attachments and ship to the other sites.`,
 			return nil
 		},
 	}
-	sub.register(subCmd, false)
+	sub.register(subCmd, true)
+	subCmd.Flags().StringVar(&recipient, "recipient", "", "with --site-key: the site's signed recipient statement unseal open wrote")
+	subCmd.Flags().StringVar(&custody, "custody", "", "with --site-key: the custody package, D/custody.json")
 	subCmd.Flags().StringVar(&session, "session", "", "the session id unseal open printed (required)")
 	subCmd.Flags().StringArrayVar(&siteKeys, "site-key", nil, "a wrapped outer key from the escrow, site-outer-<site>.wrapped; repeat for every site")
 	subCmd.MarkFlagRequired("session")
@@ -275,4 +298,53 @@ that must stop at once. The request is signed by an official.`,
 	}
 	f.register(cmd, true)
 	return cmd
+}
+
+// writeRecipientStatement writes the site's signed statement of a
+// session's recipient for the custodians. It is public. With a charter it
+// checks the statement first, so that the official sees at once what the
+// custodians' tools will refuse.
+func writeRecipientStatement(path, charterFile string, r *siteapi.UnsealResponse) error {
+	if len(r.RecipientStatement) == 0 {
+		return fmt.Errorf("the site did not sign its session's recipient: custodians must not seal to it")
+	}
+	if charterFile != "" {
+		c, err := charter.ReadVerified(charterFile)
+		if err != nil {
+			return err
+		}
+		st, _, err := continuity.VerifyRecipient(c, nil, r.RecipientStatement, time.Now())
+		if err != nil {
+			return err
+		}
+		if st.Session != r.Session || st.Recipient != r.Recipient {
+			return fmt.Errorf("the site's statement is of session %s, not of the session it answered (%s)", st.Session, r.Session)
+		}
+	}
+	if err := os.WriteFile(path, append(r.RecipientStatement, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--recipient-out: %w", err)
+	}
+	return nil
+}
+
+// verifiedStatement reads a signed recipient statement and checks it
+// against the charter and the custody package.
+func verifiedStatement(path, charterFile, custodyFile string) (*continuity.RecipientStatement, error) {
+	if path == "" || charterFile == "" || custodyFile == "" {
+		return nil, fmt.Errorf("--recipient, --charter and --custody are needed to check the session's recipient")
+	}
+	c, err := charter.ReadVerified(charterFile)
+	if err != nil {
+		return nil, err
+	}
+	p, err := seal.ReadCustodyPackageFile(custodyFile)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	st, _, err := continuity.VerifyRecipient(c, p, raw, time.Now())
+	return st, err
 }

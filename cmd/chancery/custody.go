@@ -212,23 +212,12 @@ func runCustodyNewRoot(w io.Writer, o custodyNewRootOptions) error {
 }
 
 func runCustodySplit(w io.Writer, o custodySplitOptions) error {
-	if len(o.Charters) == 0 {
-		return fmt.Errorf("custody split: no charter given")
-	}
-	chain := make([]*charter.Charter, 0, len(o.Charters))
-	for _, p := range o.Charters {
-		c, err := charter.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		chain = append(chain, c)
-	}
 	// The charter names who receives shares: an unsigned or forged one
 	// would hand the root to whoever wrote it.
-	if err := charter.VerifyChain(chain); err != nil {
-		return fmt.Errorf("custody split: charter: %w", err)
+	c, err := charter.ReadChain(o.Charters)
+	if err != nil {
+		return fmt.Errorf("custody split: %w", err)
 	}
-	c := chain[len(chain)-1]
 	custodians := make([]seal.Custodian, 0, len(c.Custodians.Members))
 	for _, m := range c.Custodians.Members {
 		custodians = append(custodians, seal.Custodian{ID: m.ID, Recipient: m.Recipient})

@@ -2,29 +2,28 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/audit"
 	"github.com/chancery-gov/chancery/continuity"
-	"github.com/chancery-gov/chancery/internal/state"
-	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
-const drillProcedure = `A drill rehearses the activation of an embassy without fencing the home: the
-site unseals into a sandbox, decrypts a random sample of up to 100 records,
-checks each against the ledger's signed tree and the record's commitment,
-measures RTO and RPO, wipes every key and returns to standby. Its signed
-report is recorded in the guest's ledger.
+const drillProcedure = `A drill rehearses the activation of an embassy without fencing the home and
+without giving the embassy the root key: the custodians' shares are opened
+at the site and each verified against the custody package until the
+threshold is reached, but never combined; a random sample of up to 100
+record entries is checked against the ledger's signed tree (keyless: no
+record is decrypted); RPO is measured; the shares are wiped and the site
+returns to standby. Its signed report (format chancery-drill-report/v2,
+check "keyless") is recorded in the guest's ledger.
 
 The procedure, step by step:
 
@@ -41,21 +40,24 @@ The procedure, step by step:
   3. An official opens the drill's unseal session at the embassy:
        chancery drill --site https://embassy-north.example --official cio \
            --key cio.key --site-id embassy-north
-     It prints a one-time recipient for the custodians.
-  4. Each custodian, on their own machine, reseals their share to it:
-       chancery custody reseal --custody custody.json --custodian ID \
-           --identity ID.key --to RECIPIENT --out ID.share
-  5. The shares are submitted; at the threshold the drill runs:
+     It prints a one-time recipient for the custodians and writes the
+     site's signed statement of it to drill-recipient.json.
+  4. Each custodian, on their own machine, checks the statement against
+     the charter and reseals their share to it:
+       chancery custody reseal --custody custody.json --charter charter.yaml \
+           --custodian ID --identity ID.key --recipient drill-recipient.json --out ID.share
+  5. The shares are submitted; at the threshold the sample is checked:
        chancery drill submit --site https://embassy-north.example \
            --session SESSION ID.share...
-     RTO runs from the later of the order's arrival and the threshold to
-     the first record served. The site signs the report with its
-     checkpoint key and the writer appends it to the ledger.
+     The site signs the report with its checkpoint key and the writer
+     appends it to the ledger. A keyless report has no RTO: nothing is
+     read at the site.
   6. Anyone reads the reports from the ledger:
        chancery drill report --ledger https://home.example/ledger --charter charter.yaml`
 
 func newDrillCmd() *cobra.Command {
 	var f siteFlags
+	var recipientOut string
 	cmd := &cobra.Command{
 		Use:   "drill --site URL --official ID --key FILE --site-id ID",
 		Short: "Rehearse continuity at an embassy under a drill order: open its sandbox unseal session",
@@ -82,22 +84,26 @@ one-time recipient and what each custodian runs next.
 			if err != nil {
 				return fmt.Errorf("drill at %s: %w", f.url, err)
 			}
-			printDrillSession(cmd.OutOrStdout(), f.url, st, r)
+			if err := writeRecipientStatement(recipientOut, f.charter, r); err != nil {
+				return fmt.Errorf("drill at %s: %w", f.url, err)
+			}
+			printDrillSession(cmd.OutOrStdout(), f.url, recipientOut, st, r)
 			return nil
 		},
 	}
 	f.register(cmd, true)
+	cmd.Flags().StringVar(&recipientOut, "recipient-out", "drill-recipient.json", "file to write the site's signed recipient statement to")
 	cmd.AddCommand(newDrillSubmitCmd(), newDrillStatusCmd(), newDrillReportCmd())
 	return cmd
 }
 
-func printDrillSession(w io.Writer, url string, st *siteapi.DrillStatus, r *siteapi.UnsealResponse) {
+func printDrillSession(w io.Writer, url, statement string, st *siteapi.DrillStatus, r *siteapi.UnsealResponse) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("drill of order %s at %s (guest %s): unseal session %s, %d of %d shares, expires %s\n",
 		st.Order, st.Site, st.Guest, r.Session, r.Have, r.Need, r.Expires.UTC().Format(time.RFC3339))
 	p("recipient %s\n\n", r.Recipient)
-	p("Check the recipient with the site over a channel you trust. Each custodian then runs, on their own machine:\n")
-	p("  chancery custody reseal --custody custody.json --custodian ID --identity ID.key --to %s --out ID.share\n", r.Recipient)
+	p("The site's signed statement of it is in %s. Each custodian then runs, on their own machine:\n", statement)
+	p("  chancery custody reseal --custody custody.json --charter charter.yaml --custodian ID --identity ID.key --recipient %s --out ID.share\n", statement)
 	p("and the shares are submitted (at the threshold the drill runs):\n")
 	p("  chancery drill submit --site %s --guest %s --session %s ID.share...\n", url, st.Guest, r.Session)
 }
@@ -146,7 +152,7 @@ writer has recorded it.
 				fmt.Fprintf(w, "share %s accepted: %d of %d\n", p, r.Have, r.Need)
 				if r.Unsealed {
 					unsealed = true
-					fmt.Fprintf(w, "threshold reached: the drill runs in the sandbox at %s\n", f.url)
+					fmt.Fprintf(w, "threshold reached: the shares are verified and wiped, the drill checks its sample at %s\n", f.url)
 					break
 				}
 			}
@@ -196,8 +202,12 @@ func waitDrillReport(ctx context.Context, c *siteapi.ContinuityClient, order str
 
 func printDrillSummary(w io.Writer, rep *continuity.DrillReport, st *siteapi.DrillStatus) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	p("drill of order %s at %s: %d of %d sampled records verified (%d record entries in scope, registries %s), %d failed\n",
-		rep.Order, rep.Site, rep.Verified, rep.SampleSize, rep.Records, strings.Join(rep.Registries, ","), len(rep.Failures))
+	how := "verified"
+	if rep.Check == continuity.DrillCheckKeyless {
+		how = "verified keyless (in the signed tree, sealed, committed; not decrypted: the root key was never rebuilt at the site)"
+	}
+	p("drill of order %s at %s: %d of %d sampled records %s (%d record entries in scope, registries %s), %d failed\n",
+		rep.Order, rep.Site, rep.Verified, rep.SampleSize, how, rep.Records, strings.Join(rep.Registries, ","), len(rep.Failures))
 	for _, f := range rep.Failures {
 		p("  FAILED entry %d (%s): %s\n", f.Index, f.Registry, f.Reason)
 	}
@@ -210,7 +220,7 @@ func printDrillSummary(w io.Writer, rep *continuity.DrillReport, st *siteapi.Dri
 		p("RTO %s\n", rtoText(rep))
 	}
 	p("RPO %s\n", rpoText(rep))
-	p("keys wiped; guest %s is %s at %s again\n", rep.Guest, st.Mode, rep.Site)
+	p("shares wiped; guest %s is %s at %s again\n", rep.Guest, st.Mode, rep.Site)
 	switch {
 	case st.LastReportIndex != nil:
 		p("report signed by %s and recorded in the writer's ledger at entry %d\n", rep.Site, *st.LastReportIndex)
@@ -223,6 +233,9 @@ func printDrillSummary(w io.Writer, rep *continuity.DrillReport, st *siteapi.Dri
 
 func rtoText(r *continuity.DrillReport) string {
 	if r.FirstRead == nil {
+		if r.Check == continuity.DrillCheckKeyless {
+			return "not measured (a keyless drill serves no record)"
+		}
 		return "not measured (no record was served)"
 	}
 	return fmt.Sprintf("%.3fs", r.RTOSeconds)
@@ -308,179 +321,38 @@ Exits non-zero if a report does not check out.
 	return cmd
 }
 
-// drillRow is one drill-report entry and what its check found.
-type drillRow struct {
-	Index    uint64                  `json:"ledger_index"`
-	Recorded time.Time               `json:"recorded_at"`
-	Report   *continuity.DrillReport `json:"report,omitempty"`
-	// Check is "ok", "unchecked" (no charter) or what is wrong.
-	Check string `json:"check"`
-	bad   bool
-}
-
 func runDrillReport(ctx context.Context, w io.Writer, o drillReportOptions) error {
-	var f ledger.Fetcher
-	isURL := strings.HasPrefix(o.Ledger, "http://") || strings.HasPrefix(o.Ledger, "https://")
-	files := o.Charters
-	if isURL {
-		hf := ledger.HTTPFetcher{Base: o.Ledger}
-		if o.PinSite != "" {
-			if len(files) == 0 {
-				return errors.New("drill report: --pin-site needs --charter")
-			}
-			c, err := pinnedClient(files[len(files)-1], o.PinSite)
-			if err != nil {
-				return fmt.Errorf("drill report: %w", err)
-			}
-			hf.Client = c
-		}
-		f = hf
-	} else {
-		if _, err := os.Stat(filepath.Join(o.Ledger, ledger.CheckpointPath)); err != nil {
-			return fmt.Errorf("drill report: %s is not a ledger directory (no checkpoint): %w", o.Ledger, err)
-		}
-		f = ledger.DirFetcher(o.Ledger)
-		if len(files) == 0 {
-			p, err := state.FindCharter(o.Ledger)
-			if err != nil {
-				return err
-			}
-			if p != "" {
-				files = []string{p}
-			}
-		}
-	}
-	var c *charter.Charter
-	if len(files) > 0 {
-		var err error
-		if c, err = loadCharterChain(files); err != nil {
-			return fmt.Errorf("drill report: %w", err)
-		}
-	}
-	signed, err := f.Fetch(ctx, ledger.CheckpointPath)
-	if err != nil {
-		return fmt.Errorf("drill report: read the checkpoint: %w", err)
-	}
-	cp, err := ledger.ParseSignedCheckpoint(signed)
+	l, err := audit.Open(audit.Source{Target: o.Ledger, Charters: o.Charters, PinSite: o.PinSite})
 	if err != nil {
 		return fmt.Errorf("drill report: %w", err)
 	}
-	cpNote := "signatures NOT CHECKED: no charter was given or found beside the ledger"
-	if c != nil {
-		v, err := c.CheckpointVerifiers()
-		if err != nil {
-			return fmt.Errorf("drill report: charter site keys: %w", err)
-		}
-		if _, _, err := ledger.OpenCheckpoint(signed, c.Guest.Origin, v); err != nil {
-			return fmt.Errorf("drill report: the ledger's checkpoint does not verify with charter %s v%d: %w", c.Guest.ID, c.Version, err)
-		}
-		cpNote = "checkpoint signed by " + strings.Join(state.CheckpointSigners(c, signed), ", ")
-	}
-
-	// Drill orders seen so far (id → site): a report must follow its order.
-	orders := map[string]string{}
-	var rows []*drillRow
-	err = ledger.Scan(ctx, f, 0, cp.Size, func(idx uint64, raw []byte) error {
-		if len(raw) < ledger.EntryHeaderSize {
-			return nil
-		}
-		t := ledger.Type(raw[1])
-		if t != ledger.TypeOrder && t != ledger.TypeDrillReport {
-			return nil
-		}
-		e, err := ledger.DecodeEntry(raw)
-		if err != nil {
-			return fmt.Errorf("entry %d: %w", idx, err)
-		}
-		if t == ledger.TypeOrder {
-			if so, err := continuity.ParseSignedOrder(e.Payload); err == nil && so.Order.Action == charter.ActionDrill {
-				orders[so.Order.ID] = so.Order.Site
-			}
-			return nil
-		}
-		rows = append(rows, checkDrillRow(c, orders, idx, e))
-		return nil
-	})
+	a, err := l.DrillReports(ctx)
 	if err != nil {
-		return fmt.Errorf("drill report: read the ledger: %w", err)
-	}
-	if c != nil {
-		prover := ledger.NewProver(f, 0)
-		for _, r := range rows {
-			if r.bad {
-				continue
-			}
-			if err := checkInclusion(ctx, f, prover, cp, r.Index); err != nil {
-				r.Check, r.bad = "NOT IN THE SIGNED TREE: "+err.Error(), true
-			}
-		}
-	}
-
-	bad := 0
-	for _, r := range rows {
-		if r.bad {
-			bad++
-		}
+		return fmt.Errorf("drill report: %w", err)
 	}
 	if o.JSON {
+		rows := a.Rows
 		if rows == nil {
-			rows = []*drillRow{}
+			rows = []*audit.DrillRow{}
 		}
 		if err := printJSON(w, rows); err != nil {
 			return err
 		}
 	} else {
-		renderDrillRows(w, cp, cpNote, rows)
+		renderDrillRows(w, a)
 	}
-	if bad > 0 {
-		return fmt.Errorf("drill report: %d of %d drill reports do not check out", bad, len(rows))
+	if a.Bad > 0 {
+		return fmt.Errorf("drill report: %d of %d drill reports do not check out", a.Bad, len(a.Rows))
 	}
 	return nil
 }
 
-func checkDrillRow(c *charter.Charter, orders map[string]string, idx uint64, e ledger.Entry) *drillRow {
-	row := &drillRow{Index: idx, Recorded: e.Time.UTC(), Check: "unchecked"}
-	if c == nil {
-		r, _, _, err := continuity.ParseDrillReport(e.Payload)
-		if err != nil {
-			row.Check, row.bad = "UNREADABLE: "+err.Error(), true
-		}
-		row.Report = r
-		return row
+func renderDrillRows(w io.Writer, a *audit.DrillAudit) {
+	cp, rows := a.Checkpoint, a.Rows
+	cpNote := "signatures NOT CHECKED: no charter was given or found beside the ledger"
+	if cp.Checked {
+		cpNote = "checkpoint signed by " + strings.Join(cp.Signers, ", ")
 	}
-	r, err := continuity.VerifyDrillReport(c, e.Payload)
-	if err != nil {
-		row.Check, row.bad = "BAD: "+err.Error(), true
-		if r, _, _, err := continuity.ParseDrillReport(e.Payload); err == nil {
-			row.Report = r
-		}
-		return row
-	}
-	row.Report = r
-	switch s, ok := orders[r.Order]; {
-	case !ok:
-		row.Check, row.bad = fmt.Sprintf("BAD: no drill order %s before it in the ledger", r.Order), true
-	case s != r.Site:
-		row.Check, row.bad = fmt.Sprintf("BAD: drill order %s names site %s, not %s", r.Order, s, r.Site), true
-	default:
-		row.Check = "ok"
-	}
-	return row
-}
-
-func checkInclusion(ctx context.Context, f ledger.Fetcher, prover *ledger.Prover, cp ledger.Checkpoint, idx uint64) error {
-	raw, err := ledger.ReadEntry(ctx, f, idx, cp.Size)
-	if err != nil {
-		return err
-	}
-	prf, err := prover.Inclusion(ctx, idx, cp.Size)
-	if err != nil {
-		return err
-	}
-	return ledger.VerifyInclusion(idx, cp.Size, ledger.LeafHash(raw), prf, cp.Root)
-}
-
-func renderDrillRows(w io.Writer, cp ledger.Checkpoint, cpNote string, rows []*drillRow) {
 	fmt.Fprintf(w, "ledger %s: %d entries, %s\n", cp.Origin, cp.Size, cpNote)
 	if len(rows) == 0 {
 		fmt.Fprintf(w, "no drill report in the ledger\n")
@@ -509,11 +381,11 @@ func renderDrillRows(w io.Writer, cp ledger.Checkpoint, cpNote string, rows []*d
 	tw.Flush()
 	for _, r := range rows {
 		rep := r.Report
-		if rep == nil || (len(rep.Failures) == 0 && rep.Error == "" && !r.bad) {
+		if rep == nil || (len(rep.Failures) == 0 && rep.Error == "" && !r.Bad) {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s, drill order %s (entry %d):\n", rep.Site, rep.Order, r.Index)
-		if r.bad {
+		if r.Bad {
 			fmt.Fprintf(w, "  check: %s\n", r.Check)
 		}
 		if rep.Error != "" {

@@ -204,26 +204,6 @@ Exits non-zero if the order would be refused.`,
 	return cmd
 }
 
-// readCharterChain reads and verifies charter versions 1..n and returns the
-// last: an order is only as good as the charter it is checked against.
-func readCharterChain(flag string, paths []string) (*charter.Charter, error) {
-	if len(paths) == 0 {
-		return nil, fmt.Errorf("--%s: no charter given", flag)
-	}
-	chain := make([]*charter.Charter, 0, len(paths))
-	for _, p := range paths {
-		c, err := charter.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("--%s: %w", flag, err)
-		}
-		chain = append(chain, c)
-	}
-	if err := charter.VerifyChain(chain); err != nil {
-		return nil, fmt.Errorf("--%s: %w", flag, err)
-	}
-	return chain[len(chain)-1], nil
-}
-
 // readOrderFile reads an order file: the canonical encoding and one
 // newline, which is all that is forgiven.
 func readOrderFile(path string) (*continuity.SignedOrder, error) {
@@ -255,9 +235,9 @@ func parseFlagTime(flag, s string) (time.Time, error) {
 }
 
 func runOrderNew(w io.Writer, o orderNewOptions) error {
-	c, err := readCharterChain("guest-charter", o.Charters)
+	c, err := charter.ReadChain(o.Charters)
 	if err != nil {
-		return fmt.Errorf("order new: %w", err)
+		return fmt.Errorf("order new: --guest-charter: %w", err)
 	}
 	now := o.Now
 	if now.IsZero() {
@@ -324,8 +304,8 @@ func runOrderSign(w io.Writer, o orderSignOptions) error {
 	}
 	var c *charter.Charter
 	if len(o.Charters) > 0 {
-		if c, err = readCharterChain("charter", o.Charters); err != nil {
-			return fmt.Errorf("order sign %s: %w", o.File, err)
+		if c, err = charter.ReadChain(o.Charters); err != nil {
+			return fmt.Errorf("order sign %s: --charter: %w", o.File, err)
 		}
 		if so.Order.Guest != c.Guest.ID || so.Order.CharterHash != c.HashHex() {
 			return fmt.Errorf("order sign %s: order %s is for guest %s under charter %.12s…, not %s v%d (%.12s…)",
@@ -379,9 +359,9 @@ func (noLedger) HasOrderID(string) bool { return false }
 func (noLedger) HasNonce(string) bool   { return false }
 
 func runOrderVerify(w io.Writer, o orderVerifyOptions) error {
-	c, err := readCharterChain("charter", o.Charters)
+	c, err := charter.ReadChain(o.Charters)
 	if err != nil {
-		return fmt.Errorf("order verify: %w", err)
+		return fmt.Errorf("order verify: --charter: %w", err)
 	}
 	so, err := readOrderFile(o.File)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // orderFixture is a founded Demo Republic and a passphrase file for its keys.
@@ -197,8 +199,10 @@ func TestOrderNewRefuses(t *testing.T) {
 }
 
 // TestCustodyResealToUnsealSession: three custodians re-seal their shares
-// to an activated site's one-time unseal key with the CLI; the site's
-// session takes the files and rebuilds the home's root key.
+// to an activated site's one-time unseal key with the CLI, after checking
+// the site's signed statement of it against the charter; the site's
+// session takes the files and rebuilds the home's root key. A bare
+// recipient, or one signed by another key, is refused.
 func TestCustodyResealToUnsealSession(t *testing.T) {
 	f := newOrderFixture(t)
 	pkg, err := seal.ReadCustodyPackageFile(f.layout.Custody())
@@ -210,13 +214,45 @@ func TestCustodyResealToUnsealSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	pass, err := os.ReadFile(f.passFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	siteKey, err := keyfile.ReadEd25519(f.layout.Key("site-checkpoint", "embassy-north"), keyfile.Protector{Passphrase: bytes.TrimSpace(pass)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmt, err := s.Statement("embassy-north", continuity.PurposeActivation, siteKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmtFile := filepath.Join(f.dir, "unseal-recipient.json")
+	if err := os.WriteFile(stmtFile, stmt, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, mitmKey, _ := ed25519.GenerateKey(nil)
+	forged, _ := s.Statement("embassy-north", continuity.PurposeActivation, mitmKey)
+	forgedFile := filepath.Join(f.dir, "forged-recipient.json")
+	if err := os.WriteFile(forgedFile, forged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// unseal open (and drill) check the statement against the charter
+	// before writing it for the custodians.
+	answer := &siteapi.UnsealResponse{Session: s.ID(), Recipient: s.Recipient(), RecipientStatement: stmt}
+	if err := writeRecipientStatement(filepath.Join(f.dir, "open.json"), f.layout.Charter(), answer); err != nil {
+		t.Fatalf("unseal open: %v", err)
+	}
+	answer.RecipientStatement = forged
+	if err := writeRecipientStatement(filepath.Join(f.dir, "open-forged.json"), f.layout.Charter(), answer); err == nil {
+		t.Fatal("unseal open wrote a statement the site did not sign")
+	}
 	for _, c := range pkg.Custodians()[1:4] {
 		file := filepath.Join(f.dir, c.ID+".share")
 		var buf bytes.Buffer
-		if err := runCustodyReseal(&buf, custodyResealOptions{Custody: f.layout.Custody(), Custodian: c.ID, Identity: f.layout.Key("custodian", c.ID), To: s.Recipient(), Out: file, PassphraseFile: f.passFile}); err != nil {
+		if err := runCustodyReseal(&buf, custodyResealOptions{Custody: f.layout.Custody(), Charter: f.layout.Charter(), Recipient: stmtFile, Custodian: c.ID, Identity: f.layout.Key("custodian", c.ID), Out: file, PassphraseFile: f.passFile}); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(buf.String(), "verified and sealed to "+s.Recipient()) {
+		if !strings.Contains(buf.String(), "sealed to "+s.Recipient()) {
 			t.Errorf("reseal output: %s", buf.String())
 		}
 		fi, err := os.Stat(file)
@@ -238,13 +274,16 @@ func TestCustodyResealToUnsealSession(t *testing.T) {
 	}
 
 	ids := pkg.Custodians()
-	base := custodyResealOptions{Custody: f.layout.Custody(), Custodian: ids[0].ID, Identity: f.layout.Key("custodian", ids[0].ID), To: s.Recipient(), PassphraseFile: f.passFile}
+	base := custodyResealOptions{Custody: f.layout.Custody(), Charter: f.layout.Charter(), Recipient: stmtFile, Custodian: ids[0].ID, Identity: f.layout.Key("custodian", ids[0].ID), PassphraseFile: f.passFile}
 	for name, c := range map[string]struct {
 		mut  func(*custodyResealOptions)
 		want string
 	}{
-		"to a custodian's hybrid key": {func(o *custodyResealOptions) { o.To = ids[0].Recipient }, "--to"},
-		"to nothing":                  {func(o *custodyResealOptions) { o.To = "age1" }, "--to"},
+		"a bare recipient, unsigned":  {func(o *custodyResealOptions) { o.Recipient, o.To = "", s.Recipient() }, "never to a bare --to"},
+		"signed by another key":       {func(o *custodyResealOptions) { o.Recipient = forgedFile }, "not site embassy-north's checkpoint key"},
+		"no statement file":           {func(o *custodyResealOptions) { o.Recipient = stmtFile + ".none" }, "--recipient"},
+		"to a custodian's hybrid key": {func(o *custodyResealOptions) { o.To = ids[0].Recipient }, "--to is not the recipient"},
+		"expired":                     {func(o *custodyResealOptions) { o.Now = func() time.Time { return time.Now().Add(2 * time.Hour) } }, "expired"},
 		"someone else's share":        {func(o *custodyResealOptions) { o.Custodian = ids[1].ID }, "custodian " + ids[1].ID},
 		"unknown custodian":           {func(o *custodyResealOptions) { o.Custodian = "cust-nobody" }, "cust-nobody"},
 	} {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 
+	"github.com/chancery-gov/chancery/audit"
 	"github.com/chancery-gov/chancery/charter"
-	"github.com/chancery-gov/chancery/internal/pintls"
 )
 
 // pinnedClient is an HTTPS client that trusts only the TLS key the charter
@@ -16,17 +19,44 @@ func pinnedClient(charterFile, siteID string) (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, ok := c.Site(siteID)
-	if !ok {
-		return nil, fmt.Errorf("--pin-site %q is not a site of %s's charter", siteID, c.Guest.ID)
+	return audit.PinnedClient(c, siteID)
+}
+
+// siteClient is the HTTP client a command reaches rawURL with: pinned to
+// the charter's TLS key for site pinSite when given (it needs
+// charterFile), else nil (the default client). With mustPin — every
+// command that talks to a site, whose answers it acts on — an address that
+// is not loopback must be https and pinned: a certificate authority that
+// a host state can compel would otherwise let it sit in the middle, and
+// give custodians its own unseal recipient. Loopback is this machine:
+// demos, tests, and an operator on the site's own host.
+func siteClient(rawURL, charterFile, pinSite string, mustPin bool) (*http.Client, error) {
+	if pinSite == "" {
+		if !mustPin || isLoopbackURL(rawURL) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%s is not on this machine: give --charter and --pin-site SITE-ID, so that only the TLS key the charter pins for the site is trusted (never a certificate authority)", rawURL)
 	}
-	pub, err := s.TLSPublicKey()
+	if charterFile == "" {
+		return nil, fmt.Errorf("--pin-site needs --charter")
+	}
+	if mustPin && !strings.HasPrefix(rawURL, "https://") && !isLoopbackURL(rawURL) {
+		return nil, fmt.Errorf("%s is not on this machine: reach it over https, pinned", rawURL)
+	}
+	return pinnedClient(charterFile, pinSite)
+}
+
+// isLoopbackURL reports whether rawURL names this machine: localhost or a
+// loopback address.
+func isLoopbackURL(rawURL string) bool {
+	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("tls key of site %s: %w", siteID, err)
+		return false
 	}
-	cfg, err := pintls.ClientConfig(nil, pub)
-	if err != nil {
-		return nil, err
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
 	}
-	return &http.Client{Transport: pintls.Transport(cfg)}, nil
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

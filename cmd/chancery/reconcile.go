@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 
@@ -39,18 +40,11 @@ Stop the home first: its ledger is locked while it runs.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := site.ReconcileOptions{StateDir: stateDir, Site: siteID, From: from}
-			if pin != "" {
-				if charterFile == "" {
-					return fmt.Errorf("reconcile: --pin-site needs --charter")
-				}
-				c, err := pinnedClient(charterFile, pin)
-				if err != nil {
-					return err
-				}
-				o.Client = c
-			} else {
-				o.Client = http.DefaultClient
+			c, err := siteClient(from, charterFile, pin, true)
+			if err != nil {
+				return fmt.Errorf("reconcile: --from: %w", err)
 			}
+			o.Client = cmp.Or(c, http.DefaultClient)
 			if decrypt {
 				pass, err := keyfile.PassphraseFromEnv(passFile)
 				if err != nil {

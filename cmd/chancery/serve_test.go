@@ -74,7 +74,7 @@ func TestServeRunsAndDrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &siteapi.Client{BaseURL: base, Signer: siteapi.Signer{Site: "home", Official: "registrar", Key: key}}
+	c := &siteapi.Client{BaseURL: base, Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: key}}
 	rec, err := c.Put(ctx, "business", "B-100", json.RawMessage(`{"registration_no":"B-100","name":"Acme"}`))
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"text/tabwriter"
 	"time"
 
@@ -35,15 +34,9 @@ If a site's RPO grows, see docs/operations.md, "When a site falls behind".`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			var client *http.Client
-			if pin != "" {
-				if charterFile == "" {
-					return fmt.Errorf("status: --pin-site needs --charter")
-				}
-				var err error
-				if client, err = pinnedClient(charterFile, pin); err != nil {
-					return fmt.Errorf("status: %w", err)
-				}
+			client, err := siteClient(args[0], charterFile, pin, true)
+			if err != nil {
+				return fmt.Errorf("status: %w", err)
 			}
 			st, err := siteapi.FetchStatus(ctx, args[0], client)
 			if err != nil {

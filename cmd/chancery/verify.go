@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/chancery-gov/chancery/charter"
-	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/audit"
 	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/store/location"
 )
 
 type verifyOptions struct {
@@ -27,12 +24,13 @@ type verifyOptions struct {
 	stateDir string   // where verified checkpoints are remembered
 	noState  bool
 	pinSite  string // site whose charter-pinned TLS key an https URL must present
+	blobs    string // a site's blob directory to check as well
 }
 
 func newVerifyCmd() *cobra.Command {
 	var o verifyOptions
 	cmd := &cobra.Command{
-		Use:   "verify [--charter FILE]... LEDGER_DIR|URL",
+		Use:   "verify [--charter FILE]... [--blobs DIR] LEDGER_DIR|URL",
 		Short: "Audit a whole ledger: every tile, the checkpoint signature, consistency with earlier runs",
 		Long: `Verify checks a Chancery ledger as an independent auditor would.
 
@@ -55,6 +53,10 @@ run checks that the ledger is consistent with the last one verified — so
 checking two sites of the same guest one after the other also detects a
 fork between them.
 
+With --blobs, every pack and index object of a site's blob directory is
+also read and must hash to its name (no key is needed, so this does not
+open the sealed chunks).
+
 Exit status is non-zero on any discrepancy; the message names the first bad
 entry index or tile.`,
 		Example: `  chancery verify /var/lib/chancery/sites/home/ledger
@@ -69,6 +71,7 @@ entry index or tile.`,
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", defaultVerifyStateDir(), "directory where the last verified checkpoint of each origin is kept")
 	cmd.Flags().BoolVar(&o.noState, "no-state", false, "neither read nor save the last verified checkpoint")
 	cmd.Flags().StringVar(&o.pinSite, "pin-site", "", "for an https URL: trust only the TLS key the charter (--charter) pins for this site id")
+	cmd.Flags().StringVar(&o.blobs, "blobs", "", "a blob directory (D/sites/<site>/blobs) whose objects must each hash to their name; no key is needed")
 	return cmd
 }
 
@@ -83,83 +86,20 @@ func defaultVerifyStateDir() string {
 }
 
 func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) error {
-	var f ledger.Fetcher
-	isURL := strings.HasPrefix(o.target, "http://") || strings.HasPrefix(o.target, "https://")
-	if isURL {
-		hf := ledger.HTTPFetcher{Base: o.target}
-		if o.pinSite != "" {
-			if len(o.charters) == 0 {
-				return fmt.Errorf("verify: --pin-site needs --charter")
-			}
-			c, err := pinnedClient(o.charters[len(o.charters)-1], o.pinSite)
-			if err != nil {
-				return fmt.Errorf("verify: %w", err)
-			}
-			hf.Client = c
-		}
-		f = hf
-	} else {
-		if _, err := os.Stat(filepath.Join(o.target, ledger.CheckpointPath)); err != nil {
-			return fmt.Errorf("verify %s: not a ledger directory (no checkpoint): %w", o.target, err)
-		}
-		f = ledger.DirFetcher(o.target)
-	}
-
-	charterFiles := o.charters
-	if len(charterFiles) == 0 && !isURL {
-		p, err := state.FindCharter(o.target)
-		if err != nil {
-			return err
-		}
-		if p != "" {
-			charterFiles = []string{p}
-		}
-	}
-	var c *charter.Charter
-	if len(charterFiles) > 0 {
-		var err error
-		if c, err = loadCharterChain(charterFiles); err != nil {
-			return err
-		}
-	}
-
-	signed, err := f.Fetch(ctx, ledger.CheckpointPath)
+	l, err := audit.Open(audit.Source{Target: o.target, Charters: o.charters, PinSite: o.pinSite})
 	if err != nil {
-		return fmt.Errorf("verify %s: read checkpoint: %w", o.target, err)
+		return fmt.Errorf("verify %s: %w", o.target, err)
 	}
-	head, err := ledger.ParseSignedCheckpoint(signed)
+	ao := audit.VerifyOptions{Progress: newProgress(stderr)}
+	if !o.noState {
+		ao.StateDir = o.stateDir
+	}
+	v, err := l.Verify(ctx, ao)
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", o.target, err)
 	}
 
-	opts := ledger.VerifyOptions{}
-	if c != nil {
-		opts.Origin = c.Guest.Origin
-		if opts.Verifiers, err = c.CheckpointVerifiers(); err != nil {
-			return fmt.Errorf("verify: charter site keys: %w", err)
-		}
-	}
-	statePath := ""
-	if !o.noState && o.stateDir != "" {
-		sum := sha256.Sum256([]byte(head.Origin))
-		statePath = filepath.Join(o.stateDir, hex.EncodeToString(sum[:8])+".checkpoint")
-		prev, err := os.ReadFile(statePath)
-		switch {
-		case err == nil:
-			opts.Previous = prev
-		case !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("verify: read the last verified checkpoint: %w", err)
-		}
-	}
-
-	if head.Size >= 100_000 {
-		opts.Progress = newProgress(stderr, head.Size)
-	}
-	rep, err := ledger.Verify(ctx, f, opts)
-	if err != nil {
-		return fmt.Errorf("verify %s: FAILED: %w", o.target, err)
-	}
-
+	rep, c := v.Report, l.Charter
 	cp := rep.Checkpoint
 	fmt.Fprintf(stdout, "ledger %s: OK — %d entries, %d tiles and bundles verified\n", cp.Origin, rep.Entries, rep.Tiles)
 	fmt.Fprintf(stdout, "checkpoint: size %d, root %x, epoch %d\n", cp.Size, cp.Root, cp.Epoch)
@@ -170,51 +110,62 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	}
 	if rep.SignatureChecked {
 		fmt.Fprintf(stdout, "signature: verified with the site keys of charter %s v%d (%s), signed by %s\n",
-			c.Guest.ID, c.Version, c.HashHex()[:16], strings.Join(state.CheckpointSigners(c, signed), ", "))
+			c.Guest.ID, c.Version, c.HashHex()[:16], strings.Join(v.Signers, ", "))
 	} else {
 		fmt.Fprintf(stdout, "signature: NOT CHECKED — no charter was given or found beside the ledger; only hashes were verified\n")
 	}
 	switch {
-	case opts.Previous == nil && statePath != "":
-		fmt.Fprintf(stdout, "consistency: first verification of this origin here; checkpoint saved for the next run\n")
-	case opts.Previous != nil:
+	case v.Previous:
 		fmt.Fprintf(stdout, "consistency: consistent with the checkpoint verified before (size %d)\n", rep.PreviousSize)
+	case v.StatePath != "":
+		fmt.Fprintf(stdout, "consistency: first verification of this origin here; checkpoint saved for the next run\n")
 	}
-	if statePath != "" {
-		if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
-			return fmt.Errorf("verify: save checkpoint: %w", err)
-		}
-		if err := os.WriteFile(statePath, signed, 0o600); err != nil {
-			return fmt.Errorf("verify: save checkpoint: %w", err)
-		}
+	if o.blobs != "" {
+		return verifyBlobs(ctx, stdout, o.blobs)
 	}
 	return nil
 }
 
-// loadCharterChain reads charter versions oldest first and checks the chain:
-// a single version 1 against its own quorum, later versions against their
-// predecessors'. The newest is returned.
-func loadCharterChain(files []string) (*charter.Charter, error) {
-	var chain []*charter.Charter
-	for _, p := range files {
-		c, err := charter.ReadFile(p)
-		if err != nil {
-			return nil, err
-		}
-		chain = append(chain, c)
+// verifyBlobs checks the objects of a blob directory (audit.Blobs).
+func verifyBlobs(ctx context.Context, w io.Writer, dir string) error {
+	// The fs backend would create a missing directory: an audit only reads.
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("verify --blobs: %w", err)
 	}
-	if chain[0].Version != 1 {
-		return nil, fmt.Errorf("charter %s is version %d: give every version from 1 on (--charter, oldest first) so its amendments can be checked", files[0], chain[0].Version)
+	be, err := location.Open(ctx, location.Config{Backend: location.BackendFS, Dir: dir}, location.Options{})
+	if err != nil {
+		return fmt.Errorf("verify --blobs %s: %w", dir, err)
 	}
-	if err := charter.VerifyChain(chain); err != nil {
-		return nil, fmt.Errorf("charter chain: %w", err)
+	rep, err := audit.Blobs(ctx, be)
+	if err != nil {
+		return fmt.Errorf("verify --blobs %s: %w", dir, err)
 	}
-	return chain[len(chain)-1], nil
+	if rep.Bad > 0 {
+		return fmt.Errorf("verify --blobs %s: FAILED: %d of %d objects do not check out: %w", dir, rep.Bad, rep.Objects, errors.Join(rep.Problems...))
+	}
+	fmt.Fprintf(w, "blobs: OK — %d objects (%d bytes) each hash to their name; sealed chunks not opened (no key)\n", rep.Objects, rep.Bytes)
+	return nil
 }
 
-// newProgress shows a progress bar on a terminal, and otherwise a line
-// every tenth of the way, so that logs of long runs show progress too.
-func newProgress(w io.Writer, total uint64) func(done, total uint64) {
+// newProgress shows, for a ledger of 100,000 entries or more, a progress
+// bar on a terminal, and otherwise a line every tenth of the way, so that
+// logs of long runs show progress too. It learns the size from the first
+// call.
+func newProgress(w io.Writer) func(done, total uint64) {
+	var show func(done, total uint64)
+	return func(done, total uint64) {
+		if show == nil {
+			if total < 100_000 {
+				show = func(uint64, uint64) {}
+			} else {
+				show = progressFor(w, total)
+			}
+		}
+		show(done, total)
+	}
+}
+
+func progressFor(w io.Writer, total uint64) func(done, total uint64) {
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		bar := progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription("verifying entries"), progressbar.OptionShowCount(),

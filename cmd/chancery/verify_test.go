@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/demo"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
@@ -131,8 +132,35 @@ func TestVerifyDetectsForkAcrossRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := verifyOut(t, verifyOptions{target: state.Layout{Dir: fork}.Ledger("home"), stateDir: sd})
-	if err == nil || !strings.Contains(err.Error(), "inconsistent with the earlier checkpoint") {
+	if err == nil || !strings.Contains(err.Error(), "inconsistent with the earlier checkpoint") || !strings.Contains(err.Error(), "FORK") {
 		t.Fatalf("verify of a forked ledger after the original: %v", err)
+	}
+}
+
+// TestVerifyTwoFoundings: two Demo Republics founded apart are two logs,
+// each with its own origin, so one auditor's state directory holds both
+// and neither is taken for a fork of the other (they all once shared
+// ledger.demo-republic.example and the second failed as a fork).
+func TestVerifyTwoFoundings(t *testing.T) {
+	sd := t.TempDir()
+	var origins []string
+	for range 2 {
+		dir, _ := demoState(t, 20)
+		out, err := verifyOut(t, verifyOptions{target: state.Layout{Dir: dir}.Ledger("home"), stateDir: sd})
+		if err != nil {
+			t.Fatalf("verify of a second founding with the same state directory: %v", err)
+		}
+		if !strings.Contains(out, "first verification") {
+			t.Errorf("output:\n%s", out)
+		}
+		c, err := charter.ReadFile(state.Layout{Dir: dir}.Charter())
+		if err != nil {
+			t.Fatal(err)
+		}
+		origins = append(origins, c.Guest.Origin)
+	}
+	if origins[0] == origins[1] || !strings.HasPrefix(origins[0], state.DemoOrigin+"/") {
+		t.Fatalf("origins %q", origins)
 	}
 }
 
@@ -175,4 +203,40 @@ func fixModes(t *testing.T, dir string) {
 		}
 		return nil
 	})
+}
+
+// TestVerifyBlobs: --blobs reads every object of a site's blob directory
+// and names one that does not hash to its name.
+func TestVerifyBlobs(t *testing.T) {
+	dir, _ := demoState(t, 50)
+	l := state.Layout{Dir: dir}
+	out, err := verifyOut(t, verifyOptions{target: l.Ledger("home"), noState: true, blobs: l.Blobs("home")})
+	if err != nil || !strings.Contains(out, "blobs: OK") || strings.Contains(out, "— 0 objects") {
+		t.Fatalf("verify --blobs: %v\n%s", err, out)
+	}
+	var victim string
+	filepath.WalkDir(l.Blobs("home"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(p, string(filepath.Separator)+"data"+string(filepath.Separator)) && victim == "" {
+			victim = p
+		}
+		return nil
+	})
+	if victim == "" {
+		t.Fatal("the demo wrote no pack")
+	}
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(victim, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = verifyOut(t, verifyOptions{target: l.Ledger("home"), noState: true, blobs: l.Blobs("home")})
+	if err == nil || !strings.Contains(err.Error(), "1 of") || !strings.Contains(err.Error(), filepath.Base(victim)) {
+		t.Fatalf("verify --blobs of a damaged pack: %v", err)
+	}
+	if _, err := verifyOut(t, verifyOptions{target: l.Ledger("home"), noState: true, blobs: filepath.Join(dir, "none")}); err == nil {
+		t.Fatal("verify --blobs of a missing directory succeeded")
+	}
 }

@@ -234,7 +234,7 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 
 	officials := func(id string) (siteapi.Signer, error) {
 		key, err := keyfile.ReadEd25519(layout.Key("official", id), keyfile.Protector{Passphrase: pass})
-		return siteapi.Signer{Official: id, Key: key}, err
+		return siteapi.Signer{Guest: c.Guest.ID, Official: id, Key: key}, err
 	}
 	registrar, err := officials("registrar")
 	if err != nil {
@@ -337,9 +337,15 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	if err != nil {
 		return err
 	}
+	// The custodians seal only to a recipient the site signed under the
+	// charter.
+	rst, _, err := continuity.VerifyRecipient(c, pkg, sess.RecipientStatement, time.Now())
+	if err != nil {
+		return fmt.Errorf("demo: the session's recipient: %w", err)
+	}
 	var shares [][]byte
 	for _, cust := range []string{"cust-parliament", "cust-court", "cust-bank"} {
-		sh, err := reseal(pkg, layout, pass, cust, sess.Recipient)
+		sh, err := reseal(pkg, layout, pass, cust, rst.Recipient)
 		if err != nil {
 			return err
 		}
@@ -353,7 +359,7 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		if err != nil {
 			return fmt.Errorf("demo: escrow: %w", err)
 		}
-		if err := north.SubmitSiteKey(ctx, sess.Session, id, w); err != nil {
+		if err := north.SubmitSiteKey(ctx, rst, id, w); err != nil {
 			return fmt.Errorf("demo: hand over %s's outer key: %w", id, err)
 		}
 	}
@@ -642,7 +648,7 @@ func reseal(pkg *seal.CustodyPackage, layout state.Layout, pass []byte, custodia
 		return nil, err
 	}
 	defer sh.Wipe()
-	rcpt, err := age.ParseX25519Recipient(recipient)
+	rcpt, err := age.ParseHybridRecipient(recipient)
 	if err != nil {
 		return nil, err
 	}

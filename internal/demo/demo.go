@@ -442,17 +442,8 @@ func proveSamples(ctx context.Context, f ledger.Fetcher, cp ledger.Checkpoint, n
 			return i, err
 		}
 		idx := r.Uint64()
-		raw, err := ledger.ReadEntry(ctx, f, idx, cp.Size)
-		if err != nil {
-			return i, err
-		}
-		leaf := ledger.LeafHash(raw)
-		prf, err := p.Inclusion(ctx, idx, cp.Size)
-		if err != nil {
-			return i, err
-		}
-		if err := ledger.VerifyInclusion(idx, cp.Size, leaf, prf, cp.Root); err != nil {
-			return i, fmt.Errorf("demo: inclusion proof of entry %d: %w", idx, err)
+		if _, err := p.ReadProven(ctx, cp, idx); err != nil {
+			return i, fmt.Errorf("demo: %w", err)
 		}
 	}
 	return n, nil

@@ -92,6 +92,32 @@ func SyncDir(dir string) error {
 	return nil
 }
 
+// MkdirAll creates dir and any missing parents, as os.MkdirAll does, and
+// fsyncs the parent of each directory it creates, so that the new names
+// survive a power loss: without that, files made durable inside a new
+// directory can vanish with its name.
+func MkdirAll(dir string, perm os.FileMode) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("mkdir %s: not a directory", dir)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil // made meanwhile by another: its maker syncs
+		}
+		return err
+	}
+	return SyncDir(parent)
+}
+
 // ReadPrivate reads a regular file of at most limit bytes that only its
 // owner may access. The mode is checked on the open descriptor, so a rename
 // between check and read cannot swap in another file.

@@ -23,6 +23,14 @@
 // Servers request but do not require a client certificate: officials reach
 // the same endpoints with signed requests and no certificate. A handler
 // that only sites may call (replication) must call PeerFromRequest.
+//
+// Key exchange is pinned to the hybrid post-quantum group X25519MLKEM768
+// (ML-KEM-768 with X25519): what two sites send each other today must not
+// be readable by whoever records it and has a quantum computer later. A
+// client of this package offers that group alone, so no one in the middle
+// can downgrade it; a server accepts a classical X25519 exchange only from
+// a client without a certificate (an official's or auditor's tool that
+// cannot do ML-KEM yet), never from a site.
 package pintls
 
 import (
@@ -47,6 +55,18 @@ import (
 // reports false for a key that is not pinned. SiteKeys builds one from a
 // charter.
 type PeerKeys func(pub ed25519.PublicKey) (peer string, ok bool)
+
+// PQGroup is the only key exchange a site offers as a client, and the only
+// one a server accepts from a client that presents a site certificate.
+const PQGroup = tls.X25519MLKEM768
+
+// checkGroup refuses a handshake that did not use PQGroup.
+func checkGroup(cs tls.ConnectionState) error {
+	if cs.CurveID != PQGroup {
+		return fmt.Errorf("pintls: key exchange %v, want the hybrid post-quantum %v", cs.CurveID, PQGroup)
+	}
+	return nil
+}
 
 // clientName is the DNS name in a client-only certificate; nobody checks
 // it, since the key is what is pinned.
@@ -117,6 +137,9 @@ func ServerConfig(key ed25519.PrivateKey, name string, clientKeys PeerKeys) (*tl
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
+		// The hybrid group first; classical X25519 only for clients that
+		// present no certificate (VerifyConnection refuses it for a site).
+		CurvePreferences: []tls.CurveID{PQGroup, tls.X25519},
 		// Request, do not require: officials call with signed requests
 		// and no certificate. Go does not verify what a client sends under
 		// RequestClientCert; VerifyConnection does.
@@ -125,8 +148,10 @@ func ServerConfig(key ed25519.PrivateKey, name string, clientKeys PeerKeys) (*tl
 			if len(cs.PeerCertificates) == 0 {
 				return nil
 			}
-			_, err := peer(cs.PeerCertificates, clientKeys)
-			return err
+			if _, err := peer(cs.PeerCertificates, clientKeys); err != nil {
+				return err
+			}
+			return checkGroup(cs)
 		},
 		// Every connection does a full handshake against the current
 		// pins; replication keeps connections open, so tickets would
@@ -146,6 +171,9 @@ func ClientConfig(key ed25519.PrivateKey, server ed25519.PublicKey) (*tls.Config
 	pin := ed25519.PublicKey(bytes.Clone(server))
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS13,
+		// Only the hybrid group is offered: a server that cannot do it
+		// fails the handshake rather than falling back to X25519.
+		CurvePreferences: []tls.CurveID{PQGroup},
 		// The chain is not verified against any CA, and the name is not
 		// checked: VerifyConnection compares the key with the pin, which
 		// is stronger than both, and it runs on every handshake,
@@ -163,7 +191,7 @@ func ClientConfig(key ed25519.PrivateKey, server ed25519.PublicKey) (*tls.Config
 				// searched for in it.
 				return fmt.Errorf("pintls: server presented key %s, pinned key is %s", b64(pub), b64(pin))
 			}
-			return nil
+			return checkGroup(cs)
 		},
 	}
 	if key != nil {

@@ -461,3 +461,59 @@ func TestTransport(t *testing.T) {
 		t.Errorf("timeouts or idle settings: %+v", tr)
 	}
 }
+
+// TestHybridKeyExchange: two sites agree on X25519MLKEM768; a client
+// offering only classical X25519 reaches a server without a certificate
+// (an official's tool) but not as a site; and a site's client refuses a
+// server that cannot do the hybrid group rather than fall back.
+func TestHybridKeyExchange(t *testing.T) {
+	serverPub, serverPriv := newKey(t)
+	clientPub, clientPriv := newKey(t)
+	keys := keysOf(map[string]ed25519.PublicKey{"embassy-south": clientPub})
+	s := startServer(t, serverConfig(t, serverPriv, keys), keys)
+	addr := strings.TrimPrefix(s.URL, "https://")
+
+	handshake := func(cfg *tls.Config) (tls.ConnectionState, error) {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			return tls.ConnectionState{}, err
+		}
+		defer c.Close()
+		// The server's VerifyConnection runs when it reads the client's
+		// Finished: a request and its answer make sure it ran.
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+			return c.ConnectionState(), err
+		}
+		_, err = io.ReadAll(c)
+		return c.ConnectionState(), err
+	}
+	cs, err := handshake(clientConfig(t, clientPriv, serverPub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.CurveID != tls.X25519MLKEM768 {
+		t.Fatalf("sites negotiated %v, want X25519MLKEM768", cs.CurveID)
+	}
+
+	classical := clientConfig(t, clientPriv, serverPub)
+	classical.CurvePreferences = []tls.CurveID{tls.X25519}
+	classical.VerifyConnection = nil // the server's refusal is under test
+	if _, err := handshake(classical); err == nil {
+		t.Fatal("a site's client certificate was accepted over classical X25519")
+	}
+
+	anon := clientConfig(t, nil, serverPub)
+	anon.CurvePreferences = []tls.CurveID{tls.X25519}
+	anon.VerifyConnection = nil
+	if cs, err := handshake(anon); err != nil || cs.CurveID != tls.X25519 {
+		t.Fatalf("an anonymous classical client: %v %v", cs.CurveID, err)
+	}
+
+	// A server that offers only classical X25519: a site will not talk.
+	old := serverConfig(t, serverPriv, keys)
+	old.CurvePreferences = []tls.CurveID{tls.X25519}
+	s2 := startServer(t, old, keys)
+	if _, err := get(t, clientConfig(t, clientPriv, serverPub), s2.URL); err == nil {
+		t.Fatal("a site's client fell back to classical X25519")
+	}
+}

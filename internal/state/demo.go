@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"os"
 
@@ -16,8 +17,24 @@ import (
 	"github.com/chancery-gov/chancery/seal"
 )
 
-// DemoOrigin is the ledger origin of the Demo Republic.
+// DemoOrigin begins the ledger origin of every Demo Republic. Each
+// founding adds its own random founding id (NewOrigin), because the
+// origin is what tells one log from another: an auditor remembers the
+// last checkpoint it verified per origin, and two foundings under one
+// origin would look to it like one log that forked.
 const DemoOrigin = "ledger.demo-republic.example"
+
+// NewOrigin returns a fresh log origin for a founding: prefix, "/", and a
+// founding id of 16 hex digits from crypto/rand, for example
+// "ledger.demo-republic.example/3f9a1c0d2b7e4a65". The origin cannot be
+// derived from the charter's hash, since the charter names it (and its
+// checkpoint keys carry it); a random id is as unique, and known before
+// the keys are made.
+func NewOrigin(prefix string) string {
+	var id [8]byte
+	rand.Read(id[:]) // never fails (crypto/rand)
+	return prefix + "/" + hex.EncodeToString(id[:])
+}
 
 // InitOptions configure Init.
 type InitOptions struct {
@@ -28,9 +45,10 @@ type InitOptions struct {
 	Protector keyfile.Protector
 	// Log, if set, receives one line per step.
 	Log func(format string, args ...any)
-	// Guest and Origin, if set, replace the Demo Republic's guest id (also
-	// used as its name) and ledger origin, so that two guests founded from
-	// the same template can share an embassy site (tests do).
+	// Guest, if set, replaces the Demo Republic's guest id (also used as
+	// its name), so that two guests founded from the same template can
+	// share an embassy site (tests do). Origin, if set, is the ledger
+	// origin; by default every founding gets its own (NewOrigin).
 	Guest, Origin string
 }
 
@@ -65,7 +83,7 @@ func demoCharter() *charter.Charter {
 	c := &charter.Charter{
 		Format:     charter.Format,
 		Version:    1,
-		Guest:      charter.Guest{ID: "demo-republic", Name: "Demo Republic", Origin: DemoOrigin},
+		Guest:      charter.Guest{ID: "demo-republic", Name: "Demo Republic"},
 		Custodians: charter.Custodians{Threshold: 3},
 		Registries: []charter.Registry{
 			{Name: "population", Classification: charter.ClassSecret, Sites: []string{"home", "embassy-north", "embassy-south"}, Index: []string{"national_id", "last_name"}, Sync: charter.SyncQuorum, QuorumSites: 1},
@@ -123,8 +141,9 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 	if opts.Guest != "" {
 		c.Guest.ID, c.Guest.Name = opts.Guest, opts.Guest
 	}
-	if opts.Origin != "" {
-		c.Guest.Origin = opts.Origin
+	c.Guest.Origin = opts.Origin
+	if c.Guest.Origin == "" {
+		c.Guest.Origin = NewOrigin(DemoOrigin)
 	}
 	keys := map[string]ed25519.PrivateKey{}
 	newKey := func(kind, id string) (ed25519.PublicKey, error) {

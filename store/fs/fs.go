@@ -28,7 +28,8 @@ var _ store.Backend = (*Backend)(nil)
 
 // New opens (creating if needed) a backend rooted at dir.
 func New(dir string) (*Backend, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Durably: a root whose name a power loss takes takes every blob.
+	if err := fsutil.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("fs backend: create root %s: %w", dir, err)
 	}
 	abs, err := filepath.Abs(dir)

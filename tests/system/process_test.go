@@ -159,8 +159,13 @@ func startCluster(t *testing.T, homeExtra string) *procCluster {
 }
 
 func procClient(t *testing.T, dir, homeURL string) *siteapi.Client {
+	t.Helper()
+	c, err := charter.ReadVerified(state.Layout{Dir: dir}.Charter())
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &siteapi.Client{BaseURL: homeURL, HTTP: &http.Client{Timeout: time.Minute},
-		Signer: siteapi.Signer{Site: "home", Official: "registrar", Key: officialKey(t, dir, "registrar")}}
+		Signer: siteapi.Signer{Guest: c.Guest.ID, Site: "home", Official: "registrar", Key: officialKey(t, dir, "registrar")}}
 }
 
 // procRecord is a record of registry reg whose index fields the charter
@@ -867,7 +872,10 @@ func operatorDo(t *testing.T, method, url, signedFor, host string, key ed25519.P
 		t.Fatal(err)
 	}
 	if key != nil {
-		if err := (siteapi.Signer{Site: signedFor, Official: host, Key: key}).Sign(req); err != nil {
+		// The guest signed for is the one the path names.
+		_, rest, _ := strings.Cut(req.URL.Path, "/guests/")
+		guest, _, _ := strings.Cut(rest, "/")
+		if err := (siteapi.Signer{Guest: guest, Site: signedFor, Official: host, Key: key}).Sign(req); err != nil {
 			t.Fatal(err)
 		}
 	}

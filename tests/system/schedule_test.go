@@ -453,11 +453,11 @@ func (s *sched) api(id string) *siteapi.Client {
 		base += "/guests/" + procGuest
 	}
 	return &siteapi.Client{BaseURL: base, HTTP: &http.Client{Timeout: 20 * time.Second},
-		Signer: siteapi.Signer{Site: id, Official: "registrar", Key: s.signers["registrar"]}}
+		Signer: siteapi.Signer{Guest: "demo-republic", Site: id, Official: "registrar", Key: s.signers["registrar"]}}
 }
 
 func (s *sched) cont(id string) *siteapi.ContinuityClient {
-	sg := siteapi.Signer{Site: id, Official: "cio", Key: s.signers["cio"]}
+	sg := siteapi.Signer{Guest: "demo-republic", Site: id, Official: "cio", Key: s.signers["cio"]}
 	return &siteapi.ContinuityClient{BaseURL: s.url(id), Guest: procGuest, Signer: &sg, HTTP: &http.Client{Timeout: 20 * time.Second}}
 }
 
@@ -884,21 +884,23 @@ func (s *sched) unseal(id string) {
 	if err != nil {
 		s.fatal("open unseal at %s: %v", id, err)
 	}
+	// The custodians and officials seal only to a recipient the site
+	// signed under the charter.
+	st, rcpt, err := continuity.VerifyRecipient(s.c, s.custody, sess.RecipientStatement, time.Now())
+	if err != nil {
+		s.fatal("unseal recipient of %s: %v", id, err)
+	}
 	for _, e := range schedEmbassies {
 		w, err := os.ReadFile(filepath.Join(site.EscrowDir(s.lay), site.OuterKeyFile(e)))
 		if err != nil {
 			s.fatal("escrow: %v", err)
 		}
-		if err := cc.SubmitSiteKey(ctx, sess.Session, e, w); err != nil {
+		if err := cc.SubmitSiteKey(ctx, st, e, w); err != nil {
 			s.fatal("hand over %s's outer key to %s: %v", e, id, err)
 		}
 	}
 	custs := []string{"cust-parliament", "cust-court", "cust-bank", "cust-ombudsman", "cust-archive"}
 	s.rng.Shuffle(len(custs), func(i, j int) { custs[i], custs[j] = custs[j], custs[i] })
-	rcpt, err := age.ParseX25519Recipient(sess.Recipient)
-	if err != nil {
-		s.fatal("unseal recipient: %v", err)
-	}
 	var r *siteapi.UnsealResponse
 	for _, cust := range custs[:3] {
 		ident, ok := s.ids[cust]

@@ -1,4 +1,4 @@
-package replica_test
+package bundle_test
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-gov/chancery/bundle"
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
@@ -30,8 +31,7 @@ import (
 
 // Offline seeding, end to end on real ledgers: a home writing sealed
 // records with attachments through the registry, real signatures, and
-// embassy mirrors behind real Receivers. The names here carry a "bundle"
-// prefix: they share a package with the other replica tests.
+// embassy mirrors behind real Receivers.
 
 const (
 	bundlePass  = "bundle test passphrase"
@@ -144,12 +144,12 @@ func (h *bundleHome) source() replica.Source {
 
 // export writes a bundle for site from the home's current checkpoint, in
 // batches of four entries so that most carry a consistency proof.
-func (h *bundleHome) export(site string, from uint64, root *ledger.Hash) (string, *replica.BundleManifest) {
+func (h *bundleHome) export(site string, from uint64, root *ledger.Hash) (string, *bundle.Manifest) {
 	h.t.Helper()
 	h.published()
 	dir := filepath.Join(h.t.TempDir(), "bundle")
-	m, err := replica.ExportBundle(context.Background(), h.source(), h.c, site, from, dir,
-		replica.BundleOptions{FromRoot: root, MaxBatchEntries: 4})
+	m, err := bundle.Export(context.Background(), h.source(), h.c, site, from, dir,
+		bundle.ExportOptions{FromRoot: root, MaxBatchEntries: 4})
 	if err != nil {
 		h.t.Fatalf("export for %s from %d: %v", site, from, err)
 	}
@@ -166,6 +166,13 @@ type bundleSite struct {
 }
 
 func (h *bundleHome) newSite(id string) *bundleSite {
+	h.t.Helper()
+	return h.newSiteWith(id, nil)
+}
+
+// newSiteWith is newSite with receiver options set by with (a quota, a
+// suspension).
+func (h *bundleHome) newSiteWith(id string, with func(*replica.ReceiverOptions)) *bundleSite {
 	h.t.Helper()
 	s := &bundleSite{id: id, dir: h.t.TempDir()}
 	var err error
@@ -184,7 +191,11 @@ func (h *bundleHome) newSite(id string) *bundleSite {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if s.recv, err = replica.NewReceiver(replica.ReceiverOptions{Charter: h.c, Site: id, Log: s.log, Blobs: s.blobs, Cosigner: cs}); err != nil {
+	o := replica.ReceiverOptions{Charter: h.c, Site: id, Log: s.log, Blobs: s.blobs, Cosigner: cs}
+	if with != nil {
+		with(&o)
+	}
+	if s.recv, err = replica.NewReceiver(o); err != nil {
 		h.t.Fatal(err)
 	}
 	h.t.Cleanup(func() {
@@ -198,9 +209,9 @@ func (h *bundleHome) newSite(id string) *bundleSite {
 	return s
 }
 
-func (h *bundleHome) importInto(s *bundleSite, dir string) *replica.BundleImport {
+func (h *bundleHome) importInto(s *bundleSite, dir string) *bundle.Imported {
 	h.t.Helper()
-	res, err := replica.ImportBundle(context.Background(), dir, s.recv, nil)
+	res, err := bundle.Import(context.Background(), dir, s.recv, nil)
 	if err != nil {
 		h.t.Fatalf("import into %s: %v", s.id, err)
 	}
@@ -360,8 +371,8 @@ func TestBundleIntoSiteHoldingPrefix(t *testing.T) {
 	// A root that is not the site's is a fork: the export refuses it.
 	bad := hcp.Root
 	bad[0] ^= 1
-	if _, err := replica.ExportBundle(context.Background(), h.source(), h.c, bundleNorth, hcp.Size, filepath.Join(t.TempDir(), "b"),
-		replica.BundleOptions{FromRoot: &bad}); err == nil || !strings.Contains(err.Error(), "not a prefix") {
+	if _, err := bundle.Export(context.Background(), h.source(), h.c, bundleNorth, hcp.Size, filepath.Join(t.TempDir(), "b"),
+		bundle.ExportOptions{FromRoot: &bad}); err == nil || !strings.Contains(err.Error(), "not a prefix") {
 		t.Fatalf("export from a forked root: %v", err)
 	}
 	dir, m := h.export(bundleNorth, hcp.Size, &hcp.Root)
@@ -424,7 +435,7 @@ func TestBundlePlacement(t *testing.T) {
 	// A site the bundle was not made for refuses it whole: north may hold
 	// land, and a bundle cut for south lacks it.
 	s := h.newSite(bundleNorth)
-	_, err := replica.ImportBundle(context.Background(), dirS, s.recv, nil)
+	_, err := bundle.Import(context.Background(), dirS, s.recv, nil)
 	assertBundleRefused(t, err, "manifest.json", "made for site")
 }
 
@@ -474,26 +485,26 @@ func checkBundlePerms(t *testing.T, dir string) {
 	}
 }
 
-func readBundleManifest(t *testing.T, dir string) *replica.BundleManifest {
+func readBundleManifest(t *testing.T, dir string) *bundle.Manifest {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, replica.BundleManifestName))
+	data, err := os.ReadFile(filepath.Join(dir, bundle.ManifestName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m replica.BundleManifest
+	var m bundle.Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatal(err)
 	}
 	return &m
 }
 
-func writeBundleManifest(t *testing.T, dir string, m *replica.BundleManifest) {
+func writeBundleManifest(t *testing.T, dir string, m *bundle.Manifest) {
 	t.Helper()
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, replica.BundleManifestName), data, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, bundle.ManifestName), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -612,7 +623,7 @@ func assertBundleRefused(t *testing.T, err error, part, msg string) {
 	if err == nil {
 		t.Fatalf("bundle accepted; want refused at %s", part)
 	}
-	var be *replica.BundleError
+	var be *bundle.Error
 	if !errors.As(err, &be) || !errors.Is(err, replica.ErrRefused) {
 		t.Fatalf("error %v (%T) is not a refused bundle", err, err)
 	}
@@ -717,7 +728,7 @@ func TestBundleDamage(t *testing.T) {
 			writeBundleManifest(t, dir, mm)
 		}, part: batches[2], msg: "the manifest says " + strings.Repeat("ab", 32)},
 		{name: "manifest missing", damage: func(dir string) {
-			if err := os.Remove(filepath.Join(dir, replica.BundleManifestName)); err != nil {
+			if err := os.Remove(filepath.Join(dir, bundle.ManifestName)); err != nil {
 				t.Fatal(err)
 			}
 		}, part: "manifest.json", msg: "did not finish"},
@@ -736,7 +747,7 @@ func TestBundleDamage(t *testing.T) {
 			}
 			blobsBefore := siteFilesDigest(t, filepath.Join(s.dir, "blobs"))
 			sizeBefore := s.log.MirrorSize()
-			_, err := replica.ImportBundle(context.Background(), dir, s.recv, nil)
+			_, err := bundle.Import(context.Background(), dir, s.recv, nil)
 			assertBundleRefused(t, err, tc.part, tc.msg)
 			if tc.bundle == old && !errors.Is(err, replica.ErrGap) {
 				t.Errorf("error %v does not wrap ErrGap", err)
@@ -751,8 +762,8 @@ func TestBundleDamage(t *testing.T) {
 		})
 	}
 
-	// VerifyBundle alone agrees, and the good bundle still goes in.
-	if _, err := replica.VerifyBundle(context.Background(), good, h.c, nil, bundleSouth, replica.SiteHolding{Log: s.log, Blobs: s.blobs}); err != nil {
+	// Verify alone agrees, and the good bundle still goes in.
+	if _, err := bundle.Verify(context.Background(), good, h.c, nil, bundleSouth, bundle.Holding{Log: s.log, Blobs: s.blobs}); err != nil {
 		t.Fatalf("verify the good bundle: %v", err)
 	}
 	signed, cp := h.published()
@@ -783,12 +794,72 @@ func TestBundleMissingPack(t *testing.T) {
 	}
 	writeBundleManifest(t, dir, m)
 	s := h.newSite(bundleSouth)
-	_, err := replica.ImportBundle(context.Background(), dir, s.recv, nil)
-	var be *replica.BundleError
+	_, err := bundle.Import(context.Background(), dir, s.recv, nil)
+	var be *bundle.Error
 	if !errors.As(err, &be) || !strings.HasPrefix(be.Part, "entry ") || !errors.Is(err, replica.ErrMissingBlob) {
 		t.Fatalf("import without pack %s: %v; want a refusal naming an entry", drop, err)
 	}
 	if s.log.MirrorSize() != 0 {
 		t.Fatalf("refused import left %d entries", s.log.MirrorSize())
 	}
+}
+
+// The site's own receiver decides whether a bundle fits the guest's quota
+// and whether the host suspends the guest, before a byte is taken: the
+// packs would otherwise go in (PutObject does not ask about suspension)
+// and the batches be refused after them.
+func TestBundleQuotaAndSuspension(t *testing.T) {
+	h := newBundleHome(t)
+	h.write(8)
+	signed, cp := h.published()
+	dir, m := h.export(bundleSouth, 0, nil)
+	// What the import asks room for: every batch and pack (the
+	// checkpoint travels inside each batch).
+	var need int64
+	for _, f := range m.Files {
+		if f.Path != "checkpoint" {
+			need += f.Size
+		}
+	}
+
+	for _, tc := range []struct {
+		name string
+		with func(*replica.ReceiverOptions)
+		want error
+	}{
+		// Room for all but one byte of it.
+		{"quota", func(o *replica.ReceiverOptions) { o.Quota = need - 1 }, replica.ErrQuota},
+		{"suspended", func(o *replica.ReceiverOptions) {
+			o.Suspended = func() error { return errors.New("notice of suspension 7") }
+		}, replica.ErrSuspended},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := h.newSiteWith(bundleSouth, tc.with)
+			before := siteFilesDigest(t, filepath.Join(s.dir, "blobs"))
+			res, err := bundle.Import(context.Background(), dir, s.recv, nil)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("import: %v; want %v", err, tc.want)
+			}
+			if res == nil || res.Before != 0 || res.Entries != 0 || res.Packs != 0 {
+				t.Fatalf("refused import reports %+v", res)
+			}
+			if s.log.MirrorSize() != 0 || s.recv.Used() != 0 {
+				t.Fatalf("refused import left %d entries, %d bytes counted", s.log.MirrorSize(), s.recv.Used())
+			}
+			if after := siteFilesDigest(t, filepath.Join(s.dir, "blobs")); len(after) != len(before) {
+				t.Fatalf("refused import stored %d blob files", len(after)-len(before))
+			}
+		})
+	}
+
+	// Exactly the room it needs: taken, and counted against the quota.
+	s := h.newSiteWith(bundleSouth, func(o *replica.ReceiverOptions) { o.Quota = need })
+	res := h.importInto(s, dir)
+	if res.Size != cp.Size {
+		t.Fatalf("import %+v", res)
+	}
+	if used := s.recv.Used(); used <= 0 || used > need {
+		t.Fatalf("the site counts %d bytes for a bundle of %d", used, need)
+	}
+	h.checkMirror(s, signed, cp.Size)
 }

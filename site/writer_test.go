@@ -1,0 +1,85 @@
+package site
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/ledger"
+)
+
+// The tests here hold the rules that one writer path gives every site:
+// what an active embassy does is what a home does, and the reverse.
+
+// TestWriterRefusesActivationOfAnother: only the activated site appends
+// its activation, after fencing the other embassies. A writer — here an
+// active embassy, as the home always did — refuses one naming another
+// site and appends nothing.
+func TestWriterRefusesActivationOfAnother(t *testing.T) {
+	f := startAccessFixture(t)
+	l := state.Layout{Dir: f.dir}
+	c := f.tn.charter
+	o, err := continuity.NewOrder(c, continuity.Order{Action: charter.ActionActivate, Site: "embassy-south", Access: continuity.AccessReadWrite,
+		Epoch: 3, NotBefore: time.Now().Add(-time.Minute), Expires: time.Now().Add(time.Hour), Reason: "writer test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := &continuity.SignedOrder{Order: *o}
+	for _, id := range []string{"min-interior", "cio"} {
+		if err := continuity.Sign(so, id, accessKey(t, l, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := f.tn.ledger().Size()
+	_, _, err = f.tn.submit(context.Background(), so, false)
+	if !errors.Is(err, errNotWriter) || !strings.Contains(err.Error(), "submitted to the site it activates (embassy-south)") {
+		t.Fatalf("activation of embassy-south submitted to the writer embassy-north: %v, want a refusal naming embassy-south", err)
+	}
+	if after := f.tn.ledger().Size(); after != before {
+		t.Fatalf("the refused order changed the ledger: %d entries, then %d", before, after)
+	}
+	if cur := f.tn.writers.ep.Current(); cur != 2 {
+		t.Fatalf("epoch %d after a refused activation, want 2", cur)
+	}
+}
+
+// TestHomeFollowsOnlyInStandby: a home whose ledger says another site
+// writes now — it followed embassy-north in standby — refuses to start as
+// the writer, and says how to start it; started in standby it follows.
+func TestHomeFollowsOnlyInStandby(t *testing.T) {
+	f := startAccessFixture(t)
+	l := state.Layout{Dir: f.dir}
+	// The home's ledger becomes a copy of embassy-north's mirror, as a
+	// standby home holds it: it has the activation of epoch 2.
+	home := l.Ledger("home")
+	if err := os.RemoveAll(home); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", f.tn.ledger().Dir(), home).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	os.Remove(filepath.Join(home, "wal", "lock"))
+	cfg := &Config{StateDir: f.dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true, Replication: ReplicationConfig{Disabled: true}}
+	opts := Options{Local: LocalOptions{Passphrase: []byte(accessPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}}
+	_, err := Open(context.Background(), cfg, opts)
+	if err == nil || !strings.Contains(err.Error(), "embassy-north writes epoch 2") || !strings.Contains(err.Error(), "standby: true") {
+		t.Fatalf("home opened over a ledger that embassy-north writes: %v, want a refusal saying to start in standby", err)
+	}
+	cfg.Standby = true
+	s, err := Open(context.Background(), cfg, opts)
+	if err != nil {
+		t.Fatalf("standby: %v", err)
+	}
+	defer s.Close()
+	if !s.home.ledger().IsMirror() || s.Local() != nil {
+		t.Fatal("the standby home writes, or holds keys")
+	}
+}
