@@ -25,6 +25,7 @@ FUZZ := \
 	continuity:FuzzParseSignedOrder:20000 \
 	registry:FuzzUnmarshalRecordEntry:20000 \
 	registry:FuzzTopLevelFields:20000 \
+	registry:FuzzIJSON:20000 \
 	replica:FuzzParseBatch:20000 \
 	bundle:FuzzParseManifest:20000 \
 	seal:FuzzParseCustodyPackage:300 \

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
@@ -37,6 +38,9 @@ const (
 	crashEnvSegment = "LEDGER_CRASH_SEGMENT"
 	crashEnvSync    = "LEDGER_CRASH_SYNC"
 	crashEnvRounds  = "LEDGER_CRASH_ROUNDS"
+	// crashEnvPublish overrides the child's checkpoint interval: a long
+	// one leaves the published checkpoint far behind the write-ahead log.
+	crashEnvPublish = "LEDGER_CRASH_PUBLISH"
 	crashOrigin     = "crash.test.example/log"
 )
 
@@ -87,7 +91,15 @@ func TestCrashChild(t *testing.T) {
 	time.AfterFunc(20*time.Second, func() { os.Exit(3) })
 	s, _ := crashSigner(t, os.Getenv(crashEnvKey))
 	round, _ := strconv.Atoi(os.Getenv(crashEnvRound))
-	l, err := Open(context.Background(), dir, crashOptions(t, s, os.Getenv(crashEnvSegment), os.Getenv(crashEnvSync)))
+	o := crashOptions(t, s, os.Getenv(crashEnvSegment), os.Getenv(crashEnvSync))
+	if p := os.Getenv(crashEnvPublish); p != "" {
+		d, err := time.ParseDuration(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.CheckpointInterval = d
+	}
+	l, err := Open(context.Background(), dir, o)
 	if err != nil {
 		fmt.Printf("error open: %v\n", err)
 		os.Exit(2)
@@ -142,6 +154,23 @@ func TestCrashChild(t *testing.T) {
 	wg.Wait()
 }
 
+// startCrashChild starts TestCrashChild in a child process with env
+// added to its environment, and returns it with its standard output.
+func startCrashChild(t *testing.T, env ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=60s")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout
+}
+
 type crashAck struct {
 	sum   [32]byte
 	round int
@@ -186,18 +215,9 @@ func TestCrashRecovery(t *testing.T) {
 			segment, syncIv = strconv.Itoa(16<<10), "3ms"
 		}
 		killAfter := time.Duration(10+r.IntN(291)) * time.Millisecond
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=60s")
-		cmd.Env = append(os.Environ(),
+		cmd, stdout := startCrashChild(t,
 			crashEnvDir+"="+dir, crashEnvKey+"="+seedHex, crashEnvRound+"="+strconv.Itoa(round),
 			crashEnvSegment+"="+segment, crashEnvSync+"="+syncIv)
-		cmd.Stderr = os.Stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
 		// Most rounds kill the child while it appends, counting from when it
 		// has opened the ledger; every fifth counts from its start, so that
 		// recovery itself (which reads whole preallocated segments) is

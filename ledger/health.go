@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -138,4 +139,19 @@ func (l *Log) waitForSpace(err error) bool {
 			return false
 		}
 	}
+}
+
+// withCarry adds to job the files and superseded tiles of a sync point
+// that found the disk full (syncCarry): a sync point fsyncs only the
+// files written since the one before, so those of a postponed one must
+// go with the next, or its marker would claim tiles never made durable.
+func (l *Log) withCarry(job syncJob) syncJob {
+	c := l.syncCarry
+	if len(c.files) == 0 && len(c.obsolete) == 0 {
+		return job
+	}
+	job.files = append(slices.Clone(c.files), job.files...)
+	job.obsolete = append(slices.Clone(c.obsolete), job.obsolete...)
+	l.syncCarry = syncJob{}
+	return job
 }

@@ -295,3 +295,30 @@ func (l *Log) saveReceived(size uint64, signed []byte) error {
 	m.saved = size
 	return nil
 }
+
+// edgeState is a tree size whose right edge (partial tiles and bundle) is
+// on disk, with the compact range that commits to it.
+type edgeState struct {
+	size   uint64
+	hashes [][]byte
+}
+
+// CheckRightEdge reads the stored right edge of the tree (the rightmost
+// partial entry bundle and tiles, the ones every later append extends)
+// and checks it against the tree held in memory: the level-0 tile against
+// the compact range, each entry against its leaf hash. A mirror calls it
+// before it accepts a batch or cosigns a checkpoint, so that it never
+// vouches for, or builds on, a bundle that has been damaged on disk since
+// it was written. Damage is a *DamageError naming the file and entry.
+func (l *Log) CheckRightEdge() error {
+	l.pub.Lock()
+	edge := l.flushed
+	l.pub.Unlock()
+	if edge.size == 0 {
+		return nil
+	}
+	if _, err := readRightEdge(l.dir, edge.size, edge.hashes); err != nil {
+		return fmt.Errorf("ledger %s right edge at size %d: %w", l.dir, edge.size, err)
+	}
+	return nil
+}

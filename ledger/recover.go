@@ -1,12 +1,15 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // recover rebuilds the in-memory tree from the last sync point and the
@@ -71,9 +74,15 @@ func (l *Log) recover(ctx context.Context) error {
 	if len(segs) > 0 && segs[0].first > synced {
 		return fmt.Errorf("write-ahead log starts at index %d, after the sync point %d: entries are missing", segs[0].first, synced)
 	}
+	// A first pass only reads: replay writes tiles, and damage must be
+	// found before anything on disk changes. The second read comes from
+	// the page cache, and the checksums run at memory speed.
+	if _, _, _, err := walScan(walPath, segs, nil); err != nil {
+		return err
+	}
 	var replayed uint64
 	l.replaying = true
-	end, lastOff, torn, err := walScan(walPath, segs, func(first uint64, entries [][]byte) error {
+	end, lastOff, bad, err := walScan(walPath, segs, func(first uint64, entries [][]byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -96,13 +105,28 @@ func (l *Log) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if end < synced {
-		return fmt.Errorf("write-ahead log ends at index %d, before the sync point %d", end, synced)
+	// Nothing has been written yet: a bad last frame is set aside only
+	// once it is known to hold nothing that was acknowledged.
+	var missing error
+	switch {
+	case end < synced:
+		missing = fmt.Errorf("write-ahead log ends at index %d, before the sync point %d", end, synced)
+	case old != nil && old.Size > end:
+		missing = fmt.Errorf("the published checkpoint has size %d but the durable log holds %d entries: acknowledged entries are missing", old.Size, end)
 	}
-	if old != nil && old.Size > end {
-		return fmt.Errorf("the published checkpoint has size %d but the durable log holds %d entries: acknowledged entries are missing", old.Size, end)
+	if missing != nil {
+		if bad != nil {
+			// Entries below the sync point or the checkpoint were
+			// acknowledged: their frame is damaged, not torn.
+			return &DamageError{File: bad.path, Offset: bad.off, Index: bad.index, Err: fmt.Errorf("%w: %w", bad.err, missing)}
+		}
+		return missing
 	}
-	if torn != nil {
+	var torn *TornTail
+	if bad != nil {
+		if torn, err = setAsideTail(bad.path, bad.off); err != nil {
+			return err
+		}
 		l.opts.Logger.Warn("ledger: torn write-ahead log tail set aside (a crash interrupted an unacknowledged commit)",
 			"segment", torn.Segment, "offset", torn.Offset, "bytes", torn.Bytes, "saved_as", torn.SavedAs)
 	}
@@ -137,7 +161,11 @@ func (l *Log) recover(ctx context.Context) error {
 }
 
 // restoreTree sets the tree to the state recorded at a sync point, reading
-// the rightmost incomplete tiles and entry bundle back from disk.
+// the rightmost incomplete tiles and entry bundle back from disk. The
+// entries carried over from the bundle are extended by every later append
+// and copied into the next full bundle, so they are checked first: the
+// level-0 tile against the sync marker, each entry against its leaf hash
+// in that tile. Damage is a *DamageError naming the file and index.
 func (l *Log) restoreTree(size, epoch uint64, hashes [][]byte) error {
 	rng, err := rangeFactory().NewRange(0, size, hashes)
 	if err != nil {
@@ -145,54 +173,128 @@ func (l *Log) restoreTree(size, epoch uint64, hashes [][]byte) error {
 	}
 	t := l.tree
 	t.rng, t.epoch = rng, epoch
-	read := func(full, partial string, n int, elem int) ([]byte, error) {
-		b, err := os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(full)))
+	edge, err := readRightEdge(l.dir, size, hashes)
+	if err != nil {
+		return err
+	}
+	for level, hs := range edge.tiles {
+		t.tiles = append(t.tiles, make([]Hash, 0, TileWidth))
+		t.tiles[level] = append(t.tiles[level], hs...)
+	}
+	for _, e := range edge.entries {
+		t.bundle = appendBundleEntry(t.bundle, e)
+	}
+	return nil
+}
+
+// rightEdge is the rightmost incomplete tile at each level and the
+// entries of the rightmost incomplete bundle, of a tree of some size.
+type rightEdge struct {
+	tiles      [][]Hash
+	entries    [][]byte
+	bundlePath string // the bundle file read, relative to the ledger
+}
+
+// readRightEdge reads the right edge of the tree of the given size from
+// the ledger in dir, whose compact range is hashes, and checks it: the
+// level-0 tile must give the range's nodes below a full tile, and each
+// entry of the bundle must hash to its leaf in that tile.
+func readRightEdge(dir string, size uint64, hashes [][]byte) (*rightEdge, error) {
+	read := func(full, partial string, n int, elem int) ([]byte, string, error) {
+		rel := full
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(full)))
 		if errors.Is(err, fs.ErrNotExist) {
-			b, err = os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(partial)))
+			rel = partial
+			b, err = os.ReadFile(filepath.Join(dir, filepath.FromSlash(partial)))
 		}
 		if err != nil {
-			return nil, err
+			return nil, rel, err
 		}
 		if elem > 0 {
 			if len(b) < n*elem {
-				return nil, fmt.Errorf("%s holds %d bytes, need %d", partial, len(b), n*elem)
+				return nil, rel, fmt.Errorf("%s holds %d bytes, need %d", partial, len(b), n*elem)
 			}
-			return b[:n*elem], nil
+			return b[:n*elem], rel, nil
 		}
-		return b, nil
+		return b, rel, nil
 	}
+	edge := &rightEdge{}
+	var tilePath string
 	for level := uint64(0); size>>(TileHeight*level) > 0; level++ {
-		t.tiles = append(t.tiles, make([]Hash, 0, TileWidth))
+		edge.tiles = append(edge.tiles, nil)
 		w := partialWidth(level, size)
 		if w == 0 {
 			continue
 		}
 		idx := (size >> (TileHeight * level)) / TileWidth
-		b, err := read(TilePath(level, idx, 0), TilePath(level, idx, w), w, 32)
+		b, rel, err := read(TilePath(level, idx, 0), TilePath(level, idx, w), w, 32)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		hs, err := bytesHashes(b)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		t.tiles[level] = append(t.tiles[level], hs...)
-	}
-	if w := int(size % TileWidth); w > 0 {
-		b, err := read(EntriesPath(size/TileWidth, 0), EntriesPath(size/TileWidth, w), 0, 0)
-		if err != nil {
-			return err
-		}
-		es, err := splitBundle(b)
-		if err != nil {
-			return err
-		}
-		if len(es) < w {
-			return fmt.Errorf("entry bundle %d holds %d entries, need %d", size/TileWidth, len(es), w)
-		}
-		for _, e := range es[:w] {
-			t.bundle = appendBundleEntry(t.bundle, e)
+		edge.tiles[level] = hs
+		if level == 0 {
+			tilePath = rel
 		}
 	}
-	return nil
+	w := int(size % TileWidth)
+	if w == 0 {
+		return edge, nil
+	}
+	first := size - uint64(w)
+	// The level-0 tile's hashes must give the compact range's nodes for
+	// [first, size): the tail of the range the sync marker recorded.
+	r := rangeFactory().NewEmptyRange(first)
+	for _, h := range edge.tiles[0] {
+		if err := r.Append(h[:], nil); err != nil {
+			return nil, err
+		}
+	}
+	tail := r.Hashes()
+	if len(tail) > len(hashes) || !slices.EqualFunc(tail, hashes[len(hashes)-len(tail):], bytes.Equal) {
+		return nil, &DamageError{File: filepath.Join(dir, filepath.FromSlash(tilePath)), Offset: -1, Index: first,
+			Err: fmt.Errorf("level-0 tile does not match the tree recorded at size %d", size)}
+	}
+	b, rel, err := read(EntriesPath(first/TileWidth, 0), EntriesPath(first/TileWidth, w), 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	edge.bundlePath = rel
+	path := filepath.Join(dir, filepath.FromSlash(rel))
+	es, err := splitBundle(b)
+	if err != nil || len(es) < w {
+		// Find the first entry that is not whole and hashed right.
+		return nil, bundleDamage(path, b, first, edge.tiles[0])
+	}
+	for i, e := range es[:w] {
+		if EntryLeafHash(e) != edge.tiles[0][i] {
+			return nil, bundleDamage(path, b, first, edge.tiles[0])
+		}
+	}
+	edge.entries = es[:w]
+	return edge, nil
+}
+
+// bundleDamage names the first entry of bundle b (whose first entry has
+// index first) that is not whole or does not hash to its leaf in leaves.
+func bundleDamage(path string, b []byte, first uint64, leaves []Hash) *DamageError {
+	off := 0
+	for i, leaf := range leaves {
+		idx := first + uint64(i)
+		if len(b)-off < 2 {
+			return &DamageError{File: path, Offset: int64(off), Index: idx, Err: errors.New("entry bundle ends before this entry")}
+		}
+		n := int(binary.BigEndian.Uint16(b[off:]))
+		if len(b)-off-2 < n {
+			return &DamageError{File: path, Offset: int64(off), Index: idx, Err: errors.New("entry runs past the end of the bundle (its length is damaged)")}
+		}
+		if EntryLeafHash(b[off+2:off+2+n]) != leaf {
+			return &DamageError{File: path, Offset: int64(off), Index: idx, Err: errors.New("entry does not hash to its leaf in the level-0 tile")}
+		}
+		off += 2 + n
+	}
+	return &DamageError{File: path, Offset: -1, Index: first, Err: errors.New("entry bundle does not split into entries")}
 }

@@ -42,8 +42,17 @@ func (t *tree) size() uint64 { return t.rng.End() }
 
 // append adds one encoded entry.
 func (t *tree) append(entry []byte) error {
-	if e := entryEpoch(entry); e > t.epoch {
-		t.epoch = e
+	return t.appendLeaf(EntryLeafHash(entry), entry)
+}
+
+// appendLeaf adds an entry whose leaf hash is h. Verify passes the leaf
+// hash a tile holds for an entry it found damaged, and whatever it could
+// read of the entry (possibly nothing), so the check of the rest goes on.
+func (t *tree) appendLeaf(h Hash, entry []byte) error {
+	if len(entry) >= EntryHeaderSize {
+		if e := entryEpoch(entry); e > t.epoch {
+			t.epoch = e
+		}
 	}
 	t.bundle = appendBundleEntry(t.bundle, entry)
 	idx := t.rng.End()
@@ -53,7 +62,6 @@ func (t *tree) append(entry []byte) error {
 		}
 		t.bundle = t.bundle[:0]
 	}
-	h := EntryLeafHash(entry)
 	if err := t.rng.Append(h[:], t.visit); err != nil {
 		return fmt.Errorf("append leaf %d: %w", idx, err)
 	}

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -111,23 +112,53 @@ func Verify(ctx context.Context, f Fetcher, opts VerifyOptions) (*VerifyReport, 
 	bundles := (cp.Size + TileWidth - 1) / TileWidth
 	fetched := prefetch(ctx, f, bundles, cp.Size)
 	var lastEpoch uint64
+	// A bundle whose entries do not hash to the leaves of its level-0
+	// tile is damaged if the tiles are right; which one is decided at the
+	// end, by the root. Meanwhile the tile's leaves stand in for it.
+	var damaged *DamageError
 	for b := uint64(0); b < bundles; b++ {
 		r := <-fetched
 		if r.err != nil {
 			return rep, fmt.Errorf("entry bundle %d (entries %d–%d): %w", b, b*TileWidth, min((b+1)*TileWidth, cp.Size)-1, r.err)
 		}
 		entries, err := splitBundle(r.data)
-		if err != nil {
-			return rep, fmt.Errorf("entry bundle %d: %w", b, err)
+		if err == nil {
+			switch {
+			case len(entries) == r.width:
+			case r.full && len(entries) == TileWidth && r.width < TileWidth:
+				// The partial bundle of this checkpoint was superseded by the
+				// full one, whose prefix it is.
+				entries = entries[:r.width]
+			default:
+				err = fmt.Errorf("entry bundle %d: holds %d entries, the checkpoint needs %d", b, len(entries), r.width)
+			}
 		}
-		switch {
-		case len(entries) == r.width:
-		case r.full && len(entries) == TileWidth && r.width < TileWidth:
-			// The partial bundle of this checkpoint was superseded by the
-			// full one, whose prefix it is.
-			entries = entries[:r.width]
-		default:
-			return rep, fmt.Errorf("entry bundle %d: holds %d entries, the checkpoint needs %d", b, len(entries), r.width)
+		d := checkBundle(r, b, entries, err)
+		if d != nil && (r.leaves == nil || !leavesCommitted(ctx, f, t, b, r.leaves, cp)) {
+			if err != nil {
+				return rep, fmt.Errorf("entry bundle %d: %w", b, err)
+			}
+			// The entries may be right and the tile damaged: the
+			// comparison of the rebuilt tiles names it.
+			d = nil
+		}
+		if d != nil {
+			// The tile is what the signed tree holds: the bundle is
+			// damaged. Its leaves stand in for it so the check goes on.
+			if damaged == nil {
+				damaged = d
+			}
+			for i, h := range r.leaves {
+				var raw []byte
+				if i < len(entries) {
+					raw = entries[i]
+				}
+				if err := t.appendLeaf(h, raw); err != nil {
+					return rep, cmp.first(fmt.Errorf("entry %d: %w", b*TileWidth+uint64(i), err))
+				}
+			}
+			rep.Entries = t.size()
+			continue
 		}
 		for i, raw := range entries {
 			idx := b*TileWidth + uint64(i)
@@ -158,13 +189,21 @@ func Verify(ctx context.Context, f Fetcher, opts VerifyOptions) (*VerifyReport, 
 	if err := t.flushPartial(); err != nil {
 		return rep, cmp.first(err)
 	}
-	if err := cmp.wait(); err != nil {
-		return rep, err
-	}
+	cmpErr := cmp.wait()
 	rep.Tiles = cmp.count
 	root, err := t.root()
 	if err != nil {
 		return rep, err
+	}
+	if damaged != nil && root == cp.Root {
+		damaged.Err = fmt.Errorf("%w (the tiles agree with the signed root: the entry bundle is what is damaged)", damaged.Err)
+		return rep, errors.Join(damaged, cmpErr)
+	}
+	if cmpErr != nil {
+		return rep, cmpErr
+	}
+	if damaged != nil {
+		return rep, fmt.Errorf("root of the %d entries is %x, the checkpoint says %x; first inconsistency: %w", cp.Size, root, cp.Root, damaged)
 	}
 	if root != cp.Root {
 		return rep, fmt.Errorf("root of the %d entries is %x, the checkpoint says %x", cp.Size, root, cp.Root)
@@ -175,11 +214,71 @@ func Verify(ctx context.Context, f Fetcher, opts VerifyOptions) (*VerifyReport, 
 	return rep, nil
 }
 
+// leavesCommitted reports whether leaves, the level-0 tile's hashes for
+// bundle b, are the ones the signed tree commits to: for the last bundle,
+// with the tree t built so far, they give the checkpoint's root; for a
+// full bundle further left, their subtree hash is the one in the level-1
+// tile. When they are, a bundle that disagrees with them is damaged.
+func leavesCommitted(ctx context.Context, f Fetcher, t *tree, b uint64, leaves []Hash, cp Checkpoint) bool {
+	if b*TileWidth+uint64(len(leaves)) == cp.Size {
+		r, err := cloneRange(t.rng)
+		if err != nil {
+			return false
+		}
+		for _, h := range leaves {
+			if r.Append(h[:], nil) != nil {
+				return false
+			}
+		}
+		root, err := r.GetRootHash(nil)
+		return err == nil && Hash(root) == cp.Root
+	}
+	if len(leaves) != TileWidth {
+		return false
+	}
+	r := rangeFactory().NewEmptyRange(b * TileWidth)
+	for _, h := range leaves {
+		if r.Append(h[:], nil) != nil {
+			return false
+		}
+	}
+	sub, err := r.GetRootHash(nil)
+	if err != nil {
+		return false
+	}
+	up, w, _, err := fetchTile(ctx, f, 1, b/TileWidth, cp.Size)
+	pos := int(b % TileWidth)
+	return err == nil && pos < w && len(up) >= 32*(pos+1) && bytes.Equal(up[32*pos:32*(pos+1)], sub)
+}
+
 type fetchResult struct {
-	data  []byte
-	width int
-	full  bool
-	err   error
+	data   []byte
+	width  int
+	full   bool
+	err    error
+	path   string // the bundle file read
+	leaves []Hash // the level-0 tile's leaves for the bundle, if it could be read
+}
+
+// checkBundle returns the damage in bundle b, read as r and split into
+// entries (or not: splitErr): the first entry that is not whole or whose
+// leaf hash is not the level-0 tile's.
+func checkBundle(r fetchResult, b uint64, entries [][]byte, splitErr error) *DamageError {
+	if splitErr == nil && r.leaves != nil {
+		for i, e := range entries {
+			if EntryLeafHash(e) != r.leaves[i] {
+				splitErr = errors.New("mismatch")
+				break
+			}
+		}
+	}
+	if splitErr == nil {
+		return nil
+	}
+	if r.leaves == nil {
+		return &DamageError{File: r.path, Offset: -1, Index: b * TileWidth, Err: splitErr}
+	}
+	return bundleDamage(r.path, r.data, b*TileWidth, r.leaves)
 }
 
 // prefetch reads entry bundles ahead of the hashing, in order.
@@ -198,7 +297,16 @@ func prefetch(ctx context.Context, f Fetcher, n, size uint64) <-chan fetchResult
 			}
 			go func(b uint64) {
 				data, w, full, err := fetchTile(ctx, f, -1, b, size)
-				c <- fetchResult{data, w, full, err}
+				r := fetchResult{data: data, width: w, full: full, err: err, path: EntriesPath(b, 0)}
+				if !full {
+					r.path = EntriesPath(b, w)
+				}
+				// The leaves name the entry a damaged bundle spoils; a
+				// tile that cannot be read is reported by the comparison.
+				if t, _, _, err := fetchTile(ctx, f, 0, b, size); err == nil && len(t) >= 32*w {
+					r.leaves, _ = bytesHashes(t[:32*w])
+				}
+				c <- r
 			}(b)
 		}
 	}()

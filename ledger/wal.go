@@ -147,14 +147,7 @@ func (w *walWriter) commit(first uint64, entries [][]byte) (rolled *segment, err
 		}
 		rolled = &segment{first: first, path: filepath.Join(w.dir, segmentName(first))}
 	}
-	buf := slices.Grow(w.buf[:0], frameHeaderSize+n)[:frameHeaderSize]
-	for _, e := range entries {
-		buf = binary.BigEndian.AppendUint16(buf, uint16(len(e)))
-		buf = append(buf, e...)
-	}
-	binary.BigEndian.PutUint32(buf[0:4], uint32(n))
-	binary.BigEndian.PutUint64(buf[8:16], first)
-	binary.BigEndian.PutUint32(buf[4:8], frameCRC(buf[:frameHeaderSize], buf[frameHeaderSize:]))
+	buf := appendFrame(slices.Grow(w.buf[:0], frameHeaderSize+n), first, entries)
 	w.buf = buf
 	if _, err := w.f.WriteAt(buf, w.off); err != nil {
 		return nil, fmt.Errorf("write-ahead log write at index %d: %w", first, err)
@@ -166,6 +159,22 @@ func (w *walWriter) commit(first uint64, entries [][]byte) (rolled *segment, err
 	}
 	w.off += int64(len(buf))
 	return rolled, nil
+}
+
+// appendFrame appends one frame holding entries, the first of which has
+// index first, to b.
+func appendFrame(b []byte, first uint64, entries [][]byte) []byte {
+	start := len(b)
+	b = append(b, make([]byte, frameHeaderSize)...)
+	for _, e := range entries {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
+		b = append(b, e...)
+	}
+	h := b[start : start+frameHeaderSize]
+	binary.BigEndian.PutUint32(h[0:4], uint32(len(b)-start-frameHeaderSize))
+	binary.BigEndian.PutUint64(h[8:16], first)
+	binary.BigEndian.PutUint32(h[4:8], frameCRC(h, b[start+frameHeaderSize:]))
+	return b
 }
 
 func (w *walWriter) close() error {
@@ -187,12 +196,52 @@ type TornTail struct {
 	SavedAs string // where they were copied
 }
 
-// walScan reads every frame of every segment in order, calling fn with the
-// first index and the entries of each frame. It checks that indices are
-// contiguous from the first segment on. A bad frame in the last segment is a
-// torn tail: it is copied aside, zeroed, and reported. A bad frame anywhere
-// else is corruption and an error.
-func walScan(dir string, segs []segment, fn func(first uint64, entries [][]byte) error) (end uint64, lastOff int64, torn *TornTail, err error) {
+// ErrDamaged is wrapped by every *DamageError: stored ledger data that
+// fails its checksum or its hash, which a crash cannot explain.
+var ErrDamaged = errors.New("ledger data damaged")
+
+// DamageError names damaged ledger data: the file, where in it, and the
+// first entry index it affects. Open refuses a ledger with damage in its
+// write-ahead log or at the right edge of its tree without changing
+// anything on disk; Repair (chancery repair) restores the entries from a
+// site that holds them. A site reports it (health, metric, status) by
+// errors.As on this type.
+type DamageError struct {
+	File   string // the damaged file
+	Offset int64  // byte offset of the damage in File (-1: the whole file)
+	Index  uint64 // first entry index affected
+	Err    error  // what was found
+}
+
+func (e *DamageError) Error() string {
+	if e.Offset < 0 {
+		return fmt.Sprintf("damaged: %s (entry %d): %v; nothing was changed on disk: restore the entries from a peer with chancery repair", e.File, e.Index, e.Err)
+	}
+	return fmt.Sprintf("damaged: %s offset %d (entry %d): %v; nothing was changed on disk: restore the entries from a peer with chancery repair", e.File, e.Offset, e.Index, e.Err)
+}
+
+// Unwrap makes errors.Is(err, ErrDamaged) hold, and exposes the cause.
+func (e *DamageError) Unwrap() []error { return []error{ErrDamaged, e.Err} }
+
+// badFrame is a frame that failed its checks at the end of the last
+// segment, with nothing well-formed after it: a torn commit, to be set
+// aside once recovery has decided the log is otherwise sound.
+type badFrame struct {
+	path  string
+	off   int64
+	index uint64
+	err   error
+}
+
+// walScan reads every frame of every segment in order, calling fn (if not
+// nil) with the first index and the entries of each frame. It checks that indices are
+// contiguous from the first segment on, and it writes nothing. A bad frame
+// at the end of the last segment, with no well-formed frame after it, is a
+// torn tail: only the one commit in flight at a crash can be half-written,
+// and the next commit starts only after its fsync. It is returned for the
+// caller to set aside. A bad frame anywhere else, or one that a
+// well-formed frame follows, is damage: a *DamageError.
+func walScan(dir string, segs []segment, fn func(first uint64, entries [][]byte) error) (end uint64, lastOff int64, torn *badFrame, err error) {
 	if len(segs) == 0 {
 		return 0, 0, nil, nil
 	}
@@ -200,7 +249,8 @@ func walScan(dir string, segs []segment, fn func(first uint64, entries [][]byte)
 	for si, seg := range segs {
 		last := si == len(segs)-1
 		if seg.first != next {
-			return 0, 0, nil, fmt.Errorf("write-ahead log: segment %s starts at index %d, expected %d", filepath.Base(seg.path), seg.first, next)
+			return 0, 0, nil, &DamageError{File: seg.path, Offset: -1, Index: next,
+				Err: fmt.Errorf("write-ahead log segment starts at index %d, expected %d", seg.first, next)}
 		}
 		sr, err := openSegmentReader(seg.path)
 		if err != nil {
@@ -230,17 +280,21 @@ func walScan(dir string, segs []segment, fn func(first uint64, entries [][]byte)
 			if ferr != nil {
 				sr.close()
 				if !last {
-					return 0, 0, nil, fmt.Errorf("write-ahead log %s offset %d (index %d): %w", filepath.Base(seg.path), off, next, ferr)
+					return 0, 0, nil, &DamageError{File: seg.path, Offset: off, Index: next, Err: ferr}
 				}
-				torn, err = setAsideTail(seg.path, sr.at(off, frameHeaderSize+MaxFrameBytes, 0), off)
-				if err != nil {
+				if at, idx, ok, err := frameAfter(seg.path, off, next); err != nil {
+					return 0, 0, nil, err
+				} else if ok {
+					return 0, 0, nil, &DamageError{File: seg.path, Offset: off, Index: next,
+						Err: fmt.Errorf("%w, and a well-formed frame (entry %d) follows at offset %d: not a torn tail", ferr, idx, at)}
+				}
+				return next, off, &badFrame{path: seg.path, off: off, index: next, err: ferr}, nil
+			}
+			if fn != nil {
+				if err := fn(first, entries); err != nil {
+					sr.close()
 					return 0, 0, nil, err
 				}
-				return next, off, torn, nil
-			}
-			if err := fn(first, entries); err != nil {
-				sr.close()
-				return 0, 0, nil, err
 			}
 			next += uint64(len(entries))
 			off += n
@@ -249,6 +303,40 @@ func walScan(dir string, segs []segment, fn func(first uint64, entries [][]byte)
 		lastOff = off
 	}
 	return next, lastOff, nil, nil
+}
+
+// frameAfter looks past a bad frame at off for a well-formed one whose
+// first index is at least next: proof that the bad frame was acknowledged
+// (its successor was committed after it was synced) and is damaged, not
+// torn. It runs only when a bad frame was found, so reading the whole
+// segment is affordable. A candidate must carry a plausible index (no more
+// entries than bytes since off) before its checksum is computed.
+func frameAfter(path string, off int64, next uint64) (at int64, first uint64, ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("read write-ahead log %s: %w", filepath.Base(path), err)
+	}
+	at, first, ok = frameAfterIn(b, off, next)
+	return at, first, ok, nil
+}
+
+// frameAfterIn is frameAfter on a segment's bytes.
+func frameAfterIn(b []byte, off int64, next uint64) (at int64, first uint64, ok bool) {
+	for p := off + 1; p+frameHeaderSize <= int64(len(b)); p++ {
+		h := b[p : p+frameHeaderSize]
+		size := int64(binary.BigEndian.Uint32(h[0:4]))
+		if size == 0 || size > MaxFrameBytes || p+frameHeaderSize+size > int64(len(b)) {
+			continue
+		}
+		first := binary.BigEndian.Uint64(h[8:16])
+		if first < next || first-next > uint64(p-off) {
+			continue
+		}
+		if _, _, _, err := parseFrame(b[p : p+frameHeaderSize+size]); err == nil {
+			return p, first, true
+		}
+	}
+	return 0, 0, false
 }
 
 // segmentReader reads a segment on demand: recovery needs the written
@@ -402,10 +490,19 @@ func allZero(b []byte) bool {
 	return len(bytes.TrimLeft(b, "\x00")) == 0
 }
 
-// setAsideTail copies the non-zero bytes from off to the end of a segment
-// into a side file, then zeroes them in the segment, so that the log can
-// continue at off and nothing that was on disk is lost.
-func setAsideTail(path string, rest []byte, off int64) (*TornTail, error) {
+// setAsideTail copies the non-zero bytes of a torn tail (from off, at most
+// one frame's worth) into a side file, then zeroes them in the segment, so
+// that the log can continue at off and nothing that was on disk is lost.
+func setAsideTail(path string, off int64) (*TornTail, error) {
+	sr, err := openSegmentReader(path)
+	if err != nil {
+		return nil, err
+	}
+	rest := sr.at(off, frameHeaderSize+MaxFrameBytes, 0)
+	sr.close()
+	if sr.err != nil {
+		return nil, fmt.Errorf("read torn tail of %s: %w", path, sr.err)
+	}
 	tail := bytes.TrimRight(rest, "\x00")
 	saved := fmt.Sprintf("%s.torn-%d", path, off)
 	if err := writeFileSync(saved, tail); err != nil {

@@ -11,10 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/seal"
 )
 
 // ImportLine is one line of a JSONL import file.
@@ -39,7 +42,11 @@ type ImportOptions struct {
 
 // ImportResult says what Import wrote.
 type ImportResult struct {
-	Records     int
+	Records int
+	// Skipped counts the lines whose record's latest version already
+	// held exactly that content: a rerun of a file after a bad line
+	// writes only what the first run did not.
+	Skipped     int
 	Attachments int
 	Bytes       int64 // of the input consumed
 	First, Last uint64
@@ -55,6 +62,12 @@ type importItem struct {
 	atts     map[string]string
 	prepared *prepared
 	err      error
+	// skip: the record's latest version already holds this line's
+	// content, so the line writes nothing. With attachments, the
+	// comparison of their content waits for prepareBatch, which
+	// stores them: sameRefs are the latest version's references.
+	skip     bool
+	sameRefs [][]byte
 }
 
 type importBatch struct {
@@ -84,7 +97,7 @@ func (r *Registries) Import(ctx context.Context, rd io.Reader, opts ImportOption
 	go func() {
 		defer close(batches)
 		defer close(work)
-		readErr = r.readImport(ctx, rd, opts.Batch, func(b *importBatch) bool {
+		readErr = r.readImport(ctx, rd, opts.Batch, opts.Dir, func(b *importBatch) bool {
 			select {
 			case batches <- b:
 			case <-ctx.Done():
@@ -147,7 +160,12 @@ func (r *Registries) Import(ctx context.Context, rd io.Reader, opts ImportOption
 // readImport splits the input into batches, assigning each line its record
 // version. It stops at the first line that does not parse, sending the
 // lines before it (and the bad line, carrying its error) first.
-func (r *Registries) readImport(ctx context.Context, rd io.Reader, size int, send func(*importBatch) bool) error {
+//
+// A line whose record was not written earlier in this import and whose
+// latest version holds exactly the line's content is marked to be
+// skipped, without taking a version: rerunning a file after a bad line
+// imports only the lines the first run did not commit.
+func (r *Registries) readImport(ctx context.Context, rd io.Reader, size int, dir string, send func(*importBatch) bool) error {
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(make([]byte, 64<<10), ledger.MaxEntrySize*4)
 	pending := map[*reg]map[[32]byte]uint64{} // versions assigned but not yet committed
@@ -179,11 +197,19 @@ func (r *Registries) readImport(ctx context.Context, rd io.Reader, size int, sen
 			}
 			last, ok := p[blind]
 			if !ok {
-				v, _ := g.latest(&blind)
+				v, found := g.latest(&blind)
 				last = v.num
+				if found && !v.deleted {
+					it.skip, it.sameRefs, it.err = r.sameAsLatest(ctx, g, l, blind, v, dir)
+					if it.err != nil {
+						it.err = withLine(it.err, line)
+					}
+				}
 			}
-			it.version = last + 1
-			p[blind] = it.version
+			if !it.skip {
+				it.version = last + 1
+				p[blind] = it.version
+			}
 		}
 		if it.err != nil || len(b.items) >= size {
 			if !send(b) {
@@ -203,6 +229,57 @@ func (r *Registries) readImport(ctx context.Context, rd io.Reader, size int, sen
 		send(b)
 	}
 	return nil
+}
+
+// sameAsLatest reports whether line l would write exactly the record's
+// latest version v: the same body (record bytes, attachment names and
+// sizes) under the version's commitment, which the importer, holding the
+// registry's keys, can compute without unsealing. For a line with
+// attachments it returns the version's attachment references, whose
+// content prepareBatch compares once it has stored the files.
+func (r *Registries) sameAsLatest(ctx context.Context, g *reg, l *ImportLine, blind [32]byte, v version, dir string) (bool, [][]byte, error) {
+	raw, err := r.entry(ctx, v.index)
+	if err != nil {
+		return false, nil, fmt.Errorf("%s record %s: read its latest version (ledger entry %d) to compare: %w", g.def.Name, l.ID, v.index, err)
+	}
+	e, err := ledger.DecodeEntry(raw)
+	if err != nil {
+		return false, nil, fmt.Errorf("%s record %s: ledger entry %d: %w", g.def.Name, l.ID, v.index, err)
+	}
+	re, err := UnmarshalRecordEntry(e.Payload)
+	if err != nil {
+		return false, nil, fmt.Errorf("%s record %s: ledger entry %d: %w", g.def.Name, l.ID, v.index, err)
+	}
+	if re.Kind != KindPut || re.Version != v.num || len(re.Attachments) != len(l.Attachments) {
+		return false, nil, nil
+	}
+	b := body{ID: l.ID, Data: l.Record}
+	for name, path := range l.Attachments {
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			// prepareBatch reports it if the line is imported.
+			return false, nil, nil
+		}
+		b.Attachments = append(b.Attachments, bodyAttach{Name: name, Size: fi.Size()})
+	}
+	slices.SortFunc(b.Attachments, func(x, y bodyAttach) int { return strings.Compare(x.Name, y.Name) })
+	plain, err := b.marshal()
+	if err != nil {
+		return false, nil, err
+	}
+	defer clear(plain)
+	ad := seal.RecordAD{Guest: r.opts.Charter.Guest.ID, Registry: g.def.Name, BlindID: blind, Version: v.num, Epoch: e.Epoch}
+	if !g.keys.VerifyCommitRecord(ad, plain, re.Commitment) {
+		return false, nil, nil
+	}
+	var refs [][]byte
+	for _, a := range re.Attachments {
+		refs = append(refs, a.Ref)
+	}
+	return true, refs, nil
 }
 
 // parseImportLine decodes one import line. It walks the line once and
@@ -250,19 +327,19 @@ func (r *Registries) prepareBatch(ctx context.Context, b *importBatch, dir strin
 		if it.err != nil {
 			return // nothing at or after a bad line is prepared
 		}
-		var atts []Attachment
-		for name, path := range it.atts {
-			if !filepath.IsAbs(path) {
-				path = filepath.Join(dir, path)
+		if it.skip {
+			if len(it.sameRefs) > 0 {
+				r.checkSameAttachments(ctx, it, dir)
+				if it.err != nil {
+					return
+				}
 			}
-			a, err := r.importAttachment(ctx, it.g.def.Name, name, path)
-			if err != nil {
-				it.err = &ValidationError{Line: it.line, Registry: it.g.def.Name, ID: it.id, Field: "attachments." + name, Err: err}
-				return
-			}
-			atts = append(atts, a)
+			continue
 		}
-		sortAttachments(atts)
+		atts := r.storeAttachments(ctx, it, dir)
+		if it.err != nil {
+			return
+		}
 		p, err := it.g.prepare(guest, it.id, it.version, epoch, KindPut, it.rec, atts)
 		if err != nil {
 			it.err = withLine(err, it.line)
@@ -270,6 +347,47 @@ func (r *Registries) prepareBatch(ctx context.Context, b *importBatch, dir strin
 		}
 		it.prepared = p
 	}
+}
+
+// checkSameAttachments stores the attachments of a line marked to be
+// skipped (the store keeps one copy of a chunk, so a file stored before
+// costs no space) and compares their references with the latest
+// version's. A file that changed but kept its size stops the import at
+// that line: the line has no version of its own to be written with, and
+// the content must not be dropped silently.
+func (r *Registries) checkSameAttachments(ctx context.Context, it *importItem, dir string) {
+	atts := r.storeAttachments(ctx, it, dir)
+	if it.err != nil {
+		return
+	}
+	for i, a := range atts {
+		ref, err := a.Ref.MarshalBinary()
+		if err != nil || !bytes.Equal(ref, it.sameRefs[i]) {
+			it.err = &ValidationError{Line: it.line, Registry: it.g.def.Name, ID: it.id, Field: "attachments." + a.Name,
+				Err: errors.New("the file differs from the latest version's attachment of the same size; import this change in a file of its own")}
+			return
+		}
+	}
+}
+
+// storeAttachments stores the line's attachment files in the blob store
+// and returns them sorted by name, as a version lists them; a file that
+// cannot be stored sets it.err.
+func (r *Registries) storeAttachments(ctx context.Context, it *importItem, dir string) []Attachment {
+	var atts []Attachment
+	for name, path := range it.atts {
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		a, err := r.importAttachment(ctx, it.g.def.Name, name, path)
+		if err != nil {
+			it.err = &ValidationError{Line: it.line, Registry: it.g.def.Name, ID: it.id, Field: "attachments." + name, Err: err}
+			return nil
+		}
+		atts = append(atts, a)
+	}
+	sortAttachments(atts)
+	return atts
 }
 
 func (r *Registries) importAttachment(ctx context.Context, registry, name, path string) (Attachment, error) {
@@ -298,38 +416,43 @@ func sortAttachments(atts []Attachment) {
 // line's error.
 func (r *Registries) commitBatch(ctx context.Context, b *importBatch, res *ImportResult) (int, error) {
 	var bad error
-	n := 0
+	var write []*importItem
 	for _, it := range b.items {
 		if it.err != nil {
 			bad = it.err
 			break
 		}
-		n++
+		if it.skip {
+			res.Skipped++
+			continue
+		}
+		write = append(write, it)
 	}
+	n := len(write)
 	if n == 0 {
 		return 0, bad
 	}
 	// Attachments must be durable before any ledger entry names them.
 	flushed := map[*reg]bool{}
-	for _, it := range b.items[:n] {
+	for _, it := range write {
 		if len(it.prepared.entry.Attachments) > 0 && !flushed[it.g] {
 			flushed[it.g] = true
 			if err := it.g.blobs.Flush(ctx); err != nil {
-				return 0, fmt.Errorf("import: make attachments of lines %d–%d durable: %w", b.items[0].line, b.items[n-1].line, err)
+				return 0, fmt.Errorf("import: make attachments of lines %d–%d durable: %w", write[0].line, write[n-1].line, err)
 			}
 		}
 	}
 	now := r.opts.Now()
 	es := make([]ledger.Entry, n)
-	for i, it := range b.items[:n] {
+	for i, it := range write {
 		es[i] = ledger.Entry{Type: ledger.TypeRecord, Epoch: it.prepared.epoch, Time: now, Payload: it.prepared.payload}
 	}
 	first, err := r.opts.Log.AppendBatch(ctx, es)
 	if err != nil {
-		return 0, fmt.Errorf("import: ledger commit of lines %d–%d: %w", b.items[0].line, b.items[n-1].line, err)
+		return 0, fmt.Errorf("import: ledger commit of lines %d–%d: %w", write[0].line, write[n-1].line, err)
 	}
 	t := now.UTC().Truncate(time.Millisecond)
-	for i, it := range b.items[:n] {
+	for i, it := range write {
 		it.g.index(it.prepared.entry, VersionInfo{Version: it.version, Index: first + uint64(i), Time: t, Epoch: it.prepared.epoch})
 		res.Attachments += len(it.prepared.entry.Attachments)
 	}

@@ -478,6 +478,9 @@ func validate(def charter.Registry, id string, data json.RawMessage) (map[string
 	if !ok {
 		return nil, &ValidationError{Registry: def.Name, ID: id, Err: errors.New("record must be a JSON object")}
 	}
+	if e := checkIJSON(data); e != nil {
+		return nil, &ValidationError{Registry: def.Name, ID: id, Field: e.field, Err: e.err}
+	}
 	vals := make(map[string]string, len(def.Index))
 	for i, f := range def.Index {
 		raw := raws[i]

@@ -263,6 +263,9 @@ func (r *Receiver) State(ctx context.Context) (*State, error) {
 	if signed == nil {
 		return st, nil
 	}
+	if err := r.opts.Log.CheckRightEdge(); err != nil {
+		return nil, fmt.Errorf("no receipt: %w", err)
+	}
 	n, err := r.openCheckpoint(signed, cp.Epoch)
 	if err != nil {
 		return nil, fmt.Errorf("the mirror's own checkpoint: %w", err)
@@ -302,6 +305,11 @@ func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 	}
 	r.accept.Lock()
 	defer r.accept.Unlock()
+	// A damaged bundle at the right edge would be extended by this batch
+	// and vouched for by its receipt: refuse until it is repaired.
+	if err := r.opts.Log.CheckRightEdge(); err != nil {
+		return nil, r.refused(fmt.Errorf("%w: %w", ErrRefused, err))
+	}
 	if size := r.opts.Log.MirrorSize(); b.First != size {
 		return nil, &GapError{Size: size}
 	}

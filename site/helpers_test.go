@@ -1,18 +1,14 @@
 package site_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chancery-gov/chancery/internal/keyfile"
-	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/site"
@@ -29,23 +25,7 @@ var founded = statetest.New(testPass)
 // newState returns a fresh copy of a founded Demo Republic.
 func newState(t *testing.T) string { return founded.Copy(t) }
 
-// syncBuffer is a log sink the server goroutines and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = statetest.SyncBuffer
 
 // testSite is a home site on a real ledger and fs blob store, served by
 // an httptest server on loopback.
@@ -103,12 +83,7 @@ func (ts *testSite) start(t *testing.T) {
 }
 
 func officialKey(t *testing.T, dir, id string) ed25519.PrivateKey {
-	t.Helper()
-	k, err := keyfile.ReadEd25519(state.Layout{Dir: dir}.Key("official", id), keyfile.Protector{Passphrase: []byte(testPass)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return statetest.OfficialKey(t, dir, id, []byte(testPass))
 }
 
 // client returns an API client signing as official.

@@ -2,6 +2,7 @@ package site
 
 import (
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -31,7 +32,44 @@ func newMetrics(s *Site) *metrics {
 		}, []string{"route"}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, stateCollector{s}, prometheus.NewGoCollector())
+	b := ReadBuild()
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chancery_build_info", Help: "Always 1: the running binary's module version, VCS revision and Go version.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.Revision, "go": b.Go}}, func() float64 { return 1 }))
 	return m
+}
+
+// Build is what the running binary knows of its own build: what
+// "chancery version" prints and chancery_build_info carries, so that an
+// operator can tell which code a site runs.
+type Build struct {
+	Version  string `json:"version"`            // module version, "(devel)" for a build from a checkout
+	Revision string `json:"revision,omitempty"` // VCS revision, if built from a checkout with VCS stamping
+	Time     string `json:"time,omitempty"`     // the revision's commit time
+	Modified bool   `json:"modified,omitempty"` // the checkout had uncommitted changes
+	Go       string `json:"go"`                 // the Go toolchain that built it
+}
+
+// ReadBuild reads the binary's build information (runtime/debug).
+func ReadBuild() Build {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return Build{Version: "unknown", Go: "unknown"}
+	}
+	b := Build{Version: info.Main.Version, Go: info.GoVersion}
+	if b.Version == "" {
+		b.Version = "(devel)"
+	}
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			b.Revision = s.Value
+		case "vcs.time":
+			b.Time = s.Value
+		case "vcs.modified":
+			b.Modified = s.Value == "true"
+		}
+	}
+	return b
 }
 
 func (m *metrics) handler() http.Handler {

@@ -42,7 +42,8 @@ func newCharterShowCmd() *cobra.Command {
 		Long: `Parse a charter and print its guest, sites per host, officials and roles,
 custodian threshold, registries, quorum rules in words, version and hash.
 Signatures are listed but not checked; use "chancery charter verify".`,
-		Args: cobra.ExactArgs(1),
+		Example: `  chancery charter show ./dr/charter.yaml`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCharterShow(cmd.OutOrStdout(), args[0])
 		},
@@ -56,7 +57,8 @@ func newCharterHashCmd() *cobra.Command {
 		Long: `Print the lowercase hex SHA-256 of the charter's canonical encoding: the
 value the next version must put in its "previous" field. Formatting,
 field order and signatures do not change it.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  chancery charter hash charter-v1.yaml   # the "previous" of charter-v2.yaml`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCharterHash(cmd.OutOrStdout(), args[0])
 		},
@@ -139,7 +141,8 @@ func newCharterKeygenCmd() *cobra.Command {
 sealed with age (scrypt passphrase from --passphrase-file or
 $CHANCERY_PASSPHRASE; mode 0600; never overwrites), and print the public
 key in the base64 form a charter's "key" field takes.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  chancery charter keygen keys/official-registrar.key --passphrase-file ~/.chancery-pass`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Out = args[0]
 			return runCharterKeygen(cmd.OutOrStdout(), o)

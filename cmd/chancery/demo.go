@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-gov/chancery/internal/demo"
-	"github.com/chancery-gov/chancery/internal/keyfile"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -53,12 +52,16 @@ prints their addresses.
 "chancery demo gen" writes the same generated registers as JSONL for
 "chancery import".`,
 		Example: `  chancery demo
-  chancery init --dir /tmp/dr && chancery demo --dir /tmp/dr`,
+  chancery init --dir /tmp/dr && chancery demo --dir /tmp/dr
+  # rehearse on the sites the story leaves running (an address --keep printed):
+  chancery demo --dir /tmp/dr --force --keep
+  chancery records find population last_name Berg --state /tmp/dr --site home \
+      --url http://127.0.0.1:PORT --official registrar`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Dir != "" {
 				if _, err := os.Stat(o.Dir); err == nil {
-					pass, err := keyfile.PassphraseFromEnv(passphraseFile)
+					pass, err := readPassphrase(passphraseFile, cmd.InOrStdin(), cmd.ErrOrStderr())
 					if err != nil {
 						return fmt.Errorf("demo: %w", err)
 					}
@@ -75,7 +78,7 @@ prints their addresses.
 		},
 	}
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "state directory made by 'chancery init' (default: a fresh temporary one)")
-	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "file holding the state's passphrase (default: $CHANCERY_PASSPHRASE)")
+	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "file holding the state's passphrase (default: $CHANCERY_PASSPHRASE, or asked on a terminal)")
 	cmd.Flags().IntVar(&o.Persons, "persons", 2000, "persons in the generated population")
 	cmd.Flags().IntVar(&o.DeedPersons, "deed-persons", 40, "further persons whose land parcels come with scanned deeds (100 KB–5 MB each)")
 	cmd.Flags().IntVar(&o.Updates, "updates", 2000, "record changes officials make")

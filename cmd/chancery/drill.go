@@ -123,7 +123,8 @@ wipes the keys and returns to standby; submit waits for the report (unless
 writer has recorded it.
 
 ` + drillProcedure,
-		Args: cobra.MinimumNArgs(1),
+		Example: `  chancery drill submit --site http://127.0.0.1:7102 --session 3f9c... share-c1.age share-c2.age share-c3.age`,
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(false)
 			if err != nil {
@@ -257,7 +258,8 @@ func newDrillStatusCmd() *cobra.Command {
 under which order, its unseal session and shares, whether the sandbox holds
 keys now, and the last report with its entry in the writer's ledger (or why
 it is not recorded yet).`,
-		Args: cobra.NoArgs,
+		Example: `  chancery drill status --site http://127.0.0.1:7102`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := f.client(false)
 			if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -11,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/site"
 )
 
@@ -21,6 +21,9 @@ type importOptions struct {
 	site           string
 	passphraseFile string
 	batch          int
+	// stdin and stderr are where a passphrase is asked for on a terminal.
+	stdin  io.Reader
+	stderr io.Writer
 }
 
 func newImportCmd() *cobra.Command {
@@ -38,23 +41,33 @@ holds the ledger). Each line of FILE is one JSON object:
 Attachment paths are relative to FILE's directory. Records are validated
 and sealed in parallel and committed many to a ledger commit. A bad line
 stops the import with an error naming its line number: every line before
-it is committed, nothing after it.`,
-		Example: `  CHANCERY_PASSPHRASE=... chancery import people.jsonl --state ./demo-state`,
-		Args:    cobra.ExactArgs(1),
+it is committed, nothing after it.
+
+An import can be resumed: fix the bad line and run the same command on the
+same file again. A line whose record's latest version already holds exactly
+that content (the same record bytes and attachments, compared with the
+version's sealed commitment and attachment references) is skipped, so the
+rerun writes only the lines the first run did not commit, and no record
+gets a duplicate version. A file that sets one record several times is
+resumable only from its last line for that record on.`,
+		Example: `  chancery import people.jsonl --state ./demo-state --passphrase-file ~/.chancery-pass
+  chancery import people.jsonl --state ./demo-state --batch 4096   # asks for the passphrase on a terminal`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.file = args[0]
+			o.stdin, o.stderr = cmd.InOrStdin(), cmd.ErrOrStderr()
 			return runImport(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&o.stateDir, "state", ".", "state directory")
 	cmd.Flags().StringVar(&o.site, "site", "home", "site whose ledger and blob store receive the records")
-	cmd.Flags().StringVar(&o.passphraseFile, "passphrase-file", "", "file holding the passphrase of the site's keys (default: $CHANCERY_PASSPHRASE)")
+	cmd.Flags().StringVar(&o.passphraseFile, "passphrase-file", "", "file holding the passphrase of the site's keys (default: $CHANCERY_PASSPHRASE, or asked on a terminal)")
 	cmd.Flags().IntVar(&o.batch, "batch", 0, "records per ledger commit (0: 1024)")
 	return cmd
 }
 
 func runImport(ctx context.Context, o importOptions, out io.Writer) error {
-	pass, err := keyfile.PassphraseFromEnv(o.passphraseFile)
+	pass, err := readPassphrase(o.passphraseFile, o.stdin, cmp.Or(o.stderr, out))
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
@@ -67,6 +80,9 @@ func runImport(ctx context.Context, o importOptions, out io.Writer) error {
 		Progress: progress.update,
 	})
 	progress.finish()
+	if res.Skipped > 0 {
+		fmt.Fprintf(out, "skipped %d lines whose records already hold that content (imported before)\n", res.Skipped)
+	}
 	if res.Records > 0 {
 		fmt.Fprintf(out, "imported %d records (%d attachments) into ledger entries %d–%d in %s: %.0f records/s\n",
 			res.Records, res.Attachments, res.First, res.Last, res.Elapsed.Round(time.Millisecond), float64(res.Records)/max(res.Elapsed.Seconds(), 1e-9))
@@ -77,7 +93,7 @@ func runImport(ctx context.Context, o importOptions, out io.Writer) error {
 		}
 		return err
 	}
-	if res.Records == 0 {
+	if res.Records == 0 && res.Skipped == 0 {
 		fmt.Fprintln(out, "imported no records: the file is empty")
 	}
 	return nil

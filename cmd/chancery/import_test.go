@@ -122,3 +122,94 @@ func TestImportWithAttachmentsReportsRate(t *testing.T) {
 		t.Fatalf("deed after reopening: %q, %v", deed.String(), err)
 	}
 }
+
+// TestImportResumesAfterBadLine imports a file with a bad line in the
+// middle, fixes the line and runs the import again: the rerun writes only
+// the lines from the fixed one on, and no record, with or without an
+// attachment, has a second version. A third run writes nothing.
+func TestImportResumesAfterBadLine(t *testing.T) {
+	dir := homeState(t)
+	in := t.TempDir()
+	if err := os.WriteFile(filepath.Join(in, "deed.txt"), []byte("deed of parcel 1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	land := `{"registry":"land","id":"P-1","record":{"parcel_id":"P-1","owner_id":"DR-1"},"attachments":{"deed.txt":"deed.txt"}}`
+	lines := []string{land}
+	for i := 1; i <= 9; i++ {
+		lines = append(lines, importLine(fmt.Sprintf("DR-%d", i), "Berg"))
+	}
+	bad := `{"registry":"population","id":"DR-10","record":{"national_id":"DR-10"}}`
+	lines = append(lines, bad)
+	for i := 11; i <= 20; i++ {
+		lines = append(lines, importLine(fmt.Sprintf("DR-%d", i), "Berg"))
+	}
+	file := filepath.Join(in, "people.jsonl")
+	write := func() {
+		if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	run := func() (string, error) {
+		var out bytes.Buffer
+		err := runImport(context.Background(), importOptions{file: file, stateDir: dir, site: "home", batch: 4}, &out)
+		return out.String(), err
+	}
+	if out, err := run(); err == nil || !strings.Contains(out, "imported 10 records") {
+		t.Fatalf("first run: %v\n%s", err, out)
+	}
+	lines[10] = importLine("DR-10", "Berg")
+	write()
+	out, err := run()
+	if err != nil {
+		t.Fatalf("rerun: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "skipped 10 lines") || !strings.Contains(out, "imported 11 records") {
+		t.Errorf("rerun output:\n%s", out)
+	}
+	out, err = run()
+	if err != nil || !strings.Contains(out, "skipped 21 lines") || strings.Contains(out, "into ledger entries") {
+		t.Errorf("third run: %v\n%s", err, out)
+	}
+
+	l, err := site.OpenLocal(context.Background(), site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(os.Getenv(keyfile.EnvPassphrase))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ids := map[string][]string{"land": {"P-1"}}
+	for i := 1; i <= 20; i++ {
+		ids["population"] = append(ids["population"], fmt.Sprintf("DR-%d", i))
+	}
+	for reg, list := range ids {
+		for _, id := range list {
+			vs, err := l.Registries.History(context.Background(), reg, id)
+			if err != nil || len(vs) != 1 {
+				t.Errorf("%s %s: %d versions, %v; want exactly 1", reg, id, len(vs), err)
+			}
+		}
+	}
+}
+
+// TestImportRerunRefusesChangedAttachment: a rerun whose line matches the
+// latest version in record and attachment sizes but whose file changed is
+// not skipped silently: it stops at that line, naming the attachment.
+func TestImportRerunRefusesChangedAttachment(t *testing.T) {
+	dir := homeState(t)
+	in := t.TempDir()
+	deed := filepath.Join(in, "deed.txt")
+	os.WriteFile(deed, []byte("deed of parcel 1"), 0o600)
+	file := filepath.Join(in, "land.jsonl")
+	os.WriteFile(file, []byte(`{"registry":"land","id":"P-1","record":{"parcel_id":"P-1","owner_id":"DR-1"},"attachments":{"deed.txt":"deed.txt"}}`+"\n"), 0o600)
+	var out bytes.Buffer
+	if err := runImport(context.Background(), importOptions{file: file, stateDir: dir, site: "home"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(deed, []byte("deed of parcel 2"), 0o600) // same size
+	out.Reset()
+	err := runImport(context.Background(), importOptions{file: file, stateDir: dir, site: "home"}, &out)
+	var ve *registry.ValidationError
+	if !errors.As(err, &ve) || ve.Line != 1 || ve.Field != "attachments.deed.txt" {
+		t.Fatalf("rerun with a changed attachment: %v\n%s", err, out.String())
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/chancery-gov/chancery/site"
 )
 
 func main() {
@@ -36,12 +38,16 @@ tamper-evident ledger (C2SP tlog-tiles) that anyone can verify, and governs
 everything by a signed charter: who may act, and with which quorum.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(site.ReadBuild()),
 	}
+	// --version prints the same line as "chancery version".
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(
 		newInitCmd(),
 		newDemoCmd(),
 		newCharterCmd(),
 		newVerifyCmd(),
+		newRepairCmd(),
 		newCustodyCmd(),
 		newOrderCmd(),
 		newServeCmd(),
@@ -52,6 +58,12 @@ everything by a signed charter: who may act, and with which quorum.`,
 		newSealCmd(),
 		newReconcileCmd(),
 		newDrillCmd(),
+		newRecordsCmd(),
+		newBlobsCmd(),
+		newOperatorCmd(),
+		newVersionCmd(),
+		newGendocsCmd(),
 	)
+	fillExamples(root)
 	return root
 }

@@ -7,14 +7,10 @@
 package system_test
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"os"
-	"sync"
 	"testing"
 
-	"github.com/chancery-gov/chancery/internal/keyfile"
-	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/internal/statetest"
 )
 
@@ -27,31 +23,10 @@ var founded = statetest.New(testPass)
 // newState returns a fresh copy of a founded Demo Republic.
 func newState(t *testing.T) string { return founded.Copy(t) }
 
-// syncBuffer is a log sink the server goroutines and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = statetest.SyncBuffer
 
 func officialKey(t *testing.T, dir, id string) ed25519.PrivateKey {
-	t.Helper()
-	k, err := keyfile.ReadEd25519(state.Layout{Dir: dir}.Key("official", id), keyfile.Protector{Passphrase: []byte(testPass)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return statetest.OfficialKey(t, dir, id, []byte(testPass))
 }
 
 func TestMain(m *testing.M) {

@@ -1,0 +1,411 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/sys/unix"
+
+	"github.com/chancery-gov/chancery/internal/fsutil"
+)
+
+// Repair is the way back from damage Open refuses (a *DamageError): the
+// entries a damaged write-ahead log frame or right-edge entry bundle held
+// are fetched from a site that holds them (another site's copy of the
+// ledger, over HTTP or from a directory), checked, and written back. The
+// check is the signed tree: every entry past the sync point, the restored
+// ones among them, is hashed into the tree the sync marker records, and
+// the root must be the one the peer's checkpoint (signed with the writer's
+// key) gives at its size, and the one the ledger's own published
+// checkpoint gives at its size; an entry below the sync point must hash to
+// its leaf in the durable level-0 tile. Nothing is written unless every
+// check passes, and every file rewritten is first kept beside itself
+// under a ".damaged-<time>" name.
+
+// RepairOptions configure Repair.
+type RepairOptions struct {
+	// Origin is the ledger's origin; the peer's checkpoint must carry it.
+	Origin string
+	// Verifiers check the peer's checkpoint: the writer's keys.
+	Verifiers note.Verifiers
+	// Peer reads the ledger of a site that holds the missing entries.
+	Peer Fetcher
+}
+
+// RepairReport says what Repair found and did.
+type RepairReport struct {
+	Damage    []*DamageError // what was found, in log order
+	Restored  uint64         // entries fetched from the peer and written back
+	Rewritten []string       // files rewritten
+	SavedAs   []string       // where their damaged versions were kept
+	PeerSize  uint64         // size of the peer's checkpoint the entries were checked against
+}
+
+// repairPart is a run of a rebuilt segment: a frame kept as it was, or
+// entries [from, to) to fetch.
+type repairPart struct {
+	raw      []byte
+	first    uint64
+	entries  [][]byte
+	from, to uint64
+}
+
+type segmentPlan struct {
+	seg   segment
+	size  int64 // the file's size, kept
+	parts []repairPart
+	dirty bool
+}
+
+// Repair restores the entries of a closed ledger in dir that damage took,
+// from opts.Peer. It refuses to run while the ledger is open.
+func Repair(ctx context.Context, dir string, opts RepairOptions) (*RepairReport, error) {
+	if opts.Peer == nil || opts.Verifiers == nil || opts.Origin == "" {
+		return nil, errors.New("repair: a peer, the origin and the writer's keys are required")
+	}
+	walPath := filepath.Join(dir, walDir)
+	lock, err := os.OpenFile(filepath.Join(walPath, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("repair ledger %s: %w", dir, err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil, fmt.Errorf("repair ledger %s: %w: stop the site first", dir, ErrLocked)
+	}
+
+	var synced uint64
+	var markerHashes [][]byte
+	if b, err := os.ReadFile(filepath.Join(walPath, markerName)); err == nil {
+		if synced, _, markerHashes, err = decodeMarker(b); err != nil {
+			return nil, fmt.Errorf("repair ledger %s: %w", dir, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("repair ledger %s: read sync marker: %w", dir, err)
+	}
+	var local *Checkpoint
+	if b, err := os.ReadFile(filepath.Join(dir, CheckpointPath)); err == nil {
+		cp, err := ParseSignedCheckpoint(b)
+		if err != nil {
+			return nil, fmt.Errorf("repair ledger %s: published checkpoint: %w", dir, err)
+		}
+		local = &cp
+	}
+	rep := &RepairReport{}
+
+	// The right edge at the sync point: the bundle Open carries over.
+	var edgeDamage *DamageError
+	if synced%TileWidth != 0 {
+		if _, err := readRightEdge(dir, synced, markerHashes); err != nil {
+			if !errors.As(err, &edgeDamage) || edgeDamage.File != filepath.Join(dir, filepath.FromSlash(bundlePathAt(dir, synced))) {
+				return nil, fmt.Errorf("repair ledger %s: %w (not repairable from entries)", dir, err)
+			}
+			rep.Damage = append(rep.Damage, edgeDamage)
+		}
+	}
+
+	segs, err := listSegments(walPath)
+	if err != nil {
+		return nil, err
+	}
+	target := synced
+	if local != nil {
+		target = max(target, local.Size)
+	}
+	plans, end, damage, err := planSegments(segs, target)
+	if err != nil {
+		return nil, fmt.Errorf("repair ledger %s: %w", dir, err)
+	}
+	rep.Damage = append(rep.Damage, damage...)
+	if len(rep.Damage) == 0 {
+		return rep, nil
+	}
+
+	signed, err := opts.Peer.Fetch(ctx, CheckpointPath)
+	if err != nil {
+		return rep, fmt.Errorf("repair: read the peer's checkpoint: %w", err)
+	}
+	peer, _, err := OpenCheckpoint(signed, opts.Origin, opts.Verifiers)
+	if err != nil {
+		return rep, fmt.Errorf("repair: the peer's checkpoint: %w", err)
+	}
+	rep.PeerSize = peer.Size
+	if need := max(end, synced); peer.Size < need {
+		return rep, fmt.Errorf("repair: the peer holds %d entries, the repair needs the first %d", peer.Size, need)
+	}
+
+	// Fetch what is missing.
+	// The peer's tree is read at its own size (its partial bundles are
+	// those of that size), up to the entries needed.
+	errEnough := errors.New("enough")
+	fetch := func(from, to uint64) ([][]byte, error) {
+		out := make([][]byte, 0, to-from)
+		err := Scan(ctx, opts.Peer, from, peer.Size, func(idx uint64, e []byte) error {
+			if idx >= to {
+				return errEnough
+			}
+			if isStub(e) {
+				// Its leaf hash checks, but the entry itself would be
+				// lost: only a site that holds the entry can restore it.
+				return fmt.Errorf("the peer holds only a withheld stub for entry %d: repair from a site that holds the entry", idx)
+			}
+			out = append(out, e)
+			return nil
+		})
+		if err != nil && !errors.Is(err, errEnough) {
+			return nil, fmt.Errorf("repair: fetch entries %d–%d from the peer: %w", from, to-1, err)
+		}
+		return out, nil
+	}
+	for _, p := range plans {
+		for i := range p.parts {
+			part := &p.parts[i]
+			if part.raw != nil {
+				continue
+			}
+			if part.entries, err = fetch(part.from, part.to); err != nil {
+				return rep, err
+			}
+			part.first = part.from
+			rep.Restored += part.to - part.from
+		}
+	}
+
+	// Check every entry of the rebuilt log against the signed trees.
+	leaves := DirFetcher(dir)
+	rng, err := rangeFactory().NewRange(0, synced, markerHashes)
+	if err != nil {
+		return rep, fmt.Errorf("repair: sync marker: %w", err)
+	}
+	checkedPeer := false
+	checkRoot := func() error {
+		for _, c := range []*Checkpoint{&peer, local} {
+			if c == nil || c.Size != rng.End() {
+				continue
+			}
+			root, err := rng.GetRootHash(nil)
+			if err != nil {
+				return err
+			}
+			if Hash(root) != c.Root {
+				return fmt.Errorf("repair: the repaired log at size %d has root %x, the checkpoint says %x: nothing was written", c.Size, root, c.Root)
+			}
+			if c == &peer {
+				checkedPeer = true
+			}
+		}
+		return nil
+	}
+	if err := checkRoot(); err != nil {
+		return rep, err
+	}
+	add := func(idx uint64, e []byte, fetched bool) error {
+		h := EntryLeafHash(e)
+		if idx < synced {
+			if !fetched {
+				return nil
+			}
+			tile, _, _, err := fetchTile(ctx, leaves, 0, idx/TileWidth, synced)
+			pos := int(idx%TileWidth) * 32
+			if err != nil || len(tile) < pos+32 || Hash(tile[pos:pos+32]) != h {
+				return fmt.Errorf("repair: entry %d from the peer does not hash to its leaf in the durable level-0 tile: nothing was written", idx)
+			}
+			return nil
+		}
+		if idx != rng.End() {
+			return fmt.Errorf("repair: entry %d out of order (tree at %d)", idx, rng.End())
+		}
+		if err := rng.Append(h[:], nil); err != nil {
+			return err
+		}
+		return checkRoot()
+	}
+	for _, p := range plans {
+		for _, part := range p.parts {
+			for i, e := range part.entries {
+				if err := add(part.first+uint64(i), e, part.raw == nil); err != nil {
+					return rep, err
+				}
+			}
+		}
+	}
+	if !checkedPeer && rng.End() < peer.Size {
+		// The peer is ahead: its further entries complete the check.
+		err := Scan(ctx, opts.Peer, rng.End(), peer.Size, func(idx uint64, e []byte) error { return add(idx, e, false) })
+		if err != nil {
+			return rep, err
+		}
+	}
+	if !checkedPeer {
+		return rep, fmt.Errorf("repair: the repaired log (%d entries) could not be checked against the peer's checkpoint of size %d", rng.End(), peer.Size)
+	}
+
+	// Write back.
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 10)
+	if edgeDamage != nil {
+		rel := bundlePathAt(dir, synced)
+		first := synced - synced%TileWidth
+		es, err := fetch(first, synced)
+		if err != nil {
+			return rep, err
+		}
+		tile, _, _, err := fetchTile(ctx, leaves, 0, first/TileWidth, synced)
+		if err != nil {
+			return rep, fmt.Errorf("repair: %w", err)
+		}
+		hs, err := bytesHashes(tile[:32*len(es)])
+		if err != nil {
+			return rep, err
+		}
+		var b []byte
+		for i, e := range es {
+			if EntryLeafHash(e) != hs[i] {
+				return rep, fmt.Errorf("repair: entry %d from the peer does not hash to its leaf in the level-0 tile: nothing was written", first+uint64(i))
+			}
+			b = appendBundleEntry(b, e)
+		}
+		// A full bundle past the sync point is rewritten from the
+		// write-ahead log by the next Open; what it carries over is this.
+		if err := replaceKeeping(filepath.Join(dir, filepath.FromSlash(rel)), b, stamp, rep); err != nil {
+			return rep, err
+		}
+		rep.Restored += uint64(len(es))
+	}
+	for _, p := range plans {
+		if !p.dirty {
+			continue
+		}
+		var b []byte
+		for _, part := range p.parts {
+			if part.raw != nil {
+				b = append(b, part.raw...)
+				continue
+			}
+			for i := 0; i < len(part.entries); {
+				n, size := 0, 0
+				for i+n < len(part.entries) && (n == 0 || size+2+len(part.entries[i+n]) <= MaxFrameBytes) {
+					size += 2 + len(part.entries[i+n])
+					n++
+				}
+				b = appendFrame(b, part.first+uint64(i), part.entries[i:i+n])
+				i += n
+			}
+		}
+		if int64(len(b)) < p.size {
+			// Keep the preallocated size: zeros mark the end of the frames.
+			b = append(b, make([]byte, p.size-int64(len(b)))...)
+		}
+		if err := replaceKeeping(p.seg.path, b, stamp, rep); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// bundlePathAt is the entry bundle file Open reads for the right edge at
+// size: the full bundle if it exists, else the partial one.
+func bundlePathAt(dir string, size uint64) string {
+	full := EntriesPath(size/TileWidth, 0)
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(full))); err == nil {
+		return full
+	}
+	return EntriesPath(size/TileWidth, int(size%TileWidth))
+}
+
+// replaceKeeping keeps the file at path under a ".damaged-<stamp>" name
+// (a hard link: the bytes are not copied) and replaces it, durably, by b.
+func replaceKeeping(path string, b []byte, stamp string, rep *RepairReport) error {
+	saved := path + ".damaged-" + stamp
+	if err := os.Link(path, saved); err != nil {
+		return fmt.Errorf("repair: keep %s: %w", path, err)
+	}
+	if err := fsutil.Replace(path, b, 0o600); err != nil {
+		return fmt.Errorf("repair: rewrite %s: %w", path, err)
+	}
+	if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	rep.Rewritten = append(rep.Rewritten, path)
+	rep.SavedAs = append(rep.SavedAs, saved)
+	return nil
+}
+
+// planSegments reads every segment and splits it into the frames that are
+// sound and the runs of entries damage took: between a bad frame and the
+// next well-formed one, between segments that do not meet, and, after a
+// bad last frame, up to target (the sync point or the published
+// checkpoint, which were acknowledged). end is where the rebuilt log ends.
+func planSegments(segs []segment, target uint64) (plans []*segmentPlan, end uint64, damage []*DamageError, err error) {
+	if len(segs) == 0 {
+		return nil, 0, nil, nil
+	}
+	next := segs[0].first
+	for si, seg := range segs {
+		b, err := os.ReadFile(seg.path)
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("read write-ahead log %s: %w", filepath.Base(seg.path), err)
+		}
+		p := &segmentPlan{seg: seg, size: int64(len(b))}
+		plans = append(plans, p)
+		gap := func(off int64, to uint64, why error) {
+			if to <= next {
+				return
+			}
+			damage = append(damage, &DamageError{File: seg.path, Offset: off, Index: next, Err: why})
+			p.parts = append(p.parts, repairPart{from: next, to: to})
+			p.dirty = true
+			next = to
+		}
+		if seg.first != next {
+			// A segment that starts past where the last one ended: the
+			// gap is restored at the end of the previous one.
+			return nil, 0, nil, &DamageError{File: seg.path, Offset: -1, Index: next, Err: fmt.Errorf("segment starts at index %d, expected %d: a segment is missing", seg.first, next)}
+		}
+		off := int64(0)
+		for off < int64(len(b)) {
+			first, entries, n, ferr := parseFrame(b[off:])
+			if ferr == io.EOF && allZero(b[off:min(int64(len(b)), off+frameHeaderSize+MaxFrameBytes)]) {
+				break
+			}
+			if ferr == io.EOF {
+				ferr = errors.New("bytes after the end of the last frame")
+			}
+			if ferr == nil && first != next {
+				ferr = fmt.Errorf("frame starts at index %d, expected %d", first, next)
+			}
+			if ferr == nil {
+				p.parts = append(p.parts, repairPart{raw: b[off : off+n], first: first, entries: entries})
+				next += uint64(len(entries))
+				off += n
+				continue
+			}
+			at, idx, ok := frameAfterIn(b, off, next)
+			if !ok {
+				to := target
+				if si+1 < len(segs) {
+					to = segs[si+1].first
+				}
+				if to > next {
+					gap(off, to, ferr)
+				} else if si+1 < len(segs) {
+					return nil, 0, nil, &DamageError{File: seg.path, Offset: off, Index: next, Err: ferr}
+				}
+				// Otherwise a torn tail: Open sets it aside.
+				break
+			}
+			gap(off, idx, ferr)
+			off = at
+		}
+		if si+1 < len(segs) && segs[si+1].first > next {
+			gap(int64(len(b)), segs[si+1].first, errors.New("segment ends before the next one starts"))
+		}
+	}
+	return plans, next, damage, nil
+}
