@@ -139,6 +139,10 @@ type Log struct {
 
 	wal *walWriter
 
+	// A full disk (health.go), under mu.
+	tilesFull error // tiles wait for room: appends refused until they are written
+	walFull   error // the last commit found no room; cleared by the next one
+
 	// committed entries handed to the integrator
 	imu       sync.Mutex
 	icond     *sync.Cond
@@ -161,6 +165,14 @@ type Log struct {
 	replaying  bool // recovery is replaying the write-ahead log into tiles
 
 	mirror mirrorState
+
+	// pendingTiles are tiles the disk had no room for, by path, written
+	// before the next checkpoint (health.go). Integrator only.
+	pendingTiles map[string][]byte
+	// syncCarry is a sync point the disk had no room for, carried into
+	// the next (health.go); the syncer's, then the integrator's once the
+	// syncer has stopped.
+	syncCarry syncJob
 
 	lock *os.File // holds the exclusive lock on the directory
 
@@ -303,6 +315,9 @@ func (l *Log) enqueue(entries ...[]byte) (*batch, int, error) {
 	if l.closing {
 		return nil, 0, ErrClosed
 	}
+	if l.tilesFull != nil {
+		return nil, 0, l.tilesFull
+	}
 	hi := l.epoch
 	for i, b := range entries {
 		e := entryEpoch(b)
@@ -396,7 +411,15 @@ func (l *Log) commitLoop() {
 			err = l.commit(bt)
 		}
 		l.mu.Lock()
-		if err != nil {
+		if err != nil && isNoSpace(err) {
+			// Nothing was acknowledged and the log is as it was: only
+			// these appends fail, and the next commit tries again.
+			bt.err = l.noSpace(err)
+			if l.walFull == nil {
+				l.opts.Logger.Error("ledger commit refused: disk full", "dir", l.dir, "err", err)
+			}
+			l.walFull = bt.err
+		} else if err != nil {
 			if l.failed == nil {
 				l.failed = fmt.Errorf("ledger stopped after a failed commit: %w", err)
 				l.opts.Logger.Error("ledger commit failed; no further appends are accepted", "dir", l.dir, "err", err)
@@ -404,6 +427,7 @@ func (l *Log) commitLoop() {
 			bt.err = l.failed
 		} else {
 			l.next += uint64(len(bt.entries))
+			l.walFull = nil
 		}
 		// The appenders about to be acknowledged will be back shortly;
 		// with those already queued, that is the next group.
@@ -472,8 +496,12 @@ func (l *Log) integrateLoop() {
 		}
 		start := time.Now()
 		if err := l.integrate(work); err != nil {
-			l.integrationFailed(err)
-			return
+			if !isNoSpace(err) || !l.waitForSpace(err) {
+				if !isNoSpace(err) {
+					l.integrationFailed(err)
+				}
+				return
+			}
 		}
 		if time.Since(l.lastSync) >= l.opts.SyncInterval {
 			l.offerSync()
@@ -485,7 +513,14 @@ func (l *Log) integrateLoop() {
 	// The last sync point runs here, after any in flight, so Close
 	// returns with every tile durable.
 	stopSyncer()
-	if job, ok := l.nextSync(); ok {
+	job, ok := l.nextSync()
+	if !ok && len(l.syncCarry.files) > 0 {
+		// Nothing new, but a sync point the disk had no room for.
+		job, ok = l.syncCarry, true
+	} else if ok {
+		job = l.withCarry(job)
+	}
+	if ok {
 		if err := l.syncPoint(job); err != nil {
 			l.integrationFailed(err)
 		}
@@ -543,7 +578,13 @@ func (l *Log) offerSync() {
 func (l *Log) syncLoop(done chan<- struct{}) {
 	defer close(done)
 	for job := range l.syncs {
-		if err := l.syncPoint(job); err != nil {
+		job = l.withCarry(job)
+		if err := l.syncPoint(job); err != nil && isNoSpace(err) {
+			// The marker stays where it was: the write-ahead log behind it
+			// is kept, and the next sync point fsyncs this one's files too.
+			l.syncCarry = job
+			l.opts.Logger.Error("ledger sync point postponed: disk full", "dir", l.dir, "size", job.size, "err", err)
+		} else if err != nil {
 			l.integrationFailed(err)
 			// Drain so the integrator never blocks; it stops at its next turn.
 			for range l.syncs {
@@ -588,6 +629,9 @@ func (l *Log) publish() error {
 	if err := l.tree.flushPartial(); err != nil {
 		return err
 	}
+	if err := l.writePending(); err != nil {
+		return err
+	}
 	// The range reuses its slice as it grows: keep a copy.
 	edge := edgeState{size: l.tree.size(), hashes: slices.Clone(l.tree.rng.Hashes())}
 	l.pub.Lock()
@@ -623,7 +667,14 @@ func (l *Log) tile(path string, data []byte, full bool) error {
 		l.obsolete = append(l.obsolete, path+".p")
 		l.unsynced = append(l.unsynced, path)
 	}
-	return l.writeTile(path, data)
+	err := l.writeTile(path, data)
+	if err != nil && isNoSpace(err) && !l.replaying {
+		// The tree has moved on in memory; the tile waits for room and
+		// no checkpoint covers it until it is written (publish).
+		l.keepTile(path, data)
+		return nil
+	}
+	return err
 }
 
 func (l *Log) writeTile(rel string, data []byte) error {

@@ -112,19 +112,28 @@ func (l *Log) publishMirrored() error {
 	size := l.tree.size()
 	l.pub.Lock()
 	n, ok := l.mirror.notes[size]
-	for s := range l.mirror.notes {
-		if s <= size {
-			delete(l.mirror.notes, s)
+	if !ok {
+		for s := range l.mirror.notes {
+			if s <= size {
+				delete(l.mirror.notes, s)
+			}
 		}
 	}
 	l.pub.Unlock()
 	if !ok {
 		return nil
 	}
+	// The note is dropped only once written: a checkpoint the disk had no
+	// room for is written again when publish is retried.
 	if err := l.writeTile(CheckpointPath, n.signed); err != nil {
 		return fmt.Errorf("write checkpoint at size %d: %w", size, err)
 	}
 	l.pub.Lock()
+	for s := range l.mirror.notes {
+		if s <= size {
+			delete(l.mirror.notes, s)
+		}
+	}
 	l.latest, l.latestCp = n.signed, n.cp
 	l.published.Broadcast()
 	l.pub.Unlock()

@@ -103,6 +103,8 @@ func (w *walWriter) openSegment(first uint64) error {
 		return fmt.Errorf("create write-ahead log segment: %w", err)
 	}
 	if err := unix.Fallocate(int(f.Fd()), 0, 0, w.segSize); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+		// Removed, so that the commit can be tried again (a full disk).
+		os.Remove(path)
 		f.Close()
 		return fmt.Errorf("preallocate %s: %w", path, err)
 	}

@@ -3,6 +3,7 @@ package replica
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,9 +12,13 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/store"
@@ -203,17 +208,78 @@ func (r *Receiver) serveLocate(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, namesBody{Names: out})
 }
 
+// servePut takes one pack. It is streamed to an unlinked temporary file
+// beside the guest's ledger while it is hashed, so that a pack costs the
+// site disk, not memory (a 200 MB upload was once read whole into the
+// heap before the 1 GiB cap was even checked). A body declared or found
+// larger than MaxObjectBytes is refused with 413 at once; one whose
+// hash is not its name, with 422 before the store sees it. The store then
+// checks the pack from the file, mapped read-only.
 func (r *Receiver) servePut(w http.ResponseWriter, req *http.Request) {
-	data, err := readBody(w, req, MaxObjectBytes)
-	if err != nil {
-		writeErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("pack: %w", err), 0)
+	name := "data/" + req.PathValue("hash")
+	if req.ContentLength > MaxObjectBytes {
+		writeErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("pack %s: %d bytes declared, above the %d-byte limit", name, req.ContentLength, int64(MaxObjectBytes)), 0)
 		return
 	}
-	if err := r.PutObject(req.Context(), req.PathValue("registry"), "data/"+req.PathValue("hash"), data); err != nil {
+	id, ok := store.ParsePackName(name)
+	if !ok {
+		r.fail(w, r.refused(fmt.Errorf("%w: %q is not a pack name", ErrRefused, name)))
+		return
+	}
+	f, err := r.uploadFile()
+	if err != nil {
+		r.fail(w, fmt.Errorf("pack %s: %w", name, err))
+		return
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), http.MaxBytesReader(w, req.Body, MaxObjectBytes))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			writeErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("pack %s: larger than the %d-byte limit", name, mb.Limit), 0)
+			return
+		}
+		r.fail(w, fmt.Errorf("pack %s: receive: %w", name, err))
+		return
+	}
+	if [32]byte(h.Sum(nil)) != [32]byte(id) {
+		r.fail(w, r.refused(fmt.Errorf("%w: pack %s: content does not match its name", ErrRefused, name)))
+		return
+	}
+	var data []byte
+	if n > 0 {
+		if data, err = unix.Mmap(int(f.Fd()), 0, int(n), unix.PROT_READ, unix.MAP_SHARED); err != nil {
+			r.fail(w, fmt.Errorf("pack %s: map the upload: %w", name, err))
+			return
+		}
+		defer unix.Munmap(data)
+	}
+	if err := r.PutObject(req.Context(), req.PathValue("registry"), name, data); err != nil {
 		r.fail(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// uploadFile is an unlinked temporary file for one upload, in the guest's
+// directory (beside its ledger, on the disk that will hold the pack, not
+// in a tmpfs that is memory): it disappears when closed, or with the
+// process.
+func (r *Receiver) uploadFile() (*os.File, error) {
+	dir := os.TempDir()
+	if r.opts.Log != nil {
+		dir = filepath.Dir(r.opts.Log.Dir())
+	}
+	f, err := os.CreateTemp(dir, ".upload-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func (r *Receiver) serveGet(w http.ResponseWriter, req *http.Request) {

@@ -46,8 +46,10 @@ type authOfficial struct {
 	key ed25519.PublicKey
 }
 
-func newAuthenticator(c *charter.Charter, site string, now func() time.Time, maxNonces int) (*authenticator, error) {
-	a := &authenticator{guest: c.Guest.ID, site: site, officials: map[string]authOfficial{}, now: now, nonces: newNonceCache(maxNonces)}
+// newAuthenticator checks requests signed by c's officials for site,
+// remembering their nonces durably in the journal at journal.
+func newAuthenticator(c *charter.Charter, site string, now func() time.Time, maxNonces int, journal string) (*authenticator, error) {
+	a := &authenticator{guest: c.Guest.ID, site: site, officials: map[string]authOfficial{}, now: now}
 	for i := range c.Officials {
 		o := &c.Officials[i]
 		k, err := o.PublicKey()
@@ -56,12 +58,28 @@ func newAuthenticator(c *charter.Charter, site string, now func() time.Time, max
 		}
 		a.officials[o.ID] = authOfficial{def: o, key: k}
 	}
+	var err error
+	if a.nonces, err = openNonceCache(journal, maxNonces, now()); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
 // errBusy is returned when the nonce cache is full of unexpired nonces:
 // the site refuses rather than forget a nonce, which would allow a replay.
 var errBusy = errors.New("too many requests in the replay window; retry later")
+
+// errJournal marks a nonce that could not be made durable: the request
+// is refused (503) rather than acted on where a restart could replay it.
+var errJournal = errors.New("replay journal")
+
+// close releases the nonce journal.
+func (a *authenticator) close() error {
+	if a == nil {
+		return nil
+	}
+	return a.nonces.close()
+}
 
 // authenticate checks the header, the clock, the signature and the nonce,
 // in that order, and wraps the body so that reading it to the end checks
@@ -95,8 +113,10 @@ func (a *authenticator) authenticate(r *http.Request) (*charter.Official, error)
 	// unauthenticated sender cannot fill the cache.
 	// A second past the window, so that a request exactly at the edge
 	// of the window is still caught.
-	if err := a.nonces.add(h.Official+"\x00"+h.Nonce, t.Add(siteapi.MaxSkew+time.Second), now); err != nil {
-		if errors.Is(err, errBusy) {
+	if err := a.nonces.add(nonceKey(h.Official, h.Nonce), t.Add(siteapi.MaxSkew+time.Second), now); err != nil {
+		if !errors.Is(err, errReplay) {
+			// Busy, or the journal could not be written: refused (503),
+			// not acted on without the nonce on disk.
 			return nil, err
 		}
 		return nil, authErr("official %s: %v", h.Official, err)
@@ -139,12 +159,18 @@ func (d *digestReader) Close() error { return d.r.Close() }
 // nonceCache remembers the nonces seen in the replay window. It is
 // bounded: when full of nonces that have not expired it refuses new ones
 // (errBusy) instead of evicting, because evicting one would let it be
-// replayed.
+// replayed. With a journal (replay.go) it is durable: add returns only
+// once the nonce is on disk, so a restart or a crash forgets none.
 type nonceCache struct {
 	mu        sync.Mutex
 	max       int
 	seen      map[string]time.Time // nonce → when it may be forgotten
 	nextSweep time.Time
+	journal   *nonceJournal // nil: memory only (tests of the cache alone)
+	written   uint64        // nonces appended to the journal
+	synced    uint64        // of which known durable
+
+	syncMu sync.Mutex // one fsync at a time; the others wait and share it
 }
 
 func newNonceCache(max int) *nonceCache {
@@ -154,12 +180,23 @@ func newNonceCache(max int) *nonceCache {
 	return &nonceCache{max: max, seen: map[string]time.Time{}}
 }
 
+// openNonceCache is a cache kept durably in the journal at path.
+func openNonceCache(path string, max int, now time.Time) (*nonceCache, error) {
+	c := newNonceCache(max)
+	j, err := openNonceJournal(path, c.seen, now)
+	if err != nil {
+		return nil, err
+	}
+	c.journal = j
+	return c, nil
+}
+
 var errReplay = errors.New("nonce already used: replayed request")
 
 func (c *nonceCache) add(key string, forgetAt, now time.Time) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if exp, ok := c.seen[key]; ok && now.Before(exp) {
+		c.mu.Unlock()
 		return errReplay
 	}
 	if len(c.seen) >= c.max || now.After(c.nextSweep) {
@@ -170,9 +207,71 @@ func (c *nonceCache) add(key string, forgetAt, now time.Time) error {
 		}
 		c.nextSweep = now.Add(siteapi.MaxSkew / 4)
 		if len(c.seen) >= c.max {
+			c.mu.Unlock()
 			return errBusy
 		}
+		if j := c.journal; j != nil && j.lines > 2*len(c.seen)+compactAfter {
+			if err := j.compact(c.seen); err != nil {
+				c.mu.Unlock()
+				return journalErr(err)
+			}
+			c.synced = c.written
+		}
 	}
+	if c.journal == nil {
+		c.seen[key] = forgetAt
+		c.mu.Unlock()
+		return nil
+	}
+	if err := c.journal.append(key, forgetAt); err != nil {
+		c.mu.Unlock()
+		return journalErr(err)
+	}
+	// Remembered before it is durable: a concurrent replay is refused
+	// now, and if the sync fails the request is refused too — a nonce
+	// remembered for nothing costs nothing.
 	c.seen[key] = forgetAt
-	return nil
+	c.written++
+	seq := c.written
+	c.mu.Unlock()
+	return c.sync(seq)
 }
+
+// sync returns once the journal holds the first seq nonces durably. The
+// request that takes syncMu syncs everything written so far, so requests
+// that arrive together share one fsync.
+func (c *nonceCache) sync(seq uint64) error {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	c.mu.Lock()
+	if c.synced >= seq {
+		c.mu.Unlock()
+		return nil
+	}
+	f, upTo := c.journal.f, c.written
+	c.mu.Unlock()
+	err := f.Sync()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil && upTo > c.synced {
+		c.synced = upTo
+	}
+	if c.synced >= seq {
+		// Synced here, or by a compaction that closed f under the sync.
+		return nil
+	}
+	return journalErr(fmt.Errorf("%s: sync: %w", c.journal.path, err))
+}
+
+func (c *nonceCache) close() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.journal.close()
+}
+
+// journalErr wraps a journal failure as errJournal, keeping the cause
+// (a full disk is told apart by errors.Is).
+func journalErr(err error) error { return fmt.Errorf("%w: %w", errJournal, err) }

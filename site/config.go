@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/store/location"
@@ -125,19 +126,36 @@ type TLSConfig struct {
 	Key  string `yaml:"key"`
 }
 
-// Limits bound request sizes. Zero means the default.
+// Limits bound request sizes, how slowly a body may arrive, and how many
+// connections the site holds. Zero means the default.
 type Limits struct {
 	// MaxRequestBytes bounds a JSON request body (default 1 MiB; a record
 	// must fit a ledger entry anyway).
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 	// MaxBlobBytes bounds one uploaded attachment (default 4 GiB).
 	MaxBlobBytes int64 `yaml:"max_blob_bytes"`
+	// MaxConns bounds the connections the site holds open at once on its
+	// listener; more wait in the kernel's backlog, costing no descriptor
+	// (default 1024, or half the process's descriptor limit if lower).
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnsPerIP bounds the connections from one peer address; more
+	// are closed as soon as they are accepted (default MaxConns/4).
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
+	// BodyTimeout is how long a request body may go without a byte, and
+	// the grace a body has before MinBodyRate applies (default 30s).
+	BodyTimeout Duration `yaml:"body_timeout"`
+	// MinBodyRate is the slowest a request body may arrive on average
+	// after BodyTimeout, in bytes per second (default 16 KiB/s).
+	MinBodyRate int64 `yaml:"min_body_rate"`
 }
 
 // Defaults for Limits.
 const (
 	DefaultMaxRequestBytes = 1 << 20
 	DefaultMaxBlobBytes    = 4 << 30
+	DefaultMaxConns        = 1024
+	DefaultBodyTimeout     = 30 * time.Second
+	DefaultMinBodyRate     = 16 << 10
 )
 
 // maxConfigSize bounds the config file: it is a few hundred bytes.
@@ -292,6 +310,18 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxBlobBytes < 0 {
 		return fieldErr("limits.max_blob_bytes", "negative")
 	}
+	if c.Limits.MaxConns < 0 {
+		return fieldErr("limits.max_conns", "negative")
+	}
+	if c.Limits.MaxConnsPerIP < 0 {
+		return fieldErr("limits.max_conns_per_ip", "negative")
+	}
+	if c.Limits.BodyTimeout.Duration < 0 {
+		return fieldErr("limits.body_timeout", "negative")
+	}
+	if c.Limits.MinBodyRate < 0 {
+		return fieldErr("limits.min_body_rate", "negative")
+	}
 	return nil
 }
 
@@ -373,6 +403,24 @@ func (c *Config) limits() Limits {
 	}
 	if l.MaxBlobBytes == 0 {
 		l.MaxBlobBytes = DefaultMaxBlobBytes
+	}
+	if l.MaxConns == 0 {
+		l.MaxConns = DefaultMaxConns
+		var rl unix.Rlimit
+		if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur < uint64(2*l.MaxConns) {
+			// The other half is for the ledger, the blobs and the peers:
+			// a site out of descriptors cannot even accept to refuse.
+			l.MaxConns = max(int(rl.Cur/2), 1)
+		}
+	}
+	if l.MaxConnsPerIP == 0 {
+		l.MaxConnsPerIP = max(l.MaxConns/4, 1)
+	}
+	if l.BodyTimeout.Duration == 0 {
+		l.BodyTimeout.Duration = DefaultBodyTimeout
+	}
+	if l.MinBodyRate == 0 {
+		l.MinBodyRate = DefaultMinBodyRate
 	}
 	return l
 }

@@ -365,7 +365,11 @@ var errNotWriter = errors.New("this site does not write the guest's ledger now")
 func readSignedOrder(w http.ResponseWriter, r *http.Request) (*continuity.SignedOrder, bool) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, continuity.MaxSignedOrderSize+1))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, siteapi.ErrorBody{Error: "order: " + err.Error()})
+		status := http.StatusRequestEntityTooLarge
+		if errors.Is(err, errSlowBody) {
+			status = http.StatusRequestTimeout
+		}
+		writeJSON(w, status, siteapi.ErrorBody{Error: "order: " + err.Error()})
 		return nil, false
 	}
 	so, err := continuity.ParseSignedOrder(raw)

@@ -163,7 +163,7 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 			return nil, fmt.Errorf("guest %s: custody package %s is for %s", t.id, gc.Custody, t.custody.Guest())
 		}
 	}
-	if t.auth, err = newAuthenticator(c, id, s.opts.Now, s.opts.MaxNonces); err != nil {
+	if t.auth, err = newAuthenticator(c, id, s.opts.Now, s.opts.MaxNonces, filepath.Join(t.dir, "replay-officials.log")); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
 	if t.writers, err = newEpochWriters(c); err != nil {
@@ -179,10 +179,10 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	if t.peers, err = pintls.SiteKeys(c); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
-	if t.ops, err = newHostAuthenticator(c, s.cfg.Site, s.opts.Now, s.opts.MaxNonces); err != nil {
+	if t.ops, err = newHostAuthenticator(c, s.cfg.Site, s.opts.Now, s.opts.MaxNonces, filepath.Join(t.dir, "replay-hosts.log")); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
-	if t.susp, err = openSuspensions(filepath.Join(t.dir, "suspension.json")); err != nil {
+	if t.susp, err = openSuspensions(ctx, filepath.Join(t.dir, "suspension.json"), c, t.site, t.log, s.log.With("guest", t.id)); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
 	t.notices = &noticeIndex{log: t.log}
@@ -269,6 +269,7 @@ func (t *tenant) close() error {
 	if r := t.receiver(); r != nil {
 		errs = append(errs, r.Close())
 	}
+	errs = append(errs, t.auth.close(), t.ops.close())
 	if t.log != nil {
 		if err := t.log.Close(); err != nil && !errors.Is(err, ledger.ErrClosed) {
 			errs = append(errs, fmt.Errorf("guest %s: close mirror: %w", t.id, err))

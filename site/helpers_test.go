@@ -40,24 +40,46 @@ type testSite struct {
 func startSite(t *testing.T) *testSite {
 	t.Helper()
 	ts := &testSite{dir: newState(t), logs: &syncBuffer{}, now: time.Now}
-	cfg := &site.Config{StateDir: ts.dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true, Replication: site.ReplicationConfig{Disabled: true},
+	ts.start(t)
+	return ts
+}
+
+// openHome opens a home site on the state directory dir.
+func openHome(dir string, logs *syncBuffer) (*site.Site, error) {
+	cfg := &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true, Replication: site.ReplicationConfig{Disabled: true},
 		Limits: site.Limits{MaxRequestBytes: 256 << 10, MaxBlobBytes: 8 << 20}}
-	s, err := site.Open(context.Background(), cfg, site.Options{
-		Logger: slog.New(slog.NewJSONHandler(ts.logs, nil)),
+	return site.Open(context.Background(), cfg, site.Options{
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 		Local:  site.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}},
 	})
+}
+
+// stop closes ts's server and site.
+func (ts *testSite) stop(t *testing.T) {
+	t.Helper()
+	ts.srv.Close()
+	if err := ts.site.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start opens a new site on ts's state directory and serves it: with
+// stop, a restart.
+func (ts *testSite) start(t *testing.T) {
+	t.Helper()
+	s, err := openHome(ts.dir, ts.logs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.site = s
-	ts.srv = httptest.NewServer(s.Handler())
+	srv := httptest.NewServer(s.Handler())
+	ts.site, ts.srv = s, srv
 	t.Cleanup(func() {
-		ts.srv.Close()
+		srv.Close()
+		// A site stopped by the test is closed again here: harmless.
 		if err := s.Close(); err != nil {
 			t.Error(err)
 		}
 	})
-	return ts
 }
 
 func officialKey(t *testing.T, dir, id string) ed25519.PrivateKey {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
@@ -60,6 +61,8 @@ func toHTTP(err error, reg, id string) *httpError {
 		}
 	case errors.Is(err, errAuth):
 		e.status = http.StatusUnauthorized
+	case errors.Is(err, errSlowBody):
+		e.status = http.StatusRequestTimeout
 	case errors.As(err, &mb):
 		e.status = http.StatusRequestEntityTooLarge
 		e.body.Error = "request body larger than the " + strconv.FormatInt(mb.Limit, 10) + " bytes allowed"
@@ -72,6 +75,16 @@ func toHTTP(err error, reg, id string) *httpError {
 		// Durable here, not acknowledged: the caller may retry the read
 		// later; the message says which sites are missing.
 		e.status = http.StatusServiceUnavailable
+	case errors.Is(err, ledger.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// Nothing was acknowledged; the site recovers by itself once
+		// there is room, and the operator needs the path to make it.
+		e.status = http.StatusInsufficientStorage
+		e.body.Error = "the site's disk is full; nothing was stored, retry later: " + err.Error()
+		e.cause = err
+	case errors.Is(err, errJournal):
+		e.status = http.StatusServiceUnavailable
+		e.body.Error = "the site cannot record the request's nonce durably; retry later"
+		e.cause = err
 	case errors.Is(err, errBusy), errors.Is(err, ledger.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		e.status = http.StatusServiceUnavailable
 	default:

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/fsutil"
+	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -33,8 +35,9 @@ import (
 // plaintext: the site holds none.
 
 // newHostAuthenticator checks requests signed by the charter's hosts.
-func newHostAuthenticator(c *charter.Charter, site string, now func() time.Time, maxNonces int) (*authenticator, error) {
-	a := &authenticator{guest: c.Guest.ID, site: site, officials: map[string]authOfficial{}, now: now, nonces: newNonceCache(maxNonces)}
+// Their nonces are kept durably in the journal at journal.
+func newHostAuthenticator(c *charter.Charter, site string, now func() time.Time, maxNonces int, journal string) (*authenticator, error) {
+	a := &authenticator{guest: c.Guest.ID, site: site, officials: map[string]authOfficial{}, now: now}
 	for i := range c.Hosts {
 		h := &c.Hosts[i]
 		k, err := h.PublicKey()
@@ -42,6 +45,10 @@ func newHostAuthenticator(c *charter.Charter, site string, now func() time.Time,
 			return nil, fmt.Errorf("host %s: %w", h.ID, err)
 		}
 		a.officials[h.ID] = authOfficial{def: &charter.Official{ID: h.ID, Name: h.Name}, key: k}
+	}
+	var err error
+	if a.nonces, err = openNonceCache(journal, maxNonces, now()); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -61,7 +68,9 @@ func (s *Site) operatorAuth(w http.ResponseWriter, r *http.Request, power string
 	}
 	h, err := t.ops.authenticate(r)
 	if err != nil {
-		writeJSON(w, http.StatusUnauthorized, siteapi.ErrorBody{Error: err.Error()})
+		// 401, or 503 when the nonce could not be made durable.
+		e := toHTTP(err, "", "")
+		writeJSON(w, e.status, e.body)
 		return nil, "", false
 	}
 	if h.ID != t.def.Host {
@@ -227,7 +236,16 @@ type suspensions struct {
 	cur  *siteapi.Suspension
 }
 
-func openSuspensions(path string) (*suspensions, error) {
+// openSuspensions reads the guest's suspension notice, if it has one,
+// and believes it only as far as it can be checked: the notice must be
+// signed by the host that runs this site for the guest (VerifySuspension
+// against the charter's hosts), and the ledger index it names as its
+// record must hold the writer's notice of it. The file is only the
+// site's memo: a notice that fails the first check is ignored, and one
+// that fails the second is taken as not yet recorded (suspended looks it
+// up in the ledger again), each with a line in the log saying why — a
+// file anyone with the disk could write must not switch a guest off.
+func openSuspensions(ctx context.Context, path string, c *charter.Charter, site string, lg *ledger.Log, log *slog.Logger) (*suspensions, error) {
 	s := &suspensions{path: path}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -236,12 +254,54 @@ func openSuspensions(path string) (*suspensions, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sp siteapi.Suspension
-	if err := json.Unmarshal(b, &sp); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	sp, err := VerifySuspension(c, b)
+	if err == nil && sp.Site != site {
+		err = fmt.Errorf("suspension notice: for site %s, not this site (%s)", sp.Site, site)
 	}
-	s.cur = &sp
+	if err != nil {
+		log.Error("suspension notice ignored: it does not verify against the charter's hosts", "path", path, "err", err)
+		return s, nil
+	}
+	if sp.RecordedAt != nil {
+		if err := checkRecorded(ctx, lg, *sp.RecordedAt, sp.Digest()); err != nil {
+			log.Error("suspension notice: the ledger entry it names is not its record; not in effect until the record is found", "path", path, "recorded_at", *sp.RecordedAt, "err", err)
+			sp.RecordedAt = nil
+		}
+	}
+	s.cur = sp
 	return s, nil
+}
+
+// checkRecorded checks that the entry at idx of lg is the writer's notice
+// of the suspension with digest d.
+func checkRecorded(ctx context.Context, lg *ledger.Log, idx uint64, d string) error {
+	_, cp := lg.Checkpoint()
+	if idx >= cp.Size {
+		return fmt.Errorf("ledger index %d is beyond this site's checkpoint of %d entries", idx, cp.Size)
+	}
+	var found bool
+	err := ledger.Scan(ctx, ledger.DirFetcher(lg.Dir()), idx, idx+1, func(i uint64, raw []byte) error {
+		if i != idx {
+			return nil
+		}
+		e, err := ledger.DecodeEntry(raw)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", idx, err)
+		}
+		var sn SuspensionNotice
+		if e.Type != ledger.TypeNotice || json.Unmarshal(e.Payload, &sn) != nil || sn.Kind != NoticeKindSuspension {
+			return fmt.Errorf("entry %d is not a notice of suspension", idx)
+		}
+		if sn.Digest != d {
+			return fmt.Errorf("entry %d is the notice of another suspension (digest %s, not %s)", idx, sn.Digest, d)
+		}
+		found = true
+		return nil
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("entry %d not found", idx)
+	}
+	return err
 }
 
 func (s *suspensions) current() *siteapi.Suspension {

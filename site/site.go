@@ -310,7 +310,7 @@ func (s *Site) Handler() http.Handler {
 	s.mountOperator(mux)
 	s.mountContinuity(mux)
 	s.mountDrill(mux)
-	return s.observe(mux)
+	return s.observe(s.paceBodies(mux))
 }
 
 func (s *Site) serveNotices(t *tenant) http.HandlerFunc {
@@ -333,6 +333,9 @@ func (s *Site) health(w http.ResponseWriter, r *http.Request) {
 		Mode       siteapi.Mode `json:"mode"`
 		LedgerSize uint64       `json:"ledger_size"`
 		Epoch      uint64       `json:"epoch"`
+		// Error says why the guest's ledger is not ready: its disk is
+		// full (it recovers by itself), or it stopped.
+		Error string `json:"error,omitempty"`
 	}
 	status, code := "ok", http.StatusOK
 	if s.draining.Load() {
@@ -342,7 +345,16 @@ func (s *Site) health(w http.ResponseWriter, r *http.Request) {
 	var gs []guestHealth
 	for _, id := range s.order {
 		t := s.tenants[id]
-		gs = append(gs, guestHealth{id, t.currentMode(), t.ledger().MirrorSize(), t.ledger().Epoch()})
+		g := guestHealth{Guest: id, Mode: t.currentMode(), LedgerSize: t.ledger().MirrorSize(), Epoch: t.ledger().Epoch()}
+		if err := t.ledger().Health(); err != nil {
+			// A ledger that cannot publish must not be sent writes: they
+			// would be refused, or never reach a checkpoint.
+			g.Error = err.Error()
+			if code == http.StatusOK {
+				status, code = "not ready", http.StatusServiceUnavailable
+			}
+		}
+		gs = append(gs, g)
 	}
 	writeJSON(w, code, struct {
 		Status string        `json:"status"`
@@ -366,6 +378,9 @@ func (s *Site) Serve(ctx context.Context, ln net.Listener) error {
 		// them instead of cutting writes off half way.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// Limit connections below TLS: a handshake holds a descriptor too.
+	lim := s.cfg.limits()
+	ln = newLimitListener(ln, lim.MaxConns, lim.MaxConnsPerIP, s.log)
 	switch {
 	case s.cfg.TLS != nil:
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLS.Cert, s.cfg.TLS.Key)
@@ -391,7 +406,8 @@ func (s *Site) Serve(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		done <- srv.Shutdown(sctx)
 	}()
-	s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLS != nil || s.cfg.TLSKey != "")
+	s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLS != nil || s.cfg.TLSKey != "",
+		"max_conns", lim.MaxConns, "max_conns_per_ip", lim.MaxConnsPerIP, "body_timeout", lim.BodyTimeout.Duration, "min_body_rate", lim.MinBodyRate)
 	err := srv.Serve(ln)
 	if !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("site %s: serve: %w", s.cfg.Site, err)

@@ -132,6 +132,10 @@ type pendingLoc struct {
 type pendingPack struct {
 	mu sync.Mutex
 	b  packBuilder
+	// pid is set once the pack is finished (finish appends its header
+	// and may run once): an upload that failed is retried with it.
+	pid      PackID
+	finished bool
 }
 
 // index maps chunk ids to locations. It is safe for concurrent use.

@@ -88,9 +88,15 @@ type Store struct {
 	inflightCond *sync.Cond
 	inflight     int
 
-	errMu  sync.Mutex
-	err    error // first upload failure; sticky because its chunks are lost
-	closed bool
+	errMu sync.Mutex
+	err   error // first upload failure, until the packs in failedPacks are saved
+	// failedPacks are packs whose upload failed (a full disk, a backend
+	// down). Their chunks stay readable from memory, as pending, and are
+	// uploaded again before the next Put or Flush: the failure is not
+	// sticky, so a store recovers by itself once the backend takes writes.
+	failedPacks []*pendingPack
+	retryMu     sync.Mutex // one retry at a time: a second waits for the first's outcome
+	closed      bool
 
 	// problems found at Open (bad index objects or pack tails); Check
 	// reports them.
@@ -275,21 +281,20 @@ func loadAll(ctx context.Context, be Backend, name string, off, length int64) ([
 	return io.ReadAll(rc)
 }
 
-func (s *Store) failed() error {
+// failed is the store's error: closed, or a pack upload that failed and
+// fails again now (retryFailed).
+func (s *Store) failed(ctx context.Context) error {
 	s.errMu.Lock()
-	defer s.errMu.Unlock()
-	if s.closed {
+	closed, retry := s.closed, len(s.failedPacks) > 0
+	err := s.err
+	s.errMu.Unlock()
+	if closed {
 		return errors.New("store: closed")
 	}
-	return s.err
-}
-
-func (s *Store) setErr(err error) {
-	s.errMu.Lock()
-	defer s.errMu.Unlock()
-	if s.err == nil {
-		s.err = err
+	if retry {
+		return s.retryFailed(ctx)
 	}
+	return err
 }
 
 // encoder pairs a zstd encoder with the scratch buffer it compresses
@@ -320,7 +325,7 @@ func (s *Store) Put(ctx context.Context, sl Sealer, r io.Reader) (Ref, error) {
 	if s.opts.Chunking == nil {
 		return Ref{}, fmt.Errorf("store: put: %w (pass Options.Chunking, from ChunkingFromSeed, to write)", ErrReadOnly)
 	}
-	if err := s.failed(); err != nil {
+	if err := s.failed(ctx); err != nil {
 		return Ref{}, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -517,35 +522,80 @@ func (s *Store) upload(ctx context.Context, pb *pendingPack) {
 		// shared with other Puts, so one caller's cancellation must not
 		// lose them.
 		uctx := context.WithoutCancel(ctx)
-		pb.mu.Lock()
-		pid := pb.b.finish()
-		data := pb.b.data
-		entries := pb.b.entries
-		pb.mu.Unlock()
-		name := PackName(pid)
-		if err := s.be.Save(uctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
-			s.setErr(fmt.Errorf("store: save pack %s: %w", name, err))
-			return
-		}
-		s.idx.commit(packEntries{pack: pid, entries: entries})
-		// Readers that found this pack pending before the commit see
-		// data == nil and look the chunk up again (now durable), so the
-		// buffer can be reused.
-		pb.mu.Lock()
-		pb.b.data = nil
-		pb.mu.Unlock()
-		select {
-		case s.packBufs <- data[:0]:
-		default:
+		if err := s.savePack(uctx, pb); err != nil {
+			s.errMu.Lock()
+			s.failedPacks = append(s.failedPacks, pb)
+			if s.err == nil {
+				s.err = err
+			}
+			s.errMu.Unlock()
 		}
 	}()
+}
+
+// savePack finishes pb (once) and saves it to the backend.
+func (s *Store) savePack(ctx context.Context, pb *pendingPack) error {
+	pb.mu.Lock()
+	if !pb.finished {
+		pb.pid, pb.finished = pb.b.finish(), true
+	}
+	pid := pb.pid
+	data := pb.b.data
+	entries := pb.b.entries
+	pb.mu.Unlock()
+	name := PackName(pid)
+	if err := s.be.Save(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
+		return fmt.Errorf("store: save pack %s: %w", name, err)
+	}
+	s.idx.commit(packEntries{pack: pid, entries: entries})
+	// Readers that found this pack pending before the commit see
+	// data == nil and look the chunk up again (now durable), so the
+	// buffer can be reused.
+	pb.mu.Lock()
+	pb.b.data = nil
+	pb.mu.Unlock()
+	select {
+	case s.packBufs <- data[:0]:
+	default:
+	}
+	return nil
+}
+
+// retryFailed uploads again the packs whose upload failed, and clears
+// the store's error once all are saved.
+func (s *Store) retryFailed(ctx context.Context) error {
+	s.retryMu.Lock()
+	defer s.retryMu.Unlock()
+	s.errMu.Lock()
+	pbs := s.failedPacks
+	s.failedPacks = nil
+	s.errMu.Unlock()
+	var err error
+	var still []*pendingPack
+	for _, pb := range pbs {
+		if err == nil {
+			err = s.savePack(ctx, pb)
+		}
+		if err != nil {
+			still = append(still, pb)
+		}
+	}
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	s.failedPacks = append(still, s.failedPacks...)
+	if len(s.failedPacks) == 0 {
+		s.err = nil
+	} else if err != nil {
+		s.err = err
+	}
+	return err
 }
 
 // Flush makes every chunk of every Put that returned before Flush was
 // called durable, and writes an index object for the packs not yet covered
 // by one.
 func (s *Store) Flush(ctx context.Context) error {
-	if err := s.failed(); err != nil {
+	if err := s.failed(ctx); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -560,7 +610,7 @@ func (s *Store) Flush(ctx context.Context) error {
 		s.inflightCond.Wait()
 	}
 	s.inflightMu.Unlock()
-	if err := s.failed(); err != nil {
+	if err := s.failed(ctx); err != nil {
 		return err
 	}
 	groups := s.idx.takeUnsaved()
