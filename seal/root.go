@@ -19,9 +19,10 @@ import (
 // ErrWiped is returned by any operation on a key after Wipe.
 var ErrWiped = errors.New("seal: key has been wiped")
 
-// suite is the prime-order group of the custody scalar and its Feldman
-// commitments. Ristretto255 has constant-time scalar arithmetic in circl,
-// unlike its NIST curves, and 32-byte canonical encodings.
+// suite is the prime-order group whose scalar field custody's Shamir
+// sharing works in; no group element is ever computed or published.
+// Ristretto255 has constant-time scalar arithmetic in circl, unlike its
+// NIST curves, and 32-byte canonical encodings.
 var suite = group.Ristretto255
 
 // RootKey is the guest state's root secret: a random Ristretto255 scalar s,
@@ -68,18 +69,29 @@ func rootFromScalar(s group.Scalar) (*RootKey, error) {
 	return r, nil
 }
 
-// Commitment is s·G, the public fingerprint of the root: it equals the
-// first Feldman commitment of every custody package that splits this root,
-// so officials can check that a package, or a recombined root, is the one
-// they expect without learning anything about R.
+// Commitment is the root check value, the public fingerprint of the root:
+//
+//	HKDF-Expand(HKDF-Extract(salt = "chancery/seal/v1", R),
+//	            info = deriveInfo("root-check", "", "", 0), 32)
+//
+// the same PRK as the keyring's, under a purpose no key uses. Every custody
+// package of this root carries it, so officials can check that a package,
+// or a recombined root, is the one they expect. It is a hash of the 256-bit
+// R, not a group element like the s·G of version 1, so it tells nothing of
+// R even to a quantum computer (Grover leaves a 2^128 search).
 func (r *RootKey) Commitment() ([32]byte, error) {
 	var out [32]byte
-	if r.wiped {
+	if r == nil || r.wiped {
 		return out, ErrWiped
 	}
-	b, err := suite.NewElement().MulGen(r.s).MarshalBinaryCompress()
+	prk, err := hkdf.Extract(sha256.New, r.key[:], []byte(labelHKDFSalt))
+	defer clear(prk)
 	if err != nil {
-		return out, fmt.Errorf("seal: encode root commitment: %w", err)
+		return out, fmt.Errorf("seal: root check: %w", err)
+	}
+	b, err := hkdf.Expand(sha256.New, prk, deriveInfo(labelRootCheck, "", "", 0), keySize)
+	if err != nil {
+		return out, fmt.Errorf("seal: root check: %w", err)
 	}
 	copy(out[:], b)
 	return out, nil

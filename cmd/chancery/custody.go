@@ -23,9 +23,10 @@ func newCustodyCmd() *cobra.Command {
 		Short: "Split the root key among custodians, check a share, recombine shares",
 		Long: `The guest state's root key is split among the charter's custodians so that
 any threshold of them, and no fewer, can rebuild it (Shamir secret sharing
-with Feldman commitments over Ristretto255). Each share is sealed to its
-custodian's age recipient from the charter; the commitments let a custodian
-check their share alone, without learning anything about the root.
+over Ristretto255's scalar field, with a hash commitment per share). Each
+share is sealed to its custodian's age recipient from the charter; the
+commitments let a custodian check their share alone, without learning
+anything about the root, even with a quantum computer.
 
 A share never leaves memory in clear: "custody verify --export" writes it
 sealed to the recipient given with --to (the activating site's one-time
