@@ -55,9 +55,9 @@ const (
 	// group element is ever published.
 	schemeHashR255 = 0x02
 	saltSize       = 32
-	maxCustodians = 255
-	maxSealedLen  = 64 << 10
-	ageMagic      = "age-encryption.org/v1\n"
+	maxCustodians  = 255
+	maxSealedLen   = 64 << 10
+	ageMagic       = "age-encryption.org/v1\n"
 )
 
 // Custodian is one holder of a share: an id and the age recipient (X25519
