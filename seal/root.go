@@ -14,6 +14,7 @@ import (
 	"github.com/cloudflare/circl/group"
 
 	"github.com/chancery-gov/chancery/internal/fsutil"
+	"github.com/chancery-gov/chancery/internal/keyfile"
 )
 
 // ErrWiped is returned by any operation on a key after Wipe.
@@ -114,29 +115,20 @@ func (r *RootKey) Wipe() {
 // family of internal/keyfile's headers.
 const rootKeyHeader = "chancery-key/v1 seal-root\n"
 
-// maxRootWorkFactor caps the scrypt cost a root key file may demand (2^22),
-// so a hostile file cannot make ReadRootKeyFile spin for minutes.
-const maxRootWorkFactor = 22
-
 // WriteRootKeyFile seals r with an age scrypt passphrase and writes it to
 // path: mode 0600, atomically, never over an existing file. The plaintext
 // is "chancery-key/v1 seal-root\n" ‖ base64(s) ‖ "\n": the scalar, not R,
 // because a later re-split to new custodians needs s. workFactor is
-// scrypt's log2 N; 0 means age's default (18).
+// scrypt's log2 N: 0 (the default, 18) or within the range readers accept
+// (keyfile.CheckWorkFactor); a weak passphrase is refused
+// (keyfile.CheckPassphrase).
 func WriteRootKeyFile(path string, r *RootKey, passphrase []byte, workFactor int) error {
 	if len(passphrase) == 0 {
 		return fmt.Errorf("write root key file %s: empty passphrase: refusing to write the root key unencrypted", path)
 	}
-	rcpt, err := age.NewScryptRecipient(string(passphrase))
+	rcpt, err := keyfile.ScryptRecipient(passphrase, workFactor)
 	if err != nil {
 		return fmt.Errorf("write root key file %s: %w", path, err)
-	}
-	if workFactor != 0 {
-		// age panics outside 1..30; make that an error.
-		if workFactor < 1 || workFactor > 30 {
-			return fmt.Errorf("write root key file %s: work factor %d outside 1..30", path, workFactor)
-		}
-		rcpt.SetWorkFactor(workFactor)
 	}
 	return WriteRootKeyFileTo(path, r, rcpt)
 }
@@ -173,16 +165,13 @@ func WriteRootKeyFileTo(path string, r *RootKey, rcpt age.Recipient) error {
 
 // ReadRootKeyFile opens a root key file written by WriteRootKeyFile. It
 // refuses a file that group or others may access, any scrypt work factor
-// above 2^22, and any plaintext that is not exactly the documented format.
+// above keyfile.MaxWorkFactor (the writers' limit too), and any plaintext
+// that is not exactly the documented format.
 func ReadRootKeyFile(path string, passphrase []byte) (*RootKey, error) {
-	if len(passphrase) == 0 {
-		return nil, fmt.Errorf("read root key file %s: empty passphrase", path)
-	}
-	id, err := age.NewScryptIdentity(string(passphrase))
+	id, err := keyfile.ScryptIdentity(passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("read root key file %s: %w", path, err)
 	}
-	id.SetMaxWorkFactor(maxRootWorkFactor)
 	return ReadRootKeyFileWith(path, id)
 }
 
