@@ -35,6 +35,8 @@ type Keyring struct {
 	regs  map[string]*RegistryKeys
 	gens  map[string]uint32
 	wiped bool
+
+	sealLimit atomic.Uint64 // SetSealLimit; 0 is DefaultSealLimit
 }
 
 // NewKeyring makes the keyring of guest from r. It keeps its own copy of
@@ -214,6 +216,8 @@ type RegistryKeys struct {
 	// hashes the key pads, which at bulk-import rates (four MACs a
 	// record) cost more than the MACs themselves. Cleared by wipe.
 	macs sync.Map // *[keySize]byte → *sync.Pool of hash.Hash
+
+	sealed sync.Map // generation → *genCounts: seals made, for the nonce budget
 }
 
 // genKeys are the keys of one generation: record data and blob chunks.
@@ -319,7 +323,9 @@ func (rk *RegistryKeys) checkAD(ad *RecordAD) error {
 //
 // with the canonical encoding of ad and the generation as additional data.
 // ad must name this keyring's guest and this registry. A random 96-bit
-// nonce is safe for about 2^32 seals per generation; rotate well before.
+// nonce is safe for about 2^32 seals per generation: past the keyring's
+// seal limit (DefaultSealLimit, 2^31) Seal fails with ErrNonceBudget
+// until the registry rotates.
 func (rk *RegistryKeys) Seal(ad RecordAD, plaintext []byte) ([]byte, error) {
 	if err := rk.checkAD(&ad); err != nil {
 		return nil, err
@@ -328,6 +334,9 @@ func (rk *RegistryKeys) Seal(ad RecordAD, plaintext []byte) ([]byte, error) {
 	g, err := rk.generation(gen)
 	if err != nil {
 		return nil, err
+	}
+	if err := rk.counts(gen).data.take(rk.k.sealLimit.Load()); err != nil {
+		return nil, fmt.Errorf("seal: registry %q generation %d has sealed its limit of records: %w", rk.name, gen, err)
 	}
 	out := make([]byte, recordHeaderLen, recordHeaderLen+len(plaintext)+tagSize)
 	out[0] = formatRecordV1
