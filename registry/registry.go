@@ -449,7 +449,7 @@ func (g *reg) prepare(guest, id string, version, epoch uint64, kind Kind, data j
 		return nil, err
 	}
 	defer clear(plain)
-	ad := seal.RecordAD{Guest: guest, Registry: g.def.Name, BlindID: e.BlindID, Version: version, Epoch: epoch}
+	ad := e.AD(guest, epoch)
 	e.Commitment = g.keys.CommitRecord(ad, plain)
 	if e.Sealed, err = g.keys.Seal(ad, plain); err != nil {
 		return nil, fmt.Errorf("%s record %s: seal: %w", g.def.Name, id, err)
@@ -648,8 +648,7 @@ func (r *Registries) open(ctx context.Context, g *reg, id string, v VersionInfo)
 	if re.Registry != g.def.Name || re.Version != v.Version {
 		return nil, fmt.Errorf("%s: holds %s version %d, not the version indexed", what, re.Registry, re.Version)
 	}
-	ad := seal.RecordAD{Guest: r.opts.Charter.Guest.ID, Registry: g.def.Name, BlindID: re.BlindID, Version: re.Version, Epoch: e.Epoch}
-	plain, err := g.keys.Open(ad, re.Sealed)
+	plain, err := g.keys.Open(re.AD(r.opts.Charter.Guest.ID, e.Epoch), re.Sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -666,6 +665,9 @@ func (r *Registries) open(ctx context.Context, g *reg, id string, v VersionInfo)
 		var ref store.Ref
 		if err := ref.UnmarshalBinary(re.Attachments[i].Ref); err != nil {
 			return nil, fmt.Errorf("%s attachment %s: %w", what, a.Name, err)
+		}
+		if ref.Size != a.Size {
+			return nil, fmt.Errorf("%s attachment %s: sealed size %d, its chunks hold %d", what, a.Name, a.Size, ref.Size)
 		}
 		rec.Attachments = append(rec.Attachments, Attachment{Name: a.Name, Size: a.Size, Ref: ref})
 	}

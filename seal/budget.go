@@ -46,7 +46,7 @@ func (k *Keyring) SetSealLimit(n uint64) { k.sealLimit.Store(n) }
 // generation sealed before, not just since start. Anything that is not a
 // sealed record is ignored.
 func (rk *RegistryKeys) CountSealed(sealed []byte) {
-	if len(sealed) < recordHeaderLen || sealed[0] != formatRecordV1 {
+	if len(sealed) < recordHeaderLen || sealed[0] != formatRecord {
 		return
 	}
 	gen := binary.BigEndian.Uint32(sealed[1:5])

@@ -33,7 +33,8 @@ const (
 	keySize          = 32
 	nonceSize        = 12
 	tagSize          = 16
-	formatRecordV1   = 0x01
+	formatRecordV1   = 0x01 // refused: its AD bound no kind, index values or attachments
+	formatRecord     = 0x02
 	formatBlobV1     = 0x01
 	formatSiteV1     = 0x01
 	formatWrapV1     = 0x01

@@ -25,6 +25,11 @@ var ErrAuth = errors.New("seal: message authentication failed")
 // its key event is in the ledger and has been applied with SetGeneration.
 var ErrUnknownGeneration = errors.New("seal: key generation not yet in effect")
 
+// ErrOldRecordFormat means a record sealed in format 1, whose additional
+// data did not bind the record kind, index values and attachments. It is
+// refused rather than read, so that nothing unbound passes for bound.
+var ErrOldRecordFormat = errors.New("seal: record sealed in format 1 (kind, index values and attachments not bound), which this Chancery no longer opens (see docs/seal.md § Sealed record)")
+
 // Keyring derives and caches the keys of one guest state from its root key.
 // It is safe for concurrent use.
 type Keyring struct {
@@ -178,21 +183,27 @@ type RecordAD struct {
 	BlindID         [32]byte
 	Version         uint64
 	Epoch           uint64
+	// Bound is a digest, made by the caller, of what else the ledger
+	// entry says in clear about this version (for a registry: the record
+	// kind, the blinded index values and the attachment references), so
+	// that none of it can be swapped under an intact sealed body.
+	Bound [32]byte
 }
 
 // appendRecordAD is the canonical encoding of ad for generation gen:
 //
-//	"chancery/seal/v1 record" 0x00 ‖ 0x01 ‖ gen u32 ‖ lp(guest) ‖ lp(registry)
-//	‖ blind id (32) ‖ version u64 ‖ epoch u64
+//	"chancery/seal/v1 record" 0x00 ‖ 0x02 ‖ gen u32 ‖ lp(guest) ‖ lp(registry)
+//	‖ blind id (32) ‖ version u64 ‖ epoch u64 ‖ bound (32)
 func appendRecordAD(dst []byte, ad *RecordAD, gen uint32) []byte {
 	dst = append(dst, adRecord...)
-	dst = append(dst, 0, formatRecordV1)
+	dst = append(dst, 0, formatRecord)
 	dst = binary.BigEndian.AppendUint32(dst, gen)
 	dst = appendLP(dst, ad.Guest)
 	dst = appendLP(dst, ad.Registry)
 	dst = append(dst, ad.BlindID[:]...)
 	dst = binary.BigEndian.AppendUint64(dst, ad.Version)
-	return binary.BigEndian.AppendUint64(dst, ad.Epoch)
+	dst = binary.BigEndian.AppendUint64(dst, ad.Epoch)
+	return append(dst, ad.Bound[:]...)
 }
 
 // RegistryKeys are the keys of one registry of one guest. Safe for
@@ -319,7 +330,7 @@ func (rk *RegistryKeys) checkAD(ad *RecordAD) error {
 
 // Seal encrypts one record version with the registry's current data key:
 //
-//	0x01 ‖ generation u32 ‖ nonce (12, random) ‖ AES-256-GCM ciphertext ‖ tag (16)
+//	0x02 ‖ generation u32 ‖ nonce (12, random) ‖ AES-256-GCM ciphertext ‖ tag (16)
 //
 // with the canonical encoding of ad and the generation as additional data.
 // ad must name this keyring's guest and this registry. A random 96-bit
@@ -339,7 +350,7 @@ func (rk *RegistryKeys) Seal(ad RecordAD, plaintext []byte) ([]byte, error) {
 		return nil, fmt.Errorf("seal: registry %q generation %d has sealed its limit of records: %w", rk.name, gen, err)
 	}
 	out := make([]byte, recordHeaderLen, recordHeaderLen+len(plaintext)+tagSize)
-	out[0] = formatRecordV1
+	out[0] = formatRecord
 	binary.BigEndian.PutUint32(out[1:5], gen)
 	nonce := out[5:recordHeaderLen]
 	if _, err := rand.Read(nonce); err != nil {
@@ -361,7 +372,10 @@ func (rk *RegistryKeys) Open(ad RecordAD, sealed []byte) ([]byte, error) {
 	what := func() string {
 		return fmt.Sprintf("record %x version %d in registry %q of %s", ad.BlindID[:6], ad.Version, rk.name, rk.guest)
 	}
-	return rk.openFramed(sealed, formatRecordV1, "record", what,
+	if len(sealed) > 0 && sealed[0] == formatRecordV1 {
+		return nil, fmt.Errorf("seal: open %s: %w", what(), ErrOldRecordFormat)
+	}
+	return rk.openFramed(sealed, formatRecord, "record", what,
 		func(g *genKeys) cipher.AEAD { return g.data },
 		func(dst []byte, gen uint32) []byte { return appendRecordAD(dst, &ad, gen) })
 }

@@ -686,7 +686,7 @@ func (t *tenant) checkEntry(ctx context.Context, regs *registry.Registries, keys
 		return time.Time{}, fmt.Errorf("holds a record of registry %s", re.Registry)
 	}
 	rk := keys.Registry(re.Registry)
-	ad := seal.RecordAD{Guest: t.id, Registry: re.Registry, BlindID: re.BlindID, Version: re.Version, Epoch: e.Epoch}
+	ad := re.AD(t.id, e.Epoch)
 	plain, err := rk.Open(ad, re.Sealed)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("does not unseal: %w", err)
