@@ -115,6 +115,10 @@ type Registries struct {
 	// after the next checkpoint. They need no proof: this process wrote them.
 	recentMu sync.Mutex
 	recent   map[uint64][]byte
+
+	// chunking is the chunking this Registries derived from the keys (nil
+	// if the caller passed its own): key material, wiped by Close.
+	chunking *store.Chunking
 }
 
 // reg is the in-memory index of one registry.
@@ -237,6 +241,7 @@ func (r *Registries) openBlobs(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("registry: blob chunking: %w", err)
 		}
+		r.chunking = so.Chunking
 	}
 	for name, g := range r.regs {
 		st, err := store.Open(ctx, store.Prefixed(r.opts.Blobs, BlobPrefix(name)), so)
@@ -273,6 +278,7 @@ func (r *Registries) Close() error {
 		}
 		g.blobs = nil
 	}
+	r.chunking.Wipe()
 	return errors.Join(errs...)
 }
 

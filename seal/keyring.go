@@ -10,9 +10,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"sync"
 	"sync/atomic"
+
+	"github.com/chancery-gov/chancery/internal/harden"
 )
 
 // ErrAuth means a sealed value did not authenticate: wrong key, wrong
@@ -35,11 +36,12 @@ var ErrOldRecordFormat = errors.New("seal: record sealed in format 1 (kind, inde
 type Keyring struct {
 	guest string
 
-	mu    sync.Mutex
-	prk   []byte // HKDF-Extract(salt, R): R itself is not kept
-	regs  map[string]*RegistryKeys
-	gens  map[string]uint32
-	wiped bool
+	mu     sync.Mutex
+	prk    []byte         // HKDF-Extract(salt, R), in prkMem: R itself is not kept
+	prkMem *harden.Secret // locked, left out of core dumps where the platform allows
+	regs   map[string]*RegistryKeys
+	gens   map[string]uint32
+	wiped  bool
 
 	sealLimit atomic.Uint64 // SetSealLimit; 0 is DefaultSealLimit
 }
@@ -54,11 +56,14 @@ func NewKeyring(guest string, r *RootKey) *Keyring {
 		return k
 	}
 	prk, err := hkdf.Extract(sha256.New, r.key[:], []byte(labelHKDFSalt))
+	defer clear(prk)
 	if err != nil {
 		k.wiped = true
 		return k
 	}
-	k.prk = prk
+	k.prkMem = harden.NewSecret(len(prk))
+	k.prk = k.prkMem.Bytes()
+	copy(k.prk, prk)
 	return k
 }
 
@@ -118,6 +123,17 @@ func (k *Keyring) Registry(name string) *RegistryKeys {
 			rk.err = err
 		}
 	}
+	if rk.err == nil {
+		rk.macs = map[*[keySize]byte]*macKey{}
+		for _, key := range []*[keySize]byte{&rk.idKey, &rk.indexKey, &rk.commitKey, &rk.recordCommitKey, &rk.blobIDKey} {
+			m, err := newMACKey(key)
+			if err != nil {
+				rk.err = err
+				break
+			}
+			rk.macs[key] = m
+		}
+	}
 	if rk.err != nil {
 		rk.wipe()
 	}
@@ -169,6 +185,7 @@ func (k *Keyring) Wipe() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	clear(k.prk)
+	k.prkMem.Wipe()
 	k.prk = nil
 	k.wiped = true
 	for _, rk := range k.regs {
@@ -223,10 +240,11 @@ type RegistryKeys struct {
 	blobIDKey       [keySize]byte
 	gens            map[uint32]*genKeys
 
-	// macs pools keyed HMAC states per MAC key: hmac.New allocates and
-	// hashes the key pads, which at bulk-import rates (four MACs a
-	// record) cost more than the MACs themselves. Cleared by wipe.
-	macs sync.Map // *[keySize]byte → *sync.Pool of hash.Hash
+	// macs holds each MAC key's precomputed HMAC pad states: hmac.New
+	// allocates and hashes the key pads, which at bulk-import rates (four
+	// MACs a record) cost more than the MACs themselves. Set once in
+	// Keyring.Registry; wipe zeroes every state.
+	macs map[*[keySize]byte]*macKey
 
 	sealed sync.Map // generation → *genCounts: seals made, for the nonce budget
 }
@@ -261,7 +279,9 @@ func (rk *RegistryKeys) wipe() {
 		g.wipe()
 		delete(rk.gens, gen)
 	}
-	rk.macs.Clear()
+	for _, m := range rk.macs {
+		m.wipe()
+	}
 	if rk.err == nil {
 		rk.err = ErrWiped
 	}
@@ -415,18 +435,12 @@ func (rk *RegistryKeys) mac(key *[keySize]byte, parts ...[]byte) [32]byte {
 		rk.mu.RUnlock()
 		return out
 	}
-	pool, ok := rk.macs.Load(key)
-	if !ok {
-		pool, _ = rk.macs.LoadOrStore(key, &sync.Pool{New: func() any { return hmac.New(sha256.New, key[:]) }})
+	// The read lock is held throughout, so wipe cannot zero the pad
+	// states under a MAC in progress.
+	defer rk.mu.RUnlock()
+	if m := rk.macs[key]; m != nil {
+		m.sum(&out, parts...)
 	}
-	h := pool.(*sync.Pool).Get().(hash.Hash)
-	rk.mu.RUnlock()
-	h.Reset()
-	for _, p := range parts {
-		h.Write(p)
-	}
-	h.Sum(out[:0])
-	pool.(*sync.Pool).Put(h)
 	return out
 }
 

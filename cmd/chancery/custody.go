@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/internal/harden"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/seal"
 )
@@ -32,6 +33,13 @@ anything about the root, even with a quantum computer.
 A share never leaves memory in clear: "custody verify --export" writes it
 sealed to the recipient given with --to (the activating site's one-time
 unseal key), and "custody combine" opens such files. See docs/seal.md.`,
+	}
+	// Every custody command holds a root, a share or a custodian's key:
+	// no core dump, no ptrace by the same user, before any is read.
+	cmd.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		if r := harden.Process(); len(r.Errs) > 0 {
+			fmt.Fprintln(cmd.ErrOrStderr(), "chancery custody:", r)
+		}
 	}
 	cmd.AddCommand(newCustodyNewRootCmd(), newCustodySplitCmd(), newCustodyVerifyCmd(), newCustodyCombineCmd(), newCustodyResealCmd())
 	return cmd
