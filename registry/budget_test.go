@@ -29,7 +29,7 @@ func TestNonceBudgetSurvivesRestart(t *testing.T) {
 // keys is key material, zeroed by Close.
 func TestCloseWipesChunking(t *testing.T) {
 	fx := newFixture(t)
-	c := fx.reg.chunking
+	c := fx.reg.regs["land"].chunking
 	if c == nil {
 		t.Fatal("no chunking derived")
 	}

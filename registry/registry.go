@@ -115,10 +115,6 @@ type Registries struct {
 	// after the next checkpoint. They need no proof: this process wrote them.
 	recentMu sync.Mutex
 	recent   map[uint64][]byte
-
-	// chunking is the chunking this Registries derived from the keys (nil
-	// if the caller passed its own): key material, wiped by Close.
-	chunking *store.Chunking
 }
 
 // reg is the in-memory index of one registry.
@@ -126,8 +122,11 @@ type reg struct {
 	def   charter.Registry
 	keys  *seal.RegistryKeys
 	blobs *store.Store // nil when the site has no blob backend
-	num   uint16       // the registry's number, in the order of the charter
-	mu    sync.RWMutex
+	// chunking is the registry's chunking derived from its keys (nil if
+	// the caller passed one in BlobOptions): key material, wiped by Close.
+	chunking *store.Chunking
+	num      uint16 // the registry's number, in the order of the charter
+	mu       sync.RWMutex
 	// shards hold the index, cut by blind id (index.go).
 	shards [shardCount]shard
 }
@@ -230,20 +229,21 @@ func (r *Registries) openBlobs(ctx context.Context) error {
 	if r.opts.Blobs == nil {
 		return nil
 	}
-	so := r.opts.BlobOptions
-	if so.Chunking == nil {
-		seed, err := r.opts.Keys.ChunkerSeed()
-		if err != nil {
-			return fmt.Errorf("registry: blob chunking: %w", err)
-		}
-		so.Chunking, err = store.ChunkingFromSeed(seed)
-		clear(seed)
-		if err != nil {
-			return fmt.Errorf("registry: blob chunking: %w", err)
-		}
-		r.chunking = so.Chunking
-	}
 	for name, g := range r.regs {
+		so := r.opts.BlobOptions
+		if so.Chunking == nil {
+			// Each registry its own chunking (seal.RegistryKeys.ChunkerSeed).
+			seed, err := g.keys.ChunkerSeed()
+			if err != nil {
+				return fmt.Errorf("registry %s: blob chunking: %w", name, err)
+			}
+			so.Chunking, err = store.ChunkingFromSeed(seed)
+			clear(seed)
+			if err != nil {
+				return fmt.Errorf("registry %s: blob chunking: %w", name, err)
+			}
+			g.chunking = so.Chunking
+		}
 		st, err := store.Open(ctx, store.Prefixed(r.opts.Blobs, BlobPrefix(name)), so)
 		if err != nil {
 			return fmt.Errorf("registry %s: blob store: %w", name, err)
@@ -277,8 +277,8 @@ func (r *Registries) Close() error {
 			errs = append(errs, fmt.Errorf("registry %s: close blob store: %w", name, err))
 		}
 		g.blobs = nil
+		g.chunking.Wipe()
 	}
-	r.chunking.Wipe()
 	return errors.Join(errs...)
 }
 
