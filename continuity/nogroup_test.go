@@ -5,9 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
-	"unsafe"
 
 	"github.com/cloudflare/circl/group"
 
@@ -25,14 +23,7 @@ func TestStateHoldsNoRootPoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Wipe()
-	f := reflect.ValueOf(root).Elem().FieldByName("s")
-	if !f.IsValid() {
-		t.Fatal("seal.RootKey has no field s: update the test")
-	}
-	s, ok := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(group.Scalar)
-	if !ok || s == nil {
-		t.Fatal("seal.RootKey.s is not a scalar")
-	}
+	s := scalarField(t, root, "s")
 	sG, err := group.Ristretto255.NewElement().MulGen(s).MarshalBinaryCompress()
 	if err != nil {
 		t.Fatal(err)
