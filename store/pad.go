@@ -39,23 +39,25 @@ func padme(n int) int {
 	return (n + mask) &^ mask
 }
 
-// padPayload turns an unpadded payload (flag 0 or 1 ‖ body), built in
-// place at the start of buf, into its padded form, reusing buf's room.
-func padPayload(buf []byte) []byte {
-	flag, body := buf[0], len(buf)-1
-	total := padme(paddedHeaderLen + body)
-	out := buf
-	if cap(out) < total {
-		out = make([]byte, total)
-		copy(out[paddedHeaderLen:], buf[1:])
-	} else {
-		out = out[:total]
-		copy(out[paddedHeaderLen:paddedHeaderLen+body], buf[1:1+body])
+// appendPaddedHeader starts a padded payload of flag (chunkFlagRaw or
+// chunkFlagZstd) in dst: the body is appended after it, then finishPadded
+// completes it, so the body is never moved.
+func appendPaddedHeader(dst []byte, flag byte) []byte {
+	return append(dst, flag+chunkFlagRawPadded, 0, 0, 0, 0)
+}
+
+// finishPadded writes the body length into a payload begun with
+// appendPaddedHeader and appends zeros up to its Padmé length.
+func finishPadded(p []byte) []byte {
+	body := len(p) - paddedHeaderLen
+	binary.BigEndian.PutUint32(p[1:paddedHeaderLen], uint32(body))
+	total := padme(len(p))
+	if cap(p) >= total {
+		p = p[:total]
+		clear(p[paddedHeaderLen+body:])
+		return p
 	}
-	clear(out[paddedHeaderLen+body:])
-	out[0] = flag + chunkFlagRawPadded
-	binary.BigEndian.PutUint32(out[1:paddedHeaderLen], uint32(body))
-	return out
+	return append(p, make([]byte, total-len(p))...)
 }
 
 // unpadPayload returns the flag (0 or 1) and body of a payload, padded or

@@ -27,13 +27,19 @@ func TestPadme(t *testing.T) {
 // and 1) still open as what their flag says.
 func TestPaddedPayload(t *testing.T) {
 	body := bytes.Repeat([]byte{0xab}, 1000)
-	p := padPayload(append([]byte{chunkFlagZstd}, body...))
+	p := finishPadded(append(appendPaddedHeader(nil, chunkFlagZstd), body...))
 	if len(p) != padme(paddedHeaderLen+len(body)) || p[0] != chunkFlagZstdPadded {
 		t.Fatalf("padded to %d bytes with flag %d", len(p), p[0])
 	}
 	flag, got, err := unpadPayload(p)
 	if err != nil || flag != chunkFlagZstd || !bytes.Equal(got, body) {
 		t.Fatalf("unpad: flag %d, %d bytes, %v", flag, len(got), err)
+	}
+	// A reused buffer with stale bytes past the body pads with zeros too.
+	stale := bytes.Repeat([]byte{0xff}, 4096)
+	q := finishPadded(append(appendPaddedHeader(stale[:0], chunkFlagZstd), body...))
+	if !bytes.Equal(q, p) {
+		t.Fatal("padding in a reused buffer differs")
 	}
 	bad := bytes.Clone(p)
 	bad[len(bad)-1] = 1

@@ -431,17 +431,18 @@ func (s *Store) storeChunk(ctx context.Context, sl Sealer, data []byte) (ID, err
 	defer func() { s.encs <- enc }()
 	// The flag byte sits inside the sealed payload, so the host does not
 	// learn which chunks compressed.
+	// The payload is padded (pad.go): header, body, zeros.
 	var scratch []byte
 	if incompressible(enc, data) {
-		scratch = append(append(enc.scratch[:0], chunkFlagRaw), data...)
+		scratch = append(appendPaddedHeader(enc.scratch[:0], chunkFlagRaw), data...)
 	} else {
-		scratch = append(enc.scratch[:0], chunkFlagZstd)
+		scratch = appendPaddedHeader(enc.scratch[:0], chunkFlagZstd)
 		scratch = enc.z.EncodeAll(data, scratch)
-		if len(scratch)-1 >= len(data) {
-			scratch = append(append(scratch[:0], chunkFlagRaw), data...)
+		if len(scratch)-paddedHeaderLen >= len(data) {
+			scratch = append(appendPaddedHeader(scratch[:0], chunkFlagRaw), data...)
 		}
 	}
-	scratch = padPayload(scratch)
+	scratch = finishPadded(scratch)
 	enc.scratch = scratch
 	sealed, err := sl.Seal(id, scratch)
 	if err != nil {
