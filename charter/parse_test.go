@@ -103,7 +103,7 @@ func TestParseErrors(t *testing.T) {
 		{"official without roles", "roles: [notary]", "roles: []", []string{"officials[3].roles: must not be empty"}},
 		{"official duplicate role", "roles: [notary]", "roles: [notary, notary]", []string{"officials[3].roles[1]", "duplicate"}},
 		{"official shares key", "key: " + c.Officials[3].Key, "key: " + c.Officials[2].Key, []string{"officials[3].key", "same key as official registrar"}},
-		{"official uses host key", "key: " + c.Officials[3].Key, "key: " + hostNorthKey, []string{"officials[3].key", "same key as host host-north"}},
+		{"official uses host key", "key: " + c.Officials[3].Key, "key: " + hostNorthKey, []string{"officials[3].key", "the key of official notary is also the key of host host-north (hosts[0].key)"}},
 		{"custodian threshold zero", "threshold: 2\n  members", "threshold: 0\n  members", []string{"custodians.threshold", "between 1 and the 3"}},
 		{"custodian threshold too high", "threshold: 2\n  members", "threshold: 4\n  members", []string{"custodians.threshold"}},
 		{"duplicate custodian", "id: cust-3", "id: cust-1", []string{"custodians.members[2].id", "duplicate custodian id"}},

@@ -20,6 +20,31 @@ import (
 // version n gives it, so that an amendment cannot replace a host's key and
 // sign in its name; a host new in version n+1 signs with its key there.
 
+// signaturePrefix opens every message a charter signature signs. Without
+// it a charter signature would be an Ed25519 signature over bare JSON, which
+// any other protocol that signs JSON with the same key could be made to
+// produce; with it the bytes can only ever mean "this charter, as this
+// kind of signer". The version in it is the signature format's: charters
+// signed before it existed fail with a message saying so.
+const signaturePrefix = "chancery/charter/v1 signature"
+
+// SignedMessage is the exact byte string a charter signature by a signer of
+// kind signs:
+//
+//	"chancery/charter/v1 signature" 0x00 ‖ kind ‖ 0x00 ‖ c.CanonicalBytes()
+//
+// Binding the kind keeps an official's signature from counting as a host's
+// and back, even where one key were (wrongly) listed for both.
+func SignedMessage(c *Charter, kind string) []byte {
+	canon := c.CanonicalBytes()
+	b := make([]byte, 0, len(signaturePrefix)+len(kind)+2+len(canon))
+	b = append(b, signaturePrefix...)
+	b = append(b, 0)
+	b = append(b, kind...)
+	b = append(b, 0)
+	return append(b, canon...)
+}
+
 // Sign signs c as the given signer and adds the signature to c, replacing
 // an earlier one by the same signer. prev is the version c amends (nil for
 // version 1); it decides which key is expected. Sign refuses an invalid
@@ -42,7 +67,7 @@ func Sign(c, prev *Charter, kind, signerID string, key ed25519.PrivateKey) error
 	if !want.Equal(key.Public()) {
 		return fmt.Errorf("sign charter as %s %s: the private key does not match the public key the charter gives %s", kind, signerID, signerID)
 	}
-	sig := Signature{Signer: signerID, Kind: kind, Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(key, c.CanonicalBytes()))}
+	sig := Signature{Signer: signerID, Kind: kind, Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(key, SignedMessage(c, kind)))}
 	for i, s := range c.Signatures {
 		if s.Kind == kind && s.Signer == signerID {
 			c.Signatures[i] = sig
@@ -74,7 +99,7 @@ func VerifySignatures(c, prev *Charter) error {
 	if prev != nil {
 		authority = prev
 	}
-	msg := c.CanonicalBytes()
+	canon := c.CanonicalBytes()
 	var errs []error
 	type signer struct{ kind, id string }
 	seen := map[signer]int{}
@@ -93,7 +118,11 @@ func VerifySignatures(c, prev *Charter) error {
 			continue
 		}
 		sig, err := decodeCanonicalBase64(s.Sig, ed25519.SignatureSize)
-		if err != nil || !ed25519.Verify(pub, msg, sig) {
+		if err != nil || !ed25519.Verify(pub, SignedMessage(c, s.Kind), sig) {
+			if err == nil && ed25519.Verify(pub, canon, sig) {
+				errs = append(errs, fmt.Errorf("%s: signature by %s %s is over the bare charter JSON, a format no longer accepted: sign again with this version of chancery (charter sign)", path, s.Kind, s.Signer))
+				continue
+			}
 			errs = append(errs, fmt.Errorf("%s: bad signature by %s %s", path, s.Kind, s.Signer))
 			continue
 		}

@@ -41,7 +41,7 @@ func TestVerifySignaturesV1(t *testing.T) {
 		{"official without amend role", func(c *Charter) {
 			_, priv := genKey(t)
 			c.Signatures = append(c.Signatures, Signature{Signer: "notary", Kind: KindOfficial,
-				Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(priv, c.CanonicalBytes()))})
+				Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(priv, SignedMessage(c, KindOfficial)))})
 		}, []string{"signatures[5]: official notary: holds no role in the amend rule"}},
 		{"duplicate signer", func(c *Charter) {
 			c.Signatures = append(c.Signatures, c.Signatures[0])
@@ -126,7 +126,7 @@ func TestAmendmentChain(t *testing.T) {
 			f.sign(t, v2, v1, KindOfficial, "cio", "registrar")
 			f.sign(t, v2, v1, KindHost, "host-north", "host-west")
 			v2.Signatures = append(v2.Signatures, Signature{Signer: "usurper", Kind: KindOfficial,
-				Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(newPriv, v2.CanonicalBytes()))})
+				Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(newPriv, SignedMessage(v2, KindOfficial)))})
 			return []*Charter{v1, v2}
 		}, []string{"official usurper: not an official of version 1", "need at least 1 minister"}},
 		{"host key rotation is signed with the old key", func(t *testing.T) []*Charter {
@@ -140,7 +140,7 @@ func TestAmendmentChain(t *testing.T) {
 			f.sign(t, v2, v1, KindOfficial, "min-interior", "cio", "registrar")
 			f.sign(t, v2, v1, KindHost, "host-west")
 			v2.Signatures = append(v2.Signatures, Signature{Signer: "host-north", Kind: KindHost,
-				Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(newPriv, v2.CanonicalBytes()))})
+				Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(newPriv, SignedMessage(v2, KindHost)))})
 			return []*Charter{v1, v2}
 		}, []string{"bad signature by host host-north"}},
 		{"wrong previous hash", func(t *testing.T) []*Charter {
@@ -250,5 +250,77 @@ func TestSummary(t *testing.T) {
 		if !strings.Contains(s, w) {
 			t.Errorf("summary lacks %q:\n%s", w, s)
 		}
+	}
+}
+
+// TestSignaturesAreDomainSeparated: a charter signature signs the prefixed
+// message of its kind, not the bare JSON, so a signature over the bare
+// JSON (what any JSON-signing protocol with the same key would produce),
+// or one made as the other kind, does not verify; old charters signed over
+// bare JSON are refused with a message that says so.
+func TestSignaturesAreDomainSeparated(t *testing.T) {
+	f := newFixture(t)
+	c := f.signed(t)
+	msg := SignedMessage(c, KindOfficial)
+	if !strings.HasPrefix(string(msg), "chancery/charter/v1 signature\x00official\x00"+string(c.CanonicalBytes())) {
+		t.Fatalf("signed message starts %q", msg[:40])
+	}
+	for name, m := range map[string][]byte{
+		"bare JSON":    c.CanonicalBytes(),
+		"as host kind": SignedMessage(c, KindHost),
+	} {
+		d := f.signed(t)
+		d.Signatures[0].Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(f.officials["min-interior"], m))
+		err := VerifySignatures(d, nil)
+		if err == nil {
+			t.Fatalf("%s: verified", name)
+		}
+		if name == "bare JSON" && !strings.Contains(err.Error(), "over the bare charter JSON, a format no longer accepted") {
+			t.Errorf("bare JSON: unclear error %v", err)
+		}
+	}
+}
+
+func TestBareSignaturesRefused(t *testing.T) {
+	c, err := ReadFile("testdata/example-v1-bare-signatures.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = VerifySignatures(c, nil)
+	if err == nil || !strings.Contains(err.Error(), "signatures[0]: signature by official min-interior is over the bare charter JSON") {
+		t.Fatalf("old-format charter: %v", err)
+	}
+}
+
+// TestKeyReusedAcrossRolesRefused: one Ed25519 key as a site's checkpoint
+// key and an official's, a host's, or another site's TLS key is refused,
+// naming both uses.
+func TestKeyReusedAcrossRolesRefused(t *testing.T) {
+	f := newFixture(t)
+	base := f.charter(t)
+	ck := base64.StdEncoding.EncodeToString(checkpointRaw(base.Sites[0].CheckpointKey))
+	tests := map[string]struct {
+		mutate func(c *Charter)
+		want   string
+	}{
+		"checkpoint as official": {func(c *Charter) { c.Officials[3].Key = ck },
+			"sites[0].checkpoint_key: the checkpoint key of site " + base.Sites[0].ID + " is also the key of official notary (officials[3].key)"},
+		"checkpoint as host": {func(c *Charter) { c.Hosts[1].Key = ck },
+			"sites[0].checkpoint_key: the checkpoint key of site " + base.Sites[0].ID + " is also the key of host host-west (hosts[1].key)"},
+		"host as official": {func(c *Charter) { c.Officials[0].Key = c.Hosts[0].Key },
+			"officials[0].key: the key of official min-interior is also the key of host host-north (hosts[0].key)"},
+		"official as TLS": {func(c *Charter) { c.Sites[1].TLSKey = c.Officials[1].Key },
+			"sites[1].tls_key: the TLS key of site " + base.Sites[1].ID + " is also the key of official cio (officials[1].key)"},
+	}
+	for name, tt := range tests {
+		c := f.charter(t)
+		tt.mutate(c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v\nwant %q", name, err, tt.want)
+		}
+	}
+	if err := base.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

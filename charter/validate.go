@@ -55,9 +55,10 @@ func (c *Charter) Validate() error {
 		p.add("previous", "must be the 64-digit lowercase hex SHA-256 of version %d, got %q", c.Version-1, c.Previous)
 	}
 	c.validateGuest(&p)
-	hostKeys := c.validateHosts(&p)
+	c.validateHosts(&p)
 	c.validateSites(&p)
-	c.validateOfficials(&p, hostKeys)
+	c.validateOfficials(&p)
+	c.validateKeyRoles(&p)
 	c.validateCustodians(&p)
 	c.validateRegistries(&p)
 	c.validateQuorum(&p)
@@ -74,9 +75,7 @@ func (c *Charter) validateGuest(p *problems) {
 	}
 }
 
-// validateHosts returns the host keys by key string, so officials can be
-// checked against them.
-func (c *Charter) validateHosts(p *problems) map[string]string {
+func (c *Charter) validateHosts(p *problems) {
 	ids := map[string]int{}
 	keys := map[string]string{}
 	for i, h := range c.Hosts {
@@ -92,7 +91,6 @@ func (c *Charter) validateHosts(p *problems) map[string]string {
 			keys[h.Key] = "host " + h.ID
 		}
 	}
-	return keys
 }
 
 func (c *Charter) validateSites(p *problems) {
@@ -151,6 +149,60 @@ func (c *Charter) validateSites(p *problems) {
 	}
 }
 
+// validateKeyRoles refuses one Ed25519 key in two roles: a site's
+// checkpoint key, its TLS key, an official's key, a host's key. Each role
+// signs its own kind of message (signed notes, TLS handshakes, requests and
+// charters, charters as host); a key in two roles lets a signature made in
+// one be offered in the other, and lets one party stand for two. Repeats
+// within one role are reported by the role's own check; this one names
+// both uses of a key shared across roles.
+func (c *Charter) validateKeyRoles(p *problems) {
+	type use struct{ role, path, what string }
+	first := map[string]use{}
+	note := func(raw []byte, u use) {
+		if raw == nil {
+			return
+		}
+		prev, seen := first[string(raw)]
+		if !seen {
+			first[string(raw)] = u
+			return
+		}
+		if prev.role != u.role {
+			p.add(u.path, "the %s is also the %s (%s): one key may serve one role only", u.what, prev.what, prev.path)
+		}
+	}
+	raw := func(s string) []byte {
+		k, err := decodeKey(s)
+		if err != nil {
+			return nil
+		}
+		return k
+	}
+	for i, h := range c.Hosts {
+		note(raw(h.Key), use{"host", fmt.Sprintf("hosts[%d].key", i), "key of host " + h.ID})
+	}
+	for i, o := range c.Officials {
+		note(raw(o.Key), use{"official", fmt.Sprintf("officials[%d].key", i), "key of official " + o.ID})
+	}
+	for i, s := range c.Sites {
+		note(checkpointRaw(s.CheckpointKey), use{"checkpoint", fmt.Sprintf("sites[%d].checkpoint_key", i), "checkpoint key of site " + s.ID})
+		note(raw(s.TLSKey), use{"tls", fmt.Sprintf("sites[%d].tls_key", i), "TLS key of site " + s.ID})
+	}
+}
+
+// checkpointRaw is the raw Ed25519 public key inside a signed-note verifier
+// key, or nil if it is not one.
+func checkpointRaw(vkey string) []byte {
+	_, rest, _ := strings.Cut(vkey, "+")
+	_, b64, _ := strings.Cut(rest, "+")
+	raw, err := decodeCanonicalBase64(b64, 1+32)
+	if err != nil || raw[0] != 0x01 {
+		return nil
+	}
+	return raw[1:]
+}
+
 // checkCheckpointKey accepts a C2SP Ed25519 verifier key named origin, in
 // the exact form note.NewEd25519VerifierKey writes, so the string itself is
 // canonical.
@@ -163,20 +215,18 @@ func checkCheckpointKey(vkey, origin string) error {
 		return fmt.Errorf("key name %q must equal guest.origin %q", v.Name(), origin)
 	}
 	// NewVerifier only knows Ed25519 today, but say it rather than rely on it.
-	_, rest, _ := strings.Cut(vkey, "+")
-	_, b64, _ := strings.Cut(rest, "+")
-	raw, err := decodeCanonicalBase64(b64, 1+32)
-	if err != nil || raw[0] != 0x01 {
+	raw := checkpointRaw(vkey)
+	if raw == nil {
 		return errors.New("must be an Ed25519 key (type 0x01, 32 bytes) in canonical base64")
 	}
-	want, err := note.NewEd25519VerifierKey(origin, raw[1:])
+	want, err := note.NewEd25519VerifierKey(origin, raw)
 	if err != nil || want != vkey {
 		return fmt.Errorf("not in canonical form, want %q", want)
 	}
 	return nil
 }
 
-func (c *Charter) validateOfficials(p *problems, hostKeys map[string]string) {
+func (c *Charter) validateOfficials(p *problems) {
 	ids := map[string]int{}
 	keys := map[string]string{}
 	for i, o := range c.Officials {
@@ -193,8 +243,6 @@ func (c *Charter) validateOfficials(p *problems, hostKeys map[string]string) {
 		// towards a quorum.
 		if other, dup := keys[o.Key]; dup {
 			p.add(path+".key", "official %s uses the same key as %s: each official needs their own key", o.ID, other)
-		} else if other, dup := hostKeys[o.Key]; dup {
-			p.add(path+".key", "official %s uses the same key as %s: each party needs its own key", o.ID, other)
 		} else {
 			keys[o.Key] = "official " + o.ID
 		}

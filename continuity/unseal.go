@@ -156,7 +156,7 @@ func (s *UnsealSession) usable() error {
 
 // Submit opens a share sealed to the session's recipient, verifies it
 // against the custody package (guest, package, custodian and index, the
-// Feldman commitment) and keeps it. A share that is refused is wiped and
+// share's hash commitment) and keeps it. A share that is refused is wiped and
 // the session is unchanged. It returns how many shares the session holds
 // and how many it needs.
 func (s *UnsealSession) Submit(sealed []byte) (have, need int, err error) {

@@ -64,15 +64,18 @@ func (c custody) reseal(t *testing.T, pkg *seal.CustodyPackage, id, recipient st
 
 // scalarOf reaches the scalar inside a share (unexported in seal), so the
 // test can look at the very value the session wipes rather than a copy.
-func scalarOf(t *testing.T, s *seal.Share) group.Scalar {
+func scalarOf(t *testing.T, s *seal.Share) group.Scalar { return scalarField(t, s, "value") }
+
+// scalarField reaches the unexported scalar field of *p.
+func scalarField(t *testing.T, p any, field string) group.Scalar {
 	t.Helper()
-	f := reflect.ValueOf(s).Elem().FieldByName("value")
+	f := reflect.ValueOf(p).Elem().FieldByName(field)
 	if !f.IsValid() {
-		t.Fatal("seal.Share has no field value: update the test")
+		t.Fatalf("%T has no field %s: update the test", p, field)
 	}
 	v, ok := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(group.Scalar)
 	if !ok || v == nil {
-		t.Fatal("seal.Share.value is not a scalar")
+		t.Fatalf("%T.%s is not a scalar", p, field)
 	}
 	return v
 }

@@ -123,7 +123,7 @@ func demoLedger(b *testing.B, persons int) *openFixture {
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("chancery-bench-registry-open-%d", persons), openFixtureVersion)
 	fx.ledgerDir = filepath.Join(dir, "ledger")
 	fx.signer = benchSigner(b, fx.c.Guest.Origin)
-	const pass = "bench"
+	const pass = "registry bench passphrase"
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err != nil {
 		scratch := dir + fmt.Sprintf(".building-%d", os.Getpid())
 		os.RemoveAll(scratch)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/store"
 )
 
 // OpenEntry decrypts one encoded record entry with the guest's keys,
@@ -29,8 +30,7 @@ func OpenEntry(keys *seal.Keyring, guest string, raw []byte) (*Record, *RecordEn
 	if re.Kind == KindTombstone {
 		return rec, re, nil
 	}
-	ad := seal.RecordAD{Guest: guest, Registry: re.Registry, BlindID: re.BlindID, Version: re.Version, Epoch: e.Epoch}
-	plain, err := keys.Registry(re.Registry).Open(ad, re.Sealed)
+	plain, err := keys.Registry(re.Registry).Open(re.AD(guest, e.Epoch), re.Sealed)
 	if err != nil {
 		return nil, re, fmt.Errorf("%s version %d: %w", re.Registry, re.Version, err)
 	}
@@ -40,8 +40,18 @@ func OpenEntry(keys *seal.Keyring, guest string, raw []byte) (*Record, *RecordEn
 		return nil, re, fmt.Errorf("%s version %d: sealed body: %w", re.Registry, re.Version, err)
 	}
 	rec.ID, rec.Data = b.ID, append(json.RawMessage(nil), b.Data...)
-	for _, a := range b.Attachments {
-		rec.Attachments = append(rec.Attachments, Attachment{Name: a.Name, Size: a.Size})
+	if len(b.Attachments) != len(re.Attachments) {
+		return nil, re, fmt.Errorf("%s version %d: %d attachments sealed, %d referenced", re.Registry, re.Version, len(b.Attachments), len(re.Attachments))
+	}
+	for i, a := range b.Attachments {
+		var ref store.Ref
+		if err := ref.UnmarshalBinary(re.Attachments[i].Ref); err != nil {
+			return nil, re, fmt.Errorf("%s version %d attachment %s: %w", re.Registry, re.Version, a.Name, err)
+		}
+		if ref.Size != a.Size {
+			return nil, re, fmt.Errorf("%s version %d attachment %s: sealed size %d, its chunks hold %d", re.Registry, re.Version, a.Name, a.Size, ref.Size)
+		}
+		rec.Attachments = append(rec.Attachments, Attachment{Name: a.Name, Size: a.Size, Ref: ref})
 	}
 	return rec, re, nil
 }

@@ -113,6 +113,9 @@ func (r *Registries) rebuild(ctx context.Context, dir string, size uint64) error
 				return nil // a registry this site may not hold
 			}
 			cur.add(g, &view, version{num: view.version, index: idx, epoch: e.Epoch, ms: e.Time.UnixMilli(), prev: none, deleted: view.kind == KindTombstone})
+			// The nonce budget counts what each generation sealed before
+			// this process started, not only since.
+			g.keys.CountSealed(view.sealed)
 			if cur.n >= rsize {
 				send(cur)
 				select {

@@ -122,8 +122,11 @@ type reg struct {
 	def   charter.Registry
 	keys  *seal.RegistryKeys
 	blobs *store.Store // nil when the site has no blob backend
-	num   uint16       // the registry's number, in the order of the charter
-	mu    sync.RWMutex
+	// chunking is the registry's chunking derived from its keys (nil if
+	// the caller passed one in BlobOptions): key material, wiped by Close.
+	chunking *store.Chunking
+	num      uint16 // the registry's number, in the order of the charter
+	mu       sync.RWMutex
 	// shards hold the index, cut by blind id (index.go).
 	shards [shardCount]shard
 }
@@ -226,19 +229,21 @@ func (r *Registries) openBlobs(ctx context.Context) error {
 	if r.opts.Blobs == nil {
 		return nil
 	}
-	so := r.opts.BlobOptions
-	if so.Chunking == nil {
-		seed, err := r.opts.Keys.ChunkerSeed()
-		if err != nil {
-			return fmt.Errorf("registry: blob chunking: %w", err)
-		}
-		so.Chunking, err = store.ChunkingFromSeed(seed)
-		clear(seed)
-		if err != nil {
-			return fmt.Errorf("registry: blob chunking: %w", err)
-		}
-	}
 	for name, g := range r.regs {
+		so := r.opts.BlobOptions
+		if so.Chunking == nil {
+			// Each registry its own chunking (seal.RegistryKeys.ChunkerSeed).
+			seed, err := g.keys.ChunkerSeed()
+			if err != nil {
+				return fmt.Errorf("registry %s: blob chunking: %w", name, err)
+			}
+			so.Chunking, err = store.ChunkingFromSeed(seed)
+			clear(seed)
+			if err != nil {
+				return fmt.Errorf("registry %s: blob chunking: %w", name, err)
+			}
+			g.chunking = so.Chunking
+		}
 		st, err := store.Open(ctx, store.Prefixed(r.opts.Blobs, BlobPrefix(name)), so)
 		if err != nil {
 			return fmt.Errorf("registry %s: blob store: %w", name, err)
@@ -272,6 +277,7 @@ func (r *Registries) Close() error {
 			errs = append(errs, fmt.Errorf("registry %s: close blob store: %w", name, err))
 		}
 		g.blobs = nil
+		g.chunking.Wipe()
 	}
 	return errors.Join(errs...)
 }
@@ -449,7 +455,7 @@ func (g *reg) prepare(guest, id string, version, epoch uint64, kind Kind, data j
 		return nil, err
 	}
 	defer clear(plain)
-	ad := seal.RecordAD{Guest: guest, Registry: g.def.Name, BlindID: e.BlindID, Version: version, Epoch: epoch}
+	ad := e.AD(guest, epoch)
 	e.Commitment = g.keys.CommitRecord(ad, plain)
 	if e.Sealed, err = g.keys.Seal(ad, plain); err != nil {
 		return nil, fmt.Errorf("%s record %s: seal: %w", g.def.Name, id, err)
@@ -651,8 +657,7 @@ func (r *Registries) open(ctx context.Context, g *reg, id string, v VersionInfo)
 	if re.Registry != g.def.Name || re.Version != v.Version {
 		return nil, fmt.Errorf("%s: holds %s version %d, not the version indexed", what, re.Registry, re.Version)
 	}
-	ad := seal.RecordAD{Guest: r.opts.Charter.Guest.ID, Registry: g.def.Name, BlindID: re.BlindID, Version: re.Version, Epoch: e.Epoch}
-	plain, err := g.keys.Open(ad, re.Sealed)
+	plain, err := g.keys.Open(re.AD(r.opts.Charter.Guest.ID, e.Epoch), re.Sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -669,6 +674,9 @@ func (r *Registries) open(ctx context.Context, g *reg, id string, v VersionInfo)
 		var ref store.Ref
 		if err := ref.UnmarshalBinary(re.Attachments[i].Ref); err != nil {
 			return nil, fmt.Errorf("%s attachment %s: %w", what, a.Name, err)
+		}
+		if ref.Size != a.Size {
+			return nil, fmt.Errorf("%s attachment %s: sealed size %d, its chunks hold %d", what, a.Name, a.Size, ref.Size)
 		}
 		rec.Attachments = append(rec.Attachments, Attachment{Name: a.Name, Size: a.Size, Ref: ref})
 	}

@@ -46,6 +46,9 @@ func (b *BlobKeys) Seal(id [32]byte, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal: blob chunk %x: %w", id[:6], err)
 	}
+	if err := rk.counts(gen).blob.take(rk.k.sealLimit.Load()); err != nil {
+		return nil, fmt.Errorf("seal: blob chunk %x: registry %q generation %d has sealed its limit of chunks: %w", id[:6], rk.name, gen, err)
+	}
 	out := make([]byte, blobHeaderLen, blobHeaderLen+len(data)+tagSize)
 	out[0] = formatBlobV1
 	binary.BigEndian.PutUint32(out[1:5], gen)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,6 +26,12 @@ var (
 	ErrWrongPackage = errors.New("seal: share belongs to another guest or custody package")
 	// ErrTooFewShares: fewer distinct valid shares than the threshold.
 	ErrTooFewShares = errors.New("seal: fewer shares than the threshold")
+	// ErrOldCustodyFormat: a version 1 custody package or share. Version 1
+	// carried Feldman commitments (s·G), from which a future quantum
+	// computer recovers the root; it is refused, never read. The remedy is
+	// a new root, split afresh (docs/seal.md § Migrating from version 1).
+	ErrOldCustodyFormat = errors.New("seal: version 1 custody format (Feldman commitments, which give the root to a future quantum computer) is no longer accepted: " +
+		"draw a new root (custody new-root), split it (custody split) and re-seal the state under it; see docs/seal.md § Migrating from version 1")
 )
 
 // ShareError is an error about the share of one custodian.
@@ -39,12 +46,18 @@ func (e *ShareError) Error() string {
 func (e *ShareError) Unwrap() error { return e.Err }
 
 const (
-	custodyMagic  = "chancery-custody/v1\n"
-	shareMagic    = "chancery-share/v1\n"
-	groupR255     = 0x01
-	maxCustodians = 255
-	maxSealedLen  = 64 << 10
-	ageMagic      = "age-encryption.org/v1\n"
+	custodyMagic   = "chancery-custody/v2\n"
+	shareMagic     = "chancery-share/v2\n"
+	custodyMagicV1 = "chancery-custody/v1\n"
+	shareMagicV1   = "chancery-share/v1\n"
+	// schemeHashR255: Shamir over Ristretto255's scalar field with SHA-256
+	// hash commitments to each share and an HKDF check value for R. No
+	// group element is ever published.
+	schemeHashR255 = 0x02
+	saltSize       = 32
+	maxCustodians  = 255
+	maxSealedLen   = 64 << 10
+	ageMagic       = "age-encryption.org/v1\n"
 )
 
 // Custodian is one holder of a share: an id and the age recipient (X25519
@@ -54,20 +67,24 @@ type Custodian struct{ ID, Recipient string }
 type custodyEntry struct {
 	Custodian
 	index  uint8
+	commit [32]byte // shareCommitment(salt, guest, index, f(index))
 	sealed []byte
 }
 
 // CustodyPackage is a root key split among custodians: the guest, the
-// threshold M, the Feldman commitments to the sharing polynomial, and one
-// age-sealed share per custodian. It holds no secret in clear and may be
-// published (to sites, to custodians, in backups).
+// threshold M, a random salt, the root check value, and per custodian a
+// hash commitment to their share and the share sealed with age. It holds
+// no secret in clear and no group element: every public value is a hash
+// of a secret of at least 252 bits, so neither a classical nor a quantum
+// adversary learns s or R from it (a quantum one gains at most Grover's
+// square-root speed-up on a 2^252 search). It may be given to sites.
 type CustodyPackage struct {
-	guest      string
-	threshold  int
-	commitment [][32]byte
-	elems      []group.Element
-	entries    []custodyEntry
-	id         [32]byte
+	guest     string
+	threshold int
+	salt      [saltSize]byte
+	rootCheck [32]byte
+	entries   []custodyEntry
+	id        [32]byte
 }
 
 // Guest is the guest state whose root the package splits.
@@ -85,10 +102,11 @@ func (p *CustodyPackage) Custodians() []Custodian {
 	return out
 }
 
-// RootCommitment is s·G, equal to RootKey.Commitment of the split root.
-func (p *CustodyPackage) RootCommitment() [32]byte { return p.commitment[0] }
+// RootCommitment is the root check value, equal to RootKey.Commitment of
+// the split root (an HKDF output of R, not a group element).
+func (p *CustodyPackage) RootCommitment() [32]byte { return p.rootCheck }
 
-// PackageID identifies the package: SHA-256 of "chancery/seal/v1
+// PackageID identifies the package: SHA-256 of "chancery/seal/v2
 // custody-package" 0x00 ‖ the package encoding without the sealed shares.
 // Every share carries it, so a share of another package (or of another
 // split of the same root) is refused.
@@ -103,20 +121,20 @@ func (p *CustodyPackage) entry(custodian string) (*custodyEntry, bool) {
 	return nil, false
 }
 
-// appendPublic encodes everything but the sealed shares; withSealed adds
-// them, giving the package's full encoding.
+// appendEncoding encodes everything but the sealed shares; withSealed
+// adds them, giving the package's full encoding.
 func (p *CustodyPackage) appendEncoding(b []byte, withSealed bool) []byte {
 	b = append(b, custodyMagic...)
-	b = append(b, groupR255)
+	b = append(b, schemeHashR255)
 	b = appendLP(b, p.guest)
 	b = append(b, byte(p.threshold), byte(len(p.entries)))
-	for _, c := range p.commitment {
-		b = append(b, c[:]...)
-	}
+	b = append(b, p.salt[:]...)
+	b = append(b, p.rootCheck[:]...)
 	for _, e := range p.entries {
 		b = appendLP(b, e.ID)
 		b = appendLP(b, e.Recipient)
 		b = append(b, e.index)
+		b = append(b, e.commit[:]...)
 		if withSealed {
 			b = append(b, byte(len(e.sealed)>>24), byte(len(e.sealed)>>16), byte(len(e.sealed)>>8), byte(len(e.sealed)))
 			b = append(b, e.sealed...)
@@ -128,6 +146,29 @@ func (p *CustodyPackage) appendEncoding(b []byte, withSealed bool) []byte {
 func (p *CustodyPackage) computeID() {
 	b := append([]byte(labelPackageID), 0)
 	p.id = sha256.Sum256(p.appendEncoding(b, false))
+}
+
+// shareCommitment is the public hash commitment to custodian index's share
+// value v (32 bytes, little-endian canonical):
+//
+//	SHA-256("chancery/seal/v2 share-commit" 0x00 ‖ salt ‖ lp(guest) ‖ index u8 ‖ v)
+//
+// v is a uniformly random scalar (≈2^252 values), so the hash hides it;
+// the per-package salt keeps one precomputation from serving every package.
+func shareCommitment(salt [saltSize]byte, guest string, index uint8, v group.Scalar) ([32]byte, error) {
+	vb, err := v.MarshalBinary()
+	defer clear(vb)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("encode share %d: %w", index, err)
+	}
+	h := sha256.New()
+	h.Write([]byte(labelShareCommit))
+	h.Write([]byte{0})
+	h.Write(salt[:])
+	h.Write(appendLP(nil, guest))
+	h.Write([]byte{index})
+	h.Write(vb)
+	return [32]byte(h.Sum(nil)), nil
 }
 
 // parseRecipient accepts exactly one age recipient on one line.
@@ -173,9 +214,15 @@ func checkCustodians(threshold int, custodians []Custodian) ([]age.Recipient, er
 }
 
 // Split shares r's scalar among custodians so that any threshold of them
-// recover it (Shamir over Ristretto255's scalar field, with Feldman
-// commitments so each share can be checked alone), and seals each share to
-// its custodian's age recipient. Custodian i (from 0) gets index i+1.
+// recover it (Shamir over Ristretto255's scalar field, with a hash
+// commitment per share so each share can be checked alone, and R's check
+// value so a recombined root is checked whole), and seals each share to its
+// custodian's age recipient. Custodian i (from 0) gets index i+1.
+//
+// Hash commitments, unlike Feldman's, do not let a custodian check that the
+// shares lie on one polynomial of degree M−1: that trusts the dealer (the
+// guest's own home, splitting its own root). Combine catches a dealing
+// that does not by the root check.
 //
 // circl's sharing polynomial keeps copies of its coefficients, which it
 // offers no way to zero; they become garbage when Split returns.
@@ -190,25 +237,36 @@ func Split(guest string, r *RootKey, threshold int, custodians []Custodian) (*Cu
 	if err != nil {
 		return nil, fmt.Errorf("seal: split root of %s: %w", guest, err)
 	}
-	ss := secretsharing.New(rand.Reader, uint(threshold-1), r.s)
-	comm := ss.CommitSecret()
-	p := &CustodyPackage{guest: guest, threshold: threshold, elems: comm}
-	for i, c := range comm {
-		b, err := c.MarshalBinaryCompress()
-		if err != nil || len(b) != 32 {
-			return nil, fmt.Errorf("seal: split root of %s: encode commitment %d: %v", guest, i, err)
-		}
-		p.commitment = append(p.commitment, [32]byte(b))
+	check, err := r.Commitment()
+	if err != nil {
+		return nil, fmt.Errorf("seal: split root of %s: %w", guest, err)
 	}
+	p := &CustodyPackage{guest: guest, threshold: threshold, rootCheck: check}
+	if _, err := rand.Read(p.salt[:]); err != nil {
+		return nil, fmt.Errorf("seal: split root of %s: salt: %w", guest, err)
+	}
+	ss := secretsharing.New(rand.Reader, uint(threshold-1), r.s)
+	id := suite.NewScalar()
+	values := make([]group.Scalar, len(custodians))
+	defer func() {
+		for _, v := range values {
+			if v != nil {
+				v.SetUint64(0)
+			}
+		}
+	}()
 	for i, c := range custodians {
-		p.entries = append(p.entries, custodyEntry{Custodian: c, index: uint8(i + 1)})
+		e := custodyEntry{Custodian: c, index: uint8(i + 1)}
+		values[i] = ss.ShareWithID(id.SetUint64(uint64(e.index))).Value
+		if e.commit, err = shareCommitment(p.salt, guest, e.index, values[i]); err != nil {
+			return nil, fmt.Errorf("seal: split root of %s: %w", guest, err)
+		}
+		p.entries = append(p.entries, e)
 	}
 	p.computeID()
-	id := suite.NewScalar()
 	for i := range p.entries {
 		e := &p.entries[i]
-		cs := ss.ShareWithID(id.SetUint64(uint64(e.index)))
-		s := &Share{guest: guest, packageID: p.id, custodian: e.ID, index: e.index, value: cs.Value}
+		s := &Share{guest: guest, packageID: p.id, custodian: e.ID, index: e.index, value: values[i].Copy()}
 		plain, err := s.Marshal()
 		s.Wipe()
 		if err != nil {
@@ -225,9 +283,10 @@ func Split(guest string, r *RootKey, threshold int, custodians []Custodian) (*Cu
 
 // Marshal encodes the package:
 //
-//	"chancery-custody/v1\n" ‖ group u8 (1 = ristretto255) ‖ lp(guest)
-//	‖ threshold u8 ‖ n u8 ‖ threshold × 32-byte commitment
-//	‖ n × (lp(custodian id) ‖ lp(recipient) ‖ index u8 ‖ len u32 ‖ age file)
+//	"chancery-custody/v2\n" ‖ scheme u8 (2) ‖ lp(guest) ‖ threshold u8 ‖ n u8
+//	‖ salt (32) ‖ root check (32)
+//	‖ n × (lp(custodian id) ‖ lp(recipient) ‖ index u8 ‖ share commitment (32)
+//	       ‖ len u32 ‖ age file)
 func (p *CustodyPackage) Marshal() ([]byte, error) {
 	if p == nil || len(p.entries) == 0 {
 		return nil, errors.New("seal: marshal empty custody package")
@@ -235,9 +294,10 @@ func (p *CustodyPackage) Marshal() ([]byte, error) {
 	return p.appendEncoding(nil, true), nil
 }
 
-// ParseCustodyPackage decodes a package strictly: known version and group,
-// canonical commitments, 1 ≤ threshold ≤ n, unique custodians with valid
-// recipients, indices 1..n in order, age files, no trailing bytes.
+// ParseCustodyPackage decodes a package strictly: known version and
+// scheme, 1 ≤ threshold ≤ n, unique custodians with valid recipients,
+// indices 1..n in order, age files, no trailing bytes. A version 1
+// (Feldman) package fails with ErrOldCustodyFormat.
 func ParseCustodyPackage(b []byte) (*CustodyPackage, error) {
 	p, err := parseCustodyPackage(b)
 	if err != nil {
@@ -247,12 +307,15 @@ func ParseCustodyPackage(b []byte) (*CustodyPackage, error) {
 }
 
 func parseCustodyPackage(b []byte) (*CustodyPackage, error) {
+	if bytes.HasPrefix(b, []byte(custodyMagicV1)) {
+		return nil, ErrOldCustodyFormat
+	}
 	r := reader{b: b}
 	if m := r.bytes(len(custodyMagic), "magic"); r.err == nil && string(m) != custodyMagic {
 		return nil, errors.New("not a chancery custody package (bad magic or version)")
 	}
-	if g := r.u8("group"); r.err == nil && g != groupR255 {
-		return nil, fmt.Errorf("unknown group %d", g)
+	if g := r.u8("scheme"); r.err == nil && g != schemeHashR255 {
+		return nil, fmt.Errorf("unknown sharing scheme %d", g)
 	}
 	p := &CustodyPackage{guest: r.lp("guest")}
 	p.threshold = int(r.u8("threshold"))
@@ -266,30 +329,15 @@ func parseCustodyPackage(b []byte) (*CustodyPackage, error) {
 	if n < 1 || p.threshold < 1 || p.threshold > n {
 		return nil, fmt.Errorf("threshold %d of %d custodians", p.threshold, n)
 	}
-	for i := range p.threshold {
-		raw := r.bytes(32, "commitment")
-		if r.err != nil {
-			return nil, r.err
-		}
-		el := suite.NewElement()
-		if err := el.UnmarshalBinary(raw); err != nil {
-			return nil, fmt.Errorf("commitment %d is not a group element", i)
-		}
-		if re, err := el.MarshalBinaryCompress(); err != nil || !bytes.Equal(re, raw) {
-			return nil, fmt.Errorf("commitment %d is not canonically encoded", i)
-		}
-		if i == 0 && el.IsIdentity() {
-			return nil, errors.New("root commitment is the identity (zero secret)")
-		}
-		p.commitment = append(p.commitment, [32]byte(raw))
-		p.elems = append(p.elems, el)
-	}
+	copy(p.salt[:], r.bytes(saltSize, "salt"))
+	copy(p.rootCheck[:], r.bytes(32, "root check"))
 	seen := map[string]bool{}
 	for i := range n {
 		var e custodyEntry
 		e.ID = r.lp("custodian id")
 		e.Recipient = r.lp("recipient")
 		e.index = r.u8("index")
+		copy(e.commit[:], r.bytes(32, "share commitment"))
 		size := r.u32("sealed share length")
 		if r.err != nil {
 			return nil, r.err
@@ -343,7 +391,7 @@ func (s *Share) shareErr(err error) error { return &ShareError{Custodian: s.cust
 
 // Marshal encodes the share (secret!):
 //
-//	"chancery-share/v1\n" ‖ lp(guest) ‖ package id (32) ‖ lp(custodian id)
+//	"chancery-share/v2\n" ‖ lp(guest) ‖ package id (32) ‖ lp(custodian id)
 //	‖ index u8 ‖ scalar (32, little-endian canonical)
 func (s *Share) Marshal() ([]byte, error) {
 	if s == nil || s.wiped || s.value == nil {
@@ -364,8 +412,12 @@ func (s *Share) Marshal() ([]byte, error) {
 }
 
 // ParseShare decodes a share strictly (version, canonical scalar, non-zero
-// index, no trailing bytes). It does not verify it: use VerifyShare.
+// index, no trailing bytes). It does not verify it: use VerifyShare. A
+// version 1 share fails with ErrOldCustodyFormat.
 func ParseShare(b []byte) (*Share, error) {
+	if bytes.HasPrefix(b, []byte(shareMagicV1)) {
+		return nil, fmt.Errorf("seal: parse share: %w", ErrOldCustodyFormat)
+	}
 	r := reader{b: b}
 	if m := r.bytes(len(shareMagic), "magic"); r.err == nil && string(m) != shareMagic {
 		return nil, errors.New("seal: parse share: not a chancery share (bad magic or version)")
@@ -425,9 +477,9 @@ func OpenSealedShare(sealed []byte, id age.Identity) (*Share, error) {
 }
 
 // VerifyShare checks a share against the package: same guest and package,
-// a custodian of the package with that index, and the Feldman equation
-// value·G = Σ C_j·index^j. It reveals nothing about the root; a share that
-// fails is reported as a *ShareError naming its custodian.
+// a custodian of the package with that index, and the custodian's hash
+// commitment. It reveals nothing about the root; a share that fails is
+// reported as a *ShareError naming its custodian.
 func (p *CustodyPackage) VerifyShare(s *Share) error {
 	if s == nil || s.wiped || s.value == nil {
 		return ErrWiped
@@ -439,8 +491,11 @@ func (p *CustodyPackage) VerifyShare(s *Share) error {
 	if !ok || e.index != s.index {
 		return s.shareErr(fmt.Errorf("%w (no custodian with index %d)", ErrWrongPackage, s.index))
 	}
-	x := suite.NewScalar().SetUint64(uint64(s.index))
-	if !secretsharing.Verify(uint(p.threshold-1), secretsharing.Share{ID: x, Value: s.value}, p.elems) {
+	c, err := shareCommitment(p.salt, p.guest, s.index, s.value)
+	if err != nil {
+		return s.shareErr(err)
+	}
+	if subtle.ConstantTimeCompare(c[:], e.commit[:]) != 1 {
 		return s.shareErr(ErrBadShare)
 	}
 	return nil
@@ -516,13 +571,18 @@ func (p *CustodyPackage) Combine(shares []*Share) (*RootKey, error) {
 		return nil, fmt.Errorf("seal: combine shares of %s: %w", p.guest, err)
 	}
 	defer secret.SetUint64(0)
-	// Verified shares cannot disagree with the commitment; check anyway, as
-	// the last line before a wrong root seals anything.
-	got, err := suite.NewElement().MulGen(secret).MarshalBinaryCompress()
-	if err != nil || !bytes.Equal(got, p.commitment[0][:]) {
-		return nil, fmt.Errorf("seal: combine shares of %s: recovered root does not match the root commitment", p.guest)
+	r, err := rootFromScalar(secret)
+	if err != nil {
+		return nil, fmt.Errorf("seal: combine shares of %s: %w", p.guest, err)
 	}
-	return rootFromScalar(secret)
+	// Hash commitments check each share, not that the dealer put them on
+	// one polynomial: the root check is what proves the result is R.
+	got, err := r.Commitment()
+	if err != nil || subtle.ConstantTimeCompare(got[:], p.rootCheck[:]) != 1 {
+		r.Wipe()
+		return nil, fmt.Errorf("seal: combine shares of %s: recovered root does not match the package's root check (shares not dealt on one polynomial)", p.guest)
+	}
+	return r, nil
 }
 
 // WriteFile writes the package to path (mode 0644: it holds no secret in

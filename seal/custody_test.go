@@ -286,11 +286,10 @@ func TestCustodyPackageStrict(t *testing.T) {
 	mutate := map[string]func(b []byte) []byte{
 		"trailing":      func(b []byte) []byte { return append(b, 0) },
 		"truncated":     func(b []byte) []byte { return b[:len(b)-1] },
-		"version":       func(b []byte) []byte { b[len("chancery-custody/v")] = '2'; return b },
-		"group":         func(b []byte) []byte { b[len(custodyMagic)] = 2; return b },
+		"version":       func(b []byte) []byte { b[len("chancery-custody/v")] = '3'; return b },
+		"scheme":        func(b []byte) []byte { b[len(custodyMagic)] = 1; return b },
 		"threshold 0":   func(b []byte) []byte { b[len(custodyMagic)+3+len("demo-republic")] = 0; return b },
 		"threshold > n": func(b []byte) []byte { b[len(custodyMagic)+3+len("demo-republic")] = 4; return b },
-		"commitment":    func(b []byte) []byte { b[len(custodyMagic)+5+len("demo-republic")] ^= 0xff; return b },
 		"empty":         func(b []byte) []byte { return nil },
 	}
 	for name, m := range mutate {
@@ -378,7 +377,7 @@ func TestShareStrict(t *testing.T) {
 	for name, bad := range map[string][]byte{
 		"trailing":      append(bytes.Clone(b), 0),
 		"truncated":     b[:len(b)-1],
-		"magic":         append([]byte("chancery-share/v2\n"), b[len(shareMagic):]...),
+		"magic":         append([]byte("chancery-share/v3\n"), b[len(shareMagic):]...),
 		"non-canonical": nonCanonical,
 	} {
 		if _, err := ParseShare(bad); err == nil {
@@ -389,5 +388,128 @@ func TestShareStrict(t *testing.T) {
 	zeroIndex[len(b)-33] = 0
 	if _, err := ParseShare(zeroIndex); err == nil {
 		t.Error("index 0 parsed")
+	}
+}
+
+// TestCustodyPackageHoldsNoGroupElement: the package a host receives
+// carries no group element — in particular not s·G, from which a quantum
+// computer would recover s — and its public fields are exactly the salt,
+// the root check and one 32-byte hash commitment per custodian, none of
+// which equals a value an attacker could compute from s alone without R.
+func TestCustodyPackageHoldsNoGroupElement(t *testing.T) {
+	r := newRoot(t)
+	ck := custodians(t, 4, true)
+	p, err := Split("demo-republic", r, 3, ck.list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := p.Marshal()
+	sG, err := suite.NewElement().MulGen(r.s).MarshalBinaryCompress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, _ := r.s.MarshalBinary()
+	for name, secret := range map[string][]byte{"s·G": sG, "s": sb, "R": r.key[:]} {
+		if bytes.Contains(enc, secret) {
+			t.Errorf("custody package contains %s", name)
+		}
+	}
+	// Parse the public part field by field: magic, scheme, guest, M, n,
+	// salt, root check, then per custodian id, recipient, index, hash
+	// commitment and the age file. Nothing else is there.
+	rd := reader{b: enc}
+	if string(rd.bytes(len(custodyMagic), "magic")) != custodyMagic || rd.u8("scheme") != schemeHashR255 {
+		t.Fatal("magic or scheme")
+	}
+	rd.lp("guest")
+	m, n := rd.u8("m"), rd.u8("n")
+	rd.bytes(saltSize, "salt")
+	check := rd.bytes(32, "root check")
+	want, _ := r.Commitment()
+	if m != 3 || n != 4 || !bytes.Equal(check, want[:]) {
+		t.Fatalf("M %d n %d root check %x, want 3 4 %x", m, n, check, want)
+	}
+	openShares := openAll(t, p, ck)
+	for i := range int(n) {
+		rd.lp("id")
+		rd.lp("recipient")
+		rd.u8("index")
+		c := rd.bytes(32, "commitment")
+		// The commitment is not a share value, nor a point of one.
+		v, _ := openShares[i].value.MarshalBinary()
+		vG, _ := suite.NewElement().MulGen(openShares[i].value).MarshalBinaryCompress()
+		if bytes.Equal(c, v) || bytes.Equal(c, vG) || bytes.Contains(enc, vG) {
+			t.Errorf("custodian %d: package carries the share or share·G", i)
+		}
+		if el := suite.NewElement(); el.UnmarshalBinary(c) == nil && bytes.Equal(c, sG) {
+			t.Errorf("custodian %d: commitment is s·G", i)
+		}
+		rd.bytes(int(rd.u32("len")), "age file")
+	}
+	if err := rd.done("package"); err != nil {
+		t.Fatal(err)
+	}
+	// What a package published before lets a quantum adversary do, v2
+	// does not: there is no field to run a discrete log on.
+	if bytes.Contains(enc, []byte("chancery-custody/v1")) {
+		t.Fatal("package written in version 1")
+	}
+}
+
+// TestCustodyOldFormatRefused: a version 1 (Feldman) package or share is
+// refused with ErrOldCustodyFormat, whose message tells the operator what
+// to do, and is never read as version 2.
+func TestCustodyOldFormatRefused(t *testing.T) {
+	r := newRoot(t)
+	ck := custodians(t, 2, false)
+	p, _ := Split("demo-republic", r, 2, ck.list)
+	enc, _ := p.Marshal()
+	old := append([]byte(custodyMagicV1), enc[len(custodyMagic):]...)
+	_, err := ParseCustodyPackage(old)
+	if !errors.Is(err, ErrOldCustodyFormat) || !strings.Contains(err.Error(), "new-root") || !strings.Contains(err.Error(), "docs/seal.md") {
+		t.Fatalf("v1 package: %v", err)
+	}
+	s := openAll(t, p, ck)[0]
+	b, _ := s.Marshal()
+	oldShare := append([]byte(shareMagicV1), b[len(shareMagic):]...)
+	if _, err := ParseShare(oldShare); !errors.Is(err, ErrOldCustodyFormat) {
+		t.Fatalf("v1 share: %v", err)
+	}
+}
+
+// TestCustodySwappedShareRefused: a share moved to another custodian's
+// index, or two custodians' values swapped, fails its hash commitment and
+// is named; a dealing off one polynomial is caught by the root check.
+func TestCustodySwappedShareRefused(t *testing.T) {
+	r := newRoot(t)
+	ck := custodians(t, 3, false)
+	p, _ := Split("demo-republic", r, 2, ck.list)
+	shares := openAll(t, p, ck)
+	a, b := shares[0], shares[1]
+	a.value, b.value = b.value, a.value
+	for _, s := range []*Share{a, b} {
+		var se *ShareError
+		if err := p.VerifyShare(s); !errors.Is(err, ErrBadShare) || !errors.As(err, &se) || se.Custodian != s.custodian {
+			t.Errorf("swapped share of %s: %v", s.custodian, err)
+		}
+	}
+	if _, err := p.Combine([]*Share{a, b}); !errors.Is(err, ErrBadShare) {
+		t.Errorf("combine swapped: %v", err)
+	}
+	// A dishonest dealing: custodian c's commitment made for a value off
+	// the polynomial. c's share verifies, but a and c do not rebuild R.
+	a.value, b.value = b.value, a.value
+	bad := shares[2]
+	bad.value.Add(bad.value, suite.NewScalar().SetUint64(1))
+	e, _ := p.entry(bad.custodian)
+	e.commit, _ = shareCommitment(p.salt, p.guest, bad.index, bad.value)
+	if err := p.VerifyShare(bad); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Combine([]*Share{a, bad}); err == nil || !strings.Contains(err.Error(), "root check") {
+		t.Errorf("combine off the polynomial: %v", err)
+	}
+	if got, err := p.Combine([]*Share{a, b}); err != nil || got.key != r.key {
+		t.Errorf("honest pair: %v", err)
 	}
 }

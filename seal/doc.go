@@ -7,7 +7,7 @@
 // The hierarchy (docs/seal.md gives every byte, docs/threat-model.md the
 // reasoning):
 //
-//	s  random Ristretto255 scalar; split among custodians (Feldman VSS)
+//	s  random Ristretto255 scalar; split among custodians (Shamir, hash commitments)
 //	R  = HKDF-SHA256(s)                          32-byte root key material
 //	   ├─ data key   (guest, registry, generation)  AES-256-GCM records
 //	   ├─ MAC keys   (guest, registry)               blinded ids, index values, commitments

@@ -10,32 +10,35 @@ import (
 // with one of these, so two purposes can never produce the same input even
 // if their variable fields collide.
 const (
-	labelRootKey    = "chancery/seal/v1 root-key"
-	labelRootSalt   = "chancery/seal/v1 root"
-	labelHKDFSalt   = "chancery/seal/v1"
-	labelData       = "data"
-	labelBlob       = "blob"
-	labelBlobID     = "blob-id"
-	labelMACID      = "mac-id"
-	labelMACIndex   = "mac-index"
-	labelMACCommit  = "mac-commit"
-	labelMACRecord  = "mac-record-commit"
-	labelSiteKEK    = "site-kek"
-	adRecord        = "chancery/seal/v1 record"
-	adBlob          = "chancery/seal/v1 blob"
-	adSite          = "chancery/seal/v1 site"
-	adSiteWrap      = "chancery/seal/v1 site-key"
-	labelPackageID  = "chancery/seal/v1 custody-package"
-	labelSiteKeyID  = "chancery/seal/v1 site-key-id"
-	maxNameLen      = 1<<16 - 1
-	keySize         = 32
-	nonceSize       = 12
-	tagSize         = 16
-	formatRecordV1  = 0x01
-	formatBlobV1    = 0x01
-	formatSiteV1    = 0x01
-	formatWrapV1    = 0x01
-	recordHeaderLen = 1 + 4 + nonceSize
+	labelRootKey     = "chancery/seal/v1 root-key"
+	labelRootSalt    = "chancery/seal/v1 root"
+	labelHKDFSalt    = "chancery/seal/v1"
+	labelData        = "data"
+	labelBlob        = "blob"
+	labelBlobID      = "blob-id"
+	labelMACID       = "mac-id"
+	labelMACIndex    = "mac-index"
+	labelMACCommit   = "mac-commit"
+	labelMACRecord   = "mac-record-commit"
+	labelSiteKEK     = "site-kek"
+	adRecord         = "chancery/seal/v1 record"
+	adBlob           = "chancery/seal/v1 blob"
+	adSite           = "chancery/seal/v1 site"
+	adSiteWrap       = "chancery/seal/v1 site-key"
+	labelPackageID   = "chancery/seal/v2 custody-package"
+	labelShareCommit = "chancery/seal/v2 share-commit"
+	labelRootCheck   = "root-check"
+	labelSiteKeyID   = "chancery/seal/v1 site-key-id"
+	maxNameLen       = 1<<16 - 1
+	keySize          = 32
+	nonceSize        = 12
+	tagSize          = 16
+	formatRecordV1   = 0x01 // refused: its AD bound no kind, index values or attachments
+	formatRecord     = 0x02
+	formatBlobV1     = 0x01
+	formatSiteV1     = 0x01
+	formatWrapV1     = 0x01
+	recordHeaderLen  = 1 + 4 + nonceSize
 )
 
 var errNameTooLong = errors.New("name longer than 65535 bytes")

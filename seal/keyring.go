@@ -10,9 +10,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"sync"
 	"sync/atomic"
+
+	"github.com/chancery-gov/chancery/internal/harden"
 )
 
 // ErrAuth means a sealed value did not authenticate: wrong key, wrong
@@ -25,16 +26,24 @@ var ErrAuth = errors.New("seal: message authentication failed")
 // its key event is in the ledger and has been applied with SetGeneration.
 var ErrUnknownGeneration = errors.New("seal: key generation not yet in effect")
 
+// ErrOldRecordFormat means a record sealed in format 1, whose additional
+// data did not bind the record kind, index values and attachments. It is
+// refused rather than read, so that nothing unbound passes for bound.
+var ErrOldRecordFormat = errors.New("seal: record sealed in format 1 (kind, index values and attachments not bound), which this Chancery no longer opens (see docs/seal.md § Sealed record)")
+
 // Keyring derives and caches the keys of one guest state from its root key.
 // It is safe for concurrent use.
 type Keyring struct {
 	guest string
 
-	mu    sync.Mutex
-	prk   []byte // HKDF-Extract(salt, R): R itself is not kept
-	regs  map[string]*RegistryKeys
-	gens  map[string]uint32
-	wiped bool
+	mu     sync.Mutex
+	prk    []byte         // HKDF-Extract(salt, R), in prkMem: R itself is not kept
+	prkMem *harden.Secret // locked, left out of core dumps where the platform allows
+	regs   map[string]*RegistryKeys
+	gens   map[string]uint32
+	wiped  bool
+
+	sealLimit atomic.Uint64 // SetSealLimit; 0 is DefaultSealLimit
 }
 
 // NewKeyring makes the keyring of guest from r. It keeps its own copy of
@@ -47,11 +56,14 @@ func NewKeyring(guest string, r *RootKey) *Keyring {
 		return k
 	}
 	prk, err := hkdf.Extract(sha256.New, r.key[:], []byte(labelHKDFSalt))
+	defer clear(prk)
 	if err != nil {
 		k.wiped = true
 		return k
 	}
-	k.prk = prk
+	k.prkMem = harden.NewSecret(len(prk))
+	k.prk = k.prkMem.Bytes()
+	copy(k.prk, prk)
 	return k
 }
 
@@ -111,6 +123,17 @@ func (k *Keyring) Registry(name string) *RegistryKeys {
 			rk.err = err
 		}
 	}
+	if rk.err == nil {
+		rk.macs = map[*[keySize]byte]*macKey{}
+		for _, key := range []*[keySize]byte{&rk.idKey, &rk.indexKey, &rk.commitKey, &rk.recordCommitKey, &rk.blobIDKey} {
+			m, err := newMACKey(key)
+			if err != nil {
+				rk.err = err
+				break
+			}
+			rk.macs[key] = m
+		}
+	}
 	if rk.err != nil {
 		rk.wipe()
 	}
@@ -162,6 +185,7 @@ func (k *Keyring) Wipe() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	clear(k.prk)
+	k.prkMem.Wipe()
 	k.prk = nil
 	k.wiped = true
 	for _, rk := range k.regs {
@@ -176,21 +200,27 @@ type RecordAD struct {
 	BlindID         [32]byte
 	Version         uint64
 	Epoch           uint64
+	// Bound is a digest, made by the caller, of what else the ledger
+	// entry says in clear about this version (for a registry: the record
+	// kind, the blinded index values and the attachment references), so
+	// that none of it can be swapped under an intact sealed body.
+	Bound [32]byte
 }
 
 // appendRecordAD is the canonical encoding of ad for generation gen:
 //
-//	"chancery/seal/v1 record" 0x00 ‖ 0x01 ‖ gen u32 ‖ lp(guest) ‖ lp(registry)
-//	‖ blind id (32) ‖ version u64 ‖ epoch u64
+//	"chancery/seal/v1 record" 0x00 ‖ 0x02 ‖ gen u32 ‖ lp(guest) ‖ lp(registry)
+//	‖ blind id (32) ‖ version u64 ‖ epoch u64 ‖ bound (32)
 func appendRecordAD(dst []byte, ad *RecordAD, gen uint32) []byte {
 	dst = append(dst, adRecord...)
-	dst = append(dst, 0, formatRecordV1)
+	dst = append(dst, 0, formatRecord)
 	dst = binary.BigEndian.AppendUint32(dst, gen)
 	dst = appendLP(dst, ad.Guest)
 	dst = appendLP(dst, ad.Registry)
 	dst = append(dst, ad.BlindID[:]...)
 	dst = binary.BigEndian.AppendUint64(dst, ad.Version)
-	return binary.BigEndian.AppendUint64(dst, ad.Epoch)
+	dst = binary.BigEndian.AppendUint64(dst, ad.Epoch)
+	return append(dst, ad.Bound[:]...)
 }
 
 // RegistryKeys are the keys of one registry of one guest. Safe for
@@ -210,10 +240,13 @@ type RegistryKeys struct {
 	blobIDKey       [keySize]byte
 	gens            map[uint32]*genKeys
 
-	// macs pools keyed HMAC states per MAC key: hmac.New allocates and
-	// hashes the key pads, which at bulk-import rates (four MACs a
-	// record) cost more than the MACs themselves. Cleared by wipe.
-	macs sync.Map // *[keySize]byte → *sync.Pool of hash.Hash
+	// macs holds each MAC key's precomputed HMAC pad states: hmac.New
+	// allocates and hashes the key pads, which at bulk-import rates (four
+	// MACs a record) cost more than the MACs themselves. Set once in
+	// Keyring.Registry; wipe zeroes every state.
+	macs map[*[keySize]byte]*macKey
+
+	sealed sync.Map // generation → *genCounts: seals made, for the nonce budget
 }
 
 // genKeys are the keys of one generation: record data and blob chunks.
@@ -246,7 +279,9 @@ func (rk *RegistryKeys) wipe() {
 		g.wipe()
 		delete(rk.gens, gen)
 	}
-	rk.macs.Clear()
+	for _, m := range rk.macs {
+		m.wipe()
+	}
 	if rk.err == nil {
 		rk.err = ErrWiped
 	}
@@ -315,11 +350,13 @@ func (rk *RegistryKeys) checkAD(ad *RecordAD) error {
 
 // Seal encrypts one record version with the registry's current data key:
 //
-//	0x01 ‖ generation u32 ‖ nonce (12, random) ‖ AES-256-GCM ciphertext ‖ tag (16)
+//	0x02 ‖ generation u32 ‖ nonce (12, random) ‖ AES-256-GCM ciphertext ‖ tag (16)
 //
 // with the canonical encoding of ad and the generation as additional data.
 // ad must name this keyring's guest and this registry. A random 96-bit
-// nonce is safe for about 2^32 seals per generation; rotate well before.
+// nonce is safe for about 2^32 seals per generation: past the keyring's
+// seal limit (DefaultSealLimit, 2^31) Seal fails with ErrNonceBudget
+// until the registry rotates.
 func (rk *RegistryKeys) Seal(ad RecordAD, plaintext []byte) ([]byte, error) {
 	if err := rk.checkAD(&ad); err != nil {
 		return nil, err
@@ -329,8 +366,11 @@ func (rk *RegistryKeys) Seal(ad RecordAD, plaintext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := rk.counts(gen).data.take(rk.k.sealLimit.Load()); err != nil {
+		return nil, fmt.Errorf("seal: registry %q generation %d has sealed its limit of records: %w", rk.name, gen, err)
+	}
 	out := make([]byte, recordHeaderLen, recordHeaderLen+len(plaintext)+tagSize)
-	out[0] = formatRecordV1
+	out[0] = formatRecord
 	binary.BigEndian.PutUint32(out[1:5], gen)
 	nonce := out[5:recordHeaderLen]
 	if _, err := rand.Read(nonce); err != nil {
@@ -352,7 +392,10 @@ func (rk *RegistryKeys) Open(ad RecordAD, sealed []byte) ([]byte, error) {
 	what := func() string {
 		return fmt.Sprintf("record %x version %d in registry %q of %s", ad.BlindID[:6], ad.Version, rk.name, rk.guest)
 	}
-	return rk.openFramed(sealed, formatRecordV1, "record", what,
+	if len(sealed) > 0 && sealed[0] == formatRecordV1 {
+		return nil, fmt.Errorf("seal: open %s: %w", what(), ErrOldRecordFormat)
+	}
+	return rk.openFramed(sealed, formatRecord, "record", what,
 		func(g *genKeys) cipher.AEAD { return g.data },
 		func(dst []byte, gen uint32) []byte { return appendRecordAD(dst, &ad, gen) })
 }
@@ -392,18 +435,12 @@ func (rk *RegistryKeys) mac(key *[keySize]byte, parts ...[]byte) [32]byte {
 		rk.mu.RUnlock()
 		return out
 	}
-	pool, ok := rk.macs.Load(key)
-	if !ok {
-		pool, _ = rk.macs.LoadOrStore(key, &sync.Pool{New: func() any { return hmac.New(sha256.New, key[:]) }})
+	// The read lock is held throughout, so wipe cannot zero the pad
+	// states under a MAC in progress.
+	defer rk.mu.RUnlock()
+	if m := rk.macs[key]; m != nil {
+		m.sum(&out, parts...)
 	}
-	h := pool.(*sync.Pool).Get().(hash.Hash)
-	rk.mu.RUnlock()
-	h.Reset()
-	for _, p := range parts {
-		h.Write(p)
-	}
-	h.Sum(out[:0])
-	pool.(*sync.Pool).Put(h)
 	return out
 }
 

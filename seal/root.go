@@ -14,14 +14,16 @@ import (
 	"github.com/cloudflare/circl/group"
 
 	"github.com/chancery-gov/chancery/internal/fsutil"
+	"github.com/chancery-gov/chancery/internal/keyfile"
 )
 
 // ErrWiped is returned by any operation on a key after Wipe.
 var ErrWiped = errors.New("seal: key has been wiped")
 
-// suite is the prime-order group of the custody scalar and its Feldman
-// commitments. Ristretto255 has constant-time scalar arithmetic in circl,
-// unlike its NIST curves, and 32-byte canonical encodings.
+// suite is the prime-order group whose scalar field custody's Shamir
+// sharing works in; no group element is ever computed or published.
+// Ristretto255 has constant-time scalar arithmetic in circl, unlike its
+// NIST curves, and 32-byte canonical encodings.
 var suite = group.Ristretto255
 
 // RootKey is the guest state's root secret: a random Ristretto255 scalar s,
@@ -68,18 +70,29 @@ func rootFromScalar(s group.Scalar) (*RootKey, error) {
 	return r, nil
 }
 
-// Commitment is s·G, the public fingerprint of the root: it equals the
-// first Feldman commitment of every custody package that splits this root,
-// so officials can check that a package, or a recombined root, is the one
-// they expect without learning anything about R.
+// Commitment is the root check value, the public fingerprint of the root:
+//
+//	HKDF-Expand(HKDF-Extract(salt = "chancery/seal/v1", R),
+//	            info = deriveInfo("root-check", "", "", 0), 32)
+//
+// the same PRK as the keyring's, under a purpose no key uses. Every custody
+// package of this root carries it, so officials can check that a package,
+// or a recombined root, is the one they expect. It is a hash of the 256-bit
+// R, not a group element like the s·G of version 1, so it tells nothing of
+// R even to a quantum computer (Grover leaves a 2^128 search).
 func (r *RootKey) Commitment() ([32]byte, error) {
 	var out [32]byte
-	if r.wiped {
+	if r == nil || r.wiped {
 		return out, ErrWiped
 	}
-	b, err := suite.NewElement().MulGen(r.s).MarshalBinaryCompress()
+	prk, err := hkdf.Extract(sha256.New, r.key[:], []byte(labelHKDFSalt))
+	defer clear(prk)
 	if err != nil {
-		return out, fmt.Errorf("seal: encode root commitment: %w", err)
+		return out, fmt.Errorf("seal: root check: %w", err)
+	}
+	b, err := hkdf.Expand(sha256.New, prk, deriveInfo(labelRootCheck, "", "", 0), keySize)
+	if err != nil {
+		return out, fmt.Errorf("seal: root check: %w", err)
 	}
 	copy(out[:], b)
 	return out, nil
@@ -102,29 +115,20 @@ func (r *RootKey) Wipe() {
 // family of internal/keyfile's headers.
 const rootKeyHeader = "chancery-key/v1 seal-root\n"
 
-// maxRootWorkFactor caps the scrypt cost a root key file may demand (2^22),
-// so a hostile file cannot make ReadRootKeyFile spin for minutes.
-const maxRootWorkFactor = 22
-
 // WriteRootKeyFile seals r with an age scrypt passphrase and writes it to
 // path: mode 0600, atomically, never over an existing file. The plaintext
 // is "chancery-key/v1 seal-root\n" ‖ base64(s) ‖ "\n": the scalar, not R,
 // because a later re-split to new custodians needs s. workFactor is
-// scrypt's log2 N; 0 means age's default (18).
+// scrypt's log2 N: 0 (the default, 18) or within the range readers accept
+// (keyfile.CheckWorkFactor); a weak passphrase is refused
+// (keyfile.CheckPassphrase).
 func WriteRootKeyFile(path string, r *RootKey, passphrase []byte, workFactor int) error {
 	if len(passphrase) == 0 {
 		return fmt.Errorf("write root key file %s: empty passphrase: refusing to write the root key unencrypted", path)
 	}
-	rcpt, err := age.NewScryptRecipient(string(passphrase))
+	rcpt, err := keyfile.ScryptRecipient(passphrase, workFactor)
 	if err != nil {
 		return fmt.Errorf("write root key file %s: %w", path, err)
-	}
-	if workFactor != 0 {
-		// age panics outside 1..30; make that an error.
-		if workFactor < 1 || workFactor > 30 {
-			return fmt.Errorf("write root key file %s: work factor %d outside 1..30", path, workFactor)
-		}
-		rcpt.SetWorkFactor(workFactor)
 	}
 	return WriteRootKeyFileTo(path, r, rcpt)
 }
@@ -161,16 +165,13 @@ func WriteRootKeyFileTo(path string, r *RootKey, rcpt age.Recipient) error {
 
 // ReadRootKeyFile opens a root key file written by WriteRootKeyFile. It
 // refuses a file that group or others may access, any scrypt work factor
-// above 2^22, and any plaintext that is not exactly the documented format.
+// above keyfile.MaxWorkFactor (the writers' limit too), and any plaintext
+// that is not exactly the documented format.
 func ReadRootKeyFile(path string, passphrase []byte) (*RootKey, error) {
-	if len(passphrase) == 0 {
-		return nil, fmt.Errorf("read root key file %s: empty passphrase", path)
-	}
-	id, err := age.NewScryptIdentity(string(passphrase))
+	id, err := keyfile.ScryptIdentity(passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("read root key file %s: %w", path, err)
 	}
-	id.SetMaxWorkFactor(maxRootWorkFactor)
 	return ReadRootKeyFileWith(path, id)
 }
 

@@ -39,7 +39,11 @@ func TestRootKeyFile(t *testing.T) {
 		"overwrite":       WriteRootKeyFile(path, r, pass, 10),
 		"empty pass":      WriteRootKeyFile(filepath.Join(dir, "b"), r, nil, 10),
 		"bad work factor": WriteRootKeyFile(filepath.Join(dir, "c"), r, pass, 31),
-		"nil recipient":   WriteRootKeyFileTo(filepath.Join(dir, "d"), r, nil),
+		// 23..30 were accepted once, and the reader (cap 22) never opened them.
+		"unreadable work factor": WriteRootKeyFile(filepath.Join(dir, "e"), r, pass, 23),
+		"below the floor":        WriteRootKeyFile(filepath.Join(dir, "f"), r, pass, 9),
+		"weak passphrase":        WriteRootKeyFile(filepath.Join(dir, "g"), r, []byte("hunter2"), 10),
+		"nil recipient":          WriteRootKeyFileTo(filepath.Join(dir, "d"), r, nil),
 	} {
 		if err == nil {
 			t.Errorf("%s: written", name)

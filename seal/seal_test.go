@@ -18,7 +18,7 @@ func TestSealOpenRoundtrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(sealed) != n+33 || sealed[0] != 0x01 || !bytes.Equal(sealed[1:5], []byte{0, 0, 0, 1}) {
+		if len(sealed) != n+33 || sealed[0] != 0x02 || !bytes.Equal(sealed[1:5], []byte{0, 0, 0, 1}) {
 			t.Fatalf("sealed %d bytes: len %d header % x", n, len(sealed), sealed[:5])
 		}
 		got, err := rk.Open(ad("population"), sealed)
@@ -48,6 +48,7 @@ func TestOpenRejectsEveryChange(t *testing.T) {
 		"epoch":       func(a *RecordAD) { a.Epoch++ },
 		"epoch zero":  func(a *RecordAD) { a.Epoch = 0 },
 		"version max": func(a *RecordAD) { a.Version = ^uint64(0) },
+		"bound":       func(a *RecordAD) { a.Bound[0] ^= 1 },
 	}
 	for name, change := range adChanges {
 		a := base
@@ -437,5 +438,19 @@ func TestRegistryNameTooLong(t *testing.T) {
 	}
 	if rk.BlindID("x") != ([32]byte{}) {
 		t.Fatal("blinded under an unframeable registry name")
+	}
+}
+
+// TestOldRecordFormatRefused: a record in format 1 (whose AD bound no
+// kind, index values or attachments) is refused by name, not misread.
+func TestOldRecordFormatRefused(t *testing.T) {
+	rk := newKeyring(t, "demo-republic").Registry("population")
+	sealed, err := rk.Seal(ad("population"), []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed[0] = 0x01
+	if _, err := rk.Open(ad("population"), sealed); !errors.Is(err, ErrOldRecordFormat) {
+		t.Fatalf("format 1 record: %v", err)
 	}
 }

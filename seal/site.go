@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // siteHeaderLen is format ‖ nonce.
@@ -22,6 +23,11 @@ type SiteKey struct {
 	key   [keySize]byte
 	aead  cipher.AEAD
 	wiped bool
+
+	// seals counts this process's seals under the key; limit is
+	// SetSealLimit's (0: DefaultSealLimit).
+	seals sealBudget
+	limit atomic.Uint64
 }
 
 // NewSiteKey draws a fresh site key from crypto/rand.
@@ -82,6 +88,9 @@ func (sk *SiteKey) Seal(ad, data []byte) ([]byte, error) {
 	defer sk.mu.RUnlock()
 	if sk.wiped {
 		return nil, ErrWiped
+	}
+	if err := sk.seals.take(sk.limit.Load()); err != nil {
+		return nil, fmt.Errorf("seal: site layer: %w", err)
 	}
 	out := make([]byte, siteHeaderLen, siteHeaderLen+len(data)+tagSize)
 	out[0] = formatSiteV1

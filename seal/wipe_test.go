@@ -21,7 +21,15 @@ func TestWipe(t *testing.T) {
 	for _, g := range rk.gens {
 		gens = append(gens, g)
 	}
-	prk := k.prk
+	prkMem := k.prkMem
+	rk.BlindID("x") // the pad states have been used
+	var pads [][]byte
+	for _, m := range rk.macs {
+		pads = append(pads, m.inner, m.outer)
+	}
+	if len(pads) != 10 {
+		t.Fatalf("%d HMAC pad states, want 2 for each of 5 MAC keys", len(pads))
+	}
 	r.Wipe()
 	if !isZero(r.key[:]) || !r.s.IsZero() {
 		t.Fatal("RootKey.Wipe left key material")
@@ -34,8 +42,13 @@ func TestWipe(t *testing.T) {
 		t.Fatal("keyring depends on the RootKey it came from", err)
 	}
 	k.Wipe()
-	if !isZero(prk) {
-		t.Error("keyring PRK not zeroed")
+	if k.prk != nil || prkMem.Bytes() != nil {
+		t.Error("keyring PRK kept after Wipe")
+	}
+	for i, p := range pads {
+		if !isZero(p) {
+			t.Errorf("HMAC pad state %d not zeroed", i)
+		}
 	}
 	for name, key := range map[string]*[32]byte{"id": &rk.idKey, "index": &rk.indexKey, "commit": &rk.commitKey, "record commit": &rk.recordCommitKey, "blob id": &rk.blobIDKey} {
 		if !isZero(key[:]) {

@@ -65,6 +65,15 @@ func ChunkingFromSeed(seed []byte) (*Chunking, error) {
 	return c, nil
 }
 
+// Wipe zeroes the gear table, which is key material: with it a host could
+// predict chunk boundaries. The Chunking must not be used afterwards
+// (zero gears would cut every chunk at MinChunk).
+func (c *Chunking) Wipe() {
+	if c != nil {
+		clear(c.gear[:])
+	}
+}
+
 // scan continues looking for the first chunk's boundary in b from position
 // i (at least MinChunk) with rolling hash h, as left by the previous scan
 // of a shorter prefix of b. It returns the boundary, or, without one, the

@@ -132,3 +132,16 @@ func BenchmarkChunking(b *testing.B) {
 		}
 	}
 }
+
+func TestChunkingWipe(t *testing.T) {
+	c, err := ChunkingFromSeed(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Wipe()
+	for i, g := range c.gear {
+		if g != 0 {
+			t.Fatalf("gear %d survives Wipe", i)
+		}
+	}
+}

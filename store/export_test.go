@@ -63,3 +63,6 @@ func PackTailEntries(data []byte) ([][3]int64, []ID, error) {
 	}
 	return out, ids, nil
 }
+
+// Padme is the Padmé rounding the store applies to payloads.
+func Padme(n int) int { return padme(n) }

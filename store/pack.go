@@ -25,10 +25,11 @@ const (
 	packEntryLen   = 32 + 4
 	// maxPackSize keeps offsets in uint32 with room for one maximal chunk.
 	maxPackSize = 1 << 30
-	// maxSealedLen bounds one sealed chunk: the chunker's maximum plus the
-	// flag byte and far more than any AEAD's nonce and tag. Parsers reject
-	// larger entries so that forged metadata cannot make us allocate GiBs.
-	maxSealedLen = MaxChunk + 1<<16
+	// maxSealedLen bounds one sealed chunk: the chunker's maximum with its
+	// payload header, Padmé padding (at most 2^18 at MaxChunk), and far
+	// more than any AEAD's nonce and tag. Parsers reject larger entries so
+	// that forged metadata cannot make us allocate GiBs.
+	maxSealedLen = MaxChunk + 1<<18 + 1<<16
 )
 
 // PackID names a pack: SHA-256 of its bytes.

@@ -436,16 +436,18 @@ func (s *Store) storeChunk(ctx context.Context, sl Sealer, data []byte) (ID, err
 	defer func() { s.encs <- enc }()
 	// The flag byte sits inside the sealed payload, so the host does not
 	// learn which chunks compressed.
+	// The payload is padded (pad.go): header, body, zeros.
 	var scratch []byte
 	if incompressible(enc, data) {
-		scratch = append(append(enc.scratch[:0], chunkFlagRaw), data...)
+		scratch = append(appendPaddedHeader(enc.scratch[:0], chunkFlagRaw), data...)
 	} else {
-		scratch = append(enc.scratch[:0], chunkFlagZstd)
+		scratch = appendPaddedHeader(enc.scratch[:0], chunkFlagZstd)
 		scratch = enc.z.EncodeAll(data, scratch)
-		if len(scratch)-1 >= len(data) {
-			scratch = append(append(scratch[:0], chunkFlagRaw), data...)
+		if len(scratch)-paddedHeaderLen >= len(data) {
+			scratch = append(appendPaddedHeader(scratch[:0], chunkFlagRaw), data...)
 		}
 	}
+	scratch = finishPadded(scratch)
 	enc.scratch = scratch
 	sealed, err := sl.Seal(id, scratch)
 	if err != nil {
@@ -712,19 +714,15 @@ func (s *Store) openChunk(sl Sealer, id ID, sealed []byte, where string) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("store: blob %x in %s: open: %w", id, where, err)
 	}
-	if len(plain) == 0 {
-		return nil, fmt.Errorf("store: blob %x in %s: empty payload", id, where)
+	flag, data, err := unpadPayload(plain)
+	if err != nil {
+		return nil, fmt.Errorf("store: blob %x in %s: %w", id, where, err)
 	}
-	data := plain[1:]
-	switch plain[0] {
-	case chunkFlagRaw:
-	case chunkFlagZstd:
-		data, err = s.dec.DecodeAll(plain[1:], nil)
+	if flag == chunkFlagZstd {
+		data, err = s.dec.DecodeAll(data, nil)
 		if err != nil {
 			return nil, fmt.Errorf("store: blob %x in %s: decompress: %w", id, where, err)
 		}
-	default:
-		return nil, fmt.Errorf("store: blob %x in %s: unknown payload flag %d", id, where, plain[0])
 	}
 	if sl.ChunkID(data) != id {
 		return nil, fmt.Errorf("store: blob %x in %s: content does not hash to its id", id, where)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/internal/harden"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/seal"
 )
@@ -23,13 +25,21 @@ func newCustodyCmd() *cobra.Command {
 		Short: "Split the root key among custodians, check a share, recombine shares",
 		Long: `The guest state's root key is split among the charter's custodians so that
 any threshold of them, and no fewer, can rebuild it (Shamir secret sharing
-with Feldman commitments over Ristretto255). Each share is sealed to its
-custodian's age recipient from the charter; the commitments let a custodian
-check their share alone, without learning anything about the root.
+over Ristretto255's scalar field, with a hash commitment per share). Each
+share is sealed to its custodian's age recipient from the charter; the
+commitments let a custodian check their share alone, without learning
+anything about the root, even with a quantum computer.
 
 A share never leaves memory in clear: "custody verify --export" writes it
 sealed to the recipient given with --to (the activating site's one-time
 unseal key), and "custody combine" opens such files. See docs/seal.md.`,
+	}
+	// Every custody command holds a root, a share or a custodian's key:
+	// no core dump, no ptrace by the same user, before any is read.
+	cmd.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		if r := harden.Process(); len(r.Errs) > 0 {
+			fmt.Fprintln(cmd.ErrOrStderr(), "chancery custody:", r)
+		}
 	}
 	cmd.AddCommand(newCustodyNewRootCmd(), newCustodySplitCmd(), newCustodyVerifyCmd(), newCustodyCombineCmd(), newCustodyResealCmd())
 	return cmd
@@ -149,12 +159,13 @@ being activated — for "custody combine" there.`,
 
 // custodyCombineOptions are the flags of `custody combine`.
 type custodyCombineOptions struct {
-	Package        string
-	Shares         []string
-	Identity       string
-	Out            string
-	PassphraseFile string
-	WorkFactor     int
+	Package           string
+	Shares            []string
+	Identity          string
+	Out               string
+	PassphraseFile    string
+	OutPassphraseFile string
+	WorkFactor        int
 }
 
 func newCustodyCombineCmd() *cobra.Command {
@@ -167,8 +178,10 @@ the recipient of --identity), verify each against PACKAGE's commitment, and
 rebuild the root key once at least the threshold of distinct custodians'
 shares are valid. A bad share is named by custodian and nothing is
 recovered; drop it and retry with others. The root is checked against the
-package's root commitment and written to --out sealed with the passphrase
-(--passphrase-file or $CHANCERY_PASSPHRASE, also used for --identity).`,
+package's root commitment and written to --out sealed with its own
+passphrase (--out-passphrase-file or $CHANCERY_ROOT_PASSPHRASE), which must
+differ from the identity's (--passphrase-file or $CHANCERY_PASSPHRASE): the
+two files guard different secrets and may travel apart.`,
 		Example: `  chancery custody combine --package custody.pkg --identity site-unseal.key \
       --share cust-1.share --share cust-3.share --share cust-4.share --out root.key`,
 		Args: cobra.NoArgs,
@@ -181,7 +194,8 @@ package's root commitment and written to --out sealed with the passphrase
 	f.StringArrayVar(&o.Shares, "share", nil, "exported share file; repeat (required)")
 	f.StringVar(&o.Identity, "identity", "", "sealed age identity the shares were exported to (required)")
 	f.StringVar(&o.Out, "out", "", "root key file to create (required)")
-	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "file holding the passphrase (default: $"+keyfile.EnvPassphrase+")")
+	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "file holding the passphrase of --identity (default: $"+keyfile.EnvPassphrase+")")
+	f.StringVar(&o.OutPassphraseFile, "out-passphrase-file", "", "file holding the passphrase for --out (default: $"+keyfile.EnvRootPassphrase+")")
 	f.IntVar(&o.WorkFactor, "work-factor", 0, "scrypt log2 N for --out (default: age's, 18); lower only for tests")
 	for _, n := range []string{"package", "share", "identity", "out"} {
 		_ = cmd.MarkFlagRequired(n)
@@ -309,6 +323,22 @@ func runCustodyCombine(w io.Writer, o custodyCombineOptions) error {
 	if err != nil {
 		return err
 	}
+	// Ask for both passphrases before any share is opened, and refuse one
+	// passphrase for both files.
+	pass, err := keyfile.PassphraseFrom(o.OutPassphraseFile, keyfile.EnvRootPassphrase)
+	if err != nil {
+		return fmt.Errorf("custody combine: passphrase for %s: %w", o.Out, err)
+	}
+	defer clear(pass)
+	idPass, err := keyfile.PassphraseFromEnv(o.PassphraseFile)
+	if err != nil {
+		return fmt.Errorf("custody combine: passphrase for identity %s: %w", o.Identity, err)
+	}
+	same := bytes.Equal(idPass, pass)
+	clear(idPass)
+	if same {
+		return fmt.Errorf("custody combine: the passphrase for %s is the identity's: give the root key its own (--out-passphrase-file or $%s)", o.Out, keyfile.EnvRootPassphrase)
+	}
 	id, err := readIdentity(o.Identity, o.PassphraseFile)
 	if err != nil {
 		return fmt.Errorf("custody combine: %w", err)
@@ -331,11 +361,6 @@ func runCustodyCombine(w io.Writer, o custodyCombineOptions) error {
 		return fmt.Errorf("custody combine: %w", err)
 	}
 	defer r.Wipe()
-	pass, err := keyfile.PassphraseFromEnv(o.PassphraseFile)
-	if err != nil {
-		return fmt.Errorf("custody combine: %w", err)
-	}
-	defer clear(pass)
 	if err := seal.WriteRootKeyFile(o.Out, r, pass, o.WorkFactor); err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 // unseal identity of an activating site.
 type custodyFixture struct {
 	dir, passFile, root, charter string
+	rootPassFile                 string
 	siteKey, siteRcpt            string
 	layout                       state.Layout
 }
@@ -36,6 +37,10 @@ func newCustodyFixture(t *testing.T) custodyFixture {
 	f := custodyFixture{dir: dir, passFile: filepath.Join(dir, "pass"), root: filepath.Join(dir, "root.key"), layout: state.Layout{Dir: filepath.Join(dir, "state")}}
 	f.charter = f.layout.Charter()
 	if err := os.WriteFile(f.passFile, pass, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.rootPassFile = filepath.Join(dir, "root-pass")
+	if err := os.WriteFile(f.rootPassFile, []byte("rebuilt root passphrase"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
@@ -107,14 +112,20 @@ func TestCustodyCommandsRoundtrip(t *testing.T) {
 	for _, id := range []string{ids[4], ids[1], ids[3]} {
 		shares = append(shares, f.export(t, pkg, id))
 	}
+	// One passphrase for the identity and the rebuilt root is refused
+	// before anything is opened.
+	err = runCustodyCombine(&buf, custodyCombineOptions{Package: pkg, Shares: shares, Identity: f.siteKey, Out: filepath.Join(f.dir, "same.key"), PassphraseFile: f.passFile, OutPassphraseFile: f.passFile, WorkFactor: 10})
+	if err == nil || !strings.Contains(err.Error(), "is the identity's") {
+		t.Fatalf("combine with one passphrase for both files: %v", err)
+	}
 	// Two shares are not enough.
-	err = runCustodyCombine(&buf, custodyCombineOptions{Package: pkg, Shares: shares[:2], Identity: f.siteKey, Out: filepath.Join(f.dir, "few.key"), PassphraseFile: f.passFile, WorkFactor: 10})
+	err = runCustodyCombine(&buf, custodyCombineOptions{Package: pkg, Shares: shares[:2], Identity: f.siteKey, Out: filepath.Join(f.dir, "few.key"), PassphraseFile: f.passFile, OutPassphraseFile: f.rootPassFile, WorkFactor: 10})
 	if !errors.Is(err, seal.ErrTooFewShares) {
 		t.Fatalf("combine of 2 of threshold 3: %v", err)
 	}
 	rebuilt := filepath.Join(f.dir, "rebuilt.key")
 	buf.Reset()
-	if err := runCustodyCombine(&buf, custodyCombineOptions{Package: pkg, Shares: shares, Identity: f.siteKey, Out: rebuilt, PassphraseFile: f.passFile, WorkFactor: 10}); err != nil {
+	if err := runCustodyCombine(&buf, custodyCombineOptions{Package: pkg, Shares: shares, Identity: f.siteKey, Out: rebuilt, PassphraseFile: f.passFile, OutPassphraseFile: f.rootPassFile, WorkFactor: 10}); err != nil {
 		t.Fatal(err)
 	}
 	pass, _ := os.ReadFile(f.passFile)
@@ -122,7 +133,11 @@ func TestCustodyCommandsRoundtrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := seal.ReadRootKeyFile(rebuilt, pass)
+	if _, err := seal.ReadRootKeyFile(rebuilt, pass); err == nil {
+		t.Fatal("rebuilt root opens with the identity's passphrase")
+	}
+	rootPass, _ := os.ReadFile(f.rootPassFile)
+	got, err := seal.ReadRootKeyFile(rebuilt, rootPass)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,12 +192,12 @@ func TestCustodyCommandsRefuse(t *testing.T) {
 	for _, id := range ids[:3] {
 		shares = append(shares, f.export(t, pkg, id))
 	}
-	err := runCustodyCombine(&buf, custodyCombineOptions{Package: pkg2, Shares: shares, Identity: f.siteKey, Out: filepath.Join(f.dir, "r.key"), PassphraseFile: f.passFile, WorkFactor: 10})
+	err := runCustodyCombine(&buf, custodyCombineOptions{Package: pkg2, Shares: shares, Identity: f.siteKey, Out: filepath.Join(f.dir, "r.key"), PassphraseFile: f.passFile, OutPassphraseFile: f.rootPassFile, WorkFactor: 10})
 	if !errors.Is(err, seal.ErrWrongPackage) || !strings.Contains(err.Error(), ids[0]) {
 		t.Errorf("combine with another package's shares: %v", err)
 	}
 	// The same custodian's share twice does not count twice.
-	err = runCustodyCombine(&buf, custodyCombineOptions{Package: pkg, Shares: []string{shares[0], shares[0], shares[1]}, Identity: f.siteKey, Out: filepath.Join(f.dir, "r2.key"), PassphraseFile: f.passFile, WorkFactor: 10})
+	err = runCustodyCombine(&buf, custodyCombineOptions{Package: pkg, Shares: []string{shares[0], shares[0], shares[1]}, Identity: f.siteKey, Out: filepath.Join(f.dir, "r2.key"), PassphraseFile: f.passFile, OutPassphraseFile: f.rootPassFile, WorkFactor: 10})
 	if err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("combine with a repeated share: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chancery-gov/chancery/internal/harden"
 	"github.com/chancery-gov/chancery/site"
 )
 
@@ -16,6 +17,7 @@ type serveOptions struct {
 	insecureLoopback bool
 	logLevel         string
 	logFormat        string
+	hardening        *harden.Report // what harden.Process did, set by the command (not by tests)
 }
 
 func newServeCmd() *cobra.Command {
@@ -50,6 +52,8 @@ Logs go to stderr, one JSON object per line.`,
 		Example: `  CHANCERY_PASSPHRASE=... chancery serve --config /etc/chancery/home.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			r := harden.Process()
+			o.hardening = &r
 			return runServe(cmd.Context(), o, cmd.ErrOrStderr())
 		},
 	}
@@ -84,5 +88,9 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	return site.Run(ctx, cfg, site.Options{Logger: slog.New(h)})
+	logger := slog.New(h)
+	if o.hardening != nil {
+		logger.Info(o.hardening.String(), "not_dumpable", o.hardening.NoDump, "no_core", o.hardening.NoCore)
+	}
+	return site.Run(ctx, cfg, site.Options{Logger: logger})
 }

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 
@@ -38,13 +39,131 @@ const Header = "chancery-key/v1 ed25519\n"
 // EnvPassphrase names the environment variable PassphraseFromEnv reads.
 const EnvPassphrase = "CHANCERY_PASSPHRASE"
 
+// EnvRootPassphrase names the environment variable for the passphrase of a
+// root key file being written by "custody combine", which must differ from
+// the passphrase of the identity the shares were sealed to.
+const EnvRootPassphrase = "CHANCERY_ROOT_PASSPHRASE"
+
 // maxFileSize bounds what ReadEd25519 will read: a key file is a few hundred
 // bytes, so anything much larger is not one and is not worth decrypting.
 const maxFileSize = 64 << 10
 
-// maxWorkFactor caps the scrypt cost a file may demand (2^22, about 15 s),
-// so a hostile file cannot make ReadEd25519 spin for minutes.
-const maxWorkFactor = 22
+// Scrypt work factors (log2 N). Writers and readers share one range, so a
+// file this program writes is one it can open: MaxWorkFactor (2^22, about
+// 15 s) also caps what a file may demand of a reader, so a hostile file
+// cannot make it spin for minutes. MinWorkFactor is the floor a writer
+// accepts; it is low (2^10) because tests and demos found states by the
+// dozen. Operators keep the default, DefaultWorkFactor.
+const (
+	MinWorkFactor     = 10
+	MaxWorkFactor     = 22
+	DefaultWorkFactor = 18
+)
+
+// CheckWorkFactor accepts 0 (DefaultWorkFactor) or a work factor in
+// MinWorkFactor..MaxWorkFactor.
+func CheckWorkFactor(wf int) error {
+	if wf != 0 && (wf < MinWorkFactor || wf > MaxWorkFactor) {
+		return fmt.Errorf("scrypt work factor %d outside %d..%d (0 means the default, %d): a reader would refuse a higher one, and a lower one is too cheap to guess against",
+			wf, MinWorkFactor, MaxWorkFactor, DefaultWorkFactor)
+	}
+	return nil
+}
+
+// Passphrase strength: a passphrase is the only secret between a stolen
+// key file and its key, so a writer refuses one that is short or built of
+// few distinct characters. The estimate is deliberately simple — length ×
+// log2 of the character classes used — and a floor, not a guarantee: a
+// line from a book passes it and is still guessable.
+const (
+	MinPassphraseLen  = 12
+	minDistinctChars  = 6
+	minPassphraseBits = 60
+)
+
+// ErrWeakPassphrase is returned (wrapped, with the reason) by every writer
+// given a passphrase that fails CheckPassphrase.
+var ErrWeakPassphrase = errors.New("passphrase too weak")
+
+// CheckPassphrase refuses a passphrase shorter than MinPassphraseLen
+// characters, with fewer than 6 distinct characters, or with an estimated
+// strength under 60 bits (length × log2 of the size of the character
+// classes it uses: lower case, upper case, digits, anything else).
+func CheckPassphrase(pass []byte) error {
+	const hint = "use four or more random words, or 12+ random characters"
+	r := []rune(string(pass))
+	if len(r) < MinPassphraseLen {
+		return fmt.Errorf("%w: %d characters, want at least %d (%s)", ErrWeakPassphrase, len(r), MinPassphraseLen, hint)
+	}
+	distinct := map[rune]bool{}
+	var lower, upper, digit, other bool
+	for _, c := range r {
+		distinct[c] = true
+		switch {
+		case c >= 'a' && c <= 'z':
+			lower = true
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		case c >= '0' && c <= '9':
+			digit = true
+		default:
+			other = true
+		}
+	}
+	if len(distinct) < minDistinctChars {
+		return fmt.Errorf("%w: only %d distinct characters, want at least %d (%s)", ErrWeakPassphrase, len(distinct), minDistinctChars, hint)
+	}
+	pool := 0
+	for _, c := range []struct {
+		used bool
+		n    int
+	}{{lower, 26}, {upper, 26}, {digit, 10}, {other, 33}} {
+		if c.used {
+			pool += c.n
+		}
+	}
+	if bits := float64(len(r)) * math.Log2(float64(pool)); bits < minPassphraseBits {
+		return fmt.Errorf("%w: about %.0f bits, want at least %d (%s)", ErrWeakPassphrase, bits, minPassphraseBits, hint)
+	}
+	return nil
+}
+
+// ScryptRecipient is the age recipient for sealing with a passphrase: it
+// refuses a weak passphrase (CheckPassphrase) and a work factor outside
+// the range readers accept (CheckWorkFactor; 0 is the default).
+func ScryptRecipient(pass []byte, workFactor int) (*age.ScryptRecipient, error) {
+	if len(pass) == 0 {
+		return nil, errors.New("empty passphrase: refusing to write a key unencrypted")
+	}
+	if err := CheckPassphrase(pass); err != nil {
+		return nil, err
+	}
+	if err := CheckWorkFactor(workFactor); err != nil {
+		return nil, err
+	}
+	r, err := age.NewScryptRecipient(string(pass))
+	if err != nil {
+		return nil, fmt.Errorf("scrypt recipient: %w", err)
+	}
+	if workFactor != 0 {
+		r.SetWorkFactor(workFactor)
+	}
+	return r, nil
+}
+
+// ScryptIdentity is the age identity for opening with a passphrase: it
+// refuses a file demanding more than MaxWorkFactor.
+func ScryptIdentity(pass []byte) (*age.ScryptIdentity, error) {
+	if len(pass) == 0 {
+		return nil, errors.New("empty passphrase")
+	}
+	id, err := age.NewScryptIdentity(string(pass))
+	if err != nil {
+		return nil, fmt.Errorf("scrypt identity: %w", err)
+	}
+	id.SetMaxWorkFactor(MaxWorkFactor)
+	return id, nil
+}
 
 // Protector says how a key file is encrypted: by passphrase (age scrypt) or
 // to an age identity.
@@ -52,8 +171,9 @@ type Protector struct {
 	// Passphrase is the age scrypt passphrase; used if Identity == nil
 	// (reading) or Recipient == nil (writing).
 	Passphrase []byte
-	// WorkFactor is scrypt's log2 N when writing; 0 means age's default
-	// (18). Tests and demos use 12–15 to stay fast.
+	// WorkFactor is scrypt's log2 N when writing: 0 (DefaultWorkFactor)
+	// or MinWorkFactor..MaxWorkFactor. Tests and demos use 10–15 to stay
+	// fast.
 	WorkFactor int
 	// Identity, if set, decrypts instead of the passphrase.
 	Identity age.Identity
@@ -68,18 +188,7 @@ func (p Protector) recipient() (age.Recipient, error) {
 	if len(p.Passphrase) == 0 {
 		return nil, errors.New("no passphrase and no recipient: refusing to write an unencrypted key")
 	}
-	r, err := age.NewScryptRecipient(string(p.Passphrase))
-	if err != nil {
-		return nil, fmt.Errorf("scrypt recipient: %w", err)
-	}
-	if p.WorkFactor != 0 {
-		// age panics outside 1..30; turn that into an error.
-		if p.WorkFactor < 1 || p.WorkFactor > 30 {
-			return nil, fmt.Errorf("work factor %d outside 1..30", p.WorkFactor)
-		}
-		r.SetWorkFactor(p.WorkFactor)
-	}
-	return r, nil
+	return ScryptRecipient(p.Passphrase, p.WorkFactor)
 }
 
 func (p Protector) identity() (age.Identity, error) {
@@ -89,12 +198,7 @@ func (p Protector) identity() (age.Identity, error) {
 	if len(p.Passphrase) == 0 {
 		return nil, errors.New("no passphrase and no identity to decrypt with")
 	}
-	id, err := age.NewScryptIdentity(string(p.Passphrase))
-	if err != nil {
-		return nil, fmt.Errorf("scrypt identity: %w", err)
-	}
-	id.SetMaxWorkFactor(maxWorkFactor)
-	return id, nil
+	return ScryptIdentity(p.Passphrase)
 }
 
 // WriteEd25519 seals key under p and writes it to path with mode 0600.
@@ -188,6 +292,11 @@ func readSealed(path string, p Protector) ([]byte, error) {
 // the value of $CHANCERY_PASSPHRASE. It is an error if neither gives a
 // non-empty passphrase: callers must not fall back to an empty one.
 func PassphraseFromEnv(file string) ([]byte, error) {
+	return PassphraseFrom(file, EnvPassphrase)
+}
+
+// PassphraseFrom is PassphraseFromEnv with another environment variable.
+func PassphraseFrom(file, env string) ([]byte, error) {
 	if file != "" {
 		data, err := fsutil.ReadPrivate(file, maxFileSize)
 		if err != nil {
@@ -200,10 +309,10 @@ func PassphraseFromEnv(file string) ([]byte, error) {
 		}
 		return data, nil
 	}
-	if v := os.Getenv(EnvPassphrase); v != "" {
+	if v := os.Getenv(env); v != "" {
 		return []byte(v), nil
 	}
-	return nil, fmt.Errorf("no passphrase: give a passphrase file or set $%s", EnvPassphrase)
+	return nil, fmt.Errorf("no passphrase: give a passphrase file or set $%s", env)
 }
 
 func encodePlaintext(seed []byte) []byte {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,9 @@ import (
 
 // testWorkFactor keeps scrypt cheap in tests; production uses age's default.
 const testWorkFactor = 10
+
+// testPass passes CheckPassphrase.
+const testPass = "keyfile test passphrase"
 
 func newKey(t *testing.T) ed25519.PrivateKey {
 	t.Helper()
@@ -92,18 +96,18 @@ func TestReadErrors(t *testing.T) {
 		{"wrong passphrase", nil, pass("wrong"), "decrypt"},
 		{"wrong identity", nil, Protector{Identity: other}, "decrypt"},
 		{"no passphrase", nil, Protector{}, "no passphrase"},
-		{"group readable", func(t *testing.T, p string) { chmod(t, p, 0o640) }, pass("pw"), "too open"},
-		{"world readable", func(t *testing.T, p string) { chmod(t, p, 0o604) }, pass("pw"), "too open"},
-		{"tampered payload", func(t *testing.T, p string) { flipByte(t, p, -5) }, pass("pw"), "decrypt"},
-		{"tampered header", func(t *testing.T, p string) { flipByte(t, p, 40) }, pass("pw"), "decrypt"},
-		{"truncated", func(t *testing.T, p string) { truncate(t, p, 20) }, pass("pw"), "decrypt"},
-		{"missing", func(t *testing.T, p string) { os.Remove(p) }, pass("pw"), "no such file"},
-		{"directory", func(t *testing.T, p string) { os.Remove(p); os.Mkdir(p, 0o700) }, pass("pw"), "not a regular file"},
+		{"group readable", func(t *testing.T, p string) { chmod(t, p, 0o640) }, pass(testPass), "too open"},
+		{"world readable", func(t *testing.T, p string) { chmod(t, p, 0o604) }, pass(testPass), "too open"},
+		{"tampered payload", func(t *testing.T, p string) { flipByte(t, p, -5) }, pass(testPass), "decrypt"},
+		{"tampered header", func(t *testing.T, p string) { flipByte(t, p, 40) }, pass(testPass), "decrypt"},
+		{"truncated", func(t *testing.T, p string) { truncate(t, p, 20) }, pass(testPass), "decrypt"},
+		{"missing", func(t *testing.T, p string) { os.Remove(p) }, pass(testPass), "no such file"},
+		{"directory", func(t *testing.T, p string) { os.Remove(p); os.Mkdir(p, 0o700) }, pass(testPass), "not a regular file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "k.age")
-			if err := WriteEd25519(path, newKey(t), pass("pw")); err != nil {
+			if err := WriteEd25519(path, newKey(t), pass(testPass)); err != nil {
 				t.Fatal(err)
 			}
 			if tt.mutate != nil {
@@ -147,7 +151,7 @@ func TestRejectsForeignPlaintext(t *testing.T) {
 			if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ReadEd25519(path, pass("pw")); err == nil {
+			if _, err := ReadEd25519(path, pass(testPass)); err == nil {
 				t.Fatal("ReadEd25519 accepted foreign plaintext")
 			}
 		})
@@ -167,11 +171,11 @@ func TestWriteRefuses(t *testing.T) {
 		p    Protector
 		want string
 	}{
-		{"existing file", existing, newKey(t), pass("pw"), "exists"},
+		{"existing file", existing, newKey(t), pass(testPass), "exists"},
 		{"no protection", filepath.Join(dir, "a"), newKey(t), Protector{}, "unencrypted"},
-		{"bad work factor", filepath.Join(dir, "b"), newKey(t), Protector{Passphrase: []byte("pw"), WorkFactor: 31}, "work factor"},
-		{"short key", filepath.Join(dir, "c"), ed25519.PrivateKey(make([]byte, 10)), pass("pw"), "private key is 10 bytes"},
-		{"missing dir", filepath.Join(dir, "nope", "k"), newKey(t), pass("pw"), "no such file"},
+		{"bad work factor", filepath.Join(dir, "b"), newKey(t), Protector{Passphrase: []byte(testPass), WorkFactor: 23}, "work factor"},
+		{"short key", filepath.Join(dir, "c"), ed25519.PrivateKey(make([]byte, 10)), pass(testPass), "private key is 10 bytes"},
+		{"missing dir", filepath.Join(dir, "nope", "k"), newKey(t), pass(testPass), "no such file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,7 +188,7 @@ func TestWriteRefuses(t *testing.T) {
 	if b, _ := os.ReadFile(existing); string(b) != "keep me" {
 		t.Error("existing file was modified")
 	}
-	if errors.Is(WriteEd25519(existing, newKey(t), pass("pw")), os.ErrExist) == false {
+	if errors.Is(WriteEd25519(existing, newKey(t), pass(testPass)), os.ErrExist) == false {
 		t.Error("overwrite error should wrap os.ErrExist")
 	}
 }
@@ -194,7 +198,7 @@ func TestWriteRefuses(t *testing.T) {
 func TestNoPlaintextSeed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "k.age")
 	key := newKey(t)
-	if err := WriteEd25519(path, key, pass("pw")); err != nil {
+	if err := WriteEd25519(path, key, pass(testPass)); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)
@@ -303,7 +307,7 @@ func TestAgeIdentityRoundtrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "id.age")
-			err := WriteAgeIdentity(path, tt.identity, pass("pw"))
+			err := WriteAgeIdentity(path, tt.identity, pass(testPass))
 			if tt.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), tt.identity) {
 					t.Fatalf("error = %v, want %q without the identity", err, tt.want)
@@ -317,7 +321,7 @@ func TestAgeIdentityRoundtrip(t *testing.T) {
 			if bytes.Contains(raw, []byte(tt.identity)) {
 				t.Error("identity stored in clear")
 			}
-			id, err := ReadAgeIdentity(path, pass("pw"))
+			id, err := ReadAgeIdentity(path, pass(testPass))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -326,16 +330,77 @@ func TestAgeIdentityRoundtrip(t *testing.T) {
 			}
 			// A signing-key reader must not accept an identity file, and
 			// the reverse.
-			if _, err := ReadEd25519(path, pass("pw")); err == nil {
+			if _, err := ReadEd25519(path, pass(testPass)); err == nil {
 				t.Error("ReadEd25519 accepted an age identity file")
 			}
 		})
 	}
 	path := filepath.Join(t.TempDir(), "k.age")
-	if err := WriteEd25519(path, newKey(t), pass("pw")); err != nil {
+	if err := WriteEd25519(path, newKey(t), pass(testPass)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadAgeIdentity(path, pass("pw")); err == nil {
+	if _, err := ReadAgeIdentity(path, pass(testPass)); err == nil {
 		t.Error("ReadAgeIdentity accepted a signing key file")
+	}
+}
+
+// TestWorkFactorWritersAndReadersAgree: every work factor a writer accepts
+// a reader opens, and a writer refuses every work factor a reader would
+// refuse (23..30 were accepted before and could never be opened) or one
+// below the floor.
+func TestWorkFactorWritersAndReadersAgree(t *testing.T) {
+	dir := t.TempDir()
+	for _, wf := range []int{MinWorkFactor - 1, 1, MaxWorkFactor + 1, 30} {
+		err := WriteEd25519(filepath.Join(dir, fmt.Sprint("bad", wf)), newKey(t), Protector{Passphrase: []byte(testPass), WorkFactor: wf})
+		if err == nil || !strings.Contains(err.Error(), "work factor") {
+			t.Errorf("work factor %d: %v", wf, err)
+		}
+	}
+	// The edges of the range both open (MaxWorkFactor costs seconds: check
+	// it against age's reader limit directly rather than by scrypt).
+	path := filepath.Join(dir, "min")
+	k := newKey(t)
+	if err := WriteEd25519(path, k, Protector{Passphrase: []byte(testPass), WorkFactor: MinWorkFactor}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadEd25519(path, pass(testPass)); err != nil || !got.Equal(k) {
+		t.Fatalf("read at the floor: %v", err)
+	}
+	if err := CheckWorkFactor(MaxWorkFactor); err != nil {
+		t.Fatal(err)
+	}
+	// A file demanding more than the cap is refused by a reader before any
+	// scrypt work (its header says 23; writing one for real takes minutes).
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := fmt.Sprintf(" %d\n", MinWorkFactor)
+	i := bytes.Index(data, []byte(hdr))
+	if i < 0 || !bytes.HasPrefix(data[bytes.LastIndex(data[:i], []byte("-> ")):], []byte("-> scrypt ")) {
+		t.Fatal("no scrypt stanza in the key file")
+	}
+	forged := append(append(bytes.Clone(data[:i]), fmt.Sprintf(" %d\n", MaxWorkFactor+1)...), data[i+len(hdr):]...)
+	over := filepath.Join(dir, "over")
+	if err := os.WriteFile(over, forged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadEd25519(over, pass(testPass)); err == nil || !strings.Contains(err.Error(), "work factor") {
+		t.Errorf("file above the cap: %v", err)
+	}
+}
+
+func TestWeakPassphraseRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, weak := range []string{"pw", "hunter2", "aaaaaaaaaaaaaaaa", "abababababab", "123412341234"} {
+		err := WriteEd25519(filepath.Join(dir, weak), newKey(t), pass(weak))
+		if !errors.Is(err, ErrWeakPassphrase) {
+			t.Errorf("%q: %v", weak, err)
+		}
+	}
+	for _, ok := range []string{testPass, "correct horse battery staple", "Tr0ub4dor&3xQ"} {
+		if err := CheckPassphrase([]byte(ok)); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
 	}
 }

@@ -18,7 +18,7 @@ import (
 
 func TestInitDemoRepublic(t *testing.T) {
 	dir := t.TempDir()
-	p := keyfile.Protector{Passphrase: []byte("pw"), WorkFactor: 10}
+	p := keyfile.Protector{Passphrase: []byte("state test passphrase"), WorkFactor: 10}
 	c, err := Init(context.Background(), InitOptions{Dir: dir, Protector: p})
 	if err != nil {
 		t.Fatal(err)

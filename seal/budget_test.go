@@ -1,0 +1,83 @@
+package seal
+
+import (
+	"errors"
+	"testing"
+)
+
+// TestNonceBudget: with a small injected limit, each data key, blob key
+// and site key seals exactly that many values and then refuses with
+// ErrNonceBudget; rotating the registry gives a fresh budget; records
+// replayed with CountSealed count against it; opening is never refused.
+func TestNonceBudget(t *testing.T) {
+	k := NewKeyring("demo-republic", newRoot(t))
+	k.SetSealLimit(3)
+	rk := k.Registry("population")
+	ad := RecordAD{Guest: "demo-republic", Registry: "population", Version: 1}
+	var sealed [][]byte
+	for i := range 3 {
+		s, err := rk.Seal(ad, []byte("x"))
+		if err != nil {
+			t.Fatalf("seal %d: %v", i, err)
+		}
+		sealed = append(sealed, s)
+	}
+	if _, err := rk.Seal(ad, []byte("x")); !errors.Is(err, ErrNonceBudget) {
+		t.Fatalf("fourth seal under generation 1: %v", err)
+	}
+	if _, err := rk.Open(ad, sealed[0]); err != nil {
+		t.Fatalf("open after the budget is spent: %v", err)
+	}
+	// Blob chunks have their own budget under their own key.
+	var id [32]byte
+	for i := range 3 {
+		if _, err := rk.Blobs().Seal(id, []byte("c")); err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+	}
+	if _, err := rk.Blobs().Seal(id, []byte("c")); !errors.Is(err, ErrNonceBudget) {
+		t.Fatalf("fourth chunk: %v", err)
+	}
+	if r, c := rk.SealCount(1); r != 3 || c != 3 {
+		t.Fatalf("count %d records %d chunks, want 3 3", r, c)
+	}
+	// Rotation: generation 2 seals afresh.
+	k.SetGeneration("population", 2)
+	if _, err := rk.Seal(ad, []byte("x")); err != nil {
+		t.Fatalf("seal after rotation: %v", err)
+	}
+	// A restarted keyring learns the count from the ledger's records.
+	k2 := NewKeyring("demo-republic", newRoot(t))
+	k2.SetSealLimit(3)
+	rk2 := k2.Registry("population")
+	for _, s := range sealed[:2] {
+		rk2.CountSealed(s)
+	}
+	rk2.CountSealed([]byte("not a sealed record"))
+	if _, err := rk2.Seal(ad, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rk2.Seal(ad, []byte("x")); !errors.Is(err, ErrNonceBudget) {
+		t.Fatalf("seal past a budget replayed from the ledger: %v", err)
+	}
+	// The site key.
+	sk, err := NewSiteKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk.SetSealLimit(2)
+	for range 2 {
+		if _, err := sk.Seal(nil, []byte("d")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sk.Seal(nil, []byte("d")); !errors.Is(err, ErrNonceBudget) {
+		t.Fatalf("third site seal: %v", err)
+	}
+	// The default cannot be raised.
+	var b sealBudget
+	b.used.Store(DefaultSealLimit)
+	if err := b.take(DefaultSealLimit * 2); !errors.Is(err, ErrNonceBudget) {
+		t.Fatalf("limit above the default: %v", err)
+	}
+}
