@@ -12,6 +12,7 @@ import (
 
 	"github.com/chancery-gov/chancery/audit"
 	"github.com/chancery-gov/chancery/internal/demo"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/pintls"
 	"github.com/chancery-gov/chancery/internal/state"
@@ -24,7 +25,7 @@ func TestPinnedURL(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	prot := keyfile.Protector{Passphrase: []byte("audit test"), WorkFactor: 10}
-	c, err := state.Init(ctx, state.InitOptions{Dir: dir, Protector: prot})
+	c, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: prot})
 	if err != nil {
 		t.Fatal(err)
 	}

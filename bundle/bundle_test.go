@@ -19,6 +19,7 @@ import (
 
 	"github.com/chancery-gov/chancery/bundle"
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
@@ -59,7 +60,7 @@ func newBundleHome(t *testing.T) *bundleHome {
 	t.Helper()
 	ctx := context.Background()
 	h := &bundleHome{t: t, layout: state.Layout{Dir: t.TempDir()}}
-	c, err := state.Init(ctx, state.InitOptions{Dir: h.layout.Dir, Protector: bundleProtector()})
+	c, err := found.Init(ctx, found.InitOptions{Dir: h.layout.Dir, Protector: bundleProtector()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
@@ -52,7 +53,7 @@ func demo(t testing.TB) *republic {
 		if founded.err != nil {
 			return
 		}
-		founded.r, founded.err = found(founded.dir)
+		founded.r, founded.err = foundRepublic(founded.dir)
 	})
 	if founded.err != nil {
 		t.Fatal(founded.err)
@@ -60,9 +61,9 @@ func demo(t testing.TB) *republic {
 	return founded.r
 }
 
-func found(dir string) (*republic, error) {
+func foundRepublic(dir string) (*republic, error) {
 	r := &republic{layout: state.Layout{Dir: dir}, prot: keyfile.Protector{Passphrase: []byte(testPass), WorkFactor: 10}, keys: map[string]ed25519.PrivateKey{}}
-	c, err := state.Init(context.Background(), state.InitOptions{Dir: dir, Protector: r.prot})
+	c, err := found.Init(context.Background(), found.InitOptions{Dir: dir, Protector: r.prot})
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +94,7 @@ func found(dir string) (*republic, error) {
 		}
 		other.Sites[i].CheckpointKey = ledger.VerifierKeyString(other.Guest.Origin, 0x01, pub)
 	}
-	for _, id := range state.DemoSigners {
+	for _, id := range found.DemoSigners {
 		if err := charter.Sign(other, nil, charter.KindOfficial, id, r.keys[id]); err != nil {
 			return nil, err
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
@@ -58,7 +59,7 @@ func startAccessFixture(t *testing.T) *accessFixture {
 	ctx := context.Background()
 	dir := t.TempDir()
 	pass := []byte(accessPass)
-	if _, err := state.Init(ctx, state.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10}}); err != nil {
+	if _, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10}}); err != nil {
 		t.Fatal(err)
 	}
 	l := state.Layout{Dir: dir}

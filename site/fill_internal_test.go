@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/internal/statetest"
@@ -146,7 +147,7 @@ func TestFillWithheld(t *testing.T) {
 	t.Setenv(keyfile.EnvPassphrase, fillPass)
 	ctx := context.Background()
 	dir := t.TempDir()
-	if _, err := state.Init(ctx, state.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: []byte(fillPass), WorkFactor: 10}}); err != nil {
+	if _, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: []byte(fillPass), WorkFactor: 10}}); err != nil {
 		t.Fatal(err)
 	}
 	l := state.Layout{Dir: dir}

@@ -18,7 +18,7 @@ import (
 const testPass = "site test passphrase"
 
 // founded is a Demo Republic founded once per test binary and copied into
-// each test's directory (state.Init seals the home's root key in
+// each test's directory (found.Init seals the home's root key in
 // D/keys/root.key).
 var founded = statetest.New(testPass)
 

@@ -17,6 +17,7 @@ import (
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/demo/demogen"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
@@ -63,7 +64,7 @@ func rtoFixture(b *testing.B, persons int) (dir string, records int) {
 	os.RemoveAll(dir)
 	ctx := context.Background()
 	p := keyfile.Protector{Passphrase: []byte(testPass), WorkFactor: 10}
-	if _, err := state.Init(ctx, state.InitOptions{Dir: dir, Protector: p}); err != nil {
+	if _, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: p}); err != nil {
 		b.Fatal(err)
 	}
 	loc, err := site.OpenLocal(ctx, site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/siteapi"
@@ -27,7 +28,7 @@ func TestForgedSuspensionIgnored(t *testing.T) {
 	ctx := context.Background()
 	const pass = "suspension test passphrase"
 	dir := t.TempDir()
-	if _, err := state.Init(ctx, state.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: []byte(pass), WorkFactor: 10}}); err != nil {
+	if _, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: []byte(pass), WorkFactor: 10}}); err != nil {
 		t.Fatal(err)
 	}
 	l := state.Layout{Dir: dir}

@@ -11,6 +11,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/seal"
@@ -31,7 +32,7 @@ func newCustodyFixture(t *testing.T) custodyFixture {
 	dir := t.TempDir()
 	pass := []byte("custody test passphrase")
 	prot := keyfile.Protector{Passphrase: pass, WorkFactor: 10}
-	if _, err := state.Init(context.Background(), state.InitOptions{Dir: filepath.Join(dir, "state"), Protector: prot}); err != nil {
+	if _, err := found.Init(context.Background(), found.InitOptions{Dir: filepath.Join(dir, "state"), Protector: prot}); err != nil {
 		t.Fatal(err)
 	}
 	f := custodyFixture{dir: dir, passFile: filepath.Join(dir, "pass"), root: filepath.Join(dir, "root.key"), layout: state.Layout{Dir: filepath.Join(dir, "state")}}

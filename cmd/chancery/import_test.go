@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
-	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/site"
 )
@@ -22,7 +22,7 @@ func homeState(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	pass := []byte("import test passphrase")
-	if _, err := state.Init(context.Background(), state.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10}}); err != nil {
+	if _, err := found.Init(context.Background(), found.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(keyfile.EnvPassphrase, string(pass))

@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
-	"github.com/chancery-gov/chancery/internal/state"
 )
 
 type initOptions struct {
@@ -42,7 +42,7 @@ custodian and host keeps their own key.`,
 				return fmt.Errorf("init: %w", err)
 			}
 			out := cmd.OutOrStdout()
-			_, err = state.Init(cmd.Context(), state.InitOptions{
+			_, err = found.Init(cmd.Context(), found.InitOptions{
 				Dir:       o.dir,
 				Protector: keyfile.Protector{Passphrase: pass, WorkFactor: o.workFactor},
 				Log:       func(f string, a ...any) { fmt.Fprintf(out, f+"\n", a...) },

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/seal"
@@ -29,7 +30,7 @@ func newOrderFixture(t *testing.T) orderFixture {
 	dir := t.TempDir()
 	pass := []byte("order test passphrase")
 	f := orderFixture{dir: dir, passFile: filepath.Join(dir, "pass"), layout: state.Layout{Dir: filepath.Join(dir, "state")}}
-	if _, err := state.Init(context.Background(), state.InitOptions{Dir: f.layout.Dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10}}); err != nil {
+	if _, err := found.Init(context.Background(), found.InitOptions{Dir: f.layout.Dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(f.passFile, pass, 0o600); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/demo"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
@@ -22,7 +23,7 @@ func demoState(t *testing.T, entries int) (dir string, pass []byte) {
 	t.Helper()
 	dir = t.TempDir()
 	pass = []byte("test passphrase")
-	if _, err := state.Init(context.Background(), state.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10}}); err != nil {
+	if _, err := found.Init(context.Background(), found.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := demo.Run(context.Background(), demo.Options{Dir: dir, Passphrase: pass, Persons: entries, DeedPersons: 1, Updates: 10, Appenders: 4}, &bytes.Buffer{}); err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/demo/demogen"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
@@ -143,7 +144,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 			pass = []byte(rand.Text())
 		}
 		say("== Founding the Demo Republic in %s", dir)
-		if _, err := state.Init(ctx, state.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: cmp.Or(opts.WorkFactor, 14)},
+		if _, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: cmp.Or(opts.WorkFactor, 14)},
 			Log: func(f string, a ...any) { say("   "+f, a...) }}); err != nil {
 			return nil, err
 		}

@@ -19,11 +19,12 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"fmt"
-	"github.com/chancery-gov/chancery/charter"
-	"github.com/chancery-gov/chancery/ledger"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/ledger"
 )
 
 // CharterFile is the name of the charter inside a state directory.

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
-	"github.com/chancery-gov/chancery/internal/state"
 )
 
 // Founded is a Demo Republic founded on first use, its key files sealed
@@ -45,7 +45,7 @@ func (f *Founded) Copy(t testing.TB) string {
 			return
 		}
 		f.dir = dir
-		_, f.err = state.Init(context.Background(), state.InitOptions{Dir: dir, Protector: f.Protector()})
+		_, f.err = found.Init(context.Background(), found.InitOptions{Dir: dir, Protector: f.Protector()})
 	})
 	if f.err != nil {
 		t.Fatal(f.err)

@@ -33,6 +33,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/internal/testnet"
@@ -805,13 +806,13 @@ func resignQuota(t *testing.T, dir, siteID, quota string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	placed := false
 	for i := range c.Sites {
 		if c.Sites[i].ID == siteID {
-			c.Sites[i].Quota, found = quota, true
+			c.Sites[i].Quota, placed = quota, true
 		}
 	}
-	if !found {
+	if !placed {
 		t.Fatalf("no site %s", siteID)
 	}
 	p := keyfile.Protector{Passphrase: []byte(testPass)}
@@ -824,7 +825,7 @@ func resignQuota(t *testing.T, dir, siteID, quota string) {
 			t.Fatal(err)
 		}
 	}
-	for _, id := range state.DemoSigners {
+	for _, id := range found.DemoSigners {
 		sign(charter.KindOfficial, id, "official")
 	}
 	for _, h := range c.Hosts {
@@ -922,7 +923,7 @@ func TestProcessTwoGuestsOneSite(t *testing.T) {
 	bin := testnet.BuildChancery(t)
 	dirA := newState(t)
 	dirB := t.TempDir()
-	if _, err := state.Init(t.Context(), state.InitOptions{Dir: dirB, Guest: guestB, Origin: originB,
+	if _, err := found.Init(t.Context(), found.InitOptions{Dir: dirB, Guest: guestB, Origin: originB,
 		Protector: keyfile.Protector{Passphrase: []byte(testPass), WorkFactor: 10}}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package state
+package found
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/seal"
 )
 
@@ -23,7 +24,7 @@ func TestInitDemoRepublic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := Layout{Dir: dir}
+	l := state.Layout{Dir: dir}
 	back, err := charter.ReadFile(l.Charter())
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +112,7 @@ func TestInitDemoRepublic(t *testing.T) {
 	if _, err := Init(context.Background(), InitOptions{Dir: dir, Protector: p}); err == nil {
 		t.Fatal("Init over an existing state succeeded")
 	}
-	if found, _ := FindCharter(l.Ledger("home")); found != l.Charter() {
+	if found, _ := state.FindCharter(l.Ledger("home")); found != l.Charter() {
 		t.Fatalf("FindCharter from the ledger found %q", found)
 	}
 }

@@ -1,11 +1,14 @@
-package state
+// Package found founds the Demo Republic: its charter, every key of its
+// officials, custodians, hosts and sites sealed in a state directory, and
+// the custody package of its root key. `chancery init`, the demo and the
+// tests found states with it; nothing in a running site depends on it.
+package found
 
 import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"os"
 
@@ -13,28 +16,10 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/seal"
 )
-
-// DemoOrigin begins the ledger origin of every Demo Republic. Each
-// founding adds its own random founding id (NewOrigin), because the
-// origin is what tells one log from another: an auditor remembers the
-// last checkpoint it verified per origin, and two foundings under one
-// origin would look to it like one log that forked.
-const DemoOrigin = "ledger.demo-republic.example"
-
-// NewOrigin returns a fresh log origin for a founding: prefix, "/", and a
-// founding id of 16 hex digits from crypto/rand, for example
-// "ledger.demo-republic.example/3f9a1c0d2b7e4a65". The origin cannot be
-// derived from the charter's hash, since the charter names it (and its
-// checkpoint keys carry it); a random id is as unique, and known before
-// the keys are made.
-func NewOrigin(prefix string) string {
-	var id [8]byte
-	rand.Read(id[:]) // never fails (crypto/rand)
-	return prefix + "/" + hex.EncodeToString(id[:])
-}
 
 // InitOptions configure Init.
 type InitOptions struct {
@@ -48,7 +33,7 @@ type InitOptions struct {
 	// Guest, if set, replaces the Demo Republic's guest id (also used as
 	// its name), so that two guests founded from the same template can
 	// share an embassy site (tests do). Origin, if set, is the ledger
-	// origin; by default every founding gets its own (NewOrigin).
+	// origin; by default every founding gets its own (state.NewOrigin).
 	Guest, Origin string
 }
 
@@ -130,7 +115,7 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	l := Layout{Dir: opts.Dir}
+	l := state.Layout{Dir: opts.Dir}
 	if _, err := os.Stat(l.Charter()); err == nil {
 		return nil, fmt.Errorf("init %s: a charter already exists there", opts.Dir)
 	}
@@ -143,7 +128,7 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 	}
 	c.Guest.Origin = opts.Origin
 	if c.Guest.Origin == "" {
-		c.Guest.Origin = NewOrigin(DemoOrigin)
+		c.Guest.Origin = state.NewOrigin(state.DemoOrigin)
 	}
 	keys := map[string]ed25519.PrivateKey{}
 	newKey := func(kind, id string) (ed25519.PublicKey, error) {
@@ -263,21 +248,4 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 	}
 	logf("charter v%d signed by %v and hosts %s, %s; hash %s", c.Version, DemoSigners, c.Hosts[0].ID, c.Hosts[1].ID, c.HashHex())
 	return c, nil
-}
-
-// OpenLedger opens a site's ledger with the site's checkpoint key.
-func OpenLedger(ctx context.Context, l Layout, c *charter.Charter, site string, p keyfile.Protector, opts ledger.Options) (*ledger.Log, error) {
-	if _, ok := c.Site(site); !ok {
-		return nil, fmt.Errorf("site %q is not in the charter", site)
-	}
-	key, err := keyfile.ReadEd25519(l.Key("site-checkpoint", site), p)
-	if err != nil {
-		return nil, fmt.Errorf("site %s: %w", site, err)
-	}
-	signer, _, err := ledger.NewLogSigner(c.Guest.Origin, key)
-	if err != nil {
-		return nil, fmt.Errorf("site %s: %w", site, err)
-	}
-	opts.Origin, opts.Signer = c.Guest.Origin, signer
-	return ledger.Open(ctx, l.Ledger(site), opts)
 }
