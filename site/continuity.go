@@ -607,7 +607,7 @@ func (t *tenant) fenceIfNewer(site string, st *replica.State) {
 	if max(st.Epoch, st.Fence) <= t.writers.ep.Current() {
 		return
 	}
-	go t.fenceIfNewerThan(site, st.Epoch, st.Fence)
+	t.spawn(func(context.Context) { t.fenceIfNewerThan(site, st.Epoch, st.Fence) })
 }
 
 func (t *tenant) fenceIfNewerThan(site string, epoch, fenced uint64) {
@@ -733,36 +733,35 @@ func (t *tenant) onFold(o *continuity.Order, index uint64, live bool) {
 	case charter.ActionActivate, charter.ActionFailback:
 	case charter.ActionDrill:
 		if o.Site == t.site && t.s.opts.Now().Before(o.Expires) {
-			go t.startDrill(o, index)
+			t.spawn(func(ctx context.Context) { t.startDrill(ctx, o, index) })
 		}
 		return
 	case charter.ActionRevokeSite:
-		go t.revoke(o, index)
+		t.spawn(func(ctx context.Context) { t.revoke(ctx, o, index) })
 		return
 	default:
 		return
 	}
 	if o.Site == t.site {
 		if o.Action == charter.ActionFailback {
-			go t.takeOver(o)
+			t.spawn(func(ctx context.Context) { t.takeOver(ctx, o) })
 		}
 		return
 	}
 	// Another site writes the next epoch. If this site writes now, it
 	// hands over: stop writing at once, ship up to the order, reseal.
-	go t.handOver(o, index)
+	t.spawn(func(ctx context.Context) { t.handOver(ctx, o, index) })
 }
 
 // takeOver makes this site the writer after a failback order naming it
 // arrived by replication: its mirror holds the order, written in the
 // previous writer's epoch; this site writes from the order's epoch on.
-func (t *tenant) takeOver(o *continuity.Order) {
+func (t *tenant) takeOver(ctx context.Context, o *continuity.Order) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.log.IsMirror() {
 		return
 	}
-	ctx := context.Background()
 	// A home rebuilt from one embassy holds stubs for the registries that
 	// embassy may not hold: it fetches them from the sites that do before
 	// it writes. What no site can supply stays a stub, and is logged:
@@ -820,7 +819,7 @@ func (t *tenant) takeOver(o *continuity.Order) {
 // writer: writes stop, replication continues until every other site that
 // can be reached holds the order (bounded), then the keys are wiped and the
 // ledger becomes a mirror again.
-func (t *tenant) handOver(o *continuity.Order, index uint64) {
+func (t *tenant) handOver(ctx context.Context, o *continuity.Order, index uint64) {
 	t.mu.Lock()
 	a := t.act
 	if a == nil || t.log.IsMirror() {
@@ -834,18 +833,23 @@ func (t *tenant) handOver(o *continuity.Order, index uint64) {
 	// site is the only one that can ship it, and its keys are what it
 	// ships attachments with. It writes nothing meanwhile.
 	for repl != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := repl.Tracker().WaitSite(ctx, o.Site, index)
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := repl.Tracker().WaitSite(wctx, o.Site, index)
 		cancel()
 		if err == nil {
 			break
+		}
+		if ctx.Err() != nil {
+			// The site is closing: it reseals as it closes, and reopens as
+			// the writer still handing over, where the ledger says so.
+			return
 		}
 		t.s.log.Warn("hand-over: waiting for the new writer to hold the failback order", "guest", t.id, "new_writer", o.Site, "order_index", index)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.resealLocked()
-	if err := t.reopen(context.Background(), true, 0); err != nil {
+	if err := t.reopen(ctx, true, 0); err != nil {
 		t.s.log.Error("hand-over: cannot reopen as a mirror", "guest", t.id, "err", err)
 		return
 	}
@@ -1364,7 +1368,7 @@ func (s *Site) submitSiteKey(w http.ResponseWriter, r *http.Request) {
 // shipping to the revoked site and forgets its outer key; a home (which
 // keeps the guest's key store and escrow in its state directory) destroys
 // every wrapped copy and records the shredding in the ledger.
-func (t *tenant) revoke(o *continuity.Order, index uint64) {
+func (t *tenant) revoke(ctx context.Context, o *continuity.Order, index uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.act
@@ -1401,7 +1405,7 @@ func (t *tenant) revoke(o *continuity.Order, index uint64) {
 	if t.rootFile != "" {
 		l := state.Layout{Dir: filepath.Dir(filepath.Dir(t.rootFile))}
 		raw, _ := (&continuity.SignedOrder{Order: *o}).Marshal()
-		if err := shredOuterKey(context.Background(), l, t.id, o.Site, fp, raw, t.log, t.writers.ep.Current(), t.s.opts.Now); err != nil {
+		if err := shredOuterKey(ctx, l, t.id, o.Site, fp, raw, t.log, t.writers.ep.Current(), t.s.opts.Now); err != nil {
 			t.s.log.Error("revocation: could not destroy every copy of the site's outer key", "guest", t.id, "revoked", o.Site, "err", err)
 			return
 		}

@@ -116,7 +116,7 @@ type drillRPO struct {
 }
 
 // startDrill begins a drill under an accepted drill order naming this site.
-func (t *tenant) startDrill(o *continuity.Order, index uint64) {
+func (t *tenant) startDrill(ctx context.Context, o *continuity.Order, index uint64) {
 	s := t.s
 	lg := s.log.With("guest", t.id, "order", o.ID)
 	now := s.opts.Now()
@@ -146,13 +146,13 @@ func (t *tenant) startDrill(o *continuity.Order, index uint64) {
 	t.mu.Unlock()
 	d.run = run
 	d.last, d.recorded, d.recordErr = nil, nil, ""
-	run.expiry = time.AfterFunc(o.Expires.Sub(now), func() { t.expireDrill(run) })
+	run.expiry = time.AfterFunc(o.Expires.Sub(now), func() { t.spawn(func(context.Context) { t.expireDrill(run) }) })
 	d.mu.Unlock()
 	lg.Warn("DRILL: a drill order names this site; waiting for the custodians' shares (nothing is fenced, the mirror keeps receiving)",
 		"ledger_index", index, "registries", o.Registries, "expires", o.Expires)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	run.rpo = t.measureRPO(ctx, l, run)
+	mctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	run.rpo = t.measureRPO(mctx, l, run)
 	cancel()
 	close(run.rpoDone)
 	lg.Info("drill: RPO measured", "rpo_entries", run.rpo.entries, "rpo_seconds", run.rpo.seconds, "basis", run.rpo.basis)
@@ -356,13 +356,13 @@ func (t *tenant) addDrillShare(_ context.Context, session string, sealed []byte)
 	run.unsealed = t.s.opts.Now()
 	run.expiry.Stop()
 	resp.Unsealed = true
-	go t.runDrill(run)
+	t.spawn(func(ctx context.Context) { t.runDrill(ctx, run) })
 	return resp, nil
 }
 
 // runDrill checks the sample keyless, then reports.
-func (t *tenant) runDrill(run *drillRun) {
-	ctx, cancel := context.WithTimeout(context.Background(), drillTimeout)
+func (t *tenant) runDrill(ctx context.Context, run *drillRun) {
+	ctx, cancel := context.WithTimeout(ctx, drillTimeout)
 	defer cancel()
 	<-run.rpoDone
 	rep := t.baseReport(run)
@@ -543,19 +543,19 @@ func (t *tenant) finishDrill(run *drillRun, rep *continuity.DrillReport) {
 		"verified", rep.Verified, "failures", len(rep.Failures), "rto_seconds", rep.RTOSeconds,
 		"rpo_entries", rep.RPOEntries, "rpo_seconds", rep.RPOSeconds, "error", rep.Error)
 	if serr == nil {
-		go t.deliverDrillReport(rep.Order, signed)
+		t.spawn(func(ctx context.Context) { t.deliverDrillReport(ctx, rep.Order, signed) })
 	}
 }
 
 // deliverDrillReport has the writer record the report, retrying for a
 // while: the writer may be busy, or not hold the order under its
 // published checkpoint yet.
-func (t *tenant) deliverDrillReport(order string, signed []byte) {
+func (t *tenant) deliverDrillReport(ctx context.Context, order string, signed []byte) {
 	d := &t.drill
 	deadline := time.Now().Add(drillDeliveryWindow)
 	for delay := 200 * time.Millisecond; ; delay = min(2*delay, time.Minute) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		wr, rc, err := t.recordAtWriter(ctx, signed)
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		wr, rc, err := t.recordAtWriter(rctx, signed)
 		cancel()
 		d.mu.Lock()
 		if d.last == nil || d.last.Order != order {
@@ -576,7 +576,12 @@ func (t *tenant) deliverDrillReport(order string, signed []byte) {
 			return
 		}
 		t.s.log.Warn("drill report not recorded yet; retrying", "guest", t.id, "order", order, "writer", wr, "err", err, "in", delay)
-		time.Sleep(delay)
+		select {
+		case <-ctx.Done():
+			t.s.log.Warn("drill report not recorded: the site is closing", "guest", t.id, "order", order, "writer", wr)
+			return
+		case <-time.After(delay):
+		}
 	}
 }
 

@@ -65,6 +65,16 @@ type tenant struct {
 	lastBatch atomic.Int64 // unix nanos of the last accepted batch
 	suspSeen  suspensionsSeen
 
+	// The transitions that replication triggers (take-over, hand-over,
+	// revocation, drills, fencing) run on goroutines the tenant owns:
+	// they run under ctx, which close cancels, and close waits for them,
+	// so that none outlives its guest.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	workMu  sync.Mutex
+	closing bool
+	work    sync.WaitGroup
+
 	drill drillState // the drill running here, and the last report
 }
 
@@ -131,6 +141,7 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 		dir = gc.dir
 	}
 	t := &tenant{s: s, id: c.Guest.ID, charter: c, site: id, def: def, dir: dir, quota: quota, rootFile: gc.rootFile}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.mode.Store(siteapi.ModeStandby)
 	defer func() {
 		if err != nil {
@@ -252,7 +263,31 @@ func (t *tenant) usage(ctx context.Context) (int64, error) {
 	return replica.Usage(ctx, filepath.Join(t.dir, "ledger"), t.blobs)
 }
 
+// spawn runs f on a goroutine the tenant owns (see tenant.ctx); once the
+// tenant is closing it runs nothing.
+func (t *tenant) spawn(f func(ctx context.Context)) {
+	t.workMu.Lock()
+	defer t.workMu.Unlock()
+	if t.closing {
+		return
+	}
+	t.work.Add(1)
+	go func() {
+		defer t.work.Done()
+		f(t.ctx)
+	}()
+}
+
 func (t *tenant) close() error {
+	// The transitions in flight end first: their context is cancelled,
+	// and they are waited for before the keys and the ledger go.
+	t.workMu.Lock()
+	t.closing = true
+	t.workMu.Unlock()
+	if t.cancel != nil {
+		t.cancel()
+	}
+	t.work.Wait()
 	var errs []error
 	// A drill waiting for shares ends with the site: its one-time key
 	// goes. (One already sampling holds keys for seconds and wipes them

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,5 +82,34 @@ func TestHomeFollowsOnlyInStandby(t *testing.T) {
 	defer s.Close()
 	if !s.home.ledger().IsMirror() || s.Local() != nil {
 		t.Fatal("the standby home writes, or holds keys")
+	}
+}
+
+// TestCloseJoinsTransitions: a transition the tenant started (here one
+// that waits for its context, as a hand-over waiting for the new writer
+// does) ends before Close returns, and once the site closes nothing new
+// starts. No goroutine outlives its guest.
+func TestCloseJoinsTransitions(t *testing.T) {
+	f := startAccessFixture(t)
+	started := make(chan struct{})
+	var exited atomic.Bool
+	f.tn.spawn(func(ctx context.Context) {
+		close(started)
+		<-ctx.Done()
+		time.Sleep(50 * time.Millisecond) // a transition winding down
+		exited.Store(true)
+	})
+	<-started
+	if err := f.s.Close(); err != nil && !errors.Is(err, ledger.ErrClosed) {
+		t.Fatal(err)
+	}
+	if !exited.Load() {
+		t.Fatal("Close returned while a transition of the guest was still running")
+	}
+	ran := false
+	f.tn.spawn(func(context.Context) { ran = true })
+	f.tn.work.Wait() // had it started, this would wait for it
+	if ran {
+		t.Fatal("a transition started after Close")
 	}
 }
