@@ -1,0 +1,128 @@
+package ledger
+
+// Tests that each guard between a hostile sender and the ledger is load-
+// bearing: every one of them fails when its check is deleted (see
+// docs/testing.md, "Mutation testing"). The WAL's fdatasync is the one
+// guard not covered here: SIGKILL keeps the page cache, so only the
+// power-loss filesystem harness of the fail-closed work can tell it is
+// missing.
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// TestOpenCheckpointRefusesCosignatureOnly: a note whose only verified
+// signature is a cosigner's is not the log's checkpoint, however well the
+// cosignature verifies. Accepting it would let anyone holding a cosigner
+// key (a site signing receipts) write checkpoints of any size.
+func TestOpenCheckpointRefusesCosignatureOnly(t *testing.T) {
+	k := newTestKey(t, testOrigin)
+	_, ck, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := NewCosigner(testOrigin+"/sites/b", ck, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cv, err := ParseVerifierKey(cs.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := note.VerifierList(k.verifier, cv)
+	cp := Checkpoint{Origin: testOrigin, Size: 1 << 30, Epoch: 1}
+
+	only, err := note.Sign(&note.Note{Text: string(cp.Marshal())}, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := OpenCheckpoint(only, testOrigin, vs); err == nil {
+		t.Fatalf("opened a checkpoint of size %d signed only by a cosigner", got.Size)
+	} else if !strings.Contains(err.Error(), "cosignature") {
+		t.Fatalf("refusal %q does not say why (only cosignatures)", err)
+	}
+	// The genuine article opens, cosigned or not: the refusal above is
+	// about the missing log signature, not about the verifiers.
+	signed, err := SignCheckpoint(cp, k.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosigned, err := Cosign(signed, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range [][]byte{signed, cosigned} {
+		if _, _, err := OpenCheckpoint(s, testOrigin, vs); err != nil {
+			t.Fatalf("genuine checkpoint refused: %v", err)
+		}
+	}
+}
+
+// TestMirrorRefusesCheckpointOfAnotherEpoch: a checkpoint binds the tree
+// to the epoch of its newest entry. A writer key that signs the right root
+// under another epoch (a fenced home claiming the new epoch's tree, or
+// the new writer claiming an old one) is refused, whole batch or piece,
+// and the mirror is left as it was.
+func TestMirrorRefusesCheckpointOfAnotherEpoch(t *testing.T) {
+	ctx := context.Background()
+	k := newTestKey(t, testOrigin)
+	wdir := t.TempDir()
+	w := openTestLog(t, wdir, k)
+	defer w.Close()
+	m := openTestMirror(t, t.TempDir())
+	defer m.Close()
+
+	enc, signed := writerBatch(t, w, 0, 10, 3)
+	_, cp := w.Checkpoint()
+	if cp.Epoch != 3 {
+		t.Fatalf("writer checkpoint of epoch %d, want 3", cp.Epoch)
+	}
+	resigned := func(epoch uint64) []byte {
+		c := cp
+		c.Epoch = epoch
+		s, err := SignCheckpoint(c, k.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	prf, err := NewProver(DirFetcher(wdir), 0).Consistency(ctx, 5, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		entries [][]byte
+		signed  []byte
+		proof   []Hash
+	}{
+		{"whole batch, later epoch", enc, resigned(4), nil},
+		{"whole batch, earlier epoch", enc, resigned(2), nil},
+		{"piece, earlier epoch", enc[:5], resigned(2), prf},
+	}
+	for _, tc := range cases {
+		if _, err := m.AppendMirrored(ctx, tc.entries, tc.signed, tc.proof); err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		} else if !strings.Contains(err.Error(), "epoch") {
+			t.Errorf("%s: refusal %q does not name the epoch", tc.name, err)
+		}
+		if m.MirrorSize() != 0 || m.Size() != 0 {
+			t.Fatalf("%s: a refused batch changed the mirror", tc.name)
+		}
+	}
+	// The same entries under the writer's own checkpoint are taken: the
+	// refusals were the epoch's alone. A piece may name a later epoch
+	// (entries to come may open it).
+	if _, err := m.AppendMirrored(ctx, enc[:5], resigned(4), prf); err != nil {
+		t.Fatalf("piece under a later-epoch checkpoint: %v", err)
+	}
+	if _, err := m.AppendMirrored(ctx, enc[5:], signed, nil); err != nil {
+		t.Fatalf("genuine rest of the batch: %v", err)
+	}
+}
