@@ -1,0 +1,380 @@
+package site_test
+
+// Black-box tests of the guards between a hostile host or network and the
+// guest's ledger, through the site's HTTP API only (site.Open and its
+// handler): each fails when its check is deleted or weakened (see
+// docs/testing.md, "Mutation testing").
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/replica"
+	"github.com/chancery-gov/chancery/site"
+)
+
+// guardClock is a clock the test moves by hand.
+type guardClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *guardClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *guardClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// guardSite is a site of a founded Demo Republic on a hand-moved clock,
+// served on loopback.
+type guardSite struct {
+	dir   string // the founded state
+	c     *charter.Charter
+	clock *guardClock
+	srv   *httptest.Server
+}
+
+func openGuardSite(t *testing.T, dir string, cfg *site.Config, clock *guardClock) *guardSite {
+	t.Helper()
+	c, err := charter.ReadVerified(state.Layout{Dir: dir}.Charter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := site.Open(context.Background(), cfg, site.Options{Now: clock.Now, Logger: slog.New(slog.DiscardHandler),
+		Local: site.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return &guardSite{dir: dir, c: c, clock: clock, srv: srv}
+}
+
+// startGuardHome is the founded state's home site.
+func startGuardHome(t *testing.T, clock *guardClock) *guardSite {
+	dir := newState(t)
+	return openGuardSite(t, dir, &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true,
+		Replication: site.ReplicationConfig{Disabled: true}}, clock)
+}
+
+// startGuardEmbassy is embassy-north holding a mirror of the founded
+// state's home ledger, as replication leaves it.
+func startGuardEmbassy(t *testing.T, clock *guardClock) *guardSite {
+	t.Helper()
+	dir := newState(t)
+	l := state.Layout{Dir: dir}
+	c, err := charter.ReadVerified(l.Charter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The home writes once, so that there is a ledger to mirror.
+	loc, err := site.OpenLocal(context.Background(), site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loc.Registries.Put(context.Background(), "population", "DR-G-1", person("DR-G-1", "Berg", ""), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := loc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	mirror := filepath.Join(data, "guests", c.Guest.ID, "ledger")
+	if err := copyDir(l.Ledger("home"), mirror); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(mirror, "wal", "lock")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	cp, err := os.ReadFile(filepath.Join(mirror, ledger.CheckpointPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mirror, "wal", "received"), cp, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pass := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(pass, []byte(testPass), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return openGuardSite(t, dir, &site.Config{Site: "embassy-north", Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: data, PassphraseFile: pass,
+		Guests: []site.GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", "embassy-north"), Custody: l.Custody()}}}, clock)
+}
+
+func (g *guardSite) continuity() *site.ContinuityClient {
+	return &site.ContinuityClient{BaseURL: g.srv.URL, Guest: g.c.Guest.ID, HTTP: g.srv.Client(), AcceptUnfenced: true}
+}
+
+// signOrder issues an order under the charter, signed by the officials.
+func (g *guardSite) signOrder(t *testing.T, tmpl continuity.Order, officials ...string) []byte {
+	t.Helper()
+	o, err := continuity.NewOrder(g.c, tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := &continuity.SignedOrder{Order: *o}
+	for _, id := range officials {
+		if err := continuity.Sign(so, id, officialKey(t, g.dir, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := so.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// refusedWith checks that err is the site's HTTP refusal with status.
+func refusedWith(t *testing.T, what string, err error, status int) {
+	t.Helper()
+	var ae *site.APIError
+	if !errors.As(err, &ae) || ae.Status != status {
+		t.Fatalf("%s: %v, want HTTP %d", what, err, status)
+	}
+}
+
+// TestOrdersOverHTTPUseTheSiteClock: an activated embassy, the writer,
+// judges the orders submitted to it by its own clock: an expired order is
+// refused (422) though it was valid from its not_before on, as is an
+// under-signed one; a valid order is taken once and its replay refused.
+func TestOrdersOverHTTPUseTheSiteClock(t *testing.T) {
+	clock := &guardClock{t: time.Now().UTC().Truncate(time.Second)}
+	g := startGuardEmbassy(t, clock)
+	cc := g.continuity()
+	ctx := context.Background()
+	now := clock.Now()
+	act := g.signOrder(t, continuity.Order{Action: charter.ActionActivate, Site: "embassy-north", Access: continuity.AccessReadWrite, Epoch: 2,
+		NotBefore: now.Add(-time.Minute), Expires: now.Add(time.Hour), Reason: "guard test: activate"}, "min-interior", "cio")
+	if _, err := cc.Submit(ctx, act); err != nil {
+		t.Fatalf("activation: %v", err)
+	}
+	drill := func(nb, ex time.Time, officials ...string) []byte {
+		return g.signOrder(t, continuity.Order{Action: charter.ActionDrill, Site: "embassy-south", Epoch: 2,
+			NotBefore: nb, Expires: ex, Reason: "guard test: drill"}, officials...)
+	}
+	clock.Advance(10 * time.Minute)
+	now = clock.Now()
+	_, err := cc.Submit(ctx, drill(now.Add(-2*time.Hour), now.Add(-time.Hour), "cio"))
+	refusedWith(t, "drill order expired an hour ago", err, http.StatusUnprocessableEntity)
+	_, err = cc.Submit(ctx, drill(now.Add(time.Hour), now.Add(2*time.Hour), "cio"))
+	refusedWith(t, "drill order valid only from an hour on", err, http.StatusUnprocessableEntity)
+	under := g.signOrder(t, continuity.Order{Action: charter.ActionRotateKeys, Epoch: 2,
+		NotBefore: now.Add(-time.Minute), Expires: now.Add(time.Hour), Reason: "guard test: rotate"}, "cio")
+	_, err = cc.Submit(ctx, under)
+	refusedWith(t, "rotate-keys order with one of its two signatures", err, http.StatusUnprocessableEntity)
+
+	valid := drill(now.Add(-time.Minute), now.Add(time.Hour), "cio")
+	before, err := cc.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cc.Submit(ctx, valid); err != nil {
+		t.Fatalf("valid drill order: %v", err)
+	}
+	clock.Advance(time.Minute)
+	_, err = cc.Submit(ctx, valid)
+	refusedWith(t, "the same drill order again", err, http.StatusUnprocessableEntity)
+	after, err := cc.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Epoch != 2 || after.Writer != "embassy-north" {
+		t.Fatalf("after the orders: epoch %d written by %s, want 2 by embassy-north", after.Epoch, after.Writer)
+	}
+	if after.Size != before.Size+1 {
+		t.Fatalf("ledger grew from %d to %d entries: want the one valid order alone", before.Size, after.Size)
+	}
+
+	// The home, writing epoch 1, takes orders through its own route: the
+	// same holds there.
+	h := startGuardHome(t, clock)
+	hc := h.continuity()
+	homeDrill := func(nb, ex time.Time) []byte {
+		return h.signOrder(t, continuity.Order{Action: charter.ActionDrill, Site: "embassy-south", Epoch: 1,
+			NotBefore: nb, Expires: ex, Reason: "guard test: drill at home"}, "cio")
+	}
+	_, err = hc.Submit(ctx, homeDrill(now.Add(-2*time.Hour), now.Add(-time.Hour)))
+	refusedWith(t, "expired drill order at the home", err, http.StatusUnprocessableEntity)
+	valid = homeDrill(now.Add(-time.Minute), now.Add(time.Hour))
+	if _, err := hc.Submit(ctx, valid); err != nil {
+		t.Fatalf("valid drill order at the home: %v", err)
+	}
+	_, err = hc.Submit(ctx, valid)
+	refusedWith(t, "the same drill order again at the home", err, http.StatusUnprocessableEntity)
+}
+
+// TestForgedOrderInBatchRefused: a host holding an embassy's checkpoint
+// key ships, as if replicating, an activation order naming that embassy
+// with one of its two required signatures, and a checkpoint of the new
+// epoch signed by the embassy. The receiving site must not learn the
+// order: the batch is refused and its mirror, epoch and writer stay as
+// they were. The same batch with the order fully signed is taken, so the
+// refusal is the order's signatures and nothing else.
+func TestForgedOrderInBatchRefused(t *testing.T) {
+	clock := &guardClock{t: time.Now().UTC().Truncate(time.Second)}
+	g := startGuardEmbassy(t, clock)
+	ctx := context.Background()
+	l := state.Layout{Dir: g.dir}
+	homeLog := l.Ledger("home")
+	signed, err := os.ReadFile(filepath.Join(homeLog, ledger.CheckpointPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := ledger.ParseSignedCheckpoint(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaves []ledger.Hash
+	err = ledger.Scan(ctx, ledger.DirFetcher(homeLog), 0, cp.Size, func(_ uint64, e []byte) error {
+		leaves = append(leaves, ledger.EntryLeafHash(e))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	southKey, err := keyfile.ReadEd25519(l.Key("site-checkpoint", "embassy-south"), keyfile.Protector{Passphrase: []byte(testPass)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	southSigner, _, err := ledger.NewLogSigner(g.c.Guest.Origin, southKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	batchWith := func(officials ...string) *replica.Batch {
+		order := g.signOrder(t, continuity.Order{Action: charter.ActionActivate, Site: "embassy-south", Access: continuity.AccessReadWrite, Epoch: 2,
+			NotBefore: now.Add(-time.Minute), Expires: now.Add(time.Hour), Reason: "guard test: a host activates itself"}, officials...)
+		e, err := ledger.Entry{Type: ledger.TypeOrder, Epoch: 2, Time: now, Payload: order}.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+		for _, h := range append(leaves[:len(leaves):len(leaves)], ledger.EntryLeafHash(e)) {
+			if err := r.Append(h[:], nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		root, err := r.GetRootHash(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ledger.SignCheckpoint(ledger.Checkpoint{Origin: g.c.Guest.Origin, Size: cp.Size + 1, Root: ledger.Hash(root), Epoch: 2}, southSigner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &replica.Batch{First: cp.Size, Checkpoint: s, Entries: [][]byte{e}}
+	}
+	remote := &replica.Remote{Base: g.srv.URL, Guest: g.c.Guest.ID, Client: g.srv.Client()}
+	cc := g.continuity()
+	before, err := cc.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Size != cp.Size || before.Epoch != 1 {
+		t.Fatalf("embassy holds %d entries at epoch %d, want %d at 1", before.Size, before.Epoch, cp.Size)
+	}
+	if _, err := remote.Accept(ctx, batchWith("cio")); err == nil {
+		t.Fatal("a batch whose activation order lacks the minister's signature was accepted")
+	}
+	after, err := cc.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, a := mustJSONString(t, before), mustJSONString(t, after); a != b {
+		t.Fatalf("a refused batch changed the embassy:\nbefore %s\nafter  %s", b, a)
+	}
+	if _, err := remote.Accept(ctx, batchWith("min-interior", "cio")); err != nil {
+		t.Fatalf("the batch with the order fully signed: %v", err)
+	}
+	if st, err := cc.Status(ctx); err != nil || st.Epoch != 2 || st.Writer != "embassy-south" {
+		t.Fatalf("after the genuine activation: %+v, %v; want epoch 2 written by embassy-south", st, err)
+	}
+}
+
+func mustJSONString(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestReplayInsideSkewWindowRefused: a signed request replayed two minutes
+// later, its time still inside the five minutes of allowed skew, gets 401:
+// the site remembers nonces for as long as a request's time is accepted.
+func TestReplayInsideSkewWindowRefused(t *testing.T) {
+	clock := &guardClock{t: time.Now().UTC().Truncate(time.Second)}
+	g := startGuardHome(t, clock)
+	body, err := json.Marshal(site.PutRequest{Record: person("DR-7", "Berg", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := site.Signer{Site: "home", Official: "registrar", Key: officialKey(t, g.dir, "registrar"), Now: clock.Now}
+	put := func() *http.Request {
+		r, err := http.NewRequest(http.MethodPut, g.srv.URL+"/v1/registries/population/records/DR-7", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := put()
+	if err := signer.Sign(first); err != nil {
+		t.Fatal(err)
+	}
+	header := first.Header.Clone()
+	if status := statusOf(t, g.srv.Client(), first); status != http.StatusCreated {
+		t.Fatalf("first send: HTTP %d", status)
+	}
+	sent := clock.Now()
+	for _, later := range []time.Duration{2 * time.Minute, 4*time.Minute + 50*time.Second} {
+		clock.Advance(sent.Add(later).Sub(clock.Now()))
+		again := put()
+		again.Header = header.Clone()
+		if status := statusOf(t, g.srv.Client(), again); status != http.StatusUnauthorized {
+			t.Fatalf("replayed %v after the first send: HTTP %d, want 401", later, status)
+		}
+	}
+}
+
+// statusOf sends req and returns the response's status.
+func statusOf(t *testing.T, c *http.Client, req *http.Request) int {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
