@@ -20,9 +20,10 @@ import (
 	storefs "github.com/chancery-gov/chancery/store/fs"
 )
 
-// guardReceiver is a receiver for site on a fresh mirror, with options
-// the fixture's receivers leave out (fence, writers, hooks).
-func (f *fixture) guardReceiver(site string, set func(*replica.ReceiverOptions)) *replica.Receiver {
+// optReceiver is a receiver for site on a new, empty mirror and blob
+// directory (returned), with options set as the test needs (quota, fence,
+// writers, hooks).
+func (f *fixture) optReceiver(site string, set func(*replica.ReceiverOptions)) (*replica.Receiver, string) {
 	f.t.Helper()
 	dir := f.t.TempDir()
 	log := f.openMirror(filepath.Join(dir, "ledger"))
@@ -44,6 +45,13 @@ func (f *fixture) guardReceiver(site string, set func(*replica.ReceiverOptions))
 		r.Close()
 		log.Close()
 	})
+	return r, dir
+}
+
+// guardReceiver is optReceiver without the directory.
+func (f *fixture) guardReceiver(site string, set func(*replica.ReceiverOptions)) *replica.Receiver {
+	f.t.Helper()
+	r, _ := f.optReceiver(site, set)
 	return r
 }
 
