@@ -1,6 +1,8 @@
 package charter
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"strings"
 	"testing"
 )
@@ -35,5 +37,31 @@ func TestVerifySignaturesRefusesInvalidPrevious(t *testing.T) {
 	f.sign(t, good, v1, KindHost, "host-north", "host-west")
 	if err := VerifySignatures(good, v1); err != nil {
 		t.Fatalf("v2 under the valid v1: %v", err)
+	}
+}
+
+// TestVerifySignaturesRefusesInvalidCharter: signatures over an invalid
+// charter do not make it one. A version 1 with a malformed field, signed
+// by the amend quorum and both hosts, is refused. (Found by mutation
+// testing: with c.Validate removed, every other test still passed,
+// because Parse validates before VerifySignatures ever sees a charter.)
+func TestVerifySignaturesRefusesInvalidCharter(t *testing.T) {
+	f := newFixture(t)
+	c := f.charter(t)
+	c.Safeguards.Retention = "forever"
+	// Sign refuses an invalid charter, so sign by hand, as an attacker
+	// holding the keys would.
+	msg := c.CanonicalBytes()
+	for kind, ids := range map[string][]string{KindOfficial: {"min-interior", "cio", "registrar"}, KindHost: {"host-north", "host-west"}} {
+		keys := f.officials
+		if kind == KindHost {
+			keys = f.hosts
+		}
+		for _, id := range ids {
+			c.Signatures = append(c.Signatures, Signature{Signer: id, Kind: kind, Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(keys[id], msg))})
+		}
+	}
+	if err := VerifySignatures(c, nil); err == nil || !strings.Contains(err.Error(), "retention") {
+		t.Fatalf("a signed invalid charter: %v, want a refusal naming the field", err)
 	}
 }

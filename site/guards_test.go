@@ -378,3 +378,29 @@ func statusOf(t *testing.T, c *http.Client, req *http.Request) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestSignatureHeaderOnlyOnce: a request carrying two signature headers is
+// refused, even when the first is valid: which one a proxy or the site
+// reads must never matter. (Found by mutation testing.)
+func TestSignatureHeaderOnlyOnce(t *testing.T) {
+	ts := startSite(t)
+	signer := site.Signer{Site: "home", Official: "registrar", Key: officialKey(t, ts.dir, "registrar")}
+	get := func() *http.Request {
+		r, err := http.NewRequest(http.MethodGet, ts.srv.URL+"/v1/registries/population/records/DR-1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := signer.Sign(r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r, other := get(), get()
+	r.Header.Add(site.SignatureHeader, other.Header.Get(site.SignatureHeader))
+	if status, eb := send(t, ts, r); status != http.StatusUnauthorized {
+		t.Fatalf("two signature headers: HTTP %d %q, want 401", status, eb.Error)
+	}
+	if status, eb := send(t, ts, get()); status != http.StatusNotFound {
+		t.Fatalf("one signature header: HTTP %d %q, want 404 (no such record)", status, eb.Error)
+	}
+}
