@@ -1,0 +1,60 @@
+package continuity_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chancery-gov/chancery/continuity"
+)
+
+// TestEpochsApplyRefusesMalformed: folding an order in from the ledger
+// checks what the fold needs, and the order's own well-formedness: a nil
+// order or a malformed one (here: expiring before it is valid) is refused
+// and leaves the epochs as they were. (Found by mutation testing.)
+func TestEpochsApplyRefusesMalformed(t *testing.T) {
+	r := demo(t)
+	e, err := continuity.NewEpochs(r.c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply(nil); err == nil {
+		t.Fatal("folded in no order")
+	}
+	o := r.order(t, r.c, activateNorth)
+	o.Expires = o.NotBefore.Add(-time.Minute)
+	if err := e.Apply(o); err == nil || !strings.Contains(err.Error(), "expires") {
+		t.Fatalf("malformed activation folded in: %v", err)
+	}
+	if e.Current() != 1 || e.HasOrderID(o.ID) {
+		t.Fatalf("a refused order changed the epochs: current %d", e.Current())
+	}
+	if err := e.Apply(r.order(t, r.c, activateNorth)); err != nil || e.Current() != 2 {
+		t.Fatalf("well-formed activation: %v, current %d", err, e.Current())
+	}
+}
+
+// TestUnsealRefusesOversizedShare: a sealed share larger than any real one
+// is refused before it is opened, with the limit named; one of exactly the
+// limit is opened (and fails as the garbage it is). (Found by mutation
+// testing.)
+func TestUnsealRefusesOversizedShare(t *testing.T) {
+	r := demo(t)
+	c := r.custody(t)
+	s, err := continuity.NewUnsealSession(c.pkg, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const limit = 64 << 10
+	if _, _, err := s.Submit(bytes.Repeat([]byte{'x'}, limit+1)); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Fatalf("share of %d bytes: %v, want a refusal naming the limit", limit+1, err)
+	}
+	if _, _, err := s.Submit(bytes.Repeat([]byte{'x'}, limit)); err == nil || strings.Contains(err.Error(), "at most") {
+		t.Fatalf("share of %d bytes: %v, want it opened and refused as unreadable", limit, err)
+	}
+	if have, _, _ := s.Status(); have != 0 {
+		t.Fatalf("session holds %d shares after refusals", have)
+	}
+}
