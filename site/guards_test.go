@@ -8,8 +8,13 @@ package site_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -59,13 +64,13 @@ type guardSite struct {
 	srv   *httptest.Server
 }
 
-func openGuardSite(t *testing.T, dir string, cfg *site.Config, clock *guardClock) *guardSite {
+func openGuardSite(t *testing.T, dir string, cfg *site.Config, clock *guardClock, maxNonces int) *guardSite {
 	t.Helper()
 	c, err := charter.ReadVerified(state.Layout{Dir: dir}.Charter())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := site.Open(context.Background(), cfg, site.Options{Now: clock.Now, Logger: slog.New(slog.DiscardHandler),
+	s, err := site.Open(context.Background(), cfg, site.Options{Now: clock.Now, Logger: slog.New(slog.DiscardHandler), MaxNonces: maxNonces,
 		Local: site.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
@@ -80,11 +85,12 @@ func openGuardSite(t *testing.T, dir string, cfg *site.Config, clock *guardClock
 	return &guardSite{dir: dir, c: c, clock: clock, srv: srv}
 }
 
-// startGuardHome is the founded state's home site.
-func startGuardHome(t *testing.T, clock *guardClock) *guardSite {
+// startGuardHome is the founded state's home site; maxNonces bounds its
+// replay cache (0: the default).
+func startGuardHome(t *testing.T, clock *guardClock, maxNonces int) *guardSite {
 	dir := newState(t)
 	return openGuardSite(t, dir, &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true,
-		Replication: site.ReplicationConfig{Disabled: true}}, clock)
+		Replication: site.ReplicationConfig{Disabled: true}}, clock, maxNonces)
 }
 
 // startGuardEmbassy is embassy-north holding a mirror of the founded
@@ -128,7 +134,7 @@ func startGuardEmbassy(t *testing.T, clock *guardClock) *guardSite {
 		t.Fatal(err)
 	}
 	return openGuardSite(t, dir, &site.Config{Site: "embassy-north", Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: data, PassphraseFile: pass,
-		Guests: []site.GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", "embassy-north"), Custody: l.Custody()}}}, clock)
+		Guests: []site.GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", "embassy-north"), Custody: l.Custody()}}}, clock, 0)
 }
 
 func (g *guardSite) continuity() *site.ContinuityClient {
@@ -218,7 +224,7 @@ func TestOrdersOverHTTPUseTheSiteClock(t *testing.T) {
 
 	// The home, writing epoch 1, takes orders through its own route: the
 	// same holds there.
-	h := startGuardHome(t, clock)
+	h := startGuardHome(t, clock, 0)
 	hc := h.continuity()
 	homeDrill := func(nb, ex time.Time) []byte {
 		return h.signOrder(t, continuity.Order{Action: charter.ActionDrill, Site: "embassy-south", Epoch: 1,
@@ -336,7 +342,7 @@ func mustJSONString(t *testing.T, v any) string {
 // the site remembers nonces for as long as a request's time is accepted.
 func TestReplayInsideSkewWindowRefused(t *testing.T) {
 	clock := &guardClock{t: time.Now().UTC().Truncate(time.Second)}
-	g := startGuardHome(t, clock)
+	g := startGuardHome(t, clock, 0)
 	body, err := json.Marshal(site.PutRequest{Record: person("DR-7", "Berg", "")})
 	if err != nil {
 		t.Fatal(err)
@@ -402,5 +408,79 @@ func TestSignatureHeaderOnlyOnce(t *testing.T) {
 	}
 	if status, eb := send(t, ts, get()); status != http.StatusNotFound {
 		t.Fatalf("one signature header: HTTP %d %q, want 404 (no such record)", status, eb.Error)
+	}
+}
+
+// signedGet is a GET of a record signed by hand as the registrar, with the
+// given request time and nonce, as a client (or a replayer) may send it.
+func (g *guardSite) signedGet(t *testing.T, at time.Time, nonce [16]byte) *http.Request {
+	t.Helper()
+	path := "/v1/registries/population/records/DR-1"
+	r, err := http.NewRequest(http.MethodGet, g.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := base64.StdEncoding.EncodeToString(nonce[:])
+	d := sha256.Sum256(nil)
+	dh := hex.EncodeToString(d[:])
+	sig := ed25519.Sign(officialKey(t, g.dir, "registrar"), site.SigningString("home", http.MethodGet, path, at.Unix(), n, dh))
+	r.Header.Set(site.SignatureHeader, fmt.Sprintf(`official="registrar", time="%d", nonce=%q, digest=%q, sig=%q`, at.Unix(), n, dh, base64.StdEncoding.EncodeToString(sig)))
+	return r
+}
+
+// TestSkewWindowEdges: a request whose time is exactly the allowed skew
+// behind or ahead of the site's clock is taken; a second more is refused.
+// (Found by mutation testing: the bounds could move by one without a test
+// noticing.)
+func TestSkewWindowEdges(t *testing.T) {
+	clock := &guardClock{t: time.Now().UTC().Truncate(time.Second)}
+	g := startGuardHome(t, clock, 0)
+	now := clock.Now()
+	for i, c := range []struct {
+		at   time.Time
+		want int
+	}{
+		{now.Add(-site.MaxSkew), http.StatusNotFound},
+		{now.Add(site.MaxSkew), http.StatusNotFound},
+		{now.Add(-site.MaxSkew - time.Second), http.StatusUnauthorized},
+		{now.Add(site.MaxSkew + time.Second), http.StatusUnauthorized},
+	} {
+		if got := statusOf(t, g.srv.Client(), g.signedGet(t, c.at, [16]byte{byte(i + 1)})); got != c.want {
+			t.Errorf("request time %v from the site's clock: HTTP %d, want %d", c.at.Sub(now), got, c.want)
+		}
+	}
+}
+
+// TestNonceCacheBounded: the replay cache holds at most MaxNonces live
+// nonces; when it is full a new request gets 503 (evicting a live nonce
+// would allow its replay), every time, and a remembered request is still
+// refused as a replay. Once the window has passed, the nonces are
+// forgotten: fresh requests are served again, and so is a nonce used
+// before the window (its time now is another). (Found by mutation
+// testing.)
+func TestNonceCacheBounded(t *testing.T) {
+	clock := &guardClock{t: time.Now().UTC().Truncate(time.Second)}
+	g := startGuardHome(t, clock, 2)
+	now := clock.Now()
+	send := func(at time.Time, nonce byte) int {
+		return statusOf(t, g.srv.Client(), g.signedGet(t, at, [16]byte{nonce}))
+	}
+	for i, want := range []int{http.StatusNotFound, http.StatusNotFound, http.StatusServiceUnavailable, http.StatusServiceUnavailable} {
+		if got := send(now, byte(i+1)); got != want {
+			t.Fatalf("request %d with the cache holding 2: HTTP %d, want %d", i+1, got, want)
+		}
+	}
+	if got := send(now, 1); got != http.StatusUnauthorized {
+		t.Fatalf("replay of request 1 with the cache full: HTTP %d, want 401", got)
+	}
+	clock.Advance(site.MaxSkew + 2*time.Second)
+	later := clock.Now()
+	// The reuse first: the fresh request's sweep would forget nonce 1
+	// whatever the check on a remembered nonce's expiry says.
+	if got := send(later, 1); got != http.StatusNotFound {
+		t.Fatalf("nonce of request 1 reused after its window, at a new time: HTTP %d, want 404", got)
+	}
+	if got := send(later, 9); got != http.StatusNotFound {
+		t.Fatalf("fresh request after the window: HTTP %d, want 404", got)
 	}
 }
