@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 
@@ -246,7 +248,10 @@ func TestOrdersOverHTTPUseTheSiteClock(t *testing.T) {
 // epoch signed by the embassy. The receiving site must not learn the
 // order: the batch is refused and its mirror, epoch and writer stay as
 // they were. The same batch with the order fully signed is taken, so the
-// refusal is the order's signatures and nothing else.
+// refusal is the order's signatures and nothing else. A batch holding an
+// order entry that is no signed order is refused too; and once the
+// activation is folded in, the new writer's next order is checked against
+// it (its epoch) and refused when it comes again (a replay).
 func TestForgedOrderInBatchRefused(t *testing.T) {
 	clock := &guardClock{t: time.Now().UTC().Truncate(time.Second)}
 	g := startGuardEmbassy(t, clock)
@@ -278,15 +283,25 @@ func TestForgedOrderInBatchRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := clock.Now()
-	batchWith := func(officials ...string) *replica.Batch {
-		order := g.signOrder(t, continuity.Order{Action: charter.ActionActivate, Site: "embassy-south", Access: continuity.AccessReadWrite, Epoch: 2,
-			NotBefore: now.Add(-time.Minute), Expires: now.Add(time.Hour), Reason: "guard test: a host activates itself"}, officials...)
-		e, err := ledger.Entry{Type: ledger.TypeOrder, Epoch: 2, Time: now, Payload: order}.MarshalBinary()
+	homeKey, err := keyfile.ReadEd25519(l.Key("site-checkpoint", "home"), keyfile.Protector{Passphrase: []byte(testPass)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	homeSigner, _, err := ledger.NewLogSigner(g.c.Guest.Origin, homeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// batchOf is the batch that appends one entry to what the embassy
+	// holds, under a checkpoint of the entry's epoch signed by signer;
+	// take appends its leaf once the embassy has taken it.
+	batchOf := func(typ ledger.Type, payload []byte, epoch uint64, signer note.Signer) (*replica.Batch, func()) {
+		e, err := ledger.Entry{Type: typ, Epoch: epoch, Time: clock.Now(), Payload: payload}.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
 		}
+		leaf := ledger.EntryLeafHash(e)
 		r := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
-		for _, h := range append(leaves[:len(leaves):len(leaves)], ledger.EntryLeafHash(e)) {
+		for _, h := range append(leaves[:len(leaves):len(leaves)], leaf) {
 			if err := r.Append(h[:], nil); err != nil {
 				t.Fatal(err)
 			}
@@ -295,11 +310,16 @@ func TestForgedOrderInBatchRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := ledger.SignCheckpoint(ledger.Checkpoint{Origin: g.c.Guest.Origin, Size: cp.Size + 1, Root: ledger.Hash(root), Epoch: 2}, southSigner)
+		size := uint64(len(leaves))
+		s, err := ledger.SignCheckpoint(ledger.Checkpoint{Origin: g.c.Guest.Origin, Size: size + 1, Root: ledger.Hash(root), Epoch: epoch}, signer)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &replica.Batch{First: cp.Size, Checkpoint: s, Entries: [][]byte{e}}
+		return &replica.Batch{First: size, Checkpoint: s, Entries: [][]byte{e}}, func() { leaves = append(leaves, leaf) }
+	}
+	activation := func(officials ...string) []byte {
+		return g.signOrder(t, continuity.Order{Action: charter.ActionActivate, Site: "embassy-south", Access: continuity.AccessReadWrite, Epoch: 2,
+			NotBefore: now.Add(-time.Minute), Expires: now.Add(time.Hour), Reason: "guard test: a host activates itself"}, officials...)
 	}
 	remote := &replica.Remote{Base: g.srv.URL, Guest: g.c.Guest.ID, Client: g.srv.Client()}
 	cc := g.continuity()
@@ -310,22 +330,51 @@ func TestForgedOrderInBatchRefused(t *testing.T) {
 	if before.Size != cp.Size || before.Epoch != 1 {
 		t.Fatalf("embassy holds %d entries at epoch %d, want %d at 1", before.Size, before.Epoch, cp.Size)
 	}
-	if _, err := remote.Accept(ctx, batchWith("cio")); err == nil {
-		t.Fatal("a batch whose activation order lacks the minister's signature was accepted")
+	refused := func(what string, b *replica.Batch) {
+		t.Helper()
+		st0, err := cc.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := remote.Accept(ctx, b); err == nil {
+			t.Fatalf("%s: accepted", what)
+		}
+		st1, err := cc.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, a := mustJSONString(t, st0), mustJSONString(t, st1); a != b {
+			t.Fatalf("%s: a refused batch changed the embassy:\nbefore %s\nafter  %s", what, b, a)
+		}
 	}
-	after, err := cc.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
+	taken := func(what string, b *replica.Batch, take func()) {
+		t.Helper()
+		if _, err := remote.Accept(ctx, b); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		take()
 	}
-	if b, a := mustJSONString(t, before), mustJSONString(t, after); a != b {
-		t.Fatalf("a refused batch changed the embassy:\nbefore %s\nafter  %s", b, a)
-	}
-	if _, err := remote.Accept(ctx, batchWith("min-interior", "cio")); err != nil {
-		t.Fatalf("the batch with the order fully signed: %v", err)
-	}
+	// An order entry that is no signed order, under the home's own
+	// checkpoint of epoch 1.
+	b, _ := batchOf(ledger.TypeOrder, []byte(`{"order":"not one"}`), 1, homeSigner)
+	refused("a batch holding a malformed order", b)
+	b, _ = batchOf(ledger.TypeOrder, activation("cio"), 2, southSigner)
+	refused("a batch whose activation order lacks the minister's signature", b)
+
+	b, take := batchOf(ledger.TypeOrder, activation("min-interior", "cio"), 2, southSigner)
+	taken("the batch with the order fully signed", b, take)
 	if st, err := cc.Status(ctx); err != nil || st.Epoch != 2 || st.Writer != "embassy-south" {
 		t.Fatalf("after the genuine activation: %+v, %v; want epoch 2 written by embassy-south", st, err)
 	}
+	// The new writer's next order is checked against the orders the
+	// embassy holds (its epoch is 2 now); the same order again is a
+	// replay.
+	drill := g.signOrder(t, continuity.Order{Action: charter.ActionDrill, Site: "embassy-north", Epoch: 2,
+		NotBefore: now.Add(-time.Minute), Expires: now.Add(time.Hour), Reason: "guard test: drill in epoch 2"}, "cio")
+	b, take = batchOf(ledger.TypeOrder, drill, 2, southSigner)
+	taken("a drill order of epoch 2 from its writer", b, take)
+	b, _ = batchOf(ledger.TypeOrder, drill, 2, southSigner)
+	refused("the drill order replayed in a later batch", b)
 }
 
 func mustJSONString(t *testing.T, v any) string {
