@@ -184,6 +184,13 @@ func TestOrdersOverHTTPUseTheSiteClock(t *testing.T) {
 	now := clock.Now()
 	act := g.signOrder(t, continuity.Order{Action: charter.ActionActivate, Site: "embassy-north", Access: continuity.AccessReadWrite, Epoch: 2,
 		NotBefore: now.Add(-time.Minute), Expires: now.Add(time.Hour), Reason: "guard test: activate"}, "min-interior", "cio")
+	// No other embassy answers here: south, which may alone hold a
+	// population write the home had acknowledged, cannot be fenced, so the
+	// activation is refused unless the officials accept that.
+	strict := *cc
+	strict.AcceptUnfenced = false
+	_, err := strict.Submit(ctx, act)
+	refusedWith(t, "activation with an embassy unfenced", err, http.StatusConflict)
 	if _, err := cc.Submit(ctx, act); err != nil {
 		t.Fatalf("activation: %v", err)
 	}
@@ -193,7 +200,7 @@ func TestOrdersOverHTTPUseTheSiteClock(t *testing.T) {
 	}
 	clock.Advance(10 * time.Minute)
 	now = clock.Now()
-	_, err := cc.Submit(ctx, drill(now.Add(-2*time.Hour), now.Add(-time.Hour), "cio"))
+	_, err = cc.Submit(ctx, drill(now.Add(-2*time.Hour), now.Add(-time.Hour), "cio"))
 	refusedWith(t, "drill order expired an hour ago", err, http.StatusUnprocessableEntity)
 	_, err = cc.Submit(ctx, drill(now.Add(time.Hour), now.Add(2*time.Hour), "cio"))
 	refusedWith(t, "drill order valid only from an hour on", err, http.StatusUnprocessableEntity)
