@@ -58,3 +58,43 @@ func TestUnsealRefusesOversizedShare(t *testing.T) {
 		t.Fatalf("session holds %d shares after refusals", have)
 	}
 }
+
+// TestUnsealCombineRefusesExpiredSession: a session that expired holding
+// the threshold of shares does not rebuild the root: its time bounds how
+// long the shares may be used, not only how long they may be submitted.
+// (Found by mutation testing.)
+func TestUnsealCombineRefusesExpiredSession(t *testing.T) {
+	r := demo(t)
+	c := r.custody(t)
+	s, err := continuity.NewUnsealSession(c.pkg, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, i := range []int{0, 1, 2} {
+		if _, _, err := s.Submit(c.reseal(t, c.pkg, c.ord[i], s.Recipient())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.SetClock(func() time.Time { return s.Expires().Add(time.Second) })
+	if root, err := s.Combine(); err == nil {
+		root.Wipe()
+		t.Fatal("an expired session rebuilt the root")
+	}
+}
+
+// TestCheckRefusesNothing: no charter or no order is a refusal, not a
+// crash. (Found by mutation testing.)
+func TestCheckRefusesNothing(t *testing.T) {
+	r := demo(t)
+	so := r.sign(t, r.order(t, r.c, activateNorth), "min-interior", "cio")
+	if _, _, err := continuity.Check(nil, so, t0); err == nil {
+		t.Error("checked an order against no charter")
+	}
+	if _, _, err := continuity.Check(r.c, nil, t0); err == nil {
+		t.Error("checked no order")
+	}
+	if _, _, err := continuity.Check(r.c, so, t0); err != nil {
+		t.Errorf("the order itself: %v", err)
+	}
+}
