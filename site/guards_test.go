@@ -191,9 +191,23 @@ func TestOrdersOverHTTPUseTheSiteClock(t *testing.T) {
 	strict.AcceptUnfenced = false
 	_, err := strict.Submit(ctx, act)
 	refusedWith(t, "activation with an embassy unfenced", err, http.StatusConflict)
+	st0, err := cc.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := cc.Submit(ctx, act); err != nil {
 		t.Fatalf("activation: %v", err)
 	}
+	// The order, then the record that the officials went ahead with south
+	// unfenced.
+	if st1, err := cc.Status(ctx); err != nil || st1.Size != st0.Size+2 {
+		t.Fatalf("after an unfenced activation the ledger holds %d entries (%v), want the order and its notice: %d", st1.Size, err, st0.Size+2)
+	}
+	// The writer is not activated again, not even into the next epoch.
+	again := g.signOrder(t, continuity.Order{Action: charter.ActionActivate, Site: "embassy-north", Access: continuity.AccessReadWrite, Epoch: 3,
+		NotBefore: now.Add(-time.Minute), Expires: now.Add(time.Hour), Reason: "guard test: activate the writer"}, "min-interior", "cio")
+	_, err = cc.Submit(ctx, again)
+	refusedWith(t, "activation of the site that writes", err, http.StatusUnprocessableEntity)
 	drill := func(nb, ex time.Time, officials ...string) []byte {
 		return g.signOrder(t, continuity.Order{Action: charter.ActionDrill, Site: "embassy-south", Epoch: 2,
 			NotBefore: nb, Expires: ex, Reason: "guard test: drill"}, officials...)
