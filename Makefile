@@ -86,7 +86,7 @@ mutate:
 	$(MUTATE) -pkg ./continuity -funcs '^(Verify|Check|State\.check|wantEpoch|raisesEpoch|checkCharterFields|Epochs\.(applyLocked|Accept)|UnsealSession\.(usable|Submit|Combine))$$'
 	$(MUTATE) -pkg ./seal -short -funcs '^(BlobKeys\.Open|RegistryKeys\.(Open|openFramed|checkAD|generation|VerifyCommit|VerifyCommitRecord)|CustodyPackage\.(VerifyShare|Combine|OpenShare)|SiteKey\.Open|Keyring\.UnwrapSiteKey|OpenSealedShare)$$'
 	$(MUTATE) -pkg ./ledger -short -funcs '^(OpenCheckpoint|isCosigner|Log\.AppendMirrored|VerifyInclusion|VerifyConsistency|CosignatureTime|CosignatureVerifier\.Verify)$$' \
-		-run '^(TestOpenCheckpoint|TestMirror|FuzzOpenCheckpoint|TestFill|TestProperty(Tree|Log)Proofs|TestVerify|TestAppendReopenVerify|TestInterop|TestParseCheckpoint)'
+		-run '^(TestOpenCheckpoint|TestCosignatureTime|TestMirror|FuzzOpenCheckpoint|TestFill|TestProperty(Tree|Log)Proofs|TestVerify|TestAppendReopenVerify|TestInterop|TestParseCheckpoint)'
 	$(MUTATE) -pkg ./replica -short -funcs '^(Receiver\.(Accept|PutObject|Missing|Locate|Object)|OpenReceipt|openCheckpointWith|withCosigner\.Verifier|Placement\.(Registry|Entry)|CanCatchUpFrom|HomeWriter\.Verifiers)$$' \
 		-run '^(TestFencedReceiver|TestWriterKey|TestOpenReceipt|TestQuota|TestReceiverRefusals|TestAccept|TestCanCatchUpFrom|TestBundlePlacement|TestPlacementOnDisk|TestPeerCatchUp)'
 	$(MUTATE) -pkg ./site -short -files '^(auth|continuity|home_continuity)\.go$$' -funcs '^(authenticator\.authenticate|nonceCache\.add|epochWriters\.Learn|tenant\.submit|Site\.homeSubmit)$$' \

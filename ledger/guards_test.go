@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -126,3 +127,89 @@ func TestMirrorRefusesCheckpointOfAnotherEpoch(t *testing.T) {
 		t.Fatalf("genuine rest of the batch: %v", err)
 	}
 }
+
+// TestOpenCheckpointRefusesWhatIsNotTheLogs: a note that verifies is not
+// yet the log's checkpoint. Refused: a text that does not parse as one
+// (though it starts with the origin), a checkpoint of another origin than
+// the one expected, and one also signed by a known key that is neither
+// the log's nor a cosigner's. (Found by mutation testing.)
+func TestOpenCheckpointRefusesWhatIsNotTheLogs(t *testing.T) {
+	k := newTestKey(t, testOrigin)
+	other := newTestKey(t, "other.example/log")
+	vs := note.VerifierList(k.verifier, other.verifier)
+	bad, err := note.Sign(&note.Note{Text: testOrigin + "\nnot a size\nno root\nepoch 1\n"}, k.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := OpenCheckpoint(bad, testOrigin, vs); err == nil {
+		t.Error("opened a signed note that is no checkpoint")
+	}
+	cp := Checkpoint{Origin: testOrigin, Size: 3, Epoch: 1}
+	signed, err := SignCheckpoint(cp, k.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := OpenCheckpoint(signed, "other.example/log", vs); err == nil {
+		t.Error("opened a checkpoint of another origin than the one expected")
+	}
+	both, err := note.Sign(&note.Note{Text: string(cp.Marshal())}, k.signer, other.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := OpenCheckpoint(both, testOrigin, vs); err == nil {
+		t.Error("opened a checkpoint also signed by another log's key")
+	}
+	if _, _, err := OpenCheckpoint(signed, testOrigin, vs); err != nil {
+		t.Errorf("the genuine checkpoint: %v", err)
+	}
+}
+
+// TestCosignatureTimeAndShortSignature: the time a cosigner signed at is
+// read back from a verified cosignature; a note it did not cosign has
+// none; and a cosignature too short to hold a time is refused by the
+// verifier, not read past its end. (Found by mutation testing.)
+func TestCosignatureTimeAndShortSignature(t *testing.T) {
+	k := newTestKey(t, testOrigin)
+	_, ck, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(1_800_000_000, 0).UTC()
+	cs, err := NewCosigner(testOrigin+"/sites/b", ck, func() time.Time { return at })
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := ParseVerifierKey(cs.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cv := v.(*CosignatureVerifier)
+	signed, err := SignCheckpoint(Checkpoint{Origin: testOrigin, Size: 3, Epoch: 1}, k.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosigned, err := Cosign(signed, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := note.VerifierList(k.verifier, cv)
+	_, n, err := OpenCheckpoint(cosigned, testOrigin, vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := CosignatureTime(n, cv); err != nil || !got.Equal(at) {
+		t.Fatalf("cosignature time %v, %v; want %v", got, err, at)
+	}
+	_, plain, err := OpenCheckpoint(signed, testOrigin, vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CosignatureTime(plain, cv); err == nil {
+		t.Fatal("a time read from a note the cosigner did not sign")
+	}
+	if cv.Verify(cp3Text(), []byte{1, 2, 3}) {
+		t.Fatal("a 3-byte cosignature verified")
+	}
+}
+
+func cp3Text() []byte { return Checkpoint{Origin: testOrigin, Size: 3, Epoch: 1}.Marshal() }
