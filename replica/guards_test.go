@@ -249,3 +249,29 @@ func TestOpenReceiptRefusesCosignatureOnly(t *testing.T) {
 		t.Fatalf("opened a receipt of size %d bearing only the site's cosignature", got.Size)
 	}
 }
+
+// TestOpenReceiptRefusesUnknowns: a receipt is refused, not a crash, when
+// no writer is known for its checkpoint's epoch or the site is not in the
+// charter. (Found by mutation testing.)
+func TestOpenReceiptRefusesUnknowns(t *testing.T) {
+	f := newFixture(t, fixtureOptions{noReplicator: true})
+	f.mustPut("business", "B-1", nil)
+	signed, _ := f.published()
+	cs, err := replica.NewReceiptCosigner(f.c, north, f.siteKey(north))
+	if err != nil {
+		t.Fatal(err)
+	}
+	receipt, err := ledger.Cosign(signed, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := replica.OpenReceipt(f.c, epochTable{2: f.homeVerifiers()}, north, receipt); err == nil {
+		t.Error("opened a receipt of epoch 1 with no writer known for it")
+	}
+	if _, _, err := replica.OpenReceipt(f.c, replica.HomeWriter{Charter: f.c}, "nowhere", receipt); err == nil {
+		t.Error("opened a receipt of a site not in the charter")
+	}
+	if _, _, err := replica.OpenReceipt(f.c, replica.HomeWriter{Charter: f.c}, north, receipt); err != nil {
+		t.Errorf("the receipt itself: %v", err)
+	}
+}
