@@ -275,3 +275,46 @@ func TestOpenReceiptRefusesUnknowns(t *testing.T) {
 		t.Errorf("the receipt itself: %v", err)
 	}
 }
+
+// TestReceiverRefusesWhatItCannotPlace: a suspended guest's batch is
+// refused; a batch whose checkpoint's epoch has no known writer is refused,
+// not a crash; and placement answers for what is not in the charter or
+// does not decode. (Found by mutation testing.)
+func TestReceiverRefusesWhatItCannotPlace(t *testing.T) {
+	f := newFixture(t, fixtureOptions{noReplicator: true})
+	ctx := context.Background()
+	f.mustPut("business", "B-1", nil)
+	signed, cp := f.published()
+	b := f.batch(north, 0, cp.Size, signed, false)
+
+	suspended := f.guardReceiver(north, func(o *replica.ReceiverOptions) {
+		o.Suspended = func() error { return errors.New("suspended by the host") }
+	})
+	if _, err := suspended.Accept(ctx, b); !errors.Is(err, replica.ErrSuspended) {
+		t.Errorf("batch for a suspended guest: %v, want ErrSuspended", err)
+	}
+	unknown := f.guardReceiver(north, func(o *replica.ReceiverOptions) { o.Writers = epochTable{2: f.homeVerifiers()} })
+	if _, err := unknown.Accept(ctx, b); !errors.Is(err, replica.ErrRefused) {
+		t.Errorf("batch of an epoch with no known writer: %v, want a refusal", err)
+	}
+	for _, r := range []*replica.Receiver{suspended, unknown} {
+		if n := r.Log().MirrorSize(); n != 0 {
+			t.Errorf("a refused batch left %d entries", n)
+		}
+	}
+
+	p := replica.Placement{Charter: f.c, Site: north}
+	if p.Registry("no-such-registry") {
+		t.Error("a registry not in the charter is placed")
+	}
+	if _, _, _, err := p.Entry([]byte("not an entry")); err == nil {
+		t.Error("an undecodable entry was placed")
+	}
+	junk, err := ledger.Entry{Type: ledger.TypeRecord, Epoch: 1, Time: time.Now(), Payload: []byte("no record")}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := p.Entry(junk); err == nil {
+		t.Error("a record entry whose payload is no record was placed")
+	}
+}
