@@ -40,13 +40,7 @@ func TestEpochsApplyRefusesMalformed(t *testing.T) {
 // limit is opened (and fails as the garbage it is). (Found by mutation
 // testing.)
 func TestUnsealRefusesOversizedShare(t *testing.T) {
-	r := demo(t)
-	c := r.custody(t)
-	s, err := continuity.NewUnsealSession(c.pkg, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	_, s := guardSession(t)
 	const limit = 64 << 10
 	if _, _, err := s.Submit(bytes.Repeat([]byte{'x'}, limit+1)); err == nil || !strings.Contains(err.Error(), "at most") {
 		t.Fatalf("share of %d bytes: %v, want a refusal naming the limit", limit+1, err)
@@ -64,13 +58,7 @@ func TestUnsealRefusesOversizedShare(t *testing.T) {
 // long the shares may be used, not only how long they may be submitted.
 // (Found by mutation testing.)
 func TestUnsealCombineRefusesExpiredSession(t *testing.T) {
-	r := demo(t)
-	c := r.custody(t)
-	s, err := continuity.NewUnsealSession(c.pkg, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	c, s := guardSession(t)
 	for _, i := range []int{0, 1, 2} {
 		if _, _, err := s.Submit(c.reseal(t, c.pkg, c.ord[i], s.Recipient())); err != nil {
 			t.Fatal(err)
@@ -97,4 +85,17 @@ func TestCheckRefusesNothing(t *testing.T) {
 	if _, _, err := continuity.Check(r.c, so, t0); err != nil {
 		t.Errorf("the order itself: %v", err)
 	}
+}
+
+// guardSession is an unseal session of the Demo Republic's custody
+// package, closed when the test ends.
+func guardSession(t *testing.T) (custody, *continuity.UnsealSession) {
+	t.Helper()
+	c := demo(t).custody(t)
+	s, err := continuity.NewUnsealSession(c.pkg, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return c, s
 }

@@ -364,7 +364,7 @@ func TestForgedOrderInBatchRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b, a := mustJSONString(t, st0), mustJSONString(t, st1); a != b {
+		if b, a := mustJSON(t, st0), mustJSON(t, st1); a != b {
 			t.Fatalf("%s: a refused batch changed the embassy:\nbefore %s\nafter  %s", what, b, a)
 		}
 	}
@@ -396,15 +396,6 @@ func TestForgedOrderInBatchRefused(t *testing.T) {
 	taken("a drill order of epoch 2 from its writer", b, take)
 	b, _ = batchOf(ledger.TypeOrder, drill, 2, southSigner)
 	refused("the drill order replayed in a later batch", b)
-}
-
-func mustJSONString(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // TestReplayInsideSkewWindowRefused: a signed request replayed two minutes
