@@ -2,10 +2,13 @@ package continuity_test
 
 import (
 	"bytes"
+	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
 )
 
@@ -98,4 +101,28 @@ func guardSession(t *testing.T) (custody, *continuity.UnsealSession) {
 	}
 	t.Cleanup(s.Close)
 	return c, s
+}
+
+// TestVerifyLastEpochAndDrillPlacement: no order raises the epoch past
+// the last there is; a drill names only registries the charter places at
+// the site it drills. (Found by mutation testing.)
+func TestVerifyLastEpochAndDrillPlacement(t *testing.T) {
+	r := demo(t)
+	last := continuity.State{Epoch: math.MaxUint64, Writer: "embassy-north", History: history{}}
+	act := r.order(t, r.c, continuity.Order{Action: charter.ActionActivate, Epoch: math.MaxUint64, Site: "embassy-south", Access: continuity.AccessReadWrite})
+	if _, err := continuity.Verify(r.c, r.sign(t, act, "min-interior", "cio"), last, t0); !errors.Is(err, continuity.ErrEpoch) {
+		t.Errorf("activation past the last epoch: %v, want ErrEpoch", err)
+	}
+	st := continuity.State{Epoch: 1, Writer: "home", History: history{}}
+	// land is placed at home and embassy-north only.
+	for site, ok := range map[string]bool{"embassy-north": true, "embassy-south": false} {
+		// NewOrder refuses the misplaced drill: made for north, then
+		// retargeted, as a hand-written order could be.
+		d := r.order(t, r.c, continuity.Order{Action: charter.ActionDrill, Epoch: 1, Site: "embassy-north", Registries: []string{"land"}})
+		d.Site = site
+		_, err := continuity.Verify(r.c, r.sign(t, d, "cio"), st, t0)
+		if ok && err != nil || !ok && err == nil {
+			t.Errorf("drill of land at %s: %v", site, err)
+		}
+	}
 }
