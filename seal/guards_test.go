@@ -93,3 +93,64 @@ func TestOpenShareChecksWhatItOpens(t *testing.T) {
 	}
 	s.Wipe()
 }
+
+// TestCommitRecordVerifies: a record commitment verifies only against the
+// commitment of that plaintext under that ad. (Found by mutation testing:
+// a mutant accepting every commitment survived.)
+func TestCommitRecordVerifies(t *testing.T) {
+	rk := newKeyring(t, "demo-republic").Registry("population")
+	ad := RecordAD{Guest: "demo-republic", Registry: "population", Version: 1, Epoch: 1}
+	c := rk.CommitRecord(ad, []byte("record"))
+	if !rk.VerifyCommitRecord(ad, []byte("record"), c) {
+		t.Fatal("the commitment of the record does not verify")
+	}
+	if rk.VerifyCommitRecord(ad, []byte("other record"), c) {
+		t.Fatal("the commitment verifies another plaintext")
+	}
+	c[0] ^= 1
+	if rk.VerifyCommitRecord(ad, []byte("record"), c) {
+		t.Fatal("a changed commitment verifies")
+	}
+}
+
+// TestSiteKeyOpenGuards: the outer layer opens nothing once its key is
+// wiped, refuses input too short to hold a header and tag (without
+// reading past it), and opens the sealing of nothing, which is exactly
+// that long. A wrapped site key is not unwrapped for a site name that is
+// no name. (Found by mutation testing.)
+func TestSiteKeyOpenGuards(t *testing.T) {
+	sk, err := NewSiteKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := SiteAD("demo-republic", "embassy-north", [32]byte{1})
+	empty, err := sk.Seal(ad, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := sk.Open(ad, empty); err != nil || len(pt) != 0 {
+		t.Fatalf("the sealing of nothing (%d bytes): %q, %v", len(empty), pt, err)
+	}
+	if _, err := sk.Open(ad, empty[:len(empty)-1]); !errors.Is(err, ErrAuth) {
+		t.Fatalf("one byte short: %v, want ErrAuth", err)
+	}
+	if _, err := sk.Open(ad, []byte{formatSiteV1}); !errors.Is(err, ErrAuth) {
+		t.Fatalf("a lone format byte: %v, want ErrAuth", err)
+	}
+	k := newKeyring(t, "demo-republic")
+	wrapped, err := k.WrapSiteKey("embassy-north", sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.UnwrapSiteKey("Not A Name!", wrapped); err == nil {
+		t.Fatal("unwrapped for a site name that is no name")
+	}
+	sealed, err := sk.Seal(ad, []byte("chunk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk.Wipe()
+	if _, err := sk.Open(ad, sealed); !errors.Is(err, ErrWiped) {
+		t.Fatalf("open after wipe: %v, want ErrWiped", err)
+	}
+}
