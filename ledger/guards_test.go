@@ -126,6 +126,15 @@ func TestMirrorRefusesCheckpointOfAnotherEpoch(t *testing.T) {
 	if _, err := m.AppendMirrored(ctx, enc[5:], signed, nil); err != nil {
 		t.Fatalf("genuine rest of the batch: %v", err)
 	}
+	// No entries under the checkpoint of the tree held (a writer that
+	// signed the same tree anew): nothing to store, and no gap. (Found by
+	// mutation testing.)
+	if got, err := m.AppendMirrored(ctx, nil, signed, nil); err != nil || got.Size != 10 {
+		t.Fatalf("an empty batch at the mirror's size: %+v, %v", got, err)
+	}
+	if m.MirrorSize() != 10 {
+		t.Fatalf("an empty batch changed the mirror to %d entries", m.MirrorSize())
+	}
 }
 
 // TestOpenCheckpointRefusesWhatIsNotTheLogs: a note that verifies is not
