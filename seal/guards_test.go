@@ -149,6 +149,10 @@ func TestSiteKeyOpenGuards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	other := append([]byte{formatSiteV1 + 1}, sealed[1:]...)
+	if _, err := sk.Open(ad, other); err == nil {
+		t.Fatal("opened a sealing whose format byte is unknown")
+	}
 	sk.Wipe()
 	if _, err := sk.Open(ad, sealed); !errors.Is(err, ErrWiped) {
 		t.Fatalf("open after wipe: %v, want ErrWiped", err)
