@@ -198,7 +198,19 @@ func TestCrashRecovery(t *testing.T) {
 	vs := note.VerifierList(verifier)
 
 	dir := t.TempDir()
-	r := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	// The seed picks segment sizes, sync intervals and kill delays; it is
+	// logged so that a failing schedule replays (the kill still lands
+	// wherever the child is at that moment).
+	schedSeed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("CHANCERY_CRASH_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("CHANCERY_CRASH_SEED=%q", s)
+		}
+		schedSeed = n
+	}
+	t.Logf("crash schedule seed %d (replay with CHANCERY_CRASH_SEED=%d)", schedSeed, schedSeed)
+	r := mrand.New(mrand.NewPCG(schedSeed, 1))
 	acked := map[uint64]crashAck{}
 	var prevCheckpoint []byte
 	var prevSize uint64

@@ -327,6 +327,15 @@ func FuzzOpenCheckpoint(f *testing.F) {
 		if len(n.Sigs) == 0 {
 			t.Fatal("opened with no verified signature")
 		}
+		// A cosignature alone (the seeds hold one) is not the log's
+		// checkpoint: a verified signature by the log key must be there.
+		logSigned := false
+		for _, sg := range n.Sigs {
+			logSigned = logSigned || (sg.Name == "fuzz.example/log" && sg.Hash == s.KeyHash())
+		}
+		if !logSigned {
+			t.Fatalf("opened a checkpoint with no log signature, only %d cosignature(s)", len(n.Sigs))
+		}
 		if _, err := CosignatureTime(n, mustCosignatureVerifier(t, c)); err == nil {
 			found := false
 			for _, sg := range n.Sigs {

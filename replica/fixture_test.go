@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -256,18 +255,7 @@ func (f *fixture) receiverAt(site string, log *ledger.Log, blobs store.Backend, 
 // directory, outside the fixture's sites: for batches built by hand.
 func (f *fixture) freshReceiver(site string, quota int64) (*replica.Receiver, string) {
 	f.t.Helper()
-	dir := f.t.TempDir()
-	log := f.openMirror(filepath.Join(dir, "ledger"))
-	be, err := storefs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	r := f.receiverAt(site, log, be, quota)
-	f.t.Cleanup(func() {
-		r.Close()
-		log.Close()
-	})
-	return r, dir
+	return f.optReceiver(site, func(o *replica.ReceiverOptions) { o.Quota = quota })
 }
 
 // serve mounts a receiver on a new mux, as a site does.

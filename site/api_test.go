@@ -46,7 +46,11 @@ func TestRecordLifecycle(t *testing.T) {
 	if _, err := c.Put(ctx, "population", "DR-0002", person("DR-0002", "Novak", "Eva")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond) // v1 and v2 at distinct milliseconds for the as-of-time read
+	// v1 and v2 at distinct milliseconds for the as-of-time read: wait
+	// until the site's clock (this process's) has passed v1's millisecond.
+	for !time.Now().Truncate(time.Millisecond).After(v1.Time) {
+		time.Sleep(100 * time.Microsecond)
+	}
 	v2, err := c.Put(ctx, "population", "DR-0001", person("DR-0001", "Horak", "Ivo"))
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/internal/statetest"
+	"github.com/chancery-gov/chancery/internal/testnet"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/siteapi"
@@ -141,7 +142,9 @@ func fillRecord(reg, id string) json.RawMessage {
 // withholds, makes every entry the writer's and every referenced chunk
 // present.
 func TestFillWithheld(t *testing.T) {
-	if testing.Short() {
+	// Three sites in one process: long for -short, but the race pass
+	// (-short -race) runs it, for the concurrency between them.
+	if testing.Short() && !testnet.Race {
 		t.Skip("three in-process sites")
 	}
 	t.Setenv(keyfile.EnvPassphrase, fillPass)

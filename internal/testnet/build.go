@@ -61,7 +61,14 @@ func Build(t testing.TB, pkg string) string {
 	}
 	// Built under another name and renamed, so bin exists only when
 	// complete even if this build is interrupted.
-	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin+".tmp", pkg)
+	// A race-detecting test binary builds race-detecting processes, so
+	// that the servers' own concurrency is checked in the race pass (Start
+	// fails the test on a race report in a process's log).
+	args := []string{"build", "-o", bin + ".tmp"}
+	if Race {
+		args = append(args, "-race")
+	}
+	cmd := exec.CommandContext(t.Context(), "go", append(args, pkg)...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("testnet: go build %s in %s: %v\n%s", pkg, root, err, out)

@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,11 @@ func Start(t testing.TB, spec Spec) *Process {
 			return // Start failed before the process existed
 		}
 		p.Kill()
+		if Race {
+			if b, err := os.ReadFile(spec.LogFile); err == nil && bytes.Contains(b, []byte("WARNING: DATA RACE")) {
+				t.Errorf("testnet: %s: the race detector reported a data race; log %s", spec.Name, spec.LogFile)
+			}
+		}
 		if t.Failed() {
 			t.Logf("testnet: %s: log %s, ending:\n%s", spec.Name, spec.LogFile, tail(spec.LogFile, 4<<10))
 		}

@@ -42,7 +42,7 @@ var layers = [][]string{
 	// The demo story and the test harness, which drive whole sites.
 	{"internal/demo", "internal/statetest", "internal/mutate"},
 	// What wires everything: the CLI, and the whole-system tests.
-	{"cmd/...", "tests/..."},
+	{"cmd/...", "tests/...", "tools/..."},
 }
 
 func layerOf(pkg string) int {

@@ -93,7 +93,10 @@ func writeProcConfig(t *testing.T, name, body string) string {
 // in front of it.
 func startEmbassy(t *testing.T, bin, name, siteID, dataDir string, guests ...procGuestFiles) *procEmbassy {
 	t.Helper()
-	e := &procEmbassy{id: siteID, dataDir: dataDir, addr: testnet.FreeAddr(t)}
+	// Embassies are killed and restarted on their address: a port
+	// outside the ephemeral range, which no outgoing connection takes
+	// while the site is down.
+	e := &procEmbassy{id: siteID, dataDir: dataDir, addr: testnet.RestartableAddr(t)}
 	var b strings.Builder
 	fmt.Fprintf(&b, "site: %s\nlisten: %s\ninsecure_loopback: true\ndata_dir: %q\nguests:\n", siteID, e.addr, dataDir)
 	for _, g := range guests {
