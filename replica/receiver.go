@@ -260,7 +260,13 @@ func (r *Receiver) State(ctx context.Context) (*State, error) {
 		}
 	}
 	signed, cp := r.opts.Log.Checkpoint()
-	if signed == nil {
+	if signed == nil || !r.opts.Log.IsMirror() {
+		// A receipt is a site's word that it holds the writer's tree. A
+		// site that writes its own ledger (a home, an active embassy, one
+		// fenced since) holds its own tree, which may have forked from
+		// the writer's: it cosigns nothing. (A fenced old home reporting
+		// its own longer, forked ledger as a receipt once let the new
+		// writer believe the home held a failback order it never got.)
 		return st, nil
 	}
 	if err := r.opts.Log.CheckRightEdge(); err != nil {
