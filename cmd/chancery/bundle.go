@@ -13,7 +13,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/chancery-gov/chancery/bundle"
-	"github.com/chancery-gov/chancery/internal/keyfile"
 )
 
 func newBundleCmd() *cobra.Command {
@@ -160,7 +159,7 @@ passphrase). Replication resumes from there when the daemon runs again.`,
 }
 
 func runBundleImport(ctx context.Context, o bundleImportOptions, out io.Writer) error {
-	pass, err := keyfile.PassphraseFromEnv(o.passphraseFile)
+	pass, err := readPassphrase(o.passphraseFile, os.Stdin, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("bundle import: %w", err)
 	}

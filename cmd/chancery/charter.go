@@ -218,7 +218,7 @@ func runCharterSign(w io.Writer, o charterSignOptions) error {
 			return err
 		}
 	}
-	pass, err := keyfile.PassphraseFromEnv(o.PassphraseFile)
+	pass, err := readPassphrase(o.PassphraseFile, os.Stdin, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", o.File, err)
 	}
@@ -242,7 +242,7 @@ func runCharterSign(w io.Writer, o charterSignOptions) error {
 }
 
 func runCharterKeygen(w io.Writer, o charterKeygenOptions) error {
-	pass, err := keyfile.PassphraseFromEnv(o.PassphraseFile)
+	pass, err := readPassphrase(o.PassphraseFile, os.Stdin, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("keygen %s: %w", o.Out, err)
 	}

@@ -53,7 +53,7 @@ func (f *siteFlags) client(signed bool) (*siteapi.ContinuityClient, error) {
 		if f.official == "" || f.keyFile == "" || f.siteID == "" {
 			return nil, fmt.Errorf("--official, --key and --site-id are required to sign the request")
 		}
-		pass, err := keyfile.PassphraseFromEnv(f.passFile)
+		pass, err := readPassphrase(f.passFile, os.Stdin, os.Stderr)
 		if err != nil {
 			return nil, err
 		}

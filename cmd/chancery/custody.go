@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"filippo.io/age"
@@ -204,7 +205,7 @@ two files guard different secrets and may travel apart.`,
 }
 
 func runCustodyNewRoot(w io.Writer, o custodyNewRootOptions) error {
-	pass, err := keyfile.PassphraseFromEnv(o.PassphraseFile)
+	pass, err := readPassphrase(o.PassphraseFile, os.Stdin, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("new root %s: %w", o.Out, err)
 	}
@@ -236,7 +237,7 @@ func runCustodySplit(w io.Writer, o custodySplitOptions) error {
 	for _, m := range c.Custodians.Members {
 		custodians = append(custodians, seal.Custodian{ID: m.ID, Recipient: m.Recipient})
 	}
-	pass, err := keyfile.PassphraseFromEnv(o.PassphraseFile)
+	pass, err := readPassphrase(o.PassphraseFile, os.Stdin, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("custody split: root key %s: %w", o.RootKey, err)
 	}
@@ -270,7 +271,7 @@ func custodianIDs(p *seal.CustodyPackage) string {
 
 // readIdentity opens a sealed age identity with the passphrase source.
 func readIdentity(path, passphraseFile string) (age.Identity, error) {
-	pass, err := keyfile.PassphraseFromEnv(passphraseFile)
+	pass, err := readPassphrase(passphraseFile, os.Stdin, os.Stderr)
 	if err != nil {
 		return nil, fmt.Errorf("identity %s: %w", path, err)
 	}
@@ -330,7 +331,7 @@ func runCustodyCombine(w io.Writer, o custodyCombineOptions) error {
 		return fmt.Errorf("custody combine: passphrase for %s: %w", o.Out, err)
 	}
 	defer clear(pass)
-	idPass, err := keyfile.PassphraseFromEnv(o.PassphraseFile)
+	idPass, err := readPassphrase(o.PassphraseFile, os.Stdin, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("custody combine: passphrase for identity %s: %w", o.Identity, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -37,7 +38,7 @@ custodian and host keeps their own key.`,
 		Example: `  CHANCERY_PASSPHRASE=... chancery init --dir ./demo-state`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pass, err := keyfile.PassphraseFromEnv(o.passphraseFile)
+			pass, err := readPassphrase(o.passphraseFile, os.Stdin, os.Stderr)
 			if err != nil {
 				return fmt.Errorf("init: %w", err)
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -320,7 +321,7 @@ func runOrderSign(w io.Writer, o orderSignOptions) error {
 			return fmt.Errorf("order sign %s: official %s has already signed order %s", o.File, o.Official, so.Order.ID)
 		}
 	}
-	pass, err := keyfile.PassphraseFromEnv(o.PassphraseFile)
+	pass, err := readPassphrase(o.PassphraseFile, os.Stdin, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("order sign %s: %w", o.File, err)
 	}

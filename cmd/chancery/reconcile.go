@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/http"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -46,7 +47,7 @@ Stop the home first: its ledger is locked while it runs.`,
 			}
 			o.Client = cmp.Or(c, http.DefaultClient)
 			if decrypt {
-				pass, err := keyfile.PassphraseFromEnv(passFile)
+				pass, err := readPassphrase(passFile, os.Stdin, os.Stderr)
 				if err != nil {
 					return err
 				}
