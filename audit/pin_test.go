@@ -24,7 +24,7 @@ import (
 func TestPinnedURL(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	prot := keyfile.Protector{Passphrase: []byte("audit test"), WorkFactor: 10}
+	prot := keyfile.Protector{Passphrase: []byte("audit test passphrase"), WorkFactor: 10}
 	c, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: prot})
 	if err != nil {
 		t.Fatal(err)
