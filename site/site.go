@@ -1,16 +1,17 @@
-// Package site is the daemon behind `chancery serve`: it opens a guest's
-// state, serves the officials' HTTP API over the registries, the ledger as
-// static C2SP tiles, and a health check.
+// Package site is the daemon behind `chancery serve`: it holds guests as
+// tenants and serves them over HTTP — the officials' API over a guest's
+// registries, the ledger as static C2SP tiles, replication, continuity,
+// drills, the host operator's API, metrics and health.
 //
-// A Site plays one role from the charter. The home role serves one guest,
-// the home's own, always in siteapi.ModeActive. The embassy role (later) will hold
-// several guests, each isolated and in its own siteapi.Mode; that is why the
-// handlers hang off a guest and are mounted per role under a prefix,
-// rather than off the Site itself.
+// Every tenant runs one state machine (embassy.go, continuity.go): a
+// sealed mirror, or the writer of the epoch its ledger says this site
+// writes. A home is the site the charter names as the writer of epoch 1,
+// holding its one guest from its state directory; an embassy holds the
+// guests its config names, each isolated and in its own siteapi.Mode.
 //
 // Every API request is signed by an official of the charter (see
-// siteapi.SignatureHeader and docs/api.md); the ledger and /healthz are public,
-// because anyone must be able to audit the ledger.
+// siteapi.SignatureHeader and docs/api.md); the ledger and /healthz are
+// public, because anyone must be able to audit the ledger.
 package site
 
 import (
@@ -130,8 +131,8 @@ type Site struct {
 	drillLedgers map[*ledger.Log]*drillLedger
 }
 
-// guest is one guest state as this site holds it. The API handlers hang
-// off it, so that a multi-tenant embassy can mount one per guest.
+// guest is the officials' API over one unsealed guest: a tenant builds one
+// when it unseals, and drops it when it reseals.
 type guest struct {
 	local    *Local
 	mode     atomic.Value // siteapi.Mode
