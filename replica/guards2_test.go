@@ -199,6 +199,20 @@ func TestAcceptGuards(t *testing.T) {
 		}
 	})
 
+	t.Run("empty batch short of its checkpoint", func(t *testing.T) {
+		f := f.with(t)
+		r := f.guardReceiver(south, func(*replica.ReceiverOptions) {})
+		// A sender with nothing to send under a checkpoint of a larger
+		// tree is behind, not hostile: a gap, so it resumes from State.
+		_, err := r.Accept(ctx, &replica.Batch{First: 0, Checkpoint: signed})
+		if gap, ok := errorsAsGap(err); !ok || gap.Size != 0 {
+			t.Fatalf("empty batch under a checkpoint of size %d: %v, want a GapError at 0", cp.Size, err)
+		}
+		if st := r.Stats(); st.Refused != 0 {
+			t.Fatalf("stats %+v: a gap counted as a refusal", st)
+		}
+	})
+
 	t.Run("withheld counted, Accepted told", func(t *testing.T) {
 		f := f.with(t)
 		var seen []*replica.Batch
