@@ -95,7 +95,7 @@ mutate:
 	$(MUTATE) -pkg ./replica -short -funcs '^(Receiver\.(Accept|PutObject|Missing|Locate|Object)|OpenReceipt|openCheckpointWith|withCosigner\.Verifier|Placement\.(Registry|Entry)|CanCatchUpFrom|HomeWriter\.Verifiers)$$' \
 		-run '^(TestFencedReceiver|TestWriterKey|TestOpenReceipt|TestQuota|TestReceiverRefusals|TestObjectGuards|TestReceiverRefusesWhatItCannotPlace|TestAccept|TestCanCatchUpFrom|TestBundlePlacement|TestPlacementOnDisk|TestPeerCatchUp)'
 	$(MUTATE) -pkg ./site -short -files '^(auth|continuity|home_continuity)\.go$$' -funcs '^(authenticator\.authenticate|nonceCache\.add|epochWriters\.Learn|tenant\.submit|Site\.homeSubmit)$$' \
-		-run '^(TestAuth|TestSignatureHeaderOnlyOnce|TestSkewWindowEdges|TestNonceCacheBounded|TestReplayInsideSkewWindowRefused|TestOrdersOverHTTPUseTheSiteClock|TestForgedOrderInBatchRefused)'
+		-run '^(TestAuth|TestSignatureHeaderOnlyOnce|TestSkewWindowEdges|TestNonceCacheBounded|TestReplayInsideSkewWindowRefused|TestOrdersOverHTTPUseTheSiteClock|TestOnlyOwnActivationFencesPeers|TestForgedOrderInBatchRefused)'
 
 fuzz:
 	@set -e; for t in $(FUZZ); do \
