@@ -93,9 +93,9 @@ mutate:
 	$(MUTATE) -pkg ./ledger -short -funcs '^(OpenCheckpoint|isCosigner|Log\.AppendMirrored|VerifyInclusion|VerifyConsistency|CosignatureTime|CosignatureVerifier\.Verify)$$' \
 		-run '^(TestOpenCheckpoint|TestCosignatureTime|TestMirror|FuzzOpenCheckpoint|TestFill|TestProperty(Tree|Log)Proofs|TestVerify|TestAppendReopenVerify|TestInterop|TestParseCheckpoint)'
 	$(MUTATE) -pkg ./replica -short -funcs '^(Receiver\.(Accept|PutObject|Missing|Locate|Object)|OpenReceipt|openCheckpointWith|withCosigner\.Verifier|Placement\.(Registry|Entry)|CanCatchUpFrom|HomeWriter\.Verifiers)$$' \
-		-run '^(TestFencedReceiver|TestWriterKey|TestOpenReceipt|TestQuota|TestReceiverRefusals|TestReceiverRefusesWhatItCannotPlace|TestAccept|TestCanCatchUpFrom|TestBundlePlacement|TestPlacementOnDisk|TestPeerCatchUp)'
+		-run '^(TestFencedReceiver|TestWriterKey|TestOpenReceipt|TestQuota|TestReceiverRefusals|TestObjectGuards|TestReceiverRefusesWhatItCannotPlace|TestReceiverRefusesOverDamagedRightEdge|TestAccept|TestCanCatchUpFrom|TestBundlePlacement|TestPlacementOnDisk|TestPeerCatchUp)'
 	$(MUTATE) -pkg ./site -short -files '^(auth|continuity|home_continuity)\.go$$' -funcs '^(authenticator\.authenticate|nonceCache\.add|epochWriters\.Learn|tenant\.submit|Site\.homeSubmit)$$' \
-		-run '^(TestAuth|TestSignatureHeaderOnlyOnce|TestSkewWindowEdges|TestNonceCacheBounded|TestReplayInsideSkewWindowRefused|TestOrdersOverHTTPUseTheSiteClock|TestForgedOrderInBatchRefused)'
+		-run '^(TestAuth|TestSignatureHeaderOnlyOnce|TestSkewWindowEdges|TestNonceCacheBounded|TestReplayInsideSkewWindowRefused|TestOrdersOverHTTPUseTheSiteClock|TestOnlyOwnActivationFencesPeers|TestForgedOrderInBatchRefused)'
 
 fuzz:
 	@set -e; for t in $(FUZZ); do \
