@@ -7,9 +7,18 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
+
+// handedOut are the ports RestartableAddr has given in this process. It is
+// package state on purpose: ports are a process-wide resource, and tests
+// running at once (the schedule seeds run four at a time) each probe for a
+// free port, then close it and hand it to a process that binds it later;
+// two could otherwise be handed the same port in that window, and one
+// schedule's health check would then reach the other's site.
+var handedOut sync.Map // port → struct{}
 
 // RestartableAddr is FreeAddr for a process that will be killed and
 // restarted on the same address. FreeAddr's port comes from the kernel's
@@ -27,6 +36,9 @@ func RestartableAddr(t testing.TB) string {
 	var last error
 	for range 100 {
 		port := lo + rand.IntN(hi-lo+1)
+		if _, taken := handedOut.LoadOrStore(port, struct{}{}); taken {
+			continue
+		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {

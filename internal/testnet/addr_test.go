@@ -3,6 +3,7 @@ package testnet
 import (
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -24,4 +25,25 @@ func TestRestartableAddr(t *testing.T) {
 		t.Fatalf("listen on %s: %v", addr, err)
 	}
 	ln.Close()
+}
+
+// TestRestartableAddrUnique: tests running at once are never handed the
+// same port, though each probes and releases it before its process binds
+// it (two schedules once shared one, and one's health check reached the
+// other's site).
+func TestRestartableAddrUnique(t *testing.T) {
+	const n = 64
+	addrs := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { addrs[i] = RestartableAddr(t) })
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if seen[a] {
+			t.Fatalf("address %s handed out twice", a)
+		}
+		seen[a] = true
+	}
 }
