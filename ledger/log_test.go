@@ -147,7 +147,7 @@ func TestCorruptionBeforeTailRefused(t *testing.T) {
 	appendConcurrently(t, l, 400, 1, 1)
 	// Take the state as a crash would leave it: before Close trims the log.
 	crashed := t.TempDir()
-	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+	if err := copyLive(dir, crashed); err != nil {
 		t.Fatal(err)
 	}
 	l.Close()
