@@ -38,6 +38,17 @@ type canonCharter struct {
 	Registries []canonRegistry      `json:"registries"`
 	Quorum     map[string]canonRule `json:"quorum"`
 	Safeguards canonSafeguards      `json:"safeguards"`
+	// StateKeys and Services are left out when empty, so charters signed
+	// before they existed keep their canonical bytes.
+	StateKeys []canonStateKey `json:"state_keys,omitempty"`
+	Services  json.RawMessage `json:"services,omitempty"`
+}
+
+type canonStateKey struct {
+	Purpose    string `json:"purpose"`
+	Alg        string `json:"alg"`
+	Generation uint32 `json:"generation"`
+	Key        string `json:"key"`
 }
 
 type canonGuest struct {
@@ -165,6 +176,22 @@ func (c *Charter) CanonicalBytes() []byte {
 			req[k] = v
 		}
 		cc.Quorum[a] = canonRule{Threshold: r.Threshold, Of: sortedSet(r.Of), Require: req}
+	}
+	for _, k := range c.StateKeys {
+		cc.StateKeys = append(cc.StateKeys, canonStateKey(k))
+	}
+	slices.SortStableFunc(cc.StateKeys, func(a, b canonStateKey) int {
+		if d := strings.Compare(a.Purpose, b.Purpose); d != 0 {
+			return d
+		}
+		return int(a.Generation) - int(b.Generation)
+	})
+	if s, err := canonServices(c.Services); err == nil {
+		cc.Services = s
+	} else {
+		// Invalid charter (Validate refuses it): keep the bytes distinct
+		// from "no services".
+		cc.Services = json.RawMessage(`"invalid"`)
 	}
 	byID := func(a, b string) int { return strings.Compare(a, b) }
 	slices.SortStableFunc(cc.Hosts, func(a, b canonHost) int { return byID(a.ID, b.ID) })

@@ -106,6 +106,11 @@ type Charter struct {
 	Registries []Registry      `yaml:"registries"`
 	Quorum     map[string]Rule `yaml:"quorum"`
 	Safeguards Safeguards      `yaml:"safeguards"`
+	// StateKeys are the public halves of the state's signing keys
+	// (services.go).
+	StateKeys []StateKey `yaml:"state_keys,omitempty"`
+	// Services are the services' own configuration sections (services.go).
+	Services map[string]any `yaml:"services,omitempty"`
 	// Signatures are not covered by CanonicalBytes: they sign it.
 	Signatures []Signature `yaml:"signatures,omitempty"`
 }

@@ -63,6 +63,8 @@ func (c *Charter) Validate() error {
 	c.validateRegistries(&p)
 	c.validateQuorum(&p)
 	c.validateSafeguards(&p)
+	c.validateStateKeys(&p)
+	c.validateServices(&p)
 	c.validateSignatureShapes(&p)
 	return errors.Join(p...)
 }

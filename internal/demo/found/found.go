@@ -226,6 +226,9 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 		return nil, fmt.Errorf("init: custody: %w", err)
 	}
 	logf("root key sealed for home and split %d of %d among the custodians", c.Custodians.Threshold, len(cs))
+	if err := addStateKeys(c, root); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
 	for _, id := range DemoSigners {
 		if err := charter.Sign(c, nil, charter.KindOfficial, id, keys["official/"+id]); err != nil {
 			return nil, fmt.Errorf("init: sign charter as %s: %w", id, err)
@@ -248,4 +251,34 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 	}
 	logf("charter v%d signed by %v and hosts %s, %s; hash %s", c.Version, DemoSigners, c.Hosts[0].ID, c.Hosts[1].ID, c.HashHex())
 	return c, nil
+}
+
+// StateKeyPurposes are the state keys a founding charter publishes: the
+// extract-signing key (Ed25519, for COSE) and the OpenID Connect ID-token
+// key (P-256, ES256, which every relying-party library verifies).
+func StateKeyPurposes() []struct{ Purpose, Alg string } {
+	return []struct{ Purpose, Alg string }{
+		{"extract", seal.StateAlgEdDSA},
+		{"oidc", seal.StateAlgES256},
+	}
+}
+
+// addStateKeys derives the state keys from root and publishes their public
+// halves in c, so that anything signed in the state's name verifies with
+// the charter alone, whichever site signed it.
+func addStateKeys(c *charter.Charter, root *seal.RootKey) error {
+	kr := seal.NewKeyring(c.Guest.ID, root)
+	defer kr.Wipe()
+	for _, p := range StateKeyPurposes() {
+		s, err := kr.StateSigner(p.Purpose, p.Alg, 0)
+		if err != nil {
+			return err
+		}
+		k, err := charter.NewStateKey(p.Purpose, p.Alg, 0, s.Public())
+		if err != nil {
+			return err
+		}
+		c.StateKeys = append(c.StateKeys, k)
+	}
+	return c.Validate()
 }

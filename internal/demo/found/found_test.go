@@ -3,6 +3,7 @@ package found
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"encoding/base64"
 	"io/fs"
@@ -107,6 +108,21 @@ func TestInitDemoRepublic(t *testing.T) {
 	k1, k2 := seal.NewKeyring(c.Guest.ID, root), seal.NewKeyring(c.Guest.ID, rebuilt)
 	if k1.Registry("population").BlindID("x") != k2.Registry("population").BlindID("x") {
 		t.Fatal("the custodians' shares rebuild another root key than the home's")
+	}
+	// The charter publishes the state keys an activated embassy derives
+	// from the rebuilt root: what it signs verifies with the charter alone.
+	for _, sp := range StateKeyPurposes() {
+		s, err := k2.StateSigner(sp.Purpose, sp.Alg, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, pub, err := c.StateKeyFor(sp.Purpose)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !pub.(interface{ Equal(crypto.PublicKey) bool }).Equal(s.Public()) {
+			t.Errorf("charter state key %s is not the one the rebuilt root derives", sp.Purpose)
+		}
 	}
 
 	if _, err := Init(context.Background(), InitOptions{Dir: dir, Protector: p}); err == nil {
