@@ -57,6 +57,8 @@ deps:
 		echo "installing $(VERSITYGW) (the S3 server the store tests run against)"; \
 		$(GO) install $(VERSITYGW); \
 	fi
+	@scripts/apt-install.sh 'command -v chromium || command -v chromium-browser' chromium
+	@scripts/apt-install.sh 'ls /usr/lib/postgresql/*/bin/initdb' postgresql
 
 test: deps lint unit race fuzz
 
