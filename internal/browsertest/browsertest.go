@@ -21,6 +21,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 )
@@ -203,4 +204,26 @@ func (b *Browser) Credentials(id webauthn.AuthenticatorID) ([]*webauthn.Credenti
 		return cdp.Call(ctx, t, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: id})
 	})
 	return res.Credentials, err
+}
+
+// SetCookie puts a cookie in the browser for url, as a sign-in would, with
+// the attributes the pages require (HttpOnly, Secure, SameSite=Strict);
+// Chromium treats http://localhost as a secure context.
+func (b *Browser) SetCookie(url, name, value string) error {
+	yes := true
+	return b.Do(10*time.Second, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, network.SetCookie, network.SetCookieParams{
+			Name: name, Value: value, URL: url, Path: "/", Secure: &yes, HTTPOnly: &yes, SameSite: network.CookieSameSiteStrict,
+		})
+		return err
+	}))
+}
+
+// Screenshot writes a PNG of the whole page to path.
+func (b *Browser) Screenshot(path string) error {
+	png, err := Run(b, 30*time.Second, chromedp.FullScreenshot(100)) // 100: PNG; below, JPEG
+	if err != nil {
+		return fmt.Errorf("screenshot: %w", err)
+	}
+	return os.WriteFile(path, png, 0o644)
 }

@@ -36,7 +36,7 @@ var layers = [][]string{
 	// which calls other sites (fences, drill reports, fills) through it.
 	{"siteapi"},
 	// One guest at one site, and the services an active guest runs.
-	{"guest", "services/...", "connect/..."},
+	{"guest", "services/...", "connect/...", "site/ui"},
 	// HTTP only.
 	{"site"},
 	// The demo story and the test harness, which drive whole sites.
