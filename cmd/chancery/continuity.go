@@ -14,58 +14,9 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
-	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/siteapi"
 )
-
-// siteFlags are how a continuity command reaches a site for a guest.
-type siteFlags struct {
-	url, guest, charter, pinSite string
-	official, keyFile, passFile  string
-	siteID                       string
-	timeout                      time.Duration
-}
-
-func (f *siteFlags) register(cmd *cobra.Command, signed bool) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.url, "site", "", "the site's base URL, e.g. http://127.0.0.1:7101 (required)")
-	fl.StringVar(&f.guest, "guest", "demo-republic", "the guest id")
-	fl.StringVar(&f.charter, "charter", "", "the guest's charter, for --pin-site")
-	fl.StringVar(&f.pinSite, "pin-site", "", "for https: trust only the TLS key the charter pins for this site id")
-	fl.DurationVar(&f.timeout, "timeout", time.Minute, "how long to wait for the site")
-	if signed {
-		fl.StringVar(&f.official, "official", "", "the official who signs the request (required)")
-		fl.StringVar(&f.keyFile, "key", "", "the official's key file (required)")
-		fl.StringVar(&f.passFile, "passphrase-file", "", "file holding the key file's passphrase (default: $"+keyfile.EnvPassphrase+")")
-		fl.StringVar(&f.siteID, "site-id", "", "the site's id in the charter (signed into the request; required)")
-	}
-	cmd.MarkFlagRequired("site")
-}
-
-func (f *siteFlags) client(signed bool) (*siteapi.ContinuityClient, error) {
-	hc, err := siteClient(f.url, f.charter, f.pinSite, true)
-	if err != nil {
-		return nil, fmt.Errorf("--site: %w", err)
-	}
-	c := &siteapi.ContinuityClient{BaseURL: f.url, Guest: f.guest, HTTP: hc}
-	if signed {
-		if f.official == "" || f.keyFile == "" || f.siteID == "" {
-			return nil, fmt.Errorf("--official, --key and --site-id are required to sign the request")
-		}
-		pass, err := readPassphrase(f.passFile, os.Stdin, os.Stderr)
-		if err != nil {
-			return nil, err
-		}
-		defer clear(pass)
-		key, err := keyfile.ReadEd25519(f.keyFile, keyfile.Protector{Passphrase: pass})
-		if err != nil {
-			return nil, fmt.Errorf("--key: %w", err)
-		}
-		c.Signer = &siteapi.Signer{Guest: f.guest, Site: f.siteID, Official: f.official, Key: key}
-	}
-	return c, nil
-}
 
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -105,7 +56,7 @@ go to reconciliation.`,
 			if err != nil {
 				return err
 			}
-			c, err := f.client(false)
+			c, t, err := f.client(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -114,14 +65,14 @@ go to reconciliation.`,
 			defer cancel()
 			resp, err := c.Submit(ctx, []byte(strings.TrimSuffix(string(raw), "\n")))
 			if err != nil {
-				return fmt.Errorf("order %s refused by %s: %w", args[0], f.url, err)
+				return fmt.Errorf("order %s refused by %s: %w", args[0], t.name(), err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "order %s accepted at %s: ledger entry %d; guest %s is %s, epoch %d, writer %s\n",
-				resp.Order, f.url, resp.Index, resp.Status.Guest, resp.Status.Mode, resp.Status.Epoch, resp.Status.Writer)
+				resp.Order, t.name(), resp.Index, resp.Status.Guest, resp.Status.Mode, resp.Status.Epoch, resp.Status.Writer)
 			return nil
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, "")
 	cmd.Flags().BoolVar(&acceptUnfenced, "accept-unfenced", false, "activate even if embassies that might alone hold quorum writes cannot be reached (recorded in the ledger)")
 	return cmd
 }
@@ -155,7 +106,7 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 		Short: "Open an unseal session at an activated site (signed by an official)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := open.client(true)
+			c, t, err := open.client(cmd, true)
 			if err != nil {
 				return err
 			}
@@ -165,7 +116,7 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 			if err != nil {
 				return err
 			}
-			if err := writeRecipientStatement(recipientOut, open.charter, r); err != nil {
+			if err := writeRecipientStatement(recipientOut, t.charterFile, r); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "session %s: %d of %d shares; expires %s\nrecipient %s\nsigned statement written to %s: give it to the custodians (custody reseal --recipient)\n",
@@ -173,7 +124,7 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 			return nil
 		},
 	}
-	open.register(openCmd, true)
+	open.register(openCmd, "official")
 	openCmd.Flags().StringVar(&recipientOut, "recipient-out", "unseal-recipient.json", "file to write the site's signed recipient statement to")
 	var session, recipient, custody string
 	var siteKeys []string
@@ -191,13 +142,13 @@ checks out against the charter and the custody package (--charter,
 --site-id).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sub.client(len(siteKeys) > 0)
+			c, t, err := sub.client(cmd, len(siteKeys) > 0)
 			if err != nil {
 				return err
 			}
 			var rst *continuity.RecipientStatement
 			if len(siteKeys) > 0 {
-				if rst, err = verifiedStatement(recipient, sub.charter, custody); err != nil {
+				if rst, err = verifiedStatement(recipient, t.charterFile, custody); err != nil {
 					return fmt.Errorf("--site-key: %w", err)
 				}
 				if rst.Session != session {
@@ -242,7 +193,7 @@ checks out against the charter and the custody package (--charter,
 			return nil
 		},
 	}
-	sub.register(subCmd, true)
+	sub.register(subCmd, "official")
 	subCmd.Flags().StringVar(&recipient, "recipient", "", "with --site-key: the site's signed recipient statement unseal open wrote")
 	subCmd.Flags().StringVar(&custody, "custody", "", "with --site-key: the custody package, D/custody.json")
 	subCmd.Flags().StringVar(&session, "session", "", "the session id unseal open printed (required)")
@@ -253,7 +204,7 @@ checks out against the charter and the custody package (--charter,
 		Short: "Show the guest's mode, epoch, writer, unseal progress and RTO at a site",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := st.client(false)
+			c, _, err := st.client(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -266,7 +217,7 @@ checks out against the charter and the custody package (--charter,
 			return printJSON(cmd.OutOrStdout(), r)
 		},
 	}
-	st.register(statusCmd, false)
+	st.register(statusCmd, "")
 	cmd.AddCommand(openCmd, subCmd, statusCmd)
 	return cmd
 }
@@ -282,7 +233,7 @@ A failback seals the previous writer by itself; seal is for an activation
 that must stop at once. The request is signed by an official.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client(true)
+			c, t, err := f.client(cmd, true)
 			if err != nil {
 				return err
 			}
@@ -292,11 +243,11 @@ that must stop at once. The request is signed by an official.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "guest %s sealed at %s (mode %s, unsealed %v)\n", r.Guest, f.url, r.Mode, r.Unsealed)
+			fmt.Fprintf(cmd.OutOrStdout(), "guest %s sealed at %s (mode %s, unsealed %v)\n", r.Guest, t.name(), r.Mode, r.Unsealed)
 			return nil
 		},
 	}
-	f.register(cmd, true)
+	f.register(cmd, "official")
 	return cmd
 }
 

@@ -13,17 +13,17 @@ func newDemoCmd() *cobra.Command {
 	var o demo.Options
 	var passphraseFile string
 	cmd := &cobra.Command{
-		Use:   "demo [--dir D]",
+		Use:   "demo [--state D]",
 		Short: "Tell the Demo Republic's continuity story on this machine, with measured figures",
 		Long: `Demo runs the Demo Republic's story on loopback with embedded storage and
 prints what happened, with measured figures.
 
-Without --dir it founds a fresh Demo Republic in a temporary directory (keys
+Without --state it founds a fresh Demo Republic in a temporary directory (keys
 sealed under a random passphrase held only in memory) and removes it at the
-end unless --keep is given. With --dir it uses the state "chancery init"
+end unless --keep is given. With --state it uses the state "chancery init"
 made there (its passphrase from --passphrase-file or $CHANCERY_PASSPHRASE);
 the ledger lives under D/sites/home/ledger. The story is destructive: it
-deletes D/sites/home (the disaster) and revokes embassy-north, so with --dir
+deletes D/sites/home (the disaster) and revokes embassy-north, so with --state
 it refuses a state whose home ledger already holds records, unless --force
 is given. Never point it at a state you want to keep.
 
@@ -52,9 +52,9 @@ prints their addresses.
 "chancery demo gen" writes the same generated registers as JSONL for
 "chancery import".`,
 		Example: `  chancery demo
-  chancery init --dir /tmp/dr && chancery demo --dir /tmp/dr
+  chancery init --state /tmp/dr && chancery demo --state /tmp/dr
   # rehearse on the sites the story leaves running (an address --keep printed):
-  chancery demo --dir /tmp/dr --force --keep
+  chancery demo --state /tmp/dr --force --keep
   chancery records find population last_name Berg --state /tmp/dr --site home \
       --url http://127.0.0.1:PORT --official registrar`,
 		Args: cobra.NoArgs,
@@ -77,13 +77,15 @@ prints their addresses.
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&o.Dir, "dir", "", "state directory made by 'chancery init' (default: a fresh temporary one)")
+	cmd.Flags().StringVar(&o.Dir, "state", "", "state directory made by 'chancery init' (default: a fresh temporary one)")
+	cmd.Flags().StringVar(&o.Dir, "dir", "", "old spelling of --state")
+	aliasFlag(cmd.Flags(), "dir", "--state")
 	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "file holding the state's passphrase (default: $CHANCERY_PASSPHRASE, or asked on a terminal)")
 	cmd.Flags().IntVar(&o.Persons, "persons", 2000, "persons in the generated population")
 	cmd.Flags().IntVar(&o.DeedPersons, "deed-persons", 40, "further persons whose land parcels come with scanned deeds (100 KB–5 MB each)")
 	cmd.Flags().IntVar(&o.Updates, "updates", 2000, "record changes officials make")
 	cmd.Flags().IntVar(&o.Appenders, "appenders", 64, "officials writing at once")
-	cmd.Flags().BoolVar(&o.Force, "force", false, "with --dir: run even though the state already holds records (the demo destroys its home and revokes embassy-north)")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "with --state: run even though the state already holds records (the demo destroys its home and revokes embassy-north)")
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the state directory and leave the sites running (their addresses are printed)")
 	cmd.AddCommand(newDemoGenCmd())
 	return cmd

@@ -70,7 +70,7 @@ one-time recipient and what each custodian runs next.
 		Example: `  chancery drill --site http://127.0.0.1:7102 --official cio --key D/keys/official-cio.key --site-id embassy-north`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client(true)
+			c, t, err := f.client(cmd, true)
 			if err != nil {
 				return err
 			}
@@ -78,26 +78,26 @@ one-time recipient and what each custodian runs next.
 			defer cancel()
 			r, err := c.OpenDrillUnseal(ctx)
 			if err != nil {
-				return fmt.Errorf("drill at %s: %w", f.url, err)
+				return fmt.Errorf("drill at %s: %w", t.name(), err)
 			}
 			st, err := c.Drill(ctx)
 			if err != nil {
-				return fmt.Errorf("drill at %s: %w", f.url, err)
+				return fmt.Errorf("drill at %s: %w", t.name(), err)
 			}
-			if err := writeRecipientStatement(recipientOut, f.charter, r); err != nil {
-				return fmt.Errorf("drill at %s: %w", f.url, err)
+			if err := writeRecipientStatement(recipientOut, t.charterFile, r); err != nil {
+				return fmt.Errorf("drill at %s: %w", t.name(), err)
 			}
-			printDrillSession(cmd.OutOrStdout(), f.url, recipientOut, st, r)
+			printDrillSession(cmd.OutOrStdout(), t, recipientOut, st, r)
 			return nil
 		},
 	}
-	f.register(cmd, true)
+	f.register(cmd, "official")
 	cmd.Flags().StringVar(&recipientOut, "recipient-out", "drill-recipient.json", "file to write the site's signed recipient statement to")
 	cmd.AddCommand(newDrillSubmitCmd(), newDrillStatusCmd(), newDrillReportCmd())
 	return cmd
 }
 
-func printDrillSession(w io.Writer, url, statement string, st *siteapi.DrillStatus, r *siteapi.UnsealResponse) {
+func printDrillSession(w io.Writer, t *target, statement string, st *siteapi.DrillStatus, r *siteapi.UnsealResponse) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("drill of order %s at %s (guest %s): unseal session %s, %d of %d shares, expires %s\n",
 		st.Order, st.Site, st.Guest, r.Session, r.Have, r.Need, r.Expires.UTC().Format(time.RFC3339))
@@ -105,7 +105,7 @@ func printDrillSession(w io.Writer, url, statement string, st *siteapi.DrillStat
 	p("The site's signed statement of it is in %s. Each custodian then runs, on their own machine:\n", statement)
 	p("  chancery custody reseal --custody custody.json --charter charter.yaml --custodian ID --identity ID.key --recipient %s --out ID.share\n", statement)
 	p("and the shares are submitted (at the threshold the drill runs):\n")
-	p("  chancery drill submit --site %s --guest %s --session %s ID.share...\n", url, st.Guest, r.Session)
+	p("  chancery drill submit %s --session %s ID.share...\n", t.again(), r.Session)
 }
 
 func newDrillSubmitCmd() *cobra.Command {
@@ -126,7 +126,7 @@ writer has recorded it.
 		Example: `  chancery drill submit --site http://127.0.0.1:7102 --session 3f9c... share-c1.age share-c2.age share-c3.age`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(false)
+			c, t, err := f.client(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -138,7 +138,7 @@ writer has recorded it.
 				return err
 			}
 			if !st.Running {
-				return fmt.Errorf("no drill is running for %s at %s", f.guest, f.url)
+				return fmt.Errorf("no drill is running for %s at %s", t.guest, t.name())
 			}
 			unsealed := false
 			for _, p := range args {
@@ -153,7 +153,7 @@ writer has recorded it.
 				fmt.Fprintf(w, "share %s accepted: %d of %d\n", p, r.Have, r.Need)
 				if r.Unsealed {
 					unsealed = true
-					fmt.Fprintf(w, "threshold reached: the shares are verified and wiped, the drill checks its sample at %s\n", f.url)
+					fmt.Fprintf(w, "threshold reached: the shares are verified and wiped, the drill checks its sample at %s\n", t.name())
 					break
 				}
 			}
@@ -168,7 +168,7 @@ writer has recorded it.
 			return nil
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, "")
 	cmd.Flags().StringVar(&session, "session", "", "the drill session id chancery drill printed (required)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the shares are in; chancery drill status shows the report later")
 	cmd.MarkFlagRequired("session")
@@ -261,7 +261,7 @@ it is not recorded yet).`,
 		Example: `  chancery drill status --site http://127.0.0.1:7102`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client(false)
+			c, _, err := f.client(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -274,7 +274,7 @@ it is not recorded yet).`,
 			return printJSON(cmd.OutOrStdout(), st)
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, "")
 	return cmd
 }
 

@@ -42,6 +42,10 @@ everything by a signed charter: who may act, and with which quorum.`,
 	}
 	// --version prints the same line as "chancery version".
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.PersistentFlags().String("context", "", "the client context to take defaults from (default: $"+envContext+", or the current one; see chancery context)")
+	// Before every command: warn about old flag spellings and fill the
+	// flags left unset from the context.
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return applyContext(cmd) }
 	root.AddCommand(
 		newInitCmd(),
 		newDemoCmd(),
@@ -61,6 +65,7 @@ everything by a signed charter: who may act, and with which quorum.`,
 		newRecordsCmd(),
 		newBlobsCmd(),
 		newOperatorCmd(),
+		newContextCmd(),
 		newVersionCmd(),
 		newGendocsCmd(),
 	)
