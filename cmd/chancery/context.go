@@ -30,6 +30,9 @@ type clientContext struct {
 	Key            string `yaml:"key,omitempty"`
 	State          string `yaml:"state,omitempty"`
 	PassphraseFile string `yaml:"passphrase_file,omitempty"`
+	// URLs override the charter's address of a site (a rehearsal's
+	// loopback sites, a site moved before its charter is amended).
+	URLs map[string]string `yaml:"urls,omitempty"`
 }
 
 // contextsFile is the whole file: the contexts by name and the current one.
@@ -188,7 +191,20 @@ func applyContext(cmd *cobra.Command) error {
 			fl.Changed = false
 		}
 	})
-	return setErr
+	if setErr != nil {
+		return setErr
+	}
+	// The address of the site the command talks to, if the context
+	// overrides the charter's.
+	if u, s := fs.Lookup("url"), fs.Lookup("site"); u != nil && s != nil && !u.Changed && len(s.Annotations[ctxField]) > 0 {
+		if v := c.URLs[s.Value.String()]; v != "" && u.Value.String() == "" {
+			if err := fs.Set("url", v); err != nil {
+				return fmt.Errorf("context: --url %q: %w", v, err)
+			}
+			u.Changed = false
+		}
+	}
+	return nil
 }
 
 // warnDeprecated tells, on stderr, which flag replaces an old spelling.
@@ -236,6 +252,7 @@ another context for one command.`,
 func newContextAddCmd() *cobra.Command {
 	var c clientContext
 	var use bool
+	var urls []string
 	cmd := &cobra.Command{
 		Use:   "add NAME --charter FILE --site ID [--guest G] [--official ID --key FILE]",
 		Short: "Add (or replace) a context, checked against the charter",
@@ -248,6 +265,16 @@ context current).`,
   chancery records get population DR-0001      # at embassy-north, as cio`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, u := range urls {
+				id, addr, ok := strings.Cut(u, "=")
+				if !ok || id == "" || addr == "" {
+					return fmt.Errorf("context add: --url %q: want SITE=URL", u)
+				}
+				if c.URLs == nil {
+					c.URLs = map[string]string{}
+				}
+				c.URLs[id] = addr
+			}
 			return runContextAdd(cmd.OutOrStdout(), args[0], c, use)
 		},
 	}
@@ -259,6 +286,7 @@ context current).`,
 	fl.StringVar(&c.Key, "key", "", "the official's sealed key file")
 	fl.StringVar(&c.State, "state", "", "a state directory (chancery init), for commands that work on one")
 	fl.StringVar(&c.PassphraseFile, "passphrase-file", "", "a file holding the key file's passphrase (mode 0600; for rehearsals)")
+	fl.StringArrayVar(&urls, "url", nil, "SITE=URL: reach a site at this address instead of the charter's (repeatable)")
 	fl.BoolVar(&use, "use", false, "make it the current context")
 	_ = cmd.MarkFlagRequired("charter")
 	_ = cmd.MarkFlagRequired("site")
@@ -277,6 +305,11 @@ func runContextAdd(w io.Writer, name string, c clientContext, use bool) error {
 	}
 	if _, ok := ch.Site(c.Site); !ok {
 		return fmt.Errorf("context add %s: --site %q is not a site of %s's charter (%s)", name, c.Site, ch.Guest.ID, strings.Join(siteIDs(ch), ", "))
+	}
+	for id := range c.URLs {
+		if _, ok := ch.Site(id); !ok {
+			return fmt.Errorf("context add %s: --url %s=...: not a site of %s's charter", name, id, ch.Guest.ID)
+		}
 	}
 	if c.Official != "" {
 		if _, ok := ch.Official(c.Official); !ok {

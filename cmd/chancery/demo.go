@@ -1,12 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-gov/chancery/internal/demo"
+	"github.com/chancery-gov/chancery/internal/state"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -73,8 +77,11 @@ prints their addresses.
 				return fmt.Errorf("demo: find this executable to run the sites: %w", err)
 			}
 			o.Binary = exe
-			_, err = demo.Run(cmd.Context(), o, cmd.OutOrStdout())
-			return err
+			rep, err := demo.Run(cmd.Context(), o, cmd.OutOrStdout())
+			if err != nil || rep == nil || rep.Stop == nil {
+				return err
+			}
+			return keepSites(cmd, rep, passphraseFile)
 		},
 	}
 	cmd.Flags().StringVar(&o.Dir, "state", "", "state directory made by 'chancery init' (default: a fresh temporary one)")
@@ -89,4 +96,43 @@ prints their addresses.
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the state directory and leave the sites running (their addresses are printed)")
 	cmd.AddCommand(newDemoGenCmd())
 	return cmd
+}
+
+// keepSites is demo --keep after the story: it names a context for the
+// kept sites, prints how to use it, and waits for Ctrl-C (or SIGTERM)
+// before it stops the sites.
+func keepSites(cmd *cobra.Command, rep *demo.Report, passphraseFile string) error {
+	defer rep.Stop()
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "== --keep: the sites run until Ctrl-C (logs and configs in %s)\n", rep.Dir)
+	ids := make([]string, 0, len(rep.SiteURLs))
+	for id := range rep.SiteURLs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var urls []string
+	for _, id := range ids {
+		fmt.Fprintf(w, "   %-14s %s\n", id, rep.SiteURLs[id])
+		urls = append(urls, id+"="+rep.SiteURLs[id])
+	}
+	pf := cmp.Or(rep.PassphraseFile, passphraseFile)
+	if pf != "" {
+		fmt.Fprintf(w, "   passphrase of the key files: %s (mode 0600)\n", pf)
+	}
+	l := state.Layout{Dir: rep.Dir}
+	c := clientContext{Charter: l.Charter(), Site: "home", Official: "registrar", Key: l.Key("official", "registrar"), State: rep.Dir, PassphraseFile: pf,
+		URLs: map[string]string{}}
+	for _, id := range ids {
+		c.URLs[id] = rep.SiteURLs[id]
+	}
+	var b strings.Builder
+	if err := runContextAdd(&b, "demo", c, false); err != nil {
+		fmt.Fprintf(w, "   (no context written: %v)\n", err)
+	} else {
+		fmt.Fprintf(w, "   context \"demo\" written (site home, official registrar); rehearse with:\n")
+		fmt.Fprintf(w, "     chancery context use demo\n     chancery status --all\n     chancery records find population last_name Berg\n")
+	}
+	<-cmd.Context().Done()
+	fmt.Fprintln(w, "== stopping the sites")
+	return nil
 }

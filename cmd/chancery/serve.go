@@ -18,6 +18,7 @@ type serveOptions struct {
 	logLevel         string
 	logFormat        string
 	hardening        *harden.Report // what harden.Process did, set by the command (not by tests)
+	check            bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -44,14 +45,27 @@ charter sets. It holds no guest key. Per guest it serves:
   /replica/v1/guests/<guest> the replication API, to the guest's sites only
   /operator/v1/guests/<guest>/status|suspend   the host operator's API, signed by the host
 
-Both serve /healthz and /metrics (Prometheus).
+Both serve /healthz, /livez (the process is up), /readyz (200 only when
+every guest's ledger is healthy and the guest is neither fenced nor
+suspended; else 503 with the reasons) and /metrics (Prometheus).
+
+--check validates the configuration and what it names on disk, lists every
+problem with the field it is about, and exits (0: none, 1: some): the
+charter and the site's place in it, key files readable by their owner only,
+the TLS key against the charter's pin (when the passphrase is given by
+passphrase_file or $CHANCERY_PASSPHRASE), an embassy's custody packages,
+peers that are sites of the charter.
 
 On SIGTERM or SIGINT it stops accepting connections, lets requests in
 flight finish, and closes the blob store and the ledger durably.
 Logs go to stderr, one JSON object per line.`,
-		Example: `  CHANCERY_PASSPHRASE=... chancery serve --config /etc/chancery/home.yaml`,
-		Args:    cobra.NoArgs,
+		Example: `  chancery serve --check --config /etc/chancery/embassy-north.yaml
+  CHANCERY_PASSPHRASE=... chancery serve --config /etc/chancery/home.yaml`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.check {
+				return runServeCheck(cmd.OutOrStdout(), o)
+			}
 			r := harden.Process()
 			o.hardening = &r
 			return runServe(cmd.Context(), o, cmd.ErrOrStderr())
@@ -59,6 +73,7 @@ Logs go to stderr, one JSON object per line.`,
 	}
 	cmd.Flags().StringVar(&o.config, "config", "", "site configuration file (required)")
 	cmd.Flags().BoolVar(&o.insecureLoopback, "insecure-loopback", false, "serve and replicate over plain HTTP, on a loopback address only (tests, a local TLS proxy)")
+	cmd.Flags().BoolVar(&o.check, "check", false, "validate the configuration and what it names on disk, print every problem, and exit")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&o.logFormat, "log-format", "json", "json or text")
 	cmd.MarkFlagRequired("config")

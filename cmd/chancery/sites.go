@@ -103,17 +103,15 @@ func (f *siteFlags) resolve(cmd *cobra.Command, sign bool) (*target, error) {
 	}
 	siteID = cmp.Or(siteID, f.siteID, f.pinSite)
 	layout := state.Layout{Dir: f.stateDir}
-	t := &target{charterFile: f.charter, guest: f.guest, url: url}
-	if t.charterFile == "" && f.stateDir != "" {
-		t.charterFile = layout.Charter()
+	t := &target{guest: f.guest, url: url}
+	c, charterFile, err := f.charterOf()
+	if err != nil {
+		return nil, err
 	}
-	if t.charterFile != "" {
-		c, err := charter.ReadVerified(t.charterFile)
-		if err != nil {
-			return nil, fmt.Errorf("--charter: %w", err)
-		}
+	t.charterFile = charterFile
+	if c != nil {
 		t.charter = c
-		if siteID == "" && f.homeDefault && url == "" {
+		if siteID == "" && f.homeDefault {
 			if h, ok := c.Home(); ok {
 				siteID = h.ID
 			}
@@ -144,7 +142,6 @@ func (f *siteFlags) resolve(cmd *cobra.Command, sign bool) (*target, error) {
 	if t.guest == "" {
 		return nil, fmt.Errorf("which guest? give --charter (the guest is the charter's), a context (chancery context add), or --guest")
 	}
-	var err error
 	if t.site != nil && strings.HasPrefix(t.url, "https://") && t.site.TLSKey != "" {
 		// Trust only the key the charter pins, whatever authority signed
 		// (or did not sign) the site's certificate.
@@ -186,6 +183,23 @@ func (f *siteFlags) resolve(cmd *cobra.Command, sign bool) (*target, error) {
 	}
 	t.signer = siteapi.Signer{Guest: t.guest, Site: siteID, Official: id, Key: key}
 	return t, nil
+}
+
+// charterOf reads and verifies the charter f names (--charter, or the
+// state directory's); nil without one.
+func (f *siteFlags) charterOf() (*charter.Charter, string, error) {
+	file := f.charter
+	if file == "" && f.stateDir != "" {
+		file = state.Layout{Dir: f.stateDir}.Charter()
+	}
+	if file == "" {
+		return nil, "", nil
+	}
+	c, err := charter.ReadVerified(file)
+	if err != nil {
+		return nil, file, fmt.Errorf("--charter: %w", err)
+	}
+	return c, file, nil
 }
 
 // name is how messages name the target: its id and address.
