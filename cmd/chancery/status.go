@@ -141,10 +141,18 @@ func runStatus(ctx context.Context, cmd *cobra.Command, f *siteFlags, all bool, 
 		if c == nil {
 			return nil, fmt.Errorf("--all needs the charter: give --charter, --state or a context (chancery context add)")
 		}
+		// A context may give sites other addresses than the charter's.
+		_, cc, err := selectedContext(cmd)
+		if err != nil {
+			return nil, err
+		}
 		one := *f
 		one.siteID, one.pinSite = "", ""
 		for _, id := range siteIDs(c) {
-			one.site = id
+			one.site, one.url = id, ""
+			if cc != nil {
+				one.url = cc.URLs[id]
+			}
 			st, err := one.resolve(cmd, false)
 			if err != nil {
 				return nil, err
