@@ -220,3 +220,64 @@ func exitCode(err error) int {
 	}
 	return 1
 }
+
+// TestStatusAllBannersAndExitCodes runs a home replicating to a live
+// embassy-north and an embassy-south that is down: status --all shows
+// each site's banner and the writer's RPO table and exits 2 (degraded);
+// one healthy site exits 0; --max-rpo below south's lag exits 3; a site
+// that does not answer, asked alone, exits 1.
+func TestStatusAllBannersAndExitCodes(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	dir := homeState(t)
+	l := state.Layout{Dir: dir}
+	north := startEmbassy(t, dir)
+	south := "https://" + freePort(t) // nothing listens there
+	addr := freePort(t)
+	home := startSite(t, l.Charter(), "home", addr, "state_dir: "+dir+"\nsite: home\nlisten: "+addr+"\ntls_key: "+l.Key("site-tls", "home")+
+		"\nblobs:\n  backend: fs\npeers:\n  embassy-north: "+north+"\n  embassy-south: "+south+"\n")
+	if _, _, err := chanceryErr(t, "context", "add", "t", "--charter", l.Charter(), "--site", "home", "--state", dir, "--official", "registrar",
+		"--url", "home="+home, "--url", "embassy-north="+north, "--url", "embassy-south="+south); err != nil {
+		t.Fatal(err)
+	}
+	rec := filepath.Join(t.TempDir(), "r.json")
+	os.WriteFile(rec, []byte(`{"national_id":"DR-1","last_name":"Berg"}`), 0o600)
+	if out, _, err := chanceryErr(t, "records", "put", "population", "DR-1", rec); err != nil {
+		t.Fatalf("records put: %v\n%s", err, out)
+	}
+
+	out, _, err := chanceryErr(t, "status", "--all", "--timeout", "3s")
+	t.Log(out)
+	if exitCode(err) != exitDegraded {
+		t.Fatalf("status --all with south down: exit %d (%v), want 2\n%s", exitCode(err), err, out)
+	}
+	for site, banner := range map[string]string{"home": "ACTIVE", "embassy-north": "STANDBY", "embassy-south": "UNREACHABLE"} {
+		if !strings.Contains(lineWith(out, site+" "), banner) {
+			t.Errorf("status --all: %s is not %s:\n%s", site, banner, out)
+		}
+	}
+	if !strings.Contains(out, "recovery points, as home (the writer) sees them") {
+		t.Errorf("status --all: no RPO table from the writer:\n%s", out)
+	}
+	out, _, err = chanceryErr(t, "status", "--all", "--json", "--timeout", "3s")
+	var rep statusReport
+	if json.Unmarshal([]byte(out), &rep) != nil || len(rep.Sites) != 3 || rep.Exit != exitDegraded {
+		t.Fatalf("status --all --json: %v\n%s", err, out)
+	}
+
+	if out, _, err = chanceryErr(t, "status"); err != nil {
+		t.Fatalf("status at a ready home: %v\n%s", err, out)
+	}
+	out, _, err = chanceryErr(t, "status", "--max-rpo", "1ms")
+	if exitCode(err) != exitRPO || !strings.Contains(out, "embassy-south") || !strings.Contains(out, "over --max-rpo") {
+		t.Fatalf("status --max-rpo 1ms with south behind: exit %d (%v)\n%s", exitCode(err), err, out)
+	}
+	out, _, err = chanceryErr(t, "status", "--site", "embassy-south", "--timeout", "2s")
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "did not answer") {
+		t.Fatalf("status of a site that is down: exit %d (%v)\n%s", exitCode(err), err, out)
+	}
+	// The old spelling: the URL as an argument.
+	_, stderr, err := chanceryErr(t, "status", home)
+	if err != nil || !strings.Contains(stderr, "chancery status URL is deprecated") {
+		t.Fatalf("status URL: %v\n%s", err, stderr)
+	}
+}

@@ -131,7 +131,7 @@ If a site's RPO grows, see docs/operations.md, "When a site falls behind".`,
 func runStatus(ctx context.Context, cmd *cobra.Command, f *siteFlags, all bool, maxRPO time.Duration) (*statusReport, error) {
 	var targets []*target
 	if all {
-		if f.url != "" {
+		if cmd.Flags().Changed("url") {
 			return nil, fmt.Errorf("--all asks every site at the charter's addresses: give no --url")
 		}
 		c, _, err := f.charterOf()
