@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -85,7 +86,7 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("serve: --log-level: %w", err)
 	}
-	hopts := &slog.HandlerOptions{Level: level}
+	hopts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationText}
 	var h slog.Handler
 	switch o.logFormat {
 	case "json":
@@ -107,5 +108,20 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer) error {
 	if o.hardening != nil {
 		logger.Info(o.hardening.String(), "not_dumpable", o.hardening.NoDump, "no_core", o.hardening.NoCore)
 	}
-	return site.Run(ctx, cfg, site.Options{Logger: logger})
+	start := time.Now()
+	err = site.Run(ctx, cfg, site.Options{Logger: logger})
+	if err == nil {
+		logger.Info("serve: stopped", "site", cfg.Site, "duration", time.Since(start))
+	}
+	return err
+}
+
+// durationText writes every duration in the logs as a Go duration string
+// ("1.503s"), never as raw nanoseconds, which a person reading the logs
+// in a crisis would have to count.
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
