@@ -146,6 +146,9 @@ checks out against the charter and the custody package (--charter,
 			if err != nil {
 				return err
 			}
+			if session, err = sessionOf(session, recipient, t); err != nil {
+				return fmt.Errorf("unseal submit: %w", err)
+			}
 			var rst *continuity.RecipientStatement
 			if len(siteKeys) > 0 {
 				if rst, err = verifiedStatement(recipient, t.charterFile, custody); err != nil {
@@ -196,9 +199,8 @@ checks out against the charter and the custody package (--charter,
 	sub.register(subCmd, "official")
 	subCmd.Flags().StringVar(&recipient, "recipient", "", "with --site-key: the site's signed recipient statement unseal open wrote")
 	subCmd.Flags().StringVar(&custody, "custody", "", "with --site-key: the custody package, D/custody.json")
-	subCmd.Flags().StringVar(&session, "session", "", "the session id unseal open printed (required)")
+	subCmd.Flags().StringVar(&session, "session", "", "the session id unseal open printed (default: the session of --recipient)")
 	subCmd.Flags().StringArrayVar(&siteKeys, "site-key", nil, "a wrapped outer key from the escrow, site-outer-<site>.wrapped; repeat for every site")
-	subCmd.MarkFlagRequired("session")
 	statusCmd := &cobra.Command{
 		Use:   "status --site URL",
 		Short: "Show the guest's mode, epoch, writer, unseal progress and RTO at a site",
@@ -276,6 +278,30 @@ func writeRecipientStatement(path, charterFile string, r *siteapi.UnsealResponse
 		return fmt.Errorf("--recipient-out: %w", err)
 	}
 	return nil
+}
+
+// sessionOf is the unseal session a submission goes to: --session, or
+// else the session of the site's signed recipient statement (--recipient),
+// checked against the charter first.
+func sessionOf(session, recipientFile string, t *target) (string, error) {
+	if session != "" {
+		return session, nil
+	}
+	if recipientFile == "" || t.charter == nil {
+		return "", fmt.Errorf("--session is required (or --recipient, the statement unseal open or drill wrote, with the charter)")
+	}
+	raw, err := os.ReadFile(recipientFile)
+	if err != nil {
+		return "", fmt.Errorf("--recipient: %w", err)
+	}
+	st, _, err := continuity.VerifyRecipient(t.charter, nil, raw, time.Now())
+	if err != nil {
+		return "", fmt.Errorf("--recipient %s: %w", recipientFile, err)
+	}
+	if st.Site != t.siteID && t.siteID != "" {
+		return "", fmt.Errorf("--recipient %s is the statement of site %s, not %s", recipientFile, st.Site, t.siteID)
+	}
+	return st.Session, nil
 }
 
 // verifiedStatement reads a signed recipient statement and checks it

@@ -110,7 +110,7 @@ func printDrillSession(w io.Writer, t *target, statement string, st *siteapi.Dri
 
 func newDrillSubmitCmd() *cobra.Command {
 	var f siteFlags
-	var session string
+	var session, recipient string
 	var noWait bool
 	cmd := &cobra.Command{
 		Use:   "submit --site URL --session ID SHARE...",
@@ -129,6 +129,9 @@ writer has recorded it.
 			c, t, err := f.client(cmd, false)
 			if err != nil {
 				return err
+			}
+			if session, err = sessionOf(session, recipient, t); err != nil {
+				return fmt.Errorf("drill submit: %w", err)
 			}
 			w := cmd.OutOrStdout()
 			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
@@ -169,9 +172,9 @@ writer has recorded it.
 		},
 	}
 	f.register(cmd, "")
-	cmd.Flags().StringVar(&session, "session", "", "the drill session id chancery drill printed (required)")
+	cmd.Flags().StringVar(&session, "session", "", "the drill session id chancery drill printed (default: the session of --recipient)")
+	cmd.Flags().StringVar(&recipient, "recipient", "", "the site's signed recipient statement chancery drill wrote (drill-recipient.json): its session")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the shares are in; chancery drill status shows the report later")
-	cmd.MarkFlagRequired("session")
 	return cmd
 }
 

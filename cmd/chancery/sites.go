@@ -294,3 +294,23 @@ func (t *target) again() string {
 	}
 	return strings.Join(b, " ")
 }
+
+// siteAddress is the base URL of site id: the selected context's
+// override, else the charter's.
+func siteAddress(cmd *cobra.Command, c *charter.Charter, id string) (string, error) {
+	s, ok := c.Site(id)
+	if !ok {
+		return "", fmt.Errorf("%q is not a site of %s's charter (its sites: %s)", id, c.Guest.ID, strings.Join(siteIDs(c), ", "))
+	}
+	_, cc, err := selectedContext(cmd)
+	if err != nil {
+		return "", err
+	}
+	if cc != nil && cc.URLs[id] != "" {
+		return strings.TrimSuffix(cc.URLs[id], "/"), nil
+	}
+	if s.URL == "" {
+		return "", fmt.Errorf("site %s has no url in the charter", id)
+	}
+	return strings.TrimSuffix(s.URL, "/"), nil
+}
