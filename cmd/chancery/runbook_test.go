@@ -374,3 +374,33 @@ func TestRunbookRuns(t *testing.T) {
 	}
 
 }
+
+// TestReadmeTourRuns runs the ```sh block of README.md's tour of the CLI,
+// as written, in an empty directory with the binary built from this tree
+// on $PATH: the tour is what a new operator types first.
+func TestReadmeTourRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and founds a state with production key sealing")
+	}
+	const doc = "../../README.md"
+	var tour []shBlock
+	for _, b := range shBlocks(t, doc) {
+		if strings.HasPrefix(b.section, "## A short tour of the CLI") {
+			tour = append(tour, b)
+		}
+	}
+	if len(tour) == 0 {
+		t.Fatalf("%s: no ```sh block under \"## A short tour of the CLI\"", doc)
+	}
+	bin := buildChancery(t)
+	env := append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "XDG_CONFIG_HOME="+t.TempDir(),
+		keyfile.EnvPassphrase+"=a readme tour passphrase, long enough")
+	work := t.TempDir()
+	var out string
+	for _, b := range tour {
+		out += runBlock(t, doc, b, work, env, nil)
+	}
+	if !strings.Contains(out, "result: acceptable") {
+		t.Errorf("the tour's order does not verify:\n%s", out)
+	}
+}
