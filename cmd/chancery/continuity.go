@@ -30,7 +30,7 @@ func newOrderSubmitCmd() *cobra.Command {
 		acceptUnfenced bool
 	)
 	cmd := &cobra.Command{
-		Use:   "submit --site URL ORDER",
+		Use:   "submit --site ID ORDER",
 		Short: "Submit a signed order to the site that must append it",
 		Long: `Submit sends a signed order to a site. The order's signatures are its
 authority: the site checks them against the charter's quorum for the action,
@@ -49,8 +49,9 @@ or if the embassies it cannot reach might alone hold writes a quorum
 acknowledged. --accept-unfenced activates anyway in the second case: the
 site records which embassies were not fenced, and writes only they hold
 go to reconciliation.`,
-		Example: `  chancery order submit --site http://127.0.0.1:7101 activate.order`,
-		Args:    cobra.ExactArgs(1),
+		Example: `  chancery order submit --site embassy-north activate.order
+  chancery order submit --charter D/charter.yaml --site home --url http://127.0.0.1:7001 drill.order`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := os.ReadFile(args[0])
 			if err != nil {
@@ -85,7 +86,7 @@ func newUnsealCmd() *cobra.Command {
 custodians' shares, in memory only (never on disk, never in logs), and opens
 the registries the activation order puts in scope.
 
-  1. An official opens a session:   chancery unseal open --site URL ...
+  1. An official opens a session:   chancery unseal open --site ID ...
      It prints a one-time recipient (a hybrid post-quantum age key the
      site made for this session alone) and writes the site's signed
      statement of it to --recipient-out (unseal-recipient.json).
@@ -93,16 +94,16 @@ the registries the activation order puts in scope.
      after checking the site's signature against the charter:
        chancery custody reseal --custody custody.json --charter charter.yaml \
          --custodian ID --identity MY.key --recipient unseal-recipient.json --out share.age
-  3. and submits it:                chancery unseal submit --site URL --session ID share.age
+  3. and submits it:                chancery unseal submit --site ID --recipient unseal-recipient.json share.age
 A site that is not on this machine is reached over https pinned to the
-TLS key its charter gives it (--charter, --pin-site), never through a
+TLS key its charter gives it (--charter, or the context's), never through a
 certificate authority.
 At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 	}
 	var open, sub, st siteFlags
 	var recipientOut string
 	openCmd := &cobra.Command{
-		Use:   "open --site URL --official ID --key FILE --site-id ID",
+		Use:   "open --site ID --official ID --key FILE",
 		Short: "Open an unseal session at an activated site (signed by an official)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -129,7 +130,7 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 	var session, recipient, custody string
 	var siteKeys []string
 	subCmd := &cobra.Command{
-		Use:   "submit --site URL --session ID [--site-key FILE...] SHARE...",
+		Use:   "submit --site ID [--session ID | --recipient FILE] [--site-key FILE...] SHARE...",
 		Short: "Submit custodians' shares sealed to the session's recipient, and the sites' wrapped outer keys",
 		Long: `Submit sends custodians' shares, each sealed to the session's one-time
 recipient, to the site. Give the sites' wrapped outer keys from the guest's
@@ -138,8 +139,8 @@ share: at the threshold the site unwraps them with the rebuilt root, so it
 can read its own sealed attachments and ship to the other sites. Site keys
 are sealed to the session's recipient, once its statement (--recipient)
 checks out against the charter and the custody package (--charter,
---custody), and the request is signed by an official (--official, --key,
---site-id).`,
+--custody), and the request is signed by an official (--official, --key).
+The session is --session, or the one the signed statement names.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, t, err := sub.client(cmd, len(siteKeys) > 0)
@@ -202,7 +203,7 @@ checks out against the charter and the custody package (--charter,
 	subCmd.Flags().StringVar(&session, "session", "", "the session id unseal open printed (default: the session of --recipient)")
 	subCmd.Flags().StringArrayVar(&siteKeys, "site-key", nil, "a wrapped outer key from the escrow, site-outer-<site>.wrapped; repeat for every site")
 	statusCmd := &cobra.Command{
-		Use:   "status --site URL",
+		Use:   "status --site ID",
 		Short: "Show the guest's mode, epoch, writer, unseal progress and RTO at a site",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -227,7 +228,7 @@ checks out against the charter and the custody package (--charter,
 func newSealCmd() *cobra.Command {
 	var f siteFlags
 	cmd := &cobra.Command{
-		Use:   "seal --site URL --official ID --key FILE --site-id ID",
+		Use:   "seal --site ID --official ID --key FILE",
 		Short: "Wipe the guest's keys at a site and stop serving its registries",
 		Long: `Seal wipes the root key's derived keys and the registries' plaintext index
 at a site, and stops serving the officials' API there. The ledger is kept.

@@ -29,17 +29,16 @@ The procedure, step by step:
 
   1. Officials draft and sign a drill order for the site, in the current
      epoch (the quorum is the charter's quorum.drill):
-       chancery order new --action drill --guest-charter charter.yaml \
+       chancery order new --action drill --charter charter.yaml \
            --site embassy-north --epoch 1 --expires 12h --out drill.order
        chancery order sign drill.order --official cio --key cio.key
   2. It is submitted to the site that writes now (normally the home):
-       chancery order submit --site https://home.example drill.order
+       chancery order submit --site home drill.order
      Replication brings it to the embassy, which enters drill mode: it
      keeps receiving, nothing is fenced, and it measures how far behind the
      writer it is (RPO).
   3. An official opens the drill's unseal session at the embassy:
-       chancery drill --site https://embassy-north.example --official cio \
-           --key cio.key --site-id embassy-north
+       chancery drill --site embassy-north --official cio --key cio.key
      It prints a one-time recipient for the custodians and writes the
      site's signed statement of it to drill-recipient.json.
   4. Each custodian, on their own machine, checks the statement against
@@ -47,8 +46,8 @@ The procedure, step by step:
        chancery custody reseal --custody custody.json --charter charter.yaml \
            --custodian ID --identity ID.key --recipient drill-recipient.json --out ID.share
   5. The shares are submitted; at the threshold the sample is checked:
-       chancery drill submit --site https://embassy-north.example \
-           --session SESSION ID.share...
+       chancery drill submit --site embassy-north \
+           --recipient drill-recipient.json ID.share...
      The site signs the report with its checkpoint key and the writer
      appends it to the ledger. A keyless report has no RTO: nothing is
      read at the site.
@@ -59,7 +58,7 @@ func newDrillCmd() *cobra.Command {
 	var f siteFlags
 	var recipientOut string
 	cmd := &cobra.Command{
-		Use:   "drill --site URL --official ID --key FILE --site-id ID",
+		Use:   "drill --site ID --official ID --key FILE",
 		Short: "Rehearse continuity at an embassy under a drill order: open its sandbox unseal session",
 		Long: `Drill opens the unseal session of the drill running at an embassy (step 3
 below): the site must hold a drill order naming it (steps 1 and 2). The
@@ -67,7 +66,7 @@ request is signed by an official of the charter. It prints the session's
 one-time recipient and what each custodian runs next.
 
 ` + drillProcedure,
-		Example: `  chancery drill --site http://127.0.0.1:7102 --official cio --key D/keys/official-cio.key --site-id embassy-north`,
+		Example: `  chancery drill --site embassy-north --official cio --key D/keys/official-cio.key`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, t, err := f.client(cmd, true)
@@ -113,7 +112,7 @@ func newDrillSubmitCmd() *cobra.Command {
 	var session, recipient string
 	var noWait bool
 	cmd := &cobra.Command{
-		Use:   "submit --site URL --session ID SHARE...",
+		Use:   "submit --site ID [--session ID | --recipient FILE] SHARE...",
 		Short: "Submit custodians' shares to the drill's session; at the threshold, wait for the report",
 		Long: `Submit sends custodians' shares, each sealed to the drill session's one-time
 recipient (chancery custody reseal), to the drilled site (step 5 below). At
@@ -123,8 +122,9 @@ wipes the keys and returns to standby; submit waits for the report (unless
 writer has recorded it.
 
 ` + drillProcedure,
-		Example: `  chancery drill submit --site http://127.0.0.1:7102 --session 3f9c... share-c1.age share-c2.age share-c3.age`,
-		Args:    cobra.MinimumNArgs(1),
+		Example: `  chancery drill submit --site embassy-north --recipient drill-recipient.json share-c1.age share-c2.age share-c3.age
+  chancery drill submit --site embassy-north --session 3f9c... share-c1.age`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, t, err := f.client(cmd, false)
 			if err != nil {
@@ -255,13 +255,13 @@ func rpoText(r *continuity.DrillReport) string {
 func newDrillStatusCmd() *cobra.Command {
 	var f siteFlags
 	cmd := &cobra.Command{
-		Use:   "status --site URL",
+		Use:   "status --site ID",
 		Short: "Show the drill running at a site (session, shares) and its last report",
 		Long: `Status prints, as JSON, the guest's drill at a site: whether a drill runs,
 under which order, its unseal session and shares, whether the sandbox holds
 keys now, and the last report with its entry in the writer's ledger (or why
 it is not recorded yet).`,
-		Example: `  chancery drill status --site http://127.0.0.1:7102`,
+		Example: `  chancery drill status --site embassy-north`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := f.client(cmd, false)
