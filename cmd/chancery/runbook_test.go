@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -402,5 +405,81 @@ func TestReadmeTourRuns(t *testing.T) {
 	}
 	if !strings.Contains(out, "result: acceptable") {
 		t.Errorf("the tour's order does not verify:\n%s", out)
+	}
+}
+
+// TestDemoKeep runs "chancery demo --keep" as a person would: once the
+// story is told, the sites stay up and a context "demo" is written, so
+// that status and records commands work against them with no other flag
+// (the passphrase from the file the demo names); Ctrl-C stops the sites.
+func TestDemoKeep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole demo")
+	}
+	bin := buildChancery(t)
+	env := append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "XDG_CONFIG_HOME="+t.TempDir(), keyfile.EnvPassphrase+"=")
+	demo := exec.Command(filepath.Join(bin, "chancery"), "demo", "--keep", "--persons", "200", "--deed-persons", "1", "--updates", "50", "--appenders", "4")
+	demo.Env = env
+	stdout, err := demo.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	demo.Stderr = &stderr
+	if err := demo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer demo.Process.Kill()
+	var out strings.Builder
+	urls := map[string]string{}
+	sc := bufio.NewScanner(stdout)
+	site := regexp.MustCompile(`^\s+(home|embassy-north|embassy-south)\s+(http\S+)$`)
+	for sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		if m := site.FindStringSubmatch(line); m != nil {
+			urls[m[1]] = m[2]
+		}
+		if strings.Contains(line, `context "demo" written`) {
+			break
+		}
+	}
+	if len(urls) != 3 || !strings.Contains(out.String(), "passphrase of the key files:") {
+		t.Fatalf("demo --keep did not print the sites, the passphrase file and the context:\n%s\n%s", out.String(), stderr.String())
+	}
+	go io.Copy(io.Discard, stdout)
+	run := func(args ...string) (string, error) {
+		c := exec.Command(filepath.Join(bin, "chancery"), args...)
+		c.Env = env
+		b, err := c.CombinedOutput()
+		return string(b), err
+	}
+	if o, err := run("context", "use", "demo"); err != nil {
+		t.Fatalf("context use demo: %v\n%s", err, o)
+	}
+	o, _ := run("status", "--all")
+	if !strings.Contains(lineWith(o, "home "), "ACTIVE") {
+		t.Fatalf("status --all on the kept sites:\n%s", o)
+	}
+	if o, err := run("records", "find", "population", "last_name", "Berg"); err != nil || !strings.Contains(o, `"registry": "population"`) {
+		t.Fatalf("records find on the kept home, from the context alone: %v\n%s", err, o)
+	}
+	// Ctrl-C stops the sites and the demo.
+	demo.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- demo.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo after Ctrl-C: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo --keep did not stop on Ctrl-C")
+	}
+	for id, u := range urls {
+		if resp, err := http.Get(u + "/livez"); err == nil {
+			resp.Body.Close()
+			t.Errorf("site %s still answers at %s after Ctrl-C", id, u)
+		}
 	}
 }
