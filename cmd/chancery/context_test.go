@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/registry"
@@ -246,7 +249,6 @@ func TestStatusAllBannersAndExitCodes(t *testing.T) {
 	}
 
 	out, _, err := chanceryErr(t, "status", "--all", "--timeout", "3s")
-	t.Log(out)
 	if exitCode(err) != exitDegraded {
 		t.Fatalf("status --all with south down: exit %d (%v), want 2\n%s", exitCode(err), err, out)
 	}
@@ -279,5 +281,44 @@ func TestStatusAllBannersAndExitCodes(t *testing.T) {
 	_, stderr, err := chanceryErr(t, "status", home)
 	if err != nil || !strings.Contains(stderr, "chancery status URL is deprecated") {
 		t.Fatalf("status URL: %v\n%s", err, stderr)
+	}
+
+	// embassy-north is activated while the home still runs: the home
+	// learns the newer epoch and fences itself. Its /readyz says so, and
+	// status shows it FENCED and exits 2.
+	order := filepath.Join(t.TempDir(), "activate.order")
+	steps := [][]string{
+		{"order", "new", "--action", "activate", "--site", "embassy-north", "--access", "read-write", "--epoch", "2", "--out", order},
+		{"order", "sign", order, "--official", "min-interior", "--key", l.Key("official", "min-interior")},
+		{"order", "sign", order, "--official", "cio", "--key", l.Key("official", "cio")},
+		{"order", "submit", "--site", "embassy-north", "--accept-unfenced", order},
+	}
+	for _, args := range steps {
+		if out, _, err := chanceryErr(t, args...); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	hc, err := pinnedClient(l.Charter(), "home")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := hc.Get(home + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if ready = fmt.Sprintf("%d %s", resp.StatusCode, b); resp.StatusCode == 503 && strings.Contains(ready, "fenced") {
+			break
+		}
+	}
+	if !strings.HasPrefix(ready, "503") || !strings.Contains(ready, "fenced") {
+		t.Fatalf("the fenced home's /readyz: %s", ready)
+	}
+	out, _, err = chanceryErr(t, "status", "--site", "home")
+	if exitCode(err) != exitDegraded || !strings.Contains(lineWith(out, "home "), "FENCED") || !strings.Contains(out, "fenced: a newer epoch") {
+		t.Fatalf("status of the fenced home: exit %d (%v)\n%s", exitCode(err), err, out)
 	}
 }
