@@ -295,6 +295,10 @@ func (s *Site) Replicator() *replica.Replicator {
 func (s *Site) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive", "site": s.cfg.Site})
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	for _, id := range s.order {
 		t := s.tenants[id]
@@ -363,6 +367,34 @@ func (s *Site) health(w http.ResponseWriter, r *http.Request) {
 		Role   string        `json:"role"`
 		Guests []guestHealth `json:"guests"`
 	}{status, s.cfg.Site, s.role, gs})
+}
+
+// ready answers /readyz: 200 only when every guest's ledger is healthy and
+// the guest can do its job here; else 503 with each reason (draining, a
+// ledger stopped or damaged, fenced, suspended by the host). /healthz
+// stays as it was for the probes that read it.
+func (s *Site) ready(w http.ResponseWriter, _ *http.Request) {
+	var reasons []string
+	if s.draining.Load() {
+		reasons = append(reasons, "draining")
+	}
+	for _, id := range s.order {
+		t := s.tenants[id]
+		if err := t.ledger().Health(); err != nil {
+			reasons = append(reasons, id+": ledger: "+err.Error())
+		}
+		if t.currentMode() == siteapi.ModeFenced {
+			reasons = append(reasons, id+": fenced: a newer epoch has another writer")
+		}
+		if err := t.suspended(s.opts.Now()); err != nil {
+			reasons = append(reasons, id+": suspended: "+err.Error())
+		}
+	}
+	if len(reasons) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "site": s.cfg.Site, "reasons": reasons})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "site": s.cfg.Site})
 }
 
 // Serve serves on ln until ctx is done, then stops accepting, lets
