@@ -101,11 +101,6 @@ func startGuardHome(t *testing.T, clock *guardClock, maxNonces int) *guardSite {
 func startGuardEmbassy(t *testing.T, clock *guardClock) *guardSite {
 	t.Helper()
 	dir := newState(t)
-	l := state.Layout{Dir: dir}
-	c, err := charter.ReadVerified(l.Charter())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The home writes once, so that there is a ledger to mirror.
 	loc, err := site.OpenLocal(context.Background(), site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
 	if err != nil {
@@ -115,6 +110,18 @@ func startGuardEmbassy(t *testing.T, clock *guardClock) *guardSite {
 		t.Fatal(err)
 	}
 	if err := loc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return startGuardEmbassyOf(t, dir, clock)
+}
+
+// startGuardEmbassyOf is embassy-north holding a mirror of the home
+// ledger of the founded state in dir, as the home left it.
+func startGuardEmbassyOf(t *testing.T, dir string, clock *guardClock) *guardSite {
+	t.Helper()
+	l := state.Layout{Dir: dir}
+	c, err := charter.ReadVerified(l.Charter())
+	if err != nil {
 		t.Fatal(err)
 	}
 	data := t.TempDir()
