@@ -233,7 +233,7 @@ func (w *epochWriters) foldLedger(ctx context.Context, l *ledger.Log) error {
 	})
 }
 
-// activation is what an active tenant holds beyond its mirror.
+// activation is what an active guest holds beyond its mirror.
 type activation struct {
 	order    *continuity.Order
 	readOnly bool
@@ -394,7 +394,7 @@ func (t *Guest) submit(ctx context.Context, so *continuity.SignedOrder, acceptUn
 	return got, idx, err
 }
 
-// becomeWriter turns the tenant's mirror into the writer of the order's
+// becomeWriter turns the guest's mirror into the writer of the order's
 // epoch: the mirror is closed and the ledger reopened with this site's
 // checkpoint key, the order is its first entry of the new epoch, and
 // the caller then starts replication to the other sites. It runs under
@@ -417,7 +417,7 @@ func (t *Guest) becomeWriter(ctx context.Context, so *continuity.SignedOrder, o 
 	return idx, nil
 }
 
-// reopen closes the tenant's ledger and opens it again, as a mirror or as
+// reopen closes the guest's ledger and opens it again, as a mirror or as
 // this site's own writer log of epoch (and later ones), and swaps the
 // replication handler over it. A writer's key signs no checkpoint of the
 // earlier epochs its ledger holds: those are their writers' to sign.
@@ -474,7 +474,7 @@ func (t *Guest) startReplication() error {
 	}
 	repl, err := replica.NewReplicator(replica.ReplicatorOptions{
 		Charter: t.charter, Self: t.site, Log: t.log, Targets: targets, Writers: t.writers,
-		Source: tenantSource{t: t, log: t.log},
+		Source: guestSource{t: t, log: t.log},
 		Shipper: replica.ShipperOptions{MaxBatchEntries: rc.MaxBatchEntries, BlobParallel: rc.BlobParallel,
 			BytesPerSecond: rc.BytesPerSecond, OnState: t.fenceIfNewer, OnSuspension: t.recordSuspension,
 			OuterKey: outerKeyFunc(t.charter, func(site string) (*seal.SiteKey, bool) {
@@ -491,7 +491,9 @@ func (t *Guest) startReplication() error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// Under the guest's context: Close ends the shippers even if the
+	// reseal that waits for them (resealLocked) were skipped.
+	ctx, cancel := context.WithCancel(t.ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -528,29 +530,29 @@ func (t *Guest) fenceIfNewerThan(site string, epoch, fenced uint64) {
 		"site_epoch", epoch, "site_fenced_from", fenced, "own_epoch", a.epoch)
 }
 
-// tenantSource is what an active tenant ships from: its own ledger, and
+// guestSource is what an active guest ships from: its own ledger, and
 // its packs — located through the unsealed registries' stores once they
 // are open (they write new packs), else through the receiver's keyless
 // ones.
-type tenantSource struct {
+type guestSource struct {
 	t   *Guest
 	log *ledger.Log
 }
 
-func (s tenantSource) Next(ctx context.Context, size uint64) ([]byte, ledger.Checkpoint, error) {
+func (s guestSource) Next(ctx context.Context, size uint64) ([]byte, ledger.Checkpoint, error) {
 	return s.log.WaitPublished(ctx, size+1)
 }
 
-func (s tenantSource) Fetcher() ledger.Fetcher { return ledger.DirFetcher(s.log.Dir()) }
+func (s guestSource) Fetcher() ledger.Fetcher { return ledger.DirFetcher(s.log.Dir()) }
 
-func (s tenantSource) Locate(ctx context.Context, reg string, ids []store.ID) ([]string, error) {
+func (s guestSource) Locate(ctx context.Context, reg string, ids []store.ID) ([]string, error) {
 	if regs := s.t.registries(); regs != nil {
 		return replica.LocalSource{Blobs: regs.Blobs}.Locate(ctx, reg, ids)
 	}
 	return s.t.receiver().Locate(ctx, reg, ids)
 }
 
-func (s tenantSource) Object(ctx context.Context, reg, name string) ([]byte, error) {
+func (s guestSource) Object(ctx context.Context, reg, name string) ([]byte, error) {
 	return replica.LocalSource{Backend: s.t.blobs}.Object(ctx, reg, name)
 }
 
@@ -571,7 +573,7 @@ func (t *Guest) receiver() *replica.Receiver {
 	return t.recv
 }
 
-// newReceiver builds the receiver over the tenant's current ledger and
+// newReceiver builds the receiver over the guest's current ledger and
 // swaps the replication handler to it.
 func (t *Guest) newReceiver() error {
 	if old := t.receiver(); old != nil {
@@ -807,7 +809,7 @@ func (t *Guest) renewSession(sess *continuity.UnsealSession, ttl time.Duration) 
 func (t *Guest) sessionResponse(sess *continuity.UnsealSession, purpose string, have, need int) *siteapi.UnsealResponse {
 	st, err := sess.Statement(t.site, purpose, t.key)
 	if err != nil {
-		// A tenant always holds its checkpoint key; without one the
+		// A guest always holds its checkpoint key; without one the
 		// custodians' tools refuse the recipient, which is the safe side.
 		t.logger.Error("unseal session: cannot sign its recipient", "guest", t.id, "err", err)
 	}
@@ -1057,7 +1059,7 @@ func (w *epochWriters) opener(epoch uint64) *continuity.Order {
 	return nil
 }
 
-// ledger returns the tenant's current ledger (mirror or writer).
+// ledger returns the guest's current ledger (mirror or writer).
 func (t *Guest) ledger() *ledger.Log {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -82,8 +82,8 @@ func (t *Guest) drillLedgerOf(l *ledger.Log) *drillLedger {
 	return d
 }
 
-// drillState is a tenant's drill: the one running, and the last report.
-// Lock order: drillState.mu before tenant.mu.
+// drillState is a guest's drill: the one running, and the last report.
+// Lock order: drillState.mu before Guest.mu.
 type drillState struct {
 	mu   sync.Mutex
 	run  *drillRun

@@ -49,9 +49,9 @@ func (f *fence) get() (uint64, string) {
 
 // fenceDir holds one file per fencing order, fence-<epoch>.order (the
 // signed order's bytes), written once.
-func fenceDir(tenantDir string) string { return filepath.Join(tenantDir, "fences") }
+func fenceDir(guestDir string) string { return filepath.Join(guestDir, "fences") }
 
-// loadFence reads the fences a tenant recorded before it stopped.
+// loadFence reads the fences a guest recorded before it stopped.
 func (t *Guest) loadFence() error {
 	ents, err := os.ReadDir(fenceDir(t.dir))
 	if errors.Is(err, os.ErrNotExist) {

@@ -41,7 +41,7 @@ type fillPeer struct {
 	err    error  // why it cannot be asked this pass
 }
 
-// fillWithheld replaces every withheld stub the tenant's ledger holds for
+// fillWithheld replaces every withheld stub the guest's ledger holds for
 // a registry the charter places here by the entry it stands for, with the
 // packs it references, and returns how many it replaced. It runs with t.mu
 // held (as takeOver does): it reads t.log and, when the last entries can
@@ -102,7 +102,7 @@ func (t *Guest) fillClosed(ctx context.Context, pending map[uint64][]byte) (int,
 		return 0, fmt.Errorf("fill: close the mirror: %w", err)
 	}
 	n, ferr := ledger.FillClosed(ctx, dir, pending)
-	// Reopened whatever happened: the tenant must not be left on a closed
+	// Reopened whatever happened: the guest must not be left on a closed
 	// ledger.
 	if err := t.reopen(ctx, true, 0); err != nil {
 		return n, errors.Join(ferr, fmt.Errorf("fill: reopen the mirror: %w", err))

@@ -25,9 +25,15 @@ import (
 	"github.com/chancery-gov/chancery/store/location"
 )
 
-// tenant is one guest held by an embassy site: its verified charter, its
-// mirror of the guest's ledger, its sealed blobs and the receiver that
-// checks what the writer ships. It holds no guest key.
+// Guest is one guest at this site: its verified charter, its ledger (a
+// sealed mirror, or this site's writer log), its sealed blobs, the
+// receiver that checks what the writer ships and, while it writes, the
+// activation that holds its shippers and, once unsealed, its keys.
+//
+// Lock order, at most two levels: drill.mu, then mu. rmu, workMu and
+// drillMu are leaves (nothing is locked under them); the epochs' lock is
+// a leaf but for epochWriters.accept, which appends the order under it,
+// inside mu (see the package comment and docs/architecture.md).
 type Guest struct {
 	opts    Options
 	logger  *slog.Logger
@@ -65,7 +71,7 @@ type Guest struct {
 	suspSeen  suspensionsSeen
 
 	// The transitions that replication triggers (take-over, hand-over,
-	// revocation, drills, fencing) run on goroutines the tenant owns:
+	// revocation, drills, fencing) run on goroutines the guest owns:
 	// they run under ctx, which close cancels, and close waits for them,
 	// so that none outlives its guest.
 	ctx     context.Context
@@ -276,8 +282,8 @@ func (t *Guest) usage(ctx context.Context) (int64, error) {
 	return replica.Usage(ctx, filepath.Join(t.dir, "ledger"), t.blobs)
 }
 
-// spawn runs f on a goroutine the tenant owns (see tenant.ctx); once the
-// tenant is closing it runs nothing.
+// spawn runs f on a goroutine the guest owns (see Guest.ctx); once the
+// guest is closing it runs nothing.
 func (t *Guest) spawn(f func(ctx context.Context)) {
 	t.workMu.Lock()
 	defer t.workMu.Unlock()
