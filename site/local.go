@@ -5,6 +5,7 @@ import (
 
 	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/registry"
 )
 
 // Local is guest.Local: one guest's state opened in this process with its
@@ -40,3 +41,28 @@ const NoticeKindSuspension = guest.NoticeKindSuspension
 // SuspensionNotice is guest.SuspensionNotice, the ledger notice of a
 // host's suspension.
 type SuspensionNotice = guest.SuspensionNotice
+
+// Import is guest.Import: a JSONL file loaded into a guest's registries
+// in this process (chancery import).
+func Import(ctx context.Context, o ImportOptions) (registry.ImportResult, error) {
+	return guest.Import(ctx, o)
+}
+
+// ImportOptions is guest.ImportOptions.
+type ImportOptions = guest.ImportOptions
+
+// Reconcile is guest.Reconcile: a home's ledger forked from the active
+// site's, its entries past the fork reported and its ledger set aside
+// (chancery reconcile).
+func Reconcile(ctx context.Context, o ReconcileOptions) (*ReconcileReport, error) {
+	return guest.Reconcile(ctx, o)
+}
+
+// ReconcileOptions is guest.ReconcileOptions.
+type ReconcileOptions = guest.ReconcileOptions
+
+// ReconcileReport is guest.ReconcileReport.
+type ReconcileReport = guest.ReconcileReport
+
+// ForkedEntry is guest.ForkedEntry.
+type ForkedEntry = guest.ForkedEntry
