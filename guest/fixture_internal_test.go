@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,8 +14,8 @@ import (
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
-	"github.com/chancery-gov/chancery/seal"
 )
 
 const fixturePass = "guest test passphrase"
@@ -83,21 +81,7 @@ func startGuestFixture(t *testing.T) *guestFixture {
 		t.Fatal(err)
 	}
 	data := filepath.Join(t.TempDir(), "north")
-	mirror := filepath.Join(GuestDir(data, c.Guest.ID), "ledger")
-	if err := os.MkdirAll(filepath.Dir(mirror), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("cp", "-a", l.Ledger("home"), mirror).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	os.Remove(filepath.Join(mirror, "wal", "lock"))
-	cp, err := os.ReadFile(filepath.Join(mirror, ledger.CheckpointPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(mirror, "wal", "received"), cp, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	statetest.Mirror(t, l.Ledger("home"), filepath.Join(GuestDir(data, c.Guest.ID), "ledger"))
 	g, err := Open(ctx, Config{Charter: l.Charter(), Site: "embassy-north", CheckpointKey: l.Key("site-checkpoint", "embassy-north"),
 		Custody: l.Custody(), DataDir: data}, Options{Passphrase: pass, Ledger: ledger.Options{CheckpointInterval: time.Millisecond}})
 	if err != nil {
@@ -118,30 +102,9 @@ func startGuestFixture(t *testing.T) *guestFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkg, err := seal.ReadCustodyPackageFile(l.Custody())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rcpt, err := continuity.VerifyRecipient(c, pkg, sess.RecipientStatement, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, cust := range []string{"cust-parliament", "cust-court", "cust-bank"} {
-		id, err := keyfile.ReadAgeIdentity(l.Key("custodian", cust), keyfile.Protector{Passphrase: pass})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sh, err := pkg.OpenShare(cust, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sealed, err := sh.SealTo(rcpt)
-		sh.Wipe()
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, sealed := range statetest.SealedShares(t, dir, pass, sess.RecipientStatement, "cust-parliament", "cust-court", "cust-bank") {
 		if _, err := g.AddShare(ctx, sess.Session, sealed); err != nil {
-			t.Fatalf("share of %s: %v", cust, err)
+			t.Fatalf("share %d: %v", i+1, err)
 		}
 	}
 	if g.Served() == nil {

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
@@ -88,21 +88,7 @@ func startAccessFixture(t *testing.T) *accessFixture {
 
 	// embassy-north's mirror: the home's ledger as replication leaves it.
 	data := filepath.Join(t.TempDir(), "north")
-	mirror := filepath.Join(data, "guests", c.Guest.ID, "ledger")
-	if err := os.MkdirAll(filepath.Dir(mirror), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("cp", "-a", l.Ledger("home"), mirror).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	os.Remove(filepath.Join(mirror, "wal", "lock"))
-	cp, err := os.ReadFile(filepath.Join(mirror, ledger.CheckpointPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(mirror, "wal", "received"), cp, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	statetest.Mirror(t, l.Ledger("home"), filepath.Join(data, "guests", c.Guest.ID, "ledger"))
 	passFile := filepath.Join(t.TempDir(), "pass")
 	if err := os.WriteFile(passFile, pass, 0o600); err != nil {
 		t.Fatal(err)
@@ -147,14 +133,6 @@ func startAccessFixture(t *testing.T) *accessFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkg, err := seal.ReadCustodyPackageFile(l.Custody())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rcpt, err := continuity.VerifyRecipient(c, pkg, sess.RecipientStatement, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The site-key hand-off takes only an official's signed request, and
 	// only a key sealed to the session: not an unsigned one, not one in
 	// clear.
@@ -178,22 +156,9 @@ func startAccessFixture(t *testing.T) *accessFixture {
 			t.Fatalf("site key %s: status %d, want %d", name, resp.StatusCode, tc.want)
 		}
 	}
-	for _, cust := range []string{"cust-parliament", "cust-court", "cust-bank"} {
-		id, err := keyfile.ReadAgeIdentity(l.Key("custodian", cust), keyfile.Protector{Passphrase: pass})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sh, err := pkg.OpenShare(cust, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sealed, err := sh.SealTo(rcpt)
-		sh.Wipe()
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, sealed := range statetest.SealedShares(t, dir, pass, sess.RecipientStatement, "cust-parliament", "cust-court", "cust-bank") {
 		if _, err := cc.SubmitShare(ctx, sess.Session, sealed); err != nil {
-			t.Fatalf("share of %s: %v", cust, err)
+			t.Fatalf("share %d: %v", i+1, err)
 		}
 	}
 	f := &accessFixture{dir: dir, guest: c.Guest.ID, s: s, tn: s.tenants[c.Guest.ID]}

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +33,7 @@ import (
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/site"
@@ -125,20 +125,7 @@ func startGuardEmbassyOf(t *testing.T, dir string, clock *guardClock) *guardSite
 		t.Fatal(err)
 	}
 	data := t.TempDir()
-	mirror := filepath.Join(data, "guests", c.Guest.ID, "ledger")
-	if err := copyDir(l.Ledger("home"), mirror); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(mirror, "wal", "lock")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
-	}
-	cp, err := os.ReadFile(filepath.Join(mirror, ledger.CheckpointPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(mirror, "wal", "received"), cp, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	statetest.Mirror(t, l.Ledger("home"), filepath.Join(data, "guests", c.Guest.ID, "ledger"))
 	pass := filepath.Join(t.TempDir(), "pass")
 	if err := os.WriteFile(pass, []byte(testPass), 0o600); err != nil {
 		t.Fatal(err)
