@@ -2,7 +2,6 @@ package site
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,47 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chancery-gov/chancery/charter"
-	"github.com/chancery-gov/chancery/continuity"
-	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 )
 
 // The tests here hold the rules that one writer path gives every site:
 // what an active embassy does is what a home does, and the reverse.
-
-// TestWriterRefusesActivationOfAnother: only the activated site appends
-// its activation, after fencing the other embassies. A writer — here an
-// active embassy, as the home always did — refuses one naming another
-// site and appends nothing.
-func TestWriterRefusesActivationOfAnother(t *testing.T) {
-	f := startAccessFixture(t)
-	l := state.Layout{Dir: f.dir}
-	c := f.tn.Charter()
-	o, err := continuity.NewOrder(c, continuity.Order{Action: charter.ActionActivate, Site: "embassy-south", Access: continuity.AccessReadWrite,
-		Epoch: 3, NotBefore: time.Now().Add(-time.Minute), Expires: time.Now().Add(time.Hour), Reason: "writer test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	so := &continuity.SignedOrder{Order: *o}
-	for _, id := range []string{"min-interior", "cio"} {
-		if err := continuity.Sign(so, id, accessKey(t, l, id)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	before := f.tn.Ledger().Size()
-	_, _, err = f.tn.Submit(context.Background(), so, false)
-	if !errors.Is(err, guest.ErrNotWriter) || !strings.Contains(err.Error(), "submitted to the site it activates (embassy-south)") {
-		t.Fatalf("activation of embassy-south submitted to the writer embassy-north: %v, want a refusal naming embassy-south", err)
-	}
-	if after := f.tn.Ledger().Size(); after != before {
-		t.Fatalf("the refused order changed the ledger: %d entries, then %d", before, after)
-	}
-	if cur := f.tn.Epochs().Current(); cur != 2 {
-		t.Fatalf("epoch %d after a refused activation, want 2", cur)
-	}
-}
 
 // TestHomeFollowsOnlyInStandby: a home whose ledger says another site
 // writes now — it followed embassy-north in standby — refuses to start as
