@@ -95,12 +95,13 @@ type Options struct {
 	Local LocalOptions
 }
 
-// Site is a running `chancery serve` node. It holds its guests as
-// tenants: an embassy the guests its config names, a home the one guest of
-// its state directory. Every tenant runs one state machine — a sealed
-// mirror, or the writer of the epoch its ledger says this site writes —
-// whatever the site's role: a home is the site the charter names as the
-// writer of epoch 1, nothing more.
+// Site is a running `chancery serve` node: the HTTP layer over its
+// guests, an embassy the guests its config names, a home the one guest of
+// its state directory. Each guest is one guest.Guest, one state machine —
+// a sealed mirror, or the writer of the epoch its ledger says this site
+// writes — whatever the site's role: a home is the site the charter names
+// as the writer of epoch 1, nothing more. The site keeps it as a tenant
+// (tenant.go), with the authenticators and handlers that serve it.
 type Site struct {
 	cfg      *Config
 	opts     Options
