@@ -8,7 +8,11 @@ package arch_test
 import (
 	"bufio"
 	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -111,6 +115,7 @@ func TestLayerOf(t *testing.T) {
 		module + "/store":           2,
 		module + "/store/fs":        2,
 		module + "/storefs":         -1,
+		module + "/guest":           8,
 		module + "/site":            9,
 		module + "/cmd/chancery":    11,
 		module + "/internal/demo":   10,
@@ -125,4 +130,34 @@ func TestLayerOf(t *testing.T) {
 		t.Error("sameTree")
 	}
 
+}
+
+// TestGuestServesNoHTTP: the guest's state machine is kept apart from its
+// transport. Package guest may reach other sites through an HTTP client
+// it is handed, but serves nothing: no handler, request or response
+// writer appears in it; those are site's.
+func TestGuestServesNoHTTP(t *testing.T) {
+	files, err := filepath.Glob("../../guest/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("guest's files: %d, %v", len(files), err)
+	}
+	server := map[string]bool{"Handler": true, "HandlerFunc": true, "ResponseWriter": true, "Request": true, "ServeMux": true, "Server": true}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if se, ok := n.(*ast.SelectorExpr); ok {
+				if id, ok := se.X.(*ast.Ident); ok && (id.Name == "http" && server[se.Sel.Name] || id.Name == "httptest") {
+					t.Errorf("%s: %s.%s: the guest serves no HTTP (site does)", fset.Position(se.Pos()), id.Name, se.Sel.Name)
+				}
+			}
+			return true
+		})
+	}
 }
