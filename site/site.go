@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -120,6 +121,7 @@ type Site struct {
 	rootsRebuilt atomic.Uint64
 
 	metrics *metrics
+	pages   *pages             // the pages under /ui/ and their sessions
 	tlsKey  ed25519.PrivateKey // pinned TLS key, if configured
 	// pass opens a home's root key file, at start and when a failback
 	// names it the writer; nil at an embassy. Wiped at Close.
@@ -178,11 +180,14 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 		if err := s.openEmbassy(ctx, pass); err != nil {
 			return nil, err
 		}
-		return s, nil
-	}
-	if err := s.openHome(ctx); err != nil {
+	} else if err := s.openHome(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	var err error
+	if s.pages, err = s.newPages(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("site %s: pages: %w", s.cfg.Site, err)
 	}
 	return s, nil
 }
@@ -310,6 +315,7 @@ func (s *Site) Handler() http.Handler {
 	s.mountOperator(mux)
 	s.mountContinuity(mux)
 	s.mountDrill(mux)
+	s.mountPages(mux)
 	return s.observe(s.paceBodies(mux))
 }
 
@@ -425,6 +431,12 @@ func (s *Site) Serve(ctx context.Context, ln net.Listener) error {
 		srv.TLSConfig = cfg
 		ln = tls.NewListener(ln, cfg)
 	}
+	// The dashboard's recovery-point history is sampled while the site
+	// serves; Serve waits for the sampler before it returns.
+	sctx, stopSampler := context.WithCancel(ctx)
+	var sampler sync.WaitGroup
+	sampler.Go(func() { s.sampleLag(sctx) })
+	defer func() { stopSampler(); sampler.Wait() }()
 	done := make(chan error, 1)
 	go func() {
 		<-ctx.Done()

@@ -45,6 +45,8 @@ const (
 type Viewer struct {
 	Name    string // shown in the header
 	Session string // the session id the page's forms are bound to
+	Guest   string // the guest whose pages these are
+	ID      string // the official's or host's id in the guest's charter
 }
 
 // Options wires the pages to a site.
@@ -59,9 +61,9 @@ type Options struct {
 	Authorize func(r *http.Request, page Page) (Viewer, error)
 	// Dashboard gathers the continuity dashboard's figures; nil leaves the
 	// page out.
-	Dashboard func(ctx context.Context) (*Dashboard, error)
+	Dashboard func(ctx context.Context, v Viewer) (*Dashboard, error)
 	// Host gathers the host console's figures; nil leaves the page out.
-	Host func(ctx context.Context) (*HostConsole, error)
+	Host func(ctx context.Context, v Viewer) (*HostConsole, error)
 	// Suspend serves a notice of suspension on guest, as the operator API
 	// does (signed by the host, recorded in the guest's ledger).
 	Suspend func(ctx context.Context, guest, reason string) error
@@ -208,7 +210,7 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d, err := u.opts.Dashboard(r.Context())
+	d, err := u.opts.Dashboard(r.Context(), v)
 	if err != nil {
 		u.problem(w, r, http.StatusServiceUnavailable, "The dashboard cannot be shown", fmt.Errorf("%w; try again in a moment, or run `chancery status --all`", err))
 		return
@@ -221,7 +223,7 @@ func (u *UI) host(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	h, err := u.opts.Host(r.Context())
+	h, err := u.opts.Host(r.Context(), v)
 	if err != nil {
 		u.problem(w, r, http.StatusServiceUnavailable, "The host console cannot be shown", fmt.Errorf("%w; try again in a moment", err))
 		return
@@ -235,6 +237,9 @@ func (u *UI) host(w http.ResponseWriter, r *http.Request) {
 				flash = "Notice of suspension served on " + g + ". It is recorded in the guest's ledger."
 			}
 		}
+	}
+	if u.opts.Suspend == nil && h.SuspendCommand == "" {
+		h.SuspendCommand = "chancery operator suspend --help"
 	}
 	u.render(w, r, "host.html", "Host console", v, h, flash)
 }

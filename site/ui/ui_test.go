@@ -54,7 +54,7 @@ func newFixture(t testing.TB) (*fixture, *UI) {
 		Lag:    []Line{{Name: "embassy-north", Points: lag(0)}, {Name: "embassy-west", Points: lag(3)}},
 		Orders: []OrderRow{{ID: "ord-7", Kind: "drill", Site: "embassy-north", Signed: []string{"min-interior"}, Needs: "2 of minister, cio", State: "waiting"}},
 		Drills: []DrillRow{{Site: "embassy-north", Order: "ord-6", When: now.Add(-time.Hour), RTOSeconds: 0.64, RPOEntries: 0, Outcome: "could activate"}},
-		Ledger: LedgerRow{Size: 1200, Checkpoint: 1199, Epoch: 1, Writer: "home", Signed: now.Add(-time.Second)},
+		Ledger: LedgerRow{Size: 1200, Checkpoint: 1199, Epoch: 1, Writer: "home"},
 	}
 	f.host = &HostConsole{
 		Host: "host-north",
@@ -72,13 +72,13 @@ func newFixture(t testing.TB) (*fixture, *UI) {
 			}
 			return Viewer{Name: "Official One", Session: testSession}, nil
 		},
-		Dashboard: func(context.Context) (*Dashboard, error) {
+		Dashboard: func(context.Context, Viewer) (*Dashboard, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			d := *f.dash
 			return &d, nil
 		},
-		Host: func(context.Context) (*HostConsole, error) { return f.host, nil },
+		Host: func(context.Context, Viewer) (*HostConsole, error) { return f.host, nil },
 		Suspend: func(_ context.Context, guest, reason string) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -147,7 +147,7 @@ func TestNoInlineScriptOrStyle(t *testing.T) {
 }
 
 func TestRefusedWithoutAuthorizer(t *testing.T) {
-	u, err := New(Options{StateName: "Demo Republic", Dashboard: func(context.Context) (*Dashboard, error) { return &Dashboard{}, nil }})
+	u, err := New(Options{StateName: "Demo Republic", Dashboard: func(context.Context, Viewer) (*Dashboard, error) { return &Dashboard{}, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,6 @@ type LedgerRow struct {
 	Checkpoint uint64
 	Epoch      uint64
 	Writer     string
-	Signed     time.Time
 }
 
 // HostConsole is what a host operator sees: its tenants' use of its
@@ -80,6 +79,10 @@ type HostConsole struct {
 	Host     string
 	Tenants  []TenantRow
 	Refusals []Line // refused requests over time, one line per tenant
+	// SuspendCommand, when the pages cannot serve a notice themselves (a
+	// notice must carry the host's own signature, and the host's key is
+	// not in the browser), is the command that serves one.
+	SuspendCommand string
 }
 
 // TenantRow is one guest at this host's site.
