@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
-	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/site/ui"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // The pages under /ui/ (package site/ui) are reached with a browser

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/site/ui"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // TestPagesSignIn: a page is reached only through a session that a
