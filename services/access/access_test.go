@@ -83,9 +83,15 @@ func TestAuthorisationMatrix(t *testing.T) {
 		}
 	}
 	records := map[string]func(owner string) json.RawMessage{
-		"population": func(o string) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"national_id":%q,"last_name":"X"}`, o)) },
-		"land":       func(o string) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"parcel_id":"P1","owner_id":%q}`, o)) },
-		"business":   func(o string) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"registration_no":"B1","owner_id":%q}`, o)) },
+		"population": func(o string) json.RawMessage {
+			return json.RawMessage(fmt.Sprintf(`{"national_id":%q,"last_name":"X"}`, o))
+		},
+		"land": func(o string) json.RawMessage {
+			return json.RawMessage(fmt.Sprintf(`{"parcel_id":"P1","owner_id":%q}`, o))
+		},
+		"business": func(o string) json.RawMessage {
+			return json.RawMessage(fmt.Sprintf(`{"registration_no":"B1","owner_id":%q}`, o))
+		},
 		"legal-acts": func(o string) json.RawMessage { return json.RawMessage(`{"act_id":"A1"}`) },
 	}
 	clientRegs := map[string]bool{"population": true, "land": true}

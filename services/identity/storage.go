@@ -51,21 +51,21 @@ type authRequest struct {
 	tokens      []string
 }
 
-func (a *authRequest) GetID() string                       { return a.id }
-func (a *authRequest) GetACR() string                      { return "" }
-func (a *authRequest) GetAMR() []string                    { return a.amr }
-func (a *authRequest) GetAudience() []string               { return []string{a.clientID} }
-func (a *authRequest) GetAuthTime() time.Time              { return a.authTime }
-func (a *authRequest) GetClientID() string                 { return a.clientID }
+func (a *authRequest) GetID() string                         { return a.id }
+func (a *authRequest) GetACR() string                        { return "" }
+func (a *authRequest) GetAMR() []string                      { return a.amr }
+func (a *authRequest) GetAudience() []string                 { return []string{a.clientID} }
+func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
+func (a *authRequest) GetClientID() string                   { return a.clientID }
 func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge { return a.challenge }
-func (a *authRequest) GetNonce() string                    { return a.nonce }
-func (a *authRequest) GetRedirectURI() string              { return a.redirectURI }
-func (a *authRequest) GetResponseType() oidc.ResponseType  { return oidc.ResponseTypeCode }
-func (a *authRequest) GetResponseMode() oidc.ResponseMode  { return oidc.ResponseModeQuery }
-func (a *authRequest) GetScopes() []string                 { return a.scopes }
-func (a *authRequest) GetState() string                    { return a.state }
-func (a *authRequest) GetSubject() string                  { return a.subject }
-func (a *authRequest) Done() bool                          { return a.done }
+func (a *authRequest) GetNonce() string                      { return a.nonce }
+func (a *authRequest) GetRedirectURI() string                { return a.redirectURI }
+func (a *authRequest) GetResponseType() oidc.ResponseType    { return oidc.ResponseTypeCode }
+func (a *authRequest) GetResponseMode() oidc.ResponseMode    { return oidc.ResponseModeQuery }
+func (a *authRequest) GetScopes() []string                   { return a.scopes }
+func (a *authRequest) GetState() string                      { return a.state }
+func (a *authRequest) GetSubject() string                    { return a.subject }
+func (a *authRequest) Done() bool                            { return a.done }
 
 // token is an issued access token.
 type token struct {
@@ -401,20 +401,22 @@ type client struct {
 	keys jose.JSONWebKeySet
 }
 
-func (c *client) GetID() string                          { return c.cfg.ID }
-func (c *client) RedirectURIs() []string                 { return c.cfg.RedirectURIs }
-func (c *client) PostLogoutRedirectURIs() []string       { return c.cfg.PostLogoutRedirectURIs }
-func (c *client) ApplicationType() op.ApplicationType    { return op.ApplicationTypeWeb }
-func (c *client) AuthMethod() oidc.AuthMethod            { return oidc.AuthMethodPrivateKeyJWT }
-func (c *client) ResponseTypes() []oidc.ResponseType     { return []oidc.ResponseType{oidc.ResponseTypeCode} }
-func (c *client) GrantTypes() []oidc.GrantType           { return []oidc.GrantType{oidc.GrantTypeCode} }
-func (c *client) LoginURL(id string) string              { return "/login?authRequestID=" + id }
-func (c *client) AccessTokenType() op.AccessTokenType    { return op.AccessTokenTypeBearer }
-func (c *client) IDTokenLifetime() time.Duration         { return idTokenTTL }
-func (c *client) DevMode() bool                          { return false }
-func (c *client) ClockSkew() time.Duration               { return 0 }
-func (c *client) IDTokenUserinfoClaimsAssertion() bool   { return false }
-func (c *client) IsScopeAllowed(scope string) bool       { return slices.Contains(c.cfg.Scopes, scope) }
+func (c *client) GetID() string                       { return c.cfg.ID }
+func (c *client) RedirectURIs() []string              { return c.cfg.RedirectURIs }
+func (c *client) PostLogoutRedirectURIs() []string    { return c.cfg.PostLogoutRedirectURIs }
+func (c *client) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
+func (c *client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodPrivateKeyJWT }
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c *client) GrantTypes() []oidc.GrantType         { return []oidc.GrantType{oidc.GrantTypeCode} }
+func (c *client) LoginURL(id string) string            { return "/login?authRequestID=" + id }
+func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeBearer }
+func (c *client) IDTokenLifetime() time.Duration       { return idTokenTTL }
+func (c *client) DevMode() bool                        { return false }
+func (c *client) ClockSkew() time.Duration             { return 0 }
+func (c *client) IDTokenUserinfoClaimsAssertion() bool { return false }
+func (c *client) IsScopeAllowed(scope string) bool     { return slices.Contains(c.cfg.Scopes, scope) }
 func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
