@@ -97,6 +97,9 @@ type Portal struct {
 	RPID    string   `yaml:"rp_id"`
 	RPName  string   `yaml:"rp_name,omitempty"`
 	Origins []string `yaml:"origins"`
+	// PasskeyRegistry holds one record per passkey (PasskeyRecord), by
+	// credential id, indexed by person_id.
+	PasskeyRegistry string `yaml:"passkey_registry,omitempty"`
 }
 
 // Client is one relying party.
@@ -238,8 +241,19 @@ func check(c *charter.Charter, cfg Config, rules *access.Rules) (*config, error)
 	if cfg.Portal.ClientID != "" && out.clients[cfg.Portal.ClientID] == nil {
 		bad("portal.client_id", "%q is not one of clients", cfg.Portal.ClientID)
 	}
-	if cfg.Portal.RPID != "" && len(cfg.Portal.Origins) == 0 {
-		bad("portal.origins", "a WebAuthn relying party needs its origins")
+	if cfg.Portal.RPID != "" {
+		if len(cfg.Portal.Origins) == 0 {
+			bad("portal.origins", "a WebAuthn relying party needs its origins")
+		}
+		idx := false
+		for _, r := range c.Registries {
+			if r.Name == cfg.Portal.PasskeyRegistry {
+				idx = slices.Contains(r.Index, "person_id")
+			}
+		}
+		if !idx {
+			bad("portal.passkey_registry", "%q: want a registry of the charter indexed by person_id", cfg.Portal.PasskeyRegistry)
+		}
 	}
 	if out.VerifyPerMinute == 0 {
 		out.VerifyPerMinute = 60

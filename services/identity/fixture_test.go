@@ -205,6 +205,7 @@ func newWorld(t testing.TB) *world {
 			{Name: "land", Sites: sites, Index: []string{"parcel_id", "owner_id"}, Sync: charter.SyncAsync},
 			{Name: "business", Sites: sites, Index: []string{"registration_no", "owner_id"}, Sync: charter.SyncAsync},
 			{Name: "eid-crl", Sites: sites, Index: []string{"ca"}, Sync: charter.SyncAsync},
+			{Name: "passkeys", Sites: sites, Index: []string{"person_id"}, Sync: charter.SyncAsync},
 		},
 	}
 	kr := seal.NewKeyring(w.c.Guest.ID, w.root)
@@ -234,7 +235,7 @@ func newWorld(t testing.TB) *world {
 		PersonRegistry: "population",
 		Claims:         map[string]string{"given_name": "first_name", "family_name": "last_name", "birthdate": "birth_date"},
 		EID:            EIDConfig{CAs: []EIDCA{{Name: "demo-eid-ca", Certificate: pemCA}}, CRLRegistry: "eid-crl", SerialPrefix: "PNODR-"},
-		Portal:         Portal{ClientID: "portal", RPID: "portal.demo-republic.example", Origins: []string{"https://portal.demo-republic.example"}},
+		Portal:         Portal{ClientID: "portal", RPID: "portal.demo-republic.example", Origins: []string{"https://portal.demo-republic.example"}, PasskeyRegistry: "passkeys"},
 		Clients: []Client{
 			{ID: "tax-office", JWKS: w.tax.jwks(), RedirectURIs: []string{rpRedirect}, Scopes: []string{"openid", "profile", ScopeRecords, ScopeVerify}},
 			{ID: "portal", JWKS: w.portal.jwks(), RedirectURIs: []string{portalReturn}, Scopes: []string{"openid", "profile", ScopeRecords}},
