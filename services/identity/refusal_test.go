@@ -28,6 +28,9 @@ type bench struct {
 func newBench(t testing.TB) *bench {
 	t.Helper()
 	w := newWorld(t)
+	if _, ok := t.(*testing.B); ok {
+		w.checkpointEvery = 0 // the ledger's default, as a site runs
+	}
 	_, signKey, _ := ed25519.GenerateKey(rand.Reader)
 	home := w.openSite(t, "home", filepath.Join(t.TempDir(), "home"), signKey)
 	w.seed(t, home)

@@ -73,7 +73,7 @@ func browse(t testing.TB, browser *http.Client, authURL string, cit citizen) (*u
 	if err != nil {
 		return nil, err
 	}
-	resp.Body.Close()
+	drain(resp)
 	if resp.StatusCode != http.StatusFound {
 		return nil, fmt.Errorf("authorize: status %d", resp.StatusCode)
 	}
@@ -87,7 +87,7 @@ func browse(t testing.TB, browser *http.Client, authURL string, cit citizen) (*u
 	}
 	var lc LoginChallenge
 	err = json.NewDecoder(resp.Body).Decode(&lc)
-	resp.Body.Close()
+	drain(resp)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func browse(t testing.TB, browser *http.Client, authURL string, cit citizen) (*u
 		return nil, err
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	drain(resp)
 	if resp.StatusCode != http.StatusSeeOther {
 		return nil, fmt.Errorf("eid login: status %d: %s", resp.StatusCode, body)
 	}
@@ -104,11 +104,17 @@ func browse(t testing.TB, browser *http.Client, authURL string, cit citizen) (*u
 	if err != nil {
 		return nil, err
 	}
-	resp.Body.Close()
+	drain(resp)
 	if resp.StatusCode != http.StatusFound {
 		return nil, fmt.Errorf("callback: status %d", resp.StatusCode)
 	}
 	return location(t, resp), nil
+}
+
+// drain reads and closes a body so that the connection is reused.
+func drain(resp *http.Response) {
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 }
 
 // signIn runs a whole sign-in and returns the relying party's token and
@@ -148,7 +154,7 @@ func (rp *relyingParty) get(t testing.TB, path string, tok *oauth2.Token) (int, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer drain(resp)
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, resp.Header
 }
@@ -261,7 +267,7 @@ func jwksKid(t testing.TB, hc *http.Client) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer drain(resp)
 	var set struct {
 		Keys []struct {
 			Kid string `json:"kid"`
