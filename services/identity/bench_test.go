@@ -2,10 +2,10 @@ package identity
 
 import (
 	"io"
-	"syscall"
 	"net/http"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
