@@ -36,7 +36,12 @@ FUZZ := \
 	store:FuzzPackTail:20000 \
 	store:FuzzIndexObject:20000 \
 	siteapi:FuzzParseSignatureHeader:20000 \
-	site:FuzzParseConfig:3000
+	site:FuzzParseConfig:3000 \
+	services/identity:FuzzParseEIDResponse:20000 \
+	services/identity:FuzzParseVerifyRequest:20000 \
+	services/identity:FuzzParseWebAuthn:10000 \
+	services/access:FuzzLinkValue:20000 \
+	services/access:FuzzOpenSealed:10000
 # The real S3 server the store suite runs against (Apache-2.0).
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
@@ -56,6 +61,15 @@ deps:
 	else \
 		echo "installing $(VERSITYGW) (the S3 server the store tests run against)"; \
 		$(GO) install $(VERSITYGW); \
+	fi
+	@# Debian's chromium, for the passkey ceremony in a real browser
+	@# (services/identity TestPasskeyInChromium; under CI=true it fails
+	@# without it).
+	@if command -v chromium >/dev/null 2>&1; then \
+		echo "chromium present"; \
+	else \
+		echo "installing chromium (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
 test: deps lint unit race fuzz

@@ -183,6 +183,8 @@ type world struct {
 	// tests, so trackers see entries at once; the ledger's default in
 	// benchmarks, as a site runs.
 	checkpointEvery time.Duration
+	// idcfg is the charter's services.identity (setIdentity writes it).
+	idcfg Config
 }
 
 func newWorld(t testing.TB) *world {
@@ -234,7 +236,7 @@ func newWorld(t testing.TB) *world {
 		t.Fatal(err)
 	}
 	pemCA := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: w.pki.ca.Raw}))
-	if err := w.c.SetService(Section, Config{
+	w.idcfg = Config{
 		Issuer:         testIssuer,
 		PersonRegistry: "population",
 		Claims:         map[string]string{"given_name": "first_name", "family_name": "last_name", "birthdate": "birth_date"},
@@ -246,10 +248,17 @@ func newWorld(t testing.TB) *world {
 			{ID: "bank", JWKS: w.bank.jwks(), RedirectURIs: []string{"https://bank.example/cb"}, Scopes: []string{"openid", "profile"}},
 		},
 		VerifyPerMinute: 60, VerifyBurst: 3,
-	}); err != nil {
+	}
+	w.setIdentity(t)
+	return w
+}
+
+// setIdentity writes w.idcfg into the charter's services.identity.
+func (w *world) setIdentity(t testing.TB) {
+	t.Helper()
+	if err := w.c.SetService(Section, w.idcfg); err != nil {
 		t.Fatal(err)
 	}
-	return w
 }
 
 // site is one site serving the guest: its ledger, registries, keys and
