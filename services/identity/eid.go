@@ -219,8 +219,10 @@ func (s *Service) verifyEID(ctx context.Context, body []byte) (authReq, person s
 	if !ok || person == "" {
 		return "", "", fmt.Errorf("%w: subject serial number %q lacks the prefix %q", ErrPerson, leaf.Subject.SerialNumber, s.cfg.EID.SerialPrefix)
 	}
-	rec, err := s.opts.Registries.Get(ctx, s.cfg.PersonRegistry, person, registry.AsOf{})
-	if err != nil || rec.Deleted {
+	// The index says whether the person's latest version exists and is
+	// not deleted; nothing of the record needs opening to sign them in.
+	vs, err := s.opts.Registries.History(ctx, s.cfg.PersonRegistry, person)
+	if err != nil || len(vs) == 0 || vs[len(vs)-1].Deleted {
 		return "", "", fmt.Errorf("%w: %s", ErrPerson, leaf.Subject.SerialNumber)
 	}
 	return authReq, person, nil
@@ -250,14 +252,20 @@ func (s *Service) checkRevoked(ctx context.Context, chain []*x509.Certificate) e
 			}
 		}
 	}
-	rec, err := s.opts.Registries.Get(ctx, s.cfg.EID.CRLRegistry, name, registry.AsOf{})
-	if err != nil {
-		return fmt.Errorf("%w: no CRL for CA %s in registry %s: %v", ErrRevoked, name, s.cfg.EID.CRLRegistry, err)
+	// The index gives the CRL record's latest version; the record is
+	// opened and the CRL parsed only when that version is not the cached one.
+	vs, err := s.opts.Registries.History(ctx, s.cfg.EID.CRLRegistry, name)
+	if err != nil || len(vs) == 0 || vs[len(vs)-1].Deleted {
+		return fmt.Errorf("%w: no CRL for CA %s in registry %s (%v)", ErrRevoked, name, s.cfg.EID.CRLRegistry, err)
 	}
 	s.crls.mu.Lock()
 	c, ok := s.crls.m[name]
 	s.crls.mu.Unlock()
-	if !ok || c.version != rec.Version {
+	if !ok || c.version != vs[len(vs)-1].Version {
+		rec, err := s.opts.Registries.Get(ctx, s.cfg.EID.CRLRegistry, name, registry.AsOf{})
+		if err != nil {
+			return fmt.Errorf("%w: CRL record %s in registry %s: %v", ErrRevoked, name, s.cfg.EID.CRLRegistry, err)
+		}
 		var body struct {
 			CRL []byte `json:"crl"`
 		}
