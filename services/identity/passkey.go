@@ -114,9 +114,8 @@ type passkeyBegin struct {
 }
 
 func (p *passkeys) registerBegin(w http.ResponseWriter, r *http.Request) {
-	pr, status, code, desc := p.s.principal(r, "")
-	if status != 0 {
-		bearerError(w, status, code, desc)
+	pr, ok := p.s.reader(w, r, "", false)
+	if !ok {
 		return
 	}
 	if pr.Kind != access.KindCitizen {
@@ -141,9 +140,8 @@ func (p *passkeys) registerBegin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *passkeys) registerFinish(w http.ResponseWriter, r *http.Request) {
-	pr, status, code, desc := p.s.principal(r, "")
-	if status != 0 {
-		bearerError(w, status, code, desc)
+	pr, ok := p.s.reader(w, r, "", false)
+	if !ok {
 		return
 	}
 	sess, ok := p.take(r.URL.Query().Get("session"))
@@ -268,12 +266,9 @@ func (p *passkeys) credentialsOf(ctx context.Context, person string) ([]webauthn
 // ParseRegistration parses a registration ceremony's JSON (the
 // PublicKeyCredential the browser returns), bounded in size.
 func ParseRegistration(r io.Reader) (*protocol.ParsedCredentialCreationData, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxWebAuthnBody+1))
+	b, err := readBounded(r, "passkey registration")
 	if err != nil {
 		return nil, err
-	}
-	if len(b) > maxWebAuthnBody {
-		return nil, fmt.Errorf("passkey registration: more than %d bytes", maxWebAuthnBody)
 	}
 	pcc, err := protocol.ParseCredentialCreationResponseBytes(b)
 	if err != nil {
@@ -284,18 +279,27 @@ func ParseRegistration(r io.Reader) (*protocol.ParsedCredentialCreationData, err
 
 // ParseAssertion parses an authentication ceremony's JSON, bounded in size.
 func ParseAssertion(r io.Reader) (*protocol.ParsedCredentialAssertionData, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxWebAuthnBody+1))
+	b, err := readBounded(r, "passkey assertion")
 	if err != nil {
 		return nil, err
-	}
-	if len(b) > maxWebAuthnBody {
-		return nil, fmt.Errorf("passkey assertion: more than %d bytes", maxWebAuthnBody)
 	}
 	par, err := protocol.ParseCredentialRequestResponseBytes(b)
 	if err != nil {
 		return nil, fmt.Errorf("passkey assertion: %s", describe(err))
 	}
 	return par, nil
+}
+
+// readBounded reads a ceremony's body, refusing more than maxWebAuthnBody.
+func readBounded(r io.Reader, what string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxWebAuthnBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(b) > maxWebAuthnBody {
+		return nil, fmt.Errorf("%s: more than %d bytes", what, maxWebAuthnBody)
+	}
+	return b, nil
 }
 
 // describe includes the library's detail, which names what failed (the

@@ -109,19 +109,7 @@ func postJSON(t testing.TB, c *http.Client, url, bearer string, body []byte) (in
 // request of rp and returns the status and body (or Location) of finish.
 func passkeyLogin(t testing.TB, b *bench, rp *relyingParty, a *softAuthenticator) (int, string, flow) {
 	t.Helper()
-	f := rp.start()
-	resp, err := b.browser.Get(f.authURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	resp, err = b.browser.Get(location(t, resp).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lc LoginChallenge
-	json.NewDecoder(resp.Body).Decode(&lc)
-	resp.Body.Close()
+	lc, f := startLogin(t, b.browser, rp)
 	begin := strings.Replace(lc.Passkey, "/passkey/login?", "/passkey/login/begin?", 1)
 	st, body := postJSON(t, b.browser, begin, "", nil)
 	if st != http.StatusOK {

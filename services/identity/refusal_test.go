@@ -41,24 +41,31 @@ func newBench(t testing.TB) *bench {
 	return b
 }
 
-// challenge starts a sign-in and returns the login challenge.
-func (b *bench) challenge(t testing.TB) LoginChallenge {
+// startLogin starts a sign-in of rp and returns the login page's
+// challenge and the relying party's flow.
+func startLogin(t testing.TB, browser *http.Client, rp *relyingParty) (LoginChallenge, flow) {
 	t.Helper()
-	f := b.tax.start()
-	resp, err := b.browser.Get(f.authURL)
+	f := rp.start()
+	resp, err := browser.Get(f.authURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	resp, err = b.browser.Get(location(t, resp).String())
+	drain(resp)
+	resp, err = browser.Get(location(t, resp).String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer drain(resp)
 	var lc LoginChallenge
 	if err := json.NewDecoder(resp.Body).Decode(&lc); err != nil {
 		t.Fatal(err)
 	}
+	return lc, f
+}
+
+// challenge starts a sign-in of the tax office and returns the login challenge.
+func (b *bench) challenge(t testing.TB) LoginChallenge {
+	lc, _ := startLogin(t, b.browser, b.tax)
 	return lc
 }
 

@@ -302,19 +302,13 @@ func containsString(l []string, s string) bool {
 // request, authenticated with private_key_jwt, and gets a single-use
 // request_uri to send the browser with.
 func (s *Service) pushAuthorization(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "form: "+err.Error())
+	c, ok := s.authenticateClient(w, r)
+	if !ok {
 		return
 	}
 	f := r.PostForm
-	if f.Get("client_assertion_type") != oidc.ClientAssertionTypeJWTAssertion {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "private_key_jwt client authentication is required")
-		return
-	}
-	ctx := op.ContextWithIssuer(r.Context(), s.cfg.Issuer)
-	c, err := op.AuthorizePrivateJWTKey(ctx, f.Get("client_assertion"), s.provider)
-	if err != nil || c.GetID() != f.Get("client_id") {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "client assertion does not verify for client_id")
+	if c.GetID() != f.Get("client_id") {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "the client assertion is not client_id's")
 		return
 	}
 	if f.Get("request_uri") != "" {
@@ -340,6 +334,27 @@ func (s *Service) pushAuthorization(w http.ResponseWriter, r *http.Request) {
 	s.par[ru] = pushed{client: c.GetID(), params: params, expires: now.Add(parTTL)}
 	s.parMu.Unlock()
 	writeJSON(w, http.StatusCreated, map[string]any{"request_uri": ru, "expires_in": int(parTTL / time.Second)})
+}
+
+// authenticateClient parses the form and checks its private_key_jwt
+// client assertion (RFC 7523, aud = the issuer) with the library's
+// verifier, answering invalid_client itself when it does not verify.
+func (s *Service) authenticateClient(w http.ResponseWriter, r *http.Request) (op.Client, bool) {
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "form: "+err.Error())
+		return nil, false
+	}
+	if r.PostForm.Get("client_assertion_type") != oidc.ClientAssertionTypeJWTAssertion {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "private_key_jwt client authentication is required")
+		return nil, false
+	}
+	ctx := op.ContextWithIssuer(r.Context(), s.cfg.Issuer)
+	c, err := op.AuthorizePrivateJWTKey(ctx, r.PostForm.Get("client_assertion"), s.provider)
+	if err != nil {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "client assertion does not verify")
+		return nil, false
+	}
+	return c, true
 }
 
 // LoginChallenge is what GET /login returns: a fresh eID challenge for
@@ -429,6 +444,21 @@ func (s *Service) principal(r *http.Request, scope string) (access.Principal, in
 	return p, 0, "", ""
 }
 
+// reader is principal answering the refusal itself; with needPurpose, a
+// request without ?purpose= is refused too.
+func (s *Service) reader(w http.ResponseWriter, r *http.Request, scope string, needPurpose bool) (access.Principal, bool) {
+	p, status, code, desc := s.principal(r, scope)
+	if status != 0 {
+		bearerError(w, status, code, desc)
+		return p, false
+	}
+	if needPurpose && p.Purpose == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "a purpose is required (?purpose=...)")
+		return p, false
+	}
+	return p, true
+}
+
 // RecordResponse is a record served to a citizen or relying party.
 type RecordResponse struct {
 	Registry string          `json:"registry"`
@@ -438,13 +468,8 @@ type RecordResponse struct {
 }
 
 func (s *Service) readRecord(w http.ResponseWriter, r *http.Request) {
-	p, status, code, desc := s.principal(r, ScopeRecords)
-	if status != 0 {
-		bearerError(w, status, code, desc)
-		return
-	}
-	if p.Purpose == "" {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "a purpose is required (?purpose=...)")
+	p, ok := s.reader(w, r, ScopeRecords, true)
+	if !ok {
 		return
 	}
 	reg, id := r.PathValue("registry"), r.PathValue("id")
@@ -471,13 +496,8 @@ func (s *Service) readRecord(w http.ResponseWriter, r *http.Request) {
 
 // findOwn lists the citizen's own records in a registry.
 func (s *Service) findOwn(w http.ResponseWriter, r *http.Request) {
-	p, status, code, desc := s.principal(r, ScopeRecords)
-	if status != 0 {
-		bearerError(w, status, code, desc)
-		return
-	}
-	if p.Purpose == "" {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "a purpose is required (?purpose=...)")
+	p, ok := s.reader(w, r, ScopeRecords, true)
+	if !ok {
 		return
 	}
 	reg := r.PathValue("registry")
@@ -573,21 +593,12 @@ type VerifyRequest struct {
 // (client_assertion_type and client_assertion in the form, the question
 // as the JSON of VerifyRequest in the form field "request").
 func (s *Service) verify(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "form: "+err.Error())
+	c, ok := s.authenticateClient(w, r)
+	if !ok {
 		return
 	}
 	f := r.PostForm
-	if f.Get("client_assertion_type") != oidc.ClientAssertionTypeJWTAssertion {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "private_key_jwt client authentication is required")
-		return
-	}
-	ctx := op.ContextWithIssuer(r.Context(), s.cfg.Issuer)
-	c, err := op.AuthorizePrivateJWTKey(ctx, f.Get("client_assertion"), s.provider)
-	if err != nil {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "client assertion does not verify")
-		return
-	}
+	ctx := r.Context()
 	cl := s.cfg.clients[c.GetID()]
 	if !cl.IsScopeAllowed(ScopeVerify) || !s.cfg.rules.MayVerify(c.GetID()) {
 		oauthError(w, http.StatusForbidden, "unauthorized_client", "the client may not verify identities")
@@ -662,9 +673,8 @@ func (s *Service) limiter(client string) *rate.Limiter {
 
 // tracker serves the signed-in citizen's data tracker (portal token).
 func (s *Service) tracker(w http.ResponseWriter, r *http.Request) {
-	p, status, code, desc := s.principal(r, "")
-	if status != 0 {
-		bearerError(w, status, code, desc)
+	p, ok := s.reader(w, r, "", false)
+	if !ok {
 		return
 	}
 	if p.Kind != access.KindCitizen {
