@@ -123,6 +123,9 @@ type config struct {
 	challengeTTL time.Duration
 	clients      map[string]*client
 	rules        *access.Rules
+	// clientAlgs are the algorithms of the clients' registered keys: what
+	// their assertions may be signed with.
+	clientAlgs []string
 }
 
 // load reads services.identity and services.access from c and checks them
@@ -237,6 +240,11 @@ func check(c *charter.Charter, cfg Config, rules *access.Rules) (*config, error)
 			bad(path+".scopes", "verify needs services.access.clients.%s.verify: true", cl.ID)
 		}
 		out.clients[cl.ID] = &client{cfg: cl, keys: set}
+		for _, k := range set.Keys {
+			if k.Algorithm != "" && !slices.Contains(out.clientAlgs, k.Algorithm) {
+				out.clientAlgs = append(out.clientAlgs, k.Algorithm)
+			}
+		}
 	}
 	if cfg.Portal.ClientID != "" && out.clients[cfg.Portal.ClientID] == nil {
 		bad("portal.client_id", "%q is not one of clients", cfg.Portal.ClientID)
@@ -255,6 +263,7 @@ func check(c *charter.Charter, cfg Config, rules *access.Rules) (*config, error)
 			bad("portal.passkey_registry", "%q: want a registry of the charter indexed by person_id", cfg.Portal.PasskeyRegistry)
 		}
 	}
+	slices.Sort(out.clientAlgs)
 	if out.VerifyPerMinute == 0 {
 		out.VerifyPerMinute = 60
 	}

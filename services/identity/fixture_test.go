@@ -41,6 +41,7 @@ const (
 	testIssuer   = "https://id.demo-republic.example"
 	issuerHost   = "id.demo-republic.example"
 	rpRedirect   = "https://tax.demo-republic.example/callback"
+	rpLoggedOut  = "https://tax.demo-republic.example/bye"
 	portalReturn = "https://portal.demo-republic.example/callback"
 )
 
@@ -243,7 +244,7 @@ func newWorld(t testing.TB) *world {
 		EID:            EIDConfig{CAs: []EIDCA{{Name: "demo-eid-ca", Certificate: pemCA}}, CRLRegistry: "eid-crl", SerialPrefix: "PNODR-"},
 		Portal:         Portal{ClientID: "portal", RPID: "portal.demo-republic.example", Origins: []string{"https://portal.demo-republic.example"}, PasskeyRegistry: "passkeys"},
 		Clients: []Client{
-			{ID: "tax-office", JWKS: w.tax.jwks(), RedirectURIs: []string{rpRedirect}, Scopes: []string{"openid", "profile", ScopeRecords, ScopeVerify}},
+			{ID: "tax-office", JWKS: w.tax.jwks(), RedirectURIs: []string{rpRedirect}, PostLogoutRedirectURIs: []string{rpLoggedOut}, Scopes: []string{"openid", "profile", ScopeRecords, ScopeVerify}},
 			{ID: "portal", JWKS: w.portal.jwks(), RedirectURIs: []string{portalReturn}, Scopes: []string{"openid", "profile", ScopeRecords}},
 			{ID: "bank", JWKS: w.bank.jwks(), RedirectURIs: []string{"https://bank.example/cb"}, Scopes: []string{"openid", "profile"}},
 		},

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"fmt"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -298,8 +299,42 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 	var meta map[string]any
 	json.NewDecoder(resp.Body).Decode(&meta)
 	resp.Body.Close()
-	if meta["pushed_authorization_request_endpoint"] != testIssuer+"/par" || meta["issuer"] != testIssuer {
+	if meta["pushed_authorization_request_endpoint"] != testIssuer+"/par" || meta["issuer"] != testIssuer ||
+		fmt.Sprint(meta["code_challenge_methods_supported"]) != "[S256]" || fmt.Sprint(meta["token_endpoint_auth_methods_supported"]) != "[private_key_jwt]" ||
+		fmt.Sprint(meta["id_token_signing_alg_values_supported"]) != "[ES256]" || fmt.Sprint(meta["response_types_supported"]) != "[code]" {
 		t.Errorf("metadata: %v", meta)
+	}
+}
+
+// TestEndSession: RP-initiated logout with the ID token as hint ends the
+// citizen's tokens at the client and returns to a registered URI.
+func TestEndSession(t *testing.T) {
+	b := newBench(t)
+	tok, _ := b.tax.signIn(t, b.browser, b.w.alice)
+	other, _ := b.tax.signIn(t, b.browser, b.w.bob)
+	if st, _, _ := b.tax.get(t, "/records/population/P-100?purpose=x", tok); st != http.StatusOK {
+		t.Fatalf("before logout: %d", st)
+	}
+	var meta struct {
+		EndSession string `json:"end_session_endpoint"`
+	}
+	if err := b.tax.provider.Claims(&meta); err != nil || meta.EndSession == "" {
+		t.Fatalf("no end_session_endpoint: %v", err)
+	}
+	u := meta.EndSession + "?" + url.Values{"id_token_hint": {tok.Extra("id_token").(string)}, "post_logout_redirect_uri": {rpLoggedOut}, "state": {"bye"}}.Encode()
+	resp, err := b.browser.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(resp)
+	if loc := location(t, resp); resp.StatusCode != http.StatusFound || !hasPrefix(loc, rpLoggedOut) {
+		t.Fatalf("end session: %d %s", resp.StatusCode, loc)
+	}
+	if st, _, _ := b.tax.get(t, "/records/population/P-100?purpose=x", tok); st != http.StatusUnauthorized {
+		t.Errorf("token after logout: %d, want 401", st)
+	}
+	if st, _, _ := b.tax.get(t, "/records/population/P-200?purpose=x", other); st != http.StatusOK {
+		t.Errorf("another citizen's token after the logout: %d", st)
 	}
 }
 

@@ -232,6 +232,17 @@ func (s *Service) discovery(w http.ResponseWriter, r *http.Request) {
 	}
 	meta["pushed_authorization_request_endpoint"] = s.cfg.Issuer + "/par"
 	meta["authorization_response_iss_parameter_supported"] = false
+	// The library advertises every flow it can run; this provider runs
+	// only what FAPI-minded relying parties should use (docs/identity.md).
+	meta["response_types_supported"] = []string{"code"}
+	meta["grant_types_supported"] = []string{"authorization_code"}
+	meta["token_endpoint_auth_methods_supported"] = []string{"private_key_jwt"}
+	meta["token_endpoint_auth_signing_alg_values_supported"] = s.cfg.clientAlgs
+	meta["revocation_endpoint_auth_methods_supported"] = []string{"private_key_jwt"}
+	meta["revocation_endpoint_auth_signing_alg_values_supported"] = s.cfg.clientAlgs
+	for _, k := range []string{"device_authorization_endpoint", "introspection_endpoint", "introspection_endpoint_auth_methods_supported", "introspection_endpoint_auth_signing_alg_values_supported"} {
+		delete(meta, k)
+	}
 	writeJSON(w, http.StatusOK, meta)
 }
 
