@@ -336,6 +336,20 @@ func TestEndSession(t *testing.T) {
 	if st, _, _ := b.tax.get(t, "/records/population/P-200?purpose=x", other); st != http.StatusOK {
 		t.Errorf("another citizen's token after the logout: %d", st)
 	}
+	// Revocation (RFC 7009) with private_key_jwt.
+	resp, err = b.browser.PostForm(testIssuer+"/revoke", url.Values{"token": {other.AccessToken}, "token_type_hint": {"access_token"},
+		"client_id":             {"tax-office"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {b.w.tax.assertion(t, testIssuer)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	if st, _, _ := b.tax.get(t, "/records/population/P-200?purpose=x", other); st != http.StatusUnauthorized {
+		t.Errorf("revoked token: %d, want 401", st)
+	}
 }
 
 // TestVerificationAPI: match or no-match, nothing else; only for clients
