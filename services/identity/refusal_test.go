@@ -2,10 +2,10 @@ package identity
 
 import (
 	"context"
-	"fmt"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
