@@ -89,8 +89,15 @@ func TestPasskeyInChromium(t *testing.T) {
 	})
 	mux.Handle("/", home.svc)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		srv.Close()
+		<-served
+	})
 
 	portal := newRP(t, res, w, w.portal, portalReturn, ScopeRecords)
 	ptok, _ := portal.signIn(t, browser, w.alice)
