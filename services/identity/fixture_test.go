@@ -156,13 +156,18 @@ func (k rpKey) jwks() string {
 // assertion is a private_key_jwt client assertion (RFC 7523), made with
 // go-jose as a relying party would.
 func (k rpKey) assertion(t testing.TB, aud string) string {
+	return k.assertionWith(t, aud, newID())
+}
+
+// assertionWith makes an assertion with the given jti ("" for none).
+func (k rpKey) assertionWith(t testing.TB, aud, jti string) string {
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.kid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
 	s, err := jwt.Signed(sig).Claims(jwt.Claims{Issuer: k.id, Subject: k.id, Audience: jwt.Audience{aud}, IssuedAt: jwt.NewNumericDate(now),
-		Expiry: jwt.NewNumericDate(now.Add(time.Minute)), ID: newID()}).Serialize()
+		Expiry: jwt.NewNumericDate(now.Add(time.Minute)), ID: jti}).Serialize()
 	if err != nil {
 		t.Fatal(err)
 	}

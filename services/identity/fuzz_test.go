@@ -72,3 +72,17 @@ func FuzzParseWebAuthn(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAssertionID: reading a client assertion's jti never panics, and an
+// accepted one has a jti.
+func FuzzAssertionID(f *testing.F) {
+	f.Add("eyJhbGciOiJFUzI1NiJ9.eyJqdGkiOiJ4IiwiaXNzIjoiYyJ9.AAAA")
+	f.Add("eyJhbGciOiJub25lIn0.eyJqdGkiOiJ4In0.")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, s string) {
+		_, jti, _, err := AssertionID(s)
+		if err == nil && jti == "" {
+			t.Fatal("accepted an assertion without jti")
+		}
+	})
+}

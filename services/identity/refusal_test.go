@@ -399,3 +399,37 @@ func TestVerificationAPI(t *testing.T) {
 		t.Error("a registrar read a citizen's tracker")
 	}
 }
+
+// TestClientAssertionReplay: a client assertion is used once; one without
+// jti is refused.
+func TestClientAssertionReplay(t *testing.T) {
+	b := newBench(t)
+	assertion := b.w.tax.assertion(t, testIssuer)
+	redeem := func(assertion string) (int, string) {
+		t.Helper()
+		f := b.tax.start()
+		back, err := browse(t, b.browser, f.authURL, b.w.alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := b.browser.PostForm(testIssuer+"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
+			"redirect_uri": {rpRedirect}, "code_verifier": {f.verifier}, "client_id": {"tax-office"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer drain(resp)
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if st, body := redeem(assertion); st != http.StatusOK {
+		t.Fatalf("first use: %d %s", st, body)
+	}
+	if st, body := redeem(assertion); st != http.StatusUnauthorized || !strings.Contains(body, "already used") {
+		t.Errorf("replayed assertion: %d %s", st, body)
+	}
+	noJTI := b.w.tax.assertionWith(t, testIssuer, "")
+	if st, body := redeem(noJTI); st != http.StatusUnauthorized || !strings.Contains(body, "no jti") {
+		t.Errorf("assertion without jti: %d %s", st, body)
+	}
+}

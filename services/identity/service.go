@@ -67,6 +67,8 @@ type Service struct {
 
 	limMu    sync.Mutex
 	limiters map[string]*rate.Limiter
+
+	jtis jtiCache
 }
 
 type pushed struct {
@@ -94,6 +96,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{opts: opts, cfg: cfg, crls: crlCache{m: map[string]cachedCRL{}}, par: map[string]pushed{}, limiters: map[string]*rate.Limiter{}}
 	s.challenges = &challenges{ttl: cfg.challengeTTL, now: s.now, m: map[string]pending{}}
+	s.jtis = jtiCache{now: s.now, m: map[string]time.Time{}}
 	s.recorder = &access.Recorder{Log: opts.Log, Keys: opts.Keys, Site: opts.Site, Epoch: s.epoch, Now: opts.Now}
 
 	sk, pub, err := opts.Charter.StateKeyFor("oidc")
@@ -177,12 +180,14 @@ func (s *Service) routes() {
 	m.Handle("/", s.provider)
 	m.HandleFunc("GET /.well-known/openid-configuration", s.discovery)
 	m.HandleFunc("GET /authorize", s.authorize)
-	m.HandleFunc("POST /par", s.pushAuthorization)
+	m.Handle("POST /par", s.guardAssertion(http.HandlerFunc(s.pushAuthorization)))
+	m.Handle("POST /oauth/token", s.guardAssertion(s.provider))
+	m.Handle("POST /revoke", s.guardAssertion(s.provider))
 	m.HandleFunc("GET /login", s.login)
 	m.HandleFunc("POST /eid/login", s.eidLogin)
 	m.HandleFunc("GET /records/{registry}/{id}", s.readRecord)
 	m.HandleFunc("GET /records/{registry}", s.findOwn)
-	m.HandleFunc("POST /verify", s.verify)
+	m.Handle("POST /verify", s.guardAssertion(http.HandlerFunc(s.verify)))
 	m.HandleFunc("GET /tracker", s.tracker)
 	if s.passkeys != nil {
 		s.passkeys.routes(m)
