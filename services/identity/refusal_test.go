@@ -187,7 +187,7 @@ func TestOIDCRefusals(t *testing.T) {
 		}
 	}
 	r := get(with("scope", "openid verify profile records nonsense"))
-	if loc := location(t, r); loc.Query().Get("error") != "invalid_scope" || loc.Query().Get("state") != "s1" {
+	if loc := location(t, r); loc.Query().Get("error") != "invalid_scope" || loc.Query().Get("state") != "s1" || loc.Query().Get("iss") != testIssuer {
 		t.Errorf("disallowed scope: %s", loc)
 	}
 	bank := newRP(t, b.res, b.w, b.w.bank, "https://bank.example/cb", ScopeRecords)

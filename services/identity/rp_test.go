@@ -127,7 +127,7 @@ func (rp *relyingParty) signIn(t testing.TB, browser *http.Client, cit citizen) 
 		t.Fatal(err)
 	}
 	q := back.Query()
-	if q.Get("state") != f.state || q.Get("code") == "" {
+	if q.Get("state") != f.state || q.Get("code") == "" || q.Get("iss") != testIssuer {
 		t.Fatalf("redirect back: %s", back)
 	}
 	tok, err := rp.exchange(t, q.Get("code"), f.verifier)

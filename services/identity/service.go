@@ -179,7 +179,8 @@ func (s *Service) routes() {
 	m := http.NewServeMux()
 	m.Handle("/", s.provider)
 	m.HandleFunc("GET /.well-known/openid-configuration", s.discovery)
-	m.HandleFunc("GET /authorize", s.authorize)
+	m.Handle("GET /authorize", s.withIss(http.HandlerFunc(s.authorize)))
+	m.Handle("GET /authorize/callback", s.withIss(s.provider))
 	m.Handle("POST /par", s.guardAssertion(http.HandlerFunc(s.pushAuthorization)))
 	m.Handle("POST /oauth/token", s.guardAssertion(s.provider))
 	m.Handle("POST /revoke", s.guardAssertion(s.provider))
@@ -236,7 +237,7 @@ func (s *Service) discovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	meta["pushed_authorization_request_endpoint"] = s.cfg.Issuer + "/par"
-	meta["authorization_response_iss_parameter_supported"] = false
+	meta["authorization_response_iss_parameter_supported"] = true
 	// The library advertises every flow it can run; this provider runs
 	// only what FAPI-minded relying parties should use (docs/identity.md).
 	meta["response_types_supported"] = []string{"code"}
@@ -260,6 +261,45 @@ type captureWriter struct {
 func (c *captureWriter) Header() http.Header         { return c.header }
 func (c *captureWriter) Write(b []byte) (int, error) { return c.body.Write(b) }
 func (c *captureWriter) WriteHeader(s int)           { c.status = s }
+
+// withIss adds the issuer to every authorization response that redirects
+// to a client (RFC 9207), so a relying party talking to several issuers
+// can tell which one answered; the library does not.
+func (s *Service) withIss(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&issWriter{ResponseWriter: w, s: s}, r)
+	})
+}
+
+type issWriter struct {
+	http.ResponseWriter
+	s *Service
+}
+
+func (iw *issWriter) WriteHeader(status int) {
+	if status == http.StatusFound || status == http.StatusSeeOther {
+		if loc, err := url.Parse(iw.Header().Get("Location")); err == nil && iw.s.isClientRedirect(loc) {
+			q := loc.Query()
+			q.Set("iss", iw.s.cfg.Issuer)
+			loc.RawQuery = q.Encode()
+			iw.Header().Set("Location", loc.String())
+		}
+	}
+	iw.ResponseWriter.WriteHeader(status)
+}
+
+// isClientRedirect reports whether u is one of the clients' redirect URIs
+// (with its query): an authorization response, not a step of sign-in.
+func (s *Service) isClientRedirect(u *url.URL) bool {
+	base := *u
+	base.RawQuery = ""
+	for _, c := range s.cfg.clients {
+		if containsString(c.cfg.RedirectURIs, base.String()) {
+			return true
+		}
+	}
+	return false
+}
 
 // authorize checks what the library lets through silently (a scope the
 // client may not ask for is dropped there; here it is refused with
