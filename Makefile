@@ -41,6 +41,7 @@ FUZZ := \
 	services/identity:FuzzParseVerifyRequest:20000 \
 	services/identity:FuzzParseWebAuthn:10000 \
 	services/identity:FuzzAssertionID:20000 \
+	services/identity:FuzzParseDPoPProof:20000 \
 	services/access:FuzzLinkValue:20000 \
 	services/access:FuzzOpenSealed:10000
 # The real S3 server the store suite runs against (Apache-2.0).

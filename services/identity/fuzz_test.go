@@ -86,3 +86,20 @@ func FuzzAssertionID(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseDPoPProof: a proof is refused or parsed with every required
+// claim and a key thumbprint, never a panic.
+func FuzzParseDPoPProof(f *testing.F) {
+	f.Add("eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2In0.eyJqdGkiOiJ4In0.AAAA")
+	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseDPoPProof(s)
+		if err != nil {
+			return
+		}
+		if p.JKT == "" || p.JTI == "" || p.HTM == "" || p.HTU == "" {
+			t.Fatalf("accepted an incomplete proof %+v", p)
+		}
+	})
+}

@@ -63,23 +63,31 @@ func (j *jtiCache) seen(assertion string) error {
 	if exp.IsZero() || exp.After(now.Add(maxAssertionLife)) {
 		exp = now.Add(maxAssertionLife)
 	}
-	key := iss + "\x00" + jti
+	if err := j.remember(iss+"\x00"+jti, exp); err != nil {
+		return fmt.Errorf("client assertion jti %q of %s: %w", jti, iss, err)
+	}
+	return nil
+}
+
+// remember records key until the given time, refusing a key already held.
+func (j *jtiCache) remember(key string, until time.Time) error {
+	now := j.now()
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if until, ok := j.m[key]; ok && now.Before(until) {
-		return fmt.Errorf("client assertion jti %q of %s already used", jti, iss)
+	if u, ok := j.m[key]; ok && now.Before(u) {
+		return errors.New("already used")
 	}
 	if len(j.m) >= maxChallenges {
-		for k, until := range j.m {
-			if !now.Before(until) {
+		for k, u := range j.m {
+			if !now.Before(u) {
 				delete(j.m, k)
 			}
 		}
 		if len(j.m) >= maxChallenges {
-			return errors.New("too many client assertions in flight")
+			return errors.New("too many in flight")
 		}
 	}
-	j.m[key] = exp
+	j.m[key] = until
 	return nil
 }
 

@@ -182,7 +182,8 @@ func (s *Service) routes() {
 	m.Handle("GET /authorize", s.withIss(http.HandlerFunc(s.authorize)))
 	m.Handle("GET /authorize/callback", s.withIss(s.provider))
 	m.Handle("POST /par", s.guardAssertion(http.HandlerFunc(s.pushAuthorization)))
-	m.Handle("POST /oauth/token", s.guardAssertion(s.provider))
+	m.Handle("POST /oauth/token", s.guardAssertion(s.tokenWithDPoP(s.provider)))
+	m.Handle("/userinfo", s.userinfoWithDPoP(s.provider))
 	m.Handle("POST /revoke", s.guardAssertion(s.provider))
 	m.HandleFunc("GET /login", s.login)
 	m.HandleFunc("POST /eid/login", s.eidLogin)
@@ -238,6 +239,11 @@ func (s *Service) discovery(w http.ResponseWriter, r *http.Request) {
 	}
 	meta["pushed_authorization_request_endpoint"] = s.cfg.Issuer + "/par"
 	meta["authorization_response_iss_parameter_supported"] = true
+	algs := make([]string, len(dpopAlgs))
+	for i, a := range dpopAlgs {
+		algs[i] = string(a)
+	}
+	meta["dpop_signing_alg_values_supported"] = algs
 	// The library advertises every flow it can run; this provider runs
 	// only what FAPI-minded relying parties should use (docs/identity.md).
 	meta["response_types_supported"] = []string{"code"}
@@ -474,9 +480,16 @@ func (s *Service) completeSignIn(w http.ResponseWriter, r *http.Request, authReq
 // as the citizen, other clients' as the client on the citizen's behalf.
 func (s *Service) principal(r *http.Request, scope string) (access.Principal, int, string, string) {
 	auth := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || tok == "" {
-		return access.Principal{}, http.StatusUnauthorized, "invalid_request", "a bearer token is required"
+	scheme, tok, _ := strings.Cut(auth, " ")
+	if scheme != "Bearer" && scheme != "DPoP" || tok == "" {
+		return access.Principal{}, http.StatusUnauthorized, "invalid_request", "a Bearer or DPoP token is required"
+	}
+	jkt := ""
+	if scheme == "DPoP" {
+		var err error
+		if jkt, err = s.checkDPoP(r, tok); err != nil {
+			return access.Principal{}, http.StatusUnauthorized, "invalid_dpop_proof", err.Error()
+		}
 	}
 	plain, err := s.provider.Crypto().Decrypt(tok)
 	if err != nil {
@@ -489,6 +502,9 @@ func (s *Service) principal(r *http.Request, scope string) (access.Principal, in
 	t, err := s.store.lookupToken(id)
 	if err != nil || t.subject != sub {
 		return access.Principal{}, http.StatusUnauthorized, "invalid_token", fmt.Sprint(err)
+	}
+	if t.jkt != jkt {
+		return access.Principal{}, http.StatusUnauthorized, "invalid_token", "the token is bound to a DPoP key: present it as DPoP with a proof by that key (and a bearer token not as DPoP)"
 	}
 	if scope != "" && !containsString(t.scopes, scope) {
 		return access.Principal{}, http.StatusForbidden, "insufficient_scope", "the token lacks scope " + scope

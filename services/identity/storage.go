@@ -76,6 +76,8 @@ type token struct {
 	expires  time.Time
 	epoch    uint64
 	revoked  bool
+	// jkt binds a DPoP token to its key's thumbprint ("" for bearer).
+	jkt string
 }
 
 type usedCode struct {
@@ -240,6 +242,7 @@ func (st *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (
 		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
 	t := &token{id: newID(), clientID: a.clientID, subject: a.subject, scopes: a.scopes, expires: st.s.now().Add(accessTokenTTL), epoch: st.s.epoch()}
+	t.jkt, _ = ctx.Value(jktKey{}).(string)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.sweepLocked()
@@ -363,6 +366,9 @@ func (st *storage) SetUserinfoFromToken(ctx context.Context, ui *oidc.UserInfo, 
 	}
 	if t.subject != subject {
 		return errors.New("token subject mismatch")
+	}
+	if jkt, _ := ctx.Value(jktKey{}).(string); jkt != t.jkt {
+		return errors.New("a DPoP-bound token needs a DPoP proof by its key")
 	}
 	return st.s.fillClaims(ctx, ui, t)
 }
