@@ -30,10 +30,6 @@ const dpopSkew = 60 * time.Second
 // maxDPoPProof bounds a proof: a header with a public key and a few claims.
 const maxDPoPProof = 8 << 10
 
-// dpopAlgs are the asymmetric algorithms a proof may use (none and HMAC
-// are refused).
-var dpopAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.EdDSA}
-
 // DPoPProof is a verified proof's content.
 type DPoPProof struct {
 	JKT string // RFC 7638 thumbprint of the proof's key
@@ -59,7 +55,7 @@ func ParseDPoPProof(proof string) (*DPoPProof, error) {
 	if len(proof) > maxDPoPProof {
 		return nil, fmt.Errorf("DPoP proof: more than %d bytes", maxDPoPProof)
 	}
-	jws, err := jose.ParseSigned(proof, dpopAlgs)
+	jws, err := jose.ParseSigned(proof, asymmetricAlgs())
 	if err != nil {
 		return nil, fmt.Errorf("DPoP proof: %w", err)
 	}

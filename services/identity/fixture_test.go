@@ -61,11 +61,18 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
-var serials atomic.Int64
+// serial is a random certificate or CRL serial number.
+func serial(t testing.TB) *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
 
 func mkCert(t testing.TB, tmpl *x509.Certificate, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) *x509.Certificate {
 	t.Helper()
-	tmpl.SerialNumber = big.NewInt(1000 + serials.Add(1))
+	tmpl.SerialNumber = serial(t)
 	if parent == nil {
 		parent = tmpl
 	}
@@ -118,7 +125,7 @@ func (p *pki) crl(t testing.TB, revoked ...*x509.Certificate) []byte {
 	for _, c := range revoked {
 		entries = append(entries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: time.Now()})
 	}
-	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(serials.Add(1)), ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(24 * time.Hour),
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: serial(t), ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(24 * time.Hour),
 		RevokedCertificateEntries: entries}, p.ca, p.caKey)
 	if err != nil {
 		t.Fatal(err)

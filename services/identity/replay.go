@@ -24,8 +24,11 @@ import (
 // maxAssertionLife caps how long a jti is remembered, whatever exp says.
 const maxAssertionLife = time.Hour
 
-// assertionAlgs are the algorithms an assertion's header may name.
-var assertionAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.EdDSA}
+// asymmetricAlgs are the algorithms a client assertion's or DPoP proof's
+// header may name: none and HMAC never.
+func asymmetricAlgs() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.EdDSA}
+}
 
 type jtiCache struct {
 	now func() time.Time
@@ -36,7 +39,7 @@ type jtiCache struct {
 // AssertionID reads the issuer, jti and expiry of a client assertion
 // without verifying it.
 func AssertionID(assertion string) (iss, jti string, exp time.Time, err error) {
-	tok, err := jwt.ParseSigned(assertion, assertionAlgs)
+	tok, err := jwt.ParseSigned(assertion, asymmetricAlgs())
 	if err != nil {
 		return "", "", time.Time{}, fmt.Errorf("client assertion: %w", err)
 	}

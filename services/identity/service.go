@@ -239,6 +239,7 @@ func (s *Service) discovery(w http.ResponseWriter, r *http.Request) {
 	}
 	meta["pushed_authorization_request_endpoint"] = s.cfg.Issuer + "/par"
 	meta["authorization_response_iss_parameter_supported"] = true
+	dpopAlgs := asymmetricAlgs()
 	algs := make([]string, len(dpopAlgs))
 	for i, a := range dpopAlgs {
 		algs[i] = string(a)
