@@ -427,7 +427,7 @@ type LoginChallenge struct {
 	Challenge   string    `json:"challenge"`
 	Expires     time.Time `json:"expires"`
 	EID         string    `json:"eid"`
-	Passkey     string    `json:"passkey,omitempty"`
+	Passkey     string    `json:"passkey,omitempty"` // where the passkey ceremony begins (POST)
 }
 
 func (s *Service) login(w http.ResponseWriter, r *http.Request) {
@@ -443,7 +443,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	}
 	lc := LoginChallenge{AuthRequest: id, Challenge: ch, Expires: exp, EID: s.cfg.Issuer + "/eid/login"}
 	if s.passkeys != nil {
-		lc.Passkey = s.cfg.Issuer + "/passkey/login?authRequestID=" + url.QueryEscape(id)
+		lc.Passkey = s.cfg.Issuer + "/passkey/login/begin?authRequestID=" + url.QueryEscape(id)
 	}
 	writeJSON(w, http.StatusOK, lc)
 }
