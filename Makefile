@@ -8,7 +8,7 @@
 GO        ?= go
 PKGS      := ./...
 # Packages with concurrency worth the race detector's time.
-RACE_PKGS := ./ledger/ ./registry/ ./store/... ./seal/ ./site/ ./internal/...
+RACE_PKGS := ./ledger/ ./registry/ ./store/... ./seal/ ./site/ ./internal/... ./services/...
 # Fuzz targets run briefly on every `make test`: package:target:executions.
 # Every parser of outside input has one. Budgets are execution counts, not
 # durations: Go 1.26's coordinator can fail a duration-bounded run with a
@@ -36,7 +36,14 @@ FUZZ := \
 	store:FuzzPackTail:20000 \
 	store:FuzzIndexObject:20000 \
 	siteapi:FuzzParseSignatureHeader:20000 \
-	site:FuzzParseConfig:3000
+	site:FuzzParseConfig:3000 \
+	services/identity:FuzzParseEIDResponse:20000 \
+	services/identity:FuzzParseVerifyRequest:20000 \
+	services/identity:FuzzParseWebAuthn:10000 \
+	services/identity:FuzzAssertionID:20000 \
+	services/identity:FuzzParseDPoPProof:20000 \
+	services/access:FuzzLinkValue:20000 \
+	services/access:FuzzOpenSealed:10000
 # The real S3 server the store suite runs against (Apache-2.0).
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin

@@ -10,6 +10,15 @@ const (
 	AccessHistory    = "history"    // GET …/records/{id}/history: a record's versions
 	AccessFind       = "find"       // GET …/records?field=F&value=V: a search
 	AccessAttachment = "attachment" // GET …/records/{id}/attachments/{name}
+	AccessVerify     = "verify"     // an identity verification (match / no-match) by a relying party
+)
+
+// Readers an access entry names (AccessEntry.Reader). Entries without one
+// are officials' reads.
+const (
+	ReaderOfficial = "official"
+	ReaderCitizen  = "citizen"
+	ReaderClient   = "client"
 )
 
 // AccessEntry is the payload of a ledger access entry: who read what at
@@ -49,6 +58,20 @@ type AccessEntry struct {
 	// with the same query. Absent when the find fits one entry.
 	Part  int `json:"part,omitempty"`
 	Parts int `json:"parts,omitempty"`
+	// Reader is who read: ReaderOfficial (also when absent), ReaderCitizen
+	// or ReaderClient. A citizen's identity is never in clear: it is in
+	// Sealed.
+	Reader string `json:"reader,omitempty"`
+	// Client is the relying party's client id, in clear (relying parties
+	// are institutions the charter names).
+	Client string `json:"client,omitempty"`
+	// Sealed holds what would tie the entry to a citizen or say why they
+	// were read: the reading citizen's person id, the purpose, a
+	// verification's answer. It is sealed with the registry's data key
+	// (services/access.SealedPart), additional data binding the blinded id
+	// read, the epoch and the entry's clear fields, so a host learns
+	// nothing and nobody can move it to another entry.
+	Sealed []byte `json:"sealed,omitempty"`
 }
 
 // AccessResult is one record a find returned: its blinded id and the

@@ -38,7 +38,7 @@ var layers = [][]string{
 	{"bundle", "audit"},
 	// Wire types and the Go client of every endpoint: below the guest,
 	// which calls other sites (fences, drill reports, fills) through it.
-	{"siteapi"},
+	{"siteapi", "services/access"},
 	// One guest at one site, and the services an active guest runs.
 	{"guest", "services/...", "connect/...", "site/ui"},
 	// HTTP only.
