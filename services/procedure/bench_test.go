@@ -20,7 +20,7 @@ import (
 //	go test -run XXX -bench StepPaced -benchtime 3000x ./services/procedure
 func BenchmarkStepPaced(b *testing.B) {
 	const rate = 1000
-	fx := newFixture(b)
+	fx := newFixtureInterval(b, 0)
 	ctx := context.Background()
 	key := fx.keys["registrar"]
 	cases := make([]*Case, b.N)
@@ -91,7 +91,7 @@ func BenchmarkStepPaced(b *testing.B) {
 //
 //	go test -run XXX -bench PaymentRun1000 -benchtime 5x ./services/procedure
 func BenchmarkPaymentRun1000(b *testing.B) {
-	fx := newFixture(b)
+	fx := newFixtureInterval(b, 0)
 	ctx := context.Background()
 	for i := range 1000 {
 		fx.put(b, "pensions", fmt.Sprintf("PEN-%06d", i), pensioner(i, "old-age", "812.50"))
@@ -105,6 +105,38 @@ func BenchmarkPaymentRun1000(b *testing.B) {
 		}
 		if c.Payment.NbOfTxs != 1000 {
 			b.Fatalf("%d transactions", c.Payment.NbOfTxs)
+		}
+	}
+}
+
+// BenchmarkStep is one step end to end, one after another: its ns/op is
+// the step's cost (CPU, and one durable group commit per step, since
+// nothing else is in flight to share it).
+//
+//	go test -run XXX -bench 'Step$' -benchtime 1000x ./services/procedure
+func BenchmarkStep(b *testing.B) {
+	fx := newFixtureInterval(b, 0)
+	ctx := context.Background()
+	key := fx.keys["registrar"]
+	cases := make([]*Case, b.N)
+	for i := range cases {
+		in := fmt.Sprintf(`{"child_id":"DR-%010d","given_name":"Nia","family_name":"Okafor","birth_date":"2026-12-01","place_of_birth":"Northport","mother_id":"DR-1990000042"}`, i)
+		c, err := fx.eng.Start(ctx, StartRequest{Procedure: "register-birth", Input: json.RawMessage(in), Official: "registrar"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cases[i] = c
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		c := cases[i]
+		claim := StepClaim{Guest: fx.c.Guest.ID, Case: c.ID, Procedure: c.Procedure, Step: "decide", Subject: c.Subject, Official: "registrar"}
+		sig, err := SignStep(claim, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := fx.eng.Advance(ctx, &Submission{Case: c.ID, Step: "decide", Official: "registrar", Sig: sig}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

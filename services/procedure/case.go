@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"sort"
 	"strings"
@@ -145,8 +144,31 @@ type Options struct {
 type Engine struct {
 	opts  Options
 	doc   *Document
-	locks [64]sync.Mutex // by case id: a case's steps are read, checked and written one at a time
+	// A case's acts are read, checked and written one at a time; cases
+	// do not wait for each other (a shared stripe would hold one case's
+	// act behind another's durable write).
+	mu    sync.Mutex
+	locks map[string]*caseLock
+	// open caches the latest version of each open case this engine wrote,
+	// so that a step does not read, prove and unseal the case's ledger
+	// entry again. A cached case is used only while the registry's index
+	// still names the very version (ledger index) cached.
+	open map[string]cachedCase
 }
+
+type caseLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+type cachedCase struct {
+	c    Case
+	atts []registry.Attachment
+}
+
+// maxCachedCases bounds the cache of open cases; past it, cases are read
+// from the ledger.
+const maxCachedCases = 1 << 16
 
 // New checks the options and the procedures against the charter.
 func New(opts Options) (*Engine, error) {
@@ -168,7 +190,7 @@ func New(opts Options) (*Engine, error) {
 	} else if err := doc.Check(opts.Charter); err != nil {
 		return nil, fmt.Errorf("procedure engine: %w", err)
 	}
-	return &Engine{opts: opts, doc: doc}, nil
+	return &Engine{opts: opts, doc: doc, locks: map[string]*caseLock{}, open: map[string]cachedCase{}}, nil
 }
 
 // Procedures returns the declared procedures.
@@ -184,12 +206,25 @@ type StartRequest struct {
 	Citizen   string
 }
 
+// lock takes case id's lock and returns its release.
 func (e *Engine) lock(id string) func() {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	m := &e.locks[h.Sum32()%uint32(len(e.locks))]
-	m.Lock()
-	return m.Unlock
+	e.mu.Lock()
+	l := e.locks[id]
+	if l == nil {
+		l = &caseLock{}
+		e.locks[id] = l
+	}
+	l.refs++
+	e.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		e.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(e.locks, id)
+		}
+		e.mu.Unlock()
+	}
 }
 
 // Start opens a case. A procedure without steps is decided at once, the
@@ -296,6 +331,15 @@ func (e *Engine) write(ctx context.Context, c *Case, atts []registry.Attachment,
 		return nil, fmt.Errorf("case %s: %w", c.ID, err)
 	}
 	c.Version, c.Index = recs[0].Version, recs[0].Index
+	e.mu.Lock()
+	if c.State == StateDecided {
+		delete(e.open, c.ID)
+	} else if len(e.open) < maxCachedCases {
+		cc := *c
+		cc.Steps = slices.Clone(c.Steps)
+		e.open[c.ID] = cachedCase{c: cc, atts: atts}
+	}
+	e.mu.Unlock()
 	return c, nil
 }
 
@@ -308,6 +352,16 @@ func (e *Engine) Case(ctx context.Context, id string) (*Case, error) {
 func (e *Engine) load(ctx context.Context, id string) (*Case, []registry.Attachment, error) {
 	if !caseIDRe.MatchString(id) {
 		return nil, nil, &Refusal{Field: "case", Reason: fmt.Sprintf("%q is not a case id", abbreviate(id))}
+	}
+	e.mu.Lock()
+	cc, ok := e.open[id]
+	e.mu.Unlock()
+	if ok {
+		if h, err := e.opts.Registries.History(ctx, CasesRegistry, id); err == nil && len(h) > 0 && h[len(h)-1].Index == cc.c.Index {
+			c := cc.c
+			c.Steps = slices.Clone(cc.c.Steps)
+			return &c, cc.atts, nil
+		}
 	}
 	rec, err := e.opts.Registries.Get(ctx, CasesRegistry, id, registry.AsOf{})
 	if errors.Is(err, registry.ErrNotFound) {

@@ -294,3 +294,27 @@ func TestAmendedProcedureRefusesOpenCase(t *testing.T) {
 	_, err = eng.Advance(ctx, fx.sign(t, c, "decide", "registrar", fx.keys["registrar"]))
 	wantRefusal(t, err, "procedure: procedure register-birth was amended")
 }
+
+// TestCachedCaseNotUsedOnceStale: an engine's cache of open cases is used
+// only while the registry still names the version cached; a step another
+// engine wrote in between is read from the ledger.
+func TestCachedCaseNotUsedOnceStale(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	c := fx.startPayment(t, 2) // cached in fx.eng
+	other, err := New(Options{Charter: fx.c, Registries: fx.reg, Log: fx.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Advance(ctx, fx.sign(t, c, "approve", "min-interior", fx.keys["min-interior"])); err != nil {
+		t.Fatal(err)
+	}
+	// The same official again, through the first engine: refused, because
+	// it sees the signature the other engine recorded.
+	_, err = fx.eng.Advance(ctx, fx.sign(t, c, "approve", "min-interior", fx.keys["min-interior"]))
+	wantRefusal(t, err, "already signed")
+	d, err := fx.eng.Advance(ctx, fx.sign(t, c, "approve", "min-justice", fx.keys["min-justice"]))
+	if err != nil || d.State != StateDecided {
+		t.Fatalf("second minister: %v %+v", err, d)
+	}
+}

@@ -78,11 +78,21 @@ type fixture struct {
 	reg  *registry.Registries
 	eng  *Engine
 	now  time.Time
+
+	interval time.Duration
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	fx := &fixture{dir: t.TempDir(), now: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}
+	return newFixtureInterval(t, time.Millisecond)
+}
+
+// newFixtureInterval publishes checkpoints at most every interval (0: the
+// ledger's default, what a site runs with; the tests use 1 ms so that
+// reads are proven at once).
+func newFixtureInterval(t testing.TB, interval time.Duration) *fixture {
+	t.Helper()
+	fx := &fixture{dir: t.TempDir(), now: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC), interval: interval}
 	fx.c, fx.keys = testCharter(t)
 	var err error
 	if fx.root, err = seal.NewRootKey(); err != nil {
@@ -101,7 +111,7 @@ func (fx *fixture) open(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fx.log, err = ledger.Open(ctx, filepath.Join(fx.dir, "ledger"), ledger.Options{Origin: fx.c.Guest.Origin, Signer: signer, CheckpointInterval: time.Millisecond}); err != nil {
+	if fx.log, err = ledger.Open(ctx, filepath.Join(fx.dir, "ledger"), ledger.Options{Origin: fx.c.Guest.Origin, Signer: signer, CheckpointInterval: fx.interval}); err != nil {
 		t.Fatal(err)
 	}
 	be, err := storefs.New(filepath.Join(fx.dir, "blobs"))
