@@ -20,18 +20,9 @@ import (
 //	go test -run XXX -bench StepPaced -benchtime 3000x ./services/procedure
 func BenchmarkStepPaced(b *testing.B) {
 	const rate = 1000
-	fx := newFixtureInterval(b, 0)
+	fx, cases := openBirthCases(b)
 	ctx := context.Background()
 	key := fx.keys["registrar"]
-	cases := make([]*Case, b.N)
-	for i := range cases {
-		in := fmt.Sprintf(`{"child_id":"DR-%010d","given_name":"Nia","family_name":"Okafor","birth_date":"2026-12-01","place_of_birth":"Northport","mother_id":"DR-1990000042"}`, i)
-		c, err := fx.eng.Start(ctx, StartRequest{Procedure: "register-birth", Input: json.RawMessage(in), Official: "registrar"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		cases[i] = c
-	}
 	lat := make([]time.Duration, b.N)
 	var wg sync.WaitGroup
 	errs := make(chan error, b.N)
@@ -115,18 +106,9 @@ func BenchmarkPaymentRun1000(b *testing.B) {
 //
 //	go test -run XXX -bench 'Step$' -benchtime 1000x ./services/procedure
 func BenchmarkStep(b *testing.B) {
-	fx := newFixtureInterval(b, 0)
+	fx, cases := openBirthCases(b)
 	ctx := context.Background()
 	key := fx.keys["registrar"]
-	cases := make([]*Case, b.N)
-	for i := range cases {
-		in := fmt.Sprintf(`{"child_id":"DR-%010d","given_name":"Nia","family_name":"Okafor","birth_date":"2026-12-01","place_of_birth":"Northport","mother_id":"DR-1990000042"}`, i)
-		c, err := fx.eng.Start(ctx, StartRequest{Procedure: "register-birth", Input: json.RawMessage(in), Official: "registrar"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		cases[i] = c
-	}
 	b.ResetTimer()
 	for i := range b.N {
 		c := cases[i]
@@ -139,4 +121,20 @@ func BenchmarkStep(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// openBirthCases opens b.N birth cases, each waiting for the registrar's
+// decision, on a ledger with the default checkpoint interval.
+func openBirthCases(b *testing.B) (*fixture, []*Case) {
+	fx := newFixtureInterval(b, 0)
+	cases := make([]*Case, b.N)
+	for i := range cases {
+		in := fmt.Sprintf(`{"child_id":"DR-%010d","given_name":"Nia","family_name":"Okafor","birth_date":"2026-12-01","place_of_birth":"Northport","mother_id":"DR-1990000042"}`, i)
+		c, err := fx.eng.Start(context.Background(), StartRequest{Procedure: "register-birth", Input: json.RawMessage(in), Official: "registrar"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cases[i] = c
+	}
+	return fx, cases
 }

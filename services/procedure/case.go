@@ -142,8 +142,8 @@ type Options struct {
 
 // Engine runs cases at the writer site.
 type Engine struct {
-	opts  Options
-	doc   *Document
+	opts Options
+	doc  *Document
 	// A case's acts are read, checked and written one at a time; cases
 	// do not wait for each other (a shared stripe would hold one case's
 	// act behind another's durable write).

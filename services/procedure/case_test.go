@@ -1,9 +1,13 @@
 package procedure
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -316,5 +320,42 @@ func TestCachedCaseNotUsedOnceStale(t *testing.T) {
 	d, err := fx.eng.Advance(ctx, fx.sign(t, c, "approve", "min-justice", fx.keys["min-justice"]))
 	if err != nil || d.State != StateDecided {
 		t.Fatalf("second minister: %v %+v", err, d)
+	}
+}
+
+// TestCasesLeakNothingToTheHost: a host reads every byte of the ledger;
+// a case's input, its procedure and its officials are in none of them.
+func TestCasesLeakNothingToTheHost(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	in := `{"child_id":"DR-2026000001","given_name":"Zephyrine","family_name":"Quixotic","birth_date":"2026-12-01","place_of_birth":"Northport","mother_id":"DR-1990000042"}`
+	c, err := fx.eng.Start(ctx, StartRequest{Procedure: "register-birth", Input: json.RawMessage(in), Official: "registrar"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.eng.Advance(ctx, fx.sign(t, c, "decide", "registrar", fx.keys["registrar"])); err != nil {
+		t.Fatal(err)
+	}
+	fx.close(t) // everything on disk
+	secrets := []string{"Zephyrine", "Quixotic", "Northport", "DR-2026000001", "register-birth", strings.TrimPrefix(c.ID, "case-"), `"registrar"`}
+	n := 0
+	err = filepath.WalkDir(fx.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		n += len(b)
+		for _, s := range secrets {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s holds %q in the clear", path, s)
+			}
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("walked %d bytes: %v", n, err)
 	}
 }

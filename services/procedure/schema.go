@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/chancery-gov/chancery/continuity"
 )
 
 // Schema is the JSON Schema subset a procedure's inputs are declared in:
@@ -413,18 +415,9 @@ func canonicalValue(v any) ([]byte, error) {
 	return nil, fmt.Errorf("an enum value is a string, number, boolean or null, not %s", kindOf(v))
 }
 
-// canonicalJSON is the encoding signed and hashed here, as in continuity:
-// what encoding/json writes with HTML escaping off and without the final
-// newline, so that a verifier in another language reproduces the bytes.
-func canonicalJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
+// canonicalJSON is the encoding signed and hashed here: continuity's,
+// the one orders are signed in.
+func canonicalJSON(v any) ([]byte, error) { return continuity.CanonicalJSON(v) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

@@ -158,7 +158,9 @@ func breakValue(t *rapid.T, s *Schema) (any, bool) {
 			options = append(options, func() any { return "purple" })
 		}
 		if s.Format == "date" {
-			options = append(options, func() any { return rapid.SampledFrom([]string{"2026-02-30", "2026-1-01", "20260101", "2026-13-01"}).Draw(t, "bad-date") })
+			options = append(options, func() any {
+				return rapid.SampledFrom([]string{"2026-02-30", "2026-1-01", "20260101", "2026-13-01"}).Draw(t, "bad-date")
+			})
 		}
 		if s.Pattern != "" {
 			options = append(options, func() any { return "abcd" + rapid.StringMatching("[d-z0-9]{1,3}").Draw(t, "bad") })
