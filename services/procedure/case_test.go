@@ -359,3 +359,76 @@ func TestCasesLeakNothingToTheHost(t *testing.T) {
 		t.Fatalf("walked %d bytes: %v", n, err)
 	}
 }
+
+// TestDecisionIsAllOrNothing: when one effect of a decision cannot be
+// written (here the second lacks the population register's index field
+// last_name), neither the decision nor the first effect lands, and the
+// case stays open at its version.
+func TestDecisionIsAllOrNothing(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	doc, err := ParseDocument([]byte(`
+procedures:
+  - id: register-twins
+    title: Register twins
+    start: {roles: [registrar]}
+    input:
+      type: object
+      required: [first, second, family_name]
+      properties:
+        first: {type: string}
+        second: {type: string}
+        family_name: {type: string}
+    steps:
+      - {id: decide, role: registrar, signatures: 1}
+    effects:
+      - registry: population
+        id: "{input.first}"
+        fields: {national_id: "{input.first}", last_name: "{input.family_name}"}
+      - registry: population
+        id: "{input.second}"
+        fields: {national_id: "{input.second}"}
+      - registry: land
+        id: "P-{input.first}"
+        merge: true
+        fields: {owner_id: "{input.first}"}
+    output: {kind: decision}
+`), fx.c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := New(Options{Charter: fx.c, Registries: fx.reg, Log: fx.log, Procedures: doc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := eng.Start(ctx, StartRequest{Procedure: "register-twins", Official: "registrar",
+		Input: json.RawMessage(`{"first":"DR-1","second":"DR-2","family_name":"Okafor"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The merge into a parcel that does not exist is refused before
+	// anything is written, naming the effect.
+	size := fx.log.Size()
+	_, err = eng.Advance(ctx, fx.sign(t, c, "decide", "registrar", fx.keys["registrar"]))
+	wantRefusal(t, err, "effects[2]: land record P-DR-1: merge")
+	if fx.log.Size() != size {
+		t.Fatal("a refused decision was recorded")
+	}
+	fx.put(t, "land", "P-DR-1", map[string]any{"parcel_id": "P-DR-1", "owner_id": "DR-9"})
+	size = fx.log.Size()
+	// Now the batch itself is refused by the registry, whole.
+	_, err = eng.Advance(ctx, fx.sign(t, c, "decide", "registrar", fx.keys["registrar"]))
+	if err == nil || !strings.Contains(err.Error(), "apply write 2") || !strings.Contains(err.Error(), "last_name") {
+		t.Fatalf("decision with a bad effect: %v", err)
+	}
+	if fx.log.Size() != size {
+		t.Fatalf("a refused decision appended %d entries", fx.log.Size()-size)
+	}
+	if _, err := fx.reg.Get(ctx, "population", "DR-1", registry.AsOf{}); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("the first effect landed without the decision: %v", err)
+	}
+	got, err := eng.Case(ctx, c.ID)
+	if err != nil || got.State != StateOpen || got.Version != 1 || len(got.Steps) != 0 {
+		t.Fatalf("case after the failed decision: %v %+v", err, got)
+	}
+}
