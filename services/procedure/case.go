@@ -713,3 +713,65 @@ func (e *Engine) CheckPaymentFile(ctx context.Context, caseID string, file []byt
 	}
 	return VerifyPaymentFile(e.opts.Charter, file, a)
 }
+
+// VerifyCase checks a case record against the charter whose procedures it
+// ran under, without the site: every official's signature verifies under
+// the charter's key over the case's subject, each signer holds the step's
+// role and signs a step once, each citizen consent is by the person the
+// step names, and a decided case has every step complete. It is the check
+// an auditor runs over cases read from the ledger.
+func VerifyCase(c *charter.Charter, doc *Document, k *Case) error {
+	if c == nil || doc == nil || k == nil {
+		return errors.New("verify case: no charter, procedures or case")
+	}
+	p, ok := doc.Lookup(k.Procedure)
+	if !ok || p.Hash() != k.ProcedureHash {
+		return fmt.Errorf("verify case %s: procedure %s (hash %s) is not declared in charter v%d", k.ID, abbreviate(k.Procedure), abbreviate(k.ProcedureHash), c.Version)
+	}
+	var v any
+	if err := decodeStrict(k.Input, &v); err != nil {
+		return fmt.Errorf("verify case %s: input: %w", k.ID, err)
+	}
+	if err := p.Input.Validate("input", v); err != nil {
+		return fmt.Errorf("verify case %s: %w", k.ID, err)
+	}
+	input, _ := v.(map[string]any)
+	signed := map[string]bool{}
+	for i, r := range k.Steps {
+		at := slices.IndexFunc(p.Steps, func(s Step) bool { return s.ID == r.Step })
+		if at < 0 {
+			return fmt.Errorf("verify case %s: steps[%d]: %q is not a step of %s", k.ID, i, abbreviate(r.Step), p.ID)
+		}
+		st := p.Steps[at]
+		if st.Citizen != "" {
+			if want, _ := input[st.Citizen].(string); r.Citizen == "" || r.Citizen != want {
+				return fmt.Errorf("verify case %s: steps[%d] (%s): consent by %q, the step names input.%s", k.ID, i, st.ID, abbreviate(r.Citizen), st.Citizen)
+			}
+			continue
+		}
+		claim := StepClaim{Guest: c.Guest.ID, Case: k.ID, Procedure: p.ID, Step: st.ID, Subject: k.Subject, Official: r.Official}
+		o, err := verifyStep(c, claim, r.Sig)
+		if err != nil {
+			return fmt.Errorf("verify case %s: steps[%d] (%s): %w", k.ID, i, st.ID, err)
+		}
+		if !o.HasRole(st.Role) {
+			return fmt.Errorf("verify case %s: steps[%d] (%s): official %s does not hold role %s", k.ID, i, st.ID, o.ID, st.Role)
+		}
+		if signed[st.ID+"\x00"+o.ID] {
+			return fmt.Errorf("verify case %s: steps[%d] (%s): official %s signed twice", k.ID, i, st.ID, o.ID)
+		}
+		signed[st.ID+"\x00"+o.ID] = true
+	}
+	_, done := currentStep(p, k)
+	switch {
+	case k.State == StateDecided && !done:
+		return fmt.Errorf("verify case %s: decided with steps incomplete", k.ID)
+	case k.State == StateDecided && k.Decision == nil:
+		return fmt.Errorf("verify case %s: decided without a decision", k.ID)
+	case k.State == StateOpen && (done && len(p.Steps) > 0 || k.Decision != nil):
+		return fmt.Errorf("verify case %s: open with every step complete or a decision", k.ID)
+	case k.State != StateOpen && k.State != StateDecided:
+		return fmt.Errorf("verify case %s: state %q", k.ID, abbreviate(k.State))
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -430,5 +431,54 @@ procedures:
 	got, err := eng.Case(ctx, c.ID)
 	if err != nil || got.State != StateOpen || got.Version != 1 || len(got.Steps) != 0 {
 		t.Fatalf("case after the failed decision: %v %+v", err, got)
+	}
+}
+
+func TestVerifyCase(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	fx.put(t, "land", "P-17", map[string]any{"parcel_id": "P-17", "owner_id": "DR-1000000001"})
+	c, err := fx.eng.Start(ctx, StartRequest{Procedure: "transfer-parcel", Official: "notary",
+		Input: json.RawMessage(`{"parcel_id":"P-17","seller_id":"DR-1000000001","buyer_id":"DR-1000000002","price":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"DR-1000000001", "DR-1000000002"} {
+		if c, err = fx.eng.Advance(ctx, &Submission{Case: c.ID, Step: map[string]string{"DR-1000000001": "seller-consents", "DR-1000000002": "buyer-consents"}[p], Citizen: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, err = fx.eng.Advance(ctx, fx.sign(t, c, "notarise", "notary", fx.keys["notary"])); err != nil {
+		t.Fatal(err)
+	}
+	fx.reopen(t)
+	c, err = fx.eng.Case(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := fx.eng.Procedures()
+	if err := VerifyCase(fx.c, doc, c); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		mut  func(k *Case)
+		want string
+	}{
+		"signature altered":  {func(k *Case) { k.Steps[2].Sig[0] ^= 1 }, "steps[2] (notarise): the signature of official notary does not verify"},
+		"subject altered":    {func(k *Case) { k.Subject = strings.Repeat("0", 64) }, "does not verify"},
+		"consent moved":      {func(k *Case) { k.Steps[1].Citizen = "DR-1000000003" }, "steps[1] (buyer-consents): consent by"},
+		"step dropped":       {func(k *Case) { k.Steps = k.Steps[:2] }, "decided with steps incomplete"},
+		"input altered":      {func(k *Case) { k.Input = json.RawMessage(`{"parcel_id":"P-17"}`) }, "input.seller_id: required"},
+		"procedure replaced": {func(k *Case) { k.ProcedureHash = strings.Repeat("a", 64) }, "is not declared"},
+	} {
+		k := *c
+		k.Steps = slices.Clone(c.Steps)
+		for i := range k.Steps {
+			k.Steps[i].Sig = bytes.Clone(c.Steps[i].Sig)
+		}
+		tc.mut(&k)
+		if err := VerifyCase(fx.c, doc, &k); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
 	}
 }
