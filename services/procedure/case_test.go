@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chancery-gov/chancery/registry"
@@ -480,5 +481,39 @@ func TestVerifyCase(t *testing.T) {
 		if err := VerifyCase(fx.c, doc, &k); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
 		}
+	}
+}
+
+// TestConcurrentStepsOnOneCase: the same official's signature submitted
+// eight times at once counts once; the others are refused as repeats.
+func TestConcurrentStepsOnOneCase(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	c := fx.startPayment(t, 2)
+	sub := fx.sign(t, c, "approve", "min-interior", fx.keys["min-interior"])
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = fx.eng.Advance(ctx, sub)
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		} else if !strings.Contains(err.Error(), "already signed") {
+			t.Fatal(err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of 8 identical signatures accepted, want 1", ok)
+	}
+	got, err := fx.eng.Case(ctx, c.ID)
+	if err != nil || len(got.Steps) != 1 || got.Version != 2 {
+		t.Fatalf("case: %v %+v", err, got)
 	}
 }
