@@ -274,6 +274,11 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*Case, error) {
 	if err != nil {
 		return nil, refuse("input", "%v", err)
 	}
+	// The case record is one ledger entry with its steps; escapes can
+	// make the encoded input larger than the submission.
+	if len(canonInput) > maxInputSize {
+		return nil, refuse("input", "%d bytes once encoded, at most %d", len(canonInput), maxInputSize)
+	}
 	id, err := newCaseID()
 	if err != nil {
 		return nil, fmt.Errorf("procedure %s: %w", p.ID, err)

@@ -517,3 +517,36 @@ func TestConcurrentStepsOnOneCase(t *testing.T) {
 		t.Fatalf("case: %v %+v", err, got)
 	}
 }
+
+func TestInputThatGrowsWhenEncodedIsRefused(t *testing.T) {
+	fx := newFixture(t)
+	doc, err := ParseDocument([]byte(`
+procedures:
+  - id: note
+    title: File a note
+    start: {citizen: true}
+    input:
+      type: object
+      properties:
+        text: {type: string}
+    output: {kind: decision}
+`), fx.c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := New(Options{Charter: fx.c, Registries: fx.reg, Log: fx.log, Procedures: doc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// U+2028 is 3 bytes in the submission and 6 ("\u2028") once encoded:
+	// a submission under the limit would make a case record too large
+	// for one ledger entry.
+	text := strings.Repeat("\u2028", 10900)
+	size := fx.log.Size()
+	_, err = eng.Start(context.Background(), StartRequest{Procedure: "note", Citizen: "DR-1000000001",
+		Input: json.RawMessage(`{"text":"` + text + `"}`)})
+	wantRefusal(t, err, "input: 65")
+	if fx.log.Size() != size {
+		t.Fatal("recorded")
+	}
+}
