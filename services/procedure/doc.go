@@ -11,6 +11,11 @@ package procedure
 
 import (
 	_ "embed"
+	"encoding/json"
+	"fmt"
+
+	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/registry"
 )
 
 //go:embed demo.yaml
@@ -19,3 +24,33 @@ var demoYAML []byte
 // DemoYAML returns the Demo Republic's procedures document (demo.yaml):
 // the section a demo charter declares under services.procedures.
 func DemoYAML() []byte { return append([]byte(nil), demoYAML...) }
+
+// DemoRegistries are the registries the demo procedures need beyond the
+// Demo Republic's five: the cases themselves, and the pensions register a
+// benefit payment run pays from. sites are the sites that hold them.
+func DemoRegistries(sites []string) []charter.Registry {
+	return []charter.Registry{
+		{Name: CasesRegistry, Classification: charter.ClassSecret, Sites: sites, Index: []string{"procedure"}, Sync: charter.SyncAsync},
+		{Name: "pensions", Classification: charter.ClassSecret, Sites: sites, Index: []string{"program"}, Sync: charter.SyncAsync},
+	}
+}
+
+// DemoPensions are n deterministic records of the pensions register, all
+// of the old-age programme, with valid IBANs and amounts from 650.00 to
+// 1,149.99: the beneficiaries of the demo's payment run.
+func DemoPensions(n int) []registry.Write {
+	ws := make([]registry.Write, n)
+	for i := range ws {
+		id := fmt.Sprintf("PEN-%06d", i+1)
+		rec := map[string]string{
+			"pension_id":     id,
+			"program":        "old-age",
+			"name":           fmt.Sprintf("Pensioner %06d", i+1),
+			"iban":           MakeIBAN("DR", fmt.Sprintf("BANK%014d", i+1)),
+			"monthly_amount": formatAmount(65000 + int64(i*7919)%50000),
+		}
+		b, _ := json.Marshal(rec) // strings only: cannot fail
+		ws[i] = registry.Write{Registry: "pensions", ID: id, Data: b}
+	}
+	return ws
+}

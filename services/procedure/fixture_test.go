@@ -46,10 +46,9 @@ func testCharter(t testing.TB) (*charter.Charter, map[string]ed25519.PrivateKey)
 			{Name: "population", Sites: []string{"home"}, Index: []string{"national_id", "last_name"}, Sync: charter.SyncAsync},
 			{Name: "land", Sites: []string{"home"}, Index: []string{"parcel_id", "owner_id"}, Sync: charter.SyncAsync},
 			{Name: "business", Sites: []string{"home"}, Index: []string{"registration_no"}, Sync: charter.SyncAsync},
-			{Name: "pensions", Sites: []string{"home"}, Index: []string{"program"}, Sync: charter.SyncAsync},
-			{Name: CasesRegistry, Sites: []string{"home"}, Index: []string{"procedure"}, Sync: charter.SyncAsync},
 		},
 	}
+	c.Registries = append(c.Registries, DemoRegistries([]string{"home"})...)
 	keys := map[string]ed25519.PrivateKey{}
 	for _, o := range testOfficials {
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)

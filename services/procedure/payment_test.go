@@ -293,3 +293,39 @@ func checkPain001(t testing.TB, file []byte, want int) {
 		t.Fatal("MsgId longer than 35")
 	}
 }
+
+// TestDemoPensionRun is the demo's payment run: 1,000 pensioners written
+// in one batch, the run opened, approved by two ministers, and the file a
+// bank receives checked.
+func TestDemoPensionRun(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	if _, err := fx.reg.Apply(ctx, DemoPensions(1000)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := fx.eng.Start(ctx, StartRequest{Procedure: "benefit-payment-run", Official: "min-interior",
+		Input: json.RawMessage(`{"month":"2026-12","execution_date":"2026-12-28"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"min-interior", "min-justice"} {
+		if c, err = fx.eng.Advance(ctx, fx.sign(t, c, "approve", m, fx.keys[m])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file, err := fx.eng.PaymentFile(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPain001(t, file, 1000)
+	a, err := fx.eng.Approval(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyPaymentFile(fx.c, file, a); err != nil {
+		t.Fatal(err)
+	}
+	if c.State != StateDecided || VerifyCase(fx.c, fx.eng.Procedures(), c) != nil {
+		t.Fatalf("case: %+v", c)
+	}
+}
