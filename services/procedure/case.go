@@ -133,7 +133,8 @@ type Options struct {
 	Charter    *charter.Charter
 	Registries *registry.Registries
 	// Procedures are the declared procedures; default: the charter's
-	// services.procedures.
+	// services.procedures. New checks them (compiling their patterns), so
+	// a document is not handed to New while another engine uses it.
 	Procedures *Document
 	// Log gives a payment run the ledger index it selects as of.
 	Log *ledger.Log
