@@ -118,7 +118,13 @@ type signedDrillReport struct {
 // what encoding/json writes with HTML escaping off, without the final
 // newline. Turning escaping off keeps "<", ">" and "&" as themselves, so
 // that a verifier in another language reproduces the bytes.
-func canonicalJSON(v any) ([]byte, error) {
+func canonicalJSON(v any) ([]byte, error) { return CanonicalJSON(v) }
+
+// CanonicalJSON is the canonical encoding officials' signatures cover
+// (orders, drill reports, and the services' signed documents such as case
+// steps): what encoding/json writes with HTML escaping off, without the
+// final newline.
+func CanonicalJSON(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)

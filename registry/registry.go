@@ -580,7 +580,7 @@ func (r *Registries) Get(ctx context.Context, registry, id string, at AsOf) (*Re
 	s := &g.shards[shardOf(&k)]
 	if st := s.lookup(&k); st != nil {
 		s.versions(st, func(c *version) bool {
-			if (at.Index == nil || c.index <= *at.Index) && (at.Time == nil || !time.UnixMilli(c.ms).After(*at.Time)) {
+			if at.covers(c) {
 				info := c.info()
 				v = &info
 				return false
