@@ -122,6 +122,7 @@ type Site struct {
 
 	metrics *metrics
 	pages   *pages             // the pages under /ui/ and their sessions
+	issuers []issuerRoute      // the guests' OpenID Connect issuers (identity.go)
 	tlsKey  ed25519.PrivateKey // pinned TLS key, if configured
 	// pass opens a home's root key file, at start and when a failback
 	// names it the writer; nil at an embassy. Wiped at Close.
@@ -188,6 +189,10 @@ func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 	if s.pages, err = s.newPages(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("site %s: pages: %w", s.cfg.Site, err)
+	}
+	if s.issuers, err = s.issuerRoutes(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("site %s: %w", s.cfg.Site, err)
 	}
 	return s, nil
 }
@@ -316,7 +321,7 @@ func (s *Site) Handler() http.Handler {
 	s.mountContinuity(mux)
 	s.mountDrill(mux)
 	s.mountPages(mux)
-	return s.observe(s.paceBodies(mux))
+	return s.observe(s.paceBodies(s.routeIssuers(mux)))
 }
 
 func (s *Site) serveNotices(t *tenant) http.HandlerFunc {

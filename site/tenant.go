@@ -33,6 +33,9 @@ type tenant struct {
 	recvH http.Handler
 	local *guest.Local
 	api   http.Handler
+	// The state's identity service (identity.go), built over idLocal.
+	idLocal *guest.Local
+	id      http.Handler
 }
 
 // openTenant opens one guest and the authenticators of its officials and

@@ -35,6 +35,9 @@ type InitOptions struct {
 	// share an embassy site (tests do). Origin, if set, is the ledger
 	// origin; by default every founding gets its own (state.NewOrigin).
 	Guest, Origin string
+	// Amend, if set, changes the founding charter before it is validated
+	// and signed: tests add registries and service sections with it.
+	Amend func(*charter.Charter) error
 }
 
 type demoSite struct{ id, host, role, url, jurisdiction, quota string }
@@ -200,6 +203,11 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 	}
 	logf("generated age identities for %d custodians (threshold %d)", len(c.Custodians.Members), c.Custodians.Threshold)
 
+	if opts.Amend != nil {
+		if err := opts.Amend(c); err != nil {
+			return nil, fmt.Errorf("init: amend the founding charter: %w", err)
+		}
+	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("init: demo charter: %w", err)
 	}
