@@ -27,9 +27,10 @@ type BlobReport struct {
 	Chunks  int    // distinct chunks those references name, each located
 	Opened  int    // of those, chunks opened and re-hashed with the registry's blob keys
 	// Problems are *BlobFinding, at most maxBlobProblems; Bad counts them all.
-	Problems []error
-	Bad      int
-	Elapsed  time.Duration
+	Problems   []error
+	Bad        int
+	BadObjects int // of Bad, objects that do not hash to their name
+	Elapsed    time.Duration
 }
 
 // OK reports whether the scrub found nothing wrong.
@@ -167,6 +168,7 @@ func Scrub(ctx context.Context, be store.Backend, o ScrubOptions) (*BlobReport, 
 				return nil, ctx.Err()
 			}
 			damaged[obj.name] = err.Error()
+			rep.BadObjects++
 			rep.add(&BlobFinding{Registry: registryOf(obj.name), Pack: obj.name, Problem: err.Error()})
 		}
 		done += uint64(max(obj.size, 0))

@@ -70,13 +70,12 @@ func verifyBlobs(ctx context.Context, stdout, stderr io.Writer, o verifyOptions,
 		return fmt.Errorf("verify --blobs %s: %w", dir, err)
 	}
 	if !rep.OK() {
-		for _, p := range rep.Problems {
-			fmt.Fprintf(stdout, "blobs: DAMAGED: %v\n", p)
-		}
+		more := ""
 		if rep.Bad > len(rep.Problems) {
-			fmt.Fprintf(stdout, "blobs: … and %d more\n", rep.Bad-len(rep.Problems))
+			more = fmt.Sprintf(" (the first %d listed)", len(rep.Problems))
 		}
-		return fmt.Errorf("verify --blobs %s: FAILED: %d problems in %d objects and %d referenced chunks", dir, rep.Bad, rep.Objects, rep.Chunks)
+		return fmt.Errorf("verify --blobs %s: FAILED: %d of %d objects damaged, %d problems with the %d chunks the ledger references%s:\n%w",
+			dir, rep.BadObjects, rep.Objects, rep.Bad-rep.BadObjects, rep.Chunks, more, errors.Join(rep.Problems...))
 	}
 	fmt.Fprintf(stdout, "blobs: OK — %d objects (%d bytes) each hash to their name; %d attachments of %d entries reference %d chunks, each in an undamaged pack\n",
 		rep.Objects, rep.Bytes, rep.Refs, rep.Entries, rep.Chunks)
