@@ -29,7 +29,7 @@ type verifyOptions struct {
 func newVerifyCmd() *cobra.Command {
 	var o verifyOptions
 	cmd := &cobra.Command{
-		Use:   "verify [--charter FILE]... [--blobs DIR] LEDGER_DIR|URL",
+		Use:   "verify [--charter FILE]... [--blobs DIR [--root-key FILE]] LEDGER_DIR|URL",
 		Short: "Audit a whole ledger: every tile, the checkpoint signature, consistency with earlier runs",
 		Long: `Verify checks a Chancery ledger as an independent auditor would.
 
@@ -63,6 +63,7 @@ referenced chunk the chunk, registry, record and ledger index.
 Exit status is non-zero on any discrepancy; the message names the first bad
 entry index or tile.`,
 		Example: `  chancery verify /var/lib/chancery/sites/home/ledger
+  chancery verify --blobs /var/lib/chancery/sites/home/blobs --root-key /var/lib/chancery/keys/root.key /var/lib/chancery/sites/home/ledger
   chancery verify --charter charter-v1.yaml --charter charter-v2.yaml https://embassy.example/guests/demo/ledger`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
