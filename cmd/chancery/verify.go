@@ -125,7 +125,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	case v.StatePath != "":
 		fmt.Fprintf(stdout, "consistency: first verification of this origin here; checkpoint saved for the next run\n")
 	}
-	if o.blobs != "" {
+	if o.blobs != "" || o.blobKeys.config != "" {
 		return verifyBlobs(ctx, stdout, stderr, o, l, cp.Size)
 	}
 	return nil

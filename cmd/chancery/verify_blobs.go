@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/chancery-gov/chancery/audit"
 	"github.com/chancery-gov/chancery/ledger"
@@ -22,12 +24,14 @@ type blobKeyFlags struct {
 	rootKey  string
 	passFile string
 	rate     int64
+	config   string // a YAML file holding a site's "blobs:" setting (location.Config), for an S3 store
 }
 
 func (f *blobKeyFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.rootKey, "root-key", "", "with --blobs: the guest's root key file; every referenced chunk is then opened with its registry's blob keys (the MAC) and re-hashed to its id")
 	fl.StringVar(&f.passFile, "passphrase-file", "", "file holding the root key's passphrase (default: $CHANCERY_PASSPHRASE, or asked on a terminal)")
+	fl.StringVar(&f.config, "blobs-config", "", "instead of --blobs DIR: a YAML file holding the store's settings as in the site's configuration under \"blobs:\" (backend: s3, s3: {endpoint, bucket, prefix, …})")
 	fl.Int64Var(&f.rate, "blobs-rate", 0, "with --blobs: read at most this many bytes per second from the blob store (0: no limit)")
 }
 
@@ -37,11 +41,30 @@ func (f *blobKeyFlags) register(cmd *cobra.Command) {
 // with --root-key every such chunk opens.
 func verifyBlobs(ctx context.Context, stdout, stderr io.Writer, o verifyOptions, l *audit.Ledger, size uint64) error {
 	dir := o.blobs
-	// The fs backend would create a missing directory: an audit only reads.
-	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("verify --blobs: %w", err)
+	cfg := location.Config{Backend: location.BackendFS, Dir: dir}
+	if o.blobKeys.config != "" {
+		if dir != "" {
+			return errors.New("verify: give --blobs DIR or --blobs-config FILE, not both")
+		}
+		dir = o.blobKeys.config
+		b, err := os.ReadFile(dir)
+		if err != nil {
+			return fmt.Errorf("verify --blobs-config: %w", err)
+		}
+		cfg = location.Config{}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true) // a misspelt setting is an error, not a default
+		if err := dec.Decode(&cfg); err != nil {
+			return fmt.Errorf("verify --blobs-config %s: %w", dir, err)
+		}
 	}
-	be, err := location.Open(ctx, location.Config{Backend: location.BackendFS, Dir: dir}, location.Options{})
+	if cfg.Backend == "" || cfg.Backend == location.BackendFS {
+		// The fs backend would create a missing directory: an audit only reads.
+		if _, err := os.Stat(cfg.Dir); err != nil {
+			return fmt.Errorf("verify --blobs: %w", err)
+		}
+	}
+	be, err := location.Open(ctx, cfg, location.Options{})
 	if err != nil {
 		return fmt.Errorf("verify --blobs %s: %w", dir, err)
 	}
