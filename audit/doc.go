@@ -2,7 +2,9 @@
 // ledger and attachment store, without the daemon: whole-ledger
 // verification remembered per log origin, the audit of the drill reports
 // a ledger records, the resolution of which sites signed a checkpoint,
-// and the keyless check of a store's objects.
+// and the scrub of a site's blob store against the ledger (Scrub: every
+// object's hash, every referenced chunk present, and with the registry's
+// keys its MAC), which a site can also run on a schedule.
 //
 // It reads a ledger through a ledger.Fetcher (a directory, or a site's
 // URL with the TLS key the charter pins) and checks it against a charter

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,7 +162,16 @@ type Log struct {
 	unsynced   []string // full tiles and bundles written since the last sync point was handed over
 	syncs      chan syncJob
 	madeDirs   map[string]bool
-	replaying  bool // recovery is replaying the write-ahead log into tiles
+	// lastPartial is, per partial tile directory ("tile/0/024.p"), the
+	// partial last written in it: a partial's bytes are fixed by its path,
+	// so it is never written twice (rewriting it would put a new, unsynced
+	// file under a name a sync point is making durable). Integrator only.
+	lastPartial map[string]string
+	// cpMu is held across the checkpoint's rename, and by a sync point
+	// across its fsync of the checkpoint and of the ledger directory, so
+	// that the name that fsync makes durable is that of a synced file.
+	cpMu      sync.Mutex
+	replaying bool // recovery is replaying the write-ahead log into tiles
 
 	mirror mirrorState
 
@@ -198,7 +210,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	l := &Log{dir: dir, opts: opts, queue: newBatch(), madeDirs: map[string]bool{}, kick: make(chan struct{}, 1)}
+	l := &Log{dir: dir, opts: opts, queue: newBatch(), madeDirs: map[string]bool{}, lastPartial: map[string]string{}, kick: make(chan struct{}, 1)}
 	l.cond = sync.NewCond(&l.mu)
 	l.icond = sync.NewCond(&l.imu)
 	l.published = sync.NewCond(&l.pub)
@@ -659,12 +671,33 @@ func (l *Log) publish() error {
 // tile implements tileSink: tiles are written by rename so a reader never
 // sees half a file, but not fsynced; sync points make them durable together.
 func (l *Log) tile(path string, data []byte, full bool) error {
+	pdir := ""
 	if full {
 		// Partial versions of this tile are superseded once it is durable.
 		l.obsolete = append(l.obsolete, path+".p")
 		l.unsynced = append(l.unsynced, path)
+		delete(l.lastPartial, path+".p")
+	} else {
+		// Tiles above level 0 keep one width across many checkpoints;
+		// the bytes of a partial are fixed by its path.
+		pdir = pathDir(path)
+		if l.lastPartial[pdir] == path {
+			return nil
+		}
+		// The first in this directory since Open: an earlier process may
+		// have written it, and the durable sync marker may need it. An
+		// unsynced copy renamed over it would be exposed, empty after a
+		// power cut, by the directory fsync of the next sync point,
+		// before the marker moves past it (found by the power-loss test).
+		if old, err := os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(path))); err == nil && bytes.Equal(old, data) {
+			l.lastPartial[pdir] = path
+			return nil
+		}
 	}
 	err := l.writeTile(path, data)
+	if err == nil && !full {
+		l.lastPartial[pdir] = path
+	}
 	if err != nil && isNoSpace(err) && !l.replaying {
 		// The tree has moved on in memory; the tile waits for room and
 		// no checkpoint covers it until it is written (publish).
@@ -698,32 +731,51 @@ func (l *Log) writeTile(rel string, data []byte) error {
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		return err
 	}
+	if rel == CheckpointPath {
+		l.cpMu.Lock()
+		defer l.cpMu.Unlock()
+	}
 	return os.Rename(tmp, path)
 }
 
-// syncPoint makes every tile written up to job's state durable with one
-// syncfs, records that state in the sync marker, and drops what that makes
-// redundant: write-ahead log segments wholly integrated and superseded
-// partial tiles. It runs on the syncer while the integrator goes on
-// writing newer tiles; those are synced too, harmlessly, but the marker
-// claims only job's state.
-//
-// A sync point that fsynced only the files the marker names, and their
-// directories, was tried (to keep the write-ahead log's fdatasync from
-// queueing behind other files' write-back). The power-loss test
-// (internal/lazyfs) lost a partial tile under it: a directory fsync made
-// durable the name of a tile whose data no fsync had covered, and the
-// ledger then refused to open ("tile/0/024.p/238 holds 0 bytes"). Until
-// that is done without such a window, the whole filesystem is synced.
-func (l *Log) syncPoint(job syncJob) error {
-	d, err := os.Open(l.dir)
-	if err != nil {
-		return fmt.Errorf("sync point: %w", err)
+// pathDir is the directory of a slash-separated path relative to the ledger.
+func pathDir(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
 	}
-	err = unix.Syncfs(int(d.Fd()))
-	d.Close()
-	if err != nil {
-		return fmt.Errorf("sync point: syncfs: %w", err)
+	return ""
+}
+
+// syncPoint makes every tile written up to job's state durable, records
+// that state in the sync marker, and drops what that makes redundant:
+// write-ahead log segments wholly integrated and superseded partial tiles.
+// It runs on the syncer while the integrator goes on writing newer tiles.
+//
+// It fsyncs the ledger's own files that the marker needs, then every
+// directory on the way to them, not the whole filesystem: a syncfs wrote
+// back every dirty page of the disk, the site's blobs and other guests'
+// ledgers included, and the write-ahead log's fdatasync, which every
+// acknowledgement waits for, queued behind it (docs/benchmarks.md).
+//
+// A directory fsync makes durable every name the directory holds at that
+// moment, including those of files written after the job was taken and
+// never fsynced: after a power cut such a file may come back empty. That
+// is safe because of three rules, each found by the power-loss test
+// (internal/lazyfs):
+//   - recovery reads the right edge from the partial tiles of the
+//     marker's size, which this sync point fsynced, before any full tile
+//     of the same index, which may be such an empty newer file
+//     (readRightEdge); everything past the marker is replayed from the
+//     write-ahead log and rewritten where it differs;
+//   - a partial tile is written once (Log.tile), so no name the marker
+//     needs is renamed over by an unsynced file between its fsync and its
+//     directory's;
+//   - the checkpoint, renamed at every publish into the ledger directory,
+//     is fsynced with that directory under cpMu, so recovery never finds
+//     an empty one.
+func (l *Log) syncPoint(job syncJob) error {
+	if err := l.syncFiles(job.files); err != nil {
+		return fmt.Errorf("sync point at size %d: %w", job.size, err)
 	}
 	if err := writeFileSync(filepath.Join(l.dir, walDir, markerName), job.marker); err != nil {
 		return fmt.Errorf("sync point at size %d: %w", job.size, err)
@@ -876,4 +928,86 @@ func decodeMarker(b []byte) (size, epoch uint64, hashes [][]byte, err error) {
 		hashes = append(hashes, body[m+17+32*i:m+17+32*(i+1)])
 	}
 	return size, epoch, hashes, nil
+}
+
+// syncBatch is how many files a sync point holds open at once.
+const syncBatch = 256
+
+// syncFiles fsyncs the files (relative to the ledger), then every
+// directory on the way to them, up to and including the ledger's own, so
+// that their names are durable too: a new tile directory's name is in its
+// parent. A partial tile that is gone was superseded by its full tile,
+// which an earlier sync point made durable before deleting it.
+//
+// The files are small and many (two per 256 entries). It starts the
+// write-back of a batch of them at once (sync_file_range) and only then
+// fsyncs each: the data is on its way by then, so the first fsync commits
+// the filesystem journal for all of them and the others find little left
+// to do.
+func (l *Log) syncFiles(files []string) error {
+	if len(files) == 0 {
+		return nil
+	}
+	files = slices.Compact(slices.Sorted(slices.Values(files)))
+	dirs := map[string]bool{}
+	for _, f := range files {
+		for d := filepath.Dir(filepath.Join(l.dir, filepath.FromSlash(f))); len(d) >= len(l.dir) && !dirs[d]; d = filepath.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	for len(files) > 0 {
+		n := min(len(files), syncBatch)
+		if err := syncBatchOf(l.dir, files[:n]); err != nil {
+			return err
+		}
+		files = files[n:]
+	}
+	delete(dirs, filepath.Clean(l.dir))
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		if err := fsutil.SyncDir(d); err != nil {
+			return err
+		}
+	}
+	// The ledger directory last: it holds the checkpoint, renamed over at
+	// every publish. Under cpMu no rename runs between the checkpoint's
+	// fsync and the directory's.
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	if f, err := os.Open(filepath.Join(l.dir, CheckpointPath)); err == nil {
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("fsync %s: %w", CheckpointPath, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return fsutil.SyncDir(l.dir)
+}
+
+func syncBatchOf(dir string, files []string) error {
+	fhs := make([]*os.File, 0, len(files))
+	defer func() {
+		for _, fh := range fhs {
+			fh.Close()
+		}
+	}()
+	for _, f := range files {
+		fh, err := os.Open(filepath.Join(dir, filepath.FromSlash(f)))
+		if errors.Is(err, fs.ErrNotExist) && strings.Contains(f, ".p/") {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", f, err)
+		}
+		fhs = append(fhs, fh)
+		// Only a hint: the fsync below is what makes it durable.
+		unix.SyncFileRange(int(fh.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
+	for _, fh := range fhs {
+		if err := fh.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", fh.Name(), err)
+		}
+	}
+	return nil
 }

@@ -200,19 +200,23 @@ type rightEdge struct {
 // level-0 tile must give the range's nodes below a full tile, and each
 // entry of the bundle must hash to its leaf in that tile.
 func readRightEdge(dir string, size uint64, hashes [][]byte) (*rightEdge, error) {
+	// The partial of this size first: the sync point that wrote the
+	// marker fsynced it. The full tile's name may have been made durable
+	// by a directory fsync before its data was (log.go, syncPoint), so it
+	// is read only when the partial was superseded and removed.
 	read := func(full, partial string, n int, elem int) ([]byte, string, error) {
-		rel := full
-		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(full)))
+		rel := partial
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(partial)))
 		if errors.Is(err, fs.ErrNotExist) {
-			rel = partial
-			b, err = os.ReadFile(filepath.Join(dir, filepath.FromSlash(partial)))
+			rel = full
+			b, err = os.ReadFile(filepath.Join(dir, filepath.FromSlash(full)))
 		}
 		if err != nil {
 			return nil, rel, err
 		}
 		if elem > 0 {
 			if len(b) < n*elem {
-				return nil, rel, fmt.Errorf("%s holds %d bytes, need %d", partial, len(b), n*elem)
+				return nil, rel, fmt.Errorf("%s holds %d bytes, need %d", rel, len(b), n*elem)
 			}
 			return b[:n*elem], rel, nil
 		}
