@@ -42,7 +42,6 @@ import (
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/site"
 	"github.com/chancery-gov/chancery/siteapi"
-	"github.com/chancery-gov/chancery/store"
 )
 
 const (
@@ -684,14 +683,8 @@ func TestProcessPlacementOnDisk(t *testing.T) {
 			t.Fatalf("home entry %d: %v", i, err)
 		}
 		sealed[rec.Registry] = append(sealed[rec.Registry], bytes.Clone(rec.Sealed))
-		for _, a := range rec.Attachments {
-			var ref store.Ref
-			if err := ref.UnmarshalBinary(a.Ref); err != nil {
-				t.Fatal(err)
-			}
-			for _, id := range ref.Chunks {
-				chunks[rec.Registry] = append(chunks[rec.Registry], bytes.Clone(id[:]))
-			}
+		for _, id := range rec.Chunks {
+			chunks[rec.Registry] = append(chunks[rec.Registry], bytes.Clone(id[:]))
 		}
 	}
 	packs := map[string][]string{}
