@@ -213,7 +213,8 @@ func TestKeyEventStrict(t *testing.T) {
 		{Kind: KeyRotate, Guest: "g", Registry: "r", Generation: 2},
 		{Kind: KeySiteKey, Guest: "g", Site: "s", KeyID: [32]byte{1}},
 		{Kind: KeySiteShred, Guest: "g", Site: "s", KeyID: [32]byte{1}, Order: [32]byte{2}},
-		{Kind: KeyCustody, Guest: "g", KeyID: [32]byte{1}},
+		{Kind: KeyCustody, Guest: "g", KeyID: [32]byte{1}, Commitment: [32]byte{3}},
+		{Kind: KeySiteKey, Guest: "g", Site: "s", Generation: 2, KeyID: [32]byte{1}},
 	}
 	for _, e := range good {
 		b, err := e.MarshalBinary()
@@ -235,6 +236,9 @@ func TestKeyEventStrict(t *testing.T) {
 		{Kind: KeySiteShred, Guest: "g", Registry: "r", Site: "s", KeyID: [32]byte{1}},
 		{Kind: 9, Guest: "g"},
 		{Kind: KeyCustody, KeyID: [32]byte{1}},
+		{Kind: KeyCustody, Guest: "g", KeyID: [32]byte{1}},
+		{Kind: KeyRotate, Guest: "g", Registry: "r", Generation: 2, Commitment: [32]byte{3}},
+		{Kind: KeySiteShred, Guest: "g", Site: "s", Generation: 2, KeyID: [32]byte{1}},
 	}
 	for _, e := range bad {
 		if _, err := e.MarshalBinary(); err == nil {
