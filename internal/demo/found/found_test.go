@@ -20,14 +20,20 @@ import (
 	"github.com/chancery-gov/chancery/seal"
 )
 
-func TestInitDemoRepublic(t *testing.T) {
+// initState founds the Demo Republic in a new directory.
+func initState(t *testing.T) (*charter.Charter, state.Layout, keyfile.Protector) {
+	t.Helper()
 	dir := t.TempDir()
 	p := keyfile.Protector{Passphrase: []byte("state test passphrase"), WorkFactor: 10}
 	c, err := Init(context.Background(), InitOptions{Dir: dir, Protector: p})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := state.Layout{Dir: dir}
+	return c, state.Layout{Dir: dir}, p
+}
+
+func TestInitDemoRepublic(t *testing.T) {
+	c, l, p := initState(t)
 	back, err := charter.ReadFile(l.Charter())
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +133,7 @@ func TestInitDemoRepublic(t *testing.T) {
 		}
 	}
 
-	if _, err := Init(context.Background(), InitOptions{Dir: dir, Protector: p}); err == nil {
+	if _, err := Init(context.Background(), InitOptions{Dir: l.Dir, Protector: p}); err == nil {
 		t.Fatal("Init over an existing state succeeded")
 	}
 	if found, _ := state.FindCharter(l.Ledger("home")); found != l.Charter() {
@@ -141,13 +147,7 @@ func TestInitDemoRepublic(t *testing.T) {
 // charter. The root commitment is the package's hash check value, never
 // a group element.
 func TestInitAnchorsCustody(t *testing.T) {
-	dir := t.TempDir()
-	p := keyfile.Protector{Passphrase: []byte("state test passphrase"), WorkFactor: 10}
-	c, err := Init(context.Background(), InitOptions{Dir: dir, Protector: p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := state.Layout{Dir: dir}
+	c, l, p := initState(t)
 	pkg, err := seal.ReadCustodyPackageFile(l.Custody())
 	if err != nil {
 		t.Fatal(err)
