@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/audit"
+	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
@@ -14,17 +15,24 @@ import (
 	"github.com/chancery-gov/chancery/seal"
 )
 
+// foundState founds the Demo Republic in a new directory.
+func foundState(t *testing.T) (*charter.Charter, string, keyfile.Protector) {
+	t.Helper()
+	dir := t.TempDir()
+	p := keyfile.Protector{Passphrase: []byte("audit test passphrase"), WorkFactor: 10}
+	c, err := found.Init(context.Background(), found.InitOptions{Dir: dir, Protector: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, dir, p
+}
+
 // TestVerifyChecksCustodyAnchor: a founded ledger's custody event is
 // reported and matches the package the charter pins; a later custody
 // event naming another package (a swapped split) fails the audit.
 func TestVerifyChecksCustodyAnchor(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	p := keyfile.Protector{Passphrase: []byte("audit test passphrase"), WorkFactor: 10}
-	c, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: p})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, dir, p := foundState(t)
 	l := state.Layout{Dir: dir}
 	v, err := verify(t, l.Ledger("home"), "")
 	if err != nil {
