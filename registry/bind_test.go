@@ -80,3 +80,21 @@ func TestSealedBodyBindsClearFields(t *testing.T) {
 		t.Errorf("attachment of the wrong size: %v", err)
 	}
 }
+
+// TestOldEntryFormatRefused: a record entry of format 1, which carried the
+// attachment references in clear, is refused by name, not misread.
+func TestOldEntryFormatRefused(t *testing.T) {
+	e := &RecordEntry{Kind: KindPut, Registry: "land", Version: 1, Sealed: []byte("sealed")}
+	b, err := e.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[0] = 1
+	if _, err := UnmarshalRecordEntry(b); !errors.Is(err, ErrOldEntryFormat) {
+		t.Fatalf("format 1 entry: %v, want ErrOldEntryFormat", err)
+	}
+	b[0] = 3
+	if _, err := UnmarshalRecordEntry(b); err == nil || errors.Is(err, ErrOldEntryFormat) {
+		t.Fatalf("format 3 entry: %v", err)
+	}
+}
