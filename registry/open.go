@@ -67,7 +67,7 @@ func (b *body) attachments(re *RecordEntry) ([]Attachment, error) {
 		refs = append(refs, ref)
 	}
 	if got := ChunkSet(refs); !slices.Equal(got, re.Chunks) {
-		return nil, fmt.Errorf("the sealed attachments use %d distinct chunks, not the %d the entry lists", len(got), len(re.Chunks))
+		return nil, fmt.Errorf("the %d distinct chunks the sealed attachments use are not the set of %d the entry lists", len(got), len(re.Chunks))
 	}
 	return out, nil
 }
