@@ -12,7 +12,6 @@ import (
 
 	"github.com/chancery-gov/chancery/audit"
 	"github.com/chancery-gov/chancery/internal/demo"
-	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/pintls"
 	"github.com/chancery-gov/chancery/internal/state"
@@ -23,12 +22,7 @@ import (
 // is refused when the pin names another site.
 func TestPinnedURL(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	prot := keyfile.Protector{Passphrase: []byte("audit test passphrase"), WorkFactor: 10}
-	c, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: prot})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, dir, prot := foundState(t)
 	if _, err := demo.Run(ctx, demo.Options{Dir: dir, Passphrase: prot.Passphrase, Persons: 5, DeedPersons: 1, Updates: 1, Appenders: 1}, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}

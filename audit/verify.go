@@ -46,6 +46,10 @@ type Verified struct {
 	// StatePath is where the checkpoint was saved for the next run; empty
 	// without a state directory.
 	StatePath string
+	// Custody is the ledger's custody events, checked against the
+	// charter's pinned package; nil when the ledger holds no key event
+	// and the charter pins none.
+	Custody *Custody
 }
 
 // StatePath is the file in dir that keeps the last verified checkpoint of
@@ -58,7 +62,8 @@ func StatePath(dir, origin string) string {
 // Verify audits the whole ledger (ledger.Verify): every tile rebuilt from
 // the entry bundles, the root against the checkpoint, every entry
 // decoded, epochs in order, and with a charter the checkpoint's signature
-// by its sites' keys. With a state directory, the ledger must also be
+// by its sites' keys and the newest custody event against the package the
+// charter pins. With a state directory, the ledger must also be
 // consistent with the checkpoint of its origin verified before, and the
 // checkpoint verified now replaces it, written atomically and durably.
 func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verified, error) {
@@ -100,6 +105,11 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verified, error)
 	v.Report, v.Previous = rep, opts.Previous != nil
 	if l.Charter != nil {
 		v.Signers = state.CheckpointSigners(l.Charter, signed)
+	}
+	if rep.ByType[ledger.TypeKeyEvent] > 0 || (l.Charter != nil && l.Charter.Custodians.Package != "") {
+		if v.Custody, err = l.custody(ctx, rep.Checkpoint.Size); err != nil {
+			return nil, fmt.Errorf("FAILED: %w", err)
+		}
 	}
 	if v.StatePath != "" {
 		if err := os.MkdirAll(o.StateDir, 0o700); err != nil {

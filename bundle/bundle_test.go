@@ -263,13 +263,10 @@ func (h *bundleHome) checkBlobs(s *bundleSite, size uint64) {
 	var checked int
 	err := ledger.Scan(ctx, ledger.DirFetcher(h.log.Dir()), 0, size, func(idx uint64, e []byte) error {
 		reg, ok, rec, err := place.Entry(e)
-		if err != nil || !ok || rec == nil || len(rec.Attachments) == 0 {
+		if err != nil || !ok || rec == nil || len(rec.Chunks) == 0 {
 			return err
 		}
-		ids, err := replica.Chunks(rec)
-		if err != nil {
-			return err
-		}
+		ids := rec.Chunks
 		st := stores[reg]
 		if st == nil {
 			if st, err = store.Open(ctx, store.Prefixed(s.blobs, registry.BlobPrefix(reg)), store.Options{}); err != nil {

@@ -255,12 +255,8 @@ func verify(ctx context.Context, dir string, c *charter.Charter, w replica.Write
 			if !ok {
 				return nil, refuse(part, "in %s: %v: registry %s, site %s: it must be a withheld stub", f.Path, replica.ErrNotPlaced, reg, site)
 			}
-			if rec != nil && len(rec.Attachments) > 0 {
-				ids, err := replica.Chunks(rec)
-				if err != nil {
-					return nil, refuse(part, "in %s: %v", f.Path, err)
-				}
-				refs = append(refs, chunkRef{index: idx, reg: reg, ids: ids})
+			if rec != nil && len(rec.Chunks) > 0 {
+				refs = append(refs, chunkRef{index: idx, reg: reg, ids: rec.Chunks})
 			}
 			h := ledger.EntryLeafHash(e)
 			if err := rng.Append(h[:], nil); err != nil {

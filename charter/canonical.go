@@ -87,6 +87,10 @@ type canonOfficial struct {
 type canonCustodians struct {
 	Threshold int              `json:"threshold"`
 	Members   []canonCustodian `json:"members"`
+	// Package and Commitment are left out when empty, so charters signed
+	// before they existed keep their canonical bytes.
+	Package    string `json:"package,omitempty"`
+	Commitment string `json:"commitment,omitempty"`
 }
 
 type canonCustodian struct {
@@ -126,8 +130,10 @@ func (c *Charter) CanonicalBytes() []byte {
 		Previous: c.Previous,
 		Guest:    canonGuest{ID: c.Guest.ID, Name: c.Guest.Name, Origin: c.Guest.Origin},
 		Custodians: canonCustodians{
-			Threshold: c.Custodians.Threshold,
-			Members:   make([]canonCustodian, 0, len(c.Custodians.Members)),
+			Threshold:  c.Custodians.Threshold,
+			Members:    make([]canonCustodian, 0, len(c.Custodians.Members)),
+			Package:    c.Custodians.Package,
+			Commitment: c.Custodians.Commitment,
 		},
 		Hosts:      make([]canonHost, 0, len(c.Hosts)),
 		Sites:      make([]canonSite, 0, len(c.Sites)),

@@ -167,6 +167,16 @@ type Official struct {
 type Custodians struct {
 	Threshold int         `yaml:"threshold"`
 	Members   []Custodian `yaml:"members"`
+	// Package pins the custody package that splits the root among the
+	// members: its id (seal.CustodyPackage.PackageID), lowercase hex. A
+	// package with another id is refused before any share is sealed to a
+	// site or combined. Empty in charters signed before it existed.
+	Package string `yaml:"package,omitempty"`
+	// Commitment is that package's root commitment
+	// (seal.CustodyPackage.RootCommitment, an HKDF output of R — never a
+	// group element such as s·G), lowercase hex: what a rebuilt root must
+	// match. Set together with Package.
+	Commitment string `yaml:"commitment,omitempty"`
 }
 
 // Custodian is one holder of a root-key share.

@@ -1,6 +1,7 @@
 package charter
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -263,6 +264,14 @@ func (c *Charter) validateCustodians(p *problems) {
 	if cu.Threshold < 1 || cu.Threshold > n {
 		p.add("custodians.threshold", "is %d, must be between 1 and the %d members", cu.Threshold, n)
 	}
+	switch {
+	case cu.Package == "" && cu.Commitment == "":
+	case cu.Package == "" || cu.Commitment == "":
+		p.add("custodians", "package and commitment go together: both or neither")
+	default:
+		checkHash32(p, "custodians.package", cu.Package)
+		checkHash32(p, "custodians.commitment", cu.Commitment)
+	}
 	ids := map[string]int{}
 	rcpts := map[string]int{}
 	for i, m := range cu.Members {
@@ -278,6 +287,14 @@ func (c *Charter) validateCustodians(p *problems) {
 		} else {
 			rcpts[m.Recipient] = i
 		}
+	}
+}
+
+// checkHash32 accepts 32 bytes in lowercase hex: one spelling per value,
+// so that comparing the strings compares the hashes.
+func checkHash32(p *problems, path, s string) {
+	if b, err := hex.DecodeString(s); err != nil || len(b) != 32 || hex.EncodeToString(b) != s {
+		p.add(path, "must be 64 lowercase hex digits (32 bytes)")
 	}
 }
 

@@ -41,9 +41,13 @@ type AccessEntry struct {
 	// Version is the version served (record, attachment), or the newest
 	// version a history listed.
 	Version uint64 `json:"version,omitempty"`
-	// Attachment is the attachment served, by its blinded name as the
-	// record entry holds it; Digest is the hash of its store reference
-	// (store.Ref.Hash), which names the exact bytes served.
+	// Attachment is the attachment served, by its blinded name
+	// (BlindIndex("\x00attachment", name); record entries no longer carry
+	// it, the name is sealed in the body); Digest is the hash of its store
+	// reference (store.Ref.Hash), which names the exact bytes served. That
+	// hash is unkeyed: with the entry's chunk set and the padded chunk
+	// lengths a host can search the exact size out of it
+	// (docs/threat-model.md § What a host learns).
 	Attachment []byte `json:"attachment,omitempty"`
 	Digest     []byte `json:"digest,omitempty"`
 	// Field is the index field a find searched (a name from the charter,

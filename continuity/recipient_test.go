@@ -172,3 +172,52 @@ func (r *republic) siteKey(t *testing.T, site string) ed25519.PrivateKey {
 	}
 	return key
 }
+
+// TestCustodyPinnedByCharter: a custodian's tool refuses to seal a share
+// for a custody package the charter does not pin — here another split of
+// the very same root, whose signed statement is otherwise in order — and
+// CheckCustody names the mismatch. The founded package passes.
+func TestCustodyPinnedByCharter(t *testing.T) {
+	r := demo(t)
+	c := r.custody(t)
+	if err := continuity.CheckCustody(r.c, c.pkg); err != nil {
+		t.Fatalf("the founded package: %v", err)
+	}
+	root, err := seal.ReadRootKeyFile(r.layout.RootKey(), r.prot.Passphrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []seal.Custodian
+	for _, m := range r.c.Custodians.Members {
+		cs = append(cs, seal.Custodian{ID: m.ID, Recipient: m.Recipient})
+	}
+	resplit, err := seal.Split(r.c.Guest.ID, root, r.c.Custodians.Threshold, cs)
+	root.Wipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := continuity.CheckCustody(r.c, resplit); !errors.Is(err, continuity.ErrCustodyNotPinned) {
+		t.Fatalf("another split of the root: %v, want ErrCustodyNotPinned", err)
+	}
+	s, err := continuity.NewUnsealSession(resplit, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	signed, err := s.Statement("embassy-north", continuity.PurposeActivation, r.siteKey(t, "embassy-north"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := continuity.VerifyRecipient(r.c, resplit, signed, time.Now()); !errors.Is(err, continuity.ErrCustodyNotPinned) {
+		t.Fatalf("recipient for an unpinned package: %v, want ErrCustodyNotPinned", err)
+	}
+	// A charter that pins nothing (signed before pinning) checks the guest only.
+	old := *r.c
+	old.Custodians.Package, old.Custodians.Commitment = "", ""
+	if err := continuity.CheckCustody(&old, resplit); err != nil {
+		t.Fatalf("charter pinning nothing: %v", err)
+	}
+	if err := continuity.CheckCustody(r.other, c.pkg); !errors.Is(err, continuity.ErrCustodyNotPinned) {
+		t.Fatalf("another guest's charter: %v", err)
+	}
+}

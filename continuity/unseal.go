@@ -373,8 +373,8 @@ func (s *UnsealSession) Statement(site, purpose string, key ed25519.PrivateKey) 
 // seals a share to it: the signature is the named site's checkpoint key in
 // charter c, the guest is c's and pkg's, the package is pkg, the session
 // has not expired at now, and the recipient is a hybrid post-quantum age
-// recipient. It returns the statement and the parsed recipient. pkg may be
-// nil for a check that seals nothing (an official's look at what the site
+// recipient, and pkg is the package the charter pins (CheckCustody). It
+// returns the statement and the parsed recipient. pkg may be nil for a check that seals nothing (an official's look at what the site
 // answered); a custodian's tool always gives it.
 func VerifyRecipient(c *charter.Charter, pkg *seal.CustodyPackage, raw []byte, now time.Time) (*RecipientStatement, *age.HybridRecipient, error) {
 	var env signedRecipient
@@ -413,11 +413,41 @@ func VerifyRecipient(c *charter.Charter, pkg *seal.CustodyPackage, raw []byte, n
 	case st.Purpose != PurposeActivation && st.Purpose != PurposeDrill:
 		return nil, nil, fmt.Errorf("unseal recipient: purpose %q", st.Purpose)
 	}
+	if pkg != nil {
+		if err := CheckCustody(c, pkg); err != nil {
+			return nil, nil, fmt.Errorf("unseal recipient: %w", err)
+		}
+	}
 	rcpt, err := age.ParseHybridRecipient(st.Recipient)
 	if err != nil {
 		return nil, nil, fmt.Errorf("unseal recipient: session %s: not a hybrid age1pq1 recipient: %w", st.Session, err)
 	}
 	return &st, rcpt, nil
+}
+
+// ErrCustodyNotPinned means a custody package that is not the one the
+// charter pins (custodians.package and custodians.commitment): another
+// split, perhaps of another root, which no share may be sealed for or
+// combined from.
+var ErrCustodyNotPinned = errors.New("custody package is not the one the charter pins")
+
+// CheckCustody checks pkg against charter c before any share is sealed to
+// a site or combined: same guest, and, when the charter pins a package,
+// the pinned id and root commitment. A charter signed before pinning
+// existed pins none, and then only the guest is checked.
+func CheckCustody(c *charter.Charter, pkg *seal.CustodyPackage) error {
+	if pkg.Guest() != c.Guest.ID {
+		return fmt.Errorf("custody package of guest %q, the charter is %s's: %w", pkg.Guest(), c.Guest.ID, ErrCustodyNotPinned)
+	}
+	if c.Custodians.Package == "" {
+		return nil
+	}
+	rc := pkg.RootCommitment()
+	if id := packageHex(pkg); id != c.Custodians.Package || hex.EncodeToString(rc[:]) != c.Custodians.Commitment {
+		return fmt.Errorf("custody package %.16s… (root commitment %x…), charter %s v%d pins %.16s… (%.16s…): %w",
+			id, rc[:8], c.Guest.ID, c.Version, c.Custodians.Package, c.Custodians.Commitment, ErrCustodyNotPinned)
+	}
+	return nil
 }
 
 func packageHex(p *seal.CustodyPackage) string {

@@ -236,7 +236,7 @@ func (t *Guest) fillPass(ctx context.Context, stubs []ledger.Stub, log *slog.Log
 				delete(got, idx)
 				continue
 			}
-			if rec == nil || len(rec.Attachments) == 0 {
+			if rec == nil || len(rec.Chunks) == 0 {
 				continue
 			}
 			if need[reg] == nil {

@@ -8,20 +8,22 @@ import (
 )
 
 // boundLabel starts the digest of an entry's clear fields.
-const boundLabel = "chancery/registry/v1 record-bound"
+const boundLabel = "chancery/registry/v2 record-bound"
 
 // AD is the additional data the entry's sealed body is bound to: guest,
 // registry, blind id, version, the epoch of the ledger entry that holds it,
 // and a digest of every other field the entry carries in clear:
 //
-//	Bound = SHA-256("chancery/registry/v1 record-bound" 0x00 ‖ kind u8
+//	Bound = SHA-256("chancery/registry/v2 record-bound" 0x00 ‖ kind u8
 //	        ‖ n u8 ‖ n × 32 blinded index values
-//	        ‖ m u16 ‖ m × (32 blind name ‖ u32 len ‖ store ref bytes))
+//	        ‖ m u32 ‖ m × 32 chunk ids)
 //
 // So a host cannot turn a put into a tombstone, change the index values a
-// version is found under, or point it at other attachment chunks (the ref
-// bytes fix Ref.Hash, the size and every chunk id) while leaving the sealed
-// body intact: Open fails with seal.ErrAuth.
+// version is found under, or change the chunk set it ships and checks for
+// the version while leaving the sealed body intact: Open fails with
+// seal.ErrAuth. The attachment references themselves (names, sizes, chunk
+// order, Ref.Hash) are inside the sealed body, authenticated by the seal;
+// on open the chunk set they use must be the entry's (checkChunks).
 func (e *RecordEntry) AD(guest string, epoch uint64) seal.RecordAD {
 	h := sha256.New()
 	var b [8]byte
@@ -30,11 +32,9 @@ func (e *RecordEntry) AD(guest string, epoch uint64) seal.RecordAD {
 	for i := range e.Index {
 		h.Write(e.Index[i][:])
 	}
-	h.Write(binary.BigEndian.AppendUint16(b[:0], uint16(len(e.Attachments))))
-	for _, a := range e.Attachments {
-		h.Write(a.BlindName[:])
-		h.Write(binary.BigEndian.AppendUint32(b[:0], uint32(len(a.Ref))))
-		h.Write(a.Ref)
+	h.Write(binary.BigEndian.AppendUint32(b[:0], uint32(len(e.Chunks))))
+	for i := range e.Chunks {
+		h.Write(e.Chunks[i][:])
 	}
 	ad := seal.RecordAD{Guest: guest, Registry: e.Registry, BlindID: e.BlindID, Version: e.Version, Epoch: epoch}
 	h.Sum(ad.Bound[:0])

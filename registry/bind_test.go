@@ -10,13 +10,14 @@ import (
 
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/store"
 )
 
 // TestSealedBodyBindsClearFields: a host that edits what a record entry
 // says in clear — turns a put into a tombstone, changes an index value,
-// points an attachment at other chunks — leaves the sealed body intact,
-// and opening it fails with seal.ErrAuth. An attachment whose sealed size
-// differs from its chunks' is refused.
+// swaps, drops or adds a chunk id — leaves the sealed body intact, and
+// opening it fails with seal.ErrAuth. An attachment whose size differs
+// from its chunks' is refused before it is sealed.
 func TestSealedBodyBindsClearFields(t *testing.T) {
 	fx := newFixture(t)
 	ctx := context.Background()
@@ -51,17 +52,17 @@ func TestSealedBodyBindsClearFields(t *testing.T) {
 	if err := open(p.entry); err != nil {
 		t.Fatalf("untouched entry: %v", err)
 	}
-	otherRef, _ := other.MarshalBinary()
 	for name, edit := range map[string]func(e *RecordEntry){
-		"kind":            func(e *RecordEntry) { e.Kind = KindTombstone },
-		"index value":     func(e *RecordEntry) { e.Index[0][0] ^= 1 },
-		"index dropped":   func(e *RecordEntry) { e.Index = e.Index[:1] },
-		"attachment ref":  func(e *RecordEntry) { e.Attachments[0].Ref = otherRef },
-		"attachment name": func(e *RecordEntry) { e.Attachments[0].BlindName[0] ^= 1 },
+		"kind":          func(e *RecordEntry) { e.Kind = KindTombstone },
+		"index value":   func(e *RecordEntry) { e.Index[0][0] ^= 1 },
+		"index dropped": func(e *RecordEntry) { e.Index = e.Index[:1] },
+		"chunk swapped": func(e *RecordEntry) { e.Chunks[0] = other.Chunks[0] },
+		"chunk dropped": func(e *RecordEntry) { e.Chunks = e.Chunks[1:] },
+		"chunk added":   func(e *RecordEntry) { e.Chunks = ChunkSet([]store.Ref{ref, other}) },
 	} {
 		e := *p.entry
 		e.Index = append([][32]byte(nil), p.entry.Index...)
-		e.Attachments = append([]AttachmentRef(nil), p.entry.Attachments...)
+		e.Chunks = append([]store.ID(nil), p.entry.Chunks...)
 		edit(&e)
 		err := open(&e)
 		if e.Kind == KindTombstone {
@@ -72,13 +73,28 @@ func TestSealedBodyBindsClearFields(t *testing.T) {
 			t.Errorf("%s edited: %v, want ErrAuth", name, err)
 		}
 	}
-	// A sealed size that disagrees with the chunks' is refused on open.
-	bad, err := g.prepare(guest, "P-2", 1, 1, KindPut, []byte(`{"parcel_id":"P-2","owner_id":"DR-1"}`),
+	// A size that disagrees with the chunks' is refused before sealing.
+	_, err = g.prepare(guest, "P-2", 1, 1, KindPut, []byte(`{"parcel_id":"P-2","owner_id":"DR-1"}`),
 		[]Attachment{{Name: "deed.pdf", Size: int64(len(deed)) - 1, Ref: ref}})
+	if err == nil || !strings.Contains(err.Error(), "its chunks hold") {
+		t.Errorf("attachment of the wrong size: %v", err)
+	}
+}
+
+// TestOldEntryFormatRefused: a record entry of format 1, which carried the
+// attachment references in clear, is refused by name, not misread.
+func TestOldEntryFormatRefused(t *testing.T) {
+	e := &RecordEntry{Kind: KindPut, Registry: "land", Version: 1, Sealed: []byte("sealed")}
+	b, err := e.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := open(bad.entry); err == nil || !strings.Contains(err.Error(), "sealed size") {
-		t.Errorf("attachment of the wrong size: %v", err)
+	b[0] = 1
+	if _, err := UnmarshalRecordEntry(b); !errors.Is(err, ErrOldEntryFormat) {
+		t.Fatalf("format 1 entry: %v, want ErrOldEntryFormat", err)
+	}
+	b[0] = 3
+	if _, err := UnmarshalRecordEntry(b); err == nil || errors.Is(err, ErrOldEntryFormat) {
+		t.Fatalf("format 3 entry: %v", err)
 	}
 }

@@ -1,9 +1,13 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+
+	"github.com/chancery-gov/chancery/store"
 )
 
 // RecordEntry is the payload of a ledger entry of type record: one version
@@ -11,25 +15,26 @@ import (
 // to a host: the record id and indexed values appear only as keyed MACs,
 // the body only sealed. Encoding (docs/formats.md):
 //
-//	u8 format (=1) | u8 kind | u16 len ‖ registry | 32 blind id | u64 version |
+//	u8 format (=2) | u8 kind | u16 len ‖ registry | 32 blind id | u64 version |
 //	32 commitment | u8 n ‖ n × 32 blinded index values |
-//	u16 m ‖ m × (u16 len ‖ 32 blind name ‖ store ref bytes) | u32 len ‖ sealed body
+//	u32 m ‖ m × 32 chunk ids, strictly ascending | u32 len ‖ sealed body
+//
+// The attachments themselves — names, exact sizes, and the order of their
+// chunks (store.Ref) — are inside the sealed body. What stays in clear is
+// the set of chunk ids the version's attachments use, without order,
+// repetition, sizes or a split into attachments: the keyed ids a host
+// already sees in its packs' headers, which a keyless site needs to ship
+// the packs a record needs and to refuse a record whose chunks it lacks
+// (replica, bundle).
 type RecordEntry struct {
-	Kind        Kind
-	Registry    string
-	BlindID     [32]byte
-	Version     uint64
-	Commitment  [32]byte   // seal.CommitRecord of the plaintext body: a drill checks a decrypted sample against it
-	Index       [][32]byte // blinded (field, value) pairs of the indexed fields
-	Attachments []AttachmentRef
-	Sealed      []byte // the sealed body (seal.RegistryKeys.Seal)
-}
-
-// AttachmentRef is an attachment as the ledger names it: a blinded name and
-// the encoded store reference of its chunks.
-type AttachmentRef struct {
-	BlindName [32]byte
-	Ref       []byte
+	Kind       Kind
+	Registry   string
+	BlindID    [32]byte
+	Version    uint64
+	Commitment [32]byte   // seal.CommitRecord of the plaintext body: a drill checks a decrypted sample against it
+	Index      [][32]byte // blinded (field, value) pairs of the indexed fields
+	Chunks     []store.ID // the chunks of every attachment, as a set: ascending, each once (ChunkSet)
+	Sealed     []byte     // the sealed body (seal.RegistryKeys.Seal)
 }
 
 // Kind says whether a version puts a record or deletes it.
@@ -41,7 +46,27 @@ const (
 	KindTombstone Kind = 2
 )
 
-const recordEntryFormat = 1
+// recordEntryFormat is the first byte of a record entry. Format 1 carried
+// each attachment's store reference (exact size, chunk ids in order) in
+// clear; it is refused with ErrOldEntryFormat.
+const recordEntryFormat = 2
+
+// ErrOldEntryFormat means a record entry of format 1, whose attachment
+// references (exact sizes and chunk lists) were in clear. It is refused,
+// not read: a state written before format 2 must be loaded again
+// (`chancery import`) by this release.
+var ErrOldEntryFormat = errors.New("record entry of format 1 (attachment sizes and chunk lists in clear), which this Chancery no longer reads: load the state again with chancery import (docs/formats.md)")
+
+// ChunkSet is the set of chunk ids refs use, as a record entry carries it:
+// sorted ascending, each id once.
+func ChunkSet(refs []store.Ref) []store.ID {
+	var ids []store.ID
+	for _, r := range refs {
+		ids = append(ids, r.Chunks...)
+	}
+	slices.SortFunc(ids, func(a, b store.ID) int { return bytes.Compare(a[:], b[:]) })
+	return slices.Compact(ids)
+}
 
 // MarshalBinary encodes the entry.
 func (e *RecordEntry) MarshalBinary() ([]byte, error) {
@@ -54,13 +79,12 @@ func (e *RecordEntry) MarshalBinary() ([]byte, error) {
 	if len(e.Index) > 255 {
 		return nil, fmt.Errorf("record entry: %d index values, at most 255", len(e.Index))
 	}
-	if len(e.Attachments) > 1<<16-1 {
-		return nil, fmt.Errorf("record entry: %d attachments", len(e.Attachments))
+	for i := 1; i < len(e.Chunks); i++ {
+		if bytes.Compare(e.Chunks[i-1][:], e.Chunks[i][:]) >= 0 {
+			return nil, fmt.Errorf("record entry: chunk ids not a set in ascending order at %d", i)
+		}
 	}
-	n := 2 + 2 + len(e.Registry) + 32 + 8 + 32 + 1 + 32*len(e.Index) + 2 + 4 + len(e.Sealed)
-	for _, a := range e.Attachments {
-		n += 2 + 32 + len(a.Ref)
-	}
+	n := 2 + 2 + len(e.Registry) + 32 + 8 + 32 + 1 + 32*len(e.Index) + 4 + 32*len(e.Chunks) + 4 + len(e.Sealed)
 	b := make([]byte, 0, n)
 	b = append(b, recordEntryFormat, byte(e.Kind))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Registry)))
@@ -72,14 +96,9 @@ func (e *RecordEntry) MarshalBinary() ([]byte, error) {
 	for _, v := range e.Index {
 		b = append(b, v[:]...)
 	}
-	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Attachments)))
-	for i, a := range e.Attachments {
-		if len(a.Ref) > 1<<16-1-32 {
-			return nil, fmt.Errorf("record entry: attachment %d reference of %d bytes", i, len(a.Ref))
-		}
-		b = binary.BigEndian.AppendUint16(b, uint16(32+len(a.Ref)))
-		b = append(b, a.BlindName[:]...)
-		b = append(b, a.Ref...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(e.Chunks)))
+	for i := range e.Chunks {
+		b = append(b, e.Chunks[i][:]...)
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(e.Sealed)))
 	return append(b, e.Sealed...), nil
@@ -97,10 +116,11 @@ func UnmarshalRecordEntry(b []byte) (*RecordEntry, error) {
 	for i := 0; i < len(v.index); i += 32 {
 		e.Index = append(e.Index, [32]byte(v.index[i:i+32]))
 	}
-	for a := v.atts; len(a) > 0; {
-		l := int(binary.BigEndian.Uint16(a))
-		e.Attachments = append(e.Attachments, AttachmentRef{BlindName: [32]byte(a[2 : 2+32]), Ref: a[2+32 : 2+l : 2+l]})
-		a = a[2+l:]
+	if n := len(v.chunks) / 32; n > 0 {
+		e.Chunks = make([]store.ID, n)
+		for i := range e.Chunks {
+			e.Chunks[i] = store.ID(v.chunks[32*i:])
+		}
 	}
 	return e, nil
 }
@@ -115,7 +135,7 @@ type recordView struct {
 	version    uint64
 	commitment []byte
 	index      []byte // the blinded index values, 32 bytes each
-	atts       []byte // the attachment references as encoded, each checked
+	chunks     []byte // the chunk ids, 32 bytes each, checked ascending
 	sealed     []byte
 }
 
@@ -127,6 +147,9 @@ func (v *recordView) parse(b []byte) error {
 		if d.err != nil {
 			return fmt.Errorf("record entry: %w", d.err)
 		}
+		if f == 1 {
+			return ErrOldEntryFormat
+		}
 		return fmt.Errorf("record entry: format %d, this Chancery reads %d", f, recordEntryFormat)
 	}
 	v.kind = Kind(d.u8())
@@ -135,18 +158,19 @@ func (v *recordView) parse(b []byte) error {
 	v.version = d.u64()
 	v.commitment = d.bytes(32)
 	v.index = d.bytes(32 * int(d.u8()))
-	v.atts = nil
-	if n := int(d.u16()); n > 0 && d.err == nil {
-		start := d.b
-		for ; n > 0 && d.err == nil; n-- {
-			l := int(d.u16())
-			if l < 32 && d.err == nil {
-				d.err = errors.New("attachment reference shorter than its blind name")
-				break
+	v.chunks = nil
+	if n := d.u32(); n > 0 && d.err == nil {
+		if uint64(n)*32 > uint64(len(d.b)) {
+			d.err = errShort
+		} else {
+			v.chunks = d.bytes(32 * int(n))
+			for i := 32; i < len(v.chunks); i += 32 {
+				if bytes.Compare(v.chunks[i-32:i], v.chunks[i:i+32]) >= 0 {
+					d.err = fmt.Errorf("chunk ids not a set in ascending order at %d", i/32)
+					break
+				}
 			}
-			d.bytes(l)
 		}
-		v.atts = start[:len(start)-len(d.b)]
 	}
 	v.sealed = d.bytes(int(d.u32()))
 	if d.err != nil {

@@ -11,8 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -250,34 +248,52 @@ func (r *Registries) sameAsLatest(ctx context.Context, g *reg, l *ImportLine, bl
 	if err != nil {
 		return false, nil, fmt.Errorf("%s record %s: ledger entry %d: %w", g.def.Name, l.ID, v.index, err)
 	}
-	if re.Kind != KindPut || re.Version != v.num || len(re.Attachments) != len(l.Attachments) {
+	if re.Kind != KindPut || re.Version != v.num {
 		return false, nil, nil
 	}
-	b := body{ID: l.ID, Data: l.Record}
-	for name, path := range l.Attachments {
+	if len(l.Attachments) == 0 {
+		b := body{ID: l.ID, Data: l.Record}
+		plain, err := b.marshal()
+		if err != nil {
+			return false, nil, err
+		}
+		defer clear(plain)
+		ad := seal.RecordAD{Guest: r.opts.Charter.Guest.ID, Registry: g.def.Name, BlindID: blind, Version: v.num, Epoch: e.Epoch}
+		return g.keys.VerifyCommitRecord(ad, plain, re.Commitment), nil, nil
+	}
+	// The attachment references are sealed in the body: open it.
+	plain, err := g.keys.Open(re.AD(r.opts.Charter.Guest.ID, e.Epoch), re.Sealed)
+	if err != nil {
+		return false, nil, fmt.Errorf("%s record %s: open its latest version (ledger entry %d) to compare: %w", g.def.Name, l.ID, v.index, err)
+	}
+	defer clear(plain)
+	var b body
+	if err := json.Unmarshal(plain, &b); err != nil {
+		return false, nil, fmt.Errorf("%s record %s: ledger entry %d: sealed body: %w", g.def.Name, l.ID, v.index, err)
+	}
+	atts, err := b.attachments(re)
+	if err != nil {
+		return false, nil, fmt.Errorf("%s record %s: ledger entry %d: %w", g.def.Name, l.ID, v.index, err)
+	}
+	if b.ID != l.ID || !bytes.Equal(b.Data, l.Record) || len(atts) != len(l.Attachments) {
+		return false, nil, nil
+	}
+	var refs [][]byte
+	for i, a := range atts {
+		path, ok := l.Attachments[a.Name]
+		if !ok || (i > 0 && atts[i-1].Name >= a.Name) {
+			// checkSameAttachments compares in name order.
+			return false, nil, nil
+		}
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(dir, path)
 		}
 		fi, err := os.Stat(path)
-		if err != nil {
-			// prepareBatch reports it if the line is imported.
+		if err != nil || fi.Size() != a.Size {
+			// A missing file: prepareBatch reports it if the line is imported.
 			return false, nil, nil
 		}
-		b.Attachments = append(b.Attachments, bodyAttach{Name: name, Size: fi.Size()})
-	}
-	slices.SortFunc(b.Attachments, func(x, y bodyAttach) int { return strings.Compare(x.Name, y.Name) })
-	plain, err := b.marshal()
-	if err != nil {
-		return false, nil, err
-	}
-	defer clear(plain)
-	ad := seal.RecordAD{Guest: r.opts.Charter.Guest.ID, Registry: g.def.Name, BlindID: blind, Version: v.num, Epoch: e.Epoch}
-	if !g.keys.VerifyCommitRecord(ad, plain, re.Commitment) {
-		return false, nil, nil
-	}
-	var refs [][]byte
-	for _, a := range re.Attachments {
-		refs = append(refs, a.Ref)
+		refs = append(refs, b.Attachments[i].Ref)
 	}
 	return true, refs, nil
 }
@@ -435,7 +451,7 @@ func (r *Registries) commitBatch(ctx context.Context, b *importBatch, res *Impor
 	// Attachments must be durable before any ledger entry names them.
 	flushed := map[*reg]bool{}
 	for _, it := range write {
-		if len(it.prepared.entry.Attachments) > 0 && !flushed[it.g] {
+		if len(it.atts) > 0 && !flushed[it.g] {
 			flushed[it.g] = true
 			if err := it.g.blobs.Flush(ctx); err != nil {
 				return 0, fmt.Errorf("import: make attachments of lines %d–%d durable: %w", write[0].line, write[n-1].line, err)
@@ -454,7 +470,7 @@ func (r *Registries) commitBatch(ctx context.Context, b *importBatch, res *Impor
 	t := now.UTC().Truncate(time.Millisecond)
 	for i, it := range write {
 		it.g.index(it.prepared.entry, VersionInfo{Version: it.version, Index: first + uint64(i), Time: t, Epoch: it.prepared.epoch})
-		res.Attachments += len(it.prepared.entry.Attachments)
+		res.Attachments += len(it.atts)
 	}
 	if res.Records == 0 {
 		res.First = first

@@ -3,14 +3,20 @@ package registry
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/chancery-gov/chancery/internal/demo/demogen"
+	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/store"
 )
 
 // TestNoPlaintextAtRest loads the demo registries, attachments included, and
@@ -133,4 +139,89 @@ func plaintextOf(t *testing.T, jsonl []byte) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestEntryHidesAttachmentRefs: the ledger entry of a version with
+// attachments carries neither their exact sizes nor their references
+// (store.Ref: size and chunk ids in order) in clear — they are sealed in
+// the body — only the set of chunk ids, ascending, which sites need to
+// ship and check the version's packs. Record bodies a few bytes apart in
+// length give entries of one size (Padmé padding of the sealed body).
+func TestEntryHidesAttachmentRefs(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	// Two attachments sharing content, so that chunks repeat and the
+	// chunk order of each would show were it in clear.
+	rng := rand.New(rand.NewPCG(1, 2))
+	a := make([]byte, 3<<20+12345)
+	for i := range a {
+		a[i] = byte(rng.Uint32())
+	}
+	b := append(append([]byte(nil), a[2<<20:]...), a[:1<<20]...)
+	var atts []Attachment
+	for i, content := range [][]byte{a, b} {
+		ref, err := fx.reg.PutBlob(ctx, "land", bytes.NewReader(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		atts = append(atts, Attachment{Name: fmt.Sprintf("deed-%d.pdf", i), Size: ref.Size, Ref: ref})
+	}
+	if _, err := fx.reg.Put(ctx, "land", "P-1", []byte(`{"parcel_id":"P-1","owner_id":"DR-1"}`), atts); err != nil {
+		t.Fatal(err)
+	}
+	payload := lastRecordPayload(t, fx)
+	var sizes [][]byte
+	for _, at := range atts {
+		enc, _ := at.Ref.MarshalBinary()
+		if bytes.Contains(payload, enc[5:]) {
+			t.Errorf("entry holds attachment %s's reference in clear", at.Name)
+		}
+		sizes = append(sizes, binary.BigEndian.AppendUint64(nil, uint64(at.Size)))
+	}
+	for _, sz := range sizes {
+		if bytes.Contains(payload, sz) {
+			t.Errorf("entry holds an attachment's exact size %x in clear", sz)
+		}
+	}
+	re, err := UnmarshalRecordEntry(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ChunkSet([]store.Ref{atts[0].Ref, atts[1].Ref}); !slices.Equal(re.Chunks, want) {
+		t.Fatalf("entry lists %d chunks, want the set of %d", len(re.Chunks), len(want))
+	}
+	rec, err := fx.reg.Get(ctx, "land", "P-1", AsOf{})
+	if err != nil || len(rec.Attachments) != 2 || rec.Attachments[1].Size != atts[1].Size || !slices.Equal(rec.Attachments[1].Ref.Chunks, atts[1].Ref.Chunks) {
+		t.Fatalf("read back: %v", err)
+	}
+
+	// Bodies of about 1060 bytes whose owner ids are 1 to 8 characters
+	// long: one Padmé bucket (64 bytes wide there), one entry size.
+	lens := map[int]bool{}
+	notes := strings.Repeat("n", 990)
+	for n := 1; n <= 8; n++ {
+		id := fmt.Sprintf("P-%d", n+10)
+		data := fmt.Sprintf(`{"parcel_id":%q,"owner_id":%q,"notes":%q}`, id, strings.Repeat("x", n), notes)
+		if _, err := fx.reg.Put(ctx, "land", id, []byte(data), nil); err != nil {
+			t.Fatal(err)
+		}
+		lens[len(lastRecordPayload(t, fx))] = true
+	}
+	if len(lens) != 1 {
+		t.Errorf("bodies 1 to 8 bytes apart gave entries of %d sizes", len(lens))
+	}
+}
+
+// lastRecordPayload is the payload of the newest ledger entry.
+func lastRecordPayload(t *testing.T, fx *fixture) []byte {
+	t.Helper()
+	raw, err := fx.reg.entry(context.Background(), fx.log.Size()-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := ledger.DecodeEntry(raw)
+	if err != nil || e.Type != ledger.TypeRecord {
+		t.Fatalf("newest entry: %v", err)
+	}
+	return e.Payload
 }

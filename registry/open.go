@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/seal"
@@ -40,20 +41,35 @@ func OpenEntry(keys *seal.Keyring, guest string, raw []byte) (*Record, *RecordEn
 		return nil, re, fmt.Errorf("%s version %d: sealed body: %w", re.Registry, re.Version, err)
 	}
 	rec.ID, rec.Data = b.ID, append(json.RawMessage(nil), b.Data...)
-	if len(b.Attachments) != len(re.Attachments) {
-		return nil, re, fmt.Errorf("%s version %d: %d attachments sealed, %d referenced", re.Registry, re.Version, len(b.Attachments), len(re.Attachments))
-	}
-	for i, a := range b.Attachments {
-		var ref store.Ref
-		if err := ref.UnmarshalBinary(re.Attachments[i].Ref); err != nil {
-			return nil, re, fmt.Errorf("%s version %d attachment %s: %w", re.Registry, re.Version, a.Name, err)
-		}
-		if ref.Size != a.Size {
-			return nil, re, fmt.Errorf("%s version %d attachment %s: sealed size %d, its chunks hold %d", re.Registry, re.Version, a.Name, a.Size, ref.Size)
-		}
-		rec.Attachments = append(rec.Attachments, Attachment{Name: a.Name, Size: a.Size, Ref: ref})
+	if rec.Attachments, err = b.attachments(re); err != nil {
+		return nil, re, fmt.Errorf("%s version %d: %w", re.Registry, re.Version, err)
 	}
 	return rec, re, nil
+}
+
+// attachments decodes the store references the sealed body lists and
+// checks that the chunks they use are exactly the set the entry carries
+// in clear, which is what sites ship and check for the version: a body
+// sealed with one set and an entry naming another is refused, though the
+// AD binding makes that reachable only by a writer holding the keys.
+func (b *body) attachments(re *RecordEntry) ([]Attachment, error) {
+	if len(b.Attachments) == 0 && len(re.Chunks) == 0 {
+		return nil, nil
+	}
+	out := make([]Attachment, 0, len(b.Attachments))
+	refs := make([]store.Ref, 0, len(b.Attachments))
+	for _, a := range b.Attachments {
+		var ref store.Ref
+		if err := ref.UnmarshalBinary(a.Ref); err != nil {
+			return nil, fmt.Errorf("attachment %s: %w", a.Name, err)
+		}
+		out = append(out, Attachment{Name: a.Name, Size: ref.Size, Ref: ref})
+		refs = append(refs, ref)
+	}
+	if got := ChunkSet(refs); !slices.Equal(got, re.Chunks) {
+		return nil, fmt.Errorf("the %d distinct chunks the sealed attachments use are not the set of %d the entry lists", len(got), len(re.Chunks))
+	}
+	return out, nil
 }
 
 // Exclusive runs fn while no write is in progress and none can start: what

@@ -163,9 +163,12 @@ type body struct {
 	Attachments []bodyAttach    `json:"attachments,omitempty"`
 }
 
+// bodyAttach is one attachment as the sealed body lists it: its name and
+// its store reference (exact size, chunk ids in order), which the ledger
+// entry does not carry in clear.
 type bodyAttach struct {
 	Name string `json:"name"`
-	Size int64  `json:"size"`
+	Ref  []byte `json:"ref"` // store.Ref.MarshalBinary, base64 in the JSON
 }
 
 // marshal encodes the body as json.Marshal would, without re-validating
@@ -401,14 +404,19 @@ func (g *reg) prepare(guest, id string, version, epoch uint64, kind Kind, data j
 			e.Index = append(e.Index, g.keys.BlindIndex(f, vals[f]))
 		}
 		b.Data = data
+		refs := make([]store.Ref, 0, len(atts))
 		for _, a := range atts {
+			if a.Size != a.Ref.Size {
+				return nil, fmt.Errorf("%s record %s attachment %s: size %d, its chunks hold %d", g.def.Name, id, a.Name, a.Size, a.Ref.Size)
+			}
 			ref, err := a.Ref.MarshalBinary()
 			if err != nil {
 				return nil, fmt.Errorf("%s record %s attachment %s: %w", g.def.Name, id, a.Name, err)
 			}
-			e.Attachments = append(e.Attachments, AttachmentRef{BlindName: g.keys.BlindIndex("\x00attachment", a.Name), Ref: ref})
-			b.Attachments = append(b.Attachments, bodyAttach{Name: a.Name, Size: a.Size})
+			b.Attachments = append(b.Attachments, bodyAttach{Name: a.Name, Ref: ref})
+			refs = append(refs, a.Ref)
 		}
+		e.Chunks = ChunkSet(refs)
 	}
 	plain, err := b.marshal()
 	if err != nil {
@@ -627,18 +635,8 @@ func (r *Registries) open(ctx context.Context, g *reg, id string, v VersionInfo)
 		return nil, fmt.Errorf("%s: sealed body does not match the record", what)
 	}
 	rec := &Record{Registry: g.def.Name, ID: b.ID, Data: b.Data, VersionInfo: v}
-	if len(b.Attachments) != len(re.Attachments) {
-		return nil, fmt.Errorf("%s: %d attachments sealed, %d referenced", what, len(b.Attachments), len(re.Attachments))
-	}
-	for i, a := range b.Attachments {
-		var ref store.Ref
-		if err := ref.UnmarshalBinary(re.Attachments[i].Ref); err != nil {
-			return nil, fmt.Errorf("%s attachment %s: %w", what, a.Name, err)
-		}
-		if ref.Size != a.Size {
-			return nil, fmt.Errorf("%s attachment %s: sealed size %d, its chunks hold %d", what, a.Name, a.Size, ref.Size)
-		}
-		rec.Attachments = append(rec.Attachments, Attachment{Name: a.Name, Size: a.Size, Ref: ref})
+	if rec.Attachments, err = b.attachments(re); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return rec, nil
 }

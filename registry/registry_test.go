@@ -277,7 +277,7 @@ func TestImportStopsAtBadLine(t *testing.T) {
 
 func TestRecordEntryRoundTrip(t *testing.T) {
 	e := &RecordEntry{Kind: KindPut, Registry: "land", Version: 7, Index: [][32]byte{{1}, {2}},
-		Attachments: []AttachmentRef{{BlindName: [32]byte{9}, Ref: []byte("ref")}}, Sealed: []byte("sealed")}
+		Chunks: []store.ID{{3}, {9}}, Sealed: []byte("sealed")}
 	b, err := e.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)

@@ -62,12 +62,10 @@ func (bb *BatchBuilder) Build(ctx context.Context, from uint64, signed []byte, c
 			if e, err = ledger.Withhold(e); err != nil {
 				return fmt.Errorf("entry %d: %w", idx, err)
 			}
-		} else if rec != nil && len(rec.Attachments) > 0 {
-			ids, err := Chunks(rec)
-			if err != nil {
-				return fmt.Errorf("entry %d: %w", idx, err)
-			}
-			out.Need[reg] = append(out.Need[reg], ids...)
+		} else if rec != nil && len(rec.Chunks) > 0 {
+			// The entry's chunk set: the host learns which chunks a
+			// version needs, never their order or the attachments' sizes.
+			out.Need[reg] = append(out.Need[reg], rec.Chunks...)
 		}
 		if e[1] == byte(ledger.TypeWithheld) {
 			out.Withheld++

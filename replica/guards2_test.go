@@ -5,6 +5,7 @@ package replica_test
 // broken peer could send a receiver, and what it must get back.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -149,7 +150,7 @@ func TestAcceptGuards(t *testing.T) {
 		}
 	})
 
-	t.Run("attachment that does not parse", func(t *testing.T) {
+	t.Run("chunk set that does not parse", func(t *testing.T) {
 		f := f.with(t)
 		var bad []byte
 		for _, e := range f.homeEntries(cp.Size) {
@@ -158,10 +159,16 @@ func TestAcceptGuards(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				rec.Attachments[0].Ref = []byte("not a ref")
+				// Two chunk ids out of order: not a set as the format
+				// requires.
+				lo, hi := store.ID{1}, store.ID{2}
+				rec.Chunks = []store.ID{lo, hi}
 				if d.Payload, err = rec.MarshalBinary(); err != nil {
 					t.Fatal(err)
 				}
+				i := bytes.Index(d.Payload, append(lo[:], hi[:]...))
+				copy(d.Payload[i:], hi[:])
+				copy(d.Payload[i+32:], lo[:])
 				if bad, err = d.MarshalBinary(); err != nil {
 					t.Fatal(err)
 				}
@@ -174,7 +181,7 @@ func TestAcceptGuards(t *testing.T) {
 		entries := [][]byte{bad}
 		_, err := r.Accept(ctx, &replica.Batch{First: 0, Checkpoint: f.signTree(t, entries, 1), Entries: entries})
 		if !errors.Is(err, replica.ErrRefused) {
-			t.Fatalf("record whose attachment does not parse: %v, want ErrRefused", err)
+			t.Fatalf("record whose chunk set does not parse: %v, want ErrRefused", err)
 		}
 		if n := r.Log().MirrorSize(); n != 0 {
 			t.Fatalf("mirror at %d", n)

@@ -92,7 +92,7 @@ func TestPeerCatchUp(t *testing.T) {
 	var target []byte
 	var targetIdx uint64
 	for i := uint64(ledger.TileWidth); i < cp.Size; i++ {
-		if rec := recordOf(t, entries[i]); rec != nil && rec.Registry == "business" && len(rec.Attachments) == 0 {
+		if rec := recordOf(t, entries[i]); rec != nil && rec.Registry == "business" && len(rec.Chunks) == 0 {
 			target, targetIdx = rec.Sealed, i
 			break
 		}

@@ -189,18 +189,11 @@ func (p Placement) Entry(entry []byte) (reg string, ok bool, rec *registry.Recor
 	return rec.Registry, p.Registry(rec.Registry), rec, nil
 }
 
-// Chunks lists the blob chunks a record entry references.
-func Chunks(rec *registry.RecordEntry) ([]store.ID, error) {
-	var ids []store.ID
-	for i, a := range rec.Attachments {
-		var ref store.Ref
-		if err := ref.UnmarshalBinary(a.Ref); err != nil {
-			return nil, fmt.Errorf("attachment %d: %w", i, err)
-		}
-		ids = append(ids, ref.Chunks...)
-	}
-	return ids, nil
-}
+// Chunks lists the blob chunks a record entry needs: the set of chunk ids
+// it carries in clear (ascending, each once). The attachments' references
+// — sizes, chunk order — are sealed in the body, so a keyless site ships
+// and checks packs by this set alone.
+func Chunks(rec *registry.RecordEntry) ([]store.ID, error) { return rec.Chunks, nil }
 
 // CanCatchUpFrom reports whether site may catch up from peer: only if the
 // charter places at peer every registry it places at site. A peer holds

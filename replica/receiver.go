@@ -357,18 +357,14 @@ func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 		if !ok {
 			return nil, r.refused(fmt.Errorf("%w: entry %d: registry %s: the writer must send a withheld stub", ErrNotPlaced, idx, reg))
 		}
-		if rec == nil || len(rec.Attachments) == 0 {
+		if rec == nil || len(rec.Chunks) == 0 {
 			continue
-		}
-		ids, err := Chunks(rec)
-		if err != nil {
-			return nil, r.refused(fmt.Errorf("%w: entry %d: %v", ErrRefused, idx, err))
 		}
 		st, err := r.store(ctx, reg)
 		if err != nil {
 			return nil, err
 		}
-		for _, id := range ids {
+		for _, id := range rec.Chunks {
 			if !st.Has(id) {
 				return nil, r.refused(fmt.Errorf("%w: entry %d of registry %s: chunk %x: ship its pack first", ErrMissingBlob, idx, reg, id[:8]))
 			}

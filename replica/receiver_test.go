@@ -38,7 +38,7 @@ func shipPacks(t *testing.T, f *fixture, sink replica.Sink, b *replica.Batch) in
 	n := 0
 	for _, e := range b.Entries {
 		rec := recordOf(t, e)
-		if rec == nil || len(rec.Attachments) == 0 {
+		if rec == nil || len(rec.Chunks) == 0 {
 			continue
 		}
 		ids, err := replica.Chunks(rec)

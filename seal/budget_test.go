@@ -1,6 +1,7 @@
 package seal
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 )
@@ -79,5 +80,77 @@ func TestNonceBudget(t *testing.T) {
 	b.used.Store(DefaultSealLimit)
 	if err := b.take(DefaultSealLimit * 2); !errors.Is(err, ErrNonceBudget) {
 		t.Fatalf("limit above the default: %v", err)
+	}
+}
+
+// TestSiteKeyRotation: a site's outer key that has spent its nonce budget
+// refuses to seal; RotateSiteKey gives the next generation — a fresh key,
+// its wrapped copy and the KeySiteKey event naming it — which seals again,
+// opens what ResealSite moved to it, and shares nothing with the old one.
+func TestSiteKeyRotation(t *testing.T) {
+	k := newKeyring(t, "demo-republic")
+	old, err := NewSiteKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Wipe()
+	old.SetSealLimit(3)
+	ad := SiteAD("demo-republic", "embassy-north", [32]byte{7})
+	var chunks [][]byte
+	for i := range 3 {
+		c, err := old.Seal(ad, []byte{byte(i), 'c'})
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, c)
+	}
+	if old.Remaining() != 0 {
+		t.Fatalf("%d seals left after the limit", old.Remaining())
+	}
+	if _, err := old.Seal(ad, []byte("one more")); !errors.Is(err, ErrNonceBudget) {
+		t.Fatalf("seal past the budget: %v", err)
+	}
+	order := [32]byte{9}
+	next, wrapped, ev, err := k.RotateSiteKey("embassy-north", 1, order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Wipe()
+	if ev.Kind != KeySiteKey || ev.Site != "embassy-north" || ev.Generation != 2 || ev.KeyID != next.ID() || ev.KeyID == old.ID() || ev.Order != order {
+		t.Fatalf("rotation event %+v", ev)
+	}
+	b, err := ev.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back KeyEvent
+	if err := back.UnmarshalBinary(b); err != nil || back != ev {
+		t.Fatalf("rotation event round trip: %v", err)
+	}
+	if bytes.Contains(b, wrapped[1+nonceSize:]) {
+		t.Fatal("the event carries the wrapped key")
+	}
+	un, err := k.UnwrapSiteKey("embassy-north", wrapped)
+	if err != nil || un.ID() != next.ID() {
+		t.Fatalf("wrapped copy of the new key: %v", err)
+	}
+	un.Wipe()
+	for i, c := range chunks {
+		moved, err := ResealSite(old, next, ad, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pt, err := next.Open(ad, moved); err != nil || !bytes.Equal(pt, []byte{byte(i), 'c'}) {
+			t.Fatalf("chunk %d under the new key: %v", i, err)
+		}
+		if _, err := old.Open(ad, moved); !errors.Is(err, ErrAuth) {
+			t.Fatalf("chunk %d re-sealed still opens under the old key: %v", i, err)
+		}
+	}
+	if next.Remaining() != DefaultSealLimit-3 {
+		t.Fatalf("new generation starts with %d seals left", next.Remaining())
+	}
+	if _, _, _, err := k.RotateSiteKey("embassy-north", ^uint32(0), order); err == nil {
+		t.Fatal("rotated past the last generation")
 	}
 }

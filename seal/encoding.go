@@ -34,7 +34,8 @@ const (
 	nonceSize        = 12
 	tagSize          = 16
 	formatRecordV1   = 0x01 // refused: its AD bound no kind, index values or attachments
-	formatRecord     = 0x02
+	formatRecordV2   = 0x02 // refused: its plaintext was not padded, so its length showed
+	formatRecord     = 0x03
 	formatBlobV1     = 0x01
 	formatSiteV1     = 0x01
 	formatWrapV1     = 0x01

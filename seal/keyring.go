@@ -1,6 +1,8 @@
 package seal
 
 import (
+	"github.com/chancery-gov/chancery/internal/padme"
+
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -26,10 +28,13 @@ var ErrAuth = errors.New("seal: message authentication failed")
 // its key event is in the ledger and has been applied with SetGeneration.
 var ErrUnknownGeneration = errors.New("seal: key generation not yet in effect")
 
-// ErrOldRecordFormat means a record sealed in format 1, whose additional
-// data did not bind the record kind, index values and attachments. It is
-// refused rather than read, so that nothing unbound passes for bound.
-var ErrOldRecordFormat = errors.New("seal: record sealed in format 1 (kind, index values and attachments not bound), which this Chancery no longer opens (see docs/seal.md § Sealed record)")
+// ErrOldRecordFormat means a record sealed in an older format than this
+// Chancery writes: format 1, whose additional data did not bind the record
+// kind, index values and attachments, or format 2, whose plaintext was not
+// padded (its exact length showed). It is refused rather than read, so
+// that nothing unbound or unpadded passes for what is written now; the
+// error names the format.
+var ErrOldRecordFormat = errors.New("seal: record sealed in an older format, which this Chancery no longer opens (see docs/seal.md § Sealed record)")
 
 // Keyring derives and caches the keys of one guest state from its root key.
 // It is safe for concurrent use.
@@ -350,9 +355,13 @@ func (rk *RegistryKeys) checkAD(ad *RecordAD) error {
 
 // Seal encrypts one record version with the registry's current data key:
 //
-//	0x02 ‖ generation u32 ‖ nonce (12, random) ‖ AES-256-GCM ciphertext ‖ tag (16)
+//	0x03 ‖ generation u32 ‖ nonce (12, random) ‖ AES-256-GCM ciphertext ‖ tag (16)
 //
 // with the canonical encoding of ad and the generation as additional data.
+// What is encrypted is the plaintext padded (internal/padme):
+// length u32 ‖ plaintext ‖ zeros, of padme.Len(4 + length) bytes, so the
+// sealed size gives the plaintext's length only to within Padmé's
+// rounding (at most 12%), not exactly.
 // ad must name this keyring's guest and this registry. A random 96-bit
 // nonce is safe for about 2^32 seals per generation: past the keyring's
 // seal limit (DefaultSealLimit, 2^31) Seal fails with ErrNonceBudget
@@ -369,16 +378,20 @@ func (rk *RegistryKeys) Seal(ad RecordAD, plaintext []byte) ([]byte, error) {
 	if err := rk.counts(gen).data.take(rk.k.sealLimit.Load()); err != nil {
 		return nil, fmt.Errorf("seal: registry %q generation %d has sealed its limit of records: %w", rk.name, gen, err)
 	}
-	out := make([]byte, recordHeaderLen, recordHeaderLen+len(plaintext)+tagSize)
+	// One buffer: header, then the padded plaintext, sealed in place.
+	padded := padme.Len(4 + len(plaintext))
+	out := make([]byte, recordHeaderLen, recordHeaderLen+padded+tagSize)
 	out[0] = formatRecord
 	binary.BigEndian.PutUint32(out[1:5], gen)
 	nonce := out[5:recordHeaderLen]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("seal: record nonce: %w", err)
 	}
+	body := padme.Finish(append(append(out[recordHeaderLen:], 0, 0, 0, 0), plaintext...), 0)
 	var adBuf [128]byte
 	adb := appendRecordAD(adBuf[:0], &ad, gen)
-	return g.data.Seal(out, nonce, plaintext, adb), nil
+	sealed := g.data.Seal(body[:0], nonce, body, adb)
+	return out[:recordHeaderLen+len(sealed)], nil
 }
 
 // Open decrypts a record sealed by Seal under any generation up to the
@@ -392,12 +405,23 @@ func (rk *RegistryKeys) Open(ad RecordAD, sealed []byte) ([]byte, error) {
 	what := func() string {
 		return fmt.Sprintf("record %x version %d in registry %q of %s", ad.BlindID[:6], ad.Version, rk.name, rk.guest)
 	}
-	if len(sealed) > 0 && sealed[0] == formatRecordV1 {
-		return nil, fmt.Errorf("seal: open %s: %w", what(), ErrOldRecordFormat)
+	if len(sealed) > 0 && (sealed[0] == formatRecordV1 || sealed[0] == formatRecordV2) {
+		return nil, fmt.Errorf("seal: open %s: format %d: %w", what(), sealed[0], ErrOldRecordFormat)
 	}
-	return rk.openFramed(sealed, formatRecord, "record", what,
+	pt, err := rk.openFramed(sealed, formatRecord, "record", what,
 		func(g *genKeys) cipher.AEAD { return g.data },
 		func(dst []byte, gen uint32) []byte { return appendRecordAD(dst, &ad, gen) })
+	if err != nil {
+		return nil, err
+	}
+	// Authenticated, so a bad padding is a bug or a forger with the key,
+	// never noise; it is still refused, so one record has one encoding.
+	body, err := padme.Body(pt, 0)
+	if err != nil {
+		clear(pt)
+		return nil, fmt.Errorf("seal: open %s: %w", what(), err)
+	}
+	return body, nil
 }
 
 // openFramed opens the layout records and blob chunks share:

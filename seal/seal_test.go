@@ -1,6 +1,8 @@
 package seal
 
 import (
+	"github.com/chancery-gov/chancery/internal/padme"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -18,7 +20,7 @@ func TestSealOpenRoundtrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(sealed) != n+33 || sealed[0] != 0x02 || !bytes.Equal(sealed[1:5], []byte{0, 0, 0, 1}) {
+		if len(sealed) != padme.Len(4+n)+33 || sealed[0] != 0x03 || !bytes.Equal(sealed[1:5], []byte{0, 0, 0, 1}) {
 			t.Fatalf("sealed %d bytes: len %d header % x", n, len(sealed), sealed[:5])
 		}
 		got, err := rk.Open(ad("population"), sealed)
@@ -211,7 +213,8 @@ func TestKeyEventStrict(t *testing.T) {
 		{Kind: KeyRotate, Guest: "g", Registry: "r", Generation: 2},
 		{Kind: KeySiteKey, Guest: "g", Site: "s", KeyID: [32]byte{1}},
 		{Kind: KeySiteShred, Guest: "g", Site: "s", KeyID: [32]byte{1}, Order: [32]byte{2}},
-		{Kind: KeyCustody, Guest: "g", KeyID: [32]byte{1}},
+		{Kind: KeyCustody, Guest: "g", KeyID: [32]byte{1}, Commitment: [32]byte{3}},
+		{Kind: KeySiteKey, Guest: "g", Site: "s", Generation: 2, KeyID: [32]byte{1}},
 	}
 	for _, e := range good {
 		b, err := e.MarshalBinary()
@@ -233,6 +236,9 @@ func TestKeyEventStrict(t *testing.T) {
 		{Kind: KeySiteShred, Guest: "g", Registry: "r", Site: "s", KeyID: [32]byte{1}},
 		{Kind: 9, Guest: "g"},
 		{Kind: KeyCustody, KeyID: [32]byte{1}},
+		{Kind: KeyCustody, Guest: "g", KeyID: [32]byte{1}},
+		{Kind: KeyRotate, Guest: "g", Registry: "r", Generation: 2, Commitment: [32]byte{3}},
+		{Kind: KeySiteShred, Guest: "g", Site: "s", Generation: 2, KeyID: [32]byte{1}},
 	}
 	for _, e := range bad {
 		if _, err := e.MarshalBinary(); err == nil {
@@ -442,15 +448,46 @@ func TestRegistryNameTooLong(t *testing.T) {
 }
 
 // TestOldRecordFormatRefused: a record in format 1 (whose AD bound no
-// kind, index values or attachments) is refused by name, not misread.
+// kind, index values or attachments) or format 2 (whose plaintext was not
+// padded) is refused by name, not misread.
 func TestOldRecordFormatRefused(t *testing.T) {
 	rk := newKeyring(t, "demo-republic").Registry("population")
-	sealed, err := rk.Seal(ad("population"), []byte("x"))
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []byte{0x01, 0x02} {
+		sealed, err := rk.Seal(ad("population"), []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed[0] = f
+		if _, err := rk.Open(ad("population"), sealed); !errors.Is(err, ErrOldRecordFormat) || !strings.Contains(err.Error(), fmt.Sprintf("format %d", f)) {
+			t.Fatalf("format %d record: %v", f, err)
+		}
 	}
-	sealed[0] = 0x01
-	if _, err := rk.Open(ad("population"), sealed); !errors.Is(err, ErrOldRecordFormat) {
-		t.Fatalf("format 1 record: %v", err)
+}
+
+// TestSealedRecordLengthPadded: a sealed record's size gives its
+// plaintext's length only to within Padmé's rounding. Bodies of 1000 to
+// 1019 bytes (one Padmé bucket) seal to one size, so which of them a
+// host holds does not show; the padding never exceeds Padmé's bound.
+func TestSealedRecordLengthPadded(t *testing.T) {
+	rk := newKeyring(t, "demo-republic").Registry("population")
+	sizes := map[int]bool{}
+	for n := 1000; n < 1020; n++ {
+		sealed, err := rk.Seal(ad("population"), bytes.Repeat([]byte{'y'}, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes[len(sealed)] = true
+	}
+	if len(sizes) != 1 {
+		t.Fatalf("20 body lengths in one Padmé bucket sealed to %d sizes: %v", len(sizes), sizes)
+	}
+	for n := 0; n < 300; n++ {
+		sealed, err := rk.Seal(ad("population"), bytes.Repeat([]byte{'z'}, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := len(sealed) - 33; p != padme.Len(4+n) || p-4-n > (4+n)/8+1 {
+			t.Fatalf("body of %d bytes sealed with %d bytes of padding", n, p-4-n)
+		}
 	}
 }

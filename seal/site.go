@@ -220,3 +220,72 @@ func (k *Keyring) UnwrapSiteKey(site string, wrapped []byte) (*SiteKey, error) {
 	}
 	return sk, nil
 }
+
+// SiteKeyEvent is the KeySiteKey event that announces sk as generation
+// gen of site's outer key (0: a key not numbered). It holds the key's
+// fingerprint, never the key or a wrapped copy.
+func (k *Keyring) SiteKeyEvent(site string, gen uint32, sk *SiteKey, order [32]byte) (KeyEvent, error) {
+	id := sk.ID()
+	if id == ([32]byte{}) {
+		return KeyEvent{}, fmt.Errorf("seal: key event for site %q: %w", site, ErrWiped)
+	}
+	e := KeyEvent{Kind: KeySiteKey, Guest: k.guest, Site: site, Generation: gen, KeyID: id, Order: order}
+	if err := e.Validate(); err != nil {
+		return KeyEvent{}, err
+	}
+	return e, nil
+}
+
+// RotateSiteKey draws generation gen+1 of site's outer key, whose
+// generation gen is running out of nonces (Remaining) or is to be retired:
+// the new key, its copy wrapped under the site's KEK (for the key store
+// and the escrow; never the ledger), and the KeySiteKey event announcing
+// it. Nothing changes until the caller stores the wrapped copy and appends
+// the event; then it seals new chunks under the new key, re-seals the old
+// ones with ResealSite, and shreds the old key's copies as for a revoked
+// site. A generation's key is fresh randomness, never derived from the
+// previous one or from R, so shredding one generation leaves the others.
+func (k *Keyring) RotateSiteKey(site string, gen uint32, order [32]byte) (*SiteKey, []byte, KeyEvent, error) {
+	if gen == ^uint32(0) {
+		return nil, nil, KeyEvent{}, fmt.Errorf("seal: rotate key of site %q: generation %d is the last", site, gen)
+	}
+	next, err := NewSiteKey()
+	if err != nil {
+		return nil, nil, KeyEvent{}, err
+	}
+	wrapped, err := k.WrapSiteKey(site, next)
+	if err == nil {
+		var e KeyEvent
+		if e, err = k.SiteKeyEvent(site, gen+1, next, order); err == nil {
+			return next, wrapped, e, nil
+		}
+	}
+	next.Wipe()
+	return nil, nil, KeyEvent{}, fmt.Errorf("seal: rotate key of site %q: %w", site, err)
+}
+
+// ResealSite moves one outer-layer value from one site key to another
+// (a rotation's re-sealing): opened under from, sealed under to with the
+// same ad. The plaintext never leaves this call.
+func ResealSite(from, to *SiteKey, ad, sealed []byte) ([]byte, error) {
+	pt, err := from.Open(ad, sealed)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(pt)
+	return to.Seal(ad, pt)
+}
+
+// Remaining is how many more values the key seals before it refuses with
+// ErrNonceBudget, as far as this process has counted: the signal to
+// rotate (RotateSiteKey) well before it reaches 0.
+func (sk *SiteKey) Remaining() uint64 {
+	limit := sk.limit.Load()
+	if limit == 0 || limit > DefaultSealLimit {
+		limit = DefaultSealLimit
+	}
+	if used := sk.seals.used.Load(); used < limit {
+		return limit - used
+	}
+	return 0
+}

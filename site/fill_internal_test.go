@@ -310,7 +310,7 @@ func TestFillWithheld(t *testing.T) {
 			return fmt.Errorf("entry %d is not the writer's", i)
 		}
 		reg, _, rec, err := home0.Entry(e)
-		if err != nil || rec == nil || len(rec.Attachments) == 0 {
+		if err != nil || rec == nil || len(rec.Chunks) == 0 {
 			return err
 		}
 		ids, err := replica.Chunks(rec)

@@ -1,5 +1,7 @@
 package store
 
+import "github.com/chancery-gov/chancery/internal/padme"
+
 // ChunkLocation is where a test may find a stored chunk, so tamper tests
 // know exactly which blobs a changed byte affects.
 type ChunkLocation struct {
@@ -65,4 +67,4 @@ func PackTailEntries(data []byte) ([][3]int64, []ID, error) {
 }
 
 // Padme is the Padmé rounding the store applies to payloads.
-func Padme(n int) int { return padme(n) }
+func Padme(n int) int { return padme.Len(n) }

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"github.com/chancery-gov/chancery/internal/padme"
+
 	"bytes"
 	"testing"
 )
@@ -10,14 +12,14 @@ func TestPadme(t *testing.T) {
 		{0, 0}, {1, 1}, {2, 2}, {9, 10}, {100, 104}, {1000, 1024},
 		{1 << 20, 1 << 20}, {1<<20 + 1, 1<<20 + 1<<15}, {MaxChunk + 5, MaxChunk + 1<<18},
 	} {
-		if got := padme(tc.n); got != tc.want {
-			t.Errorf("padme(%d) = %d, want %d", tc.n, got, tc.want)
+		if got := padme.Len(tc.n); got != tc.want {
+			t.Errorf("padme.Len(%d) = %d, want %d", tc.n, got, tc.want)
 		}
 	}
 	for n := 2; n < 1<<21; n += 1 + n/97 {
-		p := padme(n)
-		if p < n || float64(p-n) > 0.12*float64(n) || padme(p) != p {
-			t.Fatalf("padme(%d) = %d: not a bounded, idempotent rounding up", n, p)
+		p := padme.Len(n)
+		if p < n || float64(p-n) > 0.12*float64(n) || padme.Len(p) != p {
+			t.Fatalf("padme.Len(%d) = %d: not a bounded, idempotent rounding up", n, p)
 		}
 	}
 }
@@ -28,7 +30,7 @@ func TestPadme(t *testing.T) {
 func TestPaddedPayload(t *testing.T) {
 	body := bytes.Repeat([]byte{0xab}, 1000)
 	p := finishPadded(append(appendPaddedHeader(nil, chunkFlagZstd), body...))
-	if len(p) != padme(paddedHeaderLen+len(body)) || p[0] != chunkFlagZstdPadded {
+	if len(p) != padme.Len(paddedHeaderLen+len(body)) || p[0] != chunkFlagZstdPadded {
 		t.Fatalf("padded to %d bytes with flag %d", len(p), p[0])
 	}
 	flag, got, err := unpadPayload(p)

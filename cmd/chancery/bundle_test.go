@@ -69,6 +69,8 @@ func TestBundleCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Founding wrote the charter and the custody event (entries 0–1);
+	// then five records.
 	bundleWrite(t, dir, 1, 5)
 	guest := filepath.Join(t.TempDir(), "guests", c.Guest.ID)
 	importArgs := func(b string) []string {
@@ -82,14 +84,14 @@ func TestBundleCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("export: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "exported entries 0–4 (5 entries, 0 withheld stubs), 5 packs") {
+	if !strings.Contains(out, "exported entries 0–6 (7 entries, 0 withheld stubs), 5 packs") {
 		t.Errorf("export output:\n%s", out)
 	}
 	out, err = runBundleCmd(t, importArgs(b1)...)
 	if err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "imported 5 entries (0 withheld stubs), 5 packs") || !strings.Contains(out, "receipt for size 5") {
+	if !strings.Contains(out, "imported 7 entries (0 withheld stubs), 5 packs") || !strings.Contains(out, "receipt for size 7") {
 		t.Errorf("import output:\n%s", out)
 	}
 
@@ -100,11 +102,11 @@ func TestBundleCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("export from a checkpoint: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "exported entries 5–7 (3 entries") {
+	if !strings.Contains(out, "exported entries 7–9 (3 entries") {
 		t.Errorf("export output:\n%s", out)
 	}
 	out, err = runBundleCmd(t, importArgs(b2)...)
-	if err != nil || !strings.Contains(out, "receipt for size 8") {
+	if err != nil || !strings.Contains(out, "receipt for size 10") {
 		t.Fatalf("second import: %v\n%s", err, out)
 	}
 	h, _ := c.Home()
@@ -114,13 +116,13 @@ func TestBundleCommands(t *testing.T) {
 	}
 	rep, err := ledger.Verify(context.Background(), ledger.DirFetcher(filepath.Join(guest, "ledger")),
 		ledger.VerifyOptions{Origin: c.Guest.Origin, Verifiers: note.VerifierList(v)})
-	if err != nil || rep.Checkpoint.Size != 8 {
+	if err != nil || rep.Checkpoint.Size != 10 {
 		t.Fatalf("verify the site's mirror: %v (%+v)", err, rep)
 	}
 
 	// The same disk again: the site has moved on, so it is refused whole.
 	out, err = runBundleCmd(t, importArgs(b2)...)
-	if !errors.Is(err, replica.ErrGap) || !strings.Contains(out, "refused at manifest.json; nothing was taken, the site still holds 8 entries") {
+	if !errors.Is(err, replica.ErrGap) || !strings.Contains(out, "refused at manifest.json; nothing was taken, the site still holds 10 entries") {
 		t.Fatalf("re-import: %v\n%s", err, out)
 	}
 
@@ -152,14 +154,14 @@ func TestBundleCommands(t *testing.T) {
 	bundleWrite(t, dir, 9, 2)
 	b3 := filepath.Join(t.TempDir(), "disk3")
 	out, err = runBundleCmd(t, "export", "--from", receiptFile, "--to", b3, "--state", dir)
-	if err != nil || !strings.Contains(out, "exported entries 8–9 (2 entries, 0 withheld stubs), 2 packs") || !strings.Contains(out, "for site embassy-south") {
+	if err != nil || !strings.Contains(out, "exported entries 10–11 (2 entries, 0 withheld stubs), 2 packs") || !strings.Contains(out, "for site embassy-south") {
 		t.Fatalf("export from a receipt: %v\n%s", err, out)
 	}
 	if _, err := runBundleCmd(t, "export", "--from", receiptFile, "--to", filepath.Join(t.TempDir(), "y"), "--state", dir, "--site", "embassy-north"); err == nil || !strings.Contains(err.Error(), "receipt of site embassy-south") {
 		t.Fatalf("export from south's receipt for north: %v", err)
 	}
 	out, err = runBundleCmd(t, importArgs(b3)...)
-	if err != nil || !strings.Contains(out, "imported 2 entries (0 withheld stubs), 2 packs") || !strings.Contains(out, "receipt for size 10") {
+	if err != nil || !strings.Contains(out, "imported 2 entries (0 withheld stubs), 2 packs") || !strings.Contains(out, "receipt for size 12") {
 		t.Fatalf("third import: %v\n%s", err, out)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/harden"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/seal"
@@ -173,6 +174,9 @@ type custodyCombineOptions struct {
 	PassphraseFile    string
 	OutPassphraseFile string
 	WorkFactor        int
+	// Charters, if given, is the charter chain whose custodians.package
+	// the package must be (continuity.CheckCustody).
+	Charters []string
 }
 
 func newCustodyCombineCmd() *cobra.Command {
@@ -188,7 +192,9 @@ recovered; drop it and retry with others. The root is checked against the
 package's root commitment and written to --out sealed with its own
 passphrase (--out-passphrase-file or $CHANCERY_ROOT_PASSPHRASE), which must
 differ from the identity's (--passphrase-file or $CHANCERY_PASSPHRASE): the
-two files guard different secrets and may travel apart.`,
+two files guard different secrets and may travel apart. With --charter, the
+package must be the one the charter pins (custodians.package and
+custodians.commitment) before any share is opened.`,
 		Example: `  chancery custody combine --custody custody.pkg --identity site-unseal.key \
       --share cust-1.share --share cust-3.share --share cust-4.share --out root.key`,
 		Args: cobra.NoArgs,
@@ -206,6 +212,7 @@ two files guard different secrets and may travel apart.`,
 	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "file holding the passphrase of --identity (default: $"+keyfile.EnvPassphrase+")")
 	f.StringVar(&o.OutPassphraseFile, "out-passphrase-file", "", "file holding the passphrase for --out (default: $"+keyfile.EnvRootPassphrase+")")
 	f.IntVar(&o.WorkFactor, "work-factor", 0, "scrypt log2 N for --out (default: age's, 18); lower only for tests")
+	f.StringArrayVar(&o.Charters, "charter", nil, "charter file whose pinned custody package the --custody file must be; repeat for every version from 1")
 	cmd.MarkFlagsOneRequired("custody", "package")
 	for _, n := range []string{"share", "identity", "out"} {
 		_ = cmd.MarkFlagRequired(n)
@@ -332,6 +339,15 @@ func runCustodyCombine(w io.Writer, o custodyCombineOptions) error {
 	p, err := seal.ReadCustodyPackageFile(o.Package)
 	if err != nil {
 		return err
+	}
+	if len(o.Charters) > 0 {
+		c, err := charter.ReadChain(o.Charters)
+		if err != nil {
+			return fmt.Errorf("custody combine: %w", err)
+		}
+		if err := continuity.CheckCustody(c, p); err != nil {
+			return fmt.Errorf("custody combine %s: %w", o.Package, err)
+		}
 	}
 	// Ask for both passphrases before any share is opened, and refuse one
 	// passphrase for both files.

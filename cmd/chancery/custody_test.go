@@ -11,6 +11,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
@@ -217,5 +218,23 @@ func TestCustodyCommandHelp(t *testing.T) {
 		if !names[n] {
 			t.Errorf("no custody %s", n)
 		}
+	}
+}
+
+// TestCustodyCombineChecksCharter: with --charter, combine refuses a
+// package the charter does not pin (here a split of another root) before
+// any share is opened.
+func TestCustodyCombineChecksCharter(t *testing.T) {
+	f := newCustodyFixture(t)
+	pkg := filepath.Join(f.dir, "custody.pkg")
+	f.split(t, pkg)
+	var buf bytes.Buffer
+	err := runCustodyCombine(&buf, custodyCombineOptions{Package: pkg, Shares: []string{filepath.Join(f.dir, "none.share")}, Identity: f.siteKey, Out: filepath.Join(f.dir, "r.key"),
+		PassphraseFile: f.passFile, OutPassphraseFile: f.rootPassFile, WorkFactor: 10, Charters: []string{f.charter}})
+	if !errors.Is(err, continuity.ErrCustodyNotPinned) {
+		t.Fatalf("combine of a package the charter does not pin: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "r.key")); err == nil {
+		t.Fatal("a root key was written")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/chancery-gov/chancery/audit"
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/internal/statetest"
@@ -133,7 +134,7 @@ func TestDrillReport(t *testing.T) {
 	err = runDrillReport(context.Background(), &out, drillReportOptions{Ledger: dir, JSON: true})
 	var rows []audit.DrillRow
 	if jerr := json.Unmarshal(out.Bytes(), &rows); jerr != nil || err == nil || len(rows) != 2 || rows[0].Check != "ok" ||
-		rows[0].Report.Verified != 7 || !strings.HasPrefix(rows[1].Check, "BAD") || rows[1].Index != 2 {
+		rows[0].Report.Verified != 7 || !strings.HasPrefix(rows[1].Check, "BAD") || rows[1].Index != found.FoundingEntries+2 {
 		t.Fatalf("--json: %v, %v: %s", err, jerr, out.String())
 	}
 

@@ -119,6 +119,18 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	} else {
 		fmt.Fprintf(stdout, "signature: NOT CHECKED — no charter was given or found beside the ledger; only hashes were verified\n")
 	}
+	if cu := v.Custody; cu != nil {
+		switch {
+		case cu.Anchored:
+			last := cu.Events[len(cu.Events)-1]
+			fmt.Fprintf(stdout, "custody: entry %d anchors package %x (root commitment %x), the one the charter pins\n", last.Index, last.Package, last.Commitment)
+		case cu.Pinned:
+			fmt.Fprintf(stdout, "custody: the charter pins package %s, but this ledger holds no custody event (founded before anchoring)\n", c.Custodians.Package)
+		case len(cu.Events) > 0:
+			last := cu.Events[len(cu.Events)-1]
+			fmt.Fprintf(stdout, "custody: entry %d anchors package %x (root commitment %x); NOT CHECKED — no charter pins a package\n", last.Index, last.Package, last.Commitment)
+		}
+	}
 	switch {
 	case v.Previous:
 		fmt.Fprintf(stdout, "consistency: consistent with the checkpoint verified before (size %d)\n", rep.PreviousSize)

@@ -119,15 +119,12 @@ func entryBlobRefs(index uint64, e ledger.Entry) ([]audit.BlobRef, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]audit.BlobRef, 0, len(re.Attachments))
-	for i, a := range re.Attachments {
-		var ref store.Ref
-		if err := ref.UnmarshalBinary(a.Ref); err != nil {
-			return nil, fmt.Errorf("attachment %d: %w", i, err)
-		}
-		out = append(out, audit.BlobRef{Registry: re.Registry,
-			Record: fmt.Sprintf("%x… version %d attachment %d", re.BlindID[:8], re.Version, i), Chunks: ref.Chunks})
+	if len(re.Chunks) == 0 {
+		return nil, nil
 	}
+	// The entry names its attachments' chunks as one set (record entry
+	// format 2): the attachments themselves are inside the sealed body.
+	out := []audit.BlobRef{{Registry: re.Registry, Record: fmt.Sprintf("%x… version %d", re.BlindID[:8], re.Version), Chunks: re.Chunks}}
 	return out, nil
 }
 

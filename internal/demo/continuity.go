@@ -501,7 +501,7 @@ func revokeNorth(ctx context.Context, c *charter.Charter, layout state.Layout, p
 	keys := seal.NewKeyring(c.Guest.ID, root)
 	root.Wipe()
 	defer keys.Wipe()
-	refs, err := deedRefs(ctx, layout)
+	refs, err := deedRefs(ctx, layout, keys, c.Guest.ID)
 	if err != nil {
 		return err
 	}
@@ -584,8 +584,10 @@ func revokeNorth(ctx context.Context, c *charter.Charter, layout state.Layout, p
 	return nil
 }
 
-// deedRefs are the attachments of the land register, from the home's ledger.
-func deedRefs(ctx context.Context, layout state.Layout) ([]store.Ref, error) {
+// deedRefs are the attachments of the land register, from the home's
+// ledger: their references are sealed in the record bodies, so it opens
+// them with the keys.
+func deedRefs(ctx context.Context, layout state.Layout, keys *seal.Keyring, guest string) ([]store.Ref, error) {
 	dir := layout.Ledger("home")
 	f := ledger.DirFetcher(dir)
 	b, err := f.Fetch(ctx, ledger.CheckpointPath)
@@ -603,15 +605,15 @@ func deedRefs(ctx context.Context, layout state.Layout) ([]store.Ref, error) {
 		}
 		e, _ := ledger.DecodeEntry(raw)
 		re, err := registry.UnmarshalRecordEntry(e.Payload)
-		if err != nil || re.Registry != "land" {
+		if err != nil || re.Registry != "land" || re.Kind != registry.KindPut {
 			return err
 		}
-		for _, a := range re.Attachments {
-			var r store.Ref
-			if err := r.UnmarshalBinary(a.Ref); err != nil {
-				return err
-			}
-			refs = append(refs, r)
+		rec, _, err := registry.OpenEntry(keys, guest, raw)
+		if err != nil {
+			return err
+		}
+		for _, a := range rec.Attachments {
+			refs = append(refs, a.Ref)
 		}
 		return nil
 	})

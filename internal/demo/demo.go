@@ -178,7 +178,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 			loc.Close()
 		}
 	}()
-	if n := loc.Log.Size(); n > 1 && !fresh && !opts.Force {
+	if n := loc.Log.Size(); n > found.FoundingEntries && !fresh && !opts.Force {
 		return nil, fmt.Errorf("demo: the home ledger in %s already holds %d entries; the demo destroys that home and revokes embassy-north, so it runs only on a state 'chancery init' just made (or give --force to run it anyway)", dir, n)
 	}
 	c := loc.Charter
@@ -186,6 +186,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 	say("== Charter v%d of %s: %d sites in %d host states, %d officials, custodians %d of %d; hash %s…",
 		c.Version, c.Guest.Name, len(c.Sites), len(c.Hosts), len(c.Officials), c.Custodians.Threshold, len(c.Custodians.Members), rep.Charter[:16])
 	if loc.Log.Size() == 0 {
+		// A state founded before founding recorded itself in the ledger.
 		if _, err := loc.Log.Append(ctx, ledger.Entry{Type: ledger.TypeCharter, Epoch: 1, Time: time.Now(), Payload: c.CanonicalBytes()}); err != nil {
 			return nil, fmt.Errorf("demo: ledger the charter: %w", err)
 		}

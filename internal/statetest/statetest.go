@@ -45,7 +45,7 @@ func (f *Founded) Copy(t testing.TB) string {
 			return
 		}
 		f.dir = dir
-		_, f.err = found.Init(context.Background(), found.InitOptions{Dir: dir, Protector: f.Protector()})
+		_, f.err = found.Init(context.Background(), found.InitOptions{Dir: dir, Protector: f.Protector(), NoLedger: true})
 	})
 	if f.err != nil {
 		t.Fatal(f.err)

@@ -9,8 +9,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"time"
 
 	"filippo.io/age"
 
@@ -38,7 +40,16 @@ type InitOptions struct {
 	// Amend, if set, changes the founding charter before it is validated
 	// and signed: tests add registries and service sections with it.
 	Amend func(*charter.Charter) error
+	// NoLedger leaves the home ledger empty instead of recording the
+	// founding in it (FoundingEntries). Test fixtures whose ledger
+	// indices predate anchoring set it; chancery init and the demo never.
+	NoLedger bool
 }
+
+// FoundingEntries is how many entries founding writes to the home
+// ledger: the charter (entry 0) and the custody event that anchors the
+// custody package's id and root commitment (entry 1).
+const FoundingEntries = 2
 
 type demoSite struct{ id, host, role, url, jurisdiction, quota string }
 
@@ -233,7 +244,13 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 	if err := pkg.WriteFile(l.Custody()); err != nil {
 		return nil, fmt.Errorf("init: custody: %w", err)
 	}
-	logf("root key sealed for home and split %d of %d among the custodians", c.Custodians.Threshold, len(cs))
+	// The charter pins the package, so that no other split of a root can
+	// be passed off as this state's: custodians check it before sealing a
+	// share to a site, and an auditor checks the ledger's custody event
+	// against it.
+	pid, rc := pkg.PackageID(), pkg.RootCommitment()
+	c.Custodians.Package, c.Custodians.Commitment = hex.EncodeToString(pid[:]), hex.EncodeToString(rc[:])
+	logf("root key sealed for home and split %d of %d among the custodians; custody package %x… pinned in the charter", c.Custodians.Threshold, len(cs), pid[:8])
 	if err := addStateKeys(c, root); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
@@ -258,7 +275,45 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 		return nil, fmt.Errorf("init: write charter: %w", err)
 	}
 	logf("charter v%d signed by %v and hosts %s, %s; hash %s", c.Version, DemoSigners, c.Hosts[0].ID, c.Hosts[1].ID, c.HashHex())
+	if opts.NoLedger {
+		return c, nil
+	}
+	if err := anchor(ctx, l, c, pkg, opts.Protector); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	logf("home ledger founded: the charter as entry 0, the custody event (package %x…, root commitment %x…) as entry 1", pid[:8], rc[:8])
 	return c, nil
+}
+
+// anchor records the founding in the home site's ledger, epoch 1: the
+// charter's canonical bytes, then the custody package's key event (its id
+// and root commitment). Every site that mirrors the ledger then holds the
+// commitment the charter pins, and a package swapped later shows as a
+// custody event the charter does not name.
+func anchor(ctx context.Context, l state.Layout, c *charter.Charter, pkg *seal.CustodyPackage, p keyfile.Protector) error {
+	home, ok := c.Home()
+	if !ok {
+		return fmt.Errorf("charter of %s names no home site", c.Guest.ID)
+	}
+	log, err := state.OpenLedger(ctx, l, c, home.ID, p, ledger.Options{})
+	if err != nil {
+		return fmt.Errorf("home ledger: %w", err)
+	}
+	ev, err := pkg.CustodyEvent([32]byte{}).MarshalBinary()
+	if err == nil {
+		now := time.Now()
+		_, err = log.AppendBatch(ctx, []ledger.Entry{
+			{Type: ledger.TypeCharter, Epoch: 1, Time: now, Payload: c.CanonicalBytes()},
+			{Type: ledger.TypeKeyEvent, Epoch: 1, Time: now, Payload: ev},
+		})
+	}
+	if cerr := log.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("home ledger %s: found: %w", l.Ledger(home.ID), err)
+	}
+	return nil
 }
 
 // StateKeyPurposes are the state keys a founding charter publishes: the

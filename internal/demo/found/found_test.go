@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/hex"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,17 +16,24 @@ import (
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/seal"
 )
 
-func TestInitDemoRepublic(t *testing.T) {
+// initState founds the Demo Republic in a new directory.
+func initState(t *testing.T) (*charter.Charter, state.Layout, keyfile.Protector) {
+	t.Helper()
 	dir := t.TempDir()
 	p := keyfile.Protector{Passphrase: []byte("state test passphrase"), WorkFactor: 10}
 	c, err := Init(context.Background(), InitOptions{Dir: dir, Protector: p})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := state.Layout{Dir: dir}
+	return c, state.Layout{Dir: dir}, p
+}
+
+func TestInitDemoRepublic(t *testing.T) {
+	c, l, p := initState(t)
 	back, err := charter.ReadFile(l.Charter())
 	if err != nil {
 		t.Fatal(err)
@@ -125,10 +133,72 @@ func TestInitDemoRepublic(t *testing.T) {
 		}
 	}
 
-	if _, err := Init(context.Background(), InitOptions{Dir: dir, Protector: p}); err == nil {
+	if _, err := Init(context.Background(), InitOptions{Dir: l.Dir, Protector: p}); err == nil {
 		t.Fatal("Init over an existing state succeeded")
 	}
 	if found, _ := state.FindCharter(l.Ledger("home")); found != l.Charter() {
 		t.Fatalf("FindCharter from the ledger found %q", found)
+	}
+}
+
+// TestInitAnchorsCustody: founding pins the custody package in the charter
+// (its id and root commitment, signed like the rest) and records the same
+// two values in the home ledger as a custody key event, entry 1 after the
+// charter. The root commitment is the package's hash check value, never
+// a group element.
+func TestInitAnchorsCustody(t *testing.T) {
+	c, l, p := initState(t)
+	pkg, err := seal.ReadCustodyPackageFile(l.Custody())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, rc := pkg.PackageID(), pkg.RootCommitment()
+	if c.Custodians.Package != hex.EncodeToString(pid[:]) || c.Custodians.Commitment != hex.EncodeToString(rc[:]) {
+		t.Fatalf("charter pins package %q commitment %q, the package is %x, %x", c.Custodians.Package, c.Custodians.Commitment, pid, rc)
+	}
+	root, err := seal.ReadRootKeyFile(l.RootKey(), p.Passphrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, err := root.Commitment(); err != nil || want != rc {
+		t.Fatalf("the pinned commitment is not the root's: %v", err)
+	}
+	root.Wipe()
+
+	f := ledger.DirFetcher(l.Ledger("home"))
+	var entries []ledger.Entry
+	cp, err := f.Fetch(context.Background(), ledger.CheckpointPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := ledger.ParseSignedCheckpoint(cp)
+	if err != nil || head.Size != FoundingEntries {
+		t.Fatalf("home ledger of %d entries after founding, want %d: %v", head.Size, FoundingEntries, err)
+	}
+	if err := ledger.Scan(context.Background(), f, 0, head.Size, func(_ uint64, raw []byte) error {
+		e, err := ledger.DecodeEntry(raw)
+		entries = append(entries, e)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if entries[0].Type != ledger.TypeCharter || !bytes.Equal(entries[0].Payload, c.CanonicalBytes()) {
+		t.Fatalf("entry 0 is a %s, not the charter", entries[0].Type)
+	}
+	var ev seal.KeyEvent
+	if entries[1].Type != ledger.TypeKeyEvent || ev.UnmarshalBinary(entries[1].Payload) != nil {
+		t.Fatalf("entry 1 is a %s, not a key event", entries[1].Type)
+	}
+	if ev.Kind != seal.KeyCustody || ev.Guest != c.Guest.ID || ev.KeyID != pid || ev.Commitment != rc {
+		t.Fatalf("custody event %+v does not anchor package %x", ev, pid)
+	}
+
+	// A fixture that asks for no ledger gets none.
+	bare := t.TempDir()
+	if _, err := Init(context.Background(), InitOptions{Dir: bare, Protector: p, NoLedger: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(state.Layout{Dir: bare}.Ledger("home"), ledger.CheckpointPath)); err == nil {
+		t.Fatal("NoLedger founded a ledger")
 	}
 }
