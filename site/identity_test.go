@@ -48,7 +48,7 @@ func foundWithIssuer(t *testing.T, issuer string) string {
 				Sites: []string{"home", "embassy-north", "embassy-south"}, Sync: charter.SyncAsync})
 			return c.SetService(identity.Section, identity.Config{
 				Issuer: issuer, PersonRegistry: "population",
-				EID: identity.EIDConfig{CAs: []identity.EIDCA{{Name: "eid-ca", Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}}, CRLRegistry: "crls"},
+				EID:     identity.EIDConfig{CAs: []identity.EIDCA{{Name: "eid-ca", Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}}, CRLRegistry: "crls"},
 				Clients: []identity.Client{{ID: "tax-office", JWKS: string(jwks), RedirectURIs: []string{"https://tax.example/cb"}, Scopes: []string{"openid", "profile"}}},
 			})
 		}})
