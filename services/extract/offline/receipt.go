@@ -1,0 +1,194 @@
+package offline
+
+import (
+	"crypto"
+	"crypto/rand"
+	"errors"
+	"fmt"
+
+	"github.com/veraison/go-cose"
+
+	"github.com/chancery-gov/chancery/ledger"
+)
+
+// inclusionProof is the draft's inclusion proof for RFC 9162_SHA256:
+// [tree-size, leaf-index, inclusion-path].
+type inclusionProof struct {
+	_        struct{} `cbor:",toarray"`
+	TreeSize uint64
+	Index    uint64
+	Path     [][]byte
+}
+
+// AttachReceipt returns the statement msg with receipt in its unprotected
+// header (label 394), as SCITT attaches receipts to signed statements.
+func AttachReceipt(msg, receipt []byte) ([]byte, error) {
+	var m cose.Sign1Message
+	if err := m.UnmarshalCBOR(msg); err != nil {
+		return nil, fmt.Errorf("attach receipt: %w", err)
+	}
+	if m.Headers.Unprotected == nil {
+		m.Headers.Unprotected = cose.UnprotectedHeader{}
+	}
+	m.Headers.Unprotected[int64(HeaderReceipts)] = []any{receipt}
+	m.Headers.RawUnprotected = nil // else go-cose writes the decoded bytes back
+	b, err := m.MarshalCBOR()
+	if err != nil {
+		return nil, fmt.Errorf("attach receipt: %w", err)
+	}
+	return b, nil
+}
+
+// parsedReceipt is a receipt decoded, not yet verified.
+type parsedReceipt struct {
+	msg   cose.Sign1Message
+	gen   uint32
+	proof inclusionProof
+	cp    []byte
+}
+
+// parseReceipt decodes a receipt strictly: the algorithm, the key id, the
+// verifiable data structure, exactly one inclusion proof, the checkpoint.
+func parseReceipt(b []byte) (*parsedReceipt, error) {
+	r := &parsedReceipt{}
+	if err := r.msg.UnmarshalCBOR(b); err != nil {
+		return nil, fmt.Errorf("receipt: %w", err)
+	}
+	if r.msg.Payload != nil {
+		return nil, errors.New("receipt: payload attached, the draft detaches it (the root)")
+	}
+	if alg, err := r.msg.Headers.Protected.Algorithm(); err != nil || alg != cose.AlgorithmEdDSA {
+		return nil, fmt.Errorf("receipt: protected alg is not EdDSA (%v)", err)
+	}
+	kid, ok := r.msg.Headers.Protected[cose.HeaderLabelKeyID].([]byte)
+	if !ok {
+		return nil, errors.New("receipt: protected header has no key id (4)")
+	}
+	purpose, gen, err := parseKeyID(kid)
+	if err != nil || purpose != "extract" {
+		return nil, fmt.Errorf("receipt: key id %q is not an extract key", kid)
+	}
+	r.gen = gen
+	rawVDS, _ := header(r.msg.Headers.Protected, HeaderVDS)
+	if vds, ok := intValue(rawVDS); !ok || vds != VDSRFC9162SHA256 {
+		return nil, fmt.Errorf("receipt: verifiable data structure (395) is %v, want %d (RFC9162_SHA256)", rawVDS, VDSRFC9162SHA256)
+	}
+	if len(r.msg.Headers.Protected) != 3 {
+		return nil, fmt.Errorf("receipt: %d protected headers, want alg, kid and vds", len(r.msg.Headers.Protected))
+	}
+	rawVDP, _ := header(r.msg.Headers.Unprotected, HeaderVDP)
+	vdp, ok := rawVDP.(map[any]any)
+	if !ok || len(vdp) != 1 {
+		return nil, errors.New("receipt: verifiable data proofs (396) are not a map holding inclusion proofs only")
+	}
+	incl, ok := vdp[int64(ProofInclusion)].([]any)
+	if !ok || len(incl) != 1 {
+		return nil, errors.New("receipt: verifiable data proofs (396) do not hold exactly one inclusion proof (-1)")
+	}
+	raw, ok := incl[0].([]byte)
+	if !ok {
+		return nil, errors.New("receipt: inclusion proof is not a byte string")
+	}
+	if err := decodeStrict(raw, &r.proof); err != nil {
+		return nil, fmt.Errorf("receipt: inclusion proof: %w", err)
+	}
+	if len(r.proof.Path) > 64 {
+		return nil, fmt.Errorf("receipt: inclusion path of %d hashes, at most 64", len(r.proof.Path))
+	}
+	for i, h := range r.proof.Path {
+		if len(h) != len(ledger.Hash{}) {
+			return nil, fmt.Errorf("receipt: inclusion path hash %d is %d bytes", i, len(h))
+		}
+	}
+	rawCP, _ := header(r.msg.Headers.Unprotected, HeaderCheckpoint)
+	if r.cp, ok = rawCP.([]byte); !ok {
+		return nil, fmt.Errorf("receipt: no signed checkpoint (%d)", HeaderCheckpoint)
+	}
+	if len(r.msg.Headers.Unprotected) != 2 {
+		return nil, fmt.Errorf("receipt: %d unprotected headers, want the proofs and the checkpoint", len(r.msg.Headers.Unprotected))
+	}
+	return r, nil
+}
+
+// decodeStrict decodes b into v and refuses any encoding but the
+// deterministic one.
+func decodeStrict(b []byte, v any) error {
+	if err := frameMode.Unmarshal(b, v); err != nil {
+		return err
+	}
+	again, err := encMode.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if string(again) != string(b) {
+		return errors.New("not in the deterministic CBOR encoding")
+	}
+	return nil
+}
+
+// ReceiptSigner makes the receipts of many acts proven against one
+// checkpoint. The receipt's signature covers its protected header and the
+// detached root only, so it is the same for every act in the tree: it is
+// made once, and each receipt differs only in its unprotected proof.
+type ReceiptSigner struct {
+	gen       uint32
+	cp        ledger.Checkpoint
+	signed    []byte
+	protected cose.ProtectedHeader
+	sig       []byte
+}
+
+// NewReceiptSigner signs the root of the signed checkpoint cp (which must
+// carry the sites' cosignatures) with the state's extract key.
+func NewReceiptSigner(signer crypto.Signer, gen uint32, cp []byte) (*ReceiptSigner, error) {
+	c, err := ledger.ParseSignedCheckpoint(cp)
+	if err != nil {
+		return nil, fmt.Errorf("receipt: %w", err)
+	}
+	cs, err := cose.NewSigner(cose.AlgorithmEdDSA, signer)
+	if err != nil {
+		return nil, fmt.Errorf("receipt signer: %w", err)
+	}
+	m := &cose.Sign1Message{
+		Headers: cose.Headers{Protected: cose.ProtectedHeader{
+			cose.HeaderLabelAlgorithm: cose.AlgorithmEdDSA,
+			cose.HeaderLabelKeyID:     KeyID("extract", gen),
+			int64(HeaderVDS):          int64(VDSRFC9162SHA256),
+		}},
+		Payload: c.Root[:],
+	}
+	if err := m.Sign(rand.Reader, nil, cs); err != nil {
+		return nil, fmt.Errorf("sign receipt: %w", err)
+	}
+	return &ReceiptSigner{gen: gen, cp: c, signed: cp, protected: m.Headers.Protected, sig: m.Signature}, nil
+}
+
+// Checkpoint is the checkpoint the receipts prove against.
+func (s *ReceiptSigner) Checkpoint() ledger.Checkpoint { return s.cp }
+
+// Receipt encodes the receipt of entry index with its inclusion path.
+func (s *ReceiptSigner) Receipt(index uint64, path []ledger.Hash) ([]byte, error) {
+	hs := make([][]byte, len(path))
+	for i := range path {
+		hs[i] = path[i][:]
+	}
+	prf, err := encMode.Marshal(inclusionProof{TreeSize: s.cp.Size, Index: index, Path: hs})
+	if err != nil {
+		return nil, fmt.Errorf("receipt: inclusion proof: %w", err)
+	}
+	m := &cose.Sign1Message{
+		Headers: cose.Headers{
+			Protected: s.protected,
+			Unprotected: cose.UnprotectedHeader{
+				int64(HeaderVDP):        map[any]any{int64(ProofInclusion): []any{prf}},
+				int64(HeaderCheckpoint): s.signed,
+			},
+		},
+		Signature: s.sig,
+	}
+	b, err := m.MarshalCBOR()
+	if err != nil {
+		return nil, fmt.Errorf("encode receipt of entry %d: %w", index, err)
+	}
+	return b, nil
+}

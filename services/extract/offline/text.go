@@ -1,0 +1,66 @@
+package offline
+
+import (
+	"bytes"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// MaxExtractSize bounds a decompressed extract: a QR code holds at most
+// 2,953 bytes, and zlib must not be a way to make the verifier allocate
+// without bound.
+const MaxExtractSize = 64 << 10
+
+// EncodeText returns the text a QR code holds: "CX1:" then the Base45 of
+// the zlib-compressed COSE_Sign1, as the EU Digital COVID Certificate did
+// with "HC1:".
+func EncodeText(msg []byte) (string, error) {
+	var b bytes.Buffer
+	w, err := zlib.NewWriterLevel(&b, zlib.BestCompression)
+	if err != nil {
+		return "", err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return "", fmt.Errorf("compress extract: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return "", fmt.Errorf("compress extract: %w", err)
+	}
+	return TextPrefix + Base45Encode(b.Bytes()), nil
+}
+
+// DecodeText is the inverse of EncodeText. It refuses trailing data after
+// the zlib stream, which would otherwise be a place to alter the text
+// unnoticed.
+func DecodeText(s string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(s, TextPrefix)
+	if !ok {
+		return nil, fmt.Errorf("extract text: does not start with %q", TextPrefix)
+	}
+	z, err := Base45Decode(rest)
+	if err != nil {
+		return nil, fmt.Errorf("extract text: %w", err)
+	}
+	br := bytes.NewReader(z)
+	r, err := zlib.NewReader(br)
+	if err != nil {
+		return nil, fmt.Errorf("extract text: zlib: %w", err)
+	}
+	msg, err := io.ReadAll(io.LimitReader(r, MaxExtractSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("extract text: zlib: %w", err)
+	}
+	if len(msg) > MaxExtractSize {
+		return nil, fmt.Errorf("extract text: more than %d bytes decompressed", MaxExtractSize)
+	}
+	if err := r.Close(); err != nil {
+		return nil, fmt.Errorf("extract text: zlib: %w", err)
+	}
+	if br.Len() != 0 {
+		return nil, errors.New("extract text: data after the zlib stream")
+	}
+	return msg, nil
+}
