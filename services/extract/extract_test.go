@@ -29,11 +29,11 @@ func TestHomeAndEmbassy(t *testing.T) {
 
 	v := f.verifier(t)
 	for _, tc := range []struct {
-		name         string
-		e            *extract.Extract
-		writer       string
-		epoch        uint64
-		cosigners    int
+		name      string
+		e         *extract.Extract
+		writer    string
+		epoch     uint64
+		cosigners int
 	}{{"home epoch 1", before, "home", 1, 2}, {"embassy epoch 2", after, "embassy-north", 2, 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			text, err := offline.EncodeText(tc.e.COSE)

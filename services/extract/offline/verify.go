@@ -108,7 +108,9 @@ type Report struct {
 	Checks []string
 }
 
-func (r *Report) check(format string, a ...any) { r.Checks = append(r.Checks, fmt.Sprintf(format, a...)) }
+func (r *Report) check(format string, a ...any) {
+	r.Checks = append(r.Checks, fmt.Sprintf(format, a...))
+}
 
 // ErrInvalid is wrapped by every refusal of Verify.
 var ErrInvalid = errors.New("extract invalid")
