@@ -107,13 +107,20 @@ func ReadPDF(b []byte) ([]byte, error) {
 	if !bytes.HasPrefix(body[n:], []byte("\nendstream")) {
 		return nil, errors.New("PDF: embedded file stream not of its declared length")
 	}
-	r, err := zlib.NewReader(bytes.NewReader(body[:n]))
+	br := bytes.NewReader(body[:n])
+	r, err := zlib.NewReader(br)
 	if err != nil {
 		return nil, fmt.Errorf("PDF: embedded file: %w", err)
 	}
 	msg, err := io.ReadAll(io.LimitReader(r, offline.MaxExtractSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("PDF: embedded file: %w", err)
+	}
+	if err := r.Close(); err != nil {
+		return nil, fmt.Errorf("PDF: embedded file: %w", err)
+	}
+	if br.Len() != 0 {
+		return nil, errors.New("PDF: embedded file: data after the zlib stream")
 	}
 	if len(msg) != size {
 		return nil, fmt.Errorf("PDF: embedded file of %d bytes, declared %d", len(msg), size)
