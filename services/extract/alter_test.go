@@ -32,7 +32,7 @@ func newAltered(t *testing.T) *altered {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pdf, err := extract.PDF(e, png)
+	pdf, err := extract.PDF(e, text, png)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func TestHomeAndEmbassy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pdf, err := extract.PDF(tc.e, png)
+			pdf, err := extract.PDF(tc.e, text, png)
 			if err != nil {
 				t.Fatal(err)
 			}

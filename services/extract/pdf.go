@@ -2,12 +2,10 @@ package extract
 
 import (
 	"bytes"
-	"compress/zlib"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,19 +17,22 @@ import (
 )
 
 // AttachmentName is the name of the file embedded in an extract's PDF: the
-// COSE_Sign1 with its receipt, byte for byte, which ReadPDF takes back out.
-const AttachmentName = "extract.cose"
+// text the QR code holds ("CX1:" and Base45), which ReadPDF takes back
+// out. Text rather than the COSE bytes: it compresses to a Huffman block
+// in the PDF's own zlib stream, never to a stored one, which keeps that
+// stream's one spelling checkable (offline.Inflate).
+const AttachmentName = "extract.cx1.txt"
 
 // PDF renders an extract as one A4 page: a human-readable summary, the QR
 // code, and the extract itself embedded as a file, so that a verifier can
 // check the PDF without reading the QR code from paper.
-func PDF(e *Extract, qr []byte) ([]byte, error) {
+func PDF(e *Extract, text string, qr []byte) ([]byte, error) {
 	c := e.Claims
 	pdf := fpdf.New("P", "mm", "A4", "")
 	pdf.SetCreationDate(time.Unix(c.IssuedAt, 0).UTC())
 	pdf.SetModificationDate(time.Unix(c.IssuedAt, 0).UTC())
 	pdf.SetTitle("Certified extract "+c.ID, true)
-	pdf.SetAttachments([]fpdf.Attachment{{Content: e.COSE, Filename: AttachmentName, Description: "COSE_Sign1 certified extract with its COSE receipt"}})
+	pdf.SetAttachments([]fpdf.Attachment{{Content: []byte(text), Filename: AttachmentName, Description: "certified extract: CX1: and Base45 of the zlib-compressed COSE_Sign1 with its COSE receipt"}})
 	pdf.AddPage()
 	tr := pdf.UnicodeTranslatorFromDescriptor("")
 	pdf.SetFont("Helvetica", "B", 16)
@@ -68,14 +69,18 @@ func PDF(e *Extract, qr []byte) ([]byte, error) {
 	if err := pdf.Output(&b); err != nil {
 		return nil, fmt.Errorf("extract %s: PDF: %w", c.ID, err)
 	}
+	// Hand out only a PDF its reader takes the extract back out of.
+	if got, err := ReadPDF(b.Bytes()); err != nil || !bytes.Equal(got, e.COSE) {
+		return nil, fmt.Errorf("extract %s: PDF: the embedded extract does not read back (%v)", c.ID, err)
+	}
 	return b.Bytes(), nil
 }
 
 const embeddedMarker = "<< /Type /EmbeddedFile /Length "
 
-// ReadPDF takes the extract back out of a PDF written by PDF: the one
-// embedded file stream, inflated, checked against the MD5 checksum and
-// size the PDF declares for it. It reads only what PDF writes; it is not
+// ReadPDF takes the extract's text back out of a PDF written by PDF: the
+// one embedded file stream, inflated, checked against the MD5 checksum
+// and size the PDF declares for it. It reads only what PDF writes; it is not
 // a general PDF parser.
 func ReadPDF(b []byte) ([]byte, error) {
 	i := bytes.Index(b, []byte(embeddedMarker))
@@ -107,20 +112,9 @@ func ReadPDF(b []byte) ([]byte, error) {
 	if !bytes.HasPrefix(body[n:], []byte("\nendstream")) {
 		return nil, errors.New("PDF: embedded file stream not of its declared length")
 	}
-	br := bytes.NewReader(body[:n])
-	r, err := zlib.NewReader(br)
+	msg, err := offline.Inflate(body[:n], offline.ZlibSpeed)
 	if err != nil {
 		return nil, fmt.Errorf("PDF: embedded file: %w", err)
-	}
-	msg, err := io.ReadAll(io.LimitReader(r, offline.MaxExtractSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("PDF: embedded file: %w", err)
-	}
-	if err := r.Close(); err != nil {
-		return nil, fmt.Errorf("PDF: embedded file: %w", err)
-	}
-	if br.Len() != 0 {
-		return nil, errors.New("PDF: embedded file: data after the zlib stream")
 	}
 	if len(msg) != size {
 		return nil, fmt.Errorf("PDF: embedded file of %d bytes, declared %d", len(msg), size)
@@ -128,5 +122,5 @@ func ReadPDF(b []byte) ([]byte, error) {
 	if got := md5.Sum(msg); !bytes.Equal(got[:], sum) {
 		return nil, errors.New("PDF: embedded file does not match its declared checksum")
 	}
-	return msg, nil
+	return offline.DecodeText(string(msg))
 }

@@ -2,6 +2,7 @@ package offline
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
 	"slices"
 
@@ -86,6 +87,15 @@ func (s *Sites) Open(signed []byte, need int) (*Cosigned, error) {
 	// alteration could change unnoticed.
 	if len(n.UnverifiedSigs) > 0 {
 		return nil, fmt.Errorf("checkpoint of size %d carries a signature by %q, a key the charter does not name", cp.Size, n.UnverifiedSigs[0].Name)
+	}
+	// note.Open decodes signatures with lenient base64, which ignores the
+	// unused low bits of the last character: four spellings of one
+	// signature. Only the canonical one is accepted, so that no byte of a
+	// receipt can change unnoticed.
+	for _, sig := range n.Sigs {
+		if _, err := base64.StdEncoding.Strict().DecodeString(sig.Base64); err != nil {
+			return nil, fmt.Errorf("checkpoint of size %d: signature by %q is not canonical base64", cp.Size, sig.Name)
+		}
 	}
 	out := &Cosigned{Checkpoint: cp}
 	for _, sig := range n.Sigs {

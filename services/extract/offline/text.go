@@ -3,9 +3,7 @@ package offline
 import (
 	"bytes"
 	"compress/zlib"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -29,7 +27,12 @@ func EncodeText(msg []byte) (string, error) {
 	if err := w.Close(); err != nil {
 		return "", fmt.Errorf("compress extract: %w", err)
 	}
-	return TextPrefix + Base45Encode(b.Bytes()), nil
+	text := TextPrefix + Base45Encode(b.Bytes())
+	// Hand out only a text that reads back (Inflate is strict).
+	if got, err := DecodeText(text); err != nil || !bytes.Equal(got, msg) {
+		return "", fmt.Errorf("extract text: does not read back (%v)", err)
+	}
+	return text, nil
 }
 
 // DecodeText is the inverse of EncodeText. It refuses trailing data after
@@ -44,23 +47,9 @@ func DecodeText(s string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("extract text: %w", err)
 	}
-	br := bytes.NewReader(z)
-	r, err := zlib.NewReader(br)
+	msg, err := Inflate(z, ZlibBest)
 	if err != nil {
-		return nil, fmt.Errorf("extract text: zlib: %w", err)
-	}
-	msg, err := io.ReadAll(io.LimitReader(r, MaxExtractSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("extract text: zlib: %w", err)
-	}
-	if len(msg) > MaxExtractSize {
-		return nil, fmt.Errorf("extract text: more than %d bytes decompressed", MaxExtractSize)
-	}
-	if err := r.Close(); err != nil {
-		return nil, fmt.Errorf("extract text: zlib: %w", err)
-	}
-	if br.Len() != 0 {
-		return nil, errors.New("extract text: data after the zlib stream")
+		return nil, fmt.Errorf("extract text: %w", err)
 	}
 	return msg, nil
 }
