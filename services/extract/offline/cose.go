@@ -123,6 +123,22 @@ type sigStructure struct {
 // protected header (algorithm, key id) and the claims, everything the
 // state asserts; the signature over them is checked separately.
 func ToBeSigned(msg []byte) ([]byte, error) {
+	raw, err := untag(msg)
+	if err != nil {
+		return nil, err
+	}
+	var s sign1
+	if err := frameMode.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("COSE_Sign1: %w", err)
+	}
+	if s.Payload == nil {
+		return nil, errors.New("COSE_Sign1: detached payload where the claims belong")
+	}
+	return sigStructureBytes(s.Protected, s.Payload)
+}
+
+// untag returns the content of a CBOR tag 18 (COSE_Sign1).
+func untag(msg []byte) ([]byte, error) {
 	var tag cbor.RawTag
 	if err := frameMode.Unmarshal(msg, &tag); err != nil {
 		return nil, fmt.Errorf("COSE_Sign1: %w", err)
@@ -130,14 +146,7 @@ func ToBeSigned(msg []byte) ([]byte, error) {
 	if tag.Number != cose.CBORTagSign1Message {
 		return nil, fmt.Errorf("COSE_Sign1: tag %d, want %d", tag.Number, cose.CBORTagSign1Message)
 	}
-	var s sign1
-	if err := frameMode.Unmarshal(tag.Content, &s); err != nil {
-		return nil, fmt.Errorf("COSE_Sign1: %w", err)
-	}
-	if s.Payload == nil {
-		return nil, errors.New("COSE_Sign1: detached payload where the claims belong")
-	}
-	return sigStructureBytes(s.Protected, s.Payload)
+	return tag.Content, nil
 }
 
 func sigStructureBytes(protected, payload []byte) ([]byte, error) {
