@@ -189,7 +189,7 @@ type Proven struct {
 	// Signed is the entry payload, byte for byte (base64 in JSON: as
 	// embedded JSON it would not survive a feed's re-indentation).
 	Signed []byte `json:"signed"`
-	Index  uint64          `json:"ledger_index"`
+	Index  uint64 `json:"ledger_index"`
 	// TreeSize and Path are the RFC 9162 inclusion proof against
 	// Checkpoint, the C2SP signed checkpoint with the sites'
 	// cosignatures.
@@ -226,8 +226,8 @@ func (v *Verifier) Config() Config { return v.cfg }
 
 // Verified is what Verify found.
 type Verified struct {
-	Signed  *Signed
-	Signers []string
+	Signed   *Signed
+	Signers  []string
 	Cosigned *offline.Cosigned
 }
 
