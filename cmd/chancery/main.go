@@ -61,6 +61,7 @@ everything by a signed charter: who may act, and with which quorum.`,
 		newRecordsCmd(),
 		newBlobsCmd(),
 		newOperatorCmd(),
+		newExtractCmd(),
 		newVersionCmd(),
 		newGendocsCmd(),
 	)

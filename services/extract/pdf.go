@@ -27,6 +27,19 @@ const AttachmentName = "extract.cx1.txt"
 // code, and the extract itself embedded as a file, so that a verifier can
 // check the PDF without reading the QR code from paper.
 func PDF(e *Extract, text string, qr []byte) ([]byte, error) {
+	b, err := writePDF(e, text, qr)
+	if err != nil {
+		return nil, err
+	}
+	// Hand out only a PDF its reader takes the extract back out of.
+	if got, err := ReadPDF(b); err != nil || !bytes.Equal(got, e.COSE) {
+		return nil, fmt.Errorf("extract %s: PDF: the embedded extract does not read back (%v)", e.Claims.ID, err)
+	}
+	return b, nil
+}
+
+// writePDF writes the PDF with text embedded, unchecked.
+func writePDF(e *Extract, text string, qr []byte) ([]byte, error) {
 	c := e.Claims
 	pdf := fpdf.New("P", "mm", "A4", "")
 	pdf.SetCreationDate(time.Unix(c.IssuedAt, 0).UTC())
@@ -68,10 +81,6 @@ func PDF(e *Extract, text string, qr []byte) ([]byte, error) {
 	var b bytes.Buffer
 	if err := pdf.Output(&b); err != nil {
 		return nil, fmt.Errorf("extract %s: PDF: %w", c.ID, err)
-	}
-	// Hand out only a PDF its reader takes the extract back out of.
-	if got, err := ReadPDF(b.Bytes()); err != nil || !bytes.Equal(got, e.COSE) {
-		return nil, fmt.Errorf("extract %s: PDF: the embedded extract does not read back (%v)", c.ID, err)
 	}
 	return b.Bytes(), nil
 }

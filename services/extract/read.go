@@ -65,3 +65,31 @@ func Superseded(c *offline.Claims, history []registry.VersionInfo) (Status, erro
 	st.Superseded = st.Latest.Version > c.Version
 	return st, nil
 }
+
+// VerifyFile verifies what a holder presents (see Read) with v, offline,
+// and says what it read the extract from. An SD-JWT VC (a JWT with its
+// disclosures) is verified as one.
+func VerifyFile(v *offline.Verifier, data []byte) (*offline.Report, string, error) {
+	s := strings.TrimSpace(string(data))
+	if strings.HasPrefix(s, "eyJ") && strings.Contains(s, "~") {
+		vc, err := v.VerifyVC(s)
+		if err != nil {
+			return nil, "an SD-JWT VC", err
+		}
+		r := &offline.Report{}
+		r.Checks = append(r.Checks,
+			fmt.Sprintf("SD-JWT VC (RFC 9901, typ %s): signature by the state's extract key (%s), issuer %v, type %v", "dc+sd-jwt", vc.Header.Kid, vc.Claims["iss"], vc.Claims["vct"]),
+			fmt.Sprintf("disclosed claims: %s (each digest listed in _sd, none twice)", strings.Join(vc.Disclosed, ", ")),
+			fmt.Sprintf("act_hash %v links it to extract %v; the VC itself carries no ledger receipt", vc.Claims["act_hash"], vc.Claims["extract_id"]))
+		return r, "an SD-JWT VC", nil
+	}
+	msg, from, err := Read(data)
+	if err != nil {
+		return nil, from, fmt.Errorf("%w: %w", offline.ErrInvalid, err)
+	}
+	r, err := v.Verify(msg)
+	if r != nil {
+		r.Checks = append([]string{"read the COSE_Sign1 (" + fmt.Sprint(len(msg)) + " bytes) from " + from}, r.Checks...)
+	}
+	return r, from, err
+}

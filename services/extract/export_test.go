@@ -1,0 +1,4 @@
+package extract
+
+// WritePDF lets the tests embed an altered extract, which PDF refuses to.
+var WritePDF = writePDF
