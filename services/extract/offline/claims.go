@@ -62,6 +62,22 @@ var (
 		}
 		return m
 	}()
+	// strictMode reads the receipt's headers: as frameMode, refusing
+	// labels the structs do not name.
+	strictMode = func() cbor.DecMode {
+		m, err := cbor.DecOptions{
+			DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+			IndefLength:       cbor.IndefLengthForbidden,
+			ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+			MaxNestedLevels:   16,
+			MaxArrayElements:  4096,
+			MaxMapPairs:       4096,
+		}.DecMode()
+		if err != nil {
+			panic(err)
+		}
+		return m
+	}()
 	// frameMode reads the COSE framing: tags allowed (COSE_Sign1 is tag
 	// 18), everything else as strict as for the claims.
 	frameMode = func() cbor.DecMode {

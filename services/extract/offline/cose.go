@@ -157,28 +157,22 @@ func sigStructureBytes(protected, payload []byte) ([]byte, error) {
 	return b, nil
 }
 
-// header returns the value of an integer header label, whichever integer
-// type the decoder gave the key (CBOR major type 0 decodes as uint64).
-func header(h map[any]any, label int64) (any, bool) {
-	if v, ok := h[label]; ok {
-		return v, true
-	}
-	if label >= 0 {
-		v, ok := h[uint64(label)]
-		return v, ok
-	}
-	return nil, false
+// statementProtected and statementFrame read a statement for
+// verification, refusing any header but these.
+type statementProtected struct {
+	Alg         int64  `cbor:"1,keyasint"`
+	ContentType string `cbor:"3,keyasint"`
+	Kid         []byte `cbor:"4,keyasint"`
 }
 
-// intValue reads an integer header value.
-func intValue(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int64:
-		return n, true
-	case uint64:
-		if n <= 1<<62 {
-			return int64(n), true
-		}
-	}
-	return 0, false
+type statementUnprotected struct {
+	Receipts [][]byte `cbor:"394,keyasint"`
+}
+
+type statementFrame struct {
+	_           struct{} `cbor:",toarray"`
+	Protected   []byte
+	Unprotected statementUnprotected
+	Payload     []byte
+	Signature   []byte
 }

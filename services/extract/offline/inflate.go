@@ -39,17 +39,24 @@ func Inflate(z []byte, header [2]byte) ([]byte, error) {
 		last = len(z) - 9
 	}
 	if last >= 2 {
+		// Clear the high bits from the top down: while only padding is
+		// cleared the stream still inflates, and a nonzero padding bit
+		// then shows as an identical output; the first clear that breaks
+		// the stream has reached a bit the decoder reads, and every
+		// lower one would too.
 		b := z[last]
 		alt := bytes.Clone(z)
-		for k := range 8 {
+		for k := 7; k >= 0; k-- {
 			c := b & (1<<k - 1)
 			if c == b {
-				break
+				continue
 			}
 			alt[last] = c
-			if o, err := inflate(alt); err == nil && bytes.Equal(o, out) {
-				return nil, fmt.Errorf("zlib: padding bits of byte %d are not zero", last)
+			o, err := inflate(alt)
+			if err != nil || !bytes.Equal(o, out) {
+				break
 			}
+			return nil, fmt.Errorf("zlib: padding bits of byte %d are not zero", last)
 		}
 	}
 	return out, nil

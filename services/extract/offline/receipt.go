@@ -41,55 +41,79 @@ func AttachReceipt(msg, receipt []byte) ([]byte, error) {
 
 // parsedReceipt is a receipt decoded, not yet verified.
 type parsedReceipt struct {
-	msg   cose.Sign1Message
-	gen   uint32
-	proof inclusionProof
-	cp    []byte
+	raw       []byte // the whole receipt, for go-cose when its signature is checked
+	protected []byte
+	signature []byte
+	gen       uint32
+	proof     inclusionProof
+	cp        []byte
+}
+
+// receiptProtected and receiptUnprotected are the receipt's headers, read
+// into structs that refuse any other label: the receipt is parsed on every
+// verification, so it is read without go-cose's generic header maps
+// (go-cose checks its signature, once per checkpoint).
+type receiptProtected struct {
+	Alg int64  `cbor:"1,keyasint"`
+	Kid []byte `cbor:"4,keyasint"`
+	VDS int64  `cbor:"395,keyasint"`
+}
+
+type receiptUnprotected struct {
+	VDP        receiptVDP `cbor:"396,keyasint"`
+	Checkpoint []byte     `cbor:"-65537,keyasint"`
+}
+
+type receiptVDP struct {
+	Inclusion [][]byte `cbor:"-1,keyasint"`
+}
+
+// receiptFrame is a COSE_Sign1 whose unprotected header is the receipt's.
+type receiptFrame struct {
+	_           struct{} `cbor:",toarray"`
+	Protected   []byte
+	Unprotected receiptUnprotected
+	Payload     []byte
+	Signature   []byte
 }
 
 // parseReceipt decodes a receipt strictly: the algorithm, the key id, the
-// verifiable data structure, exactly one inclusion proof, the checkpoint.
+// verifiable data structure, exactly one inclusion proof, the checkpoint,
+// and nothing else, each in its deterministic encoding.
 func parseReceipt(b []byte) (*parsedReceipt, error) {
-	r := &parsedReceipt{}
-	if err := r.msg.UnmarshalCBOR(b); err != nil {
+	body, err := untag(b)
+	if err != nil {
 		return nil, fmt.Errorf("receipt: %w", err)
 	}
-	if r.msg.Payload != nil {
+	var f receiptFrame
+	if err := decodeStrictUnknown(body, &f); err != nil {
+		return nil, fmt.Errorf("receipt: %w", err)
+	}
+	if f.Payload != nil {
 		return nil, errors.New("receipt: payload attached, the draft detaches it (the root)")
 	}
-	if alg, err := r.msg.Headers.Protected.Algorithm(); err != nil || alg != cose.AlgorithmEdDSA {
-		return nil, fmt.Errorf("receipt: protected alg is not EdDSA (%v)", err)
+	var ph receiptProtected
+	if err := decodeStrictUnknown(f.Protected, &ph); err != nil {
+		return nil, fmt.Errorf("receipt: protected header: %w", err)
 	}
-	kid, ok := r.msg.Headers.Protected[cose.HeaderLabelKeyID].([]byte)
-	if !ok {
-		return nil, errors.New("receipt: protected header has no key id (4)")
+	if ph.Alg != int64(cose.AlgorithmEdDSA) {
+		return nil, fmt.Errorf("receipt: protected alg %d is not EdDSA (%d)", ph.Alg, cose.AlgorithmEdDSA)
 	}
-	purpose, gen, err := parseKeyID(kid)
+	purpose, gen, err := parseKeyID(ph.Kid)
 	if err != nil || purpose != "extract" {
-		return nil, fmt.Errorf("receipt: key id %q is not an extract key", kid)
+		return nil, fmt.Errorf("receipt: key id %q is not an extract key", ph.Kid)
 	}
-	r.gen = gen
-	rawVDS, _ := header(r.msg.Headers.Protected, HeaderVDS)
-	if vds, ok := intValue(rawVDS); !ok || vds != VDSRFC9162SHA256 {
-		return nil, fmt.Errorf("receipt: verifiable data structure (395) is %v, want %d (RFC9162_SHA256)", rawVDS, VDSRFC9162SHA256)
+	if ph.VDS != VDSRFC9162SHA256 {
+		return nil, fmt.Errorf("receipt: verifiable data structure (395) is %d, want %d (RFC9162_SHA256)", ph.VDS, VDSRFC9162SHA256)
 	}
-	if len(r.msg.Headers.Protected) != 3 {
-		return nil, fmt.Errorf("receipt: %d protected headers, want alg, kid and vds", len(r.msg.Headers.Protected))
-	}
-	rawVDP, _ := header(r.msg.Headers.Unprotected, HeaderVDP)
-	vdp, ok := rawVDP.(map[any]any)
-	if !ok || len(vdp) != 1 {
-		return nil, errors.New("receipt: verifiable data proofs (396) are not a map holding inclusion proofs only")
-	}
-	incl, ok := vdp[int64(ProofInclusion)].([]any)
-	if !ok || len(incl) != 1 {
+	if len(f.Unprotected.VDP.Inclusion) != 1 {
 		return nil, errors.New("receipt: verifiable data proofs (396) do not hold exactly one inclusion proof (-1)")
 	}
-	raw, ok := incl[0].([]byte)
-	if !ok {
-		return nil, errors.New("receipt: inclusion proof is not a byte string")
+	if len(f.Unprotected.Checkpoint) == 0 {
+		return nil, fmt.Errorf("receipt: no signed checkpoint (%d)", HeaderCheckpoint)
 	}
-	if err := decodeStrict(raw, &r.proof); err != nil {
+	r := &parsedReceipt{raw: b, protected: f.Protected, signature: f.Signature, gen: gen, cp: f.Unprotected.Checkpoint}
+	if err := decodeStrict(f.Unprotected.VDP.Inclusion[0], &r.proof); err != nil {
 		return nil, fmt.Errorf("receipt: inclusion proof: %w", err)
 	}
 	if len(r.proof.Path) > 64 {
@@ -100,14 +124,23 @@ func parseReceipt(b []byte) (*parsedReceipt, error) {
 			return nil, fmt.Errorf("receipt: inclusion path hash %d is %d bytes", i, len(h))
 		}
 	}
-	rawCP, _ := header(r.msg.Headers.Unprotected, HeaderCheckpoint)
-	if r.cp, ok = rawCP.([]byte); !ok {
-		return nil, fmt.Errorf("receipt: no signed checkpoint (%d)", HeaderCheckpoint)
-	}
-	if len(r.msg.Headers.Unprotected) != 2 {
-		return nil, fmt.Errorf("receipt: %d unprotected headers, want the proofs and the checkpoint", len(r.msg.Headers.Unprotected))
-	}
 	return r, nil
+}
+
+// decodeStrictUnknown is decodeStrict refusing fields the struct does not
+// name.
+func decodeStrictUnknown(b []byte, v any) error {
+	if err := strictMode.Unmarshal(b, v); err != nil {
+		return err
+	}
+	again, err := encMode.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if string(again) != string(b) {
+		return errors.New("not in the deterministic CBOR encoding")
+	}
+	return nil
 }
 
 // decodeStrict decodes b into v and refuses any encoding but the
