@@ -56,12 +56,7 @@ func BenchmarkIssue(b *testing.B) {
 				return
 			}
 			for _, e := range es {
-				text, err := offline.EncodeText(e.COSE)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				if _, err := extract.QRPNG(text); err != nil {
+				if _, _, err := is.Render(e); err != nil {
 					b.Error(err)
 					return
 				}
@@ -102,22 +97,46 @@ func BenchmarkIssueNoQR(b *testing.B) {
 	reportCPU(b, start, n.Load())
 }
 
-// BenchmarkQR is the QR text and PNG of one extract.
+// BenchmarkQR is the QR text and PNG of one extract (Issuer.Render), and
+// each part alone; "fresh" is QRPNG and EncodeText without reused
+// compressors.
 func BenchmarkQR(b *testing.B) {
 	f := newFixture(b)
 	home := f.openLog(b, "home")
-	e := issueOne(b, f.issuer(b, "home", home, 1, "embassy-north"), 0)
-	start := cpuTime(b)
-	for b.Loop() {
-		text, err := offline.EncodeText(e.COSE)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := extract.QRPNG(text); err != nil {
-			b.Fatal(err)
-		}
+	is := f.issuer(b, "home", home, 1, "embassy-north")
+	e := issueOne(b, is, 0)
+	text, _, err := is.Render(e)
+	if err != nil {
+		b.Fatal(err)
 	}
-	reportCPU(b, start, int64(b.N))
+	var te offline.TextEncoder
+	var qe extract.QREncoder
+	for _, c := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"render", func() error { _, _, err := is.Render(e); return err }},
+		{"text", func() error { _, err := te.EncodeText(e.COSE); return err }},
+		{"matrix", func() error { _, err := extract.QRMatrix(text); return err }},
+		{"png", func() error { _, err := qe.PNG(text); return err }},
+		{"fresh", func() error {
+			t, err := offline.EncodeText(e.COSE)
+			if err == nil {
+				_, err = extract.QRPNG(t)
+			}
+			return err
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			start := cpuTime(b)
+			for b.Loop() {
+				if err := c.fn(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, start, int64(b.N))
+		})
+	}
 }
 
 // verifySet issues 1,024 extracts in batches (so several checkpoints).

@@ -30,8 +30,23 @@ type Issuer struct {
 	now      func() time.Time
 	epoch    func() uint64
 
+	text offline.TextEncoder
+	qr   QREncoder
+
 	mu   sync.Mutex
 	last *offline.ReceiptSigner // receipts against the newest checkpoint
+}
+
+// Render returns the QR text and the QR code PNG of an extract issued
+// here, reusing the issuer's compressors.
+func (is *Issuer) Render(e *Extract) (text string, png []byte, err error) {
+	if text, err = is.text.EncodeText(e.COSE); err != nil {
+		return "", nil, err
+	}
+	if png, err = is.qr.PNG(text); err != nil {
+		return "", nil, err
+	}
+	return text, png, nil
 }
 
 // IssuerOptions configure an Issuer.

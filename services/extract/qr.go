@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"image"
 	_ "image/png" // ReadQRPNG decodes PNG
+	"sync"
 
 	"github.com/makiuchi-d/gozxing"
 	gzqr "github.com/makiuchi-d/gozxing/qrcode"
@@ -50,28 +51,38 @@ const qrAlphanumeric = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 // QRPNG renders the text of an extract (offline.EncodeText) as a QR code
 // in alphanumeric mode, error correction level M, as a 1-bit PNG.
 func QRPNG(text string) ([]byte, error) {
+	var q QREncoder
+	return q.PNG(text)
+}
+
+// QREncoder is QRPNG for many extracts: it reuses its PNG compressors
+// (allocating and clearing one costs more than the compression). Its zero
+// value is ready; it is safe for concurrent use.
+type QREncoder struct{ pool sync.Pool }
+
+// PNG is QRPNG.
+func (q *QREncoder) PNG(text string) ([]byte, error) {
 	m, err := qrMatrix(text)
 	if err != nil {
 		return nil, err
 	}
-	return qrPNG(m.GetArray()), nil
+	return q.png(m.GetArray()), nil
 }
 
 // qrPNG writes the modules as a 1-bit grayscale PNG (0 black, 1 white),
 // qrScale pixels a module inside a qrQuiet-module white border: rows of
 // bits built directly, where image/png would ask each pixel its colour.
-func qrPNG(mods [][]int8) []byte {
+func (q *QREncoder) png(mods [][]int8) []byte {
 	n := (len(mods) + 2*qrQuiet) * qrScale
 	stride := (n + 7) / 8
 	raw := make([]byte, 0, (stride+1)*n)
 	row := make([]byte, stride)
-	prev := make([]byte, stride)
-	for y := range n {
+	prev := make([]byte, stride) // the row above, for the filter
+	for y := 0; y < n; y += qrScale {
 		for i := range row {
 			row[i] = 0xff
 		}
-		my := y/qrScale - qrQuiet
-		if my >= 0 && my < len(mods) {
+		if my := y/qrScale - qrQuiet; my >= 0 && my < len(mods) {
 			for mx, v := range mods[my] {
 				if v != 1 {
 					continue
@@ -82,19 +93,29 @@ func qrPNG(mods [][]int8) []byte {
 				}
 			}
 		}
-		// Filter "Up" (PNG section 9.2): a row repeating the one above,
-		// as each module row does qrScale times, becomes zeros, which
-		// Huffman coding alone then packs; no match search is needed.
+		// Filter "Up" (PNG section 9.2): each module row is qrScale
+		// identical pixel rows, of which all but the first become zeros,
+		// which Huffman coding alone then packs; no match search.
 		raw = append(raw, 2)
 		for i := range row {
 			raw = append(raw, row[i]-prev[i])
 		}
+		for range qrScale - 1 {
+			raw = append(raw, 2)
+			raw = append(raw, make([]byte, stride)...)
+		}
 		prev, row = row, prev
 	}
 	var z bytes.Buffer
-	zw, _ := zlib.NewWriterLevel(&z, zlib.HuffmanOnly)
-	_, _ = zw.Write(raw)
+	zw, _ := q.pool.Get().(*zlib.Writer)
+	if zw == nil {
+		zw, _ = zlib.NewWriterLevel(&z, zlib.HuffmanOnly)
+	} else {
+		zw.Reset(&z)
+	}
+	_, _ = zw.Write(raw) // a bytes.Buffer does not fail
 	_ = zw.Close()
+	q.pool.Put(zw)
 	var b bytes.Buffer
 	b.WriteString("\x89PNG\r\n\x1a\n")
 	ihdr := make([]byte, 13)

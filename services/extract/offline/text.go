@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // MaxExtractSize bounds a decompressed extract: a QR code holds at most
@@ -16,10 +17,27 @@ const MaxExtractSize = 64 << 10
 // the zlib-compressed COSE_Sign1, as the EU Digital COVID Certificate did
 // with "HC1:".
 func EncodeText(msg []byte) (string, error) {
+	var e TextEncoder
+	return e.EncodeText(msg)
+}
+
+// TextEncoder is EncodeText for many extracts: it reuses its zlib
+// compressors, whose tables (a quarter of a megabyte at the best level)
+// cost more to allocate and clear than compressing an extract does. Its
+// zero value is ready; it is safe for concurrent use.
+type TextEncoder struct{ pool sync.Pool }
+
+// EncodeText is the package's EncodeText.
+func (e *TextEncoder) EncodeText(msg []byte) (string, error) {
 	var b bytes.Buffer
-	w, err := zlib.NewWriterLevel(&b, zlib.BestCompression)
-	if err != nil {
-		return "", err
+	w, _ := e.pool.Get().(*zlib.Writer)
+	if w == nil {
+		var err error
+		if w, err = zlib.NewWriterLevel(&b, zlib.BestCompression); err != nil {
+			return "", err
+		}
+	} else {
+		w.Reset(&b)
 	}
 	if _, err := w.Write(msg); err != nil {
 		return "", fmt.Errorf("compress extract: %w", err)
@@ -27,6 +45,7 @@ func EncodeText(msg []byte) (string, error) {
 	if err := w.Close(); err != nil {
 		return "", fmt.Errorf("compress extract: %w", err)
 	}
+	e.pool.Put(w)
 	text := TextPrefix + Base45Encode(b.Bytes())
 	// Hand out only a text that reads back (Inflate is strict).
 	if got, err := DecodeText(text); err != nil || !bytes.Equal(got, msg) {
