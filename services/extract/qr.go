@@ -208,8 +208,10 @@ func qrMatrix(text string) (*encoder.ByteMatrix, error) {
 	if off != len(data) {
 		return nil, errors.New("QR code: block structure does not cover the data")
 	}
-	out := gozxing.NewEmptyBitArray()
-	interleave := func(bs [][]byte) error {
+	// Interleave: the i-th data codeword of every block in turn, then the
+	// same for the error correction codewords (ISO/IEC 18004 7.6).
+	seq := make([]byte, 0, ver.GetTotalCodewords())
+	for _, bs := range [][][]byte{blocks, ecs} {
 		longest := 0
 		for _, b := range bs {
 			longest = max(longest, len(b))
@@ -217,19 +219,20 @@ func qrMatrix(text string) (*encoder.ByteMatrix, error) {
 		for i := range longest {
 			for _, b := range bs {
 				if i < len(b) {
-					if err := out.AppendBits(int(b[i]), 8); err != nil {
-						return err
-					}
+					seq = append(seq, b[i])
 				}
 			}
 		}
-		return nil
 	}
-	if err := interleave(blocks); err != nil {
-		return nil, err
-	}
-	if err := interleave(ecs); err != nil {
-		return nil, err
+	// Set bit by bit into an array of its final size: gozxing's
+	// AppendBits grows its array a word at a time.
+	out := gozxing.NewBitArray(8 * len(seq))
+	for i, c := range seq {
+		for j := range 8 {
+			if c&(0x80>>uint(j)) != 0 {
+				out.Set(8*i + j)
+			}
+		}
 	}
 	dim := ver.GetDimensionForVersion()
 	m := encoder.NewByteMatrix(dim, dim)
