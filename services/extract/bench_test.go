@@ -36,65 +36,46 @@ func reportCPU(b *testing.B, start time.Duration, n int64) {
 // BenchmarkIssue issues extracts in batches of 64 as a site serving many
 // requests does: sign the statements, append the acts (one durable
 // write), a cosigned checkpoint, inclusion proofs, receipts, and for each
-// the QR text and its PNG. Reported per extract.
+// the QR text and its PNG ("qr"), or without them ("noqr": what the
+// ledger, the signatures and the receipts cost alone). Reported per
+// extract.
 func BenchmarkIssue(b *testing.B) {
-	f := newFixture(b)
-	home := f.openLog(b, "home")
-	is := f.issuer(b, "home", home, 1, "embassy-north", "embassy-south")
-	reqs := make([]extract.Request, benchBatch)
-	for i := range reqs {
-		reqs[i] = birthRequest(i)
-	}
-	b.ResetTimer()
-	start := cpuTime(b)
-	var n atomic.Int64
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			es, err := is.Issue(context.Background(), reqs...)
-			if err != nil {
-				b.Error(err)
-				return
+	for _, qr := range []bool{true, false} {
+		b.Run(map[bool]string{true: "qr", false: "noqr"}[qr], func(b *testing.B) {
+			f := newFixture(b)
+			home := f.openLog(b, "home")
+			is := f.issuer(b, "home", home, 1, "embassy-north", "embassy-south")
+			reqs := make([]extract.Request, benchBatch)
+			for i := range reqs {
+				reqs[i] = birthRequest(i)
 			}
-			for _, e := range es {
-				if _, _, err := is.Render(e); err != nil {
-					b.Error(err)
-					return
+			b.ResetTimer()
+			start := cpuTime(b)
+			var n atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					es, err := is.Issue(context.Background(), reqs...)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					for _, e := range es {
+						if !qr {
+							break
+						}
+						if _, _, err := is.Render(e); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+					n.Add(int64(len(es)))
 				}
-			}
-			n.Add(int64(len(es)))
-		}
-	})
-	b.ReportMetric(float64(n.Load())/b.Elapsed().Seconds(), "extracts/s")
-	b.ReportMetric(0, "ns/op")
-	reportCPU(b, start, n.Load())
-}
-
-// BenchmarkIssueNoQR is BenchmarkIssue without the QR text and PNG: what
-// the ledger, the signatures and the receipts cost alone.
-func BenchmarkIssueNoQR(b *testing.B) {
-	f := newFixture(b)
-	home := f.openLog(b, "home")
-	is := f.issuer(b, "home", home, 1, "embassy-north", "embassy-south")
-	reqs := make([]extract.Request, benchBatch)
-	for i := range reqs {
-		reqs[i] = birthRequest(i)
+			})
+			b.ReportMetric(float64(n.Load())/b.Elapsed().Seconds(), "extracts/s")
+			b.ReportMetric(0, "ns/op")
+			reportCPU(b, start, n.Load())
+		})
 	}
-	b.ResetTimer()
-	start := cpuTime(b)
-	var n atomic.Int64
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			es, err := is.Issue(context.Background(), reqs...)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			n.Add(int64(len(es)))
-		}
-	})
-	b.ReportMetric(float64(n.Load())/b.Elapsed().Seconds(), "extracts/s")
-	b.ReportMetric(0, "ns/op")
-	reportCPU(b, start, n.Load())
 }
 
 // BenchmarkQR is the QR text and PNG of one extract (Issuer.Render), and

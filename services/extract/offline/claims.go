@@ -46,54 +46,41 @@ var (
 		}
 		return m
 	}()
-	decMode = func() cbor.DecMode {
-		m, err := cbor.DecOptions{
-			DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-			IndefLength:       cbor.IndefLengthForbidden,
-			ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-			MaxNestedLevels:   16,
-			MaxArrayElements:  4096,
-			MaxMapPairs:       4096,
-			DefaultMapType:    reflect.TypeOf(map[string]any(nil)),
-			TagsMd:            cbor.TagsForbidden,
-		}.DecMode()
-		if err != nil {
-			panic(err)
-		}
-		return m
-	}()
-	// strictMode reads the receipt's headers: as frameMode, refusing
-	// labels the structs do not name.
-	strictMode = func() cbor.DecMode {
-		m, err := cbor.DecOptions{
-			DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-			IndefLength:       cbor.IndefLengthForbidden,
-			ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-			MaxNestedLevels:   16,
-			MaxArrayElements:  4096,
-			MaxMapPairs:       4096,
-		}.DecMode()
-		if err != nil {
-			panic(err)
-		}
-		return m
-	}()
+	// decMode reads the claims: no unknown key, no tag; maps in the
+	// fields decode with text keys.
+	decMode = decOptions(true, false)
+	// strictMode reads the receipt's and statement's headers: labels the
+	// structs do not name are refused.
+	strictMode = decOptions(true, true)
 	// frameMode reads the COSE framing: tags allowed (COSE_Sign1 is tag
-	// 18), everything else as strict as for the claims.
-	frameMode = func() cbor.DecMode {
-		m, err := cbor.DecOptions{
-			DupMapKey:        cbor.DupMapKeyEnforcedAPF,
-			IndefLength:      cbor.IndefLengthForbidden,
-			MaxNestedLevels:  16,
-			MaxArrayElements: 4096,
-			MaxMapPairs:      4096,
-		}.DecMode()
-		if err != nil {
-			panic(err)
-		}
-		return m
-	}()
+	// 18).
+	frameMode = decOptions(false, true)
 )
+
+// decOptions is the strict decoding every reader here shares: duplicate
+// keys, indefinite lengths and deep nesting refused; unknown struct
+// fields refused when unknown is set; tags allowed only when tags is.
+func decOptions(unknown, tags bool) cbor.DecMode {
+	o := cbor.DecOptions{
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		IndefLength:      cbor.IndefLengthForbidden,
+		MaxNestedLevels:  16,
+		MaxArrayElements: 4096,
+		MaxMapPairs:      4096,
+	}
+	if unknown {
+		o.ExtraReturnErrors = cbor.ExtraDecErrorUnknownField
+	}
+	if !tags {
+		o.TagsMd = cbor.TagsForbidden
+		o.DefaultMapType = reflect.TypeOf(map[string]any(nil))
+	}
+	m, err := o.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
 
 // MarshalClaims encodes claims deterministically.
 func MarshalClaims(c *Claims) ([]byte, error) {

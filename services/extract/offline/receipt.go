@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/veraison/go-cose"
 
 	"github.com/chancery-gov/chancery/ledger"
@@ -127,26 +128,16 @@ func parseReceipt(b []byte) (*parsedReceipt, error) {
 	return r, nil
 }
 
-// decodeStrictUnknown is decodeStrict refusing fields the struct does not
-// name.
-func decodeStrictUnknown(b []byte, v any) error {
-	if err := strictMode.Unmarshal(b, v); err != nil {
-		return err
-	}
-	again, err := encMode.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if string(again) != string(b) {
-		return errors.New("not in the deterministic CBOR encoding")
-	}
-	return nil
-}
-
 // decodeStrict decodes b into v and refuses any encoding but the
 // deterministic one.
-func decodeStrict(b []byte, v any) error {
-	if err := frameMode.Unmarshal(b, v); err != nil {
+func decodeStrict(b []byte, v any) error { return decodeIn(frameMode, b, v) }
+
+// decodeStrictUnknown is decodeStrict refusing fields the struct does not
+// name.
+func decodeStrictUnknown(b []byte, v any) error { return decodeIn(strictMode, b, v) }
+
+func decodeIn(m cbor.DecMode, b []byte, v any) error {
+	if err := m.Unmarshal(b, v); err != nil {
 		return err
 	}
 	again, err := encMode.Marshal(v)
