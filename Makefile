@@ -57,6 +57,8 @@ deps:
 		echo "installing $(VERSITYGW) (the S3 server the store tests run against)"; \
 		$(GO) install $(VERSITYGW); \
 	fi
+	@scripts/apt-install.sh 'command -v chromium || command -v chromium-browser' chromium
+	@scripts/apt-install.sh 'ls /usr/lib/postgresql/*/bin/initdb' postgresql
 
 test: deps lint unit race fuzz
 
@@ -94,8 +96,10 @@ mutate:
 		-run '^(TestOpenCheckpoint|TestCosignatureTime|TestMirror|FuzzOpenCheckpoint|TestFill|TestProperty(Tree|Log)Proofs|TestVerify|TestAppendReopenVerify|TestInterop|TestParseCheckpoint)'
 	$(MUTATE) -pkg ./replica -short -funcs '^(Receiver\.(Accept|PutObject|Missing|Locate|Object)|OpenReceipt|openCheckpointWith|withCosigner\.Verifier|Placement\.(Registry|Entry)|CanCatchUpFrom|HomeWriter\.Verifiers)$$' \
 		-run '^(TestFencedReceiver|TestWriterKey|TestOpenReceipt|TestQuota|TestReceiverRefusals|TestObjectGuards|TestReceiverRefusesWhatItCannotPlace|TestReceiverRefusesOverDamagedRightEdge|TestAccept|TestCanCatchUpFrom|TestBundlePlacement|TestPlacementOnDisk|TestPeerCatchUp)'
-	$(MUTATE) -pkg ./site -short -files '^(auth|continuity|home_continuity)\.go$$' -funcs '^(authenticator\.authenticate|nonceCache\.add|epochWriters\.Learn|tenant\.submit|Site\.homeSubmit)$$' \
-		-run '^(TestAuth|TestSignatureHeaderOnlyOnce|TestSkewWindowEdges|TestNonceCacheBounded|TestReplayInsideSkewWindowRefused|TestOrdersOverHTTPUseTheSiteClock|TestOnlyOwnActivationFencesPeers|TestForgedOrderInBatchRefused)'
+	$(MUTATE) -pkg ./site -short -files '^auth\.go$$' -funcs '^(authenticator\.authenticate|nonceCache\.add)$$' \
+		-run '^(TestAuth|TestSignatureHeaderOnlyOnce|TestSkewWindowEdges|TestNonceCacheBounded|TestReplayInsideSkewWindowRefused)'
+	$(MUTATE) -pkg ./guest -tests ./site -short -files '^continuity\.go$$' -funcs '^(epochWriters\.Learn|Guest\.submit)$$' \
+		-run '^(TestOrdersOverHTTPUseTheSiteClock|TestOnlyOwnActivationFencesPeers|TestForgedOrderInBatchRefused|TestActivationWithEveryEmbassyFenced|TestFailbackHandOver|TestFailbackFencesWrites)'
 
 fuzz:
 	@set -e; for t in $(FUZZ); do \

@@ -374,51 +374,11 @@ func (r *Registries) Delete(ctx context.Context, registry, id string) (*Record, 
 }
 
 func (r *Registries) write(ctx context.Context, registry, id string, kind Kind, data json.RawMessage, atts []Attachment) (*Record, error) {
-	g, err := r.reg(registry)
+	recs, err := r.Apply(ctx, []Write{{Registry: registry, ID: id, Delete: kind == KindTombstone, Data: data, Attachments: atts}})
 	if err != nil {
 		return nil, err
 	}
-	if err := checkID(registry, id); err != nil {
-		return nil, err
-	}
-	r.bulk.RLock()
-	defer r.bulk.RUnlock()
-	blind := g.keys.BlindID(id)
-	mu := &r.locks[blind[0]]
-	mu.Lock()
-	defer mu.Unlock()
-
-	latest, ok := g.latest(&blind)
-	last := latest.num
-	if kind == KindTombstone && (!ok || latest.deleted) {
-		return nil, fmt.Errorf("delete %s record %s: %w", registry, id, ErrNotFound)
-	}
-	if len(atts) > 0 {
-		if g.blobs == nil {
-			return nil, errors.New("registry: this site has no blob store")
-		}
-		// Attachments must be durable before a ledger entry names them.
-		if err := g.blobs.Flush(ctx); err != nil {
-			return nil, fmt.Errorf("%s record %s: make attachments durable: %w", registry, id, err)
-		}
-	}
-	epoch := r.epoch()
-	now := r.opts.Now()
-	pr, err := g.prepare(r.opts.Charter.Guest.ID, id, last+1, epoch, kind, data, atts)
-	if err != nil {
-		return nil, err
-	}
-	idx, err := r.opts.Log.Append(ctx, ledger.Entry{Type: ledger.TypeRecord, Epoch: pr.epoch, Time: now, Payload: pr.payload})
-	if err != nil {
-		return nil, fmt.Errorf("%s record %s: ledger: %w", registry, id, err)
-	}
-	v := VersionInfo{Version: last + 1, Index: idx, Time: now.UTC().Truncate(time.Millisecond), Epoch: epoch, Deleted: kind == KindTombstone}
-	r.remember(idx, ledger.Entry{Type: ledger.TypeRecord, Epoch: pr.epoch, Time: now, Payload: pr.payload})
-	g.index(pr.entry, v)
-	if err := r.replicated(ctx, g, idx); err != nil {
-		return nil, err
-	}
-	return &Record{Registry: registry, ID: id, Data: data, Attachments: atts, VersionInfo: v}, nil
+	return recs[0], nil
 }
 
 // prepared is a validated, sealed record version ready for the ledger.

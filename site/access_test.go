@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
@@ -88,21 +88,7 @@ func startAccessFixture(t *testing.T) *accessFixture {
 
 	// embassy-north's mirror: the home's ledger as replication leaves it.
 	data := filepath.Join(t.TempDir(), "north")
-	mirror := filepath.Join(data, "guests", c.Guest.ID, "ledger")
-	if err := os.MkdirAll(filepath.Dir(mirror), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("cp", "-a", l.Ledger("home"), mirror).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	os.Remove(filepath.Join(mirror, "wal", "lock"))
-	cp, err := os.ReadFile(filepath.Join(mirror, ledger.CheckpointPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(mirror, "wal", "received"), cp, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	statetest.Mirror(t, l.Ledger("home"), filepath.Join(data, "guests", c.Guest.ID, "ledger"))
 	passFile := filepath.Join(t.TempDir(), "pass")
 	if err := os.WriteFile(passFile, pass, 0o600); err != nil {
 		t.Fatal(err)
@@ -147,14 +133,6 @@ func startAccessFixture(t *testing.T) *accessFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkg, err := seal.ReadCustodyPackageFile(l.Custody())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rcpt, err := continuity.VerifyRecipient(c, pkg, sess.RecipientStatement, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The site-key hand-off takes only an official's signed request, and
 	// only a key sealed to the session: not an unsigned one, not one in
 	// clear.
@@ -178,26 +156,13 @@ func startAccessFixture(t *testing.T) *accessFixture {
 			t.Fatalf("site key %s: status %d, want %d", name, resp.StatusCode, tc.want)
 		}
 	}
-	for _, cust := range []string{"cust-parliament", "cust-court", "cust-bank"} {
-		id, err := keyfile.ReadAgeIdentity(l.Key("custodian", cust), keyfile.Protector{Passphrase: pass})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sh, err := pkg.OpenShare(cust, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sealed, err := sh.SealTo(rcpt)
-		sh.Wipe()
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, sealed := range statetest.SealedShares(t, dir, pass, sess.RecipientStatement, "cust-parliament", "cust-court", "cust-bank") {
 		if _, err := cc.SubmitShare(ctx, sess.Session, sealed); err != nil {
-			t.Fatalf("share of %s: %v", cust, err)
+			t.Fatalf("share %d: %v", i+1, err)
 		}
 	}
 	f := &accessFixture{dir: dir, guest: c.Guest.ID, s: s, tn: s.tenants[c.Guest.ID]}
-	if f.tn == nil || f.tn.act == nil || f.tn.act.local == nil {
+	if f.tn == nil || f.tn.Unsealed() == nil {
 		t.Fatal("embassy-north is not unsealed")
 	}
 	f.api = &siteapi.Client{BaseURL: srv.URL + "/guests/" + c.Guest.ID, HTTP: srv.Client(),
@@ -206,7 +171,7 @@ func startAccessFixture(t *testing.T) *accessFixture {
 }
 
 func (f *accessFixture) keys(reg string) *seal.RegistryKeys {
-	return f.tn.act.local.Keys.Registry(reg)
+	return f.tn.Unsealed().Keys.Registry(reg)
 }
 
 // entriesSince returns the access entries appended at index from or
@@ -214,7 +179,7 @@ func (f *accessFixture) keys(reg string) *seal.RegistryKeys {
 func (f *accessFixture) entriesSince(t *testing.T, from uint64) ([]continuity.AccessEntry, [][]byte, uint64) {
 	t.Helper()
 	ctx := context.Background()
-	lg := f.tn.ledger()
+	lg := f.tn.Ledger()
 	size := lg.Size()
 	_, cp, err := lg.WaitPublished(ctx, size)
 	if err != nil {
@@ -251,7 +216,7 @@ func (f *accessFixture) entriesSince(t *testing.T, from uint64) ([]continuity.Ac
 // none of the plaintext given.
 func (f *accessFixture) oneEntry(t *testing.T, reg string, plaintext []string, read func() error) continuity.AccessEntry {
 	t.Helper()
-	from := f.tn.ledger().Size()
+	from := f.tn.Ledger().Size()
 	if err := read(); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +251,7 @@ func TestAccessEntries(t *testing.T) {
 	// the embassy writes it alone). Writing appends no access entry.
 	attBytes := bytes.Repeat([]byte("certificate of incorporation "), 100)
 	const attName = "incorporation-Access-Trading.pdf"
-	from := f.tn.ledger().Size()
+	from := f.tn.Ledger().Size()
 	up, err := f.api.PutBlob(ctx, "business", bytes.NewReader(attBytes))
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +279,7 @@ func TestAccessEntries(t *testing.T) {
 	})
 
 	t.Run("record as of an index", func(t *testing.T) {
-		vs, err := f.tn.act.local.Registries.History(ctx, "population", "DR-ACCESS-0")
+		vs, err := f.tn.Unsealed().Registries.History(ctx, "population", "DR-ACCESS-0")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -382,7 +347,7 @@ func TestAccessEntries(t *testing.T) {
 		if !bytes.Equal(got.Bytes(), attBytes) {
 			t.Fatalf("attachment: got %d bytes, want %d", got.Len(), len(attBytes))
 		}
-		rec, err := f.tn.act.local.Registries.Get(ctx, "business", "BR-ACCESS-1", registry.AsOf{})
+		rec, err := f.tn.Unsealed().Registries.Get(ctx, "business", "BR-ACCESS-1", registry.AsOf{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -442,7 +407,7 @@ func TestAccessEntries(t *testing.T) {
 	refused := func(t *testing.T, want string) {
 		t.Helper()
 		for _, rd := range reads {
-			from := f.tn.ledger().Size()
+			from := f.tn.Ledger().Size()
 			var body bytes.Buffer
 			err := rd.read(&body)
 			var ae *siteapi.APIError
@@ -456,7 +421,7 @@ func TestAccessEntries(t *testing.T) {
 			if body.Len() != 0 {
 				t.Fatalf("%s read refused but %d bytes of it served", rd.kind, body.Len())
 			}
-			if n := f.tn.ledger().Size(); n != from {
+			if n := f.tn.Ledger().Size(); n != from {
 				t.Fatalf("refused %s read appended %d entries", rd.kind, n-from)
 			}
 		}
@@ -466,68 +431,16 @@ func TestAccessEntries(t *testing.T) {
 		// What a site finds when a newer writer's entry reached its
 		// ledger: its own epoch's appends are stale.
 		p, _ := json.Marshal(continuity.AccessEntry{Kind: continuity.AccessRecord, Official: "registrar", Site: "elsewhere", Registry: "population"})
-		if _, err := f.tn.ledger().Append(ctx, ledger.Entry{Type: ledger.TypeAccess, Epoch: f.tn.act.epoch + 1, Time: time.Now(), Payload: p}); err != nil {
+		if _, err := f.tn.Ledger().Append(ctx, ledger.Entry{Type: ledger.TypeAccess, Epoch: 3, Time: time.Now(), Payload: p}); err != nil {
 			t.Fatal(err)
 		}
 		refused(t, "newer epoch")
 	})
 
 	t.Run("refused when the ledger is closed", func(t *testing.T) {
-		if err := f.tn.ledger().Close(); err != nil {
+		if err := f.tn.Ledger().Close(); err != nil {
 			t.Fatal(err)
 		}
 		refused(t, "ledger is closed")
 	})
-}
-
-// TestAccessFindParts: a find whose results do not fit one ledger entry
-// is recorded in parts, each one fitting, that together list every
-// result in order.
-func TestAccessFindParts(t *testing.T) {
-	root, err := seal.NewRootKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := seal.NewKeyring("demo-republic", root)
-	root.Wipe()
-	rk := keys.Registry("population")
-	for _, n := range []int{0, 1, 700, 3000} {
-		recs := make([]*registry.Record, n)
-		for i := range recs {
-			recs[i] = &registry.Record{ID: fmt.Sprintf("DR-%07d", i), VersionInfo: registry.VersionInfo{Version: 1<<64 - 1 - uint64(i)}}
-		}
-		ps, err := accessPayloads(rk, continuity.AccessEntry{Official: "registrar", Site: "embassy-north", Registry: "population"},
-			&accessRead{kind: continuity.AccessFind, registry: "population", records: recs, field: "last_name", value: "Romero"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n > 1000 && len(ps) < 2 {
-			t.Fatalf("%d results in %d entry", n, len(ps))
-		}
-		var all []continuity.AccessResult
-		for i, p := range ps {
-			if len(p) > ledger.MaxPayloadSize {
-				t.Fatalf("%d results: part %d is %d bytes, more than an entry holds", n, i+1, len(p))
-			}
-			var e continuity.AccessEntry
-			if err := json.Unmarshal(p, &e); err != nil {
-				t.Fatal(err)
-			}
-			if len(ps) > 1 && (e.Part != i+1 || e.Parts != len(ps)) || len(ps) == 1 && (e.Part != 0 || e.Parts != 0) {
-				t.Fatalf("%d results: entry %d numbered %d of %d", n, i, e.Part, e.Parts)
-			}
-			if e.Kind != continuity.AccessFind || e.Field != "last_name" || len(e.Value) != 32 {
-				t.Fatalf("%d results: part %d is %+v", n, i+1, e)
-			}
-			all = append(all, e.Results...)
-		}
-		if len(all) != n {
-			t.Fatalf("%d results recorded as %d", n, len(all))
-		}
-		for i, r := range all {
-			if b := rk.BlindID(recs[i].ID); !bytes.Equal(r.BlindID, b[:]) || r.Version != recs[i].Version {
-				t.Fatalf("%d results: result %d out of place", n, i)
-			}
-		}
-	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/siteapi"
@@ -30,7 +31,7 @@ const tokenTTL = 24 * time.Hour
 // maxAttachmentName bounds an attachment's name, which travels in URLs.
 const maxAttachmentName = 255
 
-func (g *guest) mountAPI(mux *http.ServeMux, prefix string) {
+func (g *officialsAPI) mountAPI(mux *http.ServeMux, prefix string) {
 	const rec = "/registries/{registry}/records/{id}"
 	mux.Handle("GET "+prefix+"/registries", g.authed(ActionRead, false, g.listRegistries))
 	mux.Handle("PUT "+prefix+rec, g.authed(ActionWrite, false, g.putRecord))
@@ -42,11 +43,11 @@ func (g *guest) mountAPI(mux *http.ServeMux, prefix string) {
 	mux.Handle("POST "+prefix+"/registries/{registry}/blobs", g.authed(ActionWrite, true, g.putBlob))
 }
 
-func (g *guest) listRegistries(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
+func (g *officialsAPI) listRegistries(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
 	writeJSON(w, http.StatusOK, siteapi.RegistriesResponse{Guest: g.local.Charter.Guest.ID, Registries: g.local.Registries.Names()})
 }
 
-func (g *guest) putRecord(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
+func (g *officialsAPI) putRecord(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
 	reg, id := r.PathValue("registry"), r.PathValue("id")
 	var req siteapi.PutRequest
 	dec := json.NewDecoder(r.Body)
@@ -84,7 +85,7 @@ func (g *guest) putRecord(w http.ResponseWriter, r *http.Request, _ *charter.Off
 // the registry links: tokens are checked (only blobs this site stored for
 // this registry can be linked, so a caller cannot point a record at
 // chunks it guessed), and kept names are looked up in the latest version.
-func (g *guest) resolveAttachments(r *http.Request, reg, id string, in []siteapi.AttachmentInput) ([]registry.Attachment, error) {
+func (g *officialsAPI) resolveAttachments(r *http.Request, reg, id string, in []siteapi.AttachmentInput) ([]registry.Attachment, error) {
 	var out []registry.Attachment
 	seen := map[string]bool{}
 	var latest *registry.Record
@@ -170,7 +171,7 @@ func asOf(r *http.Request) (registry.AsOf, error) {
 	return at, nil
 }
 
-func (g *guest) getRecord(w http.ResponseWriter, r *http.Request, o *charter.Official) {
+func (g *officialsAPI) getRecord(w http.ResponseWriter, r *http.Request, o *charter.Official) {
 	reg, id := r.PathValue("registry"), r.PathValue("id")
 	at, err := asOf(r)
 	if err != nil {
@@ -181,44 +182,27 @@ func (g *guest) getRecord(w http.ResponseWriter, r *http.Request, o *charter.Off
 	if err != nil {
 		// A lookup that finds nothing still tells whether a person or a
 		// parcel exists: it is recorded (with no version) like any read.
-		if errors.Is(err, registry.ErrNotFound) && !g.recorded(w, r, o, &accessRead{kind: continuity.AccessRecord, registry: reg, id: id}) {
+		if errors.Is(err, registry.ErrNotFound) && !g.recorded(w, r, o, &guest.Read{Kind: continuity.AccessRecord, Registry: reg, ID: id}) {
 			return
 		}
 		g.fail(w, r, err, reg, id)
 		return
 	}
-	if !g.recorded(w, r, o, &accessRead{kind: continuity.AccessRecord, registry: reg, id: id, records: []*registry.Record{rec}}) {
+	if !g.recorded(w, r, o, &guest.Read{Kind: continuity.AccessRecord, Registry: reg, ID: id, Records: []*registry.Record{rec}}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
-}
-
-// accessRead is what one read is about to serve, for the access hook: at
-// an activated site it becomes an access entry before a byte is served.
-type accessRead struct {
-	kind     string // continuity.AccessRecord, continuity.AccessHistory, continuity.AccessFind or continuity.AccessAttachment
-	registry string
-	id       string // the record asked for (not a find)
-	// records: the version served (record, attachment), or every record
-	// a find returns.
-	records []*registry.Record
-	// versions: what a history lists.
-	versions []registry.VersionInfo
-	// field and value: a find's query.
-	field, value string
-	// attachment: the one an attachment download serves.
-	attachment *registry.Attachment
 }
 
 // recorded has the access hook record rd; it answers the request with an
 // error and returns false if that failed. No plaintext leaves an activated
 // site unrecorded: a read whose access entry is not in the ledger is
 // refused, whatever kept it out. Home has no hook and records nothing.
-func (g *guest) recorded(w http.ResponseWriter, r *http.Request, o *charter.Official, rd *accessRead) bool {
+func (g *officialsAPI) recorded(w http.ResponseWriter, r *http.Request, o *charter.Official, rd *guest.Read) bool {
 	if g.access == nil {
 		return true
 	}
-	err := g.access(r, o, rd)
+	err := g.access(r.Context(), o.ID, rd)
 	if err == nil {
 		return true
 	}
@@ -230,12 +214,12 @@ func (g *guest) recorded(w http.ResponseWriter, r *http.Request, o *charter.Offi
 		why = "the ledger is closed: the site is stopping or handing over"
 	}
 	g.fail(w, r, &httpError{status: http.StatusServiceUnavailable, cause: err, body: siteapi.ErrorBody{
-		Error: fmt.Sprintf("registry %s: the %s read was not served because its access entry could not be appended to the ledger (%s)", rd.registry, rd.kind, why),
-	}}, rd.registry, rd.id)
+		Error: fmt.Sprintf("registry %s: the %s read was not served because its access entry could not be appended to the ledger (%s)", rd.Registry, rd.Kind, why),
+	}}, rd.Registry, rd.ID)
 	return false
 }
 
-func (g *guest) deleteRecord(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
+func (g *officialsAPI) deleteRecord(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
 	reg, id := r.PathValue("registry"), r.PathValue("id")
 	rec, err := g.local.Registries.Delete(r.Context(), reg, id)
 	if errors.Is(err, registry.ErrNotFound) {
@@ -253,23 +237,23 @@ func (g *guest) deleteRecord(w http.ResponseWriter, r *http.Request, _ *charter.
 	writeJSON(w, http.StatusOK, rec)
 }
 
-func (g *guest) history(w http.ResponseWriter, r *http.Request, o *charter.Official) {
+func (g *officialsAPI) history(w http.ResponseWriter, r *http.Request, o *charter.Official) {
 	reg, id := r.PathValue("registry"), r.PathValue("id")
 	vs, err := g.local.Registries.History(r.Context(), reg, id)
 	if err != nil {
-		if errors.Is(err, registry.ErrNotFound) && !g.recorded(w, r, o, &accessRead{kind: continuity.AccessHistory, registry: reg, id: id}) {
+		if errors.Is(err, registry.ErrNotFound) && !g.recorded(w, r, o, &guest.Read{Kind: continuity.AccessHistory, Registry: reg, ID: id}) {
 			return
 		}
 		g.fail(w, r, err, reg, id)
 		return
 	}
-	if !g.recorded(w, r, o, &accessRead{kind: continuity.AccessHistory, registry: reg, id: id, versions: vs}) {
+	if !g.recorded(w, r, o, &guest.Read{Kind: continuity.AccessHistory, Registry: reg, ID: id, Versions: vs}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, siteapi.HistoryResponse{Registry: reg, ID: id, Versions: vs})
 }
 
-func (g *guest) find(w http.ResponseWriter, r *http.Request, o *charter.Official) {
+func (g *officialsAPI) find(w http.ResponseWriter, r *http.Request, o *charter.Official) {
 	reg := r.PathValue("registry")
 	q := r.URL.Query()
 	field, value := q.Get("field"), q.Get("value")
@@ -288,7 +272,7 @@ func (g *guest) find(w http.ResponseWriter, r *http.Request, o *charter.Official
 	}
 	// Recorded even when nothing matched: the query itself says what an
 	// official looked for.
-	if !g.recorded(w, r, o, &accessRead{kind: continuity.AccessFind, registry: reg, records: recs, field: field, value: value}) {
+	if !g.recorded(w, r, o, &guest.Read{Kind: continuity.AccessFind, Registry: reg, Records: recs, Field: field, Value: value}) {
 		return
 	}
 	if recs == nil {
@@ -297,7 +281,7 @@ func (g *guest) find(w http.ResponseWriter, r *http.Request, o *charter.Official
 	writeJSON(w, http.StatusOK, siteapi.FindResponse{Registry: reg, Records: recs})
 }
 
-func (g *guest) putBlob(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
+func (g *officialsAPI) putBlob(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
 	reg := r.PathValue("registry")
 	if _, err := g.local.Registries.Count(reg); err != nil {
 		g.fail(w, r, err, reg, "") // before reading a byte of the upload
@@ -331,7 +315,7 @@ func (g *guest) putBlob(w http.ResponseWriter, r *http.Request, _ *charter.Offic
 	writeJSON(w, http.StatusCreated, siteapi.BlobResponse{Ref: tok, Size: ref.Size, Expires: exp.UTC()})
 }
 
-func (g *guest) getAttachment(w http.ResponseWriter, r *http.Request, o *charter.Official) {
+func (g *officialsAPI) getAttachment(w http.ResponseWriter, r *http.Request, o *charter.Official) {
 	reg, id, name := r.PathValue("registry"), r.PathValue("id"), r.PathValue("name")
 	at, err := asOf(r)
 	if err != nil {
@@ -353,7 +337,7 @@ func (g *guest) getAttachment(w http.ResponseWriter, r *http.Request, o *charter
 		g.fail(w, r, newHTTPError(http.StatusNotFound, "", fmt.Sprintf("registry %s record %s version %d has no attachment named %q", reg, id, rec.Version, name)), reg, id)
 		return
 	}
-	if !g.recorded(w, r, o, &accessRead{kind: continuity.AccessAttachment, registry: reg, id: id, records: []*registry.Record{rec}, attachment: att}) {
+	if !g.recorded(w, r, o, &guest.Read{Kind: continuity.AccessAttachment, Registry: reg, ID: id, Records: []*registry.Record{rec}, Attachment: att}) {
 		return
 	}
 	h := w.Header()
@@ -399,7 +383,7 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 // sequence of one client session, not for keeping.
 const tokenVersion = 1
 
-func (g *guest) tokenTag(reg string, exp uint64, ref []byte) []byte {
+func (g *officialsAPI) tokenTag(reg string, exp uint64, ref []byte) []byte {
 	m := hmac.New(sha256.New, g.tokenKey[:])
 	m.Write([]byte("chancery-blob-token/v1"))
 	m.Write(binary.BigEndian.AppendUint16(nil, uint16(len(reg))))
@@ -409,7 +393,7 @@ func (g *guest) tokenTag(reg string, exp uint64, ref []byte) []byte {
 	return m.Sum(nil)[:16]
 }
 
-func (g *guest) sealToken(reg string, ref store.Ref, exp time.Time) (string, error) {
+func (g *officialsAPI) sealToken(reg string, ref store.Ref, exp time.Time) (string, error) {
 	rb, err := ref.MarshalBinary()
 	if err != nil {
 		return "", fmt.Errorf("registry %s: blob reference: %w", reg, err)
@@ -422,7 +406,7 @@ func (g *guest) sealToken(reg string, ref store.Ref, exp time.Time) (string, err
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-func (g *guest) openToken(reg, tok string) (store.Ref, error) {
+func (g *officialsAPI) openToken(reg, tok string) (store.Ref, error) {
 	var ref store.Ref
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil || len(b) < 1+8+16 || b[0] != tokenVersion {

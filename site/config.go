@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/sys/unix"
 
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/store/location"
 )
@@ -84,11 +85,6 @@ type GuestConfig struct {
 	// session checks the custodians' shares against. Without it the site
 	// can be activated but not unsealed.
 	Custody string `yaml:"custody"`
-
-	// Set for a home: its site directory in the state directory, its
-	// sealed root key file, and whether it was started in standby.
-	dir, rootFile string
-	standby       bool
 }
 
 // ReplicationConfig tunes the home's shippers. Zero means the default.
@@ -435,6 +431,4 @@ func (c *Config) BlobDir() string {
 
 // BlobDir is the default blob directory of a site: D/sites/<site>/blobs,
 // beside its ledger.
-func BlobDir(l state.Layout, site string) string {
-	return filepath.Join(l.Dir, "sites", site, "blobs")
-}
+func BlobDir(l state.Layout, site string) string { return guest.BlobDir(l, site) }

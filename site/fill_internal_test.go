@@ -222,7 +222,7 @@ func TestFillWithheld(t *testing.T) {
 	deadline := time.Now().Add(time.Minute)
 	for _, s := range embassies {
 		for {
-			if _, cp := s.tenants[guest].ledger().Checkpoint(); cp.Size >= size {
+			if _, cp := s.tenants[guest].Ledger().Checkpoint(); cp.Size >= size {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -260,27 +260,25 @@ func TestFillWithheld(t *testing.T) {
 	}
 	serveFillSite(t, standby, ln2)
 	tn := standby.tenants[guest]
-	_, cp0 := tn.ledger().Checkpoint()
+	_, cp0 := tn.Ledger().Checkpoint()
 	if cp0.Size != size {
 		t.Fatalf("rebuilt home at size %d, want %d", cp0.Size, size)
 	}
-	stubs, err := tn.ledger().Withheld(ctx)
+	stubs, err := tn.Ledger().Withheld(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(stubs) == 0 {
 		t.Fatal("the home rebuilt from north holds no stubs")
 	}
-	place := replica.Placement{Charter: tn.charter, Site: "embassy-north"}
+	place := replica.Placement{Charter: tn.Charter(), Site: "embassy-north"}
 	for _, s := range stubs {
 		if reg, _, _, _ := place.Entry(want[s.Index]); reg != "legal-acts" {
 			t.Fatalf("stub at %d is of registry %q", s.Index, reg)
 		}
 	}
 
-	tn.mu.Lock()
-	filled, err := tn.fillWithheld(ctx)
-	tn.mu.Unlock()
+	filled, err := tn.Fill(ctx)
 	if err != nil {
 		t.Fatalf("fill: %v\n%s", err, logs.String())
 	}
@@ -297,15 +295,15 @@ func TestFillWithheld(t *testing.T) {
 		t.Error("north's forged entries were not reported as refused")
 	}
 
-	lg := tn.ledger()
+	lg := tn.Ledger()
 	if left, err := lg.Withheld(ctx); err != nil || len(left) != 0 {
 		t.Fatalf("after fill: %d stubs, %v", len(left), err)
 	}
 	if _, cp := lg.Checkpoint(); cp.Root != cp0.Root || cp.Size != cp0.Size {
 		t.Fatalf("the checkpoint changed: %+v, was %+v", cp, cp0)
 	}
-	recv := tn.receiver()
-	home0 := replica.Placement{Charter: tn.charter, Site: "home"}
+	recv := tn.Receiver()
+	home0 := replica.Placement{Charter: tn.Charter(), Site: "home"}
 	chunks := 0
 	if err := ledger.Scan(ctx, ledger.DirFetcher(lg.Dir()), 0, size, func(i uint64, e []byte) error {
 		if !bytes.Equal(e, want[i]) {
@@ -334,13 +332,12 @@ func TestFillWithheld(t *testing.T) {
 	if err := lg.Close(); err != nil {
 		t.Fatal(err)
 	}
-	tn.mu.Lock()
-	err = tn.reopen(ctx, true, 0)
-	tn.mu.Unlock()
+	re, err := ledger.Open(ctx, lg.Dir(), ledger.Options{Origin: tn.Charter().Guest.Origin, Mirror: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if left, err := tn.ledger().Withheld(ctx); err != nil || len(left) != 0 {
+	defer re.Close()
+	if left, err := re.Withheld(ctx); err != nil || len(left) != 0 {
 		t.Fatalf("after reopen: %d stubs, %v", len(left), err)
 	}
 }

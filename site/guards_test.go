@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +33,7 @@ import (
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/site"
@@ -101,11 +101,6 @@ func startGuardHome(t *testing.T, clock *guardClock, maxNonces int) *guardSite {
 func startGuardEmbassy(t *testing.T, clock *guardClock) *guardSite {
 	t.Helper()
 	dir := newState(t)
-	l := state.Layout{Dir: dir}
-	c, err := charter.ReadVerified(l.Charter())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The home writes once, so that there is a ledger to mirror.
 	loc, err := site.OpenLocal(context.Background(), site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
 	if err != nil {
@@ -117,21 +112,20 @@ func startGuardEmbassy(t *testing.T, clock *guardClock) *guardSite {
 	if err := loc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	data := t.TempDir()
-	mirror := filepath.Join(data, "guests", c.Guest.ID, "ledger")
-	if err := copyDir(l.Ledger("home"), mirror); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(mirror, "wal", "lock")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
-	}
-	cp, err := os.ReadFile(filepath.Join(mirror, ledger.CheckpointPath))
+	return startGuardEmbassyOf(t, dir, clock)
+}
+
+// startGuardEmbassyOf is embassy-north holding a mirror of the home
+// ledger of the founded state in dir, as the home left it.
+func startGuardEmbassyOf(t *testing.T, dir string, clock *guardClock) *guardSite {
+	t.Helper()
+	l := state.Layout{Dir: dir}
+	c, err := charter.ReadVerified(l.Charter())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(mirror, "wal", "received"), cp, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	data := t.TempDir()
+	statetest.Mirror(t, l.Ledger("home"), filepath.Join(data, "guests", c.Guest.ID, "ledger"))
 	pass := filepath.Join(t.TempDir(), "pass")
 	if err := os.WriteFile(pass, []byte(testPass), 0o600); err != nil {
 		t.Fatal(err)

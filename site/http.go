@@ -107,7 +107,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-func (g *guest) fail(w http.ResponseWriter, r *http.Request, err error, reg, id string) {
+func (g *officialsAPI) fail(w http.ResponseWriter, r *http.Request, err error, reg, id string) {
 	e := toHTTP(err, reg, id)
 	if e.cause != nil {
 		// Server errors are logged with their cause: it can name a record
@@ -222,7 +222,7 @@ type handler func(w http.ResponseWriter, r *http.Request, o *charter.Official)
 // that the guest's mode allows the action, and, unless h streams its body
 // itself, reads the whole body (bounded) so that its digest is checked
 // before h sees a byte of it.
-func (g *guest) authed(a Action, stream bool, h handler) http.HandlerFunc {
+func (g *officialsAPI) authed(a Action, stream bool, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		reg := r.PathValue("registry")
 		o, err := g.auth.authenticate(r)

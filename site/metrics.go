@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -119,26 +118,26 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	now := s.opts.Now()
 	for _, id := range s.order {
 		t := s.tenants[id]
-		st := t.receiver().Stats()
-		gauge(descLedgerEntries, float64(t.ledger().MirrorSize()), id)
-		gauge(descEpoch, float64(t.ledger().Epoch()), id)
-		gauge(descUsed, float64(t.receiver().Used()), id)
-		gauge(descQuota, float64(t.quota), id)
+		st := t.Receiver().Stats()
+		gauge(descLedgerEntries, float64(t.Ledger().MirrorSize()), id)
+		gauge(descEpoch, float64(t.Ledger().Epoch()), id)
+		gauge(descUsed, float64(t.Receiver().Used()), id)
+		gauge(descQuota, float64(t.Quota()), id)
 		since := -1.0
-		if n := t.lastBatch.Load(); n > 0 {
-			since = now.Sub(time.Unix(0, n)).Seconds()
+		if at := t.LastBatch(); !at.IsZero() {
+			since = now.Sub(at).Seconds()
 		}
 		gauge(descSinceBatch, since, id)
 		counter(descBatches, float64(st.Batches), id)
 		counter(descRefused, float64(st.Refused), id)
 		susp := 0.0
-		if t.suspended(now) != nil {
+		if t.Suspended(now) != nil {
 			susp = 1
 		}
 		gauge(descSuspended, susp, id)
 		// The writer's view of every other site: whichever site writes
 		// now, home or embassy, exports its recovery points.
-		if repl := t.replicator(); repl != nil {
+		if repl := t.Replicator(); repl != nil {
 			for _, lag := range repl.Tracker().Lags() {
 				gauge(descRPOEntries, float64(lag.Entries), id, lag.Site)
 				gauge(descRPOSeconds, lag.Seconds, id, lag.Site)

@@ -26,15 +26,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
-	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/store/location"
@@ -96,12 +95,13 @@ type Options struct {
 	Local LocalOptions
 }
 
-// Site is a running `chancery serve` node. It holds its guests as
-// tenants: an embassy the guests its config names, a home the one guest of
-// its state directory. Every tenant runs one state machine — a sealed
-// mirror, or the writer of the epoch its ledger says this site writes —
-// whatever the site's role: a home is the site the charter names as the
-// writer of epoch 1, nothing more.
+// Site is a running `chancery serve` node: the HTTP layer over its
+// guests, an embassy the guests its config names, a home the one guest of
+// its state directory. Each guest is one guest.Guest, one state machine —
+// a sealed mirror, or the writer of the epoch its ledger says this site
+// writes — whatever the site's role: a home is the site the charter names
+// as the writer of epoch 1, nothing more. The site keeps it as a tenant
+// (tenant.go), with the authenticators and handlers that serve it.
 type Site struct {
 	cfg      *Config
 	opts     Options
@@ -124,19 +124,14 @@ type Site struct {
 	// pass opens a home's root key file, at start and when a failback
 	// names it the writer; nil at an embassy. Wiped at Close.
 	pass []byte
-
-	// drillLedgers index the drill orders and reports of the ledgers this
-	// site appends drill reports to.
-	drillMu      sync.Mutex
-	drillLedgers map[*ledger.Log]*drillLedger
 }
 
-// guest is the officials' API over one unsealed guest: a tenant builds one
-// when it unseals, and drops it when it reseals.
-type guest struct {
-	local    *Local
-	mode     atomic.Value // siteapi.Mode
-	tokenKey [32]byte     // authenticates blob tokens; new at every start
+// officialsAPI is the officials' API over one unsealed guest: the site
+// builds one each time the guest unseals (apiHandler).
+type officialsAPI struct {
+	local    *guest.Local
+	mode     func() siteapi.Mode // the guest's mode, read at every request
+	tokenKey [32]byte            // authenticates blob tokens; new at every unsealing
 	limits   Limits
 	policy   Policy
 	auth     *authenticator
@@ -147,10 +142,10 @@ type guest struct {
 	// access, if set, records a read in the ledger before it is served:
 	// at an activated site every read of plaintext (a record, a history,
 	// a find, an attachment) is an access entry. A read it fails is refused.
-	access func(r *http.Request, o *charter.Official, rd *accessRead) error
+	access func(ctx context.Context, official string, rd *guest.Read) error
 }
 
-func (g *guest) currentMode() siteapi.Mode { return g.mode.Load().(siteapi.Mode) }
+func (g *officialsAPI) currentMode() siteapi.Mode { return g.mode() }
 
 // Open starts a site from its configuration: it reads the passphrase and
 // opens the guest's state (see OpenLocal). It does not listen yet.
@@ -214,16 +209,16 @@ func (s *Site) openHome(ctx context.Context) error {
 	}
 	l := state.Layout{Dir: s.cfg.StateDir}
 	s.role = charter.RoleHome
-	gc := GuestConfig{Charter: l.Charter(), Site: s.cfg.Site, CheckpointKey: l.Key("site-checkpoint", s.cfg.Site),
-		Blobs: s.cfg.Blobs, Custody: l.Custody(), dir: filepath.Join(s.cfg.StateDir, "sites", s.cfg.Site), rootFile: l.RootKey(), standby: s.cfg.Standby}
+	gc := guest.Config{Charter: l.Charter(), Site: s.cfg.Site, CheckpointKey: l.Key("site-checkpoint", s.cfg.Site),
+		Blobs: s.cfg.Blobs, Custody: l.Custody(), Dir: filepath.Join(s.cfg.StateDir, "sites", s.cfg.Site), RootFile: l.RootKey(), Standby: s.cfg.Standby}
 	if gc.Blobs.Backend != location.BackendS3 && gc.Blobs.Dir == "" {
 		gc.Blobs.Dir = s.cfg.BlobDir()
 	}
 	if _, err := os.Stat(gc.Custody); err != nil {
 		gc.Custody = ""
 	}
-	if _, err := os.Stat(gc.rootFile); err != nil {
-		gc.rootFile = ""
+	if _, err := os.Stat(gc.RootFile); err != nil {
+		gc.RootFile = ""
 	}
 	t, err := s.openTenant(ctx, gc, pass)
 	if err != nil {
@@ -233,14 +228,14 @@ func (s *Site) openHome(ctx context.Context) error {
 		}
 		return fmt.Errorf("site %s: %s%w", s.cfg.Site, what, err)
 	}
-	s.tenants[t.id] = t
-	s.order = append(s.order, t.id)
+	s.tenants[t.ID()] = t
+	s.order = append(s.order, t.ID())
 	s.home = t
 	s.metrics = newMetrics(s)
-	if t.ledger().IsMirror() {
-		s.log.Warn("home in standby: a sealed mirror of its guest until a failback names it the writer", "guest", t.id, "ledger_size", t.ledger().MirrorSize(), "epoch", t.writers.ep.Current())
+	if t.Ledger().IsMirror() {
+		s.log.Warn("home in standby: a sealed mirror of its guest until a failback names it the writer", "guest", t.ID(), "ledger_size", t.Ledger().MirrorSize(), "epoch", t.Epochs().Current())
 	} else {
-		s.log.Info("site open", "guest", t.id, "role", s.role, "ledger_size", t.ledger().Size(), "epoch", t.ledger().Epoch(), "registries", t.registryNames())
+		s.log.Info("site open", "guest", t.ID(), "role", s.role, "ledger_size", t.Ledger().Size(), "epoch", t.Ledger().Epoch(), "registries", t.RegistryNames())
 	}
 	return nil
 }
@@ -249,20 +244,20 @@ func (s *Site) openHome(ctx context.Context) error {
 func (s *Site) openEmbassy(ctx context.Context, pass []byte) error {
 	s.role = charter.RoleEmbassy
 	for i, gc := range s.cfg.Guests {
-		t, err := s.openTenant(ctx, gc, pass)
+		t, err := s.openTenant(ctx, guest.Config{Charter: gc.Charter, Site: gc.Site, CheckpointKey: gc.CheckpointKey, Blobs: gc.Blobs, Custody: gc.Custody}, pass)
 		if err != nil {
 			s.Close()
 			return fmt.Errorf("site %s: guests[%d]: %w", s.cfg.Site, i, err)
 		}
-		if _, dup := s.tenants[t.id]; dup {
+		if _, dup := s.tenants[t.ID()]; dup {
 			t.close()
 			s.Close()
-			return fmt.Errorf("site %s: guests[%d]: guest %s is configured twice", s.cfg.Site, i, t.id)
+			return fmt.Errorf("site %s: guests[%d]: guest %s is configured twice", s.cfg.Site, i, t.ID())
 		}
-		s.tenants[t.id] = t
-		s.order = append(s.order, t.id)
-		s.log.Info("guest open", "guest", t.id, "site_id", t.site, "mode", t.currentMode(),
-			"ledger_size", t.ledger().MirrorSize(), "epoch", t.ledger().Epoch(), "quota_bytes", t.quota, "used_bytes", t.receiver().Used())
+		s.tenants[t.ID()] = t
+		s.order = append(s.order, t.ID())
+		s.log.Info("guest open", "guest", t.ID(), "site_id", t.Site(), "mode", t.Mode(),
+			"ledger_size", t.Ledger().MirrorSize(), "epoch", t.Ledger().Epoch(), "quota_bytes", t.Quota(), "used_bytes", t.Receiver().Used())
 	}
 	s.metrics = newMetrics(s)
 	return nil
@@ -274,7 +269,7 @@ func (s *Site) Local() *Local {
 	if s.home == nil {
 		return nil
 	}
-	return s.home.unsealed()
+	return s.home.Unsealed()
 }
 
 // Replicator returns the home's replicator (nil at an embassy, at a home
@@ -283,7 +278,7 @@ func (s *Site) Replicator() *replica.Replicator {
 	if s.home == nil {
 		return nil
 	}
-	return s.home.replicator()
+	return s.home.Replicator()
 }
 
 // Handler is the site's whole HTTP surface. Every site serves each of
@@ -295,17 +290,21 @@ func (s *Site) Replicator() *replica.Replicator {
 func (s *Site) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive", "site": s.cfg.Site})
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	for _, id := range s.order {
 		t := s.tenants[id]
-		mountLedgerDir(mux, "/guests/"+id+"/ledger", filepath.Join(t.dir, "ledger"))
+		mountLedgerDir(mux, "/guests/"+id+"/ledger", filepath.Join(t.Dir(), "ledger"))
 		mux.HandleFunc("GET /guests/"+id+"/notices", s.serveNotices(t))
-		mux.Handle("/replica/v1/guests/"+id+"/", t.replicaHandler())
-		mux.Handle("/guests/"+id+"/v1/", t.apiHandler())
+		mux.Handle("/replica/v1/guests/"+id+"/", s.replicaHandler(t))
+		mux.Handle("/guests/"+id+"/v1/", s.apiHandler(t))
 	}
 	if h := s.home; h != nil {
-		mountLedgerDir(mux, "/ledger", filepath.Join(h.dir, "ledger"))
-		mux.Handle("/v1/", h.apiHandler())
+		mountLedgerDir(mux, "/ledger", filepath.Join(h.Dir(), "ledger"))
+		mux.Handle("/v1/", s.apiHandler(h))
 		mux.HandleFunc("GET /replica/v1/status", s.replicationStatus)
 	}
 	s.mountOperator(mux)
@@ -316,7 +315,7 @@ func (s *Site) Handler() http.Handler {
 
 func (s *Site) serveNotices(t *tenant) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ns, err := t.notices.all(r.Context())
+		ns, err := t.Notices(r.Context())
 		if err != nil {
 			writeJSON(w, http.StatusInternalServerError, siteapi.ErrorBody{Error: "notices: " + err.Error()})
 			return
@@ -324,7 +323,7 @@ func (s *Site) serveNotices(t *tenant) http.HandlerFunc {
 		writeJSON(w, http.StatusOK, struct {
 			Guest   string              `json:"guest"`
 			Notices []continuity.Notice `json:"notices"`
-		}{t.id, append([]continuity.Notice{}, ns...)})
+		}{t.ID(), append([]continuity.Notice{}, ns...)})
 	}
 }
 
@@ -346,8 +345,8 @@ func (s *Site) health(w http.ResponseWriter, r *http.Request) {
 	var gs []guestHealth
 	for _, id := range s.order {
 		t := s.tenants[id]
-		g := guestHealth{Guest: id, Mode: t.currentMode(), LedgerSize: t.ledger().MirrorSize(), Epoch: t.ledger().Epoch()}
-		if err := t.ledger().Health(); err != nil {
+		g := guestHealth{Guest: id, Mode: t.Mode(), LedgerSize: t.Ledger().MirrorSize(), Epoch: t.Ledger().Epoch()}
+		if err := t.Ledger().Health(); err != nil {
 			// A ledger that cannot publish must not be sent writes: they
 			// would be refused, or never reach a checkpoint.
 			g.Error = err.Error()
@@ -363,6 +362,34 @@ func (s *Site) health(w http.ResponseWriter, r *http.Request) {
 		Role   string        `json:"role"`
 		Guests []guestHealth `json:"guests"`
 	}{status, s.cfg.Site, s.role, gs})
+}
+
+// ready answers /readyz: 200 only when every guest's ledger is healthy and
+// the guest can do its job here; else 503 with each reason (draining, a
+// ledger stopped or damaged, fenced, suspended by the host). /healthz
+// stays as it was for the probes that read it.
+func (s *Site) ready(w http.ResponseWriter, _ *http.Request) {
+	var reasons []string
+	if s.draining.Load() {
+		reasons = append(reasons, "draining")
+	}
+	for _, id := range s.order {
+		t := s.tenants[id]
+		if err := t.Ledger().Health(); err != nil {
+			reasons = append(reasons, id+": ledger: "+err.Error())
+		}
+		if t.Mode() == siteapi.ModeFenced {
+			reasons = append(reasons, id+": fenced: a newer epoch has another writer")
+		}
+		if err := t.Suspended(s.opts.Now()); err != nil {
+			reasons = append(reasons, id+": suspended: "+err.Error())
+		}
+	}
+	if len(reasons) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "site": s.cfg.Site, "reasons": reasons})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "site": s.cfg.Site})
 }
 
 // Serve serves on ln until ctx is done, then stops accepting, lets

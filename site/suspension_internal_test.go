@@ -85,7 +85,7 @@ func TestForgedSuspensionIgnored(t *testing.T) {
 			}
 			defer s.Close()
 			tn := s.tenants[c.Guest.ID]
-			if err := tn.suspended(time.Now()); err != nil {
+			if err := tn.Suspended(time.Now()); err != nil {
 				t.Fatalf("the guest is suspended on a forged notice: %v", err)
 			}
 			st := s.tenantStatus(tn)

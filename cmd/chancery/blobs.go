@@ -26,7 +26,7 @@ version. The flags are those of "chancery records".`,
 }
 
 func newBlobsPutCmd() *cobra.Command {
-	var f signedFlags
+	var f siteFlags
 	cmd := &cobra.Command{
 		Use:   "put REGISTRY FILE",
 		Short: "Upload a file to attach to a record of a registry; prints its reference",
@@ -39,7 +39,7 @@ func newBlobsPutCmd() *cobra.Command {
 				return fmt.Errorf("blobs put: %w", err)
 			}
 			defer file.Close()
-			return f.run(cmd, "official", func(ctx context.Context, t *target) error {
+			return f.run(cmd, func(ctx context.Context, t *target) error {
 				res, err := t.client().PutBlob(ctx, args[0], file)
 				if err != nil {
 					return err
@@ -60,7 +60,7 @@ func newBlobsPutCmd() *cobra.Command {
 
 func newBlobsGetCmd() *cobra.Command {
 	var (
-		f       signedFlags
+		f       siteFlags
 		out     string
 		atIndex uint64
 	)
@@ -74,7 +74,7 @@ func newBlobsGetCmd() *cobra.Command {
 			if cmd.Flags().Changed("at-index") {
 				at.Index = &atIndex
 			}
-			return f.run(cmd, "official", func(ctx context.Context, t *target) error {
+			return f.run(cmd, func(ctx context.Context, t *target) error {
 				var w io.Writer = cmd.OutOrStdout()
 				if out != "" {
 					file, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

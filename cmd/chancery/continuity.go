@@ -14,58 +14,9 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
-	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/siteapi"
 )
-
-// siteFlags are how a continuity command reaches a site for a guest.
-type siteFlags struct {
-	url, guest, charter, pinSite string
-	official, keyFile, passFile  string
-	siteID                       string
-	timeout                      time.Duration
-}
-
-func (f *siteFlags) register(cmd *cobra.Command, signed bool) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.url, "site", "", "the site's base URL, e.g. http://127.0.0.1:7101 (required)")
-	fl.StringVar(&f.guest, "guest", "demo-republic", "the guest id")
-	fl.StringVar(&f.charter, "charter", "", "the guest's charter, for --pin-site")
-	fl.StringVar(&f.pinSite, "pin-site", "", "for https: trust only the TLS key the charter pins for this site id")
-	fl.DurationVar(&f.timeout, "timeout", time.Minute, "how long to wait for the site")
-	if signed {
-		fl.StringVar(&f.official, "official", "", "the official who signs the request (required)")
-		fl.StringVar(&f.keyFile, "key", "", "the official's key file (required)")
-		fl.StringVar(&f.passFile, "passphrase-file", "", "file holding the key file's passphrase (default: $"+keyfile.EnvPassphrase+")")
-		fl.StringVar(&f.siteID, "site-id", "", "the site's id in the charter (signed into the request; required)")
-	}
-	cmd.MarkFlagRequired("site")
-}
-
-func (f *siteFlags) client(signed bool) (*siteapi.ContinuityClient, error) {
-	hc, err := siteClient(f.url, f.charter, f.pinSite, true)
-	if err != nil {
-		return nil, fmt.Errorf("--site: %w", err)
-	}
-	c := &siteapi.ContinuityClient{BaseURL: f.url, Guest: f.guest, HTTP: hc}
-	if signed {
-		if f.official == "" || f.keyFile == "" || f.siteID == "" {
-			return nil, fmt.Errorf("--official, --key and --site-id are required to sign the request")
-		}
-		pass, err := readPassphrase(f.passFile, os.Stdin, os.Stderr)
-		if err != nil {
-			return nil, err
-		}
-		defer clear(pass)
-		key, err := keyfile.ReadEd25519(f.keyFile, keyfile.Protector{Passphrase: pass})
-		if err != nil {
-			return nil, fmt.Errorf("--key: %w", err)
-		}
-		c.Signer = &siteapi.Signer{Guest: f.guest, Site: f.siteID, Official: f.official, Key: key}
-	}
-	return c, nil
-}
 
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -79,7 +30,7 @@ func newOrderSubmitCmd() *cobra.Command {
 		acceptUnfenced bool
 	)
 	cmd := &cobra.Command{
-		Use:   "submit --site URL ORDER",
+		Use:   "submit --site ID ORDER",
 		Short: "Submit a signed order to the site that must append it",
 		Long: `Submit sends a signed order to a site. The order's signatures are its
 authority: the site checks them against the charter's quorum for the action,
@@ -98,14 +49,15 @@ or if the embassies it cannot reach might alone hold writes a quorum
 acknowledged. --accept-unfenced activates anyway in the second case: the
 site records which embassies were not fenced, and writes only they hold
 go to reconciliation.`,
-		Example: `  chancery order submit --site http://127.0.0.1:7101 activate.order`,
-		Args:    cobra.ExactArgs(1),
+		Example: `  chancery order submit --site embassy-north activate.order
+  chancery order submit --charter D/charter.yaml --site home --url http://127.0.0.1:7001 drill.order`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
 			}
-			c, err := f.client(false)
+			c, t, err := f.client(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -114,14 +66,14 @@ go to reconciliation.`,
 			defer cancel()
 			resp, err := c.Submit(ctx, []byte(strings.TrimSuffix(string(raw), "\n")))
 			if err != nil {
-				return fmt.Errorf("order %s refused by %s: %w", args[0], f.url, err)
+				return fmt.Errorf("order %s refused by %s: %w", args[0], t.name(), err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "order %s accepted at %s: ledger entry %d; guest %s is %s, epoch %d, writer %s\n",
-				resp.Order, f.url, resp.Index, resp.Status.Guest, resp.Status.Mode, resp.Status.Epoch, resp.Status.Writer)
+				resp.Order, t.name(), resp.Index, resp.Status.Guest, resp.Status.Mode, resp.Status.Epoch, resp.Status.Writer)
 			return nil
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, "")
 	cmd.Flags().BoolVar(&acceptUnfenced, "accept-unfenced", false, "activate even if embassies that might alone hold quorum writes cannot be reached (recorded in the ledger)")
 	return cmd
 }
@@ -134,7 +86,7 @@ func newUnsealCmd() *cobra.Command {
 custodians' shares, in memory only (never on disk, never in logs), and opens
 the registries the activation order puts in scope.
 
-  1. An official opens a session:   chancery unseal open --site URL ...
+  1. An official opens a session:   chancery unseal open --site ID ...
      It prints a one-time recipient (a hybrid post-quantum age key the
      site made for this session alone) and writes the site's signed
      statement of it to --recipient-out (unseal-recipient.json).
@@ -142,20 +94,20 @@ the registries the activation order puts in scope.
      after checking the site's signature against the charter:
        chancery custody reseal --custody custody.json --charter charter.yaml \
          --custodian ID --identity MY.key --recipient unseal-recipient.json --out share.age
-  3. and submits it:                chancery unseal submit --site URL --session ID share.age
+  3. and submits it:                chancery unseal submit --site ID --recipient unseal-recipient.json share.age
 A site that is not on this machine is reached over https pinned to the
-TLS key its charter gives it (--charter, --pin-site), never through a
+TLS key its charter gives it (--charter, or the context's), never through a
 certificate authority.
 At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 	}
 	var open, sub, st siteFlags
 	var recipientOut string
 	openCmd := &cobra.Command{
-		Use:   "open --site URL --official ID --key FILE --site-id ID",
+		Use:   "open --site ID --official ID --key FILE",
 		Short: "Open an unseal session at an activated site (signed by an official)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := open.client(true)
+			c, t, err := open.client(cmd, true)
 			if err != nil {
 				return err
 			}
@@ -165,7 +117,7 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 			if err != nil {
 				return err
 			}
-			if err := writeRecipientStatement(recipientOut, open.charter, r); err != nil {
+			if err := writeRecipientStatement(recipientOut, t.charterFile, r); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "session %s: %d of %d shares; expires %s\nrecipient %s\nsigned statement written to %s: give it to the custodians (custody reseal --recipient)\n",
@@ -173,12 +125,12 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 			return nil
 		},
 	}
-	open.register(openCmd, true)
+	open.register(openCmd, "official")
 	openCmd.Flags().StringVar(&recipientOut, "recipient-out", "unseal-recipient.json", "file to write the site's signed recipient statement to")
 	var session, recipient, custody string
 	var siteKeys []string
 	subCmd := &cobra.Command{
-		Use:   "submit --site URL --session ID [--site-key FILE...] SHARE...",
+		Use:   "submit --site ID [--session ID | --recipient FILE] [--site-key FILE...] SHARE...",
 		Short: "Submit custodians' shares sealed to the session's recipient, and the sites' wrapped outer keys",
 		Long: `Submit sends custodians' shares, each sealed to the session's one-time
 recipient, to the site. Give the sites' wrapped outer keys from the guest's
@@ -187,17 +139,20 @@ share: at the threshold the site unwraps them with the rebuilt root, so it
 can read its own sealed attachments and ship to the other sites. Site keys
 are sealed to the session's recipient, once its statement (--recipient)
 checks out against the charter and the custody package (--charter,
---custody), and the request is signed by an official (--official, --key,
---site-id).`,
+--custody), and the request is signed by an official (--official, --key).
+The session is --session, or the one the signed statement names.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sub.client(len(siteKeys) > 0)
+			c, t, err := sub.client(cmd, len(siteKeys) > 0)
 			if err != nil {
 				return err
 			}
+			if session, err = sessionOf(session, recipient, t); err != nil {
+				return fmt.Errorf("unseal submit: %w", err)
+			}
 			var rst *continuity.RecipientStatement
 			if len(siteKeys) > 0 {
-				if rst, err = verifiedStatement(recipient, sub.charter, custody); err != nil {
+				if rst, err = verifiedStatement(recipient, t.charterFile, custody); err != nil {
 					return fmt.Errorf("--site-key: %w", err)
 				}
 				if rst.Session != session {
@@ -242,18 +197,17 @@ checks out against the charter and the custody package (--charter,
 			return nil
 		},
 	}
-	sub.register(subCmd, true)
+	sub.register(subCmd, "official")
 	subCmd.Flags().StringVar(&recipient, "recipient", "", "with --site-key: the site's signed recipient statement unseal open wrote")
 	subCmd.Flags().StringVar(&custody, "custody", "", "with --site-key: the custody package, D/custody.json")
-	subCmd.Flags().StringVar(&session, "session", "", "the session id unseal open printed (required)")
+	subCmd.Flags().StringVar(&session, "session", "", "the session id unseal open printed (default: the session of --recipient)")
 	subCmd.Flags().StringArrayVar(&siteKeys, "site-key", nil, "a wrapped outer key from the escrow, site-outer-<site>.wrapped; repeat for every site")
-	subCmd.MarkFlagRequired("session")
 	statusCmd := &cobra.Command{
-		Use:   "status --site URL",
+		Use:   "status --site ID",
 		Short: "Show the guest's mode, epoch, writer, unseal progress and RTO at a site",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := st.client(false)
+			c, _, err := st.client(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -266,7 +220,7 @@ checks out against the charter and the custody package (--charter,
 			return printJSON(cmd.OutOrStdout(), r)
 		},
 	}
-	st.register(statusCmd, false)
+	st.register(statusCmd, "")
 	cmd.AddCommand(openCmd, subCmd, statusCmd)
 	return cmd
 }
@@ -274,7 +228,7 @@ checks out against the charter and the custody package (--charter,
 func newSealCmd() *cobra.Command {
 	var f siteFlags
 	cmd := &cobra.Command{
-		Use:   "seal --site URL --official ID --key FILE --site-id ID",
+		Use:   "seal --site ID --official ID --key FILE",
 		Short: "Wipe the guest's keys at a site and stop serving its registries",
 		Long: `Seal wipes the root key's derived keys and the registries' plaintext index
 at a site, and stops serving the officials' API there. The ledger is kept.
@@ -282,7 +236,7 @@ A failback seals the previous writer by itself; seal is for an activation
 that must stop at once. The request is signed by an official.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client(true)
+			c, t, err := f.client(cmd, true)
 			if err != nil {
 				return err
 			}
@@ -292,11 +246,11 @@ that must stop at once. The request is signed by an official.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "guest %s sealed at %s (mode %s, unsealed %v)\n", r.Guest, f.url, r.Mode, r.Unsealed)
+			fmt.Fprintf(cmd.OutOrStdout(), "guest %s sealed at %s (mode %s, unsealed %v)\n", r.Guest, t.name(), r.Mode, r.Unsealed)
 			return nil
 		},
 	}
-	f.register(cmd, true)
+	f.register(cmd, "official")
 	return cmd
 }
 
@@ -325,6 +279,30 @@ func writeRecipientStatement(path, charterFile string, r *siteapi.UnsealResponse
 		return fmt.Errorf("--recipient-out: %w", err)
 	}
 	return nil
+}
+
+// sessionOf is the unseal session a submission goes to: --session, or
+// else the session of the site's signed recipient statement (--recipient),
+// checked against the charter first.
+func sessionOf(session, recipientFile string, t *target) (string, error) {
+	if session != "" {
+		return session, nil
+	}
+	if recipientFile == "" || t.charter == nil {
+		return "", fmt.Errorf("--session is required (or --recipient, the statement unseal open or drill wrote, with the charter)")
+	}
+	raw, err := os.ReadFile(recipientFile)
+	if err != nil {
+		return "", fmt.Errorf("--recipient: %w", err)
+	}
+	st, _, err := continuity.VerifyRecipient(t.charter, nil, raw, time.Now())
+	if err != nil {
+		return "", fmt.Errorf("--recipient %s: %w", recipientFile, err)
+	}
+	if st.Site != t.siteID && t.siteID != "" {
+		return "", fmt.Errorf("--recipient %s is the statement of site %s, not %s", recipientFile, st.Site, t.siteID)
+	}
+	return st.Session, nil
 }
 
 // verifiedStatement reads a signed recipient statement and checks it

@@ -37,10 +37,13 @@ unseal key), and "custody combine" opens such files. See docs/seal.md.`,
 	}
 	// Every custody command holds a root, a share or a custodian's key:
 	// no core dump, no ptrace by the same user, before any is read.
-	cmd.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if r := harden.Process(); len(r.Errs) > 0 {
 			fmt.Fprintln(cmd.ErrOrStderr(), "chancery custody:", r)
 		}
+		// The root's hook does not run under this one (cobra runs the
+		// nearest): warn about old flag spellings here too.
+		return applyContext(cmd)
 	}
 	cmd.AddCommand(newCustodyNewRootCmd(), newCustodySplitCmd(), newCustodyVerifyCmd(), newCustodyCombineCmd(), newCustodyResealCmd())
 	return cmd
@@ -125,7 +128,7 @@ type custodyVerifyOptions struct {
 func newCustodyVerifyCmd() *cobra.Command {
 	var o custodyVerifyOptions
 	cmd := &cobra.Command{
-		Use:   "verify --package PACKAGE --custodian ID --identity KEYFILE [--export FILE --to RECIPIENT]",
+		Use:   "verify --custody PACKAGE --custodian ID --identity KEYFILE [--export FILE --to RECIPIENT]",
 		Short: "Check your share against the package's commitment; optionally export it sealed",
 		Long: `A custodian opens their share in PACKAGE with their sealed age identity
 (KEYFILE, passphrase from --passphrase-file or $CHANCERY_PASSPHRASE) and
@@ -136,8 +139,8 @@ root key. The share is never printed.
 With --export FILE --to RECIPIENT the share is written to FILE sealed to the
 age recipient RECIPIENT — typically the one-time unseal key of the site
 being activated — for "custody combine" there.`,
-		Example: `  chancery custody verify --package custody.pkg --custodian cust-1 --identity cust-1.key
-  chancery custody verify --package custody.pkg --custodian cust-1 --identity cust-1.key \
+		Example: `  chancery custody verify --custody custody.pkg --custodian cust-1 --identity cust-1.key
+  chancery custody verify --custody custody.pkg --custodian cust-1 --identity cust-1.key \
       --export cust-1.share --to age1...`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -145,13 +148,16 @@ being activated — for "custody combine" there.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Package, "package", "", "custody package file (required)")
+	f.StringVar(&o.Package, "custody", "", "custody package file, D/custody.json (required)")
+	f.StringVar(&o.Package, "package", "", "old spelling of --custody")
+	aliasFlag(f, "package", "--custody")
 	f.StringVar(&o.Custodian, "custodian", "", "your custodian id in the charter (required)")
 	f.StringVar(&o.Identity, "identity", "", "your sealed age identity key file (required)")
 	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "file holding the identity's passphrase (default: $"+keyfile.EnvPassphrase+")")
 	f.StringVar(&o.Export, "export", "", "write the share, sealed to --to, to this new file")
 	f.StringVar(&o.To, "to", "", "age recipient to seal the exported share to (required with --export)")
-	for _, n := range []string{"package", "custodian", "identity"} {
+	cmd.MarkFlagsOneRequired("custody", "package")
+	for _, n := range []string{"custodian", "identity"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
 	cmd.MarkFlagsRequiredTogether("export", "to")
@@ -172,7 +178,7 @@ type custodyCombineOptions struct {
 func newCustodyCombineCmd() *cobra.Command {
 	var o custodyCombineOptions
 	cmd := &cobra.Command{
-		Use:   "combine --package PACKAGE --share FILE... --identity KEYFILE --out ROOTKEYFILE",
+		Use:   "combine --custody PACKAGE --share FILE... --identity KEYFILE --out ROOTKEYFILE",
 		Short: "Rebuild the root key from a threshold of exported shares",
 		Long: `Open the share files (exported with "custody verify --export", sealed to
 the recipient of --identity), verify each against PACKAGE's commitment, and
@@ -183,7 +189,7 @@ package's root commitment and written to --out sealed with its own
 passphrase (--out-passphrase-file or $CHANCERY_ROOT_PASSPHRASE), which must
 differ from the identity's (--passphrase-file or $CHANCERY_PASSPHRASE): the
 two files guard different secrets and may travel apart.`,
-		Example: `  chancery custody combine --package custody.pkg --identity site-unseal.key \
+		Example: `  chancery custody combine --custody custody.pkg --identity site-unseal.key \
       --share cust-1.share --share cust-3.share --share cust-4.share --out root.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -191,14 +197,17 @@ two files guard different secrets and may travel apart.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Package, "package", "", "custody package file (required)")
+	f.StringVar(&o.Package, "custody", "", "custody package file, D/custody.json (required)")
+	f.StringVar(&o.Package, "package", "", "old spelling of --custody")
+	aliasFlag(f, "package", "--custody")
 	f.StringArrayVar(&o.Shares, "share", nil, "exported share file; repeat (required)")
 	f.StringVar(&o.Identity, "identity", "", "sealed age identity the shares were exported to (required)")
 	f.StringVar(&o.Out, "out", "", "root key file to create (required)")
 	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "file holding the passphrase of --identity (default: $"+keyfile.EnvPassphrase+")")
 	f.StringVar(&o.OutPassphraseFile, "out-passphrase-file", "", "file holding the passphrase for --out (default: $"+keyfile.EnvRootPassphrase+")")
 	f.IntVar(&o.WorkFactor, "work-factor", 0, "scrypt log2 N for --out (default: age's, 18); lower only for tests")
-	for _, n := range []string{"package", "share", "identity", "out"} {
+	cmd.MarkFlagsOneRequired("custody", "package")
+	for _, n := range []string{"share", "identity", "out"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
 	return cmd

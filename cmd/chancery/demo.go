@@ -1,29 +1,33 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-gov/chancery/internal/demo"
+	"github.com/chancery-gov/chancery/internal/state"
 )
 
 func newDemoCmd() *cobra.Command {
 	var o demo.Options
 	var passphraseFile string
 	cmd := &cobra.Command{
-		Use:   "demo [--dir D]",
+		Use:   "demo [--state D]",
 		Short: "Tell the Demo Republic's continuity story on this machine, with measured figures",
 		Long: `Demo runs the Demo Republic's story on loopback with embedded storage and
 prints what happened, with measured figures.
 
-Without --dir it founds a fresh Demo Republic in a temporary directory (keys
+Without --state it founds a fresh Demo Republic in a temporary directory (keys
 sealed under a random passphrase held only in memory) and removes it at the
-end unless --keep is given. With --dir it uses the state "chancery init"
+end unless --keep is given. With --state it uses the state "chancery init"
 made there (its passphrase from --passphrase-file or $CHANCERY_PASSPHRASE);
 the ledger lives under D/sites/home/ledger. The story is destructive: it
-deletes D/sites/home (the disaster) and revokes embassy-north, so with --dir
+deletes D/sites/home (the disaster) and revokes embassy-north, so with --state
 it refuses a state whose home ledger already holds records, unless --force
 is given. Never point it at a state you want to keep.
 
@@ -52,9 +56,9 @@ prints their addresses.
 "chancery demo gen" writes the same generated registers as JSONL for
 "chancery import".`,
 		Example: `  chancery demo
-  chancery init --dir /tmp/dr && chancery demo --dir /tmp/dr
+  chancery init --state /tmp/dr && chancery demo --state /tmp/dr
   # rehearse on the sites the story leaves running (an address --keep printed):
-  chancery demo --dir /tmp/dr --force --keep
+  chancery demo --state /tmp/dr --force --keep
   chancery records find population last_name Berg --state /tmp/dr --site home \
       --url http://127.0.0.1:PORT --official registrar`,
 		Args: cobra.NoArgs,
@@ -73,18 +77,62 @@ prints their addresses.
 				return fmt.Errorf("demo: find this executable to run the sites: %w", err)
 			}
 			o.Binary = exe
-			_, err = demo.Run(cmd.Context(), o, cmd.OutOrStdout())
-			return err
+			rep, err := demo.Run(cmd.Context(), o, cmd.OutOrStdout())
+			if err != nil || rep == nil || rep.Stop == nil {
+				return err
+			}
+			return keepSites(cmd, rep, passphraseFile)
 		},
 	}
-	cmd.Flags().StringVar(&o.Dir, "dir", "", "state directory made by 'chancery init' (default: a fresh temporary one)")
+	cmd.Flags().StringVar(&o.Dir, "state", "", "state directory made by 'chancery init' (default: a fresh temporary one)")
+	cmd.Flags().StringVar(&o.Dir, "dir", "", "old spelling of --state")
+	aliasFlag(cmd.Flags(), "dir", "--state")
 	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "file holding the state's passphrase (default: $CHANCERY_PASSPHRASE, or asked on a terminal)")
 	cmd.Flags().IntVar(&o.Persons, "persons", 2000, "persons in the generated population")
 	cmd.Flags().IntVar(&o.DeedPersons, "deed-persons", 40, "further persons whose land parcels come with scanned deeds (100 KB–5 MB each)")
 	cmd.Flags().IntVar(&o.Updates, "updates", 2000, "record changes officials make")
 	cmd.Flags().IntVar(&o.Appenders, "appenders", 64, "officials writing at once")
-	cmd.Flags().BoolVar(&o.Force, "force", false, "with --dir: run even though the state already holds records (the demo destroys its home and revokes embassy-north)")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "with --state: run even though the state already holds records (the demo destroys its home and revokes embassy-north)")
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the state directory and leave the sites running (their addresses are printed)")
 	cmd.AddCommand(newDemoGenCmd())
 	return cmd
+}
+
+// keepSites is demo --keep after the story: it names a context for the
+// kept sites, prints how to use it, and waits for Ctrl-C (or SIGTERM)
+// before it stops the sites.
+func keepSites(cmd *cobra.Command, rep *demo.Report, passphraseFile string) error {
+	defer rep.Stop()
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "== --keep: the sites run until Ctrl-C (logs and configs in %s)\n", rep.Dir)
+	ids := make([]string, 0, len(rep.SiteURLs))
+	for id := range rep.SiteURLs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var urls []string
+	for _, id := range ids {
+		fmt.Fprintf(w, "   %-14s %s\n", id, rep.SiteURLs[id])
+		urls = append(urls, id+"="+rep.SiteURLs[id])
+	}
+	pf := cmp.Or(rep.PassphraseFile, passphraseFile)
+	if pf != "" {
+		fmt.Fprintf(w, "   passphrase of the key files: %s (mode 0600)\n", pf)
+	}
+	l := state.Layout{Dir: rep.Dir}
+	c := clientContext{Charter: l.Charter(), Site: "home", Official: "registrar", Key: l.Key("official", "registrar"), State: rep.Dir, PassphraseFile: pf,
+		URLs: map[string]string{}}
+	for _, id := range ids {
+		c.URLs[id] = rep.SiteURLs[id]
+	}
+	var b strings.Builder
+	if err := runContextAdd(&b, "demo", c, false); err != nil {
+		fmt.Fprintf(w, "   (no context written: %v)\n", err)
+	} else {
+		fmt.Fprintf(w, "   context \"demo\" written (site home, official registrar); rehearse with:\n")
+		fmt.Fprintf(w, "     chancery context use demo\n     chancery status --all\n     chancery records find population last_name Berg\n")
+	}
+	<-cmd.Context().Done()
+	fmt.Fprintln(w, "== stopping the sites")
+	return nil
 }

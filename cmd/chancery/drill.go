@@ -29,17 +29,16 @@ The procedure, step by step:
 
   1. Officials draft and sign a drill order for the site, in the current
      epoch (the quorum is the charter's quorum.drill):
-       chancery order new --action drill --guest-charter charter.yaml \
+       chancery order new --action drill --charter charter.yaml \
            --site embassy-north --epoch 1 --expires 12h --out drill.order
        chancery order sign drill.order --official cio --key cio.key
   2. It is submitted to the site that writes now (normally the home):
-       chancery order submit --site https://home.example drill.order
+       chancery order submit --site home drill.order
      Replication brings it to the embassy, which enters drill mode: it
      keeps receiving, nothing is fenced, and it measures how far behind the
      writer it is (RPO).
   3. An official opens the drill's unseal session at the embassy:
-       chancery drill --site https://embassy-north.example --official cio \
-           --key cio.key --site-id embassy-north
+       chancery drill --site embassy-north --official cio --key cio.key
      It prints a one-time recipient for the custodians and writes the
      site's signed statement of it to drill-recipient.json.
   4. Each custodian, on their own machine, checks the statement against
@@ -47,8 +46,8 @@ The procedure, step by step:
        chancery custody reseal --custody custody.json --charter charter.yaml \
            --custodian ID --identity ID.key --recipient drill-recipient.json --out ID.share
   5. The shares are submitted; at the threshold the sample is checked:
-       chancery drill submit --site https://embassy-north.example \
-           --session SESSION ID.share...
+       chancery drill submit --site embassy-north \
+           --recipient drill-recipient.json ID.share...
      The site signs the report with its checkpoint key and the writer
      appends it to the ledger. A keyless report has no RTO: nothing is
      read at the site.
@@ -59,7 +58,7 @@ func newDrillCmd() *cobra.Command {
 	var f siteFlags
 	var recipientOut string
 	cmd := &cobra.Command{
-		Use:   "drill --site URL --official ID --key FILE --site-id ID",
+		Use:   "drill --site ID --official ID --key FILE",
 		Short: "Rehearse continuity at an embassy under a drill order: open its sandbox unseal session",
 		Long: `Drill opens the unseal session of the drill running at an embassy (step 3
 below): the site must hold a drill order naming it (steps 1 and 2). The
@@ -67,10 +66,10 @@ request is signed by an official of the charter. It prints the session's
 one-time recipient and what each custodian runs next.
 
 ` + drillProcedure,
-		Example: `  chancery drill --site http://127.0.0.1:7102 --official cio --key D/keys/official-cio.key --site-id embassy-north`,
+		Example: `  chancery drill --site embassy-north --official cio --key D/keys/official-cio.key`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client(true)
+			c, t, err := f.client(cmd, true)
 			if err != nil {
 				return err
 			}
@@ -78,26 +77,26 @@ one-time recipient and what each custodian runs next.
 			defer cancel()
 			r, err := c.OpenDrillUnseal(ctx)
 			if err != nil {
-				return fmt.Errorf("drill at %s: %w", f.url, err)
+				return fmt.Errorf("drill at %s: %w", t.name(), err)
 			}
 			st, err := c.Drill(ctx)
 			if err != nil {
-				return fmt.Errorf("drill at %s: %w", f.url, err)
+				return fmt.Errorf("drill at %s: %w", t.name(), err)
 			}
-			if err := writeRecipientStatement(recipientOut, f.charter, r); err != nil {
-				return fmt.Errorf("drill at %s: %w", f.url, err)
+			if err := writeRecipientStatement(recipientOut, t.charterFile, r); err != nil {
+				return fmt.Errorf("drill at %s: %w", t.name(), err)
 			}
-			printDrillSession(cmd.OutOrStdout(), f.url, recipientOut, st, r)
+			printDrillSession(cmd.OutOrStdout(), t, recipientOut, st, r)
 			return nil
 		},
 	}
-	f.register(cmd, true)
+	f.register(cmd, "official")
 	cmd.Flags().StringVar(&recipientOut, "recipient-out", "drill-recipient.json", "file to write the site's signed recipient statement to")
 	cmd.AddCommand(newDrillSubmitCmd(), newDrillStatusCmd(), newDrillReportCmd())
 	return cmd
 }
 
-func printDrillSession(w io.Writer, url, statement string, st *siteapi.DrillStatus, r *siteapi.UnsealResponse) {
+func printDrillSession(w io.Writer, t *target, statement string, st *siteapi.DrillStatus, r *siteapi.UnsealResponse) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("drill of order %s at %s (guest %s): unseal session %s, %d of %d shares, expires %s\n",
 		st.Order, st.Site, st.Guest, r.Session, r.Have, r.Need, r.Expires.UTC().Format(time.RFC3339))
@@ -105,15 +104,15 @@ func printDrillSession(w io.Writer, url, statement string, st *siteapi.DrillStat
 	p("The site's signed statement of it is in %s. Each custodian then runs, on their own machine:\n", statement)
 	p("  chancery custody reseal --custody custody.json --charter charter.yaml --custodian ID --identity ID.key --recipient %s --out ID.share\n", statement)
 	p("and the shares are submitted (at the threshold the drill runs):\n")
-	p("  chancery drill submit --site %s --guest %s --session %s ID.share...\n", url, st.Guest, r.Session)
+	p("  chancery drill submit %s --session %s ID.share...\n", t.again(), r.Session)
 }
 
 func newDrillSubmitCmd() *cobra.Command {
 	var f siteFlags
-	var session string
+	var session, recipient string
 	var noWait bool
 	cmd := &cobra.Command{
-		Use:   "submit --site URL --session ID SHARE...",
+		Use:   "submit --site ID [--session ID | --recipient FILE] SHARE...",
 		Short: "Submit custodians' shares to the drill's session; at the threshold, wait for the report",
 		Long: `Submit sends custodians' shares, each sealed to the drill session's one-time
 recipient (chancery custody reseal), to the drilled site (step 5 below). At
@@ -123,12 +122,16 @@ wipes the keys and returns to standby; submit waits for the report (unless
 writer has recorded it.
 
 ` + drillProcedure,
-		Example: `  chancery drill submit --site http://127.0.0.1:7102 --session 3f9c... share-c1.age share-c2.age share-c3.age`,
-		Args:    cobra.MinimumNArgs(1),
+		Example: `  chancery drill submit --site embassy-north --recipient drill-recipient.json share-c1.age share-c2.age share-c3.age
+  chancery drill submit --site embassy-north --session 3f9c... share-c1.age`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(false)
+			c, t, err := f.client(cmd, false)
 			if err != nil {
 				return err
+			}
+			if session, err = sessionOf(session, recipient, t); err != nil {
+				return fmt.Errorf("drill submit: %w", err)
 			}
 			w := cmd.OutOrStdout()
 			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
@@ -138,7 +141,7 @@ writer has recorded it.
 				return err
 			}
 			if !st.Running {
-				return fmt.Errorf("no drill is running for %s at %s", f.guest, f.url)
+				return fmt.Errorf("no drill is running for %s at %s", t.guest, t.name())
 			}
 			unsealed := false
 			for _, p := range args {
@@ -153,7 +156,7 @@ writer has recorded it.
 				fmt.Fprintf(w, "share %s accepted: %d of %d\n", p, r.Have, r.Need)
 				if r.Unsealed {
 					unsealed = true
-					fmt.Fprintf(w, "threshold reached: the shares are verified and wiped, the drill checks its sample at %s\n", f.url)
+					fmt.Fprintf(w, "threshold reached: the shares are verified and wiped, the drill checks its sample at %s\n", t.name())
 					break
 				}
 			}
@@ -168,10 +171,10 @@ writer has recorded it.
 			return nil
 		},
 	}
-	f.register(cmd, false)
-	cmd.Flags().StringVar(&session, "session", "", "the drill session id chancery drill printed (required)")
+	f.register(cmd, "")
+	cmd.Flags().StringVar(&session, "session", "", "the drill session id chancery drill printed (default: the session of --recipient)")
+	cmd.Flags().StringVar(&recipient, "recipient", "", "the site's signed recipient statement chancery drill wrote (drill-recipient.json): its session")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the shares are in; chancery drill status shows the report later")
-	cmd.MarkFlagRequired("session")
 	return cmd
 }
 
@@ -252,16 +255,16 @@ func rpoText(r *continuity.DrillReport) string {
 func newDrillStatusCmd() *cobra.Command {
 	var f siteFlags
 	cmd := &cobra.Command{
-		Use:   "status --site URL",
+		Use:   "status --site ID",
 		Short: "Show the drill running at a site (session, shares) and its last report",
 		Long: `Status prints, as JSON, the guest's drill at a site: whether a drill runs,
 under which order, its unseal session and shares, whether the sandbox holds
 keys now, and the last report with its entry in the writer's ledger (or why
 it is not recorded yet).`,
-		Example: `  chancery drill status --site http://127.0.0.1:7102`,
+		Example: `  chancery drill status --site embassy-north`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client(false)
+			c, _, err := f.client(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -274,7 +277,7 @@ it is not recorded yet).`,
 			return printJSON(cmd.OutOrStdout(), st)
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, "")
 	return cmd
 }
 

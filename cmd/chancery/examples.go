@@ -9,19 +9,13 @@ import "github.com/spf13/cobra"
 // Example field; fillExamples never overrides one that is set there, so
 // moving it is a plain cut and paste.
 var pendingExamples = map[string]string{
-	"chancery unseal open": `  chancery unseal open --site https://embassy-north.northland.example:7101 \
-      --official cio --key cio.key --site-id embassy-north \
-      --charter charter.yaml --pin-site embassy-north`,
-	"chancery unseal submit": `  chancery unseal submit --site https://embassy-north.northland.example:7101 \
-      --session 203df93d048a005a6ecd84b97fd66df2 \
-      --site-key escrow/site-outer-home.wrapped --site-key escrow/site-outer-embassy-north.wrapped \
-      --charter charter.yaml --pin-site embassy-north \
-      cust-court.share cust-bank.share cust-univ.share`,
-	"chancery unseal status": `  chancery unseal status --site https://embassy-north.northland.example:7101 \
-      --charter charter.yaml --pin-site embassy-north`,
-	"chancery seal": `  chancery seal --site https://embassy-north.northland.example:7101 \
-      --official cio --key cio.key --site-id embassy-north \
-      --charter charter.yaml --pin-site embassy-north`,
+	"chancery unseal open": `  chancery unseal open --site embassy-north --official cio --key cio.key --charter charter.yaml`,
+	"chancery unseal submit": `  chancery unseal submit --site embassy-north --official cio --key cio.key \
+      --recipient unseal-recipient.json --custody custody.json \
+      --site-key escrow/site-outer-embassy-north.wrapped --site-key escrow/site-outer-embassy-south.wrapped \
+      cust-court.share cust-bank.share cust-parliament.share`,
+	"chancery unseal status":    `  chancery unseal status --site embassy-north --charter charter.yaml`,
+	"chancery seal":             `  chancery seal --site embassy-north --official cio --key cio.key --charter charter.yaml`,
 	"chancery custody new-root": `  chancery custody new-root --out keys/root.key --passphrase-file ~/.chancery-pass`,
 }
 

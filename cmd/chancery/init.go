@@ -19,7 +19,7 @@ type initOptions struct {
 func newInitCmd() *cobra.Command {
 	var o initOptions
 	cmd := &cobra.Command{
-		Use:   "init --dir D",
+		Use:   "init --state D",
 		Short: "Create the Demo Republic: keys, sites, officials, custodians and a signed charter",
 		Long: `Init creates a demonstration guest state, the "Demo Republic", in D:
 
@@ -35,7 +35,7 @@ Every private key is generated from crypto/rand and written sealed with age
 under the passphrase (--passphrase-file, or $CHANCERY_PASSPHRASE), mode 0600.
 In the demo every party shares that passphrase; in a real state each official,
 custodian and host keeps their own key.`,
-		Example: `  CHANCERY_PASSPHRASE=... chancery init --dir ./demo-state`,
+		Example: `  CHANCERY_PASSPHRASE=... chancery init --state ./demo-state`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pass, err := readPassphrase(o.passphraseFile, os.Stdin, os.Stderr)
@@ -51,13 +51,15 @@ custodian and host keeps their own key.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Demo Republic created in %s; try: chancery demo --dir %s\n", o.dir, o.dir)
+			fmt.Fprintf(out, "Demo Republic created in %s; try: chancery demo --state %s\n", o.dir, o.dir)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&o.dir, "dir", "", "state directory to create (required)")
+	cmd.Flags().StringVar(&o.dir, "state", "", "state directory to create (required)")
+	cmd.Flags().StringVar(&o.dir, "dir", "", "old spelling of --state")
+	aliasFlag(cmd.Flags(), "dir", "--state")
 	cmd.Flags().StringVar(&o.passphraseFile, "passphrase-file", "", "file holding the passphrase that seals the keys (default: $CHANCERY_PASSPHRASE)")
 	cmd.Flags().IntVar(&o.workFactor, "work-factor", 0, "scrypt work factor (log2 N) for the key files; 0 means age's default, 18")
-	cmd.MarkFlagRequired("dir")
+	cmd.MarkFlagsOneRequired("state", "dir")
 	return cmd
 }

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -23,6 +24,10 @@ func main() {
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "chancery:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
 		os.Exit(1)
 	}
 }
@@ -42,6 +47,10 @@ everything by a signed charter: who may act, and with which quorum.`,
 	}
 	// --version prints the same line as "chancery version".
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.PersistentFlags().String("context", "", "the client context to take defaults from (default: $"+envContext+", or the current one; see chancery context)")
+	// Before every command: warn about old flag spellings and fill the
+	// flags left unset from the context.
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return applyContext(cmd) }
 	root.AddCommand(
 		newInitCmd(),
 		newDemoCmd(),
@@ -62,6 +71,7 @@ everything by a signed charter: who may act, and with which quorum.`,
 		newBlobsCmd(),
 		newOperatorCmd(),
 		newExtractCmd(),
+		newContextCmd(),
 		newVersionCmd(),
 		newGendocsCmd(),
 	)

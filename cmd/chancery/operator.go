@@ -23,14 +23,14 @@ only as the guest's charter allows (safeguards.operator_may).`,
 }
 
 func newOperatorStatusCmd() *cobra.Command {
-	var f signedFlags
+	var f siteFlags
 	cmd := &cobra.Command{
 		Use:     "status",
 		Short:   "Show what the host may see of the guest at its site: mode, sizes, quota, last batch",
 		Example: `  chancery operator status --state ./dr --site embassy-north`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return f.run(cmd, "host", func(ctx context.Context, t *target) error {
+			return f.run(cmd, func(ctx context.Context, t *target) error {
 				st, err := t.operator().Status(ctx)
 				if err != nil {
 					return err
@@ -65,7 +65,7 @@ func newOperatorStatusCmd() *cobra.Command {
 
 func newOperatorSuspendCmd() *cobra.Command {
 	var (
-		f      signedFlags
+		f      siteFlags
 		reason string
 	)
 	cmd := &cobra.Command{
@@ -81,7 +81,7 @@ and when it becomes effective.`,
 			if reason == "" {
 				return fmt.Errorf("operator suspend: --reason is required: it is recorded in the guest's ledger")
 			}
-			return f.run(cmd, "host", func(ctx context.Context, t *target) error {
+			return f.run(cmd, func(ctx context.Context, t *target) error {
 				sp, err := t.operator().Suspend(ctx, reason)
 				if err != nil {
 					return err

@@ -63,7 +63,7 @@ type orderNewOptions struct {
 func newOrderNewCmd() *cobra.Command {
 	var o orderNewOptions
 	cmd := &cobra.Command{
-		Use:   "new --action ACTION --guest-charter FILE --epoch N [--site S] [flags] --out ORDERFILE",
+		Use:   "new --action ACTION --charter FILE --epoch N [--site S] [flags] --out ORDERFILE",
 		Short: "Draft an unsigned order (step 1 of the continuity procedure)",
 		Long: `Draft a governance order under the charter in force and write it, unsigned, to
 --out (never overwriting) for the officials to sign with "chancery order sign".
@@ -89,9 +89,9 @@ from --not-before (RFC 3339; default now) for --expires (a duration such as
 24h, or an RFC 3339 time). Sites refuse it outside that window, so allow for
 their clocks and for the time the signatures take to gather.
 
-Give every charter version from 1 (--guest-charter v1.yaml --guest-charter
+Give every charter version from 1 (--charter v1.yaml --charter
 v2.yaml ...): the chain is verified and the last version is used.`,
-		Example: `  chancery order new --action activate --guest-charter charter.yaml \
+		Example: `  chancery order new --action activate --charter charter.yaml \
       --site embassy-north --access read-write --registries population,land \
       --epoch 2 --expires 12h --reason "home data centre lost" --out activate.order`,
 		Args: cobra.NoArgs,
@@ -101,7 +101,10 @@ v2.yaml ...): the chain is verified and the last version is used.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Action, "action", "", "one of "+strings.Join(charter.Actions(), ", ")+" (required)")
-	f.StringArrayVar(&o.Charters, "guest-charter", nil, "charter file; repeat for every version from 1 (required)")
+	f.StringArrayVar(&o.Charters, "charter", nil, "charter file; repeat for every version from 1 (default: the context's)")
+	tieContext(f, "charter", "charter")
+	f.StringArrayVar(&o.Charters, "guest-charter", nil, "old spelling of --charter")
+	aliasFlag(f, "guest-charter", "--charter")
 	f.StringVar(&o.Site, "site", "", "the site the order acts on (see above)")
 	f.StringSliceVar(&o.Registries, "registries", nil, "comma-separated registries (activate, drill, rotate-keys); empty: all the site holds")
 	f.StringVar(&o.Access, "access", "", "activate only: read-only or read-write")
@@ -111,7 +114,7 @@ v2.yaml ...): the chain is verified and the last version is used.`,
 	f.StringVar(&o.Reason, "reason", "", "why, in words, for the ledger (at most 1024 bytes)")
 	f.StringVar(&o.NewCharter, "new-charter", "", "amend only: the new charter version the order adopts")
 	f.StringVar(&o.Out, "out", "", "order file to create (required)")
-	for _, n := range []string{"action", "guest-charter", "epoch", "out"} {
+	for _, n := range []string{"action", "epoch", "out"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
 	return cmd
@@ -151,12 +154,14 @@ CHANCERY_PASSPHRASE environment variable.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Official, "official", "", "your official id in the charter (required)")
-	f.StringVar(&o.KeyFile, "key", "", "your age-encrypted Ed25519 key file (required)")
-	f.StringArrayVar(&o.Charters, "charter", nil, "charter file to check the order and key against; repeat for every version from 1")
-	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "file holding the key file's passphrase (default: $"+keyfile.EnvPassphrase+")")
-	_ = cmd.MarkFlagRequired("official")
-	_ = cmd.MarkFlagRequired("key")
+	f.StringVar(&o.Official, "official", "", "your official id in the charter (required; default: the context's)")
+	tieContext(f, "official", "official")
+	f.StringVar(&o.KeyFile, "key", "", "your age-encrypted Ed25519 key file (required; default: the context's)")
+	tieContext(f, "key", "key")
+	f.StringArrayVar(&o.Charters, "charter", nil, "charter file to check the order and key against; repeat for every version from 1 (default: the context's)")
+	tieContext(f, "charter", "charter")
+	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "file holding the key file's passphrase (default: $"+keyfile.EnvPassphrase+", or asked on a terminal)")
+	tieContext(f, "passphrase-file", "passphrase-file")
 	return cmd
 }
 
@@ -197,11 +202,11 @@ Exits non-zero if the order would be refused.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.Charters, "charter", nil, "charter file; repeat for every version from 1 (required)")
+	f.StringArrayVar(&o.Charters, "charter", nil, "charter file; repeat for every version from 1 (required; default: the context's)")
+	tieContext(f, "charter", "charter")
 	f.Uint64Var(&o.Epoch, "epoch", 0, "the current epoch; the order must fit it")
 	f.StringVar(&o.Writer, "writer", "", "the site writing the current epoch (default: the home; needs --epoch)")
 	f.StringVar(&o.At, "at", "", "RFC 3339 time to verify at (default: now)")
-	_ = cmd.MarkFlagRequired("charter")
 	return cmd
 }
 
@@ -236,9 +241,12 @@ func parseFlagTime(flag, s string) (time.Time, error) {
 }
 
 func runOrderNew(w io.Writer, o orderNewOptions) error {
+	if len(o.Charters) == 0 {
+		return fmt.Errorf("order new: --charter is required (every version from 1), or a context (chancery context add)")
+	}
 	c, err := charter.ReadChain(o.Charters)
 	if err != nil {
-		return fmt.Errorf("order new: --guest-charter: %w", err)
+		return fmt.Errorf("order new: --charter: %w", err)
 	}
 	now := o.Now
 	if now.IsZero() {
@@ -299,6 +307,9 @@ func runOrderNew(w io.Writer, o orderNewOptions) error {
 }
 
 func runOrderSign(w io.Writer, o orderSignOptions) error {
+	if o.Official == "" || o.KeyFile == "" {
+		return fmt.Errorf("order sign %s: --official and --key are required (or a context that names them: chancery context add)", o.File)
+	}
 	so, err := readOrderFile(o.File)
 	if err != nil {
 		return fmt.Errorf("order sign: %w", err)
@@ -360,6 +371,9 @@ func (noLedger) HasOrderID(string) bool { return false }
 func (noLedger) HasNonce(string) bool   { return false }
 
 func runOrderVerify(w io.Writer, o orderVerifyOptions) error {
+	if len(o.Charters) == 0 {
+		return fmt.Errorf("order verify: --charter is required (every version from 1), or a context (chancery context add)")
+	}
 	c, err := charter.ReadChain(o.Charters)
 	if err != nil {
 		return fmt.Errorf("order verify: --charter: %w", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -37,13 +38,34 @@ are also written, in clear, to D/reconciliation/<time>.reapply.jsonl (mode
 with "chancery import --state D reapply.jsonl" at the home, or to discard.
 
 Stop the home first: its ledger is locked while it runs.`,
-		Example: `  chancery reconcile --state D --from http://127.0.0.1:7101/guests/demo-republic/ledger --decrypt`,
-		Args:    cobra.NoArgs,
+		Example: `  chancery reconcile --state D --from embassy-north --decrypt
+  chancery reconcile --state D --from http://127.0.0.1:7101/guests/demo-republic/ledger`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if charterFile == "" {
+				charterFile = state.Layout{Dir: stateDir}.Charter()
+			}
+			if !strings.Contains(from, "://") {
+				if fi, err := os.Stat(from); err != nil || !fi.IsDir() {
+					// A site's id: its ledger at its address, pinned.
+					ch, err := charter.ReadVerified(charterFile)
+					if err != nil {
+						return fmt.Errorf("reconcile: --from %s: %w", from, err)
+					}
+					addr, err := siteAddress(cmd, ch, from)
+					if err != nil {
+						return fmt.Errorf("reconcile: --from: %w", err)
+					}
+					from, pin = addr+"/guests/"+ch.Guest.ID+"/ledger", from
+				}
+			}
 			o := site.ReconcileOptions{StateDir: stateDir, Site: siteID, From: from}
-			c, err := siteClient(from, charterFile, pin, true)
-			if err != nil {
-				return fmt.Errorf("reconcile: --from: %w", err)
+			var c *http.Client
+			var err error
+			if strings.HasPrefix(from, "https://") || strings.HasPrefix(from, "http://") {
+				if c, err = siteClient(from, charterFile, pin, true); err != nil {
+					return fmt.Errorf("reconcile: --from: %w", err)
+				}
 			}
 			o.Client = cmp.Or(c, http.DefaultClient)
 			if decrypt {
@@ -86,11 +108,11 @@ Stop the home first: its ledger is locked while it runs.`,
 	f := cmd.Flags()
 	f.StringVar(&stateDir, "state", "", "the home's state directory D (required)")
 	f.StringVar(&siteID, "site", "home", "the home's site id")
-	f.StringVar(&from, "from", "", "the active site's ledger for this guest: URL .../guests/<guest>/ledger, or a directory (required)")
+	f.StringVar(&from, "from", "", "the active site: its id in the charter, or its ledger's URL .../guests/<guest>/ledger, or a directory (required)")
 	f.BoolVar(&decrypt, "decrypt", false, "decrypt the forked records with the home's root key into a re-apply file")
 	f.StringVar(&passFile, "passphrase-file", "", "file holding the root key file's passphrase (default: $"+keyfile.EnvPassphrase+")")
-	f.StringVar(&charterFile, "charter", "", "the guest's charter, for --pin-site")
-	f.StringVar(&pin, "pin-site", "", "for https: trust only the TLS key the charter pins for this site id")
+	f.StringVar(&charterFile, "charter", "", "the guest's charter (default: D/charter.yaml)")
+	f.StringVar(&pin, "pin-site", "", "with a URL in --from: trust only the TLS key the charter pins for this site id (implied by a site id in --from)")
 	cmd.MarkFlagRequired("state")
 	cmd.MarkFlagRequired("from")
 	return cmd

@@ -5,150 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
-	"github.com/chancery-gov/chancery/charter"
-	"github.com/chancery-gov/chancery/internal/keyfile"
-	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/siteapi"
 )
-
-// signedFlags are how an official's (or a host's) command reaches one site
-// of a guest: the site is named once, by its id in the charter, and its
-// address, pinned TLS key, guest and the signer's key file all follow from
-// the charter and the state directory.
-type signedFlags struct {
-	stateDir, charter, site, url string
-	signer, keyFile, passFile    string
-	asJSON                       bool
-	timeout                      time.Duration
-}
-
-// register adds the flags; who is "official" or "host", the kind of key
-// that signs.
-func (f *signedFlags) register(cmd *cobra.Command, who string) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.stateDir, "state", ".", "state directory holding the charter and the sealed key files")
-	fl.StringVar(&f.charter, "charter", "", "the guest's charter (default: STATE/charter.yaml)")
-	fl.StringVar(&f.site, "site", "home", "the site's id in the charter: its address and pinned TLS key come from there")
-	fl.StringVar(&f.url, "url", "", "the site's base URL, overriding the charter's")
-	if who == "official" {
-		fl.StringVar(&f.signer, "official", "", "the official who signs the requests (required)")
-	} else {
-		fl.StringVar(&f.signer, "host", "", "the host who signs the requests (default: the host the charter names for --site)")
-	}
-	fl.StringVar(&f.keyFile, "key", "", "the signer's sealed key file (default: STATE/keys/"+who+"-ID.key)")
-	fl.StringVar(&f.passFile, "passphrase-file", "", "file holding the key file's passphrase (default: $"+keyfile.EnvPassphrase+", or asked on a terminal)")
-	fl.BoolVar(&f.asJSON, "json", false, "print JSON even on a terminal (it is the default when stdout is not one)")
-	fl.DurationVar(&f.timeout, "timeout", time.Minute, "how long to wait for the site")
-}
-
-// target is a resolved site: where to send requests and who signs them.
-type target struct {
-	charter *charter.Charter
-	site    *charter.Site
-	url     string // the site's base URL
-	http    *http.Client
-	signer  siteapi.Signer
-}
-
-// dial resolves f against the charter and opens the signer's key file;
-// who is "official" or "host".
-func (f *signedFlags) dial(cmd *cobra.Command, who string) (*target, error) {
-	layout := state.Layout{Dir: f.stateDir}
-	charterFile := f.charter
-	if charterFile == "" {
-		charterFile = layout.Charter()
-	}
-	c, err := charter.ReadVerified(charterFile)
-	if err != nil {
-		return nil, fmt.Errorf("--charter: %w", err)
-	}
-	s, ok := c.Site(f.site)
-	if !ok {
-		return nil, fmt.Errorf("--site %q is not a site of %s's charter %s", f.site, c.Guest.ID, charterFile)
-	}
-	t := &target{charter: c, site: s, url: strings.TrimSuffix(f.url, "/")}
-	if t.url == "" {
-		t.url = strings.TrimSuffix(s.URL, "/")
-	}
-	if t.url == "" {
-		return nil, fmt.Errorf("site %s has no url in the charter: give --url", s.ID)
-	}
-	if strings.HasPrefix(t.url, "https://") && s.TLSKey != "" {
-		// Trust only the key the charter pins, whatever authority signed
-		// (or did not sign) the site's certificate.
-		if t.http, err = pinnedClient(charterFile, s.ID); err != nil {
-			return nil, err
-		}
-	}
-	id := f.signer
-	if id == "" && who == "host" {
-		id = s.Host
-	}
-	if id == "" {
-		return nil, fmt.Errorf("--%s is required: the %s who signs", who, who)
-	}
-	keyFile := f.keyFile
-	if keyFile == "" {
-		keyFile = layout.Key(who, id)
-	}
-	pass, err := readPassphrase(f.passFile, cmd.InOrStdin(), cmd.ErrOrStderr())
-	if err != nil {
-		return nil, err
-	}
-	defer clear(pass)
-	key, err := keyfile.ReadEd25519(keyFile, keyfile.Protector{Passphrase: pass})
-	if err != nil {
-		return nil, fmt.Errorf("key of %s %s: %w", who, id, err)
-	}
-	t.signer = siteapi.Signer{Guest: t.charter.Guest.ID, Site: s.ID, Official: id, Key: key}
-	return t, nil
-}
-
-// client is the officials' API of the guest at the target: the site's URL
-// at a home, and the guest's path under it at an embassy, which serves
-// every guest it holds (and serves at all only once activated).
-func (t *target) client() *siteapi.Client {
-	base := t.url
-	if t.site.Role != charter.RoleHome {
-		base += "/guests/" + t.charter.Guest.ID
-	}
-	return &siteapi.Client{BaseURL: base, Signer: t.signer, HTTP: t.http}
-}
-
-// jsonOutput says whether to print JSON: when asked, or when stdout is not
-// a terminal (a pipe or a file, read by a program).
-func (f *signedFlags) jsonOutput(w io.Writer) bool {
-	if f.asJSON {
-		return true
-	}
-	file, ok := w.(*os.File)
-	return !ok || !term.IsTerminal(int(file.Fd()))
-}
-
-// run resolves the target, then calls do with a context bounded by
-// --timeout; errors name the site.
-func (f *signedFlags) run(cmd *cobra.Command, who string, do func(ctx context.Context, t *target) error) error {
-	t, err := f.dial(cmd, who)
-	if err != nil {
-		return fmt.Errorf("%s: %w", cmd.CommandPath(), err)
-	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-	defer cancel()
-	if err := do(ctx, t); err != nil {
-		return fmt.Errorf("%s at site %s (%s): %w", cmd.CommandPath(), t.site.ID, t.url, err)
-	}
-	return nil
-}
 
 func newRecordsCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -174,7 +40,7 @@ Output is JSON when stdout is not a terminal, and a readable form on one
 
 func newRecordsGetCmd() *cobra.Command {
 	var (
-		f       signedFlags
+		f       siteFlags
 		atIndex uint64
 		atTime  string
 	)
@@ -196,7 +62,7 @@ func newRecordsGetCmd() *cobra.Command {
 				}
 				at.Time = &tm
 			}
-			return f.run(cmd, "official", func(ctx context.Context, t *target) error {
+			return f.run(cmd, func(ctx context.Context, t *target) error {
 				rec, err := t.client().Get(ctx, args[0], args[1], at)
 				if err != nil {
 					return err
@@ -213,7 +79,7 @@ func newRecordsGetCmd() *cobra.Command {
 
 func newRecordsPutCmd() *cobra.Command {
 	var (
-		f      signedFlags
+		f      siteFlags
 		attach []string
 		keep   []string
 	)
@@ -252,7 +118,7 @@ is what "chancery blobs put" printed, or kept from the latest version with
 			for _, name := range keep {
 				atts = append(atts, siteapi.AttachmentInput{Name: name, Keep: true})
 			}
-			return f.run(cmd, "official", func(ctx context.Context, t *target) error {
+			return f.run(cmd, func(ctx context.Context, t *target) error {
 				rec, err := t.client().Put(ctx, args[0], args[1], raw, atts...)
 				if err != nil {
 					return err
@@ -268,14 +134,14 @@ is what "chancery blobs put" printed, or kept from the latest version with
 }
 
 func newRecordsDeleteCmd() *cobra.Command {
-	var f signedFlags
+	var f siteFlags
 	cmd := &cobra.Command{
 		Use:     "delete REGISTRY ID",
 		Short:   "Delete a record: a tombstone version (its history stays in the ledger)",
 		Example: `  chancery records delete business B-100 --state ./dr --official registrar`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.run(cmd, "official", func(ctx context.Context, t *target) error {
+			return f.run(cmd, func(ctx context.Context, t *target) error {
 				rec, err := t.client().Delete(ctx, args[0], args[1])
 				if err != nil {
 					return err
@@ -289,14 +155,14 @@ func newRecordsDeleteCmd() *cobra.Command {
 }
 
 func newRecordsHistoryCmd() *cobra.Command {
-	var f signedFlags
+	var f siteFlags
 	cmd := &cobra.Command{
 		Use:     "history REGISTRY ID",
 		Short:   "List every version of a record: version, ledger index, time, epoch",
 		Example: `  chancery records history population DR-0001 --state ./dr --official registrar`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.run(cmd, "official", func(ctx context.Context, t *target) error {
+			return f.run(cmd, func(ctx context.Context, t *target) error {
 				vs, err := t.client().History(ctx, args[0], args[1])
 				if err != nil {
 					return err
@@ -323,14 +189,14 @@ func newRecordsHistoryCmd() *cobra.Command {
 }
 
 func newRecordsFindCmd() *cobra.Command {
-	var f signedFlags
+	var f siteFlags
 	cmd := &cobra.Command{
 		Use:     "find REGISTRY FIELD VALUE",
 		Short:   "List the live records whose index field has a value",
 		Example: `  chancery records find population last_name Berg --state ./dr --official registrar`,
 		Args:    cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.run(cmd, "official", func(ctx context.Context, t *target) error {
+			return f.run(cmd, func(ctx context.Context, t *target) error {
 				recs, err := t.client().Find(ctx, args[0], args[1], args[2])
 				if err != nil {
 					return err
@@ -356,7 +222,7 @@ func newRecordsFindCmd() *cobra.Command {
 
 // printRecord prints one record version: JSON for a program, or a header
 // line and the indented record for a person.
-func (f *signedFlags) printRecord(w io.Writer, rec *registry.Record) error {
+func (f *siteFlags) printRecord(w io.Writer, rec *registry.Record) error {
 	if f.jsonOutput(w) {
 		return printJSON(w, rec)
 	}
@@ -381,9 +247,4 @@ func (f *signedFlags) printRecord(w io.Writer, rec *registry.Record) error {
 		fmt.Fprintln(w, string(b))
 	}
 	return nil
-}
-
-// operator is the host-operator API of the guest at the target.
-func (t *target) operator() *siteapi.OperatorClient {
-	return &siteapi.OperatorClient{BaseURL: t.url, Guest: t.charter.Guest.ID, Signer: t.signer, HTTP: t.http}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,7 @@ type serveOptions struct {
 	logLevel         string
 	logFormat        string
 	hardening        *harden.Report // what harden.Process did, set by the command (not by tests)
+	check            bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -44,14 +46,27 @@ charter sets. It holds no guest key. Per guest it serves:
   /replica/v1/guests/<guest> the replication API, to the guest's sites only
   /operator/v1/guests/<guest>/status|suspend   the host operator's API, signed by the host
 
-Both serve /healthz and /metrics (Prometheus).
+Both serve /healthz, /livez (the process is up), /readyz (200 only when
+every guest's ledger is healthy and the guest is neither fenced nor
+suspended; else 503 with the reasons) and /metrics (Prometheus).
+
+--check validates the configuration and what it names on disk, lists every
+problem with the field it is about, and exits (0: none, 1: some): the
+charter and the site's place in it, key files readable by their owner only,
+the TLS key against the charter's pin (when the passphrase is given by
+passphrase_file or $CHANCERY_PASSPHRASE), an embassy's custody packages,
+peers that are sites of the charter.
 
 On SIGTERM or SIGINT it stops accepting connections, lets requests in
 flight finish, and closes the blob store and the ledger durably.
 Logs go to stderr, one JSON object per line.`,
-		Example: `  CHANCERY_PASSPHRASE=... chancery serve --config /etc/chancery/home.yaml`,
-		Args:    cobra.NoArgs,
+		Example: `  chancery serve --check --config /etc/chancery/embassy-north.yaml
+  CHANCERY_PASSPHRASE=... chancery serve --config /etc/chancery/home.yaml`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.check {
+				return runServeCheck(cmd.OutOrStdout(), o)
+			}
 			r := harden.Process()
 			o.hardening = &r
 			return runServe(cmd.Context(), o, cmd.ErrOrStderr())
@@ -59,6 +74,7 @@ Logs go to stderr, one JSON object per line.`,
 	}
 	cmd.Flags().StringVar(&o.config, "config", "", "site configuration file (required)")
 	cmd.Flags().BoolVar(&o.insecureLoopback, "insecure-loopback", false, "serve and replicate over plain HTTP, on a loopback address only (tests, a local TLS proxy)")
+	cmd.Flags().BoolVar(&o.check, "check", false, "validate the configuration and what it names on disk, print every problem, and exit")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&o.logFormat, "log-format", "json", "json or text")
 	cmd.MarkFlagRequired("config")
@@ -70,7 +86,7 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("serve: --log-level: %w", err)
 	}
-	hopts := &slog.HandlerOptions{Level: level}
+	hopts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationText}
 	var h slog.Handler
 	switch o.logFormat {
 	case "json":
@@ -92,5 +108,20 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer) error {
 	if o.hardening != nil {
 		logger.Info(o.hardening.String(), "not_dumpable", o.hardening.NoDump, "no_core", o.hardening.NoCore)
 	}
-	return site.Run(ctx, cfg, site.Options{Logger: logger})
+	start := time.Now()
+	err = site.Run(ctx, cfg, site.Options{Logger: logger})
+	if err == nil {
+		logger.Info("serve: stopped", "site", cfg.Site, "duration", time.Since(start))
+	}
+	return err
+}
+
+// durationText writes every duration in the logs as a Go duration string
+// ("1.503s"), never as raw nanoseconds, which a person reading the logs
+// in a crisis would have to count.
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

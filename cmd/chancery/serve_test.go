@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,15 @@ func TestServeRunsAndDrains(t *testing.T) {
 		t.Fatalf("get: %+v, %v", got, err)
 	}
 
+	// /livez: the process is up; /readyz: the guest can do its job.
+	for _, path := range []string{"/livez", "/readyz"} {
+		resp, err := http.Get(base + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+
 	cancel() // what SIGTERM does through main's signal context
 	select {
 	case err := <-done:
@@ -94,6 +104,13 @@ func TestServeRunsAndDrains(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"msg":"closed"`) {
 		t.Errorf("no clean close in the log:\n%s", logs.String())
+	}
+	// Durations are Go duration strings, never raw nanoseconds.
+	if stopped := lineWith(logs.String(), "serve: stopped"); !regexp.MustCompile(`"duration":"[0-9.]+(ms|s|m)`).MatchString(stopped) {
+		t.Errorf("the stop is not logged with its duration as text: %s", stopped)
+	}
+	if m := regexp.MustCompile(`"(latency|duration)":[0-9]`).FindString(logs.String()); m != "" {
+		t.Errorf("a duration logged as raw nanoseconds: %s", m)
 	}
 	// The record written through the daemon survives it.
 	l, err := site.OpenLocal(context.Background(), site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(os.Getenv(keyfile.EnvPassphrase))})

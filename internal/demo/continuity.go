@@ -180,13 +180,14 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		s.urls[id] = fmt.Sprintf("http://127.0.0.1:%d", p)
 	}
 	if opts.Keep {
+		// The sites outlive the story: the caller stops them
+		// (Report.Stop), once the person has rehearsed on them.
 		defer func() {
-			if err == nil {
-				say("== --keep: the sites keep running (stop them with kill; logs and configs in %s)", dir)
-				for _, id := range []string{"home", "embassy-north", "embassy-south"} {
-					say("   %-14s %s", id, s.urls[id])
-				}
+			if err != nil {
+				s.stopAll()
+				return
 			}
+			rep.SiteURLs, rep.Stop = s.urls, s.stopAll
 		}()
 	} else {
 		defer s.stopAll()

@@ -94,6 +94,13 @@ type Report struct {
 	// Revocation of embassy-north: deeds readable at its copy before (with
 	// its outer key) and after (with every key the guest still holds).
 	ShreddedBefore, ShreddedAfter int
+
+	// With Options.Keep: the sites left running (id to URL), Stop, which
+	// stops them, and PassphraseFile, where a fresh state's passphrase
+	// was written (mode 0600) for commands run against the kept sites.
+	SiteURLs       map[string]string
+	Stop           func()
+	PassphraseFile string
 }
 
 // Run tells the story so far. The Demo Republic is founded (or opened); its
@@ -142,6 +149,14 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 				return nil, fmt.Errorf("demo: %s holds no state and no passphrase was given to create one", dir)
 			}
 			pass = []byte(rand.Text())
+			if opts.Keep {
+				// The kept sites are there to rehearse on: the person
+				// needs the passphrase that opens their keys.
+				rep.PassphraseFile = filepath.Join(dir, "passphrase")
+				if err := os.WriteFile(rep.PassphraseFile, append(pass, '\n'), 0o600); err != nil {
+					return nil, fmt.Errorf("demo: --keep: %w", err)
+				}
+			}
 		}
 		say("== Founding the Demo Republic in %s", dir)
 		if _, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: cmp.Or(opts.WorkFactor, 14)},

@@ -174,7 +174,11 @@ const (
 
 // Options configure a run over one package.
 type Options struct {
-	Dir     string         // the package directory
+	Dir string // the package directory
+	// Tests are more package directories whose tests run against each
+	// mutant too: the guards of one package (guest) whose tests are in
+	// another (site's, over HTTP).
+	Tests   []string
 	Files   *regexp.Regexp // file base names to mutate (nil: all non-test .go files)
 	Funcs   *regexp.Regexp // functions to mutate (nil: all)
 	Run     string         // go test -run pattern ("" : all tests)
@@ -288,6 +292,13 @@ func runTests(ctx context.Context, o Options, overlay string) (Status, []byte) {
 		args = append(args, "-short")
 	}
 	args = append(args, ".")
+	for _, d := range o.Tests {
+		rel, err := relDir(o.Dir, d)
+		if err != nil {
+			return BuildError, []byte(err.Error())
+		}
+		args = append(args, rel)
+	}
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = o.Dir
 	cmd.WaitDelay = 5 * time.Second
@@ -362,4 +373,25 @@ func Surviving(rs []Result) []Result {
 		return a.Start - b.Start
 	})
 	return out
+}
+
+// relDir is the package directory d (relative to the working directory)
+// as go test names it from dir.
+func relDir(dir, d string) (string, error) {
+	ad, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	at, err := filepath.Abs(d)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(ad, at)
+	if err != nil {
+		return "", fmt.Errorf("mutate: tests in %s: %w", d, err)
+	}
+	if !strings.HasPrefix(rel, ".") {
+		rel = "./" + rel
+	}
+	return rel, nil
 }

@@ -8,7 +8,11 @@ package arch_test
 import (
 	"bufio"
 	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -19,7 +23,7 @@ const module = "github.com/chancery-gov/chancery"
 // covers a folder and everything below it.
 var layers = [][]string{
 	// Leaf helpers: no project imports.
-	{"internal/fsutil", "internal/harden", "internal/testnet", "internal/s3test", "internal/demo/demogen"},
+	{"internal/fsutil", "internal/harden", "internal/testnet", "internal/s3test", "internal/browsertest", "internal/demo/demogen"},
 	// Private keys on disk, in age envelopes.
 	{"internal/keyfile"},
 	// Pure codecs of the services: SD-JWT knows nothing of the state.
@@ -41,7 +45,7 @@ var layers = [][]string{
 	// which calls other sites (fences, drill reports, fills) through it.
 	{"siteapi"},
 	// One guest at one site, and the services an active guest runs.
-	{"guest", "services/...", "connect/..."},
+	{"guest", "services/...", "connect/...", "site/ui"},
 	// HTTP only.
 	{"site"},
 	// The demo story and the test harness, which drive whole sites.
@@ -116,6 +120,7 @@ func TestLayerOf(t *testing.T) {
 		module + "/store":                    3,
 		module + "/store/fs":                 3,
 		module + "/storefs":                  -1,
+		module + "/guest":                    10,
 		module + "/site":                     11,
 		module + "/cmd/chancery":             13,
 		module + "/internal/demo":            12,
@@ -132,4 +137,34 @@ func TestLayerOf(t *testing.T) {
 		t.Error("sameTree")
 	}
 
+}
+
+// TestGuestServesNoHTTP: the guest's state machine is kept apart from its
+// transport. Package guest may reach other sites through an HTTP client
+// it is handed, but serves nothing: no handler, request or response
+// writer appears in it; those are site's.
+func TestGuestServesNoHTTP(t *testing.T) {
+	files, err := filepath.Glob("../../guest/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("guest's files: %d, %v", len(files), err)
+	}
+	server := map[string]bool{"Handler": true, "HandlerFunc": true, "ResponseWriter": true, "Request": true, "ServeMux": true, "Server": true}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if se, ok := n.(*ast.SelectorExpr); ok {
+				if id, ok := se.X.(*ast.Ident); ok && (id.Name == "http" && server[se.Sel.Name] || id.Name == "httptest") {
+					t.Errorf("%s: %s.%s: the guest serves no HTTP (site does)", fset.Position(se.Pos()), id.Name, se.Sel.Name)
+				}
+			}
+			return true
+		})
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/chancery-gov/chancery/internal/mutate"
@@ -24,6 +25,7 @@ func main() {
 		files   = flag.String("files", "", "regexp of file base names to mutate (default: every non-test file)")
 		funcs   = flag.String("funcs", "", "regexp of functions to mutate, Name or Recv.Name (default: all)")
 		run     = flag.String("run", "", "go test -run pattern")
+		tests   = flag.String("tests", "", "comma-separated package directories whose tests run too (guards tested from another package)")
 		short   = flag.Bool("short", false, "go test -short")
 		timeout = flag.Duration("timeout", 3*time.Minute, "per mutant")
 		budget  = flag.Duration("budget", 0, "the whole run; mutants left are reported NOT RUN")
@@ -31,14 +33,17 @@ func main() {
 		verbose = flag.Bool("v", false, "print every mutant's outcome as it comes")
 	)
 	flag.Parse()
-	if err := mainErr(*pkg, *files, *funcs, *run, *short, *timeout, *budget, *list, *verbose); err != nil {
+	if err := mainErr(*pkg, *files, *funcs, *run, *tests, *short, *timeout, *budget, *list, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
 		os.Exit(1)
 	}
 }
 
-func mainErr(pkg, files, funcs, run string, short bool, timeout, budget time.Duration, list, verbose bool) error {
+func mainErr(pkg, files, funcs, run, tests string, short bool, timeout, budget time.Duration, list, verbose bool) error {
 	o := mutate.Options{Dir: pkg, Run: run, Short: short, Timeout: timeout, Budget: budget}
+	if tests != "" {
+		o.Tests = strings.Split(tests, ",")
+	}
 	var err error
 	if files != "" {
 		if o.Files, err = regexp.Compile(files); err != nil {

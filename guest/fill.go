@@ -1,4 +1,4 @@
-package site
+package guest
 
 import (
 	"context"
@@ -41,7 +41,7 @@ type fillPeer struct {
 	err    error  // why it cannot be asked this pass
 }
 
-// fillWithheld replaces every withheld stub the tenant's ledger holds for
+// fillWithheld replaces every withheld stub the guest's ledger holds for
 // a registry the charter places here by the entry it stands for, with the
 // packs it references, and returns how many it replaced. It runs with t.mu
 // held (as takeOver does): it reads t.log and, when the last entries can
@@ -50,8 +50,8 @@ type fillPeer struct {
 //
 // An entry a site serves that does not hash to its stub is refused and
 // the next site asked; the error lists the indexes no site could supply.
-func (t *tenant) fillWithheld(ctx context.Context) (filled int, err error) {
-	log := t.s.log.With("guest", t.id, "component", "fill")
+func (t *Guest) fillWithheld(ctx context.Context) (filled int, err error) {
+	log := t.logger.With("guest", t.id, "component", "fill")
 	for pass := 1; ; pass++ {
 		stubs, err := t.log.Withheld(ctx)
 		if err != nil {
@@ -92,7 +92,7 @@ func (t *tenant) fillWithheld(ctx context.Context) (filled int, err error) {
 
 // fillClosed closes the mirror, fills the pending entries and opens it
 // again.
-func (t *tenant) fillClosed(ctx context.Context, pending map[uint64][]byte) (int, error) {
+func (t *Guest) fillClosed(ctx context.Context, pending map[uint64][]byte) (int, error) {
 	if !t.log.IsMirror() {
 		return 0, fmt.Errorf("fill: %d entries of the writer's ledger from index %d wait for a sync point past them: fill again later: %w",
 			len(pending), slices.Min(slices.Collect(maps.Keys(pending))), ledger.ErrNotDurable)
@@ -102,7 +102,7 @@ func (t *tenant) fillClosed(ctx context.Context, pending map[uint64][]byte) (int
 		return 0, fmt.Errorf("fill: close the mirror: %w", err)
 	}
 	n, ferr := ledger.FillClosed(ctx, dir, pending)
-	// Reopened whatever happened: the tenant must not be left on a closed
+	// Reopened whatever happened: the guest must not be left on a closed
 	// ledger.
 	if err := t.reopen(ctx, true, 0); err != nil {
 		return n, errors.Join(ferr, fmt.Errorf("fill: reopen the mirror: %w", err))
@@ -115,7 +115,7 @@ func (t *tenant) fillClosed(ctx context.Context, pending map[uint64][]byte) (int
 
 // fillPeers are the sites to ask: every other site of the charter not
 // revoked.
-func (t *tenant) fillPeers(ctx context.Context) []*fillPeer {
+func (t *Guest) fillPeers(ctx context.Context) []*fillPeer {
 	var out []*fillPeer
 	for _, def := range t.charter.Sites {
 		if def.ID == t.site || slices.Contains(t.writers.ep.Revoked(), def.ID) {
@@ -123,7 +123,7 @@ func (t *tenant) fillPeers(ctx context.Context) []*fillPeer {
 		}
 		p := &fillPeer{id: def.ID}
 		out = append(out, p)
-		r, err := t.s.sinkFor(t.charter, def)
+		r, err := t.opts.Remote(t.charter, def)
 		if err != nil {
 			p.err = err
 			continue
@@ -164,7 +164,7 @@ func (p *fillPeer) bundle(ctx context.Context, b uint64) ([][]byte, error) {
 // fillPass fills the given stubs: it returns how many it filled, the
 // verified entries it could not fill with the ledger open, and how many
 // stubs are of registries this site may not hold.
-func (t *tenant) fillPass(ctx context.Context, stubs []ledger.Stub, log *slog.Logger) (filled int, pending map[uint64][]byte, notPlaced int, err error) {
+func (t *Guest) fillPass(ctx context.Context, stubs []ledger.Stub, log *slog.Logger) (filled int, pending map[uint64][]byte, notPlaced int, err error) {
 	peers := t.fillPeers(ctx)
 	keys := &fillKeys{t: t}
 	defer keys.wipe()
@@ -300,7 +300,7 @@ func (t *tenant) fillPass(ctx context.Context, stubs []ledger.Stub, log *slog.Lo
 // other site the charter places the registry at. A fetched pack is checked
 // against its name, stripped of the supplier's outer layer and sealed in
 // this site's (a home has none), then stored.
-func (t *tenant) fillPacks(ctx context.Context, reg string, ids []store.ID, first *fillPeer, peers []*fillPeer, keys *fillKeys) error {
+func (t *Guest) fillPacks(ctx context.Context, reg string, ids []store.ID, first *fillPeer, peers []*fillPeer, keys *fillKeys) error {
 	recv := t.receiver()
 	var lack []store.ID
 	for _, id := range ids {
@@ -331,7 +331,7 @@ func (t *tenant) fillPacks(ctx context.Context, reg string, ids []store.ID, firs
 	return errors.Join(errs...)
 }
 
-func (t *tenant) fetchPacks(ctx context.Context, reg string, ids []store.ID, p *fillPeer, keys *fillKeys) error {
+func (t *Guest) fetchPacks(ctx context.Context, reg string, ids []store.ID, p *fillPeer, keys *fillKeys) error {
 	if p.remote == nil {
 		return p.err
 	}
@@ -388,7 +388,7 @@ func (t *tenant) fetchPacks(ctx context.Context, reg string, ids []store.ID, p *
 // fillKeys opens the outer keys once per pass, when a pack first needs
 // them, and wipes them at its end.
 type fillKeys struct {
-	t     *tenant
+	t     *Guest
 	keyOf func(string) (*seal.SiteKey, error)
 	done  func()
 	err   error
@@ -411,7 +411,7 @@ func (k *fillKeys) wipe() {
 // with: an active site's, or a home's own key store's (it holds every
 // embassy's, under the root key it keeps sealed beside). done wipes what
 // was unwrapped for the occasion.
-func (t *tenant) fillOuterKeys() (keyOf func(string) (*seal.SiteKey, error), done func(), err error) {
+func (t *Guest) fillOuterKeys() (keyOf func(string) (*seal.SiteKey, error), done func(), err error) {
 	if a := t.act; a != nil && a.outer != nil {
 		return outerKeyFunc(t.charter, a.outer.get), func() {}, nil
 	}
@@ -420,7 +420,7 @@ func (t *tenant) fillOuterKeys() (keyOf func(string) (*seal.SiteKey, error), don
 		// to a home) can be taken.
 		return outerKeyFunc(t.charter, func(string) (*seal.SiteKey, bool) { return nil, false }), func() {}, nil
 	}
-	root, err := seal.ReadRootKeyFile(t.rootFile, t.s.pass)
+	root, err := seal.ReadRootKeyFile(t.rootFile, t.opts.Passphrase)
 	if err != nil {
 		return nil, nil, fmt.Errorf("root key, to open the sites' outer keys: %w", err)
 	}

@@ -1,14 +1,15 @@
-package site
+package guest
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"crypto/ed25519"
 
@@ -24,11 +25,18 @@ import (
 	"github.com/chancery-gov/chancery/store/location"
 )
 
-// tenant is one guest held by an embassy site: its verified charter, its
-// mirror of the guest's ledger, its sealed blobs and the receiver that
-// checks what the writer ships. It holds no guest key.
-type tenant struct {
-	s       *Site
+// Guest is one guest at this site: its verified charter, its ledger (a
+// sealed mirror, or this site's writer log), its sealed blobs, the
+// receiver that checks what the writer ships and, while it writes, the
+// activation that holds its shippers and, once unsealed, its keys.
+//
+// Lock order, at most two levels: drill.mu, then mu. rmu, workMu and
+// drillMu are leaves (nothing is locked under them); the epochs' lock is
+// a leaf but for epochWriters.accept, which appends the order under it,
+// inside mu (see the package comment and docs/architecture.md).
+type Guest struct {
+	opts    Options
+	logger  *slog.Logger
 	id      string // guest id
 	charter *charter.Charter
 	site    string // this site's id in the guest's charter
@@ -38,8 +46,6 @@ type tenant struct {
 	mode    atomic.Value // siteapi.Mode
 	quota   int64
 	peers   pintls.PeerKeys // sites of the guest's charter, by TLS key
-	ops     *authenticator  // the guest's charter's hosts, for the operator API
-	auth    *authenticator  // the guest's officials, for continuity and, once unsealed, the API
 	susp    *suspensions
 	notices *noticeIndex
 	writers *epochWriters
@@ -59,14 +65,13 @@ type tenant struct {
 
 	rmu        sync.Mutex
 	recv       *replica.Receiver
-	recvH      http.Handler
 	usedAtOpen int64
 
 	lastBatch atomic.Int64 // unix nanos of the last accepted batch
 	suspSeen  suspensionsSeen
 
 	// The transitions that replication triggers (take-over, hand-over,
-	// revocation, drills, fencing) run on goroutines the tenant owns:
+	// revocation, drills, fencing) run on goroutines the guest owns:
 	// they run under ctx, which close cancels, and close waits for them,
 	// so that none outlives its guest.
 	ctx     context.Context
@@ -76,13 +81,18 @@ type tenant struct {
 	work    sync.WaitGroup
 
 	drill drillState // the drill running here, and the last report
+
+	// drillLedgers index the drill orders and reports of the ledgers this
+	// site appends drill reports to (drillLedgerOf).
+	drillMu      sync.Mutex
+	drillLedgers map[*ledger.Log]*drillLedger
 }
 
-func (t *tenant) currentMode() siteapi.Mode { return t.mode.Load().(siteapi.Mode) }
+func (t *Guest) currentMode() siteapi.Mode { return t.mode.Load().(siteapi.Mode) }
 
 // unsealed returns the guest's state opened with its keys, or nil while
 // it is sealed.
-func (t *tenant) unsealed() *Local {
+func (t *Guest) unsealed() *Local {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.act == nil {
@@ -92,7 +102,7 @@ func (t *tenant) unsealed() *Local {
 }
 
 // replicator returns the shippers of a site that writes, or nil.
-func (t *tenant) replicator() *replica.Replicator {
+func (t *Guest) replicator() *replica.Replicator {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.act == nil {
@@ -102,7 +112,7 @@ func (t *tenant) replicator() *replica.Replicator {
 }
 
 // registryNames lists the registries served while unsealed.
-func (t *tenant) registryNames() []string {
+func (t *Guest) registryNames() []string {
 	if l := t.unsealed(); l != nil {
 		return l.Registries.Names()
 	}
@@ -112,35 +122,50 @@ func (t *tenant) registryNames() []string {
 // GuestDir is where an embassy keeps one guest: DataDir/guests/<guest>.
 func GuestDir(dataDir, guest string) string { return filepath.Join(dataDir, "guests", guest) }
 
-// openTenant opens one guest at an embassy site.
-func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *tenant, err error) {
+// Open opens one guest at a site: its ledger (a mirror, or this site's
+// writer log when the ledger says this site writes the current epoch),
+// its blobs, its checkpoint key, and its receiver. A writer starts
+// shipping to the other sites at once, and a home unseals from its root
+// key file.
+func Open(ctx context.Context, gc Config, opts Options) (_ *Guest, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.RootsRebuilt == nil {
+		opts.RootsRebuilt = new(atomic.Uint64)
+	}
+	if opts.Remote == nil {
+		opts.Remote = func(c *charter.Charter, def charter.Site) (*replica.Remote, error) {
+			return nil, fmt.Errorf("site %s: this site reaches no other site", def.ID)
+		}
+	}
 	c, err := charter.ReadVerified(gc.Charter)
 	if err != nil {
 		return nil, err
 	}
 	id := gc.Site
-	if id == "" {
-		id = s.cfg.Site
-	}
 	def, ok := c.Site(id)
 	if !ok {
 		return nil, fmt.Errorf("guest %s: site %q is not in its charter", c.Guest.ID, id)
 	}
 	switch {
-	case gc.dir == "" && def.Role != charter.RoleEmbassy:
+	case gc.Dir == "" && def.Role != charter.RoleEmbassy:
 		return nil, fmt.Errorf("guest %s: site %s has role %q in its charter, not embassy", c.Guest.ID, id, def.Role)
-	case gc.dir != "" && def.Role != charter.RoleHome:
+	case gc.Dir != "" && def.Role != charter.RoleHome:
 		return nil, fmt.Errorf("guest %s: site %s has role %q in its charter; a state directory serves the home (an embassy is configured with guests:)", c.Guest.ID, id, def.Role)
 	}
 	quota, err := def.QuotaBytes()
 	if err != nil {
 		return nil, fmt.Errorf("guest %s: %w", c.Guest.ID, err)
 	}
-	dir := GuestDir(s.cfg.DataDir, c.Guest.ID)
-	if gc.dir != "" {
-		dir = gc.dir
+	dir := GuestDir(gc.DataDir, c.Guest.ID)
+	if gc.Dir != "" {
+		dir = gc.Dir
 	}
-	t := &tenant{s: s, id: c.Guest.ID, charter: c, site: id, def: def, dir: dir, quota: quota, rootFile: gc.rootFile}
+	t := &Guest{opts: opts, logger: opts.Logger, id: c.Guest.ID, charter: c, site: id, def: def, dir: dir, quota: quota, rootFile: gc.RootFile}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.mode.Store(siteapi.ModeStandby)
 	defer func() {
@@ -151,16 +176,16 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	if err := os.MkdirAll(t.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
-	lo := s.opts.Local.Ledger
+	lo := opts.Ledger
 	lo.Origin, lo.Mirror, lo.Signer = c.Guest.Origin, true, nil
-	lo.Logger = s.log.With("guest", t.id, "component", "ledger")
+	lo.Logger = t.logger.With("guest", t.id, "component", "ledger")
 	if t.log, err = ledger.Open(ctx, filepath.Join(t.dir, "ledger"), lo); err != nil {
 		return nil, fmt.Errorf("guest %s: open mirror: %w", t.id, err)
 	}
 	if t.blobs, err = location.Open(ctx, gc.Blobs, location.Options{DefaultDir: filepath.Join(t.dir, "blobs"), Retention: c.Safeguards.RetentionPeriod()}); err != nil {
 		return nil, fmt.Errorf("blob store of guest %s: %w", t.id, err)
 	}
-	if t.key, err = keyfile.ReadEd25519(gc.CheckpointKey, keyfile.Protector{Passphrase: pass}); err != nil {
+	if t.key, err = keyfile.ReadEd25519(gc.CheckpointKey, keyfile.Protector{Passphrase: opts.Passphrase}); err != nil {
 		return nil, fmt.Errorf("guest %s: checkpoint key: %w", t.id, err)
 	}
 	if t.cosigner, err = replica.NewReceiptCosigner(c, id, t.key); err != nil {
@@ -173,9 +198,6 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 		if t.custody.Guest() != t.id {
 			return nil, fmt.Errorf("guest %s: custody package %s is for %s", t.id, gc.Custody, t.custody.Guest())
 		}
-	}
-	if t.auth, err = newAuthenticator(c, id, s.opts.Now, s.opts.MaxNonces, filepath.Join(t.dir, "replay-officials.log")); err != nil {
-		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
 	if t.writers, err = newEpochWriters(c); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
@@ -190,14 +212,11 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	if t.peers, err = pintls.SiteKeys(c); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
-	if t.ops, err = newHostAuthenticator(c, s.cfg.Site, s.opts.Now, s.opts.MaxNonces, filepath.Join(t.dir, "replay-hosts.log")); err != nil {
-		return nil, fmt.Errorf("guest %s: %w", t.id, err)
-	}
-	if t.susp, err = openSuspensions(ctx, filepath.Join(t.dir, "suspension.json"), c, t.site, t.log, s.log.With("guest", t.id)); err != nil {
+	if t.susp, err = openSuspensions(ctx, filepath.Join(t.dir, "suspension.json"), c, t.site, t.log, t.logger.With("guest", t.id)); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
 	t.notices = &noticeIndex{log: t.log}
-	if gc.dir == "" || gc.standby {
+	if gc.Dir == "" || gc.Standby {
 		// What a guest holds counts against its quota at a host's site;
 		// a home's own state has none, and is not walked at every start.
 		used, err := t.usage(ctx)
@@ -216,22 +235,22 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 	cur := t.writers.ep.Current()
 	w, _ := t.writers.ep.WriterAt(cur)
 	switch {
-	case gc.standby && (w != t.site || cur == 1):
+	case gc.Standby && (w != t.site || cur == 1):
 		// A rebuilt home, empty or holding only its first epoch, follows
 		// whichever site writes now.
-	case w != t.site && gc.dir != "" && !gc.standby:
+	case w != t.site && gc.Dir != "" && !gc.Standby:
 		// A home whose ledger says another site writes now: it must follow
 		// that site, and say so in its config rather than have it guessed.
 		return nil, fmt.Errorf("guest %s: this home's ledger says site %s writes epoch %d; start it with standby: true to follow that site until a failback names it", t.id, w, cur)
 	case w != t.site:
-	case gc.standby:
+	case gc.Standby:
 		// A home started with standby: true whose ledger says it writes:
 		// the operator asked it to follow, but no other site writes this
 		// epoch. Refuse rather than guess.
 		return nil, fmt.Errorf("guest %s: this home's ledger says it writes epoch %d; start it without standby: true (or, if another site writes now, run chancery reconcile first)", t.id, cur)
 	default:
-		if gc.dir == "" {
-			s.log.Warn("this site writes the guest's ledger (it was active when it stopped); reopening as the writer, sealed", "guest", t.id, "epoch", cur)
+		if gc.Dir == "" {
+			t.logger.Warn("this site writes the guest's ledger (it was active when it stopped); reopening as the writer, sealed", "guest", t.id, "epoch", cur)
 		}
 		if err := t.reopen(ctx, false, cur); err != nil {
 			return nil, err
@@ -239,7 +258,7 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 		// The order that opened this epoch still scopes it: its registries
 		// and its access.
 		o := t.writers.opener(cur)
-		t.act = &activation{order: o, readOnly: o != nil && o.Access == continuity.AccessReadOnly, accepted: s.opts.Now(), epoch: cur}
+		t.act = &activation{order: o, readOnly: o != nil && o.Access == continuity.AccessReadOnly, accepted: opts.Now(), epoch: cur}
 		t.mode.Store(siteapi.ModeActive)
 		if err := t.startReplication(); err != nil {
 			return nil, err
@@ -259,13 +278,13 @@ func (s *Site) openTenant(ctx context.Context, gc GuestConfig, pass []byte) (_ *
 }
 
 // usage is what the guest holds here, as its receiver counts it.
-func (t *tenant) usage(ctx context.Context) (int64, error) {
+func (t *Guest) usage(ctx context.Context) (int64, error) {
 	return replica.Usage(ctx, filepath.Join(t.dir, "ledger"), t.blobs)
 }
 
-// spawn runs f on a goroutine the tenant owns (see tenant.ctx); once the
-// tenant is closing it runs nothing.
-func (t *tenant) spawn(f func(ctx context.Context)) {
+// spawn runs f on a goroutine the guest owns (see Guest.ctx); once the
+// guest is closing it runs nothing.
+func (t *Guest) spawn(f func(ctx context.Context)) {
 	t.workMu.Lock()
 	defer t.workMu.Unlock()
 	if t.closing {
@@ -278,7 +297,7 @@ func (t *tenant) spawn(f func(ctx context.Context)) {
 	}()
 }
 
-func (t *tenant) close() error {
+func (t *Guest) close() error {
 	// The transitions in flight end first: their context is cancelled,
 	// and they are waited for before the keys and the ledger go.
 	t.workMu.Lock()
@@ -304,33 +323,12 @@ func (t *tenant) close() error {
 	if r := t.receiver(); r != nil {
 		errs = append(errs, r.Close())
 	}
-	errs = append(errs, t.auth.close(), t.ops.close())
 	if t.log != nil {
 		if err := t.log.Close(); err != nil && !errors.Is(err, ledger.ErrClosed) {
 			errs = append(errs, fmt.Errorf("guest %s: close mirror: %w", t.id, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// allowPeer admits to the replication API only the sites of the guest's
-// charter, identified by their pinned TLS keys. Plain HTTP on loopback
-// (tests, a local proxy) admits anyone on the host: what arrives is
-// checked against the writer's signature either way, but only a pinned
-// peer may spend the guest's quota.
-func (s *Site) allowPeer(t *tenant) func(*http.Request) error {
-	return func(r *http.Request) error {
-		if s.cfg.InsecureLoopback {
-			return nil
-		}
-		if s.cfg.TLSKey == "" {
-			return errors.New("replication needs pinned mutual TLS (tls_key); this site serves PEM certificates")
-		}
-		if _, ok := pintls.PeerFromRequest(r, t.peers); !ok {
-			return fmt.Errorf("only the sites of %s's charter may replicate, with their pinned TLS keys", t.id)
-		}
-		return nil
-	}
 }
 
 // noticeIndex keeps the guest's public notices, read from the mirror as it

@@ -1,4 +1,4 @@
-package site
+package guest
 
 import (
 	"errors"
@@ -17,15 +17,15 @@ import (
 // handed over — so that nothing of them is reachable through the site
 // afterwards.
 func TestResealWipes(t *testing.T) {
-	for name, wipe := range map[string]func(*tenant){
-		"reseal (failback, revocation)": (*tenant).resealLocked,
-		"chancery seal":                 (*tenant).wipeKeysLocked,
+	for name, wipe := range map[string]func(*Guest){
+		"reseal (failback, revocation)": (*Guest).resealLocked,
+		"chancery seal":                 (*Guest).wipeKeysLocked,
 	} {
 		t.Run(name, func(t *testing.T) { testWipes(t, wipe) })
 	}
 }
 
-func testWipes(t *testing.T, wipe func(*tenant)) {
+func testWipes(t *testing.T, wipe func(*Guest)) {
 	root, err := seal.NewRootKey()
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func testWipes(t *testing.T, wipe func(*tenant)) {
 	outer.set("embassy-south", south)
 	wrapped := []byte("wrapped outer key bytes")
 	a := &activation{local: &Local{Keys: keys}, session: sess, outer: outer, wrapped: map[string][]byte{"embassy-north": wrapped}}
-	tn := &tenant{act: a}
+	tn := &Guest{act: a}
 	wipe(tn)
 
 	if _, err := keys.ChunkerSeed(); !errors.Is(err, seal.ErrWiped) {
@@ -70,7 +70,7 @@ func testWipes(t *testing.T, wipe func(*tenant)) {
 			t.Fatalf("handed-over wrapped key byte %d not zeroed", i)
 		}
 	}
-	if a.local != nil || a.api != nil || a.guest != nil || a.session != nil || len(a.wrapped) != 0 {
+	if a.local != nil || a.session != nil || len(a.wrapped) != 0 {
 		t.Error("the activation still references what it held")
 	}
 }
