@@ -57,12 +57,15 @@ Exit status is non-zero when any check fails; the message names it.`,
 			return runExtractVerify(o, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&o.charterFile, "charter", "", "the guest's charter (required)")
-	_ = cmd.MarkFlagRequired("charter")
+	cmd.Flags().StringVar(&o.charterFile, "charter", "", "the guest's charter (default: the context's)")
+	tieContext(cmd.Flags(), "charter", "charter")
 	return cmd
 }
 
 func runExtractVerify(o extractVerifyOptions, w io.Writer) error {
+	if o.charterFile == "" {
+		return fmt.Errorf("extract verify: no charter: give --charter FILE (or a context that names one)")
+	}
 	c, err := charter.ReadVerified(o.charterFile)
 	if err != nil {
 		return err
