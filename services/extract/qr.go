@@ -78,6 +78,7 @@ func (q *QREncoder) png(mods [][]int8) []byte {
 	raw := make([]byte, 0, (stride+1)*n)
 	row := make([]byte, stride)
 	prev := make([]byte, stride) // the row above, for the filter
+	zero := make([]byte, stride)
 	for y := 0; y < n; y += qrScale {
 		for i := range row {
 			row[i] = 0xff
@@ -104,7 +105,7 @@ func (q *QREncoder) png(mods [][]int8) []byte {
 		}
 		for range qrScale - 1 {
 			raw = append(raw, 2)
-			raw = append(raw, make([]byte, stride)...)
+			raw = append(raw, zero...)
 		}
 		prev, row = row, prev
 	}

@@ -22,22 +22,29 @@ type inclusionProof struct {
 }
 
 // AttachReceipt returns the statement msg with receipt in its unprotected
-// header (label 394), as SCITT attaches receipts to signed statements.
+// header (label 394), as SCITT attaches receipts to signed statements. The
+// statement must have an empty unprotected header; the signed parts are
+// copied byte for byte.
 func AttachReceipt(msg, receipt []byte) ([]byte, error) {
-	var m cose.Sign1Message
-	if err := m.UnmarshalCBOR(msg); err != nil {
-		return nil, fmt.Errorf("attach receipt: %w", err)
-	}
-	if m.Headers.Unprotected == nil {
-		m.Headers.Unprotected = cose.UnprotectedHeader{}
-	}
-	m.Headers.Unprotected[int64(HeaderReceipts)] = []any{receipt}
-	m.Headers.RawUnprotected = nil // else go-cose writes the decoded bytes back
-	b, err := m.MarshalCBOR()
+	body, err := untag(msg)
 	if err != nil {
 		return nil, fmt.Errorf("attach receipt: %w", err)
 	}
-	return b, nil
+	var s sign1
+	if err := frameMode.Unmarshal(body, &s); err != nil {
+		return nil, fmt.Errorf("attach receipt: %w", err)
+	}
+	if len(s.Unprotected) != 1 || s.Unprotected[0] != 0xa0 {
+		return nil, errors.New("attach receipt: the statement's unprotected header is not empty")
+	}
+	out, err := encMode.Marshal(cbor.Tag{Number: cose.CBORTagSign1Message, Content: statementFrame{
+		Protected: s.Protected, Unprotected: statementUnprotected{Receipts: [][]byte{receipt}},
+		Payload: s.Payload, Signature: s.Signature,
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("attach receipt: %w", err)
+	}
+	return out, nil
 }
 
 // parsedReceipt is a receipt decoded, not yet verified.
