@@ -41,6 +41,14 @@ func TestVCAgeOver18(t *testing.T) {
 	if _, ok := got.Claims["birth_date"]; ok || strings.Contains(shown, "2026-12-05") {
 		t.Fatal("the birth date is disclosed")
 	}
+	// As chancery extract verify reads a file holding the presentation.
+	r, from, err := extract.VerifyFile(v, []byte(shown+"\n"))
+	if err != nil || from != "an SD-JWT VC" || !strings.Contains(strings.Join(r.Checks, "\n"), "disclosed claims: age_over_18") {
+		t.Fatalf("VerifyFile of the presentation: %v %q %v", r, from, err)
+	}
+	if _, _, err := extract.VerifyFile(v, []byte(strings.Replace(shown, "~", "~x", 1))); err == nil {
+		t.Fatal("an altered presentation verified")
+	}
 	full, err := v.VerifyVC(vc)
 	if err != nil || full.Claims["birth_date"] != "2026-12-05" {
 		t.Fatalf("full VC: %v %v", full, err)
