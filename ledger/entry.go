@@ -28,6 +28,12 @@ const (
 	// place, so the mirror's tiles and root are the writer's. A writer
 	// never appends one.
 	TypeWithheld Type = 8
+	// TypeAct records that the state issued an act (a certified extract):
+	// its payload is the SHA-256 of the act's COSE to-be-signed bytes and
+	// nothing else, so a host learns only that an act was issued, while
+	// the act's holder can prove its inclusion (services/extract/offline).
+	// Type 10 is taken by procedure cases.
+	TypeAct Type = 9
 )
 
 var typeNames = [...]string{
@@ -39,6 +45,7 @@ var typeNames = [...]string{
 	TypeKeyEvent:    "key-event",
 	TypeDrillReport: "drill-report",
 	TypeWithheld:    "withheld",
+	TypeAct:         "act",
 }
 
 // String names the type, or gives its number for types this version does not know.
