@@ -43,7 +43,21 @@ FUZZ := \
 	services/identity:FuzzAssertionID:20000 \
 	services/identity:FuzzParseDPoPProof:20000 \
 	services/access:FuzzLinkValue:20000 \
-	services/access:FuzzOpenSealed:10000
+	services/access:FuzzOpenSealed:10000 \
+	services/extract:FuzzVerify:5000 \
+	services/extract:FuzzReceipt:5000 \
+	services/extract:FuzzReadPDF:5000 \
+	services/extract/sdjwt:FuzzVerify:10000 \
+	services/extract/offline:FuzzBase45:20000 \
+	services/extract/offline:FuzzBase45RoundTrip:20000 \
+	services/extract/offline:FuzzParseClaims:20000 \
+	services/extract/offline:FuzzDecodeText:20000 \
+	services/extract/offline:FuzzToBeSigned:20000 \
+	services/procedure:FuzzParseDocument:1000 \
+	services/procedure:FuzzDecodeSubmission:10000 \
+	services/procedure:FuzzValidateInput:10000 \
+	services/notice:FuzzParse:10000 \
+	services/notice:FuzzParseAtomProofs:10000
 # The real S3 server the store suite runs against (Apache-2.0).
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
@@ -112,7 +126,7 @@ fuzz:
 	@set -e; for t in $(FUZZ); do \
 		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; n=$$(( $${rest##*:} * $(FUZZSCALE) )); \
 		echo "fuzz $$pkg $$name ($$n executions)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $${n}x ./$$pkg/ ; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $${n}x -fuzzminimizetime 5s ./$$pkg/ ; \
 	done
 
 lint:
