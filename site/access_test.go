@@ -19,6 +19,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
@@ -67,7 +68,7 @@ func startAccessFixture(t *testing.T) *accessFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loc, err := OpenLocal(ctx, LocalOptions{StateDir: dir, Site: "home", Passphrase: pass})
+	loc, err := guest.OpenLocal(ctx, guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: pass})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func startAccessFixture(t *testing.T) *accessFixture {
 	}
 	s, err := Open(ctx, &Config{Site: "embassy-north", Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: data, PassphraseFile: passFile,
 		Guests: []GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", "embassy-north"), Custody: l.Custody()}}},
-		Options{Logger: slog.New(slog.DiscardHandler), Local: LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
+		Options{Logger: slog.New(slog.DiscardHandler), Local: guest.LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}

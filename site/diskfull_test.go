@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/testnet"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
@@ -49,7 +50,7 @@ func TestDiskFull(t *testing.T) {
 	open := func() (*site.Site, *httptest.Server) {
 		s, err := site.Open(ctx, &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true, Replication: site.ReplicationConfig{Disabled: true}},
 			site.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-				Local: site.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond, SegmentSize: 256 << 10}}})
+				Local: guest.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond, SegmentSize: 256 << 10}}})
 		if err != nil {
 			t.Fatalf("open: %v\n%s", err, logs)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
@@ -62,7 +63,7 @@ func startDrillCluster(t *testing.T) *drillCluster {
 	// Records before the home serves: population first, then enough
 	// business records that the first entry bundle (256 entries) is full:
 	// a full bundle is never rewritten, so the test can tamper with it.
-	loc, err := site.OpenLocal(ctx, site.LocalOptions{StateDir: dc.dir, Site: "home", Passphrase: []byte(testPass)})
+	loc, err := guest.OpenLocal(ctx, guest.LocalOptions{StateDir: dc.dir, Site: "home", Passphrase: []byte(testPass)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func startDrillCluster(t *testing.T) *drillCluster {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(dc.logs, nil))
-	lopts := site.LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}
+	lopts := guest.LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}
 	dc.northDir = filepath.Join(t.TempDir(), "north")
 	dc.north, err = site.Open(ctx, &site.Config{Site: "embassy-north", Listen: northLn.Addr().String(), InsecureLoopback: true,
 		DataDir: dc.northDir, PassphraseFile: passFile,
@@ -325,7 +326,7 @@ func TestDrill(t *testing.T) {
 	if rep.Error != "" || len(rep.Failures) != 0 {
 		t.Fatalf("drill failed: %q, failures %+v", rep.Error, rep.Failures)
 	}
-	if rep.Records < uint64(dc.records) || rep.SampleSize != site.DrillSampleSize || rep.Verified != rep.SampleSize {
+	if rep.Records < uint64(dc.records) || rep.SampleSize != guest.DrillSampleSize || rep.Verified != rep.SampleSize {
 		t.Fatalf("%d records in scope, sample %d, verified %d", rep.Records, rep.SampleSize, rep.Verified)
 	}
 	// Keyless: the threshold was proven, nothing was read, and the
@@ -386,7 +387,7 @@ func TestDrill(t *testing.T) {
 	// Alter one sealed population entry in embassy-north's mirror, in the
 	// first entry bundle (full, so never rewritten), and drill again.
 	dc.caughtUp(t)
-	mirror := filepath.Join(site.GuestDir(dc.northDir, dc.c.Guest.ID), "ledger")
+	mirror := filepath.Join(guest.GuestDir(dc.northDir, dc.c.Guest.ID), "ledger")
 	target := nthRecordEntry(t, mirror, "population", 7)
 	tamperEntry(t, mirror, target)
 	order = dc.orderDrill(t, "population")

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
@@ -156,7 +157,7 @@ func TestFillWithheld(t *testing.T) {
 	l := state.Layout{Dir: dir}
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	const guest = "demo-republic"
+	const guestID = "demo-republic"
 
 	embassies := map[string]*Site{}
 	urls := map[string]string{}
@@ -177,7 +178,7 @@ func TestFillWithheld(t *testing.T) {
 	ln := listenLoopback(t)
 	hcfg := &Config{StateDir: dir, Site: "home", Listen: ln.Addr().String(), InsecureLoopback: true, Peers: urls}
 	home, err := Open(ctx, hcfg, Options{Logger: logger.With("test_site", "writer-home"),
-		Local: LocalOptions{Passphrase: []byte(fillPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
+		Local: guest.LocalOptions{Passphrase: []byte(fillPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestFillWithheld(t *testing.T) {
 	deadline := time.Now().Add(time.Minute)
 	for _, s := range embassies {
 		for {
-			if _, cp := s.tenants[guest].Ledger().Checkpoint(); cp.Size >= size {
+			if _, cp := s.tenants[guestID].Ledger().Checkpoint(); cp.Size >= size {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -243,7 +244,7 @@ func TestFillWithheld(t *testing.T) {
 	// registries north holds; none of legal-acts, which only south holds.
 	d2 := t.TempDir()
 	copyTree(t, dir, d2, func(rel string) bool { return rel == "sites/home/ledger" || rel == "sites/home/blobs" })
-	northMirror := filepath.Join(GuestDir(embassies["embassy-north"].cfg.DataDir, guest), "ledger")
+	northMirror := filepath.Join(guest.GuestDir(embassies["embassy-north"].cfg.DataDir, guestID), "ledger")
 	copyTree(t, northMirror, filepath.Join(d2, "sites/home/ledger"), func(rel string) bool { return rel == "wal/lock" })
 	copyTree(t, filepath.Join(dir, "sites/home/blobs"), filepath.Join(d2, "sites/home/blobs"),
 		func(rel string) bool { return rel == "registries/legal-acts" })
@@ -254,12 +255,12 @@ func TestFillWithheld(t *testing.T) {
 	scfg := &Config{StateDir: d2, Site: "home", Standby: true, Listen: ln2.Addr().String(), InsecureLoopback: true,
 		Peers: map[string]string{"embassy-north": liar.URL, "embassy-south": urls["embassy-south"]}}
 	standby, err := Open(ctx, scfg, Options{Logger: logger.With("test_site", "standby-home"),
-		Local: LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
+		Local: guest.LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	serveFillSite(t, standby, ln2)
-	tn := standby.tenants[guest]
+	tn := standby.tenants[guestID]
 	_, cp0 := tn.Ledger().Checkpoint()
 	if cp0.Size != size {
 		t.Fatalf("rebuilt home at size %d, want %d", cp0.Size, size)

@@ -31,6 +31,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/internal/statetest"
@@ -74,7 +75,7 @@ func openGuardSite(t *testing.T, dir string, cfg *site.Config, clock *guardClock
 		t.Fatal(err)
 	}
 	s, err := site.Open(context.Background(), cfg, site.Options{Now: clock.Now, Logger: slog.New(slog.DiscardHandler), MaxNonces: maxNonces,
-		Local: site.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
+		Local: guest.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func startGuardEmbassy(t *testing.T, clock *guardClock) *guardSite {
 	t.Helper()
 	dir := newState(t)
 	// The home writes once, so that there is a ledger to mirror.
-	loc, err := site.OpenLocal(context.Background(), site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
+	loc, err := guest.OpenLocal(context.Background(), guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/site"
@@ -50,7 +51,7 @@ func openHome(dir string, logs *syncBuffer) (*site.Site, error) {
 		Limits: site.Limits{MaxRequestBytes: 256 << 10, MaxBlobBytes: 8 << 20}}
 	return site.Open(context.Background(), cfg, site.Options{
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Local:  site.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}},
+		Local:  guest.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}},
 	})
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/ledger"
@@ -67,7 +68,7 @@ func TestIssuerServedByTheActiveSite(t *testing.T) {
 	s, err := site.Open(context.Background(), &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true,
 		Replication: site.ReplicationConfig{Disabled: true}}, site.Options{
 		Logger: slog.New(slog.DiscardHandler),
-		Local:  site.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}},
+		Local:  guest.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/site"
@@ -147,7 +148,7 @@ func TestLedgerServesExactlyTheFiles(t *testing.T) {
 func TestHealthAndShutdown(t *testing.T) {
 	dir := newState(t)
 	cfg := &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true, Replication: site.ReplicationConfig{Disabled: true}}
-	s, err := site.Open(context.Background(), cfg, site.Options{Local: site.LocalOptions{Passphrase: []byte(testPass)}})
+	s, err := site.Open(context.Background(), cfg, site.Options{Local: guest.LocalOptions{Passphrase: []byte(testPass)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func TestHealthAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Closed cleanly: the state opens again.
-	s2, err := site.Open(context.Background(), cfg, site.Options{Local: site.LocalOptions{Passphrase: []byte(testPass)}})
+	s2, err := site.Open(context.Background(), cfg, site.Options{Local: guest.LocalOptions{Passphrase: []byte(testPass)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/site"
 )
@@ -29,7 +30,7 @@ func TestSlowBodiesAndConnectionCaps(t *testing.T) {
 	cfg := &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true, Replication: site.ReplicationConfig{Disabled: true},
 		Limits: site.Limits{MaxConns: 64, MaxConnsPerIP: perIP, BodyTimeout: site.Duration{Duration: bodyTimeout}, MinBodyRate: 1 << 20}}
 	s, err := site.Open(context.Background(), cfg, site.Options{Logger: slog.New(slog.DiscardHandler),
-		Local: site.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
+		Local: guest.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/seal"
-	"github.com/chancery-gov/chancery/site"
 )
 
 // TestReconcile forks a home's ledger from an active site's: both share
@@ -29,7 +29,7 @@ func TestReconcile(t *testing.T) {
 	l := state.Layout{Dir: dir}
 	put := func(from, n int) {
 		t.Helper()
-		loc, err := site.OpenLocal(ctx, site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
+		loc, err := guest.OpenLocal(ctx, guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func TestReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := seal.NewKeyring(c.Guest.ID, root)
-	rep, err := site.Reconcile(ctx, site.ReconcileOptions{StateDir: dir, Site: "home", From: active, Keys: keys})
+	rep, err := guest.Reconcile(ctx, guest.ReconcileOptions{StateDir: dir, Site: "home", From: active, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestReconcile(t *testing.T) {
 		t.Fatal("reconcile changed the active site's ledger")
 	}
 	// Nothing forked: a second run finds an empty home and does nothing.
-	rep, err = site.Reconcile(ctx, site.ReconcileOptions{StateDir: dir, Site: "home", From: active})
+	rep, err = guest.Reconcile(ctx, guest.ReconcileOptions{StateDir: dir, Site: "home", From: active})
 	if err != nil || rep.MovedTo != "" || rep.Fork != 0 {
 		t.Fatalf("second run: %+v, %v", rep, err)
 	}

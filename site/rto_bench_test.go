@@ -16,6 +16,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/demo/demogen"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
@@ -89,7 +90,7 @@ func rtoFixture(b *testing.B, persons int) (dir string, records int) {
 	if _, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: p}); err != nil {
 		b.Fatal(err)
 	}
-	loc, err := site.OpenLocal(ctx, site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
+	loc, err := guest.OpenLocal(ctx, guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
 	if err != nil {
 		b.Fatal(err)
 	}

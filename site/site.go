@@ -93,7 +93,7 @@ type Options struct {
 	// ShutdownTimeout bounds how long Serve drains requests (default 30s).
 	ShutdownTimeout time.Duration
 	// Local overrides how the state is opened (tests tune the ledger).
-	Local LocalOptions
+	Local guest.LocalOptions
 }
 
 // Site is a running `chancery serve` node: the HTTP layer over its
@@ -151,7 +151,7 @@ type officialsAPI struct {
 func (g *officialsAPI) currentMode() siteapi.Mode { return g.mode() }
 
 // Open starts a site from its configuration: it reads the passphrase and
-// opens the guest's state (see OpenLocal). It does not listen yet.
+// opens the guest's state (see guest.OpenLocal). It does not listen yet.
 func Open(ctx context.Context, cfg *Config, opts Options) (*Site, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("site config: %w", err)
@@ -275,7 +275,7 @@ func (s *Site) openEmbassy(ctx context.Context, pass []byte) error {
 
 // Local returns the home guest's opened state while it is unsealed (nil
 // at an embassy, or at a home in standby).
-func (s *Site) Local() *Local {
+func (s *Site) Local() *guest.Local {
 	if s.home == nil {
 		return nil
 	}

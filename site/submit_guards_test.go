@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/site"
 	"github.com/chancery-gov/chancery/siteapi"
@@ -54,7 +55,7 @@ func TestActivationWithEveryEmbassyFenced(t *testing.T) {
 	// The home revokes embassy-south, then goes.
 	home, err := site.Open(ctx, &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true,
 		Replication: site.ReplicationConfig{Disabled: true}},
-		site.Options{Now: clock.Now, Logger: slog.New(slog.DiscardHandler), Local: site.LocalOptions{Passphrase: []byte(testPass)}})
+		site.Options{Now: clock.Now, Logger: slog.New(slog.DiscardHandler), Local: guest.LocalOptions{Passphrase: []byte(testPass)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
@@ -69,7 +70,7 @@ func TestForgedSuspensionIgnored(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "north")
-			gdir := GuestDir(data, c.Guest.ID)
+			gdir := guest.GuestDir(data, c.Guest.ID)
 			if err := os.MkdirAll(gdir, 0o700); err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 )
@@ -33,7 +34,7 @@ func TestHomeFollowsOnlyInStandby(t *testing.T) {
 	}
 	os.Remove(filepath.Join(home, "wal", "lock"))
 	cfg := &Config{StateDir: f.dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true, Replication: ReplicationConfig{Disabled: true}}
-	opts := Options{Local: LocalOptions{Passphrase: []byte(accessPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}}
+	opts := Options{Local: guest.LocalOptions{Passphrase: []byte(accessPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}}
 	_, err := Open(context.Background(), cfg, opts)
 	if err == nil || !strings.Contains(err.Error(), "embassy-north writes epoch 2") || !strings.Contains(err.Error(), "standby: true") {
 		t.Fatalf("home opened over a ledger that embassy-north writes: %v, want a refusal saying to start in standby", err)

@@ -14,12 +14,12 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/replica"
-	"github.com/chancery-gov/chancery/site"
 )
 
 // bundleWrite puts n population records with an attachment each at the
@@ -27,7 +27,7 @@ import (
 func bundleWrite(t *testing.T, dir string, first, n int) {
 	t.Helper()
 	ctx := context.Background()
-	l, err := site.OpenLocal(ctx, site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(os.Getenv(keyfile.EnvPassphrase))})
+	l, err := guest.OpenLocal(ctx, guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(os.Getenv(keyfile.EnvPassphrase))})
 	if err != nil {
 		t.Fatal(err)
 	}

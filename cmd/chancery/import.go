@@ -8,11 +8,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-
-	"github.com/chancery-gov/chancery/site"
 )
 
 type importOptions struct {
@@ -73,9 +72,9 @@ func runImport(ctx context.Context, o importOptions, out io.Writer) error {
 	}
 	defer clear(pass)
 	progress := newImportProgress(out)
-	res, err := site.Import(ctx, site.ImportOptions{
+	res, err := guest.Import(ctx, guest.ImportOptions{
 		File:     o.file,
-		Local:    site.LocalOptions{StateDir: o.stateDir, Site: o.site, Passphrase: pass},
+		Local:    guest.LocalOptions{StateDir: o.stateDir, Site: o.site, Passphrase: pass},
 		Batch:    o.batch,
 		Progress: progress.update,
 	})

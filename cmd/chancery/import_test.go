@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/registry"
-	"github.com/chancery-gov/chancery/site"
 )
 
 // homeState founds a Demo Republic (with the home's root key), its keys sealed
@@ -66,7 +66,7 @@ func TestImportStopsAtBadLine(t *testing.T) {
 		t.Errorf("output does not report the 5 committed records:\n%s", out.String())
 	}
 
-	l, err := site.OpenLocal(context.Background(), site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(os.Getenv(keyfile.EnvPassphrase))})
+	l, err := guest.OpenLocal(context.Background(), guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(os.Getenv(keyfile.EnvPassphrase))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestImportWithAttachmentsReportsRate(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	l, err := site.OpenLocal(context.Background(), site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(os.Getenv(keyfile.EnvPassphrase))})
+	l, err := guest.OpenLocal(context.Background(), guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(os.Getenv(keyfile.EnvPassphrase))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestImportResumesAfterBadLine(t *testing.T) {
 		t.Errorf("third run: %v\n%s", err, out)
 	}
 
-	l, err := site.OpenLocal(context.Background(), site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(os.Getenv(keyfile.EnvPassphrase))})
+	l, err := guest.OpenLocal(context.Background(), guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(os.Getenv(keyfile.EnvPassphrase))})
 	if err != nil {
 		t.Fatal(err)
 	}

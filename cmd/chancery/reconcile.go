@@ -10,10 +10,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/seal"
-	"github.com/chancery-gov/chancery/site"
 )
 
 func newReconcileCmd() *cobra.Command {
@@ -59,7 +59,7 @@ Stop the home first: its ledger is locked while it runs.`,
 					from, pin = addr+"/guests/"+ch.Guest.ID+"/ledger", from
 				}
 			}
-			o := site.ReconcileOptions{StateDir: stateDir, Site: siteID, From: from}
+			o := guest.ReconcileOptions{StateDir: stateDir, Site: siteID, From: from}
 			var c *http.Client
 			var err error
 			if strings.HasPrefix(from, "https://") || strings.HasPrefix(from, "http://") {
@@ -86,7 +86,7 @@ Stop the home first: its ledger is locked while it runs.`,
 				root.Wipe()
 				defer o.Keys.Wipe()
 			}
-			rep, err := site.Reconcile(cmd.Context(), o)
+			rep, err := guest.Reconcile(cmd.Context(), o)
 			if err != nil {
 				return err
 			}

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/registry"
-	"github.com/chancery-gov/chancery/site"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -113,7 +113,7 @@ func TestServeRunsAndDrains(t *testing.T) {
 		t.Errorf("a duration logged as raw nanoseconds: %s", m)
 	}
 	// The record written through the daemon survives it.
-	l, err := site.OpenLocal(context.Background(), site.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(os.Getenv(keyfile.EnvPassphrase))})
+	l, err := guest.OpenLocal(context.Background(), guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(os.Getenv(keyfile.EnvPassphrase))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,12 +20,12 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
-	"github.com/chancery-gov/chancery/site"
 	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/store"
 	storefs "github.com/chancery-gov/chancery/store/fs"
@@ -356,7 +356,7 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	// officials hand them over with the shares. They open only under the
 	// root the shares rebuild.
 	for _, id := range []string{"embassy-north", "embassy-south"} {
-		w, err := os.ReadFile(filepath.Join(site.EscrowDir(layout), site.OuterKeyFile(id)))
+		w, err := os.ReadFile(filepath.Join(guest.EscrowDir(layout), guest.OuterKeyFile(id)))
 		if err != nil {
 			return fmt.Errorf("demo: escrow: %w", err)
 		}
@@ -524,7 +524,7 @@ func revokeNorth(ctx context.Context, c *charter.Charter, layout state.Layout, p
 		}
 		return n
 	}
-	escrow := filepath.Join(site.EscrowDir(layout), site.OuterKeyFile("embassy-north"))
+	escrow := filepath.Join(guest.EscrowDir(layout), guest.OuterKeyFile("embassy-north"))
 	w, err := os.ReadFile(escrow)
 	if err != nil {
 		return err
@@ -558,7 +558,7 @@ func revokeNorth(ctx context.Context, c *charter.Charter, layout state.Layout, p
 	// key left in its key store and escrow, and the registry's own keys.
 	after := readable(inner)
 	var tried int
-	for _, dir := range []string{layout.Keys(), site.EscrowDir(layout)} {
+	for _, dir := range []string{layout.Keys(), guest.EscrowDir(layout)} {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
 			if !strings.HasSuffix(e.Name(), ".wrapped") {

@@ -24,13 +24,13 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/demo/demogen"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
-	"github.com/chancery-gov/chancery/site"
 )
 
 // Options configure Run.
@@ -168,7 +168,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 	}
 
 	home := "home"
-	loc, err := site.OpenLocal(ctx, site.LocalOptions{StateDir: dir, Site: home, Passphrase: pass})
+	loc, err := guest.OpenLocal(ctx, guest.LocalOptions{StateDir: dir, Site: home, Passphrase: pass})
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +238,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 
 // loadRegisters imports a generated population, then persons with land
 // parcels whose deeds are attached, and reports the rates.
-func loadRegisters(ctx context.Context, loc *site.Local, opts Options, rep *Report, say func(string, ...any)) error {
+func loadRegisters(ctx context.Context, loc *guest.Local, opts Options, rep *Report, say func(string, ...any)) error {
 	say("== Home loads its registers: %d persons with their documents, parcels and businesses", opts.Persons)
 	res, err := importGenerated(ctx, loc, demogen.Options{Persons: opts.Persons, Seed: 1}, "")
 	if err != nil {
@@ -276,7 +276,7 @@ func loadRegisters(ctx context.Context, loc *site.Local, opts Options, rep *Repo
 
 // importGenerated generates registers first, so that the import's figures
 // are the import's alone, then imports them.
-func importGenerated(ctx context.Context, loc *site.Local, g demogen.Options, dir string) (registry.ImportResult, error) {
+func importGenerated(ctx context.Context, loc *guest.Local, g demogen.Options, dir string) (registry.ImportResult, error) {
 	var buf bytes.Buffer
 	if err := demogen.WriteJSONL(ctx, g, &buf, nil); err != nil {
 		return registry.ImportResult{}, fmt.Errorf("demo: generate: %w", err)
@@ -290,7 +290,7 @@ func importGenerated(ctx context.Context, loc *site.Local, g demogen.Options, di
 
 // officialsAtWork has many officials change population records at once:
 // each reads a person, changes their address and writes a new version.
-func officialsAtWork(ctx context.Context, loc *site.Local, opts Options, rep *Report, say func(string, ...any)) error {
+func officialsAtWork(ctx context.Context, loc *guest.Local, opts Options, rep *Report, say func(string, ...any)) error {
 	say("== Officials at %d desks record %d address changes (each durable before it is acknowledged)", opts.Appenders, opts.Updates)
 	var ids []string
 	for i := 0; i < opts.Persons && len(ids) < 512; i += max(1, opts.Persons/512) {
@@ -356,7 +356,7 @@ func moveHouse(ctx context.Context, regs *registry.Registries, id string, n int)
 
 // lookUpCitizen finds a citizen by national id, as an official would, and
 // returns strings that identify them for the plaintext search.
-func lookUpCitizen(ctx context.Context, loc *site.Local, say func(string, ...any)) ([]string, error) {
+func lookUpCitizen(ctx context.Context, loc *guest.Local, say func(string, ...any)) ([]string, error) {
 	id := demogen.NationalID(1, 0)
 	hits, err := loc.Registries.Find(ctx, "population", "national_id", id)
 	if err != nil || len(hits) != 1 {

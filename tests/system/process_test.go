@@ -33,6 +33,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
@@ -66,8 +67,8 @@ type procEmbassy struct {
 func (e *procEmbassy) url() string { return "http://" + e.addr }
 
 // mirror is the directory of a guest's mirrored ledger at the site.
-func (e *procEmbassy) mirror(guest string) string {
-	return filepath.Join(site.GuestDir(e.dataDir, guest), "ledger")
+func (e *procEmbassy) mirror(guestID string) string {
+	return filepath.Join(guest.GuestDir(e.dataDir, guestID), "ledger")
 }
 
 // procGuestFiles names one guest an embassy holds: its charter and the
@@ -1054,7 +1055,7 @@ func TestProcessTwoGuestsOneSite(t *testing.T) {
 		id, other string
 		c         *charter.Charter
 	}{{procGuest, originB, cA}, {guestB, cA.Guest.Origin, cB}} {
-		dir := site.GuestDir(north.dataDir, g.id)
+		dir := guest.GuestDir(north.dataDir, g.id)
 		rep, err := ledger.Verify(t.Context(), ledger.DirFetcher(filepath.Join(dir, "ledger")), ledger.VerifyOptions{Origin: g.c.Guest.Origin, Verifiers: homeVerifiers(t, g.c)})
 		if err != nil || rep.Entries == 0 {
 			t.Errorf("guest %s: mirror: %d entries, %v", g.id, rep.Entries, err)
@@ -1189,8 +1190,8 @@ func TestProcessOperatorAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, n := range feed.Notices {
-			var sn site.SuspensionNotice
-			if json.Unmarshal(n.Payload, &sn) == nil && sn.Kind == site.NoticeKindSuspension && sn.Digest == sp.Digest() {
+			var sn guest.SuspensionNotice
+			if json.Unmarshal(n.Payload, &sn) == nil && sn.Kind == guest.NoticeKindSuspension && sn.Digest == sp.Digest() {
 				notice = &feed.Notices[i]
 			}
 		}

@@ -22,7 +22,7 @@ package system_test
 //     after a restart) and of the old home; the home may be let back in
 //     touch with the active site, and must then fence itself;
 //   - failback, as docs/continuity.md has it: the home is stopped,
-//     site.Reconcile sets what it wrote past the fork aside in a report,
+//     guest.Reconcile sets what it wrote past the fork aside in a report,
 //     the home starts in standby and catches up, the active site is
 //     sealed, a failback order submitted to it makes the home the writer
 //     of epoch 3, and the home returns to its normal configuration;
@@ -94,13 +94,13 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/internal/testnet"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
-	"github.com/chancery-gov/chancery/site"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -218,7 +218,7 @@ type schedOptions struct {
 // in epoch homeEpoch past the fork.
 type schedReport struct {
 	homeEpoch uint64
-	rep       *site.ReconcileReport
+	rep       *guest.ReconcileReport
 }
 
 // sched is one seed's world: the processes, the links, the model the
@@ -891,7 +891,7 @@ func (s *sched) unseal(id string) {
 		s.fatal("unseal recipient of %s: %v", id, err)
 	}
 	for _, e := range schedEmbassies {
-		w, err := os.ReadFile(filepath.Join(site.EscrowDir(s.lay), site.OuterKeyFile(e)))
+		w, err := os.ReadFile(filepath.Join(guest.EscrowDir(s.lay), guest.OuterKeyFile(e)))
 		if err != nil {
 			s.fatal("escrow: %v", err)
 		}
@@ -1074,7 +1074,7 @@ func (s *sched) failback() {
 	}
 	ctx, cancel := context.WithTimeout(s.t.Context(), 30*time.Second)
 	defer cancel()
-	rep, err := site.Reconcile(ctx, site.ReconcileOptions{StateDir: s.dir, Site: schedHome, From: s.url(s.active) + "/guests/" + procGuest + "/ledger", Keys: keys})
+	rep, err := guest.Reconcile(ctx, guest.ReconcileOptions{StateDir: s.dir, Site: schedHome, From: s.url(s.active) + "/guests/" + procGuest + "/ledger", Keys: keys})
 	if err != nil {
 		s.fatal("reconcile against %s: %v", s.active, err)
 	}
@@ -1273,7 +1273,7 @@ func (s *sched) checkReport() {
 	s.mu.Unlock()
 	for i := range s.reports {
 		r := &s.reports[i]
-		byIndex := map[uint64]site.ForkedEntry{}
+		byIndex := map[uint64]guest.ForkedEntry{}
 		for _, e := range r.rep.Entries {
 			byIndex[e.Index] = e
 		}
@@ -1380,7 +1380,7 @@ func (s *sched) checkLedgers() {
 		views = append(views, s.readLedger("home ("+filepath.Base(dir)+")", dir))
 	}
 	for _, e := range schedEmbassies {
-		views = append(views, s.readLedger(e, filepath.Join(site.GuestDir(s.embDir[e], procGuest), "ledger")))
+		views = append(views, s.readLedger(e, filepath.Join(guest.GuestDir(s.embDir[e], procGuest), "ledger")))
 	}
 	// One writer per epoch, the same in every ledger, and the one the
 	// orders of the schedule named.
@@ -1529,7 +1529,7 @@ func (s *sched) ledgerDir(id string) string {
 	if id == schedHome {
 		return s.lay.Ledger(schedHome)
 	}
-	return filepath.Join(site.GuestDir(s.embDir[id], procGuest), "ledger")
+	return filepath.Join(guest.GuestDir(s.embDir[id], procGuest), "ledger")
 }
 
 // watchCheckpoints reads the sites' published checkpoint files in a
