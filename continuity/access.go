@@ -44,10 +44,9 @@ type AccessEntry struct {
 	// Attachment is the attachment served, by its blinded name
 	// (BlindIndex("\x00attachment", name); record entries no longer carry
 	// it, the name is sealed in the body); Digest is the hash of its store
-	// reference (store.Ref.Hash), which names the exact bytes served. That
-	// hash is unkeyed: with the entry's chunk set and the padded chunk
-	// lengths a host can search the exact size out of it
-	// (docs/threat-model.md § What a host learns).
+	// reference (store.Ref.Hash), which names the exact bytes served,
+	// blinded with the registry's keys (guest.AttachmentDigest), so a host
+	// cannot search the attachment's size out of it.
 	Attachment []byte `json:"attachment,omitempty"`
 	Digest     []byte `json:"digest,omitempty"`
 	// Field is the index field a find searched (a name from the charter,

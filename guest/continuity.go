@@ -952,6 +952,15 @@ func (t *Guest) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 // base64 (44), a uint64 (at most 20 digits), the names and punctuation.
 const maxAccessResult = len(`{"blind_id":"","version":},`) + 44 + 20
 
+// AttachmentDigest is the Digest an access entry gives an attachment
+// served: its store reference's hash, blinded with the registry's keys
+// (BlindIndex of the reserved field "\x00attachment-ref"), so whoever
+// holds the keys can tell which bytes were served and a host cannot.
+func AttachmentDigest(rk *seal.RegistryKeys, ref store.Ref) [32]byte {
+	h := ref.Hash()
+	return rk.BlindIndex("\x00attachment-ref", string(h[:]))
+}
+
 // accessPayloads turns a read into access entry payloads: one, or for a
 // find too large for one entry, as many as its results need.
 func accessPayloads(rk *seal.RegistryKeys, head continuity.AccessEntry, rd *Read) ([][]byte, error) {
@@ -969,7 +978,10 @@ func accessPayloads(rk *seal.RegistryKeys, head continuity.AccessEntry, rd *Read
 		}
 		if rd.Attachment != nil {
 			n := rk.BlindIndex("\x00attachment", rd.Attachment.Name)
-			d := rd.Attachment.Ref.Hash()
+			// Keyed, like every other value in the entry: the bare
+			// reference hash would let a host search the exact size and
+			// chunk order out of the entry's chunk set.
+			d := AttachmentDigest(rk, rd.Attachment.Ref)
 			e.Attachment, e.Digest = n[:], d[:]
 		}
 		p, err := json.Marshal(e)

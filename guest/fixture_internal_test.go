@@ -16,6 +16,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/seal"
 )
 
 const fixturePass = "guest test passphrase"
@@ -111,4 +112,53 @@ func startGuestFixture(t *testing.T) *guestFixture {
 		t.Fatal("embassy-north is not unsealed")
 	}
 	return f
+}
+
+// TestOpenRefusesUnpinnedCustody: an embassy given a custody package the
+// charter does not pin (a split of another root, for the same custodians)
+// refuses to open, before any share could be combined from it.
+func TestOpenRefusesUnpinnedCustody(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	pass := []byte(fixturePass)
+	if _, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	l := state.Layout{Dir: dir}
+	c, err := charter.ReadVerified(l.Charter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := seal.NewRootKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []seal.Custodian
+	for _, m := range c.Custodians.Members {
+		cs = append(cs, seal.Custodian{ID: m.ID, Recipient: m.Recipient})
+	}
+	pkg, err := seal.Split(c.Guest.ID, other, c.Custodians.Threshold, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := filepath.Join(t.TempDir(), "custody.pkg")
+	if err := pkg.WriteFile(forged); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "north")
+	statetest.Mirror(t, l.Ledger("home"), filepath.Join(GuestDir(data, c.Guest.ID), "ledger"))
+	open := func(custody string) error {
+		g, err := Open(ctx, Config{Charter: l.Charter(), Site: "embassy-north", CheckpointKey: l.Key("site-checkpoint", "embassy-north"),
+			Custody: custody, DataDir: data}, Options{Passphrase: pass})
+		if err == nil {
+			g.Close()
+		}
+		return err
+	}
+	if err := open(forged); !errors.Is(err, continuity.ErrCustodyNotPinned) {
+		t.Fatalf("open with an unpinned custody package: %v, want ErrCustodyNotPinned", err)
+	}
+	if err := open(l.Custody()); err != nil {
+		t.Fatalf("open with the pinned package: %v", err)
+	}
 }

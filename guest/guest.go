@@ -198,6 +198,11 @@ func Open(ctx context.Context, gc Config, opts Options) (_ *Guest, err error) {
 		if t.custody.Guest() != t.id {
 			return nil, fmt.Errorf("guest %s: custody package %s is for %s", t.id, gc.Custody, t.custody.Guest())
 		}
+		// The package must be the one the charter pins: shares of another
+		// split (perhaps of another root) must not be combined here.
+		if err := continuity.CheckCustody(c, t.custody); err != nil {
+			return nil, fmt.Errorf("guest %s: custody package %s: %w", t.id, gc.Custody, err)
+		}
 	}
 	if t.writers, err = newEpochWriters(c); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)

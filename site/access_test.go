@@ -353,7 +353,10 @@ func TestAccessEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 		biz := f.keys("business")
-		name, digest := biz.BlindIndex("\x00attachment", attName), rec.Attachments[0].Ref.Hash()
+		name, digest := biz.BlindIndex("\x00attachment", attName), guest.AttachmentDigest(biz, rec.Attachments[0].Ref)
+		if bare := rec.Attachments[0].Ref.Hash(); bytes.Equal(e.Digest, bare[:]) {
+			t.Fatal("the access entry carries the attachment's unkeyed reference hash: a host can search its size out of it")
+		}
 		if e.Kind != continuity.AccessAttachment || !bytes.Equal(e.BlindID, blind(biz, "BR-ACCESS-1")) || e.Version != rec.Version ||
 			!bytes.Equal(e.Attachment, name[:]) || !bytes.Equal(e.Digest, digest[:]) {
 			t.Fatalf("attachment read recorded as %+v", e)
