@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -66,7 +67,7 @@ go to reconciliation.`,
 			defer cancel()
 			resp, err := c.Submit(ctx, []byte(strings.TrimSuffix(string(raw), "\n")))
 			if err != nil {
-				return fmt.Errorf("order %s refused by %s: %w", args[0], t.name(), err)
+				return fmt.Errorf("order %s refused by %s: %w%s", args[0], t.name(), err, activateElsewhere(cmd, raw, args[0], t))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "order %s accepted at %s: ledger entry %d; guest %s is %s, epoch %d, writer %s\n",
 				resp.Order, t.name(), resp.Index, resp.Status.Guest, resp.Status.Mode, resp.Status.Epoch, resp.Status.Writer)
@@ -76,6 +77,25 @@ go to reconciliation.`,
 	f.register(cmd, "")
 	cmd.Flags().BoolVar(&acceptUnfenced, "accept-unfenced", false, "activate even if embassies that might alone hold quorum writes cannot be reached (recorded in the ledger)")
 	return cmd
+}
+
+// activateElsewhere is what to say when an activation was submitted to a
+// site other than the one it activates: the site answers with the writer
+// it knows, which after a disaster is the lost home, so the official is
+// told instead the site the order activates, its address from the charter,
+// and the command that submits it there. It is "" for any other order.
+func activateElsewhere(cmd *cobra.Command, raw []byte, file string, t *target) string {
+	so, err := continuity.ParseSignedOrder(bytes.TrimSuffix(raw, []byte("\n")))
+	if err != nil || so.Order.Action != charter.ActionActivate || so.Order.Site == t.siteID || t.charter == nil {
+		return ""
+	}
+	id := so.Order.Site
+	addr, err := siteAddress(cmd, t.charter, id)
+	if err != nil {
+		addr = "no address in the charter: add --url URL"
+	}
+	return fmt.Sprintf("\n\nThis order activates site %s (%s): only that site appends its activation. Submit it there:\n  chancery order submit --site %s %s",
+		id, addr, id, file)
 }
 
 func newUnsealCmd() *cobra.Command {
