@@ -125,7 +125,9 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 	openCmd := &cobra.Command{
 		Use:   "open --site ID --official ID --key FILE",
 		Short: "Open an unseal session at an activated site (signed by an official)",
-		Args:  cobra.NoArgs,
+		Example: `  chancery unseal open --site embassy-north --official cio --key cio.key --charter charter.yaml
+  chancery unseal open --site embassy-north        # with a context (chancery context add)`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, t, err := open.client(cmd, true)
 			if err != nil {
@@ -161,6 +163,10 @@ are sealed to the session's recipient, once its statement (--recipient)
 checks out against the charter and the custody package (--charter,
 --custody), and the request is signed by an official (--official, --key).
 The session is --session, or the one the signed statement names.`,
+		Example: `  chancery unseal submit --site embassy-north --official cio --key cio.key \
+      --recipient unseal-recipient.json --custody custody.json \
+      --site-key escrow/site-outer-embassy-north.wrapped --site-key escrow/site-outer-embassy-south.wrapped \
+      cust-court.share cust-bank.share cust-parliament.share`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, t, err := sub.client(cmd, len(siteKeys) > 0)
@@ -223,9 +229,10 @@ The session is --session, or the one the signed statement names.`,
 	subCmd.Flags().StringVar(&session, "session", "", "the session id unseal open printed (default: the session of --recipient)")
 	subCmd.Flags().StringArrayVar(&siteKeys, "site-key", nil, "a wrapped outer key from the escrow, site-outer-<site>.wrapped; repeat for every site")
 	statusCmd := &cobra.Command{
-		Use:   "status --site ID",
-		Short: "Show the guest's mode, epoch, writer, unseal progress and RTO at a site",
-		Args:  cobra.NoArgs,
+		Use:     "status --site ID",
+		Short:   "Show the guest's mode, epoch, writer, unseal progress and RTO at a site",
+		Example: `  chancery unseal status --site embassy-north --charter charter.yaml`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := st.client(cmd, false)
 			if err != nil {
@@ -254,7 +261,8 @@ func newSealCmd() *cobra.Command {
 at a site, and stops serving the officials' API there. The ledger is kept.
 A failback seals the previous writer by itself; seal is for an activation
 that must stop at once. The request is signed by an official.`,
-		Args: cobra.NoArgs,
+		Example: `  chancery seal --site embassy-north --official cio --key cio.key --charter charter.yaml`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, t, err := f.client(cmd, true)
 			if err != nil {
