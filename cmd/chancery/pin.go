@@ -35,10 +35,10 @@ func siteClient(rawURL, charterFile, pinSite string, mustPin bool) (*http.Client
 		if !mustPin || isLoopbackURL(rawURL) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("%s is not on this machine: name it by its id with the charter (--site SITE-ID and --charter, or a context; --pin-site SITE-ID where a command takes a ledger URL), so that only the TLS key the charter pins for the site is trusted (never a certificate authority)", rawURL)
+		return nil, fmt.Errorf("%s is not on this machine: name it by its id with the charter (--site SITE-ID and --charter, or a context), so that only the TLS key the charter pins for the site is trusted (never a certificate authority)", rawURL)
 	}
 	if charterFile == "" {
-		return nil, fmt.Errorf("--pin-site needs --charter")
+		return nil, fmt.Errorf("--site needs --charter")
 	}
 	if mustPin && !strings.HasPrefix(rawURL, "https://") && !isLoopbackURL(rawURL) {
 		return nil, fmt.Errorf("%s is not on this machine: reach it over https, pinned", rawURL)

@@ -15,9 +15,9 @@ func TestSiteClientPinMandatory(t *testing.T) {
 		}
 	}
 	for u, want := range map[string]string{
-		"https://embassy-north.example:7101": "--pin-site",
-		"http://embassy-north.example:7101":  "--pin-site",
-		"https://10.0.0.7:7101":              "--pin-site",
+		"https://embassy-north.example:7101": "--site SITE-ID",
+		"http://embassy-north.example:7101":  "--site SITE-ID",
+		"https://10.0.0.7:7101":              "--site SITE-ID",
 	} {
 		if _, err := siteClient(u, "", "", true); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s unpinned: %v", u, err)
