@@ -58,6 +58,13 @@ go to reconciliation.`,
 			if err != nil {
 				return err
 			}
+			if f.guest == "" {
+				// The order names its guest: no --guest to give, and none
+				// to get wrong (the charter's must match it).
+				if so, err := continuity.ParseSignedOrder(bytes.TrimSuffix(raw, []byte("\n"))); err == nil {
+					f.guest = so.Order.Guest
+				}
+			}
 			c, t, err := f.client(cmd, false)
 			if err != nil {
 				return err

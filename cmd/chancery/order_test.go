@@ -409,3 +409,24 @@ func TestOrderSubmitActivationElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderSubmitGuestFromOrder: order submit takes the guest from the
+// order file, so that a site reached by its address alone is asked about
+// the order's guest, never a default one, and a charter of another guest
+// is refused before anything is sent.
+func TestOrderSubmitGuestFromOrder(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	f := newOrderFixture(t)
+	file := filepath.Join(f.dir, "drill.order")
+	if err := runOrderNew(&bytes.Buffer{}, orderNewOptions{Action: "drill", Charters: []string{f.layout.Charter()}, Site: "embassy-north", Epoch: 1, Expires: "1h", Out: file}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := chanceryErr(t, "order", "submit", "--url", "http://127.0.0.1:1", file)
+	if err == nil || strings.Contains(err.Error(), "which guest?") || !strings.Contains(err.Error(), "demo-republic") {
+		t.Fatalf("order submit by address: %v", err)
+	}
+	_, _, err = chanceryErr(t, "order", "submit", "--url", "http://127.0.0.1:1", "--guest", "other-state", file)
+	if err == nil || !strings.Contains(err.Error(), "other-state") {
+		t.Fatalf("order submit --guest other-state: %v", err)
+	}
+}
