@@ -160,7 +160,9 @@ func TestServeSaysWhatCheckFinds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs bytes.Buffer
 	done := make(chan error, 1)
-	go func() { done <- runServe(ctx, serveOptions{config: noCustody, logLevel: "info", logFormat: "json"}, &logs) }()
+	go func() {
+		done <- runServe(ctx, serveOptions{config: noCustody, logLevel: "info", logFormat: "json"}, &logs)
+	}()
 	hc, err := pinnedClient(l.Charter(), "embassy-north")
 	if err != nil {
 		t.Fatal(err)
