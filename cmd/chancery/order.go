@@ -238,6 +238,15 @@ func orderFileBytes(so *continuity.SignedOrder) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// rewriteOrderFile replaces the order file at path atomically with so.
+func rewriteOrderFile(path string, so *continuity.SignedOrder) error {
+	b, err := orderFileBytes(so)
+	if err != nil {
+		return err
+	}
+	return replaceFile(path, b)
+}
+
 func parseFlagTime(flag, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
@@ -358,11 +367,7 @@ func runOrderSign(w io.Writer, o orderSignOptions) error {
 	if err := continuity.Sign(so, o.Official, key); err != nil {
 		return fmt.Errorf("order sign %s: %w", o.File, err)
 	}
-	b, err := orderFileBytes(so)
-	if err != nil {
-		return fmt.Errorf("order sign %s: %w", o.File, err)
-	}
-	if err := replaceFile(o.File, b); err != nil {
+	if err := rewriteOrderFile(o.File, so); err != nil {
 		return fmt.Errorf("order sign %s: %w", o.File, err)
 	}
 	if _, err := fmt.Fprintf(w, "%s\nsigned as %s; signers now: %s\n", &so.Order, o.Official, strings.Join(so.Signers(), ", ")); err != nil {
@@ -477,11 +482,7 @@ func runOrderUnsign(w io.Writer, o orderUnsignOptions) error {
 		return err
 	}
 	so.Signatures = kept
-	b, err := orderFileBytes(so)
-	if err != nil {
-		return fmt.Errorf("order unsign %s: %w", o.File, err)
-	}
-	if err := replaceFile(o.File, b); err != nil {
+	if err := rewriteOrderFile(o.File, so); err != nil {
 		return fmt.Errorf("order unsign %s: %w", o.File, err)
 	}
 	if _, err := fmt.Fprintf(w, "removed the signature of %s; signers now: %s\n", strings.Join(removed, ", "), cmp.Or(strings.Join(so.Signers(), ", "), "none")); err != nil {
