@@ -395,7 +395,7 @@ func printQuorum(w io.Writer, c *charter.Charter, so *continuity.SignedOrder, fi
 		p("quorum: met (%s needs %s); next: chancery order verify %s, then chancery order submit\n", t.Action, t.Rule, file)
 		return nil
 	}
-	p("quorum: still needed: %v\n", t.Quorum)
+	p("quorum: not met yet: %s\n", strings.Replace(t.Quorum.Error(), ": "+continuity.ErrQuorum.Error(), "", 1))
 	return nil
 }
 

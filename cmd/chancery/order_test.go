@@ -337,7 +337,7 @@ func TestOrderSignQuorumAndUnsign(t *testing.T) {
 		return buf.String(), err
 	}
 	out, err := sign("min-interior", "min-interior", ch)
-	if err != nil || !strings.Contains(out, "quorum: still needed") || !strings.Contains(out, "need 2 of minister,cio, have 1") {
+	if err != nil || !strings.Contains(out, "quorum: not met yet: activate needs 2") || !strings.Contains(out, "need 2 of minister,cio, have 1") {
 		t.Fatalf("first signature: %v\n%s", err, out)
 	}
 	// Without a charter the key is not checked: the registrar's key signs
@@ -358,7 +358,7 @@ func TestOrderSignQuorumAndUnsign(t *testing.T) {
 	}
 	buf.Reset()
 	if err := runOrderUnsign(&buf, orderUnsignOptions{File: file, Refused: true, Charters: ch}); err != nil ||
-		!strings.Contains(buf.String(), "removed the signature of cio; signers now: min-interior") || !strings.Contains(buf.String(), "still needed") {
+		!strings.Contains(buf.String(), "removed the signature of cio; signers now: min-interior") || !strings.Contains(buf.String(), "need 2 of minister,cio, have 1") {
 		t.Fatalf("unsign --refused: %v\n%s", err, buf.String())
 	}
 	out, err = sign("cio", "cio", ch)
