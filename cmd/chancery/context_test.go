@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/siteapi"
@@ -320,5 +322,51 @@ func TestStatusAllBannersAndExitCodes(t *testing.T) {
 	out, _, err = chanceryErr(t, "status", "--site", "home")
 	if exitCode(err) != exitDegraded || !strings.Contains(lineWith(out, "home "), "FENCED") || !strings.Contains(out, "fenced: a newer epoch") {
 		t.Fatalf("status of the fenced home: exit %d (%v)\n%s", exitCode(err), err, out)
+	}
+}
+
+// TestNextCommandShortWithContext: the next command a command prints (the
+// drill's "drill submit ...") repeats --charter and --url only when the
+// command line gave them; what the context gave, the next command takes
+// from the same context.
+func TestNextCommandShortWithContext(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv(envContext, "")
+	l := state.Layout{Dir: homeState(t)}
+	again := func(args ...string) string {
+		t.Helper()
+		root := newRootCmd()
+		var f siteFlags
+		cmd := &cobra.Command{Use: "probe", RunE: func(cmd *cobra.Command, _ []string) error { return nil }}
+		f.register(cmd, "")
+		root.AddCommand(cmd)
+		root.SetArgs(append([]string{"probe"}, args...))
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		if err := root.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		tg, err := f.resolve(cmd, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tg.again()
+	}
+	if got, want := again("--charter", l.Charter(), "--site", "embassy-north", "--url", "https://127.0.0.1:1"),
+		"--site embassy-north --charter "+l.Charter()+" --url https://127.0.0.1:1"; got != want {
+		t.Errorf("without a context: %q, want %q", got, want)
+	}
+	if _, _, err := chanceryErr(t, "context", "add", "rehearsal", "--charter", l.Charter(), "--site", "embassy-north", "--url", "embassy-north=https://127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := again("--site", "embassy-north"), "--site embassy-north"; got != want {
+		t.Errorf("with the current context: %q, want %q", got, want)
+	}
+	if got, want := again("--context", "rehearsal"), "--context rehearsal --site embassy-north"; got != want {
+		t.Errorf("with --context: %q, want %q", got, want)
+	}
+	// A flag given on the command line is repeated.
+	if got, want := again("--site", "embassy-north", "--url", "https://127.0.0.1:2"), "--site embassy-north --url https://127.0.0.1:2"; got != want {
+		t.Errorf("--url over the context: %q, want %q", got, want)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -57,6 +58,13 @@ go to reconciliation.`,
 			if err != nil {
 				return err
 			}
+			if f.guest == "" {
+				// The order names its guest: no --guest to give, and none
+				// to get wrong (the charter's must match it).
+				if so, err := continuity.ParseSignedOrder(bytes.TrimSuffix(raw, []byte("\n"))); err == nil {
+					f.guest = so.Order.Guest
+				}
+			}
 			c, t, err := f.client(cmd, false)
 			if err != nil {
 				return err
@@ -66,7 +74,7 @@ go to reconciliation.`,
 			defer cancel()
 			resp, err := c.Submit(ctx, []byte(strings.TrimSuffix(string(raw), "\n")))
 			if err != nil {
-				return fmt.Errorf("order %s refused by %s: %w", args[0], t.name(), err)
+				return fmt.Errorf("order %s refused by %s: %w%s", args[0], t.name(), err, activateElsewhere(cmd, raw, args[0], t))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "order %s accepted at %s: ledger entry %d; guest %s is %s, epoch %d, writer %s\n",
 				resp.Order, t.name(), resp.Index, resp.Status.Guest, resp.Status.Mode, resp.Status.Epoch, resp.Status.Writer)
@@ -76,6 +84,25 @@ go to reconciliation.`,
 	f.register(cmd, "")
 	cmd.Flags().BoolVar(&acceptUnfenced, "accept-unfenced", false, "activate even if embassies that might alone hold quorum writes cannot be reached (recorded in the ledger)")
 	return cmd
+}
+
+// activateElsewhere is what to say when an activation was submitted to a
+// site other than the one it activates: the site answers with the writer
+// it knows, which after a disaster is the lost home, so the official is
+// told instead the site the order activates, its address from the charter,
+// and the command that submits it there. It is "" for any other order.
+func activateElsewhere(cmd *cobra.Command, raw []byte, file string, t *target) string {
+	so, err := continuity.ParseSignedOrder(bytes.TrimSuffix(raw, []byte("\n")))
+	if err != nil || so.Order.Action != charter.ActionActivate || so.Order.Site == t.siteID || t.charter == nil {
+		return ""
+	}
+	id := so.Order.Site
+	addr, err := siteAddress(cmd, t.charter, id)
+	if err != nil {
+		addr = "no address in the charter: add --url URL"
+	}
+	return fmt.Sprintf("\n\nThis order activates site %s (%s): only that site appends its activation. Submit it there:\n  chancery order submit --site %s %s",
+		id, addr, id, file)
 }
 
 func newUnsealCmd() *cobra.Command {
@@ -105,7 +132,9 @@ At the threshold the site unseals and serves. chancery seal wipes the keys.`,
 	openCmd := &cobra.Command{
 		Use:   "open --site ID --official ID --key FILE",
 		Short: "Open an unseal session at an activated site (signed by an official)",
-		Args:  cobra.NoArgs,
+		Example: `  chancery unseal open --site embassy-north --official cio --key cio.key --charter charter.yaml
+  chancery unseal open --site embassy-north        # with a context (chancery context add)`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, t, err := open.client(cmd, true)
 			if err != nil {
@@ -141,6 +170,10 @@ are sealed to the session's recipient, once its statement (--recipient)
 checks out against the charter and the custody package (--charter,
 --custody), and the request is signed by an official (--official, --key).
 The session is --session, or the one the signed statement names.`,
+		Example: `  chancery unseal submit --site embassy-north --official cio --key cio.key \
+      --recipient unseal-recipient.json --custody custody.json \
+      --site-key escrow/site-outer-embassy-north.wrapped --site-key escrow/site-outer-embassy-south.wrapped \
+      cust-court.share cust-bank.share cust-parliament.share`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, t, err := sub.client(cmd, len(siteKeys) > 0)
@@ -203,9 +236,10 @@ The session is --session, or the one the signed statement names.`,
 	subCmd.Flags().StringVar(&session, "session", "", "the session id unseal open printed (default: the session of --recipient)")
 	subCmd.Flags().StringArrayVar(&siteKeys, "site-key", nil, "a wrapped outer key from the escrow, site-outer-<site>.wrapped; repeat for every site")
 	statusCmd := &cobra.Command{
-		Use:   "status --site ID",
-		Short: "Show the guest's mode, epoch, writer, unseal progress and RTO at a site",
-		Args:  cobra.NoArgs,
+		Use:     "status --site ID",
+		Short:   "Show the guest's mode, epoch, writer, unseal progress and RTO at a site",
+		Example: `  chancery unseal status --site embassy-north --charter charter.yaml`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := st.client(cmd, false)
 			if err != nil {
@@ -234,7 +268,8 @@ func newSealCmd() *cobra.Command {
 at a site, and stops serving the officials' API there. The ledger is kept.
 A failback seals the previous writer by itself; seal is for an activation
 that must stop at once. The request is signed by an official.`,
-		Args: cobra.NoArgs,
+		Example: `  chancery seal --site embassy-north --official cio --key cio.key --charter charter.yaml`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, t, err := f.client(cmd, true)
 			if err != nil {

@@ -66,7 +66,8 @@ func newCustodyNewRootCmd() *cobra.Command {
 passphrase from --passphrase-file or $CHANCERY_PASSPHRASE; mode 0600; never
 overwrites). Prints the root's public commitment, which every custody
 package of this root carries.`,
-		Args: cobra.NoArgs,
+		Example: `  chancery custody new-root --out keys/root.key --passphrase-file ~/.chancery-pass`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCustodyNewRoot(cmd.OutOrStdout(), o)
 		},

@@ -320,7 +320,9 @@ Exits non-zero if a report does not check out.
 	fl := cmd.Flags()
 	fl.StringVar(&o.Ledger, "ledger", "", "the ledger directory or URL (required)")
 	fl.StringArrayVar(&o.Charters, "charter", nil, "charter file; repeat for every version of an amended charter, oldest first")
-	fl.StringVar(&o.PinSite, "pin-site", "", "for an https URL: trust only the TLS key the charter pins for this site id")
+	fl.StringVar(&o.PinSite, "site", "", "for an https URL: the site's id in the charter (--charter); only the TLS key the charter pins for it is trusted")
+	fl.StringVar(&o.PinSite, "pin-site", "", "old spelling of --site")
+	aliasFlag(fl, "pin-site", "--site SITE-ID")
 	fl.BoolVar(&o.JSON, "json", false, "print the reports and their checks as JSON")
 	cmd.MarkFlagRequired("ledger")
 	return cmd

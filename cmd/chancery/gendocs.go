@@ -5,49 +5,86 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 	"github.com/spf13/pflag"
 )
 
-//go:generate go run . gendocs ../../docs/cli
+//go:generate go run . gendocs ../../docs/cli --man ../../docs/man
+
+// manDate is the date the man pages carry in their header. It is fixed,
+// not today's, so that regenerating an unchanged tree changes nothing;
+// move it forward with a release.
+func manDate() time.Time { return time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC) }
 
 // newGendocsCmd writes the command reference, one Markdown page per
-// command, from the command tree itself: the reference cannot drift from
-// the flags, and TestDocsCLIUpToDate fails when the committed pages are
-// stale. It is hidden: it is a build step, not a user's command.
+// command, and with --man a man page per command, from the command tree
+// itself: the reference cannot drift from the flags, and
+// TestDocsCLIUpToDate and TestManPagesUpToDate fail when the committed
+// pages are stale. It is hidden: it is a build step, not a user's command.
 func newGendocsCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:    "gendocs DIR",
-		Short:  "Write the Markdown command reference (docs/cli/) from the command tree",
+	var manDir string
+	cmd := &cobra.Command{
+		Use:    "gendocs DIR [--man MANDIR]",
+		Short:  "Write the Markdown command reference (docs/cli/) and man pages (docs/man/) from the command tree",
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return writeCLIDocs(args[0])
+			if err := writeCLIDocs(args[0]); err != nil {
+				return err
+			}
+			if manDir == "" {
+				return nil
+			}
+			return writeManPages(manDir)
 		},
 	}
+	cmd.Flags().StringVar(&manDir, "man", "", "also write the man pages (section 1) to this directory")
+	return cmd
+}
+
+// clearGenerated makes dir and removes its files matching pattern: a
+// command that was removed or renamed must not leave its page.
+func clearGenerated(dir, pattern string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("gendocs: %w", err)
+	}
+	old, err := filepath.Glob(filepath.Join(dir, pattern))
+	if err != nil {
+		return fmt.Errorf("gendocs: %w", err)
+	}
+	for _, f := range old {
+		if err := os.Remove(f); err != nil {
+			return fmt.Errorf("gendocs: %w", err)
+		}
+	}
+	return nil
 }
 
 // writeCLIDocs replaces the Markdown pages in dir with the reference of
 // the whole command tree.
 func writeCLIDocs(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("gendocs: %w", err)
+	if err := clearGenerated(dir, "*.md"); err != nil {
+		return err
 	}
-	old, err := filepath.Glob(filepath.Join(dir, "*.md"))
-	if err != nil {
-		return fmt.Errorf("gendocs: %w", err)
-	}
-	for _, f := range old {
-		// A command that was removed or renamed must not leave its page.
-		if err := os.Remove(f); err != nil {
-			return fmt.Errorf("gendocs: %w", err)
-		}
-	}
-	root := docRoot()
-	if err := doc.GenMarkdownTree(root, dir); err != nil {
+	if err := doc.GenMarkdownTree(docRoot(), dir); err != nil {
 		return fmt.Errorf("gendocs %s: %w", dir, err)
+	}
+	return nil
+}
+
+// writeManPages replaces the man pages in dir (chancery.1,
+// chancery-order-sign.1, ...) with those of the whole command tree.
+func writeManPages(dir string) error {
+	if err := clearGenerated(dir, "*.1"); err != nil {
+		return err
+	}
+	date := manDate()
+	header := &doc.GenManHeader{Title: "CHANCERY", Section: "1", Source: "Chancery", Manual: "Chancery Manual", Date: &date}
+	if err := doc.GenManTree(docRoot(), header, dir); err != nil {
+		return fmt.Errorf("gendocs --man %s: %w", dir, err)
 	}
 	return nil
 }

@@ -12,16 +12,31 @@ import (
 // "go generate ./cmd/chancery" fails here, as does a page left behind by a
 // removed command.
 func TestDocsCLIUpToDate(t *testing.T) {
+	checkGenerated(t, "cli", "*.md", writeCLIDocs)
+}
+
+// TestManPagesUpToDate does the same for the man pages in docs/man/.
+func TestManPagesUpToDate(t *testing.T) {
+	checkGenerated(t, "man", "*.1", writeManPages)
+}
+
+// checkGenerated writes the pages matching pattern with gen into a fresh
+// directory and compares them, page by page, with docs/<dir>.
+func checkGenerated(t *testing.T, dir, pattern string, gen func(string) error) {
+	t.Helper()
 	fresh := t.TempDir()
-	if err := writeCLIDocs(fresh); err != nil {
+	if err := gen(fresh); err != nil {
 		t.Fatal(err)
 	}
-	committed := filepath.Join("..", "..", "docs", "cli")
-	want, err := filepath.Glob(filepath.Join(fresh, "*.md"))
+	committed := filepath.Join("..", "..", "docs", dir)
+	want, err := filepath.Glob(filepath.Join(fresh, pattern))
 	if err != nil {
 		t.Fatal(err)
 	}
-	have, err := filepath.Glob(filepath.Join(committed, "*.md"))
+	if len(want) < 20 {
+		t.Fatalf("only %d pages generated: the walk is broken", len(want))
+	}
+	have, err := filepath.Glob(filepath.Join(committed, pattern))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +49,7 @@ func TestDocsCLIUpToDate(t *testing.T) {
 		delete(names, name)
 		got, err := os.ReadFile(filepath.Join(committed, name))
 		if err != nil {
-			t.Errorf("docs/cli/%s is missing: run go generate ./cmd/chancery", name)
+			t.Errorf("docs/%s/%s is missing: run go generate ./cmd/chancery", dir, name)
 			continue
 		}
 		gen, err := os.ReadFile(f)
@@ -42,11 +57,11 @@ func TestDocsCLIUpToDate(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, gen) {
-			t.Errorf("docs/cli/%s is stale: run go generate ./cmd/chancery", name)
+			t.Errorf("docs/%s/%s is stale: run go generate ./cmd/chancery", dir, name)
 		}
 	}
 	for name := range names {
-		t.Errorf("docs/cli/%s documents no command: run go generate ./cmd/chancery", name)
+		t.Errorf("docs/%s/%s documents no command: run go generate ./cmd/chancery", dir, name)
 	}
 }
 

@@ -76,6 +76,5 @@ everything by a signed charter: who may act, and with which quorum.`,
 		newVersionCmd(),
 		newGendocsCmd(),
 	)
-	fillExamples(root)
 	return root
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,7 +41,7 @@ An order takes effect only with the charter's quorum for its action, within
 its validity window, in the right epoch, and once. The file is the order's
 canonical encoding (docs/orders.md) plus a newline; do not edit it.`,
 	}
-	cmd.AddCommand(newOrderNewCmd(), newOrderSignCmd(), newOrderVerifyCmd(), newOrderSubmitCmd())
+	cmd.AddCommand(newOrderNewCmd(), newOrderSignCmd(), newOrderUnsignCmd(), newOrderVerifyCmd(), newOrderSubmitCmd())
 	return cmd
 }
 
@@ -140,9 +142,13 @@ signature added. Read the order printed first: you sign every field of it.
 Sign offline, then pass the file to the next official.
 
 An official signs an order once; signing again is refused. With --charter
-(every version from 1), the order must be issued under that charter and the
-key must be the one it gives the official, so that a mistake shows here
-rather than at the site.
+(every version from 1, or the context's), the order must be issued under
+that charter and the key must be the one it gives the official, so that a
+mistake shows here rather than at the site; sign then prints which
+signatures the quorum still needs. Without a charter the key is not
+checked, and sign says so. A signature that is wrong all the same (a key
+the charter does not give, a signer outside the quorum's roles) is removed
+with "chancery order unsign".
 
 The key file's passphrase comes from --passphrase-file, or else from the
 CHANCERY_PASSPHRASE environment variable.`,
@@ -230,6 +236,15 @@ func orderFileBytes(so *continuity.SignedOrder) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// rewriteOrderFile replaces the order file at path atomically with so.
+func rewriteOrderFile(path string, so *continuity.SignedOrder) error {
+	b, err := orderFileBytes(so)
+	if err != nil {
+		return err
+	}
+	return replaceFile(path, b)
 }
 
 func parseFlagTime(flag, s string) (time.Time, error) {
@@ -352,15 +367,131 @@ func runOrderSign(w io.Writer, o orderSignOptions) error {
 	if err := continuity.Sign(so, o.Official, key); err != nil {
 		return fmt.Errorf("order sign %s: %w", o.File, err)
 	}
-	b, err := orderFileBytes(so)
+	if err := rewriteOrderFile(o.File, so); err != nil {
+		return fmt.Errorf("order sign %s: %w", o.File, err)
+	}
+	if _, err := fmt.Fprintf(w, "%s\nsigned as %s; signers now: %s\n", &so.Order, o.Official, strings.Join(so.Signers(), ", ")); err != nil {
+		return err
+	}
+	if c == nil {
+		_, err = fmt.Fprintf(w, "not checked against a charter (give --charter, or use a context): a wrong key shows only at order verify\n")
+		return err
+	}
+	return printQuorum(w, c, so, o.File)
+}
+
+// printQuorum says whether the order's signatures meet its action's
+// quorum, and if not, what is still needed and which signatures do not
+// count, with the command that removes a bad one.
+func printQuorum(w io.Writer, c *charter.Charter, so *continuity.SignedOrder, file string) error {
+	t := continuity.TallyOrder(c, so)
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	for _, s := range t.Signers {
+		if s.Err != nil {
+			p("signature of %s is REFUSED (%v): remove it with chancery order unsign %s --official %s\n", s.Official, s.Err, file, s.Official)
+		}
+	}
+	if t.Quorum == nil {
+		p("quorum: met (%s needs %s); next: chancery order verify %s, then chancery order submit\n", t.Action, t.Rule, file)
+		return nil
+	}
+	p("quorum: not met yet: %s\n", strings.Replace(t.Quorum.Error(), ": "+continuity.ErrQuorum.Error(), "", 1))
+	return nil
+}
+
+// orderUnsignOptions are the flags of `order unsign`.
+type orderUnsignOptions struct {
+	File      string
+	Officials []string
+	Refused   bool
+	Charters  []string
+}
+
+func newOrderUnsignCmd() *cobra.Command {
+	var o orderUnsignOptions
+	cmd := &cobra.Command{
+		Use:   "unsign ORDERFILE (--official ID... | --refused --charter FILE...)",
+		Short: "Remove a signature from an order (a wrong key, the wrong official)",
+		Long: `Remove signatures from the order in ORDERFILE and rewrite it atomically: those
+of --official (repeat for several), or with --refused every signature the
+charter refuses (an unknown official, a key the charter does not give
+them). One refused signature makes a site refuse the whole order, so a
+mistake must be removable; the order itself is unchanged, and every other
+signature stays valid. Removing needs no key: a signature adds authority,
+taking one away adds none.`,
+		Example: `  chancery order unsign activate.order --official registrar
+  chancery order unsign activate.order --refused --charter charter.yaml`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.File = args[0]
+			return runOrderUnsign(cmd.OutOrStdout(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.Officials, "official", nil, "remove this official's signature; repeat for several")
+	f.BoolVar(&o.Refused, "refused", false, "remove every signature the charter refuses (needs --charter)")
+	f.StringArrayVar(&o.Charters, "charter", nil, "charter file; repeat for every version from 1 (default: the context's)")
+	tieContext(f, "charter", "charter")
+	return cmd
+}
+
+func runOrderUnsign(w io.Writer, o orderUnsignOptions) error {
+	if len(o.Officials) == 0 && !o.Refused {
+		return fmt.Errorf("order unsign %s: give --official ID, or --refused with the charter", o.File)
+	}
+	so, err := readOrderFile(o.File)
 	if err != nil {
-		return fmt.Errorf("order sign %s: %w", o.File, err)
+		return fmt.Errorf("order unsign: %w", err)
 	}
-	if err := replaceFile(o.File, b); err != nil {
-		return fmt.Errorf("order sign %s: %w", o.File, err)
+	var c *charter.Charter
+	if len(o.Charters) > 0 {
+		if c, err = charter.ReadChain(o.Charters); err != nil {
+			return fmt.Errorf("order unsign %s: --charter: %w", o.File, err)
+		}
 	}
-	_, err = fmt.Fprintf(w, "%s\nsigned as %s; signers now: %s\n", &so.Order, o.Official, strings.Join(so.Signers(), ", "))
-	return err
+	drop := map[string]bool{}
+	for _, id := range o.Officials {
+		drop[id] = true
+	}
+	if o.Refused {
+		if c == nil {
+			return fmt.Errorf("order unsign %s: --refused needs the charter (--charter, or a context)", o.File)
+		}
+		for _, s := range continuity.TallyOrder(c, so).Signers {
+			if s.Err != nil {
+				drop[s.Official] = true
+			}
+		}
+	}
+	var kept []continuity.Signature
+	var removed []string
+	for _, s := range so.Signatures {
+		if drop[s.Official] {
+			removed = append(removed, s.Official)
+			continue
+		}
+		kept = append(kept, s)
+	}
+	for _, id := range o.Officials {
+		if !slices.Contains(removed, id) {
+			return fmt.Errorf("order unsign %s: official %s has not signed order %s (signers: %s)", o.File, id, so.Order.ID, strings.Join(so.Signers(), ", "))
+		}
+	}
+	if len(removed) == 0 {
+		_, err := fmt.Fprintf(w, "order %s: no signature is refused; nothing removed\n", so.Order.ID)
+		return err
+	}
+	so.Signatures = kept
+	if err := rewriteOrderFile(o.File, so); err != nil {
+		return fmt.Errorf("order unsign %s: %w", o.File, err)
+	}
+	if _, err := fmt.Fprintf(w, "removed the signature of %s; signers now: %s\n", strings.Join(removed, ", "), cmp.Or(strings.Join(so.Signers(), ", "), "none")); err != nil {
+		return err
+	}
+	if c == nil {
+		return nil
+	}
+	return printQuorum(w, c, so, o.File)
 }
 
 // noLedger is the history of a verifier without a ledger: it has seen no

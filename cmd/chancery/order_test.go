@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
@@ -316,5 +317,116 @@ func TestOrderCommandHelp(t *testing.T) {
 	cmd, _, _ := root.Find([]string{"custody", "reseal"})
 	if !strings.Contains(cmd.Long, "unseal session") {
 		t.Error("custody reseal help does not say what it is for")
+	}
+}
+
+// TestOrderSignQuorumAndUnsign: sign with the charter says what the
+// quorum still needs; a signature made without the charter, with another
+// official's key, is refused by verify and removed by unsign, after which
+// the right signature completes the order.
+func TestOrderSignQuorumAndUnsign(t *testing.T) {
+	f := newOrderFixture(t)
+	ch := []string{f.layout.Charter()}
+	file := filepath.Join(f.dir, "activate.order")
+	if err := runOrderNew(&bytes.Buffer{}, orderNewOptions{Action: "activate", Charters: ch, Site: "embassy-north", Access: "read-write", Epoch: 2, Expires: "1h", Out: file}); err != nil {
+		t.Fatal(err)
+	}
+	sign := func(official, key string, charters []string) (string, error) {
+		var buf bytes.Buffer
+		err := runOrderSign(&buf, orderSignOptions{File: file, Official: official, KeyFile: f.layout.Key("official", key), Charters: charters, PassphraseFile: f.passFile})
+		return buf.String(), err
+	}
+	out, err := sign("min-interior", "min-interior", ch)
+	if err != nil || !strings.Contains(out, "quorum: not met yet: activate needs 2") || !strings.Contains(out, "need 2 of minister,cio, have 1") {
+		t.Fatalf("first signature: %v\n%s", err, out)
+	}
+	// Without a charter the key is not checked: the registrar's key signs
+	// as the cio, and sign says that nothing was checked.
+	out, err = sign("cio", "registrar", nil)
+	if err != nil || !strings.Contains(out, "not checked against a charter") {
+		t.Fatalf("unchecked signature: %v\n%s", err, out)
+	}
+	if out, err := f.verify(t, file, 1, time.Time{}); !errors.Is(err, continuity.ErrSignature) || !strings.Contains(out, "cio: REFUSED") {
+		t.Fatalf("verify with the bad signature: %v\n%s", err, out)
+	}
+	var buf bytes.Buffer
+	if err := runOrderUnsign(&buf, orderUnsignOptions{File: file, Officials: []string{"registrar"}}); err == nil || !strings.Contains(err.Error(), "registrar has not signed") {
+		t.Fatalf("unsign of a signer who did not sign: %v", err)
+	}
+	if err := runOrderUnsign(&buf, orderUnsignOptions{File: file, Refused: true}); err == nil || !strings.Contains(err.Error(), "--refused needs the charter") {
+		t.Fatalf("unsign --refused without a charter: %v", err)
+	}
+	buf.Reset()
+	if err := runOrderUnsign(&buf, orderUnsignOptions{File: file, Refused: true, Charters: ch}); err != nil ||
+		!strings.Contains(buf.String(), "removed the signature of cio; signers now: min-interior") || !strings.Contains(buf.String(), "need 2 of minister,cio, have 1") {
+		t.Fatalf("unsign --refused: %v\n%s", err, buf.String())
+	}
+	out, err = sign("cio", "cio", ch)
+	if err != nil || !strings.Contains(out, "quorum: met") {
+		t.Fatalf("the cio's own signature: %v\n%s", err, out)
+	}
+	if out, err := f.verify(t, file, 1, time.Time{}); err != nil {
+		t.Fatalf("verify after unsign and the right signature: %v\n%s", err, out)
+	}
+	// --official removes one named signature.
+	buf.Reset()
+	if err := runOrderUnsign(&buf, orderUnsignOptions{File: file, Officials: []string{"cio"}, Charters: ch}); err != nil || !strings.Contains(buf.String(), "signers now: min-interior") {
+		t.Fatalf("unsign --official cio: %v\n%s", err, buf.String())
+	}
+}
+
+// TestOrderSubmitActivationElsewhere: an activation submitted to an
+// embassy it does not activate is refused by the site with the writer it
+// knows (the home, which may be lost); the CLI names the site the order
+// activates, its address from the charter, and the command for it.
+func TestOrderSubmitActivationElsewhere(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	dir := homeState(t)
+	l := state.Layout{Dir: dir}
+	north := startEmbassy(t, dir)
+	c, err := charter.ReadVerified(l.Charter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	south, _ := c.Site("embassy-south")
+	order := filepath.Join(t.TempDir(), "activate.order")
+	for _, args := range [][]string{
+		{"order", "new", "--charter", l.Charter(), "--action", "activate", "--site", "embassy-south", "--access", "read-write", "--epoch", "2", "--out", order},
+		{"order", "sign", order, "--charter", l.Charter(), "--official", "min-interior", "--key", l.Key("official", "min-interior")},
+		{"order", "sign", order, "--charter", l.Charter(), "--official", "cio", "--key", l.Key("official", "cio")},
+	} {
+		if out, _, err := chanceryErr(t, args...); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	_, _, err = chanceryErr(t, "order", "submit", "--charter", l.Charter(), "--site", "embassy-north", "--url", north, order)
+	if err == nil {
+		t.Fatal("an activation of embassy-south accepted by embassy-north")
+	}
+	for _, want := range []string{"This order activates site embassy-south (" + strings.TrimSuffix(south.URL, "/") + ")", "chancery order submit --site embassy-south " + order} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestOrderSubmitGuestFromOrder: order submit takes the guest from the
+// order file, so that a site reached by its address alone is asked about
+// the order's guest, never a default one, and a charter of another guest
+// is refused before anything is sent.
+func TestOrderSubmitGuestFromOrder(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	f := newOrderFixture(t)
+	file := filepath.Join(f.dir, "drill.order")
+	if err := runOrderNew(&bytes.Buffer{}, orderNewOptions{Action: "drill", Charters: []string{f.layout.Charter()}, Site: "embassy-north", Epoch: 1, Expires: "1h", Out: file}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := chanceryErr(t, "order", "submit", "--url", "http://127.0.0.1:1", file)
+	if err == nil || strings.Contains(err.Error(), "which guest?") || !strings.Contains(err.Error(), "demo-republic") {
+		t.Fatalf("order submit by address: %v", err)
+	}
+	_, _, err = chanceryErr(t, "order", "submit", "--url", "http://127.0.0.1:1", "--guest", "other-state", file)
+	if err == nil || !strings.Contains(err.Error(), "other-state") {
+		t.Fatalf("order submit --guest other-state: %v", err)
 	}
 }

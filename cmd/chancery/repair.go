@@ -45,7 +45,7 @@ first kept beside itself as <file>.damaged-<time>.
 The charter comes from --charter (every version, oldest first) or is looked
 for beside the ledger, as for verify.`,
 		Example: `  chancery repair --from https://embassy.example/guests/demo-republic/ledger \
-      --charter charter.yaml --pin-site embassy-a /var/lib/chancery/sites/home/ledger
+      --charter charter.yaml --site embassy-a /var/lib/chancery/sites/home/ledger
   chancery repair --from /mnt/embassy-copy/ledger D/sites/home/ledger`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -56,7 +56,9 @@ for beside the ledger, as for verify.`,
 	f := cmd.Flags()
 	f.StringVar(&o.from, "from", "", "a site's copy of the same ledger: URL .../guests/<guest>/ledger, or a directory (required)")
 	f.StringArrayVar(&o.charters, "charter", nil, "charter file; repeat for every version of an amended charter, oldest first")
-	f.StringVar(&o.pinSite, "pin-site", "", "for an https --from: trust only the TLS key the charter (--charter) pins for this site id")
+	f.StringVar(&o.pinSite, "site", "", "for an https --from: the site's id in the charter (--charter); only the TLS key the charter pins for it is trusted")
+	f.StringVar(&o.pinSite, "pin-site", "", "old spelling of --site")
+	aliasFlag(f, "pin-site", "--site SITE-ID")
 	cmd.MarkFlagRequired("from")
 	return cmd
 }
@@ -119,7 +121,7 @@ func repairPeer(o repairOptions) (ledger.Fetcher, error) {
 	hf := ledger.HTTPFetcher{Base: o.from}
 	if o.pinSite != "" {
 		if len(o.charters) == 0 {
-			return nil, fmt.Errorf("repair: --pin-site needs --charter")
+			return nil, fmt.Errorf("repair: --site needs --charter")
 		}
 		client, err := pinnedClient(o.charters[len(o.charters)-1], o.pinSite)
 		if err != nil {

@@ -108,6 +108,18 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer) error {
 	if o.hardening != nil {
 		logger.Info(o.hardening.String(), "not_dumpable", o.hardening.NoDump, "no_core", o.hardening.NoCore)
 	}
+	// What serve --check finds, serve says at start, so that a site does
+	// not start silently without what it needs (an embassy's custody); a
+	// TLS key the charter pins for another site is refused outright: no
+	// one could reach the site pinned, and it would answer as another.
+	k := checkConfig(cfg)
+	clear(k.pass)
+	if len(k.wrongKey) > 0 {
+		return fmt.Errorf("serve %s: %s (chancery serve --check --config %s lists every problem)", o.config, k.wrongKey[0], o.config)
+	}
+	for _, p := range k.problems {
+		logger.Warn("serve: configuration problem (chancery serve --check lists them)", "site", cfg.Site, "problem", p)
+	}
 	start := time.Now()
 	err = site.Run(ctx, cfg, site.Options{Logger: logger})
 	if err == nil {

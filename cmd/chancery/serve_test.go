@@ -131,3 +131,56 @@ func TestServeRefusesPlainHTTPOffLoopback(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestServeSaysWhatCheckFinds: serve refuses to start with another
+// site's TLS key (no one could reach it pinned, and it would answer as
+// that site), and an embassy without its guest's custody package starts,
+// but says at once that it can never be unsealed.
+func TestServeSaysWhatCheckFinds(t *testing.T) {
+	dir := homeState(t)
+	l := state.Layout{Dir: dir}
+	write := func(yaml string) string {
+		p := filepath.Join(t.TempDir(), "site.yaml")
+		os.WriteFile(p, []byte(yaml), 0o600)
+		return p
+	}
+	addr := freePort(t)
+	wrong := write("state_dir: " + dir + "\nsite: home\nlisten: " + addr + "\ntls_key: " + l.Key("site-tls", "embassy-north") + "\nreplication:\n  disabled: true\n")
+	// Bounded: a site that starts all the same stops when this ends.
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer wcancel()
+	err := runServe(wctx, serveOptions{config: wrong, logLevel: "info", logFormat: "json"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "not the TLS key the charter pins") || !strings.Contains(err.Error(), "serve --check") {
+		t.Fatalf("a home with embassy-north's TLS key: %v", err)
+	}
+
+	addr = freePort(t)
+	noCustody := write("site: embassy-north\nlisten: " + addr + "\ntls_key: " + l.Key("site-tls", "embassy-north") +
+		"\ndata_dir: " + t.TempDir() + "\nguests:\n  - charter: " + l.Charter() + "\n    checkpoint_key: " + l.Key("site-checkpoint", "embassy-north") + "\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runServe(ctx, serveOptions{config: noCustody, logLevel: "info", logFormat: "json"}, &logs)
+	}()
+	hc, err := pinnedClient(l.Charter(), "embassy-north")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := hc.Get("https://" + addr + "/livez"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the embassy without custody did not start")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if w := lineWith(logs.String(), "configuration problem"); !strings.Contains(w, `"level":"WARN"`) || !strings.Contains(w, "guests[0].custody: missing") {
+		t.Fatalf("no warning about the missing custody package:\n%s", logs.String())
+	}
+}

@@ -19,6 +19,10 @@ import (
 // configuration field it is about.
 type configCheck struct {
 	problems []string
+	// wrongKey are the problems that make the site impersonate another
+	// (a TLS or checkpoint key the charter pins for another site): serve
+	// refuses to start with one.
+	wrongKey []string
 	pass     []byte // the sites' passphrase, when one is given: keys are then opened
 }
 
@@ -59,6 +63,7 @@ func (k *configCheck) siteKey(field, path string, pub func() (ed25519.PublicKey,
 	}
 	if !want.Equal(key.Public()) {
 		k.add(field, "%s is not the %s the charter pins for this site (another site's key?)", path, what)
+		k.wrongKey = append(k.wrongKey, k.problems[len(k.problems)-1])
 	}
 }
 
@@ -90,13 +95,32 @@ func runServeCheck(w io.Writer, o serveOptions) error {
 		fmt.Fprintf(w, "%s: NOT OK\n  %v\n", o.config, err)
 		return fmt.Errorf("serve --check: %w", err)
 	}
+	k := checkConfig(cfg)
+	defer clear(k.pass)
+	if len(k.problems) > 0 {
+		fmt.Fprintf(w, "%s: NOT OK, %d problem(s)\n", o.config, len(k.problems))
+		for _, p := range k.problems {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+		return fmt.Errorf("serve --check %s: %d problem(s), the first: %s", o.config, len(k.problems), k.problems[0])
+	}
+	keys := "key files present and owner-only; not opened (no passphrase given)"
+	if k.pass != nil {
+		keys = "the TLS key opened and matches the charter's pin"
+	}
+	fmt.Fprintf(w, "%s: OK (site %s; %s)\n", o.config, cfg.Site, keys)
+	return nil
+}
+
+// checkConfig runs serve --check's checks on a loaded configuration. The
+// caller clears the passphrase it read (k.pass).
+func checkConfig(cfg *site.Config) *configCheck {
 	k := &configCheck{}
 	if cfg.PassphraseFile != "" {
 		k.private("passphrase_file", cfg.PassphraseFile)
 	}
 	if p, err := keyfile.PassphraseFromEnv(cfg.PassphraseFile); err == nil {
 		k.pass = p
-		defer clear(p)
 	}
 	var charters []*charter.Charter
 	if cfg.StateDir != "" {
@@ -164,17 +188,5 @@ func runServeCheck(w io.Writer, o serveOptions) error {
 			k.add("peers."+id, "not a site of any charter this site holds")
 		}
 	}
-	if len(k.problems) > 0 {
-		fmt.Fprintf(w, "%s: NOT OK, %d problem(s)\n", o.config, len(k.problems))
-		for _, p := range k.problems {
-			fmt.Fprintf(w, "  %s\n", p)
-		}
-		return fmt.Errorf("serve --check %s: %d problem(s), the first: %s", o.config, len(k.problems), k.problems[0])
-	}
-	keys := "key files present and owner-only; not opened (no passphrase given)"
-	if k.pass != nil {
-		keys = "the TLS key opened and matches the charter's pin"
-	}
-	fmt.Fprintf(w, "%s: OK (site %s; %s)\n", o.config, cfg.Site, keys)
-	return nil
+	return k
 }

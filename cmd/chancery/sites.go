@@ -87,6 +87,12 @@ type target struct {
 	url         string // the site's base URL
 	http        *http.Client
 	signer      siteapi.Signer
+	// fromContext holds the flags (charter, url) whose value the selected
+	// context gave rather than the command line, and contextName the
+	// context chosen by --context for this command: the next command a
+	// command prints leaves out what the context will give it again.
+	fromContext map[string]bool
+	contextName string
 }
 
 // resolve finds the site f names, its address and client, and the guest;
@@ -103,7 +109,17 @@ func (f *siteFlags) resolve(cmd *cobra.Command, sign bool) (*target, error) {
 	}
 	siteID = cmp.Or(siteID, f.siteID, f.pinSite)
 	layout := state.Layout{Dir: f.stateDir}
-	t := &target{guest: f.guest, url: url}
+	t := &target{guest: f.guest, url: url, fromContext: map[string]bool{}}
+	fs := cmd.Flags()
+	for _, name := range []string{"charter", "url"} {
+		if fl := fs.Lookup(name); fl != nil && fl.Value.String() != "" && !fl.Changed {
+			// A flag defaults to "": a value nobody gave came from the context.
+			t.fromContext[name] = true
+		}
+	}
+	if fl := fs.Lookup("context"); fl != nil && fl.Changed {
+		t.contextName = fl.Value.String()
+	}
 	c, charterFile, err := f.charterOf()
 	if err != nil {
 		return nil, err
@@ -278,18 +294,24 @@ func (f *siteFlags) run(cmd *cobra.Command, do func(ctx context.Context, t *targ
 
 // again is the flags that reach the target again, for the next command a
 // command prints: the site by its id with the charter that pins it, or
-// the address and guest without one.
+// the address and guest without one. What the context gave (the charter,
+// the site's address) is left out, since the next command takes it from
+// the same context: a runbook's next step stays short and copyable.
 func (t *target) again() string {
 	var b []string
+	if t.contextName != "" {
+		b = append(b, "--context "+t.contextName)
+	}
 	if t.siteID != "" {
 		b = append(b, "--site "+t.siteID)
 	}
-	if t.charter != nil {
+	switch {
+	case t.charter != nil && !t.fromContext["charter"]:
 		b = append(b, "--charter "+t.charterFile)
-	} else {
+	case t.charter == nil:
 		b = append(b, "--guest "+t.guest)
 	}
-	if t.site == nil || strings.TrimSuffix(t.site.URL, "/") != t.url {
+	if (t.site == nil || strings.TrimSuffix(t.site.URL, "/") != t.url) && !t.fromContext["url"] {
 		b = append(b, "--url "+t.url)
 	}
 	return strings.Join(b, " ")

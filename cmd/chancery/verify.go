@@ -74,7 +74,9 @@ entry index or tile.`,
 	cmd.Flags().StringArrayVar(&o.charters, "charter", nil, "charter file; repeat for every version of an amended charter, oldest first")
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", defaultVerifyStateDir(), "directory where the last verified checkpoint of each origin is kept")
 	cmd.Flags().BoolVar(&o.noState, "no-state", false, "neither read nor save the last verified checkpoint")
-	cmd.Flags().StringVar(&o.pinSite, "pin-site", "", "for an https URL: trust only the TLS key the charter (--charter) pins for this site id")
+	cmd.Flags().StringVar(&o.pinSite, "site", "", "for an https URL: the site's id in the charter (--charter); only the TLS key the charter pins for it is trusted")
+	cmd.Flags().StringVar(&o.pinSite, "pin-site", "", "old spelling of --site")
+	aliasFlag(cmd.Flags(), "pin-site", "--site SITE-ID")
 	cmd.Flags().StringVar(&o.blobs, "blobs", "", "a site's blob directory (D/sites/<site>/blobs): every object must hash to its name and every chunk the ledger references must be in an undamaged pack")
 	o.blobKeys.register(cmd)
 	return cmd

@@ -244,3 +244,27 @@ func TestVerifyBlobs(t *testing.T) {
 		t.Fatal("verify --blobs of a missing directory succeeded")
 	}
 }
+
+// TestVerifySiteFlag: verify, repair and drill report name the site whose
+// pinned key to trust with --site, like every other command; --pin-site
+// still works for one release, with a warning.
+func TestVerifySiteFlag(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	dir, url := startHome(t)
+	l := state.Layout{Dir: dir}
+	ledgerURL := url + "/ledger"
+	out, stderr, err := chanceryErr(t, "verify", "--no-state", "--charter", l.Charter(), "--site", "home", ledgerURL)
+	if err != nil || stderr != "" {
+		t.Fatalf("verify --site home: %v\n%s%s", err, out, stderr)
+	}
+	if _, stderr, err = chanceryErr(t, "verify", "--no-state", "--charter", l.Charter(), "--pin-site", "home", ledgerURL); err != nil || !strings.Contains(stderr, "--pin-site is deprecated") {
+		t.Fatalf("verify --pin-site: %v\n%s", err, stderr)
+	}
+	// The key pinned is the named site's: another site's key is refused.
+	if _, _, err = chanceryErr(t, "verify", "--no-state", "--charter", l.Charter(), "--site", "embassy-north", ledgerURL); err == nil {
+		t.Fatal("verify pinned to embassy-north's key reached the home")
+	}
+	if out, _, err = chanceryErr(t, "drill", "report", "--charter", l.Charter(), "--site", "home", "--ledger", ledgerURL); err != nil {
+		t.Fatalf("drill report --site home: %v\n%s", err, out)
+	}
+}
