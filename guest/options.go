@@ -303,3 +303,7 @@ func (t *Guest) Fill(ctx context.Context) (int, error) {
 	defer t.mu.Unlock()
 	return t.fillWithheld(ctx)
 }
+
+// HasCustody says whether the guest has its custody package here: without
+// it an embassy cannot be unsealed for an activation or a drill.
+func (t *Guest) HasCustody() bool { return t.custody != nil }

@@ -395,6 +395,11 @@ func (s *Site) ready(w http.ResponseWriter, _ *http.Request) {
 		if err := t.Suspended(s.opts.Now()); err != nil {
 			reasons = append(reasons, id+": suspended: "+err.Error())
 		}
+		if s.home == nil && !t.HasCustody() {
+			// An embassy that could never be unsealed is not ready to be
+			// one, however healthy its mirror.
+			reasons = append(reasons, id+": no custody package: the custodians' shares could not be combined here (guests[].custody)")
+		}
 	}
 	if len(reasons) > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "site": s.cfg.Site, "reasons": reasons})
