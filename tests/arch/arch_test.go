@@ -19,7 +19,7 @@ const module = "github.com/chancery-gov/chancery"
 // covers a folder and everything below it.
 var layers = [][]string{
 	// Leaf helpers: no project imports.
-	{"internal/fsutil", "internal/harden", "internal/testnet", "internal/s3test", "internal/demo/demogen"},
+	{"internal/fsutil", "internal/harden", "internal/testnet", "internal/s3test", "internal/pgtest", "internal/demo/demogen"},
 	// Private keys on disk, in age envelopes.
 	{"internal/keyfile"},
 	// The foundations know nothing of sites or of each other.

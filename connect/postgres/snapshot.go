@@ -1,0 +1,191 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// runOnce connects, snapshots if the ledger holds no streaming position
+// (or a resnapshot was asked for), and streams until the connection fails.
+func (c *Connector) runOnce(ctx context.Context) error {
+	conn, err := connect(ctx, c.opts.ConnString)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := checkPublication(ctx, conn, c.opts.Config.Publication, c.opts.Config.Tables); err != nil {
+		return err
+	}
+	tables := map[string]TableState{}
+	for _, t := range c.opts.Config.Tables {
+		ts, err := describe(ctx, conn, t.Table, t.Registry)
+		if err != nil {
+			return err
+		}
+		tables[t.Table] = ts
+	}
+	repl, err := connectReplication(ctx, c.opts.ConnString)
+	if err != nil {
+		return err
+	}
+	defer repl.Close(context.Background())
+	slot, err := readSlot(ctx, conn, c.opts.Config.Slot)
+	if err != nil {
+		return err
+	}
+	if !c.resnap && c.pos != nil && c.pos.Phase == PhaseStream {
+		switch {
+		case !slot.exists:
+			return c.slotLost("it does not exist (dropped?)")
+		case slot.lost:
+			return c.slotLost("PostgreSQL invalidated it (wal_status lost: max_slot_wal_keep_size exceeded)")
+		}
+		return c.stream(ctx, conn, repl)
+	}
+	if slot.exists {
+		// A slot of this name with no streaming position in the ledger is
+		// ours only if the ledger shows an unfinished snapshot, or the
+		// operator asked for a resnapshot.
+		if c.pos == nil && !c.resnap {
+			return stop(fmt.Errorf("slot %s exists but the ledger holds no position for it: is another connector using it? drop it, or resnapshot to take it over", c.opts.Config.Slot))
+		}
+		if err := pglogrepl.DropReplicationSlot(ctx, repl, c.opts.Config.Slot, pglogrepl.DropReplicationSlotOptions{Wait: true}); err != nil {
+			return fmt.Errorf("drop slot %s to snapshot again: %w", c.opts.Config.Slot, err)
+		}
+	}
+	if err := c.snapshot(ctx, conn, repl, tables); err != nil {
+		return err
+	}
+	c.resnap = false
+	return c.stream(ctx, conn, repl)
+}
+
+// snapshot creates the slot with an exported snapshot and fills the
+// registries from it, in a REPEATABLE READ transaction at that snapshot:
+// the stream then starts at the slot's consistent point, so no change
+// falls between the two and none is seen twice. Rows whose record already
+// holds the same data (a resnapshot) get no new version; records whose
+// row is gone get tombstones. The last batch carries the streaming
+// position; a connector killed before it snapshots again.
+func (c *Connector) snapshot(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, tables map[string]TableState) error {
+	c.setStatus(func(s *Status) { s.Connected, s.Phase = true, PhaseSnapshot })
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, c.opts.Config.Slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{SnapshotAction: "EXPORT_SNAPSHOT", Mode: pglogrepl.LogicalReplication})
+	if err != nil {
+		return fmt.Errorf("create slot %s: %w", c.opts.Config.Slot, err)
+	}
+	cp, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return fmt.Errorf("slot %s consistent point %q: %w", c.opts.Config.Slot, res.ConsistentPoint, err)
+	}
+	c.logf("postgres connector %s: snapshot %s at %s", c.opts.Config.Slot, res.SnapshotName, cp)
+	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+		return fmt.Errorf("snapshot transaction: %w", err)
+	}
+	defer conn.Exec(context.Background(), "ROLLBACK")
+	if _, err := conn.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+res.SnapshotName+"'"); err != nil {
+		return fmt.Errorf("snapshot transaction: set snapshot %s: %w", res.SnapshotName, err)
+	}
+	pos := &Position{Slot: c.opts.Config.Slot, Phase: PhaseSnapshot, LSN: cp.String(), Snapshot: res.SnapshotName, Tables: tables}
+	b := newBatch()
+	seen := map[string]map[string]bool{}
+	for _, t := range c.opts.Config.Tables {
+		ts := tables[t.Table]
+		r, err := newRelation(t.Table, ts)
+		if err != nil {
+			return err
+		}
+		seen[t.Registry] = map[string]bool{}
+		names := make([]string, len(ts.Columns))
+		for i, col := range ts.Columns {
+			names[i] = pgx.Identifier{col.Name}.Sanitize()
+		}
+		rr := conn.PgConn().ExecParams(ctx, "SELECT "+strings.Join(names, ", ")+" FROM "+quoteTable(t.Table), nil, nil, nil, nil)
+		cols := make([]col, len(ts.Columns))
+		n := int64(0)
+		for rr.NextRow() {
+			for i, v := range rr.Values() {
+				if v == nil {
+					cols[i] = col{kind: 'n'}
+				} else {
+					cols[i] = col{kind: 't', data: v}
+				}
+			}
+			id, err := r.rowID(cols)
+			if err != nil {
+				rr.Close()
+				return stop(fmt.Errorf("snapshot: %w", err))
+			}
+			data, err := r.rowJSON(id, cols, nil)
+			if err != nil {
+				rr.Close()
+				return stop(fmt.Errorf("snapshot: %w", err))
+			}
+			seen[t.Registry][id] = true
+			if lr, ok := c.live[t.Registry][id]; ok && lr.sum == dataSum(data) {
+				continue
+			}
+			b.put(t.Registry, id, data)
+			b.rows++
+			n++
+			if len(b.ws) == batchLimit {
+				if err := c.flush(ctx, b, pos, 0, timeZero); err != nil {
+					rr.Close()
+					return err
+				}
+				c.opts.Metrics.snapshotRows(b.rows)
+				c.setStatus(func(s *Status) { s.Snapshot += int64(b.rows) })
+				b = newBatch()
+			}
+		}
+		if _, err := rr.Close(); err != nil {
+			return fmt.Errorf("snapshot of %s: %w", t.Table, tableErr(err))
+		}
+	}
+	// Records whose rows are gone (a resnapshot after a lost slot).
+	for _, t := range c.opts.Config.Tables {
+		var gone []string
+		for id := range c.live[t.Registry] {
+			if !seen[t.Registry][id] {
+				gone = append(gone, id)
+			}
+		}
+		slices.Sort(gone)
+		for _, id := range gone {
+			b.del(t.Registry, id)
+			b.rows++
+			if len(b.ws) == batchLimit {
+				if err := c.flush(ctx, b, pos, 0, timeZero); err != nil {
+					return err
+				}
+				b = newBatch()
+			}
+		}
+	}
+	pos.Phase = PhaseStream
+	if err := c.flush(ctx, b, pos, cp, timeZero); err != nil {
+		return err
+	}
+	c.opts.Metrics.snapshotRows(b.rows)
+	c.setStatus(func(s *Status) { s.Snapshot += int64(b.rows) })
+	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("snapshot transaction: %w", err)
+	}
+	c.logf("postgres connector %s: snapshot done, streaming from %s", c.opts.Config.Slot, cp)
+	return nil
+}
+
+// quoteTable quotes schema.name.
+func quoteTable(t string) string {
+	schema, name, ok := strings.Cut(t, ".")
+	if !ok {
+		return pgx.Identifier{t}.Sanitize()
+	}
+	return pgx.Identifier{schema, name}.Sanitize()
+}
