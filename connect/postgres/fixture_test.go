@@ -149,8 +149,15 @@ func (s *site) connector(t testing.TB, cs string, cfg Config) *Connector {
 // startPG starts a cluster with the test schema in database src.
 func startPG(t testing.TB) (*pgtest.Cluster, string) {
 	t.Helper()
+	pg := startPGWith(t, testSchema)
+	return pg, pg.ConnString("src")
+}
+
+// startPGWith starts a cluster with a schema in database src.
+func startPGWith(t testing.TB, schema string) *pgtest.Cluster {
+	t.Helper()
 	pg := pgtest.Start(t)
-	cs := pg.CreateDB("src")
-	pg.Psql("src", testSchema)
-	return pg, cs
+	pg.CreateDB("src")
+	pg.Psql("src", schema)
+	return pg
 }
