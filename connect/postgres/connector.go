@@ -319,7 +319,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		var p permanent
 		if errors.As(err, &p) {
 			c.logf("postgres connector %s: stopped: %v", c.opts.Config.Slot, err)
-			return p.err
+			return err
 		}
 		c.setStatus(func(s *Status) { s.Connected, s.LastError = false, err.Error(); s.Retries++ })
 		c.opts.Metrics.reconnect()

@@ -75,6 +75,16 @@ func (c *Connector) runOnce(ctx context.Context) error {
 // position; a connector killed before it snapshots again.
 func (c *Connector) snapshot(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, tables map[string]TableState) error {
 	c.setStatus(func(s *Status) { s.Connected, s.Phase = true, PhaseSnapshot })
+	if c.pos == nil {
+		// Claim the slot in the ledger before creating it: a connector
+		// killed between the two finds its own slot on restart, and
+		// snapshots again rather than refusing a slot it cannot tell
+		// from another's.
+		claim := &Position{Slot: c.opts.Config.Slot, Phase: PhaseSnapshot, Tables: tables}
+		if err := c.flush(ctx, newBatch(), claim, 0, timeZero); err != nil {
+			return err
+		}
+	}
 	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, c.opts.Config.Slot, "pgoutput",
 		pglogrepl.CreateReplicationSlotOptions{SnapshotAction: "EXPORT_SNAPSHOT", Mode: pglogrepl.LogicalReplication})
 	if err != nil {

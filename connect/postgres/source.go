@@ -106,7 +106,8 @@ ORDER BY a.attnum`, table)
 // tableErr makes a missing table permanent: retrying will not create it.
 func tableErr(err error) error {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") {
+	// 22021: a value not valid in UTF8 (a SQL_ASCII database).
+	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000" || pe.Code == "22021") {
 		return stop(err)
 	}
 	return err
