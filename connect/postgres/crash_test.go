@@ -65,6 +65,14 @@ CREATE PUBLICATION chancery_pub FOR TABLE people;
 
 // workload runs random transactions until ctx ends.
 func workload(ctx context.Context, t *testing.T, cs string, seed uint64, txns *int) error {
+	err := runWorkload(ctx, cs, seed, txns)
+	if ctx.Err() != nil {
+		return nil // stopped, in whatever statement it was
+	}
+	return err
+}
+
+func runWorkload(ctx context.Context, cs string, seed uint64, txns *int) error {
 	conn, err := pgx.Connect(ctx, cs)
 	if err != nil {
 		return err
