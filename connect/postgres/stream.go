@@ -401,6 +401,8 @@ func (c *Connector) applyTxns(ctx context.Context, group []*txn) error {
 	pos.Phase = PhaseStream
 	b := newBatch()
 	lastEnd := pglogrepl.LSN(c.applied.Load())
+	// The lag is measured from the earliest commit a batch holds: the
+	// transaction that waited longest.
 	var lastCommit time.Time
 	for _, t := range group {
 		if uint64(t.end) <= c.applied.Load() {
@@ -437,7 +439,10 @@ func (c *Connector) applyTxns(ctx context.Context, group []*txn) error {
 				ws = ws[take:]
 			}
 		}
-		lastEnd, lastCommit = t.end, t.commit
+		lastEnd = t.end
+		if lastCommit.IsZero() {
+			lastCommit = t.commit
+		}
 	}
 	pos.LSN, pos.Partial = lastEnd.String(), nil
 	if err := c.flush(ctx, b, pos, lastEnd, lastCommit); err != nil {
@@ -555,7 +560,8 @@ func (c *Connector) previous(ctx context.Context, b *batch, reg, id, field strin
 	return v, nil
 }
 
-// flush writes a batch and the position as one ledger batch.
+// flush writes a batch and the position as one ledger batch; commit is
+// the earliest source commit it holds (zero in a snapshot).
 func (c *Connector) flush(ctx context.Context, b *batch, pos *Position, end pglogrepl.LSN, commit time.Time) error {
 	state, err := json.Marshal(pos)
 	if err != nil {
