@@ -57,6 +57,13 @@ deps:
 		echo "installing $(VERSITYGW) (the S3 server the store tests run against)"; \
 		$(GO) install $(VERSITYGW); \
 	fi
+	@# The PostgreSQL connector's tests start throwaway clusters (internal/pgtest).
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "PostgreSQL present"; \
+	else \
+		echo "installing postgresql (the server the connector tests run against)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	fi
 
 test: deps lint unit race fuzz
 
