@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -103,6 +106,8 @@ func (c *Connector) snapshot(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 		return fmt.Errorf("snapshot transaction: set snapshot %s: %w", res.SnapshotName, err)
 	}
 	pos := &Position{Slot: c.opts.Config.Slot, Phase: PhaseSnapshot, LSN: cp.String(), Snapshot: res.SnapshotName, Tables: tables}
+	w := c.newSnapshotWriter(ctx)
+	defer w.stop()
 	b := newBatch()
 	seen := map[string]map[string]bool{}
 	for _, t := range c.opts.Config.Tables {
@@ -145,12 +150,10 @@ func (c *Connector) snapshot(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 			b.rows++
 			n++
 			if len(b.ws) == batchLimit {
-				if err := c.flush(ctx, b, pos, 0, timeZero); err != nil {
+				if err := w.write(b); err != nil {
 					rr.Close()
 					return err
 				}
-				c.opts.Metrics.snapshotRows(b.rows)
-				c.setStatus(func(s *Status) { s.Snapshot += int64(b.rows) })
 				b = newBatch()
 			}
 		}
@@ -171,12 +174,17 @@ func (c *Connector) snapshot(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 			b.del(t.Registry, id)
 			b.rows++
 			if len(b.ws) == batchLimit {
-				if err := c.flush(ctx, b, pos, 0, timeZero); err != nil {
+				if err := w.write(b); err != nil {
 					return err
 				}
 				b = newBatch()
 			}
 		}
+	}
+	// Every batch before the last is durable before the last, which
+	// carries the streaming position, is written.
+	if err := w.stop(); err != nil {
+		return err
 	}
 	pos.Phase = PhaseStream
 	if err := c.flush(ctx, b, pos, cp, timeZero); err != nil {
@@ -198,4 +206,81 @@ func quoteTable(t string) string {
 		return pgx.Identifier{t}.Sanitize()
 	}
 	return pgx.Identifier{schema, name}.Sanitize()
+}
+
+// snapshotWriter writes a snapshot's batches on a worker per core while
+// the rows of the next are read: a snapshot's rows are distinct records,
+// so their batches may land in any order, and they carry no position (a
+// connector killed mid-snapshot snapshots again: the slot's claim is in
+// the ledger). Only the last batch, written after stop, carries the
+// streaming position.
+type snapshotWriter struct {
+	c    *Connector
+	in   chan *batch
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error
+	done bool
+}
+
+func (c *Connector) newSnapshotWriter(ctx context.Context) *snapshotWriter {
+	w := &snapshotWriter{c: c, in: make(chan *batch, 2)}
+	for range max(runtime.GOMAXPROCS(0), 2) {
+		w.wg.Go(func() {
+			for b := range w.in {
+				if w.failed() != nil {
+					continue
+				}
+				// As in flush: a batch runs to its end once begun.
+				if _, err := c.opts.Registries.Apply(context.WithoutCancel(ctx), b.ws); err != nil {
+					w.mu.Lock()
+					w.err = cmp.Or(w.err, stop(fmt.Errorf("snapshot: apply %d writes: %w", len(b.ws), err)))
+					w.mu.Unlock()
+					continue
+				}
+				c.opts.Metrics.snapshotRows(b.rows)
+				c.setStatus(func(s *Status) { s.Snapshot += int64(b.rows) })
+			}
+		})
+	}
+	return w
+}
+
+func (w *snapshotWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// write queues a batch; the connector's view of live records moves at
+// once (a failed batch stops the connector, whose restart reads the
+// ledger again).
+func (w *snapshotWriter) write(b *batch) error {
+	if err := w.failed(); err != nil {
+		return err
+	}
+	for _, wr := range b.ws {
+		m := w.c.live[wr.Registry]
+		if m == nil {
+			m = map[string]liveRec{}
+			w.c.live[wr.Registry] = m
+		}
+		if wr.Delete {
+			delete(m, wr.ID)
+		} else {
+			m[wr.ID] = liveRec{sum: dataSum(wr.Data)}
+		}
+	}
+	w.in <- b
+	return nil
+}
+
+// stop waits for every queued batch and returns the first error.
+func (w *snapshotWriter) stop() error {
+	if !w.done {
+		w.done = true
+		close(w.in)
+		w.wg.Wait()
+	}
+	return w.failed()
 }

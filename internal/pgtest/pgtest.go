@@ -111,7 +111,7 @@ func Start(t testing.TB) *Cluster {
 		t.Fatalf("pgtest: initdb: %v\n%s", err, out)
 	}
 	conf := "wal_level = logical\nmax_replication_slots = 16\nmax_wal_senders = 16\n" +
-		"fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nshared_buffers = 128MB\n" +
+		"fsync = off\nfull_page_writes = off\nshared_buffers = 128MB\n" +
 		"max_slot_wal_keep_size = -1\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '" + c.Sock + "'\n"
 	f, err := os.OpenFile(filepath.Join(c.Data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
