@@ -132,7 +132,10 @@ func (o *RestoreOptions) tables(v *ledgerView) []Table {
 	return out
 }
 
-// restoreTable creates a table and copies the records into it.
+// restoreTable creates a table and copies the records into it, as
+// pg_restore does: the table bare, COPY (FREEZE: the table is new in the
+// same transaction, so its rows need no later freezing), then the primary
+// key, built once over all rows rather than row by row.
 func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableState, recs map[string]liveRec, progress func(string, int64)) (int64, error) {
 	var defs []string
 	for _, c := range ts.Columns {
@@ -142,13 +145,17 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 	for _, k := range ts.Key {
 		keys = append(keys, pgx.Identifier{k}.Sanitize())
 	}
-	defs = append(defs, "PRIMARY KEY ("+strings.Join(keys, ", ")+")")
 	if schema, _, ok := strings.Cut(table, "."); ok && schema != "public" {
 		if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
 			return 0, err
 		}
 	}
-	if _, err := conn.Exec(ctx, "CREATE TABLE "+quoteTable(table)+" ("+strings.Join(defs, ", ")+")"); err != nil {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "CREATE TABLE "+quoteTable(table)+" ("+strings.Join(defs, ", ")+")"); err != nil {
 		return 0, err
 	}
 	ids := make([]string, 0, len(recs))
@@ -184,10 +191,16 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 		}
 		pw.Close()
 	}()
-	_, err := conn.PgConn().CopyFrom(ctx, pr, "COPY "+quoteTable(table)+" FROM STDIN")
+	_, err = conn.PgConn().CopyFrom(ctx, pr, "COPY "+quoteTable(table)+" FROM STDIN WITH (FREEZE)")
 	pr.Close()
 	if err != nil {
 		return n, fmt.Errorf("copy: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "ALTER TABLE "+quoteTable(table)+" ADD PRIMARY KEY ("+strings.Join(keys, ", ")+")"); err != nil {
+		return n, fmt.Errorf("primary key: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return n, err
 	}
 	if progress != nil {
 		progress(table, n)
@@ -197,16 +210,16 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 
 // appendCopyRow appends a record as a line of COPY's text format.
 func appendCopyRow(out []byte, cols []Column, data json.RawMessage) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
+	vals, err := members(data, cols)
+	if err != nil {
 		return out, err
 	}
 	for i, c := range cols {
 		if i > 0 {
 			out = append(out, '\t')
 		}
-		v, ok := m[c.Name]
-		if !ok || string(v) == "null" {
+		v := vals[i]
+		if v == nil || string(v) == "null" {
 			out = append(out, `\N`...)
 			continue
 		}
@@ -217,6 +230,90 @@ func appendCopyRow(out []byte, cols []Column, data json.RawMessage) ([]byte, err
 		out = appendCopyText(out, text)
 	}
 	return append(out, '\n'), nil
+}
+
+// members returns the raw values of a record's members named by the
+// columns, in column order (nil where absent). Records are valid I-JSON
+// (the registry checked them), so one pass that skips values suffices;
+// decoding each into a map cost more than the COPY.
+func members(data []byte, cols []Column) ([]json.RawMessage, error) {
+	out := make([]json.RawMessage, len(cols))
+	i := skipWS(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil, errors.New("record is not a JSON object")
+	}
+	i = skipWS(data, i+1)
+	for i < len(data) && data[i] != '}' {
+		kEnd := skipJSON(data, i)
+		key := data[i+1 : kEnd-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if err := json.Unmarshal(data[i:kEnd], &k); err != nil {
+				return nil, err
+			}
+			key = []byte(k)
+		}
+		i = skipWS(data, kEnd)
+		i = skipWS(data, i+1) // past ':'
+		vEnd := skipJSON(data, i)
+		for n, c := range cols {
+			if c.Name == string(key) {
+				out[n] = data[i:vEnd]
+			}
+		}
+		i = skipWS(data, vEnd)
+		if i < len(data) && data[i] == ',' {
+			i = skipWS(data, i+1)
+		}
+	}
+	return out, nil
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipJSON returns the end of the JSON value at i of valid JSON.
+func skipJSON(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		for i++; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return i
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			case '"':
+				i = skipJSON(b, i) - 1
+			}
+		}
+		return i
+	default:
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+		}
+		return i
+	}
 }
 
 // pgText is the PostgreSQL text input of a record's JSON value: the
@@ -278,7 +375,9 @@ func pgText(oid uint32, v json.RawMessage) ([]byte, error) {
 		}
 	}
 	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
+	if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 {
+		s = string(v[1 : len(v)-1])
+	} else if err := json.Unmarshal(v, &s); err != nil {
 		return nil, err
 	}
 	if k == kBytea {
