@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -166,30 +167,59 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 	pr, pw := io.Pipe()
 	var n int64
 	go func() {
-		// Rows are encoded while COPY sends them; the pipe is closed
+		// Rows are encoded on a worker per core, a chunk each, and
+		// written in order while COPY sends them; the pipe is closed
 		// with the first error, which COPY then returns.
-		buf := make([]byte, 0, 1<<20)
-		var err error
-		for _, id := range ids {
-			if buf, err = appendCopyRow(buf, ts.Columns, recs[id].data); err != nil {
-				pw.CloseWithError(fmt.Errorf("record %s: %w", id, err))
-				return
+		type chunk struct {
+			buf  []byte
+			err  error
+			done chan struct{}
+		}
+		order := make(chan *chunk, 2*runtime.GOMAXPROCS(0))
+		sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+		go func() {
+			defer close(order)
+			for start := 0; start < len(ids); start += 4096 {
+				part := ids[start:min(start+4096, len(ids))]
+				ch := &chunk{done: make(chan struct{})}
+				order <- ch
+				sem <- struct{}{}
+				go func() {
+					defer func() { <-sem; close(ch.done) }()
+					buf := make([]byte, 0, 256*len(part))
+					for _, id := range part {
+						if buf, ch.err = appendCopyRow(buf, ts.Columns, recs[id].data); ch.err != nil {
+							ch.err = fmt.Errorf("record %s: %w", id, ch.err)
+							return
+						}
+					}
+					ch.buf = buf
+				}()
 			}
-			n++
-			if len(buf) > 1<<20-1<<14 {
-				if _, err := pw.Write(buf); err != nil {
-					return
-				}
-				buf = buf[:0]
-				if progress != nil {
-					progress(table, n)
-				}
+		}()
+		failed := false
+		for ch := range order {
+			<-ch.done
+			if failed {
+				continue
+			}
+			if ch.err != nil {
+				pw.CloseWithError(ch.err)
+				failed = true
+				continue
+			}
+			if _, err := pw.Write(ch.buf); err != nil {
+				failed = true
+				continue
+			}
+			n += int64(bytes.Count(ch.buf, []byte{'\n'}))
+			if progress != nil {
+				progress(table, n)
 			}
 		}
-		if _, err := pw.Write(buf); err != nil {
-			return
+		if !failed {
+			pw.Close()
 		}
-		pw.Close()
 	}()
 	_, err = conn.PgConn().CopyFrom(ctx, pr, "COPY "+quoteTable(table)+" FROM STDIN WITH (FREEZE)")
 	pr.Close()

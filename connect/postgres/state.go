@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/chancery-gov/chancery/ledger"
@@ -94,7 +97,9 @@ type scanOptions struct {
 // scanLedger reads the ledger's record entries once, in order, opening
 // those of the chosen registries: the index keeps blind ids only, so this
 // is how a connector learns which ids are live (a TRUNCATE tombstones
-// them all) and a restore what each registry held.
+// them all) and a restore what each registry held. Entries are decoded and
+// opened on a worker per core, a chunk at a time, and applied in ledger
+// order.
 func scanLedger(ctx context.Context, dir string, keys *seal.Keyring, guest string, o scanOptions) (*ledgerView, error) {
 	v := &ledgerView{live: map[string]map[string]liveRec{}, size: o.upTo}
 	blinds := map[string]map[[32]byte]string{}
@@ -102,39 +107,123 @@ func scanLedger(ctx context.Context, dir string, keys *seal.Keyring, guest strin
 		v.live[r] = map[string]liveRec{}
 		blinds[r] = map[[32]byte]string{}
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	order := make(chan *scanChunk, 2*runtime.GOMAXPROCS(0))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	var applyErr error
+	wg.Go(func() {
+		for ch := range order {
+			<-ch.done
+			if applyErr != nil {
+				continue
+			}
+			if applyErr = v.apply(ch, blinds, o); applyErr != nil {
+				cancel()
+			}
+		}
+	})
+	cur := &scanChunk{done: make(chan struct{})}
+	dispatch := func() {
+		ch := cur
+		cur = &scanChunk{done: make(chan struct{})}
+		order <- ch
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; close(ch.done) }()
+			ch.open(keys, guest, o)
+		}()
+	}
 	err := ledger.Scan(ctx, ledger.DirFetcher(dir), 0, o.upTo, func(idx uint64, raw []byte) error {
+		cur.idx = append(cur.idx, idx)
+		cur.raw = append(cur.raw, raw)
+		if len(cur.idx) == 1024 {
+			dispatch()
+		}
+		return nil
+	})
+	if len(cur.idx) > 0 {
+		dispatch()
+	}
+	close(order)
+	wg.Wait()
+	if err == nil {
+		err = applyErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan ledger %s: %w", dir, cmp.Or(applyErr, err))
+	}
+	return v, nil
+}
+
+// scanChunk is a run of ledger entries, opened by one worker.
+type scanChunk struct {
+	idx  []uint64
+	raw  [][]byte
+	out  []scanned
+	done chan struct{}
+}
+
+// scanned is one entry of a chunk as a worker left it.
+type scanned struct {
+	skip bool
+	re   *registry.RecordEntry
+	rec  *registry.Record
+	err  error
+}
+
+func (ch *scanChunk) open(keys *seal.Keyring, guest string, o scanOptions) {
+	ch.out = make([]scanned, len(ch.raw))
+	for i, raw := range ch.raw {
+		out := &ch.out[i]
 		e, err := ledger.DecodeEntry(raw)
 		if err != nil {
-			return fmt.Errorf("ledger entry %d: %w", idx, err)
+			out.err = err
+			continue
 		}
 		// Key events need no replay: the keyring given is the registries',
 		// which their Open brought to the ledger's latest generations.
-		if e.Type != ledger.TypeRecord {
-			return nil
-		}
-		if o.before != nil && e.Time.After(*o.before) {
-			return nil
+		if e.Type != ledger.TypeRecord || (o.before != nil && e.Time.After(*o.before)) {
+			out.skip = true
+			continue
 		}
 		re, err := registry.UnmarshalRecordEntry(e.Payload)
 		if err != nil {
-			return fmt.Errorf("ledger entry %d: %w", idx, err)
+			out.err = err
+			continue
 		}
-		isState := o.state != "" && re.Registry == o.state
-		if !o.registries[re.Registry] && !isState {
-			return nil
+		if !o.registries[re.Registry] && (o.state == "" || re.Registry != o.state) {
+			out.skip = true
+			continue
 		}
+		out.re = re
+		if re.Kind != registry.KindTombstone {
+			out.rec, _, out.err = registry.OpenEntry(keys, guest, raw)
+		}
+	}
+	ch.raw = nil
+}
+
+// apply takes a chunk's entries into the view, in ledger order.
+func (v *ledgerView) apply(ch *scanChunk, blinds map[string]map[[32]byte]string, o scanOptions) error {
+	for i, s := range ch.out {
+		idx := ch.idx[i]
+		if s.err != nil {
+			return fmt.Errorf("ledger entry %d: %w", idx, s.err)
+		}
+		if s.skip {
+			continue
+		}
+		re, rec := s.re, s.rec
 		if re.Kind == registry.KindTombstone {
 			if id, ok := blinds[re.Registry][re.BlindID]; ok {
 				delete(v.live[re.Registry], id)
 				delete(blinds[re.Registry], re.BlindID)
 			}
-			return nil
+			continue
 		}
-		rec, _, err := registry.OpenEntry(keys, guest, raw)
-		if err != nil {
-			return fmt.Errorf("ledger entry %d: %w", idx, err)
-		}
-		if isState {
+		if o.state != "" && re.Registry == o.state {
 			if rec.ID == o.stateID {
 				var p Position
 				if err := json.Unmarshal(rec.Data, &p); err != nil {
@@ -143,7 +232,7 @@ func scanLedger(ctx context.Context, dir string, keys *seal.Keyring, guest strin
 				v.pos = &p
 			}
 			if !o.registries[re.Registry] {
-				return nil
+				continue
 			}
 		}
 		lr := liveRec{sum: dataSum(rec.Data), ver: rec.VersionInfo}
@@ -153,10 +242,6 @@ func scanLedger(ctx context.Context, dir string, keys *seal.Keyring, guest strin
 		}
 		v.live[re.Registry][rec.ID] = lr
 		blinds[re.Registry][re.BlindID] = rec.ID
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("scan ledger %s: %w", dir, err)
 	}
-	return v, nil
+	return nil
 }
