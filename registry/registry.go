@@ -487,6 +487,12 @@ func validate(def charter.Registry, id string, data json.RawMessage) (map[string
 	return vals, nil
 }
 
+// Fields returns the raw values of the named top-level members of a JSON
+// object, in the order of names (nil where absent), or false if data is
+// not a JSON object. One pass, no map: for readers of many records (a
+// restore into a database).
+func Fields(data []byte, names []string) ([][]byte, bool) { return topLevelFields(data, names) }
+
 // topLevelFields returns the raw values of the named top-level fields of a
 // JSON object (nil where a field is absent; the last one where a field
 // repeats, as encoding/json does), or false if data is not a JSON object.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/jackc/pgx/v5"
 )
@@ -263,87 +264,17 @@ func appendCopyRow(out []byte, cols []Column, data json.RawMessage) ([]byte, err
 }
 
 // members returns the raw values of a record's members named by the
-// columns, in column order (nil where absent). Records are valid I-JSON
-// (the registry checked them), so one pass that skips values suffices;
-// decoding each into a map cost more than the COPY.
-func members(data []byte, cols []Column) ([]json.RawMessage, error) {
-	out := make([]json.RawMessage, len(cols))
-	i := skipWS(data, 0)
-	if i >= len(data) || data[i] != '{' {
+// columns, in column order (nil where absent).
+func members(data []byte, cols []Column) ([][]byte, error) {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	vals, ok := registry.Fields(data, names)
+	if !ok {
 		return nil, errors.New("record is not a JSON object")
 	}
-	i = skipWS(data, i+1)
-	for i < len(data) && data[i] != '}' {
-		kEnd := skipJSON(data, i)
-		key := data[i+1 : kEnd-1]
-		if bytes.IndexByte(key, '\\') >= 0 {
-			var k string
-			if err := json.Unmarshal(data[i:kEnd], &k); err != nil {
-				return nil, err
-			}
-			key = []byte(k)
-		}
-		i = skipWS(data, kEnd)
-		i = skipWS(data, i+1) // past ':'
-		vEnd := skipJSON(data, i)
-		for n, c := range cols {
-			if c.Name == string(key) {
-				out[n] = data[i:vEnd]
-			}
-		}
-		i = skipWS(data, vEnd)
-		if i < len(data) && data[i] == ',' {
-			i = skipWS(data, i+1)
-		}
-	}
-	return out, nil
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipJSON returns the end of the JSON value at i of valid JSON.
-func skipJSON(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		for i++; i < len(b); i++ {
-			switch b[i] {
-			case '\\':
-				i++
-			case '"':
-				return i + 1
-			}
-		}
-		return i
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			case '"':
-				i = skipJSON(b, i) - 1
-			}
-		}
-		return i
-	default:
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-		}
-		return i
-	}
+	return vals, nil
 }
 
 // pgText is the PostgreSQL text input of a record's JSON value: the
@@ -444,16 +375,27 @@ var ErrMismatch = errors.New("table and ledger differ")
 
 // readTable reads a table's rows as records, by id.
 func readTable(ctx context.Context, conn *pgx.Conn, table string, ts TableState) (map[string]json.RawMessage, error) {
+	out := map[string]json.RawMessage{}
+	err := eachRow(ctx, conn, table, ts, func(id string, data json.RawMessage) error {
+		out[id] = data
+		return nil
+	})
+	return out, err
+}
+
+// eachRow reads a table's rows, at the connection's transaction snapshot,
+// as records: fn gets each row's id and record. A row the mapping refuses
+// stops it, permanently.
+func eachRow(ctx context.Context, conn *pgx.Conn, table string, ts TableState, fn func(id string, data json.RawMessage) error) error {
 	r, err := newRelation(table, ts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	names := make([]string, len(ts.Columns))
 	for i, c := range ts.Columns {
 		names[i] = pgx.Identifier{c.Name}.Sanitize()
 	}
 	rr := conn.PgConn().ExecParams(ctx, "SELECT "+strings.Join(names, ", ")+" FROM "+quoteTable(table), nil, nil, nil, nil)
-	out := map[string]json.RawMessage{}
 	cols := make([]col, len(ts.Columns))
 	for rr.NextRow() {
 		for i, v := range rr.Values() {
@@ -464,21 +406,25 @@ func readTable(ctx context.Context, conn *pgx.Conn, table string, ts TableState)
 			}
 		}
 		id, err := r.rowID(cols)
+		if err == nil {
+			var data json.RawMessage
+			if data, err = r.rowJSON(id, cols, nil); err == nil {
+				err = fn(id, data)
+				if err != nil {
+					rr.Close()
+					return err
+				}
+			}
+		}
 		if err != nil {
 			rr.Close()
-			return nil, err
+			return stop(err)
 		}
-		data, err := r.rowJSON(id, cols, nil)
-		if err != nil {
-			rr.Close()
-			return nil, err
-		}
-		out[id] = data
 	}
 	if _, err := rr.Close(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", table, err)
+		return fmt.Errorf("read %s: %w", table, tableErr(err))
 	}
-	return out, nil
+	return nil
 }
 
 // compareTable checks a table against records, row by row; the first

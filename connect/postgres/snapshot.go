@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"slices"
@@ -112,53 +113,24 @@ func (c *Connector) snapshot(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 	seen := map[string]map[string]bool{}
 	for _, t := range c.opts.Config.Tables {
 		ts := tables[t.Table]
-		r, err := newRelation(t.Table, ts)
-		if err != nil {
-			return err
-		}
 		seen[t.Registry] = map[string]bool{}
-		names := make([]string, len(ts.Columns))
-		for i, col := range ts.Columns {
-			names[i] = pgx.Identifier{col.Name}.Sanitize()
-		}
-		rr := conn.PgConn().ExecParams(ctx, "SELECT "+strings.Join(names, ", ")+" FROM "+quoteTable(t.Table), nil, nil, nil, nil)
-		cols := make([]col, len(ts.Columns))
-		n := int64(0)
-		for rr.NextRow() {
-			for i, v := range rr.Values() {
-				if v == nil {
-					cols[i] = col{kind: 'n'}
-				} else {
-					cols[i] = col{kind: 't', data: v}
-				}
-			}
-			id, err := r.rowID(cols)
-			if err != nil {
-				rr.Close()
-				return stop(fmt.Errorf("snapshot: %w", err))
-			}
-			data, err := r.rowJSON(id, cols, nil)
-			if err != nil {
-				rr.Close()
-				return stop(fmt.Errorf("snapshot: %w", err))
-			}
+		err := eachRow(ctx, conn, t.Table, ts, func(id string, data json.RawMessage) error {
 			seen[t.Registry][id] = true
 			if lr, ok := c.live[t.Registry][id]; ok && lr.sum == dataSum(data) {
-				continue
+				return nil
 			}
 			b.put(t.Registry, id, data)
 			b.rows++
-			n++
 			if len(b.ws) == batchLimit {
 				if err := w.write(b); err != nil {
-					rr.Close()
 					return err
 				}
 				b = newBatch()
 			}
-		}
-		if _, err := rr.Close(); err != nil {
-			return fmt.Errorf("snapshot of %s: %w", t.Table, tableErr(err))
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("snapshot of %s: %w", t.Table, err)
 		}
 	}
 	// Records whose rows are gone (a resnapshot after a lost slot).
