@@ -235,10 +235,12 @@ func (v *ledgerView) apply(ch *scanChunk, blinds map[string]map[[32]byte]string,
 				continue
 			}
 		}
-		lr := liveRec{sum: dataSum(rec.Data), ver: rec.VersionInfo}
+		lr := liveRec{ver: rec.VersionInfo}
 		lr.ver.Index = idx
 		if o.keepData {
-			lr.data = rec.Data
+			lr.data = rec.Data // a restore: it needs the data, not the sum
+		} else {
+			lr.sum = dataSum(rec.Data)
 		}
 		v.live[re.Registry][rec.ID] = lr
 		blinds[re.Registry][re.BlindID] = rec.ID
