@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chancery-gov/chancery/ledger"
@@ -167,7 +168,9 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 	sort.Strings(ids)
 	pr, pw := io.Pipe()
 	var n int64
-	go func() {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
 		// Rows are encoded on a worker per core, a chunk each, and
 		// written in order while COPY sends them; the pipe is closed
 		// with the first error, which COPY then returns.
@@ -221,9 +224,10 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 		if !failed {
 			pw.Close()
 		}
-	}()
+	})
 	_, err = conn.PgConn().CopyFrom(ctx, pr, "COPY "+quoteTable(table)+" FROM STDIN WITH (FREEZE)")
 	pr.Close()
+	wg.Wait() // n is final
 	if err != nil {
 		return n, fmt.Errorf("copy: %w", err)
 	}
