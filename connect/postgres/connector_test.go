@@ -83,20 +83,9 @@ INSERT INTO parcels VALUES ('North,East', 1, 10.25), ('50%', 2, 3);`)
 }
 
 func TestTruncateRefused(t *testing.T) {
-	pg, cs := startPG(t)
-	s := newSite(t)
-	cfg := testConfig()
-	c := s.connector(t, cs, cfg)
-	c.Start(context.Background())
-	defer c.Close()
-	pg.Psql("src", `INSERT INTO parcels VALUES ('a', 1, 1)`)
-	waitSame(t, s, cs, cfg, c)
+	pg, _, s, _, c := following(t)
 	pg.Psql("src", `TRUNCATE parcels`)
-	select {
-	case <-c.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("connector did not stop on a refused truncate")
-	}
+	waitStop(t, c, "on a refused truncate")
 	if !errors.Is(c.Err(), ErrTruncateRefused) {
 		t.Fatalf("err = %v, want ErrTruncateRefused", c.Err())
 	}

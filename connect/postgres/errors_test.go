@@ -10,8 +10,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-gov/chancery/internal/pgtest"
 	"github.com/chancery-gov/chancery/registry"
 )
+
+// following starts a cluster with the test schema, a site and a
+// connector that has applied one parcel.
+func following(t *testing.T) (*pgtest.Cluster, string, *site, Config, *Connector) {
+	t.Helper()
+	pg, cs := startPG(t)
+	s := newSite(t)
+	cfg := testConfig()
+	c := s.connector(t, cs, cfg)
+	c.Start(context.Background())
+	t.Cleanup(func() { c.Close() })
+	pg.Psql("src", `INSERT INTO parcels VALUES ('a', 1, 1)`)
+	waitSame(t, s, cs, cfg, c)
+	return pg, cs, s, cfg, c
+}
+
+// waitStop waits for a running connector to stop by itself.
+func waitStop(t *testing.T, c *Connector, why string) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("connector did not stop %s", why)
+	}
+}
 
 // stopsWith starts a connector and waits for it to stop with want.
 func stopsWith(t *testing.T, c *Connector, want error) error {
@@ -46,21 +72,11 @@ func TestRefusesTableWithoutPrimaryKey(t *testing.T) {
 }
 
 func TestRefusesUnknownType(t *testing.T) {
-	pg, cs := startPG(t)
-	s := newSite(t)
-	cfg := testConfig()
-	c := s.connector(t, cs, cfg)
-	c.Start(context.Background())
-	pg.Psql("src", `INSERT INTO parcels VALUES ('a', 1, 1)`)
-	waitSame(t, s, cs, cfg, c)
+	pg, cs, s, cfg, c := following(t)
 	size := s.log.Size()
 	// A column of a type the mapping does not know, added while streaming.
 	pg.Psql("src", `ALTER TABLE parcels ADD COLUMN spot point; INSERT INTO parcels VALUES ('b', 2, 2, '(1,2)')`)
-	select {
-	case <-c.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("connector did not stop on an unknown type")
-	}
+	waitStop(t, c, "on an unknown type")
 	if !errors.Is(c.Err(), ErrUnknownType) || !strings.Contains(c.Err().Error(), "spot") {
 		t.Fatalf("err = %v, want ErrUnknownType naming the column", c.Err())
 	}
@@ -72,20 +88,10 @@ func TestRefusesUnknownType(t *testing.T) {
 }
 
 func TestRefusesRowBreakingRegistryRules(t *testing.T) {
-	pg, cs := startPG(t)
-	s := newSite(t)
-	cfg := testConfig()
-	c := s.connector(t, cs, cfg)
-	c.Start(context.Background())
-	pg.Psql("src", `INSERT INTO parcels VALUES ('a', 1, 1)`)
-	waitSame(t, s, cs, cfg, c)
+	pg, _, s, _, c := following(t)
 	size := s.log.Size()
 	pg.Psql("src", `BEGIN; INSERT INTO parcels VALUES ('b', 1, 1); INSERT INTO parcels VALUES (repeat('x', 300), 1, 1); COMMIT;`)
-	select {
-	case <-c.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("connector did not stop on an id too long")
-	}
+	waitStop(t, c, "on an id too long")
 	if err := c.Err(); err == nil || !strings.Contains(err.Error(), "256") || !strings.Contains(err.Error(), "parcels") {
 		t.Fatalf("err = %v, want the id limit and the table named", err)
 	}
