@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/chancery-gov/chancery/ledger"
@@ -107,6 +109,14 @@ func (r *Registries) Apply(ctx context.Context, ws []Write) ([]*Record, error) {
 	now := r.opts.Now()
 	preps := make([]*prepared, len(ws))
 	entries := make([]ledger.Entry, len(ws))
+	// Versions follow each other in batch order, so they are numbered in
+	// one pass; sealing each is independent of the others, and a large
+	// batch (a source database's transaction, a snapshot) is sealed on a
+	// worker per core. The first failing write by position is reported,
+	// as a pass in order would.
+	nums := make([]uint64, len(ws))
+	limit := len(ws)
+	var seqErr error
 	for i, w := range ws {
 		s := slots[i]
 		st, ok := pending[s]
@@ -114,20 +124,46 @@ func (r *Registries) Apply(ctx context.Context, ws []Write) ([]*Record, error) {
 			latest, found := s.g.latest(&s.blind)
 			st = state{num: latest.num, deleted: latest.deleted, exists: found}
 		}
-		kind := KindPut
-		if w.Delete {
-			kind = KindTombstone
-			if !st.exists || st.deleted {
-				return nil, at(i, fmt.Errorf("delete %s record %s: %w", w.Registry, w.ID, ErrNotFound))
-			}
+		if w.Delete && (!st.exists || st.deleted) {
+			limit, seqErr = i, at(i, fmt.Errorf("delete %s record %s: %w", w.Registry, w.ID, ErrNotFound))
+			break
 		}
-		pr, err := s.g.prepare(r.opts.Charter.Guest.ID, w.ID, st.num+1, epoch, kind, w.Data, w.Attachments)
+		nums[i] = st.num + 1
+		pending[s] = state{num: st.num + 1, deleted: w.Delete, exists: true}
+	}
+	errs := make([]error, limit)
+	prep := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			w := ws[i]
+			kind := KindPut
+			if w.Delete {
+				kind = KindTombstone
+			}
+			pr, err := slots[i].g.prepare(r.opts.Charter.Guest.ID, w.ID, nums[i], epoch, kind, w.Data, w.Attachments)
+			if err != nil {
+				errs[i] = err
+				return // a later write's error cannot be the first
+			}
+			preps[i] = pr
+			entries[i] = ledger.Entry{Type: ledger.TypeRecord, Epoch: pr.epoch, Time: now, Payload: pr.payload}
+		}
+	}
+	if workers := min(runtime.GOMAXPROCS(0), limit/128); workers > 1 {
+		var wg sync.WaitGroup
+		for k := range workers {
+			wg.Go(func() { prep(limit*k/workers, limit*(k+1)/workers) })
+		}
+		wg.Wait()
+	} else {
+		prep(0, limit)
+	}
+	for i, err := range errs {
 		if err != nil {
 			return nil, at(i, err)
 		}
-		preps[i] = pr
-		entries[i] = ledger.Entry{Type: ledger.TypeRecord, Epoch: pr.epoch, Time: now, Payload: pr.payload}
-		pending[s] = state{num: st.num + 1, deleted: w.Delete, exists: true}
+	}
+	if seqErr != nil {
+		return nil, seqErr
 	}
 	first, err := r.opts.Log.AppendBatch(ctx, entries)
 	if err != nil {

@@ -153,3 +153,47 @@ func TestApplyConcurrentOverlappingBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyLargeBatchSealedInParallel: a batch large enough to be sealed
+// on several workers lands whole and in order, and a refused one names its
+// first bad write by position, as a pass in order would.
+func TestApplyLargeBatchSealedInParallel(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	var ws []Write
+	for i := range 1000 {
+		id := fmt.Sprintf("DR-%d", i%600) // some records twice: versions in batch order
+		ws = append(ws, Write{Registry: "population", ID: id, Data: person(id, fmt.Sprint("L", i))})
+	}
+	bad := append([]Write(nil), ws...)
+	bad[900] = Write{Registry: "population", ID: "DR-x", Delete: true}                               // never written
+	bad[700] = Write{Registry: "population", ID: "DR-y", Data: json.RawMessage(`{"national_id":7}`)} // no last_name
+	size := fx.log.Size()
+	if _, err := fx.reg.Apply(ctx, bad); err == nil || !strings.Contains(err.Error(), "apply write 700") {
+		t.Fatalf("err = %v, want write 700 named", err)
+	}
+	bad[700] = ws[700]
+	if _, err := fx.reg.Apply(ctx, bad); err == nil || !strings.Contains(err.Error(), "apply write 900") {
+		t.Fatalf("err = %v, want write 900 named", err)
+	}
+	if fx.log.Size() != size {
+		t.Fatal("a refused batch appended entries")
+	}
+	recs, err := fx.reg.Apply(ctx, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		if r.Index != recs[0].Index+uint64(i) {
+			t.Fatalf("write %d at index %d", i, r.Index)
+		}
+	}
+	got, err := fx.reg.Get(ctx, "population", "DR-5", AsOf{})
+	if err != nil || got.Version != 2 || !strings.Contains(string(got.Data), `"L605"`) {
+		t.Fatalf("DR-5: %v %+v", err, got)
+	}
+	fx.reopen(t)
+	if got, err := fx.reg.Get(ctx, "population", "DR-599", AsOf{}); err != nil || got.Version != 1 {
+		t.Fatalf("after reopen: %v %+v", err, got)
+	}
+}

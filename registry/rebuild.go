@@ -187,7 +187,13 @@ func (rd *round) apply(regs []*reg, w, n int) {
 		l := &rd.shards[s]
 		for i := range l.ops.len() {
 			op := l.ops.at(i)
-			regs[op.reg].shards[s].index(&op.blind, op.v, l.vals.slice(op.vals, int(op.nvals)))
+			// A registry that indexes no field has versions without
+			// values, and a shard that saw only those has no vals chunk.
+			var vals []key
+			if op.nvals > 0 {
+				vals = l.vals.slice(op.vals, int(op.nvals))
+			}
+			regs[op.reg].shards[s].index(&op.blind, op.v, vals)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/seal"
 	"pgregory.net/rapid"
@@ -295,5 +296,29 @@ func TestRebuildRefusesDamagedLedger(t *testing.T) {
 	}
 	if g := runtime.NumGoroutine(); g > before {
 		t.Fatalf("%d goroutines before the failed opens, %d after", before, g)
+	}
+}
+
+// TestRebuildRegistryWithoutIndexFields: a registry that indexes no field
+// (a connector's tables map to such registries) rebuilds after a restart;
+// the rebuild once indexed an empty arena and panicked.
+func TestRebuildRegistryWithoutIndexFields(t *testing.T) {
+	fx := &fixture{dir: t.TempDir(), c: testCharter()}
+	fx.c.Registries = append(fx.c.Registries, charter.Registry{Name: "plain", Sites: []string{"home"}, Sync: charter.SyncAsync})
+	var err error
+	if fx.root, err = seal.NewRootKey(); err != nil {
+		t.Fatal(err)
+	}
+	fx.open(t)
+	t.Cleanup(func() { fx.close(t) })
+	ctx := context.Background()
+	for i := range 50 {
+		if _, err := fx.reg.Put(ctx, "plain", fmt.Sprintf("r%d", i), json.RawMessage(`{"a":1}`), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fx.reopen(t)
+	if n, err := fx.reg.Count("plain"); err != nil || n != 50 {
+		t.Fatalf("after rebuild: %d records, %v", n, err)
 	}
 }

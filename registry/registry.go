@@ -126,9 +126,20 @@ type reg struct {
 	// the caller passed one in BlobOptions): key material, wiped by Close.
 	chunking *store.Chunking
 	num      uint16 // the registry's number, in the order of the charter
-	mu       sync.RWMutex
+	// mu[i] guards shards[i]: writers of records in different shards do
+	// not wait for each other (one lock for the whole index serialised
+	// 64 concurrent writers; issue 16). The rebuild fills the shards
+	// before the registry is shared, without them.
+	mu [shardCount]shardLock
 	// shards hold the index, cut by blind id (index.go).
 	shards [shardCount]shard
+}
+
+// shardLock is a shard's lock, alone on its cache line so that writers of
+// neighbouring shards do not contend on the line.
+type shardLock struct {
+	sync.RWMutex
+	_ [64 - 24]byte
 }
 
 // VersionInfo is one version of a record as the index knows it.
@@ -314,17 +325,19 @@ func (g *reg) index(e *RecordEntry, v VersionInfo) {
 		vals = append(vals, keyOf(&e.Index[i]))
 	}
 	k := keyOf(&e.BlindID)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.shards[shardOf(&k)].index(&k, versionOf(v), vals)
+	i := shardOf(&k)
+	g.mu[i].Lock()
+	defer g.mu[i].Unlock()
+	g.shards[i].index(&k, versionOf(v), vals)
 }
 
 // latest returns the latest version of a record, if the index holds it.
 func (g *reg) latest(blind *[32]byte) (version, bool) {
 	k := keyOf(blind)
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if st := g.shards[shardOf(&k)].lookup(&k); st != nil {
+	i := shardOf(&k)
+	g.mu[i].RLock()
+	defer g.mu[i].RUnlock()
+	if st := g.shards[i].lookup(&k); st != nil {
 		return st.latest, true
 	}
 	return version{}, false
@@ -357,11 +370,11 @@ func (r *Registries) Count(registry string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	g.mu.RLock()
-	defer g.mu.RUnlock()
 	n := 0
 	for i := range g.shards {
+		g.mu[i].RLock()
 		n += len(g.shards[i].recs)
+		g.mu[i].RUnlock()
 	}
 	return n, nil
 }
@@ -482,6 +495,12 @@ func validate(def charter.Registry, id string, data json.RawMessage) (map[string
 	return vals, nil
 }
 
+// Fields returns the raw values of the named top-level members of a JSON
+// object, in the order of names (nil where absent), or false if data is
+// not a JSON object. One pass, no map: for readers of many records (a
+// restore into a database).
+func Fields(data []byte, names []string) ([][]byte, bool) { return topLevelFields(data, names) }
+
 // topLevelFields returns the raw values of the named top-level fields of a
 // JSON object (nil where a field is absent; the last one where a field
 // repeats, as encoding/json does), or false if data is not a JSON object.
@@ -584,8 +603,9 @@ func (r *Registries) Get(ctx context.Context, registry, id string, at AsOf) (*Re
 	blind := g.keys.BlindID(id)
 	var v *VersionInfo
 	k := keyOf(&blind)
-	g.mu.RLock()
-	s := &g.shards[shardOf(&k)]
+	i := shardOf(&k)
+	g.mu[i].RLock()
+	s := &g.shards[i]
 	if st := s.lookup(&k); st != nil {
 		s.versions(st, func(c *version) bool {
 			if at.covers(c) {
@@ -596,7 +616,7 @@ func (r *Registries) Get(ctx context.Context, registry, id string, at AsOf) (*Re
 			return true
 		})
 	}
-	g.mu.RUnlock()
+	g.mu[i].RUnlock()
 	if v == nil {
 		return nil, fmt.Errorf("%s record %s: %w", registry, id, ErrNotFound)
 	}
@@ -693,9 +713,10 @@ func (r *Registries) History(ctx context.Context, registry, id string) ([]Versio
 	}
 	blind := g.keys.BlindID(id)
 	k := keyOf(&blind)
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	s := &g.shards[shardOf(&k)]
+	i := shardOf(&k)
+	g.mu[i].RLock()
+	defer g.mu[i].RUnlock()
+	s := &g.shards[i]
 	st := s.lookup(&k)
 	if st == nil {
 		return nil, fmt.Errorf("%s record %s: %w", registry, id, ErrNotFound)
@@ -719,12 +740,12 @@ func (r *Registries) Find(ctx context.Context, registry, field, value string) ([
 	}
 	blinded := g.keys.BlindIndex(field, value)
 	k := keyOf(&blinded)
-	g.mu.RLock()
 	var hits []VersionInfo
 	for i := range g.shards {
+		g.mu[i].RLock()
 		hits = g.shards[i].find(&k, hits)
+		g.mu[i].RUnlock()
 	}
-	g.mu.RUnlock()
 	sort.Slice(hits, func(i, j int) bool { return hits[i].Index < hits[j].Index })
 	var out []*Record
 	for _, v := range hits {

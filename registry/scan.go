@@ -19,9 +19,12 @@ func (r *Registries) ScanAsOf(ctx context.Context, registry string, at AsOf, fn 
 		return err
 	}
 	var hits []VersionInfo
-	g.mu.RLock()
 	for i := range g.shards {
 		s := &g.shards[i]
+		// Each shard under its own lock (the index's lock is cut with its
+		// shards): the selection is as of at, so writes landing meanwhile
+		// in another shard, all after at, change nothing it returns.
+		g.mu[i].RLock()
 		for _, n := range s.recs {
 			s.versions(s.states.at(n), func(c *version) bool {
 				if at.covers(c) {
@@ -33,8 +36,8 @@ func (r *Registries) ScanAsOf(ctx context.Context, registry string, at AsOf, fn 
 				return true
 			})
 		}
+		g.mu[i].RUnlock()
 	}
-	g.mu.RUnlock()
 	sort.Slice(hits, func(i, j int) bool { return hits[i].Index < hits[j].Index })
 	for _, v := range hits {
 		if err := ctx.Err(); err != nil {

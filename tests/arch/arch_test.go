@@ -23,7 +23,7 @@ const module = "github.com/chancery-gov/chancery"
 // covers a folder and everything below it.
 var layers = [][]string{
 	// Leaf helpers: no project imports.
-	{"internal/fsutil", "internal/harden", "internal/padme", "internal/testnet", "internal/s3test", "internal/browsertest", "internal/demo/demogen"},
+	{"internal/fsutil", "internal/harden", "internal/padme", "internal/testnet", "internal/s3test", "internal/pgtest", "internal/browsertest", "internal/demo/demogen"},
 	// Private keys on disk, in age envelopes.
 	{"internal/keyfile"},
 	// Pure codecs of the services: SD-JWT knows nothing of the state.
