@@ -131,6 +131,9 @@ func keepSites(cmd *cobra.Command, rep *demo.Report, passphraseFile string) erro
 	} else {
 		fmt.Fprintf(w, "   context \"demo\" written (site home, official registrar); rehearse with:\n")
 		fmt.Fprintf(w, "     chancery context use demo\n     chancery status --all\n     chancery records find population last_name Berg\n")
+		// The pages (docs/ui.md): a signed request opens a browser session.
+		fmt.Fprintf(w, "   pages: the continuity dashboard is at <site>/ui/dashboard, the host console at <site>/ui/host; open a session with\n")
+		fmt.Fprintf(w, "     chancery ui login --site home --official min-interior   (prints a single-use link)\n")
 	}
 	<-cmd.Context().Done()
 	fmt.Fprintln(w, "== stopping the sites")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -463,6 +464,21 @@ func TestDemoKeep(t *testing.T) {
 	}
 	if o, err := run("records", "find", "population", "last_name", "Berg"); err != nil || !strings.Contains(o, `"registry": "population"`) {
 		t.Fatalf("records find on the kept home, from the context alone: %v\n%s", err, o)
+	}
+	// The pages: ui login prints a single-use link that opens a session
+	// on the kept home's dashboard.
+	o, err = run("ui", "login", "--json")
+	var link struct {
+		URL string `json:"url"`
+	}
+	if err != nil || json.Unmarshal([]byte(o[strings.Index(o, "{"):]), &link) != nil || !strings.Contains(link.URL, "/ui/login?token=") {
+		t.Fatalf("ui login on the kept home: %v\n%s", err, o)
+	}
+	nofollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, err := nofollow.Get(link.URL); err != nil || resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/dashboard" {
+		t.Fatalf("the ui login link: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
 	}
 	// Ctrl-C stops the sites and the demo.
 	demo.Process.Signal(os.Interrupt)
