@@ -40,6 +40,7 @@ import (
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/siteapi"
+	"github.com/chancery-gov/chancery/store"
 	"github.com/chancery-gov/chancery/store/location"
 )
 
@@ -307,3 +308,7 @@ func (t *Guest) Fill(ctx context.Context) (int, error) {
 // HasCustody says whether the guest has its custody package here: without
 // it an embassy cannot be unsealed for an activation or a drill.
 func (t *Guest) HasCustody() bool { return t.custody != nil }
+
+// Blobs is the guest's blob backend at this site, sealed as the site holds
+// it: what a scheduled scrub reads.
+func (t *Guest) Blobs() store.Backend { return t.blobs }

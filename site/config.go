@@ -66,6 +66,19 @@ type Config struct {
 	Blobs location.Config `yaml:"blobs"`
 	// Limits bound what one request may carry.
 	Limits Limits `yaml:"limits"`
+	// Scrub checks the guests' blob stores against their ledgers on a
+	// schedule (audit.Scrub): off unless Every is set.
+	Scrub ScrubConfig `yaml:"scrub"`
+}
+
+// ScrubConfig schedules the blob scrub.
+type ScrubConfig struct {
+	// Every is the pause between two scrubs of a guest's store (a Go
+	// duration, e.g. 24h); zero turns the scrub off.
+	Every Duration `yaml:"every"`
+	// Rate bounds the bytes read a second, so the scrub leaves the disk
+	// to the site (0: 32 MiB/s).
+	Rate int64 `yaml:"rate"`
 }
 
 // GuestConfig is one guest held by an embassy site.
@@ -235,6 +248,12 @@ func fieldErr(field, format string, a ...any) error {
 
 // Validate checks the configuration without touching the disk.
 func (c *Config) Validate() error {
+	if c.Scrub.Every.Duration < 0 {
+		return fieldErr("scrub.every", "must not be negative (0 turns the scrub off)")
+	}
+	if c.Scrub.Rate < 0 {
+		return fieldErr("scrub.rate", "must not be negative (0 is 32 MiB/s)")
+	}
 	if len(c.Guests) > 0 {
 		if c.StateDir != "" {
 			return fieldErr("state_dir", "given with guests: a home names state_dir, an embassy data_dir and guests")

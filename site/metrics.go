@@ -100,6 +100,8 @@ var (
 	descBatches       = prometheus.NewDesc("chancery_guest_batches_total", "Batches accepted for the guest since start.", []string{"guest"}, nil)
 	descRefused       = prometheus.NewDesc("chancery_guest_refused_total", "Batches and packs refused for the guest since start (failed checks).", []string{"guest"}, nil)
 	descSuspended     = prometheus.NewDesc("chancery_guest_suspended", "1 if the host's suspension of the guest is in effect.", []string{"guest"}, nil)
+	descScrubProblems = prometheus.NewDesc("chancery_blob_scrub_problems", "Problems the guest's last scheduled blob scrub found (-1: it failed to run).", []string{"guest"}, nil)
+	descScrubTime     = prometheus.NewDesc("chancery_blob_scrub_last_timestamp_seconds", "When the guest's last scheduled blob scrub started.", []string{"guest"}, nil)
 )
 
 // stateCollector reads the site's state at scrape time.
@@ -135,6 +137,14 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			susp = 1
 		}
 		gauge(descSuspended, susp, id)
+		if r, ok := s.scrubs.get(id); ok {
+			bad := -1.0
+			if r.Err == nil {
+				bad = float64(r.Report.Bad)
+			}
+			gauge(descScrubProblems, bad, id)
+			gauge(descScrubTime, float64(r.At.Unix()), id)
+		}
 		// The writer's view of every other site: whichever site writes
 		// now, home or embassy, exports its recovery points.
 		if repl := t.Replicator(); repl != nil {

@@ -123,6 +123,7 @@ type Site struct {
 	metrics *metrics
 	pages   *pages             // the pages under /ui/ and their sessions
 	issuers []issuerRoute      // the guests' OpenID Connect issuers (identity.go)
+	scrubs  scrubs             // each guest's last blob scrub (scrub.go)
 	tlsKey  ed25519.PrivateKey // pinned TLS key, if configured
 	// pass opens a home's root key file, at start and when a failback
 	// names it the writer; nil at an embassy. Wiped at Close.
@@ -395,6 +396,11 @@ func (s *Site) ready(w http.ResponseWriter, _ *http.Request) {
 		if err := t.Suspended(s.opts.Now()); err != nil {
 			reasons = append(reasons, id+": suspended: "+err.Error())
 		}
+		if r, ok := s.scrubs.get(id); ok {
+			if p := r.problem(); p != "" {
+				reasons = append(reasons, id+": "+p)
+			}
+		}
 		if s.home == nil && !t.HasCustody() {
 			// An embassy that could never be unsealed is not ready to be
 			// one, however healthy its mirror.
@@ -446,6 +452,9 @@ func (s *Site) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, stopSampler := context.WithCancel(ctx)
 	var sampler sync.WaitGroup
 	sampler.Go(func() { s.sampleLag(sctx) })
+	if s.cfg.Scrub.Every.Duration > 0 {
+		sampler.Go(func() { s.scrubLoop(sctx) })
+	}
 	defer func() { stopSampler(); sampler.Wait() }()
 	done := make(chan error, 1)
 	go func() {

@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/chancery-gov/chancery/audit"
-	"github.com/chancery-gov/chancery/ledger"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/store"
@@ -68,7 +68,7 @@ func verifyBlobs(ctx context.Context, stdout, stderr io.Writer, o verifyOptions,
 	if err != nil {
 		return fmt.Errorf("verify --blobs %s: %w", dir, err)
 	}
-	so := audit.ScrubOptions{Ledger: l.Fetcher, Size: size, Refs: entryBlobRefs, Prefix: registry.BlobPrefix,
+	so := audit.ScrubOptions{Ledger: l.Fetcher, Size: size, Refs: guest.BlobRefs, Prefix: registry.BlobPrefix,
 		Rate: o.blobKeys.rate, Progress: newBlobProgress(stderr)}
 	if o.blobKeys.rootKey != "" {
 		if l.Charter == nil {
@@ -108,24 +108,6 @@ func verifyBlobs(ctx context.Context, stdout, stderr io.Writer, o verifyOptions,
 		fmt.Fprintf(stdout, "blobs: sealed chunks not opened (no --root-key)\n")
 	}
 	return nil
-}
-
-// entryBlobRefs is audit.RefsFunc for the record entries of registries.
-func entryBlobRefs(index uint64, e ledger.Entry) ([]audit.BlobRef, error) {
-	if e.Type != ledger.TypeRecord {
-		return nil, nil
-	}
-	re, err := registry.UnmarshalRecordEntry(e.Payload)
-	if err != nil {
-		return nil, err
-	}
-	if len(re.Chunks) == 0 {
-		return nil, nil
-	}
-	// The entry names its attachments' chunks as one set (record entry
-	// format 2): the attachments themselves are inside the sealed body.
-	out := []audit.BlobRef{{Registry: re.Registry, Record: fmt.Sprintf("%x… version %d", re.BlindID[:8], re.Version), Chunks: re.Chunks}}
-	return out, nil
 }
 
 // newBlobProgress reports the bytes read, a line every tenth of the way,
