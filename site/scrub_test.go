@@ -3,7 +3,9 @@ package site_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -19,6 +21,7 @@ import (
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/site"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 // TestScheduledScrubFindsDamage: a site scrubbing its blob store on a
@@ -123,5 +126,61 @@ func TestScheduledScrubFindsDamage(t *testing.T) {
 	}
 	if _, m := get("/metrics"); strings.Contains(m, `chancery_blob_scrub_problems{guest="demo-republic"} 0`) {
 		t.Error("the metric still counts no problem")
+	}
+}
+
+// TestReadyzNamesLedgerDamage: a byte flipped in the stored right edge of
+// a serving home's ledger (the partial bundle the next append extends)
+// makes /readyz name the damage and what to do, and sets the metric.
+func TestReadyzNamesLedgerDamage(t *testing.T) {
+	ts := startSite(t)
+	ctx := context.Background()
+	key := officialKey(t, ts.dir, "registrar")
+	c := &siteapi.Client{BaseURL: ts.srv.URL, Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: key}}
+	for i := range 3 {
+		if _, err := c.Put(ctx, "population", fmt.Sprintf("DR-EDGE-%d", i), person(fmt.Sprintf("DR-EDGE-%d", i), "Edge", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(path string) (int, string) {
+		res, err := http.Get(ts.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	// The edge is checked once the checkpoint covers the writes.
+	deadline := time.Now().Add(10 * time.Second)
+	var size uint64
+	for {
+		_, cp := ts.site.Local().Log.Checkpoint()
+		if size = cp.Size; size >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, body := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("sound ledger: /readyz %d %s", code, body)
+	}
+	if size >= ledger.TileWidth {
+		t.Fatalf("the right edge is not in bundle 0 (size %d)", size)
+	}
+	path := filepath.Join(ts.site.Local().Log.Dir(), filepath.FromSlash(ledger.EntriesPath(0, int(size))))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[2+int(binary.BigEndian.Uint16(b))+2+ledger.EntryHeaderSize+3] ^= 0x20 // inside entry 1
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, body := get("/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "ledger damaged") || !strings.Contains(body, "chancery repair") {
+		t.Fatalf("damaged right edge: /readyz %d %s", code, body)
+	}
+	if _, m := get("/metrics"); !strings.Contains(m, `chancery_ledger_damaged{guest="demo-republic"} 1`) {
+		t.Error("chancery_ledger_damaged is not 1")
 	}
 }

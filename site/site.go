@@ -396,6 +396,9 @@ func (s *Site) ready(w http.ResponseWriter, _ *http.Request) {
 		if err := t.Suspended(s.opts.Now()); err != nil {
 			reasons = append(reasons, id+": suspended: "+err.Error())
 		}
+		if err := rightEdgeDamage(t); err != nil {
+			reasons = append(reasons, id+": ledger damaged: "+err.Error()+"; restore the entries from another site with chancery repair")
+		}
 		if r, ok := s.scrubs.get(id); ok {
 			if p := r.problem(); p != "" {
 				reasons = append(reasons, id+": "+p)
@@ -412,6 +415,19 @@ func (s *Site) ready(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "site": s.cfg.Site})
+}
+
+// rightEdgeDamage re-reads the guest's stored right edge (the partial
+// bundle and tiles the next append extends) and checks it against the
+// tree: damage there would be copied into every later bundle. A read that
+// raced the integrator moving the edge is tried once more before it
+// counts.
+func rightEdgeDamage(t *tenant) error {
+	err := t.Ledger().CheckRightEdge()
+	if err != nil {
+		err = t.Ledger().CheckRightEdge()
+	}
+	return err
 }
 
 // Serve serves on ln until ctx is done, then stops accepting, lets
