@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -219,6 +220,23 @@ func (t *Tracker) lags(durable uint64) ([]Lag, func(index, size uint64) (time.Ti
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
 	return out, t.entryTime
+}
+
+// Receipts returns every site's status with its latest receipt: the
+// writer's signed checkpoint with that site's cosignature, which the
+// writer can show as proof that the site holds the entries it covers
+// (Lags leaves the receipts out).
+func (t *Tracker) Receipts() []SiteStatus {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]SiteStatus, 0, len(t.sites))
+	for _, s := range t.sites {
+		c := *s
+		c.Receipt = bytes.Clone(s.Receipt)
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
+	return out
 }
 
 // Size returns the size a site's latest receipt covers.

@@ -36,6 +36,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/replica"
+	"github.com/chancery-gov/chancery/services/extract"
 	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/store/location"
 )
@@ -147,6 +148,9 @@ type officialsAPI struct {
 	// at an activated site every read of plaintext (a record, a history,
 	// a find, an attachment) is an access entry. A read it fails is refused.
 	access func(ctx context.Context, official string, rd *guest.Read) error
+	// extracts is the guest's extract issuer here, built on first use
+	// (extracts.go).
+	extracts func() (*extract.Issuer, error)
 }
 
 func (g *officialsAPI) currentMode() siteapi.Mode { return g.mode() }

@@ -13,6 +13,7 @@ import (
 	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/pintls"
 	"github.com/chancery-gov/chancery/replica"
+	"github.com/chancery-gov/chancery/services/extract"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -130,6 +131,10 @@ func (s *Site) newAPI(t *tenant, sv *guest.Served) (http.Handler, error) {
 		readOnly: sv.ReadOnly}
 	if sv.RecordsAccess {
 		g.access = t.RecordAccess
+	}
+	var ei extractIssuer
+	g.extracts = func() (*extract.Issuer, error) {
+		return ei.get(func() (*extract.Issuer, error) { return newExtractIssuer(t, sv, s.opts.Now) })
 	}
 	if _, err := rand.Read(g.tokenKey[:]); err != nil {
 		return nil, err

@@ -301,3 +301,30 @@ func (c *Client) GetAttachment(ctx context.Context, reg, id, name string, at reg
 	}
 	return n, nil
 }
+
+// ExtractRequest is the body of POST …/records/{id}/extract: the record's
+// fields the extract certifies.
+type ExtractRequest struct {
+	Fields []string `json:"fields"`
+}
+
+// ExtractResponse is an issued certified extract (docs/extracts.md): the
+// COSE_Sign1 with its receipt, and its QR text, QR code and PDF, each of
+// which `chancery extract verify` checks offline.
+type ExtractResponse struct {
+	COSE   []byte `json:"cose"`
+	QRText string `json:"qr_text"`
+	QRPNG  []byte `json:"qr_png"`
+	PDF    []byte `json:"pdf"`
+}
+
+// Extract asks the site for a certified extract of a record's latest
+// version, certifying fields.
+func (c *Client) Extract(ctx context.Context, reg, id string, fields ...string) (*ExtractResponse, error) {
+	body, err := json.Marshal(ExtractRequest{Fields: fields})
+	if err != nil {
+		return nil, err
+	}
+	var out ExtractResponse
+	return &out, c.do(ctx, http.MethodPost, c.url(recordPath(reg, id)+"/extract", nil), body, &out)
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -16,9 +17,57 @@ import (
 func newExtractCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "extract",
-		Short: "Certified extracts: verify one offline",
+		Short: "Certified extracts: issue one at the active site, verify one offline",
 	}
-	cmd.AddCommand(newExtractVerifyCmd())
+	cmd.AddCommand(newExtractIssueCmd(), newExtractVerifyCmd())
+	return cmd
+}
+
+func newExtractIssueCmd() *cobra.Command {
+	var (
+		f      siteFlags
+		fields []string
+		out    string
+	)
+	cmd := &cobra.Command{
+		Use:   "issue REGISTRY ID --field NAME... --out PREFIX",
+		Short: "Issue a certified extract of a record at the site where the guest is active",
+		Long: `Issue asks the site where the guest is active (home, or an activated
+embassy) for a certified extract of a record's latest version, certifying
+the fields named with --field, signed as the official. The read is an
+access entry; the act is recorded in the ledger; the site waits until
+other sites have cosigned a checkpoint that covers it. It writes
+PREFIX.cose (the COSE_Sign1 with its receipt), PREFIX.qr.txt (the QR
+code's text), PREFIX.qr.png and PREFIX.pdf, each of which
+"chancery extract verify" checks offline (docs/extracts.md).`,
+		Example: `  chancery extract issue population DR-0001 --field national_id --field last_name --out dr-0001 --site home --official registrar
+  chancery extract verify dr-0001.pdf --charter charter.yaml`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(fields) == 0 || out == "" {
+				return fmt.Errorf("%s: --field (at least one) and --out are required", cmd.CommandPath())
+			}
+			return f.run(cmd, func(ctx context.Context, t *target) error {
+				ex, err := t.client().Extract(ctx, args[0], args[1], fields...)
+				if err != nil {
+					return err
+				}
+				for _, o := range []struct {
+					ext  string
+					data []byte
+				}{{".cose", ex.COSE}, {".qr.txt", []byte(ex.QRText + "\n")}, {".qr.png", ex.QRPNG}, {".pdf", ex.PDF}} {
+					if err := os.WriteFile(out+o.ext, o.data, 0o644); err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "wrote %s%s (%d bytes)\n", out, o.ext, len(o.data))
+				}
+				return nil
+			})
+		},
+	}
+	f.register(cmd, "official")
+	cmd.Flags().StringArrayVar(&fields, "field", nil, "a field of the record the extract certifies (repeatable)")
+	cmd.Flags().StringVar(&out, "out", "", "prefix of the files written: PREFIX.cose, PREFIX.qr.txt, PREFIX.qr.png, PREFIX.pdf")
 	return cmd
 }
 

@@ -364,7 +364,7 @@ func TestRunbookRuns(t *testing.T) {
 			})
 		}
 		out := runBlock(t, doc, b, work, env, addURLs)
-		if strings.HasPrefix(b.heading, "### 10. Serve") {
+		if strings.HasPrefix(b.heading, "### 10. Serve") && strings.Contains(b.commands, "unseal status") {
 			// The first read at the activated site gave the activation
 			// its RTO, in the site's status.
 			if !strings.Contains(out, `"first_read_at"`) || !strings.Contains(out, `"rto_seconds"`) {
@@ -372,6 +372,17 @@ func TestRunbookRuns(t *testing.T) {
 			}
 			did["rto"] = true
 		}
+		if strings.HasPrefix(b.heading, "### 10. Serve") && strings.Contains(b.commands, "extract verify") {
+			// A certified extract issued at the activated embassy, its
+			// receipt cosigned by the other embassy, verifies offline.
+			if !strings.Contains(out, "issued by site embassy-north") || strings.Contains(out, "FAILED") {
+				t.Errorf("%s:%d: the extract issued at the activated embassy does not verify:\n%s", doc, b.line, out)
+			}
+			did["extract"] = true
+		}
+	}
+	if !did["extract"] {
+		t.Errorf("%s: no ```sh block under \"### 10. Serve\" issues and verifies an extract", doc)
 	}
 	if !did["rto"] {
 		t.Errorf("%s: no ```sh block under \"### 10. Serve\": the first read and the RTO are not shown", doc)
