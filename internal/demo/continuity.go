@@ -26,6 +26,8 @@ import (
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/services/extract"
+	"github.com/chancery-gov/chancery/services/extract/offline"
 	"github.com/chancery-gov/chancery/siteapi"
 	"github.com/chancery-gov/chancery/store"
 	storefs "github.com/chancery-gov/chancery/store/fs"
@@ -405,6 +407,40 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		return fmt.Errorf("demo: write at embassy-north: %w", err)
 	}
 	say("   a birth is registered at the embassy: %s, ledger entry %d, epoch %d, cosigned by embassy-south before it was acknowledged", newID, w.Index, w.Epoch)
+	// A certified extract of the new record, issued in the state's name at
+	// the embassy and checked offline with the charter alone, as a border
+	// guard would check the parents' copy.
+	issued := time.Now()
+	ex, err := northAPI.Extract(ctx, "population", newID, "national_id", "first_name", "last_name")
+	if err != nil {
+		return fmt.Errorf("demo: certified extract at embassy-north: %w", err)
+	}
+	took := time.Since(issued)
+	ev, err := offline.NewVerifier(c)
+	if err != nil {
+		return err
+	}
+	exRep, _, err := extract.VerifyFile(ev, ex.PDF)
+	if err != nil {
+		return fmt.Errorf("demo: the extract issued at embassy-north does not verify offline: %w", err)
+	}
+	files := filepath.Join(dir, "birth-certificate")
+	for _, f := range []struct {
+		ext  string
+		data []byte
+	}{{".pdf", ex.PDF}, {".qr.png", ex.QRPNG}} {
+		if err := os.WriteFile(files+f.ext, f.data, 0o644); err != nil {
+			return err
+		}
+	}
+	rep.ExtractTime = took
+	say("   the parents get a certified extract in %v: COSE_Sign1 by the state's key, its act at ledger entry %d cosigned by %s;",
+		took.Round(time.Millisecond), exRep.Act, strings.Join(exRep.Cosigners, ", "))
+	say("   %s.pdf and .qr.png verify offline with the charter alone (%d checks): chancery extract verify %s.pdf --charter %s",
+		files, len(exRep.Checks), files, layout.Charter())
+	if !opts.Keep {
+		say("   (the demo's directory is removed at the end: run it with --keep to keep the files)")
+	}
 
 	say("== The home is rebuilt: a fresh home starts as a sealed mirror and catches up from embassy-north")
 	rebuilt := time.Now()

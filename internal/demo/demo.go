@@ -89,8 +89,11 @@ type Report struct {
 	RPOEntries uint64        // the worst site's recovery point right after the officials' writes (the disaster waits for 0)
 	RPOSeconds float64
 	RTO        time.Duration // order and threshold of shares to the first served read
-	Epochs     uint64        // epoch after failback
-	FinalSize  uint64        // ledger size at home after failback
+	// ExtractTime: a certified extract issued at the activated embassy,
+	// its act cosigned by the other embassy.
+	ExtractTime time.Duration
+	Epochs      uint64 // epoch after failback
+	FinalSize   uint64 // ledger size at home after failback
 	// Revocation of embassy-north: deeds readable at its copy before (with
 	// its outer key) and after (with every key the guest still holds).
 	ShreddedBefore, ShreddedAfter int
@@ -227,8 +230,8 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 		if err := continuityStory(ctx, opts, dir, pass, c, probe[0], rep, say); err != nil {
 			return rep, err
 		}
-		say("== The whole story: RPO %d entries (%.3f s) at worst right after the officials' writes, none when home was lost; RTO %v; failback without losing a record (epoch %d, %d entries); a revoked site's copy shredded (%d of %d deeds readable)",
-			rep.RPOEntries, rep.RPOSeconds, rep.RTO.Round(time.Millisecond), rep.Epochs, rep.FinalSize, rep.ShreddedAfter, rep.ShreddedBefore)
+		say("== The whole story: RPO %d entries (%.3f s) at worst right after the officials' writes, none when home was lost; RTO %v; a certified extract issued abroad in %v and verified offline; failback without losing a record (epoch %d, %d entries); a revoked site's copy shredded (%d of %d deeds readable)",
+			rep.RPOEntries, rep.RPOSeconds, rep.RTO.Round(time.Millisecond), rep.ExtractTime.Round(time.Millisecond), rep.Epochs, rep.FinalSize, rep.ShreddedAfter, rep.ShreddedBefore)
 	}
 	if fresh && opts.Keep {
 		say("== State kept in %s", dir)
