@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 
@@ -295,6 +296,11 @@ func LinkValue(data json.RawMessage, field string) (string, error) {
 	var obj map[string]json.RawMessage
 	if err := dec.Decode(&obj); err != nil {
 		return "", fmt.Errorf("not a JSON object: %w", err)
+	}
+	// One value only: bytes after the object would make the record read
+	// differently here and by every other JSON reader.
+	if _, err := dec.Token(); err != io.EOF {
+		return "", errors.New("not a JSON object: data after the object")
 	}
 	raw, ok := obj[field]
 	if !ok {
