@@ -18,7 +18,33 @@ import (
 // free port, then close it and hand it to a process that binds it later;
 // two could otherwise be handed the same port in that window, and one
 // schedule's health check would then reach the other's site.
-var handedOut sync.Map // port → struct{}
+//
+// Tests in other processes draw from the same range (go test runs
+// packages at once: the system tests beside the CLI's process tests, or
+// two suites on one machine), so a port is also claimed machine-wide: an
+// flock on a file named after it, held until this process exits (the
+// kernel drops it then, even after SIGKILL). Without it, seed 107 of a
+// 500-seed run beside CI had its home's address answered by another
+// run's embassy.
+var handedOut sync.Map // port → *os.File holding the port's lock
+
+// claim takes port machine-wide: false if another process holds it.
+func claim(port int) bool {
+	dir := os.TempDir() + "/chancery-testnet-ports"
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return true // no lock directory: fall back to the in-process guard
+	}
+	f, err := os.OpenFile(dir+"/"+strconv.Itoa(port), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return false
+	}
+	handedOut.Store(port, f) // kept open: the lock lasts as long as the process
+	return true
+}
 
 // RestartableAddr is FreeAddr for a process that will be killed and
 // restarted on the same address. FreeAddr's port comes from the kernel's
@@ -36,8 +62,11 @@ func RestartableAddr(t testing.TB) string {
 	var last error
 	for range 100 {
 		port := lo + rand.IntN(hi-lo+1)
-		if _, taken := handedOut.LoadOrStore(port, struct{}{}); taken {
+		if _, taken := handedOut.LoadOrStore(port, (*os.File)(nil)); taken {
 			continue
+		}
+		if !claim(port) {
+			continue // another test process holds it
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		ln, err := net.Listen("tcp", addr)
