@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -126,7 +127,7 @@ func mergeReceipts(lags []replica.SiteStatus, size uint64) ([]byte, int) {
 			groups[body] = g
 		}
 		for _, line := range strings.SplitAfter(sigs, "\n") {
-			if line != "" && !containsLine(g.lines, line) {
+			if line != "" && !slices.Contains(g.lines, line) {
 				g.lines = append(g.lines, line)
 			}
 		}
@@ -139,15 +140,6 @@ func mergeReceipts(lags []replica.SiteStatus, size uint64) ([]byte, int) {
 	}
 	// One line is the writer's signature; the rest are cosignatures.
 	return []byte(best.body + "\n\n" + strings.Join(best.lines, "")), len(best.lines) - 1
-}
-
-func containsLine(lines []string, l string) bool {
-	for _, x := range lines {
-		if x == l {
-			return true
-		}
-	}
-	return false
 }
 
 // issueExtract serves POST …/records/{id}/extract.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/site/ui"
 	"github.com/chancery-gov/chancery/siteapi"
 )
@@ -297,10 +298,10 @@ func (s *Site) dashboard(_ context.Context, v ui.Viewer) (*ui.Dashboard, error) 
 	st := t.Status()
 	c := t.Charter()
 	d := &ui.Dashboard{Guest: t.ID()}
-	lags := map[string]siteapiLag{}
+	lags := map[string]replica.Lag{}
 	if repl := t.Replicator(); repl != nil {
 		for _, l := range repl.Tracker().Lags() {
-			lags[l.Site] = siteapiLag{size: l.Size, receipt: l.ReceiptTime, entries: l.Entries, seconds: l.Seconds, err: l.LastError, connected: l.Connected}
+			lags[l.Site] = l
 		}
 	}
 	for _, cs := range c.Sites {
@@ -315,10 +316,10 @@ func (s *Site) dashboard(_ context.Context, v ui.Viewer) (*ui.Dashboard, error) 
 				row.Mode, row.Problem = "damaged", err.Error()
 			}
 		case known:
-			row.Mode, row.LedgerSize, row.LastReceipt = "standby", l.size, l.receipt
-			row.RPOEntries, row.RPOSeconds, row.Epoch = l.entries, l.seconds, st.Epoch
-			if !l.connected {
-				row.Mode, row.Problem = "unreachable", l.err
+			row.Mode, row.LedgerSize, row.LastReceipt = "standby", l.Size, l.ReceiptTime
+			row.RPOEntries, row.RPOSeconds, row.Epoch = l.Entries, l.Seconds, st.Epoch
+			if !l.Connected {
+				row.Mode, row.Problem = "unreachable", l.LastError
 			}
 		case cs.ID == st.Writer:
 			row.Mode, row.Epoch = "active", st.Epoch
@@ -335,21 +336,11 @@ func (s *Site) dashboard(_ context.Context, v ui.Viewer) (*ui.Dashboard, error) 
 	}
 	if ds := t.DrillStatus(); ds.LastReport != nil {
 		r := ds.LastReport
-		outcome := "could activate"
-		row := ui.DrillRow{Site: r.Site, Order: r.Order, When: r.Finished, RTOSeconds: r.RTOSeconds, RPOEntries: r.RPOEntries, Outcome: outcome}
-		d.Drills = append(d.Drills, row)
+		d.Drills = append(d.Drills, ui.DrillRow{Site: r.Site, Order: r.Order, When: r.Finished, RTOSeconds: r.RTOSeconds, RPOEntries: r.RPOEntries, Outcome: "could activate"})
 	}
 	_, cp := t.Ledger().Checkpoint()
 	d.Ledger = ui.LedgerRow{Size: t.Ledger().MirrorSize(), Checkpoint: cp.Size, Epoch: st.Epoch, Writer: st.Writer}
 	return d, nil
-}
-
-type siteapiLag struct {
-	size, entries uint64
-	receipt       time.Time
-	seconds       float64
-	err           string
-	connected     bool
 }
 
 // hostConsole is what the operator of this site's host sees, from the

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-gov/chancery/registry"
+	"github.com/chancery-gov/chancery/site/ui"
 )
 
 func newBlobsCmd() *cobra.Command {
@@ -49,7 +50,7 @@ func newBlobsPutCmd() *cobra.Command {
 					return printJSON(w, res)
 				}
 				fmt.Fprintf(w, "uploaded %s (%s) to registry %s\nref %s (valid until %s): attach it with\n  chancery records put %s ID FILE.json --attach NAME=%s\n",
-					args[1], humanBytes(res.Size), args[0], res.Ref, res.Expires.UTC().Format(time.RFC3339), args[0], res.Ref)
+					args[1], ui.HumanBytes(res.Size), args[0], res.Ref, res.Expires.UTC().Format(time.RFC3339), args[0], res.Ref)
 				return nil
 			})
 		},
@@ -94,7 +95,7 @@ func newBlobsGetCmd() *cobra.Command {
 							return fmt.Errorf("write %s: %w", out, err)
 						}
 					}
-					fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%s)\n", out, humanBytes(n))
+					fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%s)\n", out, ui.HumanBytes(n))
 				}
 				return nil
 			})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chancery-gov/chancery/site/ui"
 	"github.com/spf13/cobra"
 )
 
@@ -41,11 +42,11 @@ func newOperatorStatusCmd() *cobra.Command {
 				}
 				quota := "none"
 				if st.QuotaBytes > 0 {
-					quota = humanBytes(st.QuotaBytes)
+					quota = ui.HumanBytes(st.QuotaBytes)
 				}
 				fmt.Fprintf(w, "guest %s at site %s: %s, epoch %d\n", st.Guest, st.Site, st.Mode, st.Epoch)
 				fmt.Fprintf(w, "ledger      %d entries (checkpoint %d)\n", st.Entries, st.Checkpoint)
-				fmt.Fprintf(w, "storage     %s used, quota %s, %s free on disk, %d packs\n", humanBytes(st.UsedBytes), quota, humanBytes(st.FreeBytes), st.Objects)
+				fmt.Fprintf(w, "storage     %s used, quota %s, %s free on disk, %d packs\n", ui.HumanBytes(st.UsedBytes), quota, ui.HumanBytes(st.FreeBytes), st.Objects)
 				last := "never"
 				if st.LastBatch != nil {
 					last = fmt.Sprintf("%s (%s ago)", st.LastBatch.UTC().Format(time.RFC3339), time.Duration(st.SinceBatch*float64(time.Second)).Round(time.Second))

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-gov/chancery/registry"
+	"github.com/chancery-gov/chancery/site/ui"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -233,7 +234,7 @@ func (f *siteFlags) printRecord(w io.Writer, rec *registry.Record) error {
 	fmt.Fprintf(w, "%s/%s version %d%s, ledger index %d, epoch %d, %s\n", rec.Registry, rec.ID, rec.Version, state,
 		rec.Index, rec.Epoch, rec.Time.UTC().Format(time.RFC3339))
 	for _, a := range rec.Attachments {
-		fmt.Fprintf(w, "  attachment %s (%s)\n", a.Name, humanBytes(a.Size))
+		fmt.Fprintf(w, "  attachment %s (%s)\n", a.Name, ui.HumanBytes(a.Size))
 	}
 	if len(rec.Data) > 0 {
 		var v any

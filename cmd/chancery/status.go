@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chancery-gov/chancery/site/ui"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -313,20 +314,7 @@ func printStatus(w io.Writer, st *siteapi.ReplicationStatus) {
 	fmt.Fprintln(tw, "SITE\tRECEIPT\tRPO ENTRIES\tRPO\tCONNECTED\tSENT\tLAST ERROR")
 	for _, l := range st.Sites {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%v\t%s\t%s\n", l.Site, l.Size, l.Entries,
-			(time.Duration(l.Seconds * float64(time.Second))).Round(time.Millisecond), l.Connected, humanBytes(l.BytesSent), l.LastError)
+			(time.Duration(l.Seconds * float64(time.Second))).Round(time.Millisecond), l.Connected, ui.HumanBytes(l.BytesSent), l.LastError)
 	}
 	tw.Flush()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -98,7 +98,7 @@ func New(opts Options) (*UI, error) {
 		"ago":    func(t time.Time) string { return ago(opts.Now(), t) },
 		"utc":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"secs":   func(s float64) string { return fmt.Sprintf("%.1f s", s) },
-		"bytes":  humanBytes,
+		"bytes":  HumanBytes,
 		"upper":  strings.ToUpper,
 		"pct":    func(a, b int64) string { return pct(a, b) },
 		"nonneg": func(v int64) int64 { return max(v, 0) },

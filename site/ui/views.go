@@ -122,7 +122,9 @@ func ago(now, t time.Time) string {
 	}
 }
 
-func humanBytes(n int64) string {
+// HumanBytes writes a size in binary units ("3.0 GiB"), as the pages and
+// the CLI show sizes.
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
