@@ -34,6 +34,19 @@ type Custody struct {
 	// Anchored: the charter pins a package and the newest custody event
 	// is that package, with that commitment.
 	Anchored bool
+	// SiteKeys are the site outer key events, in ledger order: each
+	// generation a site rotated to (KeySiteKey) and each key destroyed
+	// (KeySiteShred), by fingerprint only.
+	SiteKeys []SiteKeyEvent
+}
+
+// SiteKeyEvent is a site outer key event in the ledger.
+type SiteKeyEvent struct {
+	Index      uint64
+	Site       string
+	Shred      bool   // KeySiteShred; otherwise KeySiteKey
+	Generation uint32 // KeySiteKey: the generation announced
+	KeyID      [32]byte
 }
 
 // custody reads the custody events of the first size entries and checks
@@ -54,6 +67,10 @@ func (l *Ledger) custody(ctx context.Context, size uint64) (*Custody, error) {
 		var ev seal.KeyEvent
 		if err := ev.UnmarshalBinary(e.Payload); err != nil {
 			return fmt.Errorf("entry %d: %w", idx, err)
+		}
+		if ev.Kind == seal.KeySiteKey || ev.Kind == seal.KeySiteShred {
+			out.SiteKeys = append(out.SiteKeys, SiteKeyEvent{Index: idx, Site: ev.Site, Shred: ev.Kind == seal.KeySiteShred, Generation: ev.Generation, KeyID: ev.KeyID})
+			return nil
 		}
 		if ev.Kind != seal.KeyCustody {
 			return nil
