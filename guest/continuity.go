@@ -898,7 +898,11 @@ func (t *Guest) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 	if t.rootFile != "" {
 		// A home unsealing from its own key store holds the embassies'
 		// outer keys there too.
-		hk, err := loadHomeOuterKeys(t.charter, state.Layout{Dir: filepath.Dir(filepath.Dir(t.rootFile))}, keys, t.writers.ep.Revoked())
+		hl := state.Layout{Dir: filepath.Dir(filepath.Dir(t.rootFile))}
+		hk, err := loadHomeOuterKeys(t.charter, hl, keys, t.writers.ep.Revoked())
+		if err == nil {
+			err = adoptRotatedOuterKeys(ctx, t.log, t.id, hl, keys, hk, t.logger)
+		}
 		if err != nil {
 			keys.Wipe()
 			return err

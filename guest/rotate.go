@@ -241,9 +241,18 @@ func (r *outerRotation) install(wrapped []byte) error {
 
 // lastSiteKeyEvent is the newest KeySiteKey event of a site in a ledger's
 // published entries.
-func lastSiteKeyEvent(ctx context.Context, l *ledger.Log, guest, site string) (last seal.KeyEvent, found bool, err error) {
+func lastSiteKeyEvent(ctx context.Context, l *ledger.Log, guest, site string) (seal.KeyEvent, bool, error) {
+	evs, err := siteKeyEvents(ctx, l, guest)
+	ev, ok := evs[site]
+	return ev, ok, err
+}
+
+// siteKeyEvents is the newest KeySiteKey event of every site in a
+// ledger's published entries.
+func siteKeyEvents(ctx context.Context, l *ledger.Log, guest string) (map[string]seal.KeyEvent, error) {
+	last := map[string]seal.KeyEvent{}
 	_, cp := l.Checkpoint()
-	err = ledger.Scan(ctx, ledger.DirFetcher(l.Dir()), 0, cp.Size, func(idx uint64, raw []byte) error {
+	err := ledger.Scan(ctx, ledger.DirFetcher(l.Dir()), 0, cp.Size, func(idx uint64, raw []byte) error {
 		if len(raw) < 2 || raw[1] != byte(ledger.TypeKeyEvent) {
 			return nil
 		}
@@ -255,15 +264,57 @@ func lastSiteKeyEvent(ctx context.Context, l *ledger.Log, guest, site string) (l
 		if ev.UnmarshalBinary(e.Payload) != nil {
 			return nil
 		}
-		if ev.Kind == seal.KeySiteKey && ev.Guest == guest && ev.Site == site {
-			last, found = ev, true
+		if ev.Kind == seal.KeySiteKey && ev.Guest == guest {
+			last[ev.Site] = ev
 		}
 		return nil
 	})
 	if err != nil {
-		return seal.KeyEvent{}, false, fmt.Errorf("key events of site %s: %w", site, err)
+		return nil, fmt.Errorf("site key events: %w", err)
 	}
-	return last, found, nil
+	return last, nil
+}
+
+// adoptRotatedOuterKeys reconciles a home's outer keys (hk, from its key
+// store) with the generations the ledger names: an embassy that rotated
+// its key while active recorded the new generation's fingerprint, and its
+// escrow copy reaches the home as every escrow copy does, by officials
+// (docs/operations.md § Rotating a site's outer key), into D/escrow. A
+// copy there of the generation the ledger names replaces the key store's;
+// without one the site's key is dropped, so that nothing is shipped to it
+// under a retired generation (blobs are held back, and logged) until the
+// copy is put there.
+func adoptRotatedOuterKeys(ctx context.Context, l *ledger.Log, guest string, layout state.Layout, keys *seal.Keyring, hk *outerKeys, logger *slog.Logger) error {
+	evs, err := siteKeyEvents(ctx, l, guest)
+	if err != nil || len(evs) == 0 {
+		return err
+	}
+	for site, ev := range evs {
+		k, ok := hk.get(site)
+		if !ok || k.ID() == ev.KeyID {
+			continue
+		}
+		escrow := filepath.Join(EscrowDir(layout), OuterKeyFile(site))
+		w, err := os.ReadFile(escrow)
+		var nk *seal.SiteKey
+		if err == nil {
+			nk, err = keys.UnwrapSiteKey(site, w)
+		}
+		if err == nil && nk.ID() == ev.KeyID {
+			if err := fsutil.Replace(filepath.Join(layout.Keys(), OuterKeyFile(site)), w, 0o600); err != nil {
+				nk.Wipe()
+				return fmt.Errorf("outer key of site %s: %w", site, err)
+			}
+			hk.set(site, nk)
+			logger.Warn("adopted a site's rotated outer key from the escrow", "guest", guest, "site", site, "generation", ev.Generation)
+			continue
+		}
+		nk.Wipe()
+		hk.drop(site)
+		logger.Error("a site rotated its outer key and the escrow here does not hold the new generation: nothing is shipped to it until its escrow copy is put there",
+			"guest", guest, "site", site, "generation", ev.Generation, "escrow", escrow)
+	}
+	return nil
 }
 
 // outerLayout is where this site keeps its own outer key's wrapped copy,

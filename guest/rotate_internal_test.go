@@ -402,3 +402,52 @@ func TestOuterRotationSurvivesSIGKILL(t *testing.T) {
 		t.Fatal("the finished rotation is not the journal's generation")
 	}
 }
+
+// TestHomeAdoptsRotatedOuterKey: a home whose key store holds an
+// embassy's retired generation ships nothing to it (the key is dropped)
+// until the embassy's escrow copy of the generation the ledger names is
+// put in the home's escrow; then it adopts that copy into its key store.
+func TestHomeAdoptsRotatedOuterKey(t *testing.T) {
+	ctx := context.Background()
+	f := startRotationFixture(t, Options{OuterRotateBelow: seal.DefaultSealLimit - 1}, 2, 10<<10)
+	f.reunseal(t)
+	ev := f.waitEvent(t, 1)
+	home := state.Layout{Dir: f.dir}
+	logger := slog.New(slog.DiscardHandler)
+	hk, err := loadHomeOuterKeys(f.g.Charter(), home, f.keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hk.wipe()
+	if k, _ := hk.get("embassy-north"); k.ID() != f.oldKey.ID() {
+		t.Fatal("the home's key store does not hold generation 0")
+	}
+	if err := adoptRotatedOuterKeys(ctx, f.g.Ledger(), f.g.ID(), home, f.keys, hk, logger); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := hk.get("embassy-north"); ok {
+		t.Fatal("the home kept a retired generation of north's key: it would ship under it")
+	}
+	if k, ok := hk.get("embassy-south"); !ok || k == nil {
+		t.Fatal("a site that did not rotate lost its key")
+	}
+	// Officials bring north's escrow copy to the home's escrow.
+	w := mustRead(t, filepath.Join(EscrowDir(f.g.outerLayout()), OuterKeyFile("embassy-north")))
+	if err := os.WriteFile(filepath.Join(EscrowDir(home), OuterKeyFile("embassy-north")), w, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hk2, err := loadHomeOuterKeys(f.g.Charter(), home, f.keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hk2.wipe()
+	if err := adoptRotatedOuterKeys(ctx, f.g.Ledger(), f.g.ID(), home, f.keys, hk2, logger); err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := hk2.get("embassy-north"); !ok || k.ID() != ev.KeyID {
+		t.Fatal("the home did not adopt the rotated generation from its escrow")
+	}
+	if !bytes.Equal(mustRead(t, filepath.Join(home.Keys(), OuterKeyFile("embassy-north"))), w) {
+		t.Fatal("the home's key store still holds the retired generation")
+	}
+}
