@@ -121,6 +121,25 @@ func (r *outerRotation) pending() bool {
 	return false
 }
 
+// journalNames reports whether a rotation journal is here whose new
+// generation is past its switch or is the one id names (the ledger's
+// newest: its event was recorded before a crash).
+func (r *outerRotation) journalNames(id [32]byte) bool {
+	j, err := r.readJournal()
+	if err != nil {
+		return false
+	}
+	if j.Phase == phaseSwitched {
+		return true
+	}
+	k, err := r.keys.UnwrapSiteKey(r.site, j.Next)
+	if err != nil {
+		return false
+	}
+	defer k.Wipe()
+	return k.ID() == id
+}
+
 // run rotates, or finishes a rotation its journal describes, and returns
 // the new key. old is the current generation's key; it is needed only
 // until the switch (a journal that says "switched" needs none). order is
@@ -169,13 +188,25 @@ func (r *outerRotation) run(ctx context.Context, old *seal.SiteKey, order [32]by
 		clear(pt)
 		return err == nil
 	}
-	if j.Phase == phaseReseal {
-		if old == nil {
+	if j.Phase == phaseReseal && old == nil {
+		// Cut short after the event was recorded: the re-seal was
+		// complete then, and the old key is no longer needed.
+		cur, ok, err := r.current(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		if !ok || cur.KeyID != next.ID() {
 			return fail(errors.New("re-sealing is under way and needs the current key: hand over the escrow's copy at unseal"))
 		}
+	}
+	if j.Phase == phaseReseal {
 		start := time.Now()
+		copyFrom := r.registries
+		if old == nil {
+			copyFrom = nil // nothing left to copy (above)
+		}
 		var total store.ResealStats
-		for _, reg := range r.registries {
+		for _, reg := range copyFrom {
 			st, err := store.ResealPacks(ctx, store.Prefixed(r.blobs, registry.BlobPrefix(reg)), isNew, func(id store.ID, sealed []byte) ([]byte, error) {
 				return seal.ResealSite(old, next, seal.SiteAD(r.guest, r.site, id), sealed)
 			})
@@ -390,10 +421,8 @@ func (t *Guest) ownOuterKeyLocked(ctx context.Context, keys *seal.Keyring, a *ac
 	if own == nil && handed == nil && !found {
 		return nil, nil // a site without an outer key of its own
 	}
-	if own == nil {
-		if j, err := r.readJournal(); err != nil || j.Phase != phaseSwitched {
-			return nil, fmt.Errorf("outer key of site %s: no copy at hand is generation %d (key %x), the one the ledger names: hand over the site's newest escrow copy", t.site, last.Generation, last.KeyID[:8])
-		}
+	if own == nil && !r.journalNames(last.KeyID) {
+		return nil, fmt.Errorf("outer key of site %s: no copy at hand is generation %d (key %x), the one the ledger names: hand over the site's newest escrow copy", t.site, last.Generation, last.KeyID[:8])
 	}
 	if own != nil && !r.pending() {
 		var n uint64

@@ -451,3 +451,35 @@ func TestHomeAdoptsRotatedOuterKey(t *testing.T) {
 		t.Fatal("the home's key store still holds the retired generation")
 	}
 }
+
+// TestOuterRotationCutAfterEvent: a rotation cut short after its event
+// reached the ledger and before the new wrapped copy was installed (here:
+// the escrow's file cannot be replaced, and the key store's new copy is
+// removed, as a crash between removing the old copy and writing the new
+// leaves it) is finished at the next unseal although no copy at hand is
+// the generation the ledger now names: the journal's is, and the re-seal
+// was complete.
+func TestOuterRotationCutAfterEvent(t *testing.T) {
+	f := startRotationFixture(t, Options{OuterRotateBelow: seal.DefaultSealLimit - 1}, 3, 50<<10)
+	l := f.g.outerLayout()
+	blocker := filepath.Join(EscrowDir(l), OuterKeyFile("embassy-north"))
+	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f.g.Seal()
+	sess, err := f.g.OpenSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.unsealErr(t, sess, true); err == nil {
+		t.Fatal("the rotation went through a key store it cannot write")
+	}
+	f.waitEvent(t, 1)
+	for _, p := range []string{blocker, filepath.Join(l.Keys(), OuterKeyFile("embassy-north"))} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.reunseal(t)
+	f.checkRotated(t, f.oldKey, 1)
+}
