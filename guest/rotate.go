@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/chancery-gov/chancery/audit"
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/fsutil"
@@ -283,18 +284,7 @@ func lastSiteKeyEvent(ctx context.Context, l *ledger.Log, guest, site string) (s
 func siteKeyEvents(ctx context.Context, l *ledger.Log, guest string) (map[string]seal.KeyEvent, error) {
 	last := map[string]seal.KeyEvent{}
 	_, cp := l.Checkpoint()
-	err := ledger.Scan(ctx, ledger.DirFetcher(l.Dir()), 0, cp.Size, func(idx uint64, raw []byte) error {
-		if len(raw) < 2 || raw[1] != byte(ledger.TypeKeyEvent) {
-			return nil
-		}
-		e, err := ledger.DecodeEntry(raw)
-		if err != nil {
-			return fmt.Errorf("entry %d: %w", idx, err)
-		}
-		var ev seal.KeyEvent
-		if ev.UnmarshalBinary(e.Payload) != nil {
-			return nil
-		}
+	err := audit.ScanKeyEvents(ctx, ledger.DirFetcher(l.Dir()), cp.Size, func(_ uint64, ev seal.KeyEvent) error {
 		if ev.Kind == seal.KeySiteKey && ev.Guest == guest {
 			last[ev.Site] = ev
 		}

@@ -64,14 +64,9 @@ whom the outer key protects the guest against.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.Charters, "charter", nil, "charter file; repeat for every version from 1 (default: the context's)")
-	tieContext(f, "charter", "charter")
+	addOrderDraftFlags(f, &o)
 	f.StringVar(&o.Site, "site", "", "the site whose outer key rotates (required)")
 	f.Uint64Var(&o.Epoch, "epoch", 0, "the current epoch, in which alone the order is valid (required)")
-	f.StringVar(&o.NotBefore, "not-before", "", "RFC 3339 time from which the order is valid (default: now)")
-	f.StringVar(&o.Expires, "expires", "24h", "validity: a duration after --not-before, or an RFC 3339 time")
-	f.StringVar(&o.Reason, "reason", "", "why, in words, for the ledger (at most 1024 bytes)")
-	f.StringVar(&o.Out, "out", "", "order file to create (required)")
 	for _, n := range []string{"site", "epoch", "out"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
