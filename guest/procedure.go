@@ -381,8 +381,25 @@ func (p *Procedures) PaymentFile(ctx context.Context, actor Actor, caseID string
 // Approval returns an approved payment run's approval: what a bank
 // checks the file against (procedure.VerifyPaymentFile). It carries no
 // personal data (digest, totals, officials' signatures), so it is not an
-// access entry.
+// access entry. A case that is no payment run, or not approved yet, is
+// refused naming it.
 func (p *Procedures) Approval(ctx context.Context, caseID string) (*procedure.Approval, error) {
+	c, err := p.engine.Case(ctx, caseID)
+	if err != nil {
+		return nil, err
+	}
+	if c.Payment == nil {
+		return nil, &procedure.Refusal{Case: caseID, Procedure: c.Procedure, Field: "case", Reason: "not a payment run"}
+	}
+	if c.State != procedure.StateDecided {
+		step := ""
+		if pr, ok := p.Lookup(c.Procedure); ok {
+			if st, waiting := procedure.Waiting(pr, c); waiting {
+				step = st.ID
+			}
+		}
+		return nil, &procedure.Refusal{Case: caseID, Procedure: c.Procedure, Step: step, Field: "step", Reason: "the run is not approved yet"}
+	}
 	return p.engine.Approval(ctx, caseID)
 }
 
@@ -392,7 +409,7 @@ func (p *Procedures) Approval(ctx context.Context, caseID string) (*procedure.Ap
 // approvers' signatures verify under the charter. It returns the approval
 // it checked against.
 func (p *Procedures) CheckPaymentFile(ctx context.Context, caseID string, file []byte) (*procedure.Approval, error) {
-	a, err := p.engine.Approval(ctx, caseID)
+	a, err := p.Approval(ctx, caseID)
 	if err != nil {
 		return nil, err
 	}
