@@ -56,22 +56,9 @@ func (a Actor) check() error {
 }
 
 // QueueItem is one open case waiting for a step a role signs (or, for a
-// citizen's queue, the citizen's consent).
-type QueueItem struct {
-	Case      string `json:"case"`
-	Procedure string `json:"procedure"`
-	Title     string `json:"title"`
-	Step      string `json:"step"`
-	Role      string `json:"role,omitempty"`
-	// Signatures is how many the step needs, Signed how many it has.
-	Signatures int    `json:"signatures,omitempty"`
-	Signed     int    `json:"signed"`
-	Starter    string `json:"starter"`
-	Opened     string `json:"opened"` // RFC 3339
-	// Subject is what the step's officials sign for (StepClaim.Subject).
-	Subject string `json:"subject"`
-	Version uint64 `json:"version"`
-}
+// citizen's queue, the citizen's consent): the wire type itself, so the
+// portal and the desk serve what the guest lists.
+type QueueItem = siteapi.QueueItem
 
 // Procedures serves the guest's declared procedures over its unsealed
 // state. It is valid while that state is (Guest.Procedures hands out a new
