@@ -124,8 +124,11 @@ func (p *Procedures) Lookup(id string) (*procedure.Procedure, bool) {
 }
 
 func (p *Procedures) writable() error {
-	if p.t.currentMode() != siteapi.ModeActive || p.sv.ReadOnly {
-		return fmt.Errorf("guest %s at site %s is %s%s: %w", p.t.id, p.t.site, p.t.currentMode(), map[bool]string{true: " read-only"}[p.sv.ReadOnly], ErrNotWritable)
+	switch m := p.t.currentMode(); {
+	case m != siteapi.ModeActive:
+		return fmt.Errorf("guest %s at site %s is %s: %w", p.t.id, p.t.site, m, ErrNotWritable)
+	case p.sv.ReadOnly:
+		return fmt.Errorf("guest %s at site %s was activated read-only: %w", p.t.id, p.t.site, ErrNotWritable)
 	}
 	return nil
 }
