@@ -59,6 +59,8 @@ type pages struct {
 	pending  map[string]uiSession // single-use login tokens
 	sessions map[string]uiSession
 	lag      map[string]map[string]*ui.Series // guest → site → recovery point, seconds
+	peers    peerStatus                       // other sites' own reports (dashpeers.go)
+	orders   pendingStore                     // orders left for signatures (desk_orders.go)
 }
 
 func randomID() (string, error) {
@@ -168,7 +170,8 @@ func (p *pages) lines(guest string) []ui.Line {
 	return out
 }
 
-// sampleLag records every writer's sites' recovery points until ctx ends.
+// sampleLag records every writer's sites' recovery points, and asks the
+// other sites for their status (dashpeers.go), until ctx ends.
 // Serve owns it and waits for it.
 func (s *Site) sampleLag(ctx context.Context) {
 	tick := time.NewTicker(lagEvery)
@@ -183,8 +186,10 @@ func (s *Site) sampleLag(ctx context.Context) {
 				}
 			}
 		}
+		s.pollPeers(ctx)
 		select {
 		case <-ctx.Done():
+			s.pages.peers.close()
 			return
 		case <-tick.C:
 		}
@@ -207,13 +212,16 @@ func (s *Site) newPages() (*pages, error) {
 			switch {
 			case pg == ui.PageHost && sess.kind != uiHost:
 				return ui.Viewer{}, fmt.Errorf("the host console is for the operator of the host of site %s; you are signed in as official %s", s.cfg.Site, sess.who)
-			case pg == ui.PageDashboard && sess.kind != uiOfficial:
+			case (pg == ui.PageDashboard || pg == ui.PageDesk) && sess.kind != uiOfficial:
 				return ui.Viewer{}, fmt.Errorf("the continuity dashboard is for the guest's officials; you are signed in as host %s", sess.who)
 			}
 			return ui.Viewer{Name: string(sess.kind) + " " + sess.who + " (" + sess.guest + ")", Session: id, Guest: sess.guest, ID: sess.who}, nil
 		},
 		Dashboard: s.dashboard,
 		Host:      s.hostConsole,
+		DeskHooks: ui.DeskHooks{Desk: s.desk, DeskSearch: s.deskSearch, DeskOrder: func(_ context.Context, v ui.Viewer, id string) ([]byte, error) {
+			return p.orders.file(v.Guest, id)
+		}},
 	})
 	if err != nil {
 		return nil, err
@@ -237,6 +245,7 @@ func (s *Site) mountPages(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/login", s.uiLogin)
 	mux.HandleFunc("POST /ui/v1/guests/{guest}/login", s.uiOfficialLogin)
 	mux.HandleFunc("POST /ui/v1/operator/guests/{guest}/login", s.uiOperatorLogin)
+	mux.HandleFunc("POST /ui/v1/guests/{guest}/orders", s.leaveOrder)
 }
 
 func (s *Site) uiOfficialLogin(w http.ResponseWriter, r *http.Request) {
@@ -327,6 +336,9 @@ func (s *Site) dashboard(_ context.Context, v ui.Viewer) (*ui.Dashboard, error) 
 		default:
 			row.Mode = "unknown"
 			row.Problem = "this site does not ship to it; ask it: chancery status --all"
+		}
+		if cs.ID != s.cfg.Site {
+			s.reported(&row, t.ID())
 		}
 		d.Sites = append(d.Sites, row)
 	}

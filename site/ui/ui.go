@@ -67,6 +67,8 @@ type Options struct {
 	// Suspend serves a notice of suspension on guest, as the operator API
 	// does (signed by the host, recorded in the guest's ledger).
 	Suspend func(ctx context.Context, guest, reason string) error
+	// The officials' desk (desk.go).
+	DeskHooks
 	// Refresh is how often the dashboard refreshes itself when script
 	// runs; 10 s when zero.
 	Refresh time.Duration
@@ -123,6 +125,7 @@ func New(opts Options) (*UI, error) {
 			u.mux.HandleFunc("POST /ui/host/suspend", u.suspend)
 		}
 	}
+	u.mountDesk()
 	return u, nil
 }
 
@@ -180,6 +183,7 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, name, title string, 
 	}{
 		{"/ui/", "Overview", true},
 		{"/ui/dashboard", "Continuity dashboard", u.opts.Dashboard != nil},
+		{"/ui/desk", "Officials' desk", u.opts.Desk != nil},
 		{"/ui/host", "Host console", u.opts.Host != nil},
 	} {
 		if n.on {
