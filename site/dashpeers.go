@@ -33,7 +33,7 @@ type peerSeen struct {
 type peerStatus struct {
 	mu      sync.Mutex
 	seen    map[string]map[string]peerSeen // guest → site → report
-	clients map[string]*replica.Remote      // guest/site → where and how to ask
+	clients map[string]*replica.Remote     // guest/site → where and how to ask
 }
 
 func (p *peerStatus) get(guest, site string) (peerSeen, bool) {

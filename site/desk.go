@@ -33,7 +33,7 @@ func (s *Site) deskOfficial(v ui.Viewer) (*tenant, *charter.Official, error) {
 	return t, o, nil
 }
 
-func (s *Site) desk(_ context.Context, v ui.Viewer) (*ui.Desk, error) {
+func (s *Site) desk(ctx context.Context, v ui.Viewer) (*ui.Desk, error) {
 	t, o, err := s.deskOfficial(v)
 	if err != nil {
 		return nil, err
@@ -41,7 +41,8 @@ func (s *Site) desk(_ context.Context, v ui.Viewer) (*ui.Desk, error) {
 	d := &ui.Desk{Official: o.ID, Roles: o.Roles}
 	g, _, err := s.officialsOf(t)
 	if err != nil {
-		d.NotServed = err.Error() + "; records are searched at the site now active (the continuity dashboard says which)"
+		d.NotServed = err.Error() + "; records are searched and cases worked at the site now active (the continuity dashboard says which)"
+		d.CasesNote = "No case can be read at this site while it is sealed."
 	} else {
 		for _, name := range g.local.Registries.Names() {
 			if g.allow(o, ActionRead, name) != nil {
@@ -53,6 +54,7 @@ func (s *Site) desk(_ context.Context, v ui.Viewer) (*ui.Desk, error) {
 			}
 			d.Registries = append(d.Registries, r)
 		}
+		d.Cases, d.CasesNote = deskCases(ctx, g, o.ID, o.Roles)
 	}
 	d.Orders, d.OrdersHow = s.pages.pendingOrders(t, o), pendingHow
 	return d, nil

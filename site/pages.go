@@ -219,7 +219,7 @@ func (s *Site) newPages() (*pages, error) {
 		},
 		Dashboard: s.dashboard,
 		Host:      s.hostConsole,
-		DeskHooks: ui.DeskHooks{Desk: s.desk, DeskSearch: s.deskSearch, DeskOrder: func(_ context.Context, v ui.Viewer, id string) ([]byte, error) {
+		DeskHooks: ui.DeskHooks{Desk: s.desk, DeskSearch: s.deskSearch, DeskCase: s.deskCase, DeskOrder: func(_ context.Context, v ui.Viewer, id string) ([]byte, error) {
 			return p.orders.file(v.Guest, id)
 		}},
 	})

@@ -25,6 +25,11 @@ type Desk struct {
 	Orders []PendingOrder
 	// OrdersHow says how an order comes to wait here.
 	OrdersHow string
+	// Cases are the open cases waiting for a step one of the official's
+	// roles signs (desk_cases.go); CasesNote says why there are none to
+	// list, if it is not that none waits.
+	Cases     []CaseRow
+	CasesNote string
 }
 
 // DeskRegistry is one registry the official may search.
@@ -83,6 +88,9 @@ func (u *UI) mountDesk() {
 	u.mux.HandleFunc("GET /ui/desk", u.desk)
 	if u.opts.DeskSearch != nil {
 		u.mux.HandleFunc("POST /ui/desk/search", u.deskSearch)
+	}
+	if u.opts.DeskCase != nil {
+		u.mux.HandleFunc("GET /ui/desk/cases/{case}", u.deskCase)
 	}
 	if u.opts.DeskOrder != nil {
 		u.mux.HandleFunc("GET /ui/desk/orders/{id}", u.deskOrder)
@@ -173,6 +181,9 @@ type DeskHooks struct {
 	// DeskSearch reads records for the viewer through the API's own read
 	// path (its policy and its access entries).
 	DeskSearch func(ctx context.Context, v Viewer, q DeskQuery) ([]DeskRecord, error)
+	// DeskCase reads one case for the viewer, through the procedures API's
+	// read (an access entry).
+	DeskCase func(ctx context.Context, v Viewer, id string) (*CaseView, error)
 	// DeskOrder returns the file of an order waiting for signatures.
 	DeskOrder func(ctx context.Context, v Viewer, id string) ([]byte, error)
 }
