@@ -373,6 +373,11 @@ func (s *Site) hostConsole(_ context.Context, v ui.Viewer) (*ui.HostConsole, err
 		}
 		if sp := os.Suspension; sp != nil {
 			row.Suspension = fmt.Sprintf("notice given %s by %s, effective %s: %s", sp.GivenAt.Format(time.RFC3339), sp.Host, sp.EffectiveAt.Format(time.RFC3339), sp.Reason)
+			if sp.RecordedAt != nil {
+				row.Suspension += fmt.Sprintf(" (recorded in the guest's ledger at index %d)", *sp.RecordedAt)
+			} else {
+				row.Suspension += " (not yet recorded in the guest's ledger: the writer records it when it next ships here)"
+			}
 		}
 		for _, p := range t.Charter().Safeguards.OperatorMay {
 			row.MaySuspend = row.MaySuspend || p == charter.OperatorSuspend
