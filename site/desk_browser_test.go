@@ -84,7 +84,7 @@ type pagesPair struct {
 	home, north *pageSite
 }
 
-func startPagesPair(t *testing.T, homeReplicates bool) *pagesPair {
+func startPagesPair(t *testing.T, homeReplicates, south bool) *pagesPair {
 	t.Helper()
 	dir := newState(t)
 	l := state.Layout{Dir: dir}
@@ -111,8 +111,20 @@ func startPagesPair(t *testing.T, homeReplicates bool) *pagesPair {
 	homeLn, homeURL := listenLocalhost(t)
 	northLn, northURL := listenLocalhost(t)
 	p := &pagesPair{dir: dir, c: c}
+	peers := map[string]string{"home": homeURL}
+	if south {
+		// embassy-south, a second mirror, holds the quorum the population
+		// registry's writes wait for once embassy-north writes.
+		southData := t.TempDir()
+		statetest.Mirror(t, l.Ledger("home"), filepath.Join(southData, "guests", c.Guest.ID, "ledger"))
+		southLn, southURL := listenLocalhost(t)
+		peers["embassy-south"] = southURL
+		servePageSite(t, southLn, southURL, &site.Config{Site: "embassy-south", Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: southData,
+			PassphraseFile: pass, Peers: map[string]string{"home": homeURL, "embassy-north": northURL},
+			Guests: []site.GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", "embassy-south"), Custody: l.Custody()}}})
+	}
 	p.north = servePageSite(t, northLn, northURL, &site.Config{Site: "embassy-north", Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: data,
-		PassphraseFile: pass, Peers: map[string]string{"home": homeURL},
+		PassphraseFile: pass, Peers: peers,
 		Guests: []site.GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", "embassy-north"), Custody: l.Custody()}}})
 	p.home = servePageSite(t, homeLn, homeURL, &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true,
 		Replication: site.ReplicationConfig{Disabled: !homeReplicates}, Peers: map[string]string{"embassy-north": northURL}})
@@ -226,7 +238,7 @@ func axeClean(t *testing.T, b *browsertest.Browser, page string) {
 // shares; the page turns ACTIVE by itself with script on, and after
 // "Refresh now" with script off; the recovery-point plot then has points.
 func TestDashboardFollowsAnActivation(t *testing.T) {
-	p := startPagesPair(t, false)
+	p := startPagesPair(t, false, false)
 	official := siteapi.Signer{Guest: p.c.Guest.ID, Site: "embassy-north", Official: "cio", Key: officialKey(t, p.dir, "cio")}
 	withJS := signIn(t, p.north, official, false, true)
 	noJS := signIn(t, p.north, official, false, false)
@@ -281,7 +293,7 @@ func TestDashboardFollowsAnActivation(t *testing.T) {
 // desk's search then finds the child's record, and the search is an
 // access entry in the ledger.
 func TestOfficialWorksABirthCase(t *testing.T) {
-	p := startPagesPair(t, false)
+	p := startPagesPair(t, false, true)
 	p.activateNorth(t)
 	ctx := context.Background()
 	api := func(id string) *siteapi.Client {
@@ -393,7 +405,7 @@ func accessEntriesBy(t *testing.T, p *pagesPair, official, registry string) int 
 // binary; the console then shows the notice, and the home, the guest's
 // writer, has recorded it in the guest's ledger.
 func TestHostConsoleSuspensionInLedger(t *testing.T) {
-	p := startPagesPair(t, true)
+	p := startPagesPair(t, true, false)
 	l := state.Layout{Dir: p.dir}
 	hostKey, err := keyfile.ReadEd25519(l.Key("host", "northland"), founded.Protector())
 	if err != nil {
