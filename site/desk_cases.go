@@ -93,7 +93,10 @@ func (s *Site) deskCase(ctx context.Context, v ui.Viewer, id string) (*ui.CaseVi
 			cv.Waiting, cv.Role, cv.Signatures, cv.Signed = st.ID, st.Role, st.Signatures, procedure.Signed(c, st.ID)
 			signed := slices.ContainsFunc(c.Steps, func(r procedure.StepRecord) bool { return r.Step == st.ID && r.Official == o.ID })
 			if st.Role != "" && o.HasRole(st.Role) && !signed {
-				cv.Command = fmt.Sprintf("chancery case sign %s --step %s --site %s --official %s", c.ID, st.ID, t.Site(), o.ID)
+				// --step and --subject make the signature the one for what
+				// this page showed: the CLI signs nothing if the case has
+				// moved on or its subject differs.
+				cv.Command = fmt.Sprintf("chancery case sign %s --step %s --subject %s --site %s --official %s", c.ID, st.ID, c.Subject, t.Site(), o.ID)
 			}
 		}
 	}

@@ -31,8 +31,8 @@ import (
 
 const maxPendingOrders = 64 // per guest
 
-const pendingHow = "An order waits here when an official leaves it at this site: " +
-	"chancery ui order ORDERFILE, or siteapi.LeaveOrder. Once signed, leave it again and the signatures are merged."
+const pendingHow = "An order waits here when an official leaves it at this site with chancery ui order ORDERFILE. " +
+	"Once you have signed it, leave it again: the signatures are merged."
 
 // pendingStore holds the orders left for signatures, per guest.
 type pendingStore struct {
@@ -132,7 +132,7 @@ func (p *pages) pendingOrders(t *tenant, o *charter.Official) []ui.PendingOrder 
 			po.Missing = strings.Replace(tally.Quorum.Error(), ": "+continuity.ErrQuorum.Error(), "", 1)
 		}
 		po.MaySign = !signed && tally.Quorum != nil
-		po.Command = fmt.Sprintf("chancery order sign %s.order --official %s --key KEYFILE && chancery ui order %s.order --site %s --official %s",
+		po.Command = fmt.Sprintf("chancery order sign %s.order --official %s && chancery ui order %s.order --site %s --official %s",
 			so.Order.ID, o.ID, so.Order.ID, t.Site(), o.ID)
 		out = append(out, po)
 	}
