@@ -108,4 +108,3 @@ func (s *Site) deskCase(ctx context.Context, v ui.Viewer, id string) (*ui.CaseVi
 	}
 	return cv, nil
 }
-
