@@ -78,7 +78,8 @@ func newFixture(t testing.TB) (*fixture, *UI) {
 			d := *f.dash
 			return &d, nil
 		},
-		Host: func(context.Context, Viewer) (*HostConsole, error) { return f.host, nil },
+		Host:      func(context.Context, Viewer) (*HostConsole, error) { return f.host, nil },
+		DeskHooks: deskFixture(),
 		Suspend: func(_ context.Context, guest, reason string) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
