@@ -68,18 +68,28 @@ func registryDef(c *charter.Charter, name string) (charter.Registry, bool) {
 	return c.Registries[i], true
 }
 
-// deskSearch reads as the API does: the same gate, the same reads, the
-// same access entries.
-func (s *Site) deskSearch(ctx context.Context, v ui.Viewer, q ui.DeskQuery) ([]ui.DeskRecord, error) {
+// deskRead is the viewer's official and the officials' API, once the API's
+// gate lets the official read reg here.
+func (s *Site) deskRead(v ui.Viewer, reg string) (*tenant, *charter.Official, *officialsAPI, error) {
 	t, o, err := s.deskOfficial(v)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	g, _, err := s.officialsOf(t)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	if err := g.allow(o, ActionRead, q.Registry); err != nil {
+	if err := g.allow(o, ActionRead, reg); err != nil {
+		return nil, nil, nil, err
+	}
+	return t, o, g, nil
+}
+
+// deskSearch reads as the API does: the same gate, the same reads, the
+// same access entries.
+func (s *Site) deskSearch(ctx context.Context, v ui.Viewer, q ui.DeskQuery) ([]ui.DeskRecord, error) {
+	_, o, g, err := s.deskRead(v, q.Registry)
+	if err != nil {
 		return nil, err
 	}
 	var recs []*registry.Record

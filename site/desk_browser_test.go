@@ -85,20 +85,10 @@ type pagesPair struct {
 
 func startPagesPair(t *testing.T, homeReplicates, south bool) *pagesPair {
 	t.Helper()
-	dir := newState(t)
+	dir := newStateWithPerson(t, "DR-1000001")
 	l := state.Layout{Dir: dir}
 	c, err := charter.ReadVerified(l.Charter())
 	if err != nil {
-		t.Fatal(err)
-	}
-	loc, err := guest.OpenLocal(context.Background(), guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := loc.Registries.Put(context.Background(), "population", "DR-1000001", person("DR-1000001", "Berg", ""), nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := loc.Close(); err != nil {
 		t.Fatal(err)
 	}
 	data := t.TempDir()

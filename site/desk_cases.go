@@ -57,15 +57,8 @@ func openedText(rfc string) string {
 
 // deskCase reads one case for the viewer, as GET /v1/cases/{case} does.
 func (s *Site) deskCase(ctx context.Context, v ui.Viewer, id string) (*ui.CaseView, error) {
-	t, o, err := s.deskOfficial(v)
+	t, o, g, err := s.deskRead(v, procedure.CasesRegistry)
 	if err != nil {
-		return nil, err
-	}
-	g, _, err := s.officialsOf(t)
-	if err != nil {
-		return nil, err
-	}
-	if err := g.allow(o, ActionRead, procedure.CasesRegistry); err != nil {
 		return nil, err
 	}
 	p, err := g.procedures()

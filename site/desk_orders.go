@@ -141,14 +141,8 @@ func (p *pages) pendingOrders(t *tenant, o *charter.Official) []ui.PendingOrder 
 
 // leaveOrder takes an order left for signatures by an official.
 func (s *Site) leaveOrder(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.tenantOf(w, r)
+	t, o, ok := s.signedByOfficial(w, r)
 	if !ok {
-		return
-	}
-	o, err := t.auth.authenticate(r)
-	if err != nil {
-		e := toHTTP(err, "", "")
-		writeJSON(w, e.status, e.body)
 		return
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, continuity.MaxSignedOrderSize+1))

@@ -101,19 +101,25 @@ func startGuardHome(t *testing.T, clock *guardClock, maxNonces int) *guardSite {
 // state's home ledger, as replication leaves it.
 func startGuardEmbassy(t *testing.T, clock *guardClock) *guardSite {
 	t.Helper()
+	return startGuardEmbassyOf(t, newStateWithPerson(t, "DR-G-1"), clock)
+}
+
+// newStateWithPerson is a fresh founded state whose home has written
+// once, the person id, so that there is a ledger to mirror.
+func newStateWithPerson(t *testing.T, id string) string {
+	t.Helper()
 	dir := newState(t)
-	// The home writes once, so that there is a ledger to mirror.
 	loc, err := guest.OpenLocal(context.Background(), guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loc.Registries.Put(context.Background(), "population", "DR-G-1", person("DR-G-1", "Berg", ""), nil); err != nil {
+	if _, err := loc.Registries.Put(context.Background(), "population", id, person(id, "Berg", ""), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := loc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return startGuardEmbassyOf(t, dir, clock)
+	return dir
 }
 
 // startGuardEmbassyOf is embassy-north holding a mirror of the home

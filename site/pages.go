@@ -249,17 +249,27 @@ func (s *Site) mountPages(mux *http.ServeMux) {
 }
 
 func (s *Site) uiOfficialLogin(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.tenantOf(w, r)
+	t, o, ok := s.signedByOfficial(w, r)
 	if !ok {
 		return
+	}
+	s.answerLogin(w, uiSession{guest: t.ID(), who: o.ID, kind: uiOfficial})
+}
+
+// signedByOfficial authenticates a request to the pages' API as signed by
+// an official of the guest it names; it answers the request if not.
+func (s *Site) signedByOfficial(w http.ResponseWriter, r *http.Request) (*tenant, *charter.Official, bool) {
+	t, ok := s.tenantOf(w, r)
+	if !ok {
+		return nil, nil, false
 	}
 	o, err := t.auth.authenticate(r)
 	if err != nil {
 		e := toHTTP(err, "", "")
 		writeJSON(w, e.status, e.body)
-		return
+		return nil, nil, false
 	}
-	s.answerLogin(w, uiSession{guest: t.ID(), who: o.ID, kind: uiOfficial})
+	return t, o, true
 }
 
 func (s *Site) uiOperatorLogin(w http.ResponseWriter, r *http.Request) {

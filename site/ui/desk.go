@@ -126,13 +126,7 @@ func (u *UI) deskSearch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		u.problem(w, r, http.StatusBadRequest, "The form could not be read", fmt.Errorf("%w: go back and submit it again", err))
-		return
-	}
-	if err := u.csrf.check(v.Session, r.PostForm.Get("csrf")); err != nil {
-		u.problem(w, r, http.StatusForbidden, "The form was refused", err)
+	if !u.readForm(w, r, v) {
 		return
 	}
 	q := DeskQuery{Registry: r.PostForm.Get("registry"), Field: strings.TrimSpace(r.PostForm.Get("field")), Value: strings.TrimSpace(r.PostForm.Get("value"))}

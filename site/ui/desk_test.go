@@ -25,10 +25,10 @@ func deskFixture() DeskHooks {
 		Desk: func(context.Context, Viewer) (*Desk, error) {
 			return &Desk{Official: "notary", Roles: []string{"notary", "registrar"},
 				Registries: []DeskRegistry{{Name: "population", Index: []string{"national_id", "last_name"}}, {Name: "land", Index: []string{"parcel_id", "owner_id"}}},
-				Cases: []CaseRow{{ID: fixtureCase, Title: "Register a birth", Step: "decide", Role: "registrar", Signatures: 1, Starter: "registrar", Opened: "2026-12-04 22:58:10 UTC"}},
+				Cases:      []CaseRow{{ID: fixtureCase, Title: "Register a birth", Step: "decide", Role: "registrar", Signatures: 1, Starter: "registrar", Opened: "2026-12-04 22:58:10 UTC"}},
 				Orders: []PendingOrder{{ID: "ord-2026-12-04-activate-north", Summary: "order ord-2026-12-04-activate-north: activate embassy-north read-write, epoch 2: the home is lost",
 					Expires: "2026-12-05 23:00 UTC", Signed: []string{"cio"}, Missing: "activate needs 2 of minister, cio with at least 1 minister; 1 valid signature",
-					Command: "chancery order sign ord-2026-12-04-activate-north.order --official notary && chancery ui order ord-2026-12-04-activate-north.order --site embassy-north --official notary",
+					Command:  "chancery order sign ord-2026-12-04-activate-north.order --official notary && chancery ui order ord-2026-12-04-activate-north.order --site embassy-north --official notary",
 					Download: "/ui/desk/orders/ord-2026-12-04-activate-north", MaySign: true}},
 				OrdersHow: "An order waits here when an official leaves it at this site with chancery ui order ORDERFILE.",
 			}, nil

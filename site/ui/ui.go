@@ -253,13 +253,7 @@ func (u *UI) suspend(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		u.problem(w, r, http.StatusBadRequest, "The form could not be read", fmt.Errorf("%w: go back and submit it again", err))
-		return
-	}
-	if err := u.csrf.check(v.Session, r.PostForm.Get("csrf")); err != nil {
-		u.problem(w, r, http.StatusForbidden, "The form was refused", err)
+	if !u.readForm(w, r, v) {
 		return
 	}
 	guest, reason := strings.TrimSpace(r.PostForm.Get("guest")), strings.TrimSpace(r.PostForm.Get("reason"))
@@ -273,4 +267,19 @@ func (u *UI) suspend(w http.ResponseWriter, r *http.Request) {
 	}
 	// Post/redirect/get, so a reload does not serve the notice twice.
 	http.Redirect(w, r, "/ui/host?served="+url.QueryEscape(guest), http.StatusSeeOther)
+}
+
+// readForm reads a posted form, bounded, and checks its CSRF token
+// against the viewer's session; it answers the request if either fails.
+func (u *UI) readForm(w http.ResponseWriter, r *http.Request, v Viewer) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		u.problem(w, r, http.StatusBadRequest, "The form could not be read", fmt.Errorf("%w: go back and submit it again", err))
+		return false
+	}
+	if err := u.csrf.check(v.Session, r.PostForm.Get("csrf")); err != nil {
+		u.problem(w, r, http.StatusForbidden, "The form was refused", err)
+		return false
+	}
+	return true
 }
