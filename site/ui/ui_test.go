@@ -290,7 +290,7 @@ func TestSeriesKeepsNewestInOrder(t *testing.T) {
 func TestPageWeight(t *testing.T) {
 	_, u := newFixture(t)
 	assets := len(body(t, get(t, u, "/ui/static/style.css", false))) + len(body(t, get(t, u, "/ui/static/refresh.js", false)))
-	for _, p := range []string{"/ui/", "/ui/dashboard", "/ui/host"} {
+	for _, p := range []string{"/ui/", "/ui/dashboard", "/ui/host", "/ui/desk", "/ui/desk/cases/" + fixtureCase} {
 		n := len(body(t, get(t, u, p, true))) + assets
 		if n > 100<<10 {
 			t.Errorf("%s weighs %d bytes with its assets, more than 100 KB", p, n)
