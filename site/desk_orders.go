@@ -128,13 +128,31 @@ func (p *pages) pendingOrders(t *tenant, o *charter.Official) []ui.PendingOrder 
 			po.Signed = append(po.Signed, s.Official)
 			signed = signed || s.Official == o.ID
 		}
-		if tally.Quorum != nil {
-			po.Missing = strings.Replace(tally.Quorum.Error(), ": "+continuity.ErrQuorum.Error(), "", 1)
-		}
+		po.Missing = quorumMissing(tally)
 		po.MaySign = !signed && tally.Quorum != nil
 		po.Command = fmt.Sprintf("chancery order sign %s.order --official %s && chancery ui order %s.order --site %s --official %s",
 			so.Order.ID, o.ID, so.Order.ID, t.Site(), o.ID)
 		out = append(out, po)
+	}
+	return out
+}
+
+// waitingOrderRows is what the dashboard shows of the guest's orders
+// waiting for signatures.
+func (p *pages) waitingOrderRows(t *tenant) []ui.OrderRow {
+	var out []ui.OrderRow
+	for _, so := range p.orders.list(t.ID(), t.Status().Order, p.now()) {
+		tally := continuity.TallyOrder(t.Charter(), so)
+		row := ui.OrderRow{ID: so.Order.ID, Kind: so.Order.Action, Site: so.Order.Site, Needs: "quorum met: submit it", State: "waiting for signatures"}
+		for _, sc := range tally.Signers {
+			if sc.Err == nil {
+				row.Signed = append(row.Signed, sc.Official)
+			}
+		}
+		if m := quorumMissing(tally); m != "" {
+			row.Needs = m
+		}
+		out = append(out, row)
 	}
 	return out
 }
@@ -185,8 +203,15 @@ func (s *Site) leaveOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("order left for signatures", "guest", t.ID(), "order", so.Order.ID, "official", o.ID)
 	out := siteapi.LeftOrder{Order: so.Order.ID, Signers: have.Signers(), Desk: "/ui/desk"}
-	if q := continuity.TallyOrder(c, have).Quorum; q != nil {
-		out.Missing = strings.Replace(q.Error(), ": "+continuity.ErrQuorum.Error(), "", 1)
-	}
+	out.Missing = quorumMissing(continuity.TallyOrder(c, have))
 	writeJSON(w, http.StatusOK, out)
+}
+
+// quorumMissing is what an order's quorum still needs, in words, "" when
+// it is met.
+func quorumMissing(t *continuity.Tally) string {
+	if t.Quorum == nil {
+		return ""
+	}
+	return strings.Replace(t.Quorum.Error(), ": "+continuity.ErrQuorum.Error(), "", 1)
 }

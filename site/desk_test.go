@@ -105,6 +105,10 @@ func TestDeskOrdersWaitingForSignatures(t *testing.T) {
 			t.Fatalf("desk lacks %q:\n%s", want, body)
 		}
 	}
+	// The dashboard lists it too, with its signatures.
+	if _, dash := get("/ui/dashboard"); !strings.Contains(dash, o.ID) || !strings.Contains(dash, "waiting for signatures") {
+		t.Fatalf("the dashboard does not list the order waiting:\n%s", dash)
+	}
 	code, file := get("/ui/desk/orders/" + o.ID)
 	if code != http.StatusOK {
 		t.Fatalf("order file: %d", code)

@@ -356,6 +356,7 @@ func (s *Site) dashboard(_ context.Context, v ui.Viewer) (*ui.Dashboard, error) 
 	if st.Order != "" {
 		d.Orders = append(d.Orders, ui.OrderRow{ID: st.Order, Kind: "opened epoch " + fmt.Sprint(st.Epoch), Site: st.Writer, State: "accepted"})
 	}
+	d.Orders = append(d.Orders, s.pages.waitingOrderRows(t)...)
 	if ds := t.DrillStatus(); ds.LastReport != nil {
 		r := ds.LastReport
 		d.Drills = append(d.Drills, ui.DrillRow{Site: r.Site, Order: r.Order, When: r.Finished, RTOSeconds: r.RTOSeconds, RPOEntries: r.RPOEntries, Outcome: "could activate"})
