@@ -129,7 +129,9 @@ func (p *pages) pendingOrders(t *tenant, o *charter.Official) []ui.PendingOrder 
 			signed = signed || s.Official == o.ID
 		}
 		po.Missing = quorumMissing(tally)
-		po.MaySign = !signed && tally.Quorum != nil
+		// Only an official holding a role the action's rule counts is
+		// shown the command: another's signature would count for nothing.
+		po.MaySign = !signed && tally.Quorum != nil && slices.ContainsFunc(tally.Rule.Of, o.HasRole)
 		po.Command = fmt.Sprintf("chancery order sign %s.order --official %s && chancery ui order %s.order --site %s --official %s",
 			so.Order.ID, o.ID, so.Order.ID, t.Site(), o.ID)
 		out = append(out, po)

@@ -57,7 +57,8 @@ func pageSession(t *testing.T, ts *testSite, official string) func(path string) 
 // the site is on the minister's desk with who signed, what the quorum
 // still needs and the exact commands that sign it; its file downloads;
 // the minister's signature left in a second copy is merged and the desk
-// says the quorum is met; a copy with a forged signature is refused.
+// says the quorum is met; a copy with a forged signature is refused. An
+// official whose signature would not count is shown no command.
 func TestDeskOrdersWaitingForSignatures(t *testing.T) {
 	ts := startSite(t)
 	ctx := context.Background()
@@ -104,6 +105,11 @@ func TestDeskOrdersWaitingForSignatures(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Fatalf("desk lacks %q:\n%s", want, body)
 		}
+	}
+	// The registrar's signature would not count for an activation: the
+	// registrar sees the order, not a command to sign it.
+	if _, reg := pageSession(t, ts, "registrar")("/ui/desk"); !strings.Contains(reg, "Order "+o.ID) || strings.Contains(reg, "chancery order sign") {
+		t.Fatalf("the registrar's desk:\n%s", reg)
 	}
 	// The dashboard lists it too, with its signatures.
 	if _, dash := get("/ui/dashboard"); !strings.Contains(dash, o.ID) || !strings.Contains(dash, "waiting for signatures") {
