@@ -22,10 +22,9 @@ const peerTimeout = 1500 * time.Millisecond
 
 // peerSeen is the last a site said of itself.
 type peerSeen struct {
-	status   *siteapi.ContinuityStatus // last answer, nil if never
-	seen     time.Time                 // when it came
-	err      string                    // the last attempt's failure, "" if it answered
-	attempts int
+	status *siteapi.ContinuityStatus // last answer, nil if never
+	seen   time.Time                 // when it came
+	err    string                    // the last attempt's failure, "" if it answered
 }
 
 // peerStatus holds the other sites' reports per guest and the clients
@@ -55,7 +54,6 @@ func (p *peerStatus) record(guest, site string, st *siteapi.ContinuityStatus, er
 		p.seen[guest] = m
 	}
 	ps := m[site]
-	ps.attempts++
 	if err != nil {
 		ps.err = err.Error()
 	} else {
