@@ -451,7 +451,9 @@ func runChancery(t *testing.T, args []string, more ...string) {
 	t.Helper()
 	args = append(args, more...)
 	run := exec.Command(testnet.BuildChancery(t), args...)
-	run.Env = append(os.Environ(), keyfile.EnvPassphrase+"="+testPass)
+	// A context the person running the tests chose (contexts.yaml) must
+	// not put its key or charter in place of the test's.
+	run.Env = append(os.Environ(), keyfile.EnvPassphrase+"="+testPass, "XDG_CONFIG_HOME="+t.TempDir(), "CHANCERY_CONTEXT=")
 	if out, err := run.CombinedOutput(); err != nil {
 		t.Fatalf("chancery %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
