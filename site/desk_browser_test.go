@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -86,35 +85,25 @@ type pagesPair struct {
 func startPagesPair(t *testing.T, homeReplicates, south bool) *pagesPair {
 	t.Helper()
 	dir := newStateWithPerson(t, "DR-1000001")
-	l := state.Layout{Dir: dir}
-	c, err := charter.ReadVerified(l.Charter())
+	c, err := charter.ReadVerified(state.Layout{Dir: dir}.Charter())
 	if err != nil {
-		t.Fatal(err)
-	}
-	data := t.TempDir()
-	statetest.Mirror(t, l.Ledger("home"), filepath.Join(data, "guests", c.Guest.ID, "ledger"))
-	pass := filepath.Join(t.TempDir(), "pass")
-	if err := os.WriteFile(pass, []byte(testPass), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	homeLn, homeURL := listenLocalhost(t)
 	northLn, northURL := listenLocalhost(t)
 	p := &pagesPair{dir: dir, c: c}
-	peers := map[string]string{"home": homeURL}
+	north := embassyConfig(t, dir, "embassy-north")
+	north.Peers = map[string]string{"home": homeURL}
 	if south {
 		// embassy-south, a second mirror, holds the quorum the population
 		// registry's writes wait for once embassy-north writes.
-		southData := t.TempDir()
-		statetest.Mirror(t, l.Ledger("home"), filepath.Join(southData, "guests", c.Guest.ID, "ledger"))
 		southLn, southURL := listenLocalhost(t)
-		peers["embassy-south"] = southURL
-		servePageSite(t, southLn, southURL, &site.Config{Site: "embassy-south", Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: southData,
-			PassphraseFile: pass, Peers: map[string]string{"home": homeURL, "embassy-north": northURL},
-			Guests: []site.GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", "embassy-south"), Custody: l.Custody()}}})
+		north.Peers["embassy-south"] = southURL
+		cfg := embassyConfig(t, dir, "embassy-south")
+		cfg.Peers = map[string]string{"home": homeURL, "embassy-north": northURL}
+		servePageSite(t, southLn, southURL, cfg)
 	}
-	p.north = servePageSite(t, northLn, northURL, &site.Config{Site: "embassy-north", Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: data,
-		PassphraseFile: pass, Peers: peers,
-		Guests: []site.GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", "embassy-north"), Custody: l.Custody()}}})
+	p.north = servePageSite(t, northLn, northURL, north)
 	p.home = servePageSite(t, homeLn, homeURL, &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true,
 		Replication: site.ReplicationConfig{Disabled: !homeReplicates}, Peers: map[string]string{"embassy-north": northURL}})
 	return p

@@ -39,18 +39,21 @@ func pageSession(t *testing.T, ts *testSite, official string) func(path string) 
 	if cookie == nil {
 		t.Fatal("no session cookie")
 	}
-	return func(path string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest("GET", ts.srv.URL+path, nil)
-		req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+	return func(path string) (int, string) { return getWithSession(t, ts.srv.URL+path, cookie) }
+}
+
+// getWithSession GETs url with the session cookie, as a browser would.
+func getWithSession(t *testing.T, url string, cookie *http.Cookie) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }
 
 // TestDeskOrdersWaitingForSignatures: an order the cio signed and left at

@@ -126,6 +126,13 @@ func newStateWithPerson(t *testing.T, id string) string {
 // ledger of the founded state in dir, as the home left it.
 func startGuardEmbassyOf(t *testing.T, dir string, clock *guardClock) *guardSite {
 	t.Helper()
+	return openGuardSite(t, dir, embassyConfig(t, dir, "embassy-north"), clock, 0)
+}
+
+// embassyConfig configures embassy id of the founded state in dir, on
+// loopback, holding a mirror of the home's ledger as the home left it.
+func embassyConfig(t *testing.T, dir, id string) *site.Config {
+	t.Helper()
 	l := state.Layout{Dir: dir}
 	c, err := charter.ReadVerified(l.Charter())
 	if err != nil {
@@ -137,8 +144,8 @@ func startGuardEmbassyOf(t *testing.T, dir string, clock *guardClock) *guardSite
 	if err := os.WriteFile(pass, []byte(testPass), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return openGuardSite(t, dir, &site.Config{Site: "embassy-north", Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: data, PassphraseFile: pass,
-		Guests: []site.GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", "embassy-north"), Custody: l.Custody()}}}, clock, 0)
+	return &site.Config{Site: id, Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: data, PassphraseFile: pass,
+		Guests: []site.GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", id), Custody: l.Custody()}}}
 }
 
 func (g *guardSite) continuity() *siteapi.ContinuityClient {
