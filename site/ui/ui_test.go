@@ -47,9 +47,10 @@ func newFixture(t testing.TB) (*fixture, *UI) {
 	f.dash = &Dashboard{
 		Guest: "demo-republic",
 		Sites: []SiteRow{
-			{ID: "home", Role: "home", Mode: "active", Epoch: 1, LedgerSize: 1200, LastReceipt: now},
+			{ID: "home", Role: "home", Mode: "active", Epoch: 1, LedgerSize: 1200, LastReceipt: now, Reported: "active", ReportedEpoch: 1, ReportedWriter: "home", Seen: now.Add(-time.Second)},
 			{ID: "embassy-north", Role: "embassy", Host: "host-north", Mode: "standby", Epoch: 1, LedgerSize: 1198, LastReceipt: now.Add(-2 * time.Second), RPOEntries: 2, RPOSeconds: 0.4},
-			{ID: "embassy-west", Role: "embassy", Host: "host-west", Mode: "unreachable", Epoch: 1, LedgerSize: 900, LastReceipt: now.Add(-5 * time.Minute), RPOEntries: 300, RPOSeconds: 300, Problem: "no answer since 22:55 UTC: dial tcp: connection refused"},
+			{ID: "embassy-west", Role: "embassy", Host: "host-west", Mode: "unreachable", Epoch: 1, LedgerSize: 900, LastReceipt: now.Add(-5 * time.Minute), RPOEntries: 300, RPOSeconds: 300, Problem: "no answer since 22:55 UTC: dial tcp: connection refused",
+				Reported: "unreachable", ReportedEpoch: 1, ReportedWriter: "home", Seen: now.Add(-5 * time.Minute), Unreached: "dial tcp: connection refused"},
 		},
 		Lag:    []Line{{Name: "embassy-north", Points: lag(0)}, {Name: "embassy-west", Points: lag(3)}},
 		Orders: []OrderRow{{ID: "ord-7", Kind: "drill", Site: "embassy-north", Signed: []string{"min-interior"}, Needs: "2 of minister, cio", State: "waiting"}},
