@@ -13,8 +13,6 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/guest"
-	"github.com/chancery-gov/chancery/registry"
-	"github.com/chancery-gov/chancery/services/identity"
 	"github.com/chancery-gov/chancery/services/notice"
 	"github.com/chancery-gov/chancery/siteapi"
 )
@@ -186,50 +184,3 @@ func (g *officialsAPI) sendMessage(w http.ResponseWriter, r *http.Request, o *ch
 	writeJSON(w, http.StatusCreated, siteapi.MessageReceipt{ID: h.ID, Version: h.Version, Index: h.Index, SealedToCitizen: h.SealedToCitizen})
 }
 
-// withInbox serves the signed-in citizen's inbox beside the issuer's
-// paths: GET /inbox lists it, GET /inbox/{id} opens one message (an
-// access entry). The citizen is who the portal token was issued to; no
-// one else is served, officials included (they have the officials' API).
-func withInbox(svc *identity.Service, t *tenant) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /inbox", func(w http.ResponseWriter, r *http.Request) {
-		person, ok := svc.Citizen(w, r)
-		if !ok {
-			return
-		}
-		hs, err := t.Inbox(r.Context(), person)
-		if err != nil {
-			inboxError(w, err)
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, hs)
-	})
-	mux.HandleFunc("GET /inbox/{id}", func(w http.ResponseWriter, r *http.Request) {
-		person, ok := svc.Citizen(w, r)
-		if !ok {
-			return
-		}
-		m, err := t.OpenMessage(r.Context(), person, r.PathValue("id"))
-		if err != nil {
-			inboxError(w, err)
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, m)
-	})
-	mux.Handle("/", svc)
-	return mux
-}
-
-func inboxError(w http.ResponseWriter, err error) {
-	var re *guest.RefusedError
-	switch {
-	case errors.Is(err, guest.ErrNoMessage), errors.Is(err, registry.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "error_description": "no such message for this citizen"})
-	case errors.As(err, &re):
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable", "error_description": re.Msg})
-	default:
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error", "error_description": "inbox unavailable"})
-	}
-}
