@@ -97,6 +97,6 @@ func (t *Guest) OpenMessage(ctx context.Context, person, id string) (*Message, e
 	if err != nil {
 		return nil, err
 	}
-	m, err := b.Open(ctx, person, id)
+	m, err := b.OpenMessage(ctx, person, id)
 	return m, refusal(err)
 }

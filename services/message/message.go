@@ -276,7 +276,7 @@ func headerOf(id string, version, index uint64, m *record) Header {
 }
 
 // Inbox lists the messages to person, newest first. Listing opens no
-// body and records nothing; Open does.
+// body and records nothing; OpenMessage does.
 func (b *Box) Inbox(ctx context.Context, person string) ([]Header, error) {
 	cfg, err := ReadConfig(b.Charter)
 	if err != nil {
@@ -306,9 +306,9 @@ func (b *Box) Inbox(ctx context.Context, person string) ([]Header, error) {
 	return out, nil
 }
 
-// Open opens message id for person and records the reading as an access
+// OpenMessage opens message id for person and records the reading as an access
 // entry (a citizen's read, the person sealed in it) before it returns.
-func (b *Box) Open(ctx context.Context, person, id string) (*Message, error) {
+func (b *Box) OpenMessage(ctx context.Context, person, id string) (*Message, error) {
 	cfg, err := ReadConfig(b.Charter)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
