@@ -447,7 +447,7 @@ func newMessageCmd() *cobra.Command {
 		Short: "Messages to citizens, sealed, read in their inbox after sign-in",
 	}
 	var (
-		f                              siteFlags
+		f                             siteFlags
 		subject, body, bodyFile, lang string
 	)
 	send := &cobra.Command{
