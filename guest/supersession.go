@@ -46,26 +46,26 @@ func (t *Guest) Supersession(ctx context.Context, reg string, recordIndex, versi
 		return nil, &RefusedError{Msg: fmt.Sprintf("record_index %d: the ledger of %s at site %s has %d entries", recordIndex, t.id, t.site, cp.Size)}
 	}
 	f := ledger.DirFetcher(l.Dir())
-	var first *registry.RecordEntry
-	err := ledger.Scan(ctx, f, recordIndex, recordIndex+1, func(idx uint64, raw []byte) error {
-		e, err := ledger.DecodeEntry(raw)
-		if err != nil {
-			return fmt.Errorf("entry %d: %w", idx, err)
-		}
-		switch e.Type {
-		case ledger.TypeWithheld:
-			return &RefusedError{Msg: fmt.Sprintf("record_index %d: site %s holds no entry of registry %s (the charter does not place it here): ask a site that holds it", idx, t.site, reg)}
-		case ledger.TypeRecord:
-		default:
-			return &RefusedError{Msg: fmt.Sprintf("record_index %d: the entry is a %s entry, not a record version", idx, e.Type)}
-		}
-		if first, err = registry.UnmarshalRecordEntry(e.Payload); err != nil {
-			return fmt.Errorf("entry %d: %w", idx, err)
-		}
-		return nil
-	})
+	// The entry is read from the bundles of the checkpoint's tree: a
+	// tree of recordIndex+1 entries may have no tiles of its own left.
+	raw, err := ledger.ReadEntry(ctx, f, recordIndex, cp.Size)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("online check of %s entry %d: %w", reg, recordIndex, err)
+	}
+	e, err := ledger.DecodeEntry(raw)
+	if err != nil {
+		return nil, fmt.Errorf("online check of %s entry %d: %w", reg, recordIndex, err)
+	}
+	switch e.Type {
+	case ledger.TypeWithheld:
+		return nil, &RefusedError{Msg: fmt.Sprintf("record_index %d: site %s holds no entry of registry %s (the charter does not place it here): ask a site that holds it", recordIndex, t.site, reg)}
+	case ledger.TypeRecord:
+	default:
+		return nil, &RefusedError{Msg: fmt.Sprintf("record_index %d: the entry is a %s entry, not a record version", recordIndex, e.Type)}
+	}
+	first, err := registry.UnmarshalRecordEntry(e.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("online check of %s entry %d: %w", reg, recordIndex, err)
 	}
 	if first.Registry != reg || first.Version != version {
 		return nil, &RefusedError{Msg: fmt.Sprintf("record_index %d: the entry is version %d of a record of registry %s, the extract says version %d of %s", recordIndex, first.Version, first.Registry, version, reg)}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/guest"
+	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/services/extract/offline"
 	"github.com/chancery-gov/chancery/services/notice"
 	"github.com/chancery-gov/chancery/siteapi"
@@ -201,6 +203,41 @@ func TestOnlineExtractCheck(t *testing.T) {
 		})
 		if st.Latest != rec.Version || st.LatestIndex != rec.Index || st.AsOf <= rec.Index || st.Site == "" {
 			t.Fatalf("%s after a new version (%d at %d): %+v", at[0], rec.Version, rec.Index, st)
+		}
+	}
+	// The new version, asked about once later entries have been written
+	// after it (its bundle's partial tiles are superseded): latest.
+	if _, err := dc.registrar.Put(ctx, "population", "DR-DRILL-004", json.RawMessage(`{"national_id":"DR-DRILL-004","last_name":"Moved","first_name":"Ada"}`)); err != nil {
+		t.Fatal(err)
+	}
+	dc.caughtUp(t)
+	cl = &offline.Claims{Registry: "population", Record: "DR-DRILL-003", Version: rec.Version, RecordIndex: rec.Index}
+	for _, at := range [][2]string{{dc.homeURL, ""}, {dc.northURL, "/guests/demo-republic"}} {
+		if st := check(at[0], at[1]); st.Superseded || st.Latest != rec.Version {
+			t.Fatalf("%s on the latest version: %+v", at[0], st)
+		}
+	}
+	cl = rep.Claims
+	// Versions written in a burst reach embassy-north in batches: the
+	// trees of the sizes in between have no tiles of their own there.
+	// Each is answered all the same, from the checkpoint's tree.
+	var burst []*registry.Record
+	for i := 0; i < 40; i++ {
+		r, err := dc.registrar.Put(ctx, "business", fmt.Sprintf("BR-%04d", i), json.RawMessage(fmt.Sprintf(`{"registration_no":"BR-%04d","name":"Renamed %d"}`, i, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		burst = append(burst, r)
+	}
+	dc.caughtUp(t)
+	for _, r := range burst {
+		b, err := siteapi.FetchPublic(ctx, nil, dc.northURL, "/guests/demo-republic/extract-status", siteapi.ExtractStatusQuery("business", r.Index, r.Version))
+		if err != nil {
+			t.Fatalf("embassy-north on %s version %d at %d: %v", r.ID, r.Version, r.Index, err)
+		}
+		var st guest.Supersession
+		if err := json.Unmarshal(b, &st); err != nil || st.Superseded {
+			t.Fatalf("embassy-north on %s: %s", r.ID, b)
 		}
 	}
 	// A wrong version for the entry is refused, naming it.
