@@ -48,9 +48,6 @@ type Guest struct {
 	peers   pintls.PeerKeys // sites of the guest's charter, by TLS key
 	susp    *suspensions
 	notices *noticeIndex
-	// noticeMu serializes PublishNotice's check for a used id and its
-	// append, so one id is recorded once (notices.go). A leaf.
-	noticeMu sync.Mutex
 	writers *epochWriters
 
 	key      ed25519.PrivateKey // the site's checkpoint key for this guest: receipts, and checkpoints when it writes
@@ -89,6 +86,10 @@ type Guest struct {
 	// site appends drill reports to (drillLedgerOf).
 	drillMu      sync.Mutex
 	drillLedgers map[*ledger.Log]*drillLedger
+
+	// noticeMu serializes PublishNotice's check for a used id and its
+	// append, so one id is recorded once (notices.go). A leaf.
+	noticeMu sync.Mutex
 }
 
 func (t *Guest) currentMode() siteapi.Mode { return t.mode.Load().(siteapi.Mode) }
