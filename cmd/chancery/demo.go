@@ -47,7 +47,10 @@ The story, each site its own "chancery serve" process on loopback:
      home, quorum writes acknowledged only once an embassy holds them;
   8. the home is destroyed (process killed, data deleted);
   9. two officials sign an activation order for embassy-north; three of
-     five custodians unseal it; it serves a lookup and a write (RTO);
+     five custodians unseal it; it serves a lookup and a write (RTO),
+     issues a certified extract and publishes a public notice ("the
+     government is operating from abroad") that the standby
+     embassy-south's feed serves, verified with the charter alone;
  10. a fresh home catches up from the embassy as a sealed mirror, and a
      failback order hands the state back home without losing a record.
 It prints the measured RPO and RTO. --keep leaves the sites running and
