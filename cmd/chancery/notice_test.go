@@ -12,9 +12,12 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/internal/demo/found"
+	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/services/extract/offline"
+	"github.com/chancery-gov/chancery/services/message"
 )
 
 // startPlainHome serves the home of the state in dir over plain HTTP on
@@ -148,5 +151,40 @@ func TestNoticeCommands(t *testing.T) {
 	}
 	if _, err := run("extract", "verify", file, "--charter", l.Charter(), "--online", "nowhere"); err == nil {
 		t.Fatal("extract verify of a notice file verified")
+	}
+}
+
+// TestMessageSend sends a citizen a message with the command against a
+// live home whose charter keeps messages; one to a person the population
+// register lacks is refused, naming them.
+func TestMessageSend(t *testing.T) {
+	dir := t.TempDir()
+	pass := []byte("message test passphrase")
+	_, err := found.Init(context.Background(), found.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10},
+		Amend: func(c *charter.Charter) error {
+			c.Registries = append(c.Registries, charter.Registry{Name: "messages", Classification: charter.ClassSecret,
+				Sites: []string{"home", "embassy-north", "embassy-south"}, Index: []string{"person"}, Sync: charter.SyncAsync})
+			return c.SetService(message.Section, message.Config{People: "population"})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(keyfile.EnvPassphrase, string(pass))
+	url := startPlainHome(t, dir)
+	site := []string{"--state", dir, "--site", "home", "--url", url, "--official", "registrar"}
+	if out, err := chancery(t, `{"national_id":"DR-5","last_name":"Varga"}`, append([]string{"records", "put", "population", "DR-5", "-"}, site...)...); err != nil {
+		t.Fatalf("put: %v\n%s", err, out)
+	}
+	body := filepath.Join(t.TempDir(), "body.txt")
+	os.WriteFile(body, []byte("Your pension is paid abroad."), 0o600)
+	out, err := chancery(t, "", append([]string{"message", "send", "DR-5", "--subject", "Pension", "--body-file", body}, site...)...)
+	if err != nil || !strings.Contains(out, "sent message m-") {
+		t.Fatalf("send: %v\n%s", err, out)
+	}
+	if _, err := chancery(t, "", append([]string{"message", "send", "DR-6", "--subject", "x", "--body", "y"}, site...)...); err == nil || !strings.Contains(err.Error(), "DR-6") {
+		t.Fatalf("to a person not in the register: %v", err)
+	}
+	if _, err := chancery(t, "", append([]string{"message", "send", "DR-5", "--subject", "x", "--body", "y", "--body-file", body}, site...)...); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Fatalf("--body and --body-file: %v", err)
 	}
 }
