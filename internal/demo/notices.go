@@ -42,6 +42,7 @@ func announceAbroad(ctx context.Context, c *charter.Charter, layout state.Layout
 	if err != nil {
 		return err
 	}
+	published := time.Now()
 	rc, err := api.PublishNotice(ctx, raw)
 	if err != nil {
 		return fmt.Errorf("demo: publish the notice at embassy-north: %w", err)
@@ -72,7 +73,8 @@ func announceAbroad(ctx context.Context, c *charter.Charter, layout state.Layout
 			if err := os.WriteFile(file, feed, 0o644); err != nil {
 				return err
 			}
-			say("   notice %q at ledger entry %d, signed by %s; embassy-south (standby) serves it in its Atom feed,", s.Notice.Title, rc.Index, strings.Join(got.Signers, ", "))
+			say("   notice %q at ledger entry %d, signed by %s; embassy-south (standby) serves it in its Atom feed %v after it was posted,",
+				s.Notice.Title, rc.Index, strings.Join(got.Signers, ", "), time.Since(published).Round(time.Millisecond))
 			say("   proven against checkpoint %d written by %s and cosigned by %s: verified with the charter alone (%s)",
 				p.TreeSize, got.Cosigned.Writer, strings.Join(got.Cosigned.Cosigners, ", "), file)
 			return nil
