@@ -138,7 +138,7 @@ func (s *Site) officialsOf(t *tenant) (*officialsAPI, http.Handler, error) {
 // newAPI builds the officials' API over an unsealed guest.
 func (s *Site) newAPI(t *tenant, sv *guest.Served) (*officialsAPI, http.Handler, error) {
 	g := &officialsAPI{local: sv.Local, mode: t.Mode, limits: s.cfg.limits(), policy: s.opts.Policy, auth: t.auth, log: s.log.With("guest", t.ID()),
-		readOnly: sv.ReadOnly, procedures: t.Procedures}
+		readOnly: sv.ReadOnly, procedures: t.Procedures, guest: t.Guest}
 	if sv.RecordsAccess {
 		g.access = t.RecordAccess
 	}
