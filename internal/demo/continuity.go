@@ -281,6 +281,11 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		say("   %-14s RPO now: %d entries, %.3f s behind home", l.Site, l.Entries, l.Seconds)
 	}
 
+	idStory, err := identityAtHome(ctx, dir, s.urls["home"], homeAPI, say)
+	if err != nil {
+		return err
+	}
+
 	// The disaster strikes once both sites hold every acknowledged write,
 	// so that the story loses nothing. (Were north behind south, north
 	// would refuse its activation, naming south: site/fence.go.)
@@ -440,6 +445,10 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		files, len(exRep.Checks), files, layout.Charter())
 	if !opts.Keep {
 		say("   (the demo's directory is removed at the end: run it with --keep to keep the files)")
+	}
+
+	if err := idStory.atEmbassy(ctx, s.urls["embassy-north"], say); err != nil {
+		return err
 	}
 
 	say("== The home is rebuilt: a fresh home starts as a sealed mirror and catches up from embassy-north")

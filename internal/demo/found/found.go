@@ -214,6 +214,9 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 	}
 	logf("generated age identities for %d custodians (threshold %d)", len(c.Custodians.Members), c.Custodians.Threshold)
 
+	if err := addIdentity(c, opts.Dir); err != nil {
+		return nil, fmt.Errorf("init: identity services: %w", err)
+	}
 	if opts.Amend != nil {
 		if err := opts.Amend(c); err != nil {
 			return nil, fmt.Errorf("init: amend the founding charter: %w", err)
