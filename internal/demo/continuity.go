@@ -447,7 +447,7 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		say("   (the demo's directory is removed at the end: run it with --keep to keep the files)")
 	}
 
-	if err := idStory.atEmbassy(ctx, s.urls["embassy-north"], say); err != nil {
+	if err := idStory.atEmbassy(ctx, layout, pass, c.Guest.ID, s.urls["embassy-north"], say); err != nil {
 		return err
 	}
 

@@ -29,6 +29,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/chancery-gov/chancery/internal/demo/found"
+	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/services/access"
 	"github.com/chancery-gov/chancery/services/identity"
 	"github.com/chancery-gov/chancery/siteapi"
@@ -536,7 +538,7 @@ func identityAtHome(ctx context.Context, dir, homeURL string, api *siteapi.Clien
 
 // atEmbassy repeats the sign-ins at the activated embassy with the same
 // relying-party configuration: the issuer's name now leads to the embassy.
-func (st *identityStory) atEmbassy(ctx context.Context, embassyURL string, say func(string, ...any)) error {
+func (st *identityStory) atEmbassy(ctx context.Context, layout state.Layout, pass []byte, guestID, embassyURL string, say func(string, ...any)) error {
 	say("== The citizen signs in at embassy-north: the issuer's name now leads there; the relying parties keep their configuration")
 	if err := st.dns.point(embassyURL); err != nil {
 		return err
@@ -583,6 +585,20 @@ func (st *identityStory) atEmbassy(ctx context.Context, embassyURL string, say f
 	say("   passkey sign-in at embassy-north in %v (registered at home, its sign count %d written back): amr %v; the tax office reads her parcel %s",
 		pkTook.Round(time.Millisecond), st.passkey.count, amr.AMR, demoParcel)
 
+	// An auditor the charter names reads her tracker over the officials'
+	// signed API: that read is an access entry too.
+	key, err := keyfile.ReadEd25519(layout.Key("official", found.DemoAuditor), keyfile.Protector{Passphrase: pass})
+	if err != nil {
+		return err
+	}
+	auditor := &siteapi.Client{BaseURL: embassyURL + "/guests/" + guestID, Signer: siteapi.Signer{Guest: guestID, Site: "embassy-north", Official: found.DemoAuditor, Key: key}}
+	const auditPurpose = "ombudsman complaint 2026/17"
+	tr, err := auditor.Tracker(ctx, st.person, auditPurpose)
+	if err != nil {
+		return fmt.Errorf("demo: the auditor's read of the data tracker at embassy-north: %w", err)
+	}
+	say("   auditor %s (services.access.auditors) reads her tracker over the signed API: %d reads listed; that read is itself an access entry", found.DemoAuditor, len(tr.Reads))
+
 	// The citizen looks at her data tracker through the portal.
 	ctok, _, err := st.portal.signIn(st.browser, st.card.answer(st.browser))
 	if err != nil {
@@ -593,7 +609,7 @@ func (st *identityStory) atEmbassy(ctx context.Context, embassyURL string, say f
 		return fmt.Errorf("demo: data tracker at embassy-north: %w", err)
 	}
 	say("   her data tracker at embassy-north lists %d reads of her records:", len(seen))
-	var sawNorth, sawParcel bool
+	var sawNorth, sawParcel, sawAuditor bool
 	for _, s := range seen {
 		say("     %s  %-13s %-10s %-7s %-10s %q", s.Time.Format(time.TimeOnly), s.Site, s.Registry, s.Reader, s.Who, s.Purpose)
 		if s.Site == "embassy-north" && s.Who == found.DemoTaxClient && s.Purpose == "tax refund after the disaster" {
@@ -602,10 +618,13 @@ func (st *identityStory) atEmbassy(ctx context.Context, embassyURL string, say f
 		if s.Site == "embassy-north" && s.Registry == "land" && s.Purpose == "property tax 2026" {
 			sawParcel = true
 		}
+		if s.Reader == "official" && s.Who == found.DemoAuditor && s.Purpose == auditPurpose {
+			sawAuditor = true
+		}
 	}
-	if !sawNorth || !sawParcel {
-		return errors.New("demo: the data tracker does not show the tax office's reads at embassy-north")
+	if !sawNorth || !sawParcel || !sawAuditor {
+		return fmt.Errorf("demo: the data tracker lacks a read at embassy-north (tax office's record %v, parcel %v; auditor's %v)", sawNorth, sawParcel, sawAuditor)
 	}
-	say("   the tax office's reads at embassy-north are there, with their purposes; the access entries are sealed, so the hosts learn nothing of them")
+	say("   the tax office's reads and the auditor's at embassy-north are there, with their purposes; the access entries are sealed, so the hosts learn nothing of them")
 	return nil
 }

@@ -768,15 +768,9 @@ func (s *Service) tracker(w http.ResponseWriter, r *http.Request) {
 // Tracker lists who read a citizen's records (their person record and the
 // records linked to them).
 func (s *Service) Tracker(ctx context.Context, person string) ([]access.Seen, error) {
-	owned := map[string][]string{s.cfg.PersonRegistry: {person}}
-	for _, reg := range s.cfg.rules.CitizenRegistries() {
-		recs, err := s.opts.Registries.Find(ctx, reg, s.cfg.rules.LinkField(reg), person)
-		if err != nil {
-			return nil, fmt.Errorf("data tracker: registry %s: %w", reg, err)
-		}
-		for _, rec := range recs {
-			owned[reg] = append(owned[reg], rec.ID)
-		}
+	owned, err := s.cfg.rules.Owned(ctx, s.opts.Registries, s.cfg.PersonRegistry, person)
+	if err != nil {
+		return nil, err
 	}
 	return access.Track(ctx, s.opts.Log, s.opts.Keys, person, owned)
 }
