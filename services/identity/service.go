@@ -59,6 +59,7 @@ type Service struct {
 	challenges *challenges
 	crls       crlCache
 	recorder   *access.Recorder
+	tracked    *access.Index // the data tracker's index of access entries
 	passkeys   *passkeys
 	mux        *http.ServeMux
 
@@ -98,6 +99,7 @@ func New(opts Options) (*Service, error) {
 	s.challenges = &challenges{ttl: cfg.challengeTTL, now: s.now, m: map[string]pending{}}
 	s.jtis = jtiCache{now: s.now, m: map[string]time.Time{}}
 	s.recorder = &access.Recorder{Log: opts.Log, Keys: opts.Keys, Site: opts.Site, Epoch: s.epoch, Now: opts.Now}
+	s.tracked = access.NewIndex(opts.Log)
 
 	sk, pub, err := opts.Charter.StateKeyFor("oidc")
 	if err != nil {
@@ -772,7 +774,7 @@ func (s *Service) Tracker(ctx context.Context, person string) ([]access.Seen, er
 	if err != nil {
 		return nil, err
 	}
-	return access.Track(ctx, s.opts.Log, s.opts.Keys, person, owned)
+	return s.tracked.Track(ctx, s.opts.Keys, person, owned)
 }
 
 // TrackerForAuditor is the data tracker of any citizen, for an official
