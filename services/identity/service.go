@@ -60,6 +60,7 @@ type Service struct {
 	crls       crlCache
 	recorder   *access.Recorder
 	tracked    *access.Index // the data tracker's index of access entries
+	nonceKey   [32]byte      // authenticates DPoP nonces (fapi.go); random per process
 	passkeys   *passkeys
 	mux        *http.ServeMux
 
@@ -100,6 +101,7 @@ func New(opts Options) (*Service, error) {
 	s.jtis = jtiCache{now: s.now, m: map[string]time.Time{}}
 	s.recorder = &access.Recorder{Log: opts.Log, Keys: opts.Keys, Site: opts.Site, Epoch: s.epoch, Now: opts.Now}
 	s.tracked = access.NewIndex(opts.Log)
+	rand.Read(s.nonceKey[:])
 
 	sk, pub, err := opts.Charter.StateKeyFor("oidc")
 	if err != nil {
@@ -241,6 +243,7 @@ func (s *Service) discovery(w http.ResponseWriter, r *http.Request) {
 	}
 	meta["pushed_authorization_request_endpoint"] = s.cfg.Issuer + "/par"
 	meta["authorization_response_iss_parameter_supported"] = true
+	meta["require_pushed_authorization_requests"] = s.cfg.FAPI2
 	dpopAlgs := asymmetricAlgs()
 	algs := make([]string, len(dpopAlgs))
 	for i, a := range dpopAlgs {
@@ -315,6 +318,9 @@ func (s *Service) isClientRedirect(u *url.URL) bool {
 // invalid_scope, as RFC 6749 § 4.1.2.1 allows) and resolves a pushed
 // request's request_uri, then hands over to the library.
 func (s *Service) authorize(w http.ResponseWriter, r *http.Request) {
+	if !s.fapiAuthorize(w, r) {
+		return
+	}
 	q := r.URL.Query()
 	if ru := q.Get("request_uri"); ru != "" {
 		s.parMu.Lock()
@@ -490,7 +496,9 @@ func (s *Service) principal(r *http.Request, scope string) (access.Principal, in
 	jkt := ""
 	if scheme == "DPoP" {
 		var err error
-		if jkt, err = s.checkDPoP(r, tok); err != nil {
+		if jkt, err = s.checkDPoP(r, tok); errors.Is(err, errUseNonce) {
+			return access.Principal{}, http.StatusUnauthorized, "use_dpop_nonce", err.Error()
+		} else if err != nil {
 			return access.Principal{}, http.StatusUnauthorized, "invalid_dpop_proof", err.Error()
 		}
 	}
@@ -523,6 +531,10 @@ func (s *Service) principal(r *http.Request, scope string) (access.Principal, in
 // request without ?purpose= is refused too.
 func (s *Service) reader(w http.ResponseWriter, r *http.Request, scope string, needPurpose bool) (access.Principal, bool) {
 	p, status, code, desc := s.principal(r, scope)
+	if code == "use_dpop_nonce" {
+		s.useNonce(w, true)
+		return p, false
+	}
 	if status != 0 {
 		bearerError(w, status, code, desc)
 		return p, false
