@@ -58,6 +58,7 @@ type Service struct {
 	provider   *op.Provider
 	challenges *challenges
 	crls       crlCache
+	chains     chainCache // eID chains verified to a charter CA (chains.go)
 	recorder   *access.Recorder
 	tracked    *access.Index // the data tracker's index of access entries
 	nonceKey   [32]byte      // authenticates DPoP nonces (fapi.go); random per process
