@@ -78,8 +78,9 @@ func (g *officialsAPI) auditTracker(w http.ResponseWriter, r *http.Request, o *c
 		g.fail(w, r, err, reg, person)
 		return
 	}
-	if seen == nil {
-		seen = []access.Seen{}
+	out := siteapi.TrackerResponse{Person: person, Reads: make([]siteapi.TrackedRead, len(seen))}
+	for i, s := range seen {
+		out.Reads[i] = siteapi.TrackedRead(s)
 	}
-	writeJSON(w, http.StatusOK, siteapi.TrackerResponse{Person: person, Reads: seen})
+	writeJSON(w, http.StatusOK, out)
 }

@@ -17,8 +17,6 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/chancery-gov/chancery/charter"
-	"github.com/chancery-gov/chancery/services/access"
-	"github.com/chancery-gov/chancery/services/identity"
 )
 
 // The Demo Republic's identity services: an eID CA whose certificates sign
@@ -137,29 +135,37 @@ func addIdentity(c *charter.Charter, dir string) error {
 	c.Registries = append(c.Registries,
 		charter.Registry{Name: DemoCRLRegistry, Classification: charter.ClassPublic, Sites: all, Sync: charter.SyncAsync},
 		charter.Registry{Name: DemoPasskeyRegist, Classification: charter.ClassSecret, Sites: all, Index: []string{"person_id"}, Sync: charter.SyncAsync})
-	if err := c.SetService(access.Service, access.Config{
-		Auditors: []string{DemoAuditor},
-		Officials: map[string]map[string][]string{
-			"registrar": {"population": {access.Read, access.Find, access.Write}, "land": {access.Read, access.Find, access.Write}},
+	// The sections are written as the charter holds them (YAML maps):
+	// founding sits below the services in the package layers, and the
+	// services check them strictly when a site starts them.
+	if err := c.SetService("access", map[string]any{
+		"auditors": []string{DemoAuditor},
+		"officials": map[string]any{
+			"registrar": map[string]any{"population": []string{"read", "find", "write"}, "land": []string{"read", "find", "write"}},
 		},
-		Citizens: map[string]string{"population": "national_id", "land": "owner_id"},
-		Clients: map[string]access.ClientRule{
-			DemoTaxClient: {Registries: []string{"population", "land"}, Claims: []string{"name", "birthdate"}, Verify: true},
+		"citizens": map[string]string{"population": "national_id", "land": "owner_id"},
+		"clients": map[string]any{
+			DemoTaxClient: map[string]any{"registries": []string{"population", "land"}, "claims": []string{"name", "birthdate"}, "verify": true},
 		},
 	}); err != nil {
 		return err
 	}
-	return c.SetService(identity.Section, identity.Config{
-		Issuer:         DemoIssuer,
-		PersonRegistry: "population",
-		Claims:         map[string]string{"given_name": "first_name", "family_name": "last_name", "birthdate": "birth_date"},
-		EID:            identity.EIDConfig{CAs: []identity.EIDCA{{Name: DemoEIDCA, Certificate: string(caPEM)}}, CRLRegistry: DemoCRLRegistry, SerialPrefix: DemoSerialPrefix},
-		Portal:         identity.Portal{ClientID: DemoPortalClient, RPID: DemoPortalRPID, RPName: "Demo Republic", Origins: []string{DemoPortalOrigin}, PasskeyRegistry: DemoPasskeyRegist},
-		Clients: []identity.Client{
-			{ID: DemoTaxClient, Name: "Tax and Customs Board", JWKS: jwks[DemoTaxClient], RedirectURIs: []string{DemoTaxRedirect},
-				Scopes: []string{"openid", "profile", identity.ScopeRecords, identity.ScopeVerify}},
-			{ID: DemoPortalClient, Name: "Citizen portal", JWKS: jwks[DemoPortalClient], RedirectURIs: []string{DemoPortalReturn},
-				Scopes: []string{"openid", "profile", identity.ScopeRecords}},
+	return c.SetService("identity", map[string]any{
+		"issuer":          DemoIssuer,
+		"person_registry": "population",
+		"claims":          map[string]string{"given_name": "first_name", "family_name": "last_name", "birthdate": "birth_date"},
+		"eid": map[string]any{
+			"cas":           []map[string]string{{"name": DemoEIDCA, "certificate": string(caPEM)}},
+			"crl_registry":  DemoCRLRegistry,
+			"serial_prefix": DemoSerialPrefix,
+		},
+		"portal": map[string]any{"client_id": DemoPortalClient, "rp_id": DemoPortalRPID, "rp_name": "Demo Republic",
+			"origins": []string{DemoPortalOrigin}, "passkey_registry": DemoPasskeyRegist},
+		"clients": []map[string]any{
+			{"id": DemoTaxClient, "name": "Tax and Customs Board", "jwks": jwks[DemoTaxClient], "redirect_uris": []string{DemoTaxRedirect},
+				"scopes": []string{"openid", "profile", "records", "verify"}},
+			{"id": DemoPortalClient, "name": "Citizen portal", "jwks": jwks[DemoPortalClient], "redirect_uris": []string{DemoPortalReturn},
+				"scopes": []string{"openid", "profile", "records"}},
 		},
 	})
 }
