@@ -150,3 +150,22 @@ func TestDPoPNonce(t *testing.T) {
 		t.Errorf("expired nonce: %d %s, want 401 use_dpop_nonce", resp.StatusCode, body)
 	}
 }
+
+// FuzzDPoPNonce: whatever a client sends as a nonce is answered without a
+// panic, and a nonce the service made is accepted only unchanged.
+func FuzzDPoPNonce(f *testing.F) {
+	s := &Service{cfg: &config{Config: Config{DPoPNonce: true}}, opts: Options{Now: time.Now}}
+	good := s.dpopNonce()
+	f.Add(good)
+	f.Add("")
+	f.Add(base64.RawURLEncoding.EncodeToString(make([]byte, 24)))
+	f.Fuzz(func(t *testing.T, nonce string) {
+		err := s.checkNonce(nonce)
+		if nonce == good && err != nil {
+			t.Fatalf("the service's own nonce refused: %v", err)
+		}
+		if b, derr := base64.RawURLEncoding.DecodeString(nonce); err == nil && (derr != nil || len(b) != 24) {
+			t.Fatalf("nonce %q of the wrong form accepted", nonce)
+		}
+	})
+}
