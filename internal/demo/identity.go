@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +21,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/fxamacker/cbor/v2"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/oauth2"
@@ -33,6 +30,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/services/access"
 	"github.com/chancery-gov/chancery/services/identity"
+	"github.com/chancery-gov/chancery/services/identity/softauthn"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -274,101 +272,19 @@ func (e *eidCard) answer(browser *http.Client) func(*identity.LoginChallenge) (*
 	}
 }
 
-// authenticator is a WebAuthn platform authenticator in software: a P-256
-// key (COSE ES256), attestation "none", a signature counter, bound to the
-// portal's RP id and origin as a browser would bind it.
-type authenticator struct {
-	rpID, origin string
-	credID       []byte
-	key          *ecdsa.PrivateKey
-	count        uint32
-	userHandle   []byte
-}
+// authenticator is the citizen's passkey: a software authenticator
+// (services/identity/softauthn) bound to the portal's RP id and origin.
+type authenticator struct{ *softauthn.Authenticator }
 
 func newAuthenticator(person string) (*authenticator, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	id := make([]byte, 16)
-	rand.Read(id)
-	return &authenticator{rpID: found.DemoPortalRPID, origin: found.DemoPortalOrigin, credID: id, key: k, userHandle: []byte(person)}, nil
-}
-
-func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-// challengeOf reads publicKey.challenge from a ceremony's options.
-func challengeOf(options json.RawMessage) (string, error) {
-	var o struct {
-		PublicKey struct {
-			Challenge string `json:"challenge"`
-		} `json:"publicKey"`
-	}
-	if err := json.Unmarshal(options, &o); err != nil || o.PublicKey.Challenge == "" {
-		return "", fmt.Errorf("WebAuthn options without a challenge (%v)", err)
-	}
-	return o.PublicKey.Challenge, nil
-}
-
-// clientData is the browser's clientDataJSON.
-func (a *authenticator) clientData(typ, challenge string) []byte {
-	b, _ := json.Marshal(map[string]any{"type": typ, "challenge": challenge, "origin": a.origin, "crossOrigin": false})
-	return b
-}
-
-// authData is authenticatorData: SHA-256 of the RP id, flags, the
-// counter, and the attested credential if any.
-func (a *authenticator) authData(flags byte, attested []byte) []byte {
-	h := sha256.Sum256([]byte(a.rpID))
-	out := append(h[:], flags)
-	out = binary.BigEndian.AppendUint32(out, a.count)
-	return append(out, attested...)
-}
-
-const (
-	flagUP = 0x01 // user present
-	flagUV = 0x04 // user verified
-	flagAT = 0x40 // attested credential data included
-)
-
-// create answers navigator.credentials.create.
-func (a *authenticator) create(options json.RawMessage) ([]byte, error) {
-	ch, err := challengeOf(options)
-	if err != nil {
-		return nil, err
-	}
-	cose, err := cbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: a.key.PublicKey.X.FillBytes(make([]byte, 32)), -3: a.key.PublicKey.Y.FillBytes(make([]byte, 32))})
-	if err != nil {
-		return nil, err
-	}
-	att := make([]byte, 16) // AAGUID: zero
-	att = binary.BigEndian.AppendUint16(att, uint16(len(a.credID)))
-	att = append(append(att, a.credID...), cose...)
-	ao, err := cbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{}, "authData": a.authData(flagUP|flagUV|flagAT, att)})
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(map[string]any{"id": b64url(a.credID), "rawId": b64url(a.credID), "type": "public-key",
-		"response": map[string]any{"clientDataJSON": b64url(a.clientData("webauthn.create", ch)), "attestationObject": b64url(ao)}})
+	a, err := softauthn.New(found.DemoPortalRPID, found.DemoPortalOrigin, []byte(person))
+	return &authenticator{a}, err
 }
 
 // get answers navigator.credentials.get, counting one more use.
 func (a *authenticator) get(options json.RawMessage) ([]byte, error) {
-	ch, err := challengeOf(options)
-	if err != nil {
-		return nil, err
-	}
-	a.count++
-	cd := a.clientData("webauthn.get", ch)
-	ad := a.authData(flagUP|flagUV, nil)
-	h := sha256.Sum256(cd)
-	digest := sha256.Sum256(append(append([]byte{}, ad...), h[:]...))
-	sig, err := ecdsa.SignASN1(rand.Reader, a.key, digest[:])
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(map[string]any{"id": b64url(a.credID), "rawId": b64url(a.credID), "type": "public-key",
-		"response": map[string]any{"clientDataJSON": b64url(cd), "authenticatorData": b64url(ad), "signature": b64url(sig), "userHandle": b64url(a.userHandle)}})
+	a.Count++
+	return a.Get(options)
 }
 
 // ceremony is the begin/finish exchange of a WebAuthn ceremony.
@@ -409,7 +325,7 @@ func (a *authenticator) register(browser *http.Client, portalToken string) error
 	if err := decode(resp, &c); err != nil {
 		return fmt.Errorf("passkey register begin: %w", err)
 	}
-	body, err := a.create(c.Options)
+	body, err := a.Create(c.Options)
 	if err != nil {
 		return err
 	}
@@ -583,7 +499,7 @@ func (st *identityStory) atEmbassy(ctx context.Context, layout state.Layout, pas
 		return fmt.Errorf("demo: tax office read of the parcel at embassy-north: %w", err)
 	}
 	say("   passkey sign-in at embassy-north in %v (registered at home, its sign count %d written back): amr %v; the tax office reads her parcel %s",
-		pkTook.Round(time.Millisecond), st.passkey.count, amr.AMR, demoParcel)
+		pkTook.Round(time.Millisecond), st.passkey.Count, amr.AMR, demoParcel)
 
 	// An auditor the charter names reads her tracker over the officials'
 	// signed API: that read is an access entry too.
