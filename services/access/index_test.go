@@ -12,6 +12,19 @@ import (
 	"github.com/chancery-gov/chancery/seal"
 )
 
+// newRecorded opens a ledger, a keyring under a fresh root and a recorder
+// of access entries at embassy-north.
+func newRecorded(t testing.TB) (*ledger.Log, *seal.Keyring, *Recorder) {
+	t.Helper()
+	log := openLog(t, t.TempDir())
+	root, err := seal.NewRootKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := seal.NewKeyring("demo-republic", root)
+	return log, keys, &Recorder{Log: log, Keys: keys, Site: "embassy-north"}
+}
+
 // appendReads appends n access entries: every tenth a read of P-100's
 // records (by the citizen, a client, an official, a find over her parcel),
 // the rest reads of other persons' records and non-access entries.
@@ -60,13 +73,7 @@ func appendReads(t testing.TB, log *ledger.Log, rec *Recorder, from, n int) {
 // after more entries are appended (it indexes only the new ones).
 func TestIndexTracksAsTheScanDoes(t *testing.T) {
 	ctx := context.Background()
-	log := openLog(t, t.TempDir())
-	root, err := seal.NewRootKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := seal.NewKeyring("demo-republic", root)
-	rec := &Recorder{Log: log, Keys: keys, Site: "embassy-north"}
+	log, keys, rec := newRecorded(t)
 	owned := map[string][]string{"population": {"P-100"}, "land": {"L-7"}}
 	x := NewIndex(log)
 	check := func(wantN int) {
@@ -101,13 +108,7 @@ func TestIndexTracksAsTheScanDoes(t *testing.T) {
 // first tracker after an unsealing).
 func BenchmarkTracker(b *testing.B) {
 	ctx := context.Background()
-	log := openLog(b, b.TempDir())
-	root, err := seal.NewRootKey()
-	if err != nil {
-		b.Fatal(err)
-	}
-	keys := seal.NewKeyring("demo-republic", root)
-	rec := &Recorder{Log: log, Keys: keys, Site: "embassy-north"}
+	log, keys, rec := newRecorded(b)
 	appendReads(b, log, rec, 0, 100_000)
 	owned := map[string][]string{"population": {"P-100"}, "land": {"L-7"}}
 	// A citizen with few reads: one read of P-7 among the 100,000.
