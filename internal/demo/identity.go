@@ -408,7 +408,7 @@ func identityAtHome(ctx context.Context, dir, homeURL string, api *siteapi.Clien
 	if err := st.dns.point(homeURL); err != nil {
 		return nil, err
 	}
-	say("   the relying parties' HTTP clients dial %s for %s, as DNS would send them to the active site", st.dns.lookup(), issuerHost())
+	say("   the relying parties' HTTP clients dial %s for %s, as DNS would send them to the active site (the demo's sites serve plain HTTP on loopback; a deployment serves the issuer's name with its TLS certificate)", st.dns.lookup(), issuerHost())
 	st.browser = st.dns.client(false)
 	if st.tax, err = newRelyingParty(ctx, st.dns, dir, found.DemoTaxClient, found.DemoTaxRedirect, oidc.ScopeProfile, identity.ScopeRecords); err != nil {
 		return nil, err
