@@ -50,8 +50,11 @@ The story, each site its own "chancery serve" process on loopback:
      provider;
   8. the home is destroyed (process killed, data deleted);
   9. two officials sign an activation order for embassy-north; three of
-     five custodians unseal it; it serves a lookup and a write (RTO); the
-     same relying party signs the citizen in there with her eID and her
+     five custodians unseal it; it serves a lookup (RTO), registers a
+     birth through the register-birth procedure, issues the parents a
+     certified extract and pays a month's pensions to 1,000 pensioners
+     (a pain.001 file two ministers approve, checked offline); the same
+     relying party signs the citizen in there with her eID and her
      passkey and reads her records, and she sees those reads, and an
      auditor's, in her data tracker;
  10. a fresh home catches up from the embassy as a sealed mirror, and a
@@ -140,6 +143,7 @@ func keepSites(cmd *cobra.Command, rep *demo.Report, passphraseFile string) erro
 		// The pages (docs/ui.md): a signed request opens a browser session.
 		fmt.Fprintf(w, "   pages: the continuity dashboard is at <site>/ui/dashboard, the host console at <site>/ui/host; open a session with\n")
 		fmt.Fprintf(w, "     chancery ui login --site home --official min-interior   (prints a single-use link)\n")
+		fmt.Fprintf(w, "   the officials' desk (cases, record search, orders to sign) at the activated embassy: %s/ui/desk\n", cmp.Or(rep.SiteURLs["embassy-north"], "<embassy-north>"))
 	}
 	<-cmd.Context().Done()
 	fmt.Fprintln(w, "== stopping the sites")
