@@ -427,11 +427,12 @@ func TestBundlePlacement(t *testing.T) {
 			t.Errorf("bundle for %s withholds nothing", tc.site)
 		}
 	}
-	// The 20 records go round-robin over the charter's registries: those
-	// of registries not placed at south (land) are withheld.
+	// The 20 records go round-robin over the charter's registries (record
+	// n, from 1, in registry n mod their number: write): those of
+	// registries not placed at south (land) are withheld.
 	want := uint64(0)
-	for i := range 20 {
-		if !slices.Contains(h.c.Registries[i%len(h.c.Registries)].Sites, bundleSouth) {
+	for n := 1; n <= 20; n++ {
+		if !slices.Contains(h.c.Registries[n%len(h.c.Registries)].Sites, bundleSouth) {
 			want++
 		}
 	}

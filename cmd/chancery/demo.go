@@ -44,7 +44,10 @@ The story, each site its own "chancery serve" process on loopback:
      proves random entries included;
   7. two embassies in two host states receive the sealed registers and the
      ledger, checking every batch and signing receipts; officials write at
-     home, quorum writes acknowledged only once an embassy holds them;
+     home, quorum writes acknowledged only once an embassy holds them; a
+     citizen registers a passkey and signs in to the tax office (a go-oidc
+     relying party) with her eID through the state's OpenID Connect
+     provider;
   8. the home is destroyed (process killed, data deleted);
   9. two officials sign an activation order for embassy-north; three of
      five custodians unseal it; it serves a lookup (RTO), registers a
@@ -53,7 +56,10 @@ The story, each site its own "chancery serve" process on loopback:
      operating from abroad") that the standby embassy-south's feed
      serves, verified with the charter alone, and pays a month's
      pensions to 1,000 pensioners (a pain.001 file two ministers
-     approve, checked offline);
+     approve, checked offline); the same relying party signs the
+     citizen in there with her eID and her passkey and reads her
+     records, and she sees those reads, and an auditor's, in her data
+     tracker;
  10. a fresh home catches up from the embassy as a sealed mirror, and a
      failback order hands the state back home without losing a record.
 It prints the measured RPO and RTO. --keep leaves the sites running and

@@ -28,7 +28,13 @@ func newInitCmd() *cobra.Command {
     Ed25519 signing key;
   - five custodians of the root key (three must join to unseal), each with an
     age identity (X25519 or hybrid post-quantum);
-  - five registries (population, identity documents, land, business, legal acts);
+  - five registries (population, identity documents, land, business, legal acts),
+    and two for sign-in (eid-crl, passkeys);
+  - the state's OpenID Connect provider (services.identity, issuer
+    https://id.demo-republic.example) and access rules (services.access):
+    an eID CA, two demo citizens' eID certificates and two relying parties'
+    keys, written unsealed (mode 0600) under STATE/identity/, since in a
+    real state they belong to other institutions;
   - a charter signed by the amend quorum and by each host for its own sites.
 
 Every private key is generated from crypto/rand and written sealed with age

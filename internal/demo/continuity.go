@@ -281,6 +281,11 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		say("   %-14s RPO now: %d entries, %.3f s behind home", l.Site, l.Entries, l.Seconds)
 	}
 
+	idStory, err := identityAtHome(ctx, dir, s.urls["home"], homeAPI, say)
+	if err != nil {
+		return err
+	}
+
 	// The disaster strikes once both sites hold every acknowledged write,
 	// so that the story loses nothing. (Were north behind south, north
 	// would refuse its activation, naming south: site/fence.go.)
@@ -444,6 +449,9 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	}
 
 	if err := announceAbroad(ctx, c, layout, pass, northAPI, s.urls["embassy-south"], say); err != nil {
+		return err
+	}
+	if err := idStory.atEmbassy(ctx, layout, pass, c.Guest.ID, s.urls["embassy-north"], say); err != nil {
 		return err
 	}
 

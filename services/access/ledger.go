@@ -194,6 +194,28 @@ type Seen struct {
 // (registry → record ids), and every verification of the citizen's id.
 // It reads the published tree, after waiting for what the log holds now.
 func Track(ctx context.Context, log *ledger.Log, keys *seal.Keyring, person string, owned map[string][]string) ([]Seen, error) {
+	blind := blindOwned(keys, owned)
+	_, cp, err := log.WaitPublished(ctx, log.Size())
+	if err != nil {
+		return nil, fmt.Errorf("data tracker: wait for the ledger's checkpoint: %w", err)
+	}
+	var out []Seen
+	err = ledger.Scan(ctx, ledger.DirFetcher(log.Dir()), 0, cp.Size, func(index uint64, raw []byte) error {
+		s, ok, err := seenIn(keys, person, blind, index, raw)
+		if ok {
+			out = append(out, s)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("data tracker: %w", err)
+	}
+	return out, nil
+}
+
+// blindOwned blinds a citizen's record ids, registry by registry, as the
+// access entries name them.
+func blindOwned(keys *seal.Keyring, owned map[string][]string) map[string]map[[32]byte]bool {
 	blind := map[string]map[[32]byte]bool{}
 	for reg, ids := range owned {
 		rk := keys.Registry(reg)
@@ -203,50 +225,44 @@ func Track(ctx context.Context, log *ledger.Log, keys *seal.Keyring, person stri
 		}
 		blind[reg] = m
 	}
-	_, cp, err := log.WaitPublished(ctx, log.Size())
+	return blind
+}
+
+// seenIn is the tracker's line for ledger entry index, if it is an access
+// entry that touches one of the blinded records.
+func seenIn(keys *seal.Keyring, person string, blind map[string]map[[32]byte]bool, index uint64, raw []byte) (Seen, bool, error) {
+	le, err := ledger.DecodeEntry(raw)
 	if err != nil {
-		return nil, fmt.Errorf("data tracker: wait for the ledger's checkpoint: %w", err)
+		return Seen{}, false, fmt.Errorf("ledger entry %d: %w", index, err)
 	}
-	var out []Seen
-	err = ledger.Scan(ctx, ledger.DirFetcher(log.Dir()), 0, cp.Size, func(index uint64, raw []byte) error {
-		le, err := ledger.DecodeEntry(raw)
-		if err != nil {
-			return fmt.Errorf("ledger entry %d: %w", index, err)
-		}
-		if le.Type != ledger.TypeAccess {
-			return nil
-		}
-		var e continuity.AccessEntry
-		if err := json.Unmarshal(le.Payload, &e); err != nil {
-			return nil // an access entry this version cannot read is not the citizen's
-		}
-		m := blind[e.Registry]
-		if m == nil || !touches(m, e) {
-			return nil
-		}
-		sp, err := OpenSealed(keys, e, le.Epoch)
-		if err != nil {
-			return fmt.Errorf("ledger entry %d: %w", index, err)
-		}
-		s := Seen{Index: index, Time: le.Time, Site: e.Site, Registry: e.Registry, Kind: e.ReadKind(), Purpose: sp.Purpose}
-		switch e.Reader {
-		case continuity.ReaderCitizen:
-			s.Reader, s.Who = e.Reader, "another citizen"
-			if sp.Person == person {
-				s.Who = "self"
-			}
-		case continuity.ReaderClient:
-			s.Reader, s.Who = e.Reader, e.Client
-		default:
-			s.Reader, s.Who = continuity.ReaderOfficial, e.Official
-		}
-		out = append(out, s)
-		return nil
-	})
+	if le.Type != ledger.TypeAccess {
+		return Seen{}, false, nil
+	}
+	var e continuity.AccessEntry
+	if err := json.Unmarshal(le.Payload, &e); err != nil {
+		return Seen{}, false, nil // an access entry this version cannot read is not the citizen's
+	}
+	m := blind[e.Registry]
+	if m == nil || !touches(m, e) {
+		return Seen{}, false, nil
+	}
+	sp, err := OpenSealed(keys, e, le.Epoch)
 	if err != nil {
-		return nil, fmt.Errorf("data tracker: %w", err)
+		return Seen{}, false, fmt.Errorf("ledger entry %d: %w", index, err)
 	}
-	return out, nil
+	s := Seen{Index: index, Time: le.Time, Site: e.Site, Registry: e.Registry, Kind: e.ReadKind(), Purpose: sp.Purpose}
+	switch e.Reader {
+	case continuity.ReaderCitizen:
+		s.Reader, s.Who = e.Reader, "another citizen"
+		if sp.Person == person {
+			s.Who = "self"
+		}
+	case continuity.ReaderClient:
+		s.Reader, s.Who = e.Reader, e.Client
+	default:
+		s.Reader, s.Who = continuity.ReaderOfficial, e.Official
+	}
+	return s, true, nil
 }
 
 func touches(m map[[32]byte]bool, e continuity.AccessEntry) bool {

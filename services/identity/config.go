@@ -62,6 +62,13 @@ type Config struct {
 	// the verification API. Defaults 60 and 10.
 	VerifyPerMinute int `yaml:"verify_per_minute,omitempty"`
 	VerifyBurst     int `yaml:"verify_burst,omitempty"`
+	// FAPI2 requires what the FAPI 2.0 Security Profile requires and is
+	// otherwise only offered: pushed authorization requests (RFC 9126)
+	// and DPoP-bound access tokens (RFC 9449), for every client.
+	FAPI2 bool `yaml:"fapi2,omitempty"`
+	// DPoPNonce requires every DPoP proof to carry a nonce this site
+	// provided (RFC 9449 § 8 and § 9).
+	DPoPNonce bool `yaml:"dpop_nonce,omitempty"`
 }
 
 // EIDConfig names the eID certificate authorities.

@@ -32,20 +32,22 @@ const maxDPoPProof = 8 << 10
 
 // DPoPProof is a verified proof's content.
 type DPoPProof struct {
-	JKT string // RFC 7638 thumbprint of the proof's key
-	JTI string
-	HTM string
-	HTU string
-	IAT time.Time
-	ATH string
+	JKT   string // RFC 7638 thumbprint of the proof's key
+	JTI   string
+	HTM   string
+	HTU   string
+	IAT   time.Time
+	ATH   string
+	Nonce string // the server-provided nonce (RFC 9449 § 8), if any
 }
 
 type dpopClaims struct {
-	JTI string `json:"jti"`
-	HTM string `json:"htm"`
-	HTU string `json:"htu"`
-	IAT *int64 `json:"iat"`
-	ATH string `json:"ath,omitempty"`
+	JTI   string `json:"jti"`
+	HTM   string `json:"htm"`
+	HTU   string `json:"htu"`
+	IAT   *int64 `json:"iat"`
+	ATH   string `json:"ath,omitempty"`
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // ParseDPoPProof verifies a proof's form and signature with the key it
@@ -85,7 +87,7 @@ func ParseDPoPProof(proof string) (*DPoPProof, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DPoP proof: jwk thumbprint: %w", err)
 	}
-	return &DPoPProof{JKT: base64.RawURLEncoding.EncodeToString(tp), JTI: c.JTI, HTM: c.HTM, HTU: c.HTU, IAT: time.Unix(*c.IAT, 0), ATH: c.ATH}, nil
+	return &DPoPProof{JKT: base64.RawURLEncoding.EncodeToString(tp), JTI: c.JTI, HTM: c.HTM, HTU: c.HTU, IAT: time.Unix(*c.IAT, 0), ATH: c.ATH, Nonce: c.Nonce}, nil
 }
 
 // AccessTokenHash is a proof's ath for a token: base64url(SHA-256(token)).
@@ -119,6 +121,9 @@ func (s *Service) checkDPoP(r *http.Request, token string) (string, error) {
 	if token != "" && p.ATH != AccessTokenHash(token) {
 		return "", errors.New("DPoP proof: ath is not the hash of the access token")
 	}
+	if err := s.checkNonce(p.Nonce); err != nil {
+		return "", err
+	}
 	if err := s.jtis.remember("dpop\x00"+p.JKT+"\x00"+p.JTI, p.IAT.Add(2*dpopSkew)); err != nil {
 		return "", fmt.Errorf("DPoP proof: %w", err)
 	}
@@ -131,11 +136,18 @@ type jktKey struct{}
 // proof gets its token bound to the proof's key and typed DPoP.
 func (s *Service) tokenWithDPoP(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.fapiToken(w, r) {
+			return
+		}
 		if r.Header.Get("DPoP") == "" {
 			h.ServeHTTP(w, r)
 			return
 		}
 		jkt, err := s.checkDPoP(r, "")
+		if errors.Is(err, errUseNonce) {
+			s.useNonce(w, false)
+			return
+		}
 		if err != nil {
 			oauthError(w, http.StatusBadRequest, "invalid_dpop_proof", err.Error())
 			return
@@ -154,6 +166,9 @@ func (s *Service) tokenWithDPoP(h http.Handler) http.Handler {
 			w.Header()[k] = v
 		}
 		w.Header().Del("Content-Length")
+		if s.cfg.DPoPNonce {
+			w.Header().Set("DPoP-Nonce", s.dpopNonce())
+		}
 		if rec.status != 0 {
 			w.WriteHeader(rec.status)
 		}
@@ -173,6 +188,10 @@ func (s *Service) userinfoWithDPoP(h http.Handler) http.Handler {
 			return
 		}
 		jkt, err := s.checkDPoP(r, tok)
+		if errors.Is(err, errUseNonce) {
+			s.useNonce(w, true)
+			return
+		}
 		if err != nil {
 			bearerError(w, http.StatusUnauthorized, "invalid_dpop_proof", err.Error())
 			return

@@ -16,7 +16,7 @@ import (
 
 // dpopProof makes a DPoP proof as a client library would (go-jose, the
 // public key embedded in the header).
-func dpopProof(t testing.TB, key *ecdsa.PrivateKey, method, url, token string, iat time.Time) string {
+func dpopProof(t testing.TB, key *ecdsa.PrivateKey, method, url, token string, iat time.Time, nonce ...string) string {
 	t.Helper()
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
 	if err != nil {
@@ -25,6 +25,9 @@ func dpopProof(t testing.TB, key *ecdsa.PrivateKey, method, url, token string, i
 	claims := map[string]any{"jti": newID(), "htm": method, "htu": url, "iat": iat.Unix()}
 	if token != "" {
 		claims["ath"] = AccessTokenHash(token)
+	}
+	if len(nonce) > 0 {
+		claims["nonce"] = nonce[0]
 	}
 	obj, err := sig.Sign(mustJSON(claims))
 	if err != nil {

@@ -189,7 +189,7 @@ func (s *Service) verifyEID(ctx context.Context, body []byte) (authReq, person s
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 		return "", "", fmt.Errorf("%w: valid %s to %s", ErrExpired, leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	chains, err := leaf.Verify(x509.VerifyOptions{Roots: s.cfg.cas, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	chain, err := s.chains.verify(ders, leaf, x509.VerifyOptions{Roots: s.cfg.cas, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	if err != nil {
 		var inv x509.CertificateInvalidError
 		if errors.As(err, &inv) && inv.Reason == x509.Expired {
@@ -197,7 +197,7 @@ func (s *Service) verifyEID(ctx context.Context, body []byte) (authReq, person s
 		}
 		return "", "", fmt.Errorf("%w: %v", ErrChain, err)
 	}
-	if err := s.checkRevoked(ctx, chains[0]); err != nil {
+	if err := s.checkRevoked(ctx, chain); err != nil {
 		return "", "", err
 	}
 	msg := EIDMessage(s.cfg.Issuer, raw)

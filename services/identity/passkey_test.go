@@ -2,10 +2,7 @@ package identity
 
 import (
 	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,13 +10,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/oauth2"
+
+	"github.com/chancery-gov/chancery/services/identity/softauthn"
 )
 
-// softAuthenticator is a WebAuthn authenticator in software (attestation
-// "none", ES256), as a browser's virtual authenticator would answer. Its
-// RP id, origin and counter can be set wrong on purpose.
+// softAuthenticator is a WebAuthn authenticator in software
+// (services/identity/softauthn), as a browser's virtual authenticator
+// would answer. Its RP id, origin and counter can be set wrong on purpose.
 type softAuthenticator struct {
 	rpID, origin string
 	credID       []byte
@@ -30,59 +28,24 @@ type softAuthenticator struct {
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-// challengeOf reads publicKey.challenge from ceremony options.
-func challengeOf(t testing.TB, options json.RawMessage) string {
-	var o struct {
-		PublicKey struct {
-			Challenge string `json:"challenge"`
-		} `json:"publicKey"`
-	}
-	if err := json.Unmarshal(options, &o); err != nil || o.PublicKey.Challenge == "" {
-		t.Fatalf("options %s: %v", options, err)
-	}
-	return o.PublicKey.Challenge
-}
-
-func (a *softAuthenticator) clientData(typ, challenge string) []byte {
-	b, _ := json.Marshal(map[string]any{"type": typ, "challenge": challenge, "origin": a.origin, "crossOrigin": false})
-	return b
-}
-
-func (a *softAuthenticator) authData(flags byte, attested []byte) []byte {
-	h := sha256.Sum256([]byte(a.rpID))
-	out := append(h[:], flags)
-	out = binary.BigEndian.AppendUint32(out, a.count)
-	return append(out, attested...)
+// softauthn is the authenticator of this credential as it is set now.
+func (a *softAuthenticator) softauthn() *softauthn.Authenticator {
+	return &softauthn.Authenticator{RPID: a.rpID, Origin: a.origin, CredID: a.credID, Key: a.key, Count: a.count, UserHandle: []byte(a.person)}
 }
 
 func (a *softAuthenticator) create(t testing.TB, options json.RawMessage) []byte {
-	x, y := a.key.PublicKey.X.FillBytes(make([]byte, 32)), a.key.PublicKey.Y.FillBytes(make([]byte, 32))
-	cose, err := cbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: x, -3: y})
+	b, err := a.softauthn().Create(options)
 	if err != nil {
 		t.Fatal(err)
 	}
-	att := make([]byte, 16) // AAGUID zero
-	att = binary.BigEndian.AppendUint16(att, uint16(len(a.credID)))
-	att = append(append(att, a.credID...), cose...)
-	ao, err := cbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{}, "authData": a.authData(0x01|0x04|0x40, att)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(map[string]any{"id": b64(a.credID), "rawId": b64(a.credID), "type": "public-key",
-		"response": map[string]any{"clientDataJSON": b64(a.clientData("webauthn.create", challengeOf(t, options))), "attestationObject": b64(ao)}})
 	return b
 }
 
 func (a *softAuthenticator) get(t testing.TB, options json.RawMessage) []byte {
-	cd := a.clientData("webauthn.get", challengeOf(t, options))
-	ad := a.authData(0x01|0x04, nil)
-	h := sha256.Sum256(cd)
-	sig, err := ecdsa.SignASN1(rand.Reader, a.key, sha256sum(append(append([]byte{}, ad...), h[:]...)))
+	b, err := a.softauthn().Get(options)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(map[string]any{"id": b64(a.credID), "rawId": b64(a.credID), "type": "public-key",
-		"response": map[string]any{"clientDataJSON": b64(cd), "authenticatorData": b64(ad), "signature": b64(sig), "userHandle": b64([]byte(a.person))}})
 	return b
 }
 

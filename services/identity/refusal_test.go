@@ -26,9 +26,13 @@ type bench struct {
 	tax     *relyingParty
 }
 
-func newBench(t testing.TB) *bench {
+func newBench(t testing.TB, amend ...func(*Config)) *bench {
 	t.Helper()
 	w := newWorld(t)
+	for _, f := range amend {
+		f(&w.idcfg)
+		w.setIdentity(t)
+	}
 	if _, ok := t.(*testing.B); ok {
 		w.checkpointEvery = 0 // the ledger's default, as a site runs
 	}

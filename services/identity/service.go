@@ -58,7 +58,10 @@ type Service struct {
 	provider   *op.Provider
 	challenges *challenges
 	crls       crlCache
+	chains     chainCache // eID chains verified to a charter CA (chains.go)
 	recorder   *access.Recorder
+	tracked    *access.Index // the data tracker's index of access entries
+	nonceKey   [32]byte      // authenticates DPoP nonces (fapi.go); random per process
 	passkeys   *passkeys
 	mux        *http.ServeMux
 
@@ -98,6 +101,8 @@ func New(opts Options) (*Service, error) {
 	s.challenges = &challenges{ttl: cfg.challengeTTL, now: s.now, m: map[string]pending{}}
 	s.jtis = jtiCache{now: s.now, m: map[string]time.Time{}}
 	s.recorder = &access.Recorder{Log: opts.Log, Keys: opts.Keys, Site: opts.Site, Epoch: s.epoch, Now: opts.Now}
+	s.tracked = access.NewIndex(opts.Log)
+	rand.Read(s.nonceKey[:])
 
 	sk, pub, err := opts.Charter.StateKeyFor("oidc")
 	if err != nil {
@@ -239,6 +244,7 @@ func (s *Service) discovery(w http.ResponseWriter, r *http.Request) {
 	}
 	meta["pushed_authorization_request_endpoint"] = s.cfg.Issuer + "/par"
 	meta["authorization_response_iss_parameter_supported"] = true
+	meta["require_pushed_authorization_requests"] = s.cfg.FAPI2
 	dpopAlgs := asymmetricAlgs()
 	algs := make([]string, len(dpopAlgs))
 	for i, a := range dpopAlgs {
@@ -313,6 +319,9 @@ func (s *Service) isClientRedirect(u *url.URL) bool {
 // invalid_scope, as RFC 6749 § 4.1.2.1 allows) and resolves a pushed
 // request's request_uri, then hands over to the library.
 func (s *Service) authorize(w http.ResponseWriter, r *http.Request) {
+	if !s.fapiAuthorize(w, r) {
+		return
+	}
 	q := r.URL.Query()
 	if ru := q.Get("request_uri"); ru != "" {
 		s.parMu.Lock()
@@ -488,7 +497,9 @@ func (s *Service) principal(r *http.Request, scope string) (access.Principal, in
 	jkt := ""
 	if scheme == "DPoP" {
 		var err error
-		if jkt, err = s.checkDPoP(r, tok); err != nil {
+		if jkt, err = s.checkDPoP(r, tok); errors.Is(err, errUseNonce) {
+			return access.Principal{}, http.StatusUnauthorized, "use_dpop_nonce", err.Error()
+		} else if err != nil {
 			return access.Principal{}, http.StatusUnauthorized, "invalid_dpop_proof", err.Error()
 		}
 	}
@@ -521,6 +532,10 @@ func (s *Service) principal(r *http.Request, scope string) (access.Principal, in
 // request without ?purpose= is refused too.
 func (s *Service) reader(w http.ResponseWriter, r *http.Request, scope string, needPurpose bool) (access.Principal, bool) {
 	p, status, code, desc := s.principal(r, scope)
+	if code == "use_dpop_nonce" {
+		s.useNonce(w, true)
+		return p, false
+	}
 	if status != 0 {
 		bearerError(w, status, code, desc)
 		return p, false
@@ -768,17 +783,11 @@ func (s *Service) tracker(w http.ResponseWriter, r *http.Request) {
 // Tracker lists who read a citizen's records (their person record and the
 // records linked to them).
 func (s *Service) Tracker(ctx context.Context, person string) ([]access.Seen, error) {
-	owned := map[string][]string{s.cfg.PersonRegistry: {person}}
-	for _, reg := range s.cfg.rules.CitizenRegistries() {
-		recs, err := s.opts.Registries.Find(ctx, reg, s.cfg.rules.LinkField(reg), person)
-		if err != nil {
-			return nil, fmt.Errorf("data tracker: registry %s: %w", reg, err)
-		}
-		for _, rec := range recs {
-			owned[reg] = append(owned[reg], rec.ID)
-		}
+	owned, err := s.cfg.rules.Owned(ctx, s.opts.Registries, s.cfg.PersonRegistry, person)
+	if err != nil {
+		return nil, err
 	}
-	return access.Track(ctx, s.opts.Log, s.opts.Keys, person, owned)
+	return s.tracked.Track(ctx, s.opts.Keys, person, owned)
 }
 
 // TrackerForAuditor is the data tracker of any citizen, for an official

@@ -59,7 +59,8 @@ type demoOfficial struct {
 }
 
 // The Demo Republic: a home site and two embassies in two host states, five
-// officials, five custodians of whom three unseal, five registries.
+// officials, five custodians of whom three unseal, five registries (and the
+// two of the identity services, identity.go).
 var (
 	demoHosts = [][2]string{{"northland", "Kingdom of Northland"}, {"southland", "Republic of Southland"}}
 	demoSites = []demoSite{
@@ -218,6 +219,9 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 	}
 	logf("generated age identities for %d custodians (threshold %d)", len(c.Custodians.Members), c.Custodians.Threshold)
 
+	if err := addIdentity(c, opts.Dir); err != nil {
+		return nil, fmt.Errorf("init: identity services: %w", err)
+	}
 	if opts.Amend != nil {
 		if err := opts.Amend(c); err != nil {
 			return nil, fmt.Errorf("init: amend the founding charter: %w", err)
