@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -47,6 +49,9 @@ type RepairReport struct {
 	Rewritten []string       // files rewritten
 	SavedAs   []string       // where their damaged versions were kept
 	PeerSize  uint64         // size of the peer's checkpoint the entries were checked against
+	// First and End bound the entries of the right-edge bundle restored
+	// ([First, End)), when one was.
+	First, End uint64
 }
 
 // repairPart is a run of a rebuilt segment: a frame kept as it was, or
@@ -104,7 +109,7 @@ func Repair(ctx context.Context, dir string, opts RepairOptions) (*RepairReport,
 	var edgeDamage *DamageError
 	if synced%TileWidth != 0 {
 		if _, err := readRightEdge(dir, synced, markerHashes); err != nil {
-			if !errors.As(err, &edgeDamage) || edgeDamage.File != filepath.Join(dir, filepath.FromSlash(bundlePathAt(dir, synced))) {
+			if !errors.As(err, &edgeDamage) {
 				return nil, fmt.Errorf("repair ledger %s: %w (not repairable from entries)", dir, err)
 			}
 			rep.Damage = append(rep.Damage, edgeDamage)
@@ -142,27 +147,8 @@ func Repair(ctx context.Context, dir string, opts RepairOptions) (*RepairReport,
 	}
 
 	// Fetch what is missing.
-	// The peer's tree is read at its own size (its partial bundles are
-	// those of that size), up to the entries needed.
-	errEnough := errors.New("enough")
 	fetch := func(from, to uint64) ([][]byte, error) {
-		out := make([][]byte, 0, to-from)
-		err := Scan(ctx, opts.Peer, from, peer.Size, func(idx uint64, e []byte) error {
-			if idx >= to {
-				return errEnough
-			}
-			if isStub(e) {
-				// Its leaf hash checks, but the entry itself would be
-				// lost: only a site that holds the entry can restore it.
-				return fmt.Errorf("the peer holds only a withheld stub for entry %d: repair from a site that holds the entry", idx)
-			}
-			out = append(out, e)
-			return nil
-		})
-		if err != nil && !errors.Is(err, errEnough) {
-			return nil, fmt.Errorf("repair: fetch entries %d–%d from the peer: %w", from, to-1, err)
-		}
-		return out, nil
+		return fetchRange(ctx, opts.Peer, peer.Size, from, to, nil)
 	}
 	for _, p := range plans {
 		for i := range p.parts {
@@ -250,33 +236,11 @@ func Repair(ctx context.Context, dir string, opts RepairOptions) (*RepairReport,
 	// Write back.
 	stamp := strconv.FormatInt(time.Now().UnixNano(), 10)
 	if edgeDamage != nil {
-		rel := bundlePathAt(dir, synced)
-		first := synced - synced%TileWidth
-		es, err := fetch(first, synced)
-		if err != nil {
-			return rep, err
-		}
-		tile, _, _, err := fetchTile(ctx, leaves, 0, first/TileWidth, synced)
-		if err != nil {
-			return rep, fmt.Errorf("repair: %w", err)
-		}
-		hs, err := bytesHashes(tile[:32*len(es)])
-		if err != nil {
-			return rep, err
-		}
-		var b []byte
-		for i, e := range es {
-			if EntryLeafHash(e) != hs[i] {
-				return rep, fmt.Errorf("repair: entry %d from the peer does not hash to its leaf in the level-0 tile: nothing was written", first+uint64(i))
-			}
-			b = appendBundleEntry(b, e)
-		}
 		// A full bundle past the sync point is rewritten from the
 		// write-ahead log by the next Open; what it carries over is this.
-		if err := replaceKeeping(filepath.Join(dir, filepath.FromSlash(rel)), b, stamp, rep); err != nil {
+		if err := restoreEdge(ctx, dir, synced, markerHashes, opts.Peer, peer.Size, nil, bundlePathAt(dir, synced), stamp, rep); err != nil {
 			return rep, err
 		}
-		rep.Restored += uint64(len(es))
 	}
 	for _, p := range plans {
 		if !p.dirty {
@@ -302,7 +266,7 @@ func Repair(ctx context.Context, dir string, opts RepairOptions) (*RepairReport,
 			// Keep the preallocated size: zeros mark the end of the frames.
 			b = append(b, make([]byte, p.size-int64(len(b)))...)
 		}
-		if err := replaceKeeping(p.seg.path, b, stamp, rep); err != nil {
+		if err := replaceKeeping(p.seg.path, b, 0o600, stamp, rep); err != nil {
 			return rep, err
 		}
 	}
@@ -321,12 +285,12 @@ func bundlePathAt(dir string, size uint64) string {
 
 // replaceKeeping keeps the file at path under a ".damaged-<stamp>" name
 // (a hard link: the bytes are not copied) and replaces it, durably, by b.
-func replaceKeeping(path string, b []byte, stamp string, rep *RepairReport) error {
+func replaceKeeping(path string, b []byte, perm os.FileMode, stamp string, rep *RepairReport) error {
 	saved := path + ".damaged-" + stamp
 	if err := os.Link(path, saved); err != nil {
 		return fmt.Errorf("repair: keep %s: %w", path, err)
 	}
-	if err := fsutil.Replace(path, b, 0o600); err != nil {
+	if err := fsutil.Replace(path, b, perm); err != nil {
 		return fmt.Errorf("repair: rewrite %s: %w", path, err)
 	}
 	if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
@@ -408,4 +372,203 @@ func planSegments(segs []segment, target uint64) (plans []*segmentPlan, end uint
 		}
 	}
 	return plans, next, damage, nil
+}
+
+// fetchRange reads entries [from, to) from peer's tree of size peerSize.
+// keep turns each into what this ledger stores at its index (a withheld
+// stub where the site may not hold the entry), or refuses it; nil keeps
+// every entry but a stub, which only a site holding the entry can restore.
+func fetchRange(ctx context.Context, peer Fetcher, peerSize, from, to uint64, keep func(index uint64, entry []byte) ([]byte, error)) ([][]byte, error) {
+	if peerSize < to {
+		return nil, fmt.Errorf("repair: the peer holds %d entries, the repair needs entries %d–%d", peerSize, from, to-1)
+	}
+	errEnough := errors.New("enough")
+	out := make([][]byte, 0, to-from)
+	err := Scan(ctx, peer, from, peerSize, func(idx uint64, e []byte) error {
+		if idx >= to {
+			return errEnough
+		}
+		// Scan's slices alias a bundle it reuses.
+		e = append([]byte(nil), e...)
+		if keep != nil {
+			var err error
+			if e, err = keep(idx, e); err != nil {
+				return fmt.Errorf("entry %d: %w", idx, err)
+			}
+		} else if isStub(e) {
+			// Its leaf hash checks, but the entry itself would be
+			// lost: only a site that holds the entry can restore it.
+			return fmt.Errorf("the peer holds only a withheld stub for entry %d: repair from a site that holds the entry", idx)
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return nil, fmt.Errorf("repair: fetch entries %d–%d from the peer: %w", from, to-1, err)
+	}
+	return out, nil
+}
+
+// ForgedEntryError is an entry a peer served for a repair that does not
+// hash to its leaf in the tree this ledger holds: the peer's copy is
+// damaged or forged, and nothing was written.
+type ForgedEntryError struct {
+	Index uint64
+	Leaf  Hash // the leaf hash this ledger's tree holds
+	Got   Hash // the leaf hash of the entry the peer served
+}
+
+func (e *ForgedEntryError) Error() string {
+	return fmt.Sprintf("repair: entry %d from the peer does not hash to its leaf in the tree this site holds (leaf %x…, the peer's entry hashes to %x…): refused, nothing was written", e.Index, e.Leaf[:6], e.Got[:6])
+}
+
+// restoreEdge restores the right edge of the tree of the given size,
+// whose compact range is hashes: the entries of its partial bundle are
+// fetched from peer (a tree of size peerSize), checked, and written to
+// bundleRel; the level-0 partial tile is rewritten from their leaf hashes
+// if it does not give the range. The check is the tree this ledger
+// already holds: the entries' leaf hashes must give the range's nodes
+// below a full tile, and, where the stored level-0 tile is sound, each
+// must be the leaf that tile holds, so that a bad entry is named. A file
+// that already holds the right bytes is left as it is; one rewritten is
+// first kept beside itself (replaceKeeping). Chancery repair (Repair)
+// and a serving site (Log.RepairRightEdge) both restore the edge here.
+func restoreEdge(ctx context.Context, dir string, size uint64, hashes [][]byte, peer Fetcher, peerSize uint64,
+	keep func(uint64, []byte) ([]byte, error), bundleRel, stamp string, rep *RepairReport) error {
+	w := int(size % TileWidth)
+	if w == 0 {
+		return nil
+	}
+	first := size - uint64(w)
+	es, err := fetchRange(ctx, peer, peerSize, first, size, keep)
+	if err != nil {
+		return err
+	}
+	leaves := make([]Hash, len(es))
+	for i, e := range es {
+		leaves[i] = EntryLeafHash(e)
+	}
+	tail := func(hs []Hash) ([][]byte, error) {
+		r := rangeFactory().NewEmptyRange(first)
+		for _, h := range hs {
+			if err := r.Append(h[:], nil); err != nil {
+				return nil, err
+			}
+		}
+		return r.Hashes(), nil
+	}
+	matches := func(t [][]byte) bool {
+		return len(t) <= len(hashes) && slices.EqualFunc(t, hashes[len(hashes)-len(t):], bytes.Equal)
+	}
+	// The stored level-0 tile, if it still gives the tree, names the
+	// entry a peer got wrong.
+	tileRel := TilePath(0, first/TileWidth, w)
+	var stored []Hash
+	if b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(tileRel))); err == nil && len(b) == 32*w {
+		if hs, err := bytesHashes(b); err == nil {
+			if t, err := tail(hs); err == nil && matches(t) {
+				stored = hs
+			}
+		}
+	}
+	for i := range stored {
+		if leaves[i] != stored[i] {
+			return &ForgedEntryError{Index: first + uint64(i), Leaf: stored[i], Got: leaves[i]}
+		}
+	}
+	t, err := tail(leaves)
+	if err != nil {
+		return err
+	}
+	if !matches(t) {
+		return fmt.Errorf("repair: entries %d–%d from the peer do not give the tree this site holds at size %d (and its level-0 tile is damaged too, so the entry cannot be named): refused, nothing was written", first, size-1, size)
+	}
+	var bundle []byte
+	for _, e := range es {
+		bundle = appendBundleEntry(bundle, e)
+	}
+	write := func(rel string, b []byte) error {
+		path := filepath.Join(dir, filepath.FromSlash(rel))
+		old, err := os.ReadFile(path)
+		switch {
+		case err == nil && bytes.Equal(old, b):
+			return nil
+		case err == nil:
+			return replaceKeeping(path, b, 0o644, stamp, rep)
+		case errors.Is(err, fs.ErrNotExist):
+			if err := fsutil.Replace(path, b, 0o644); err != nil {
+				return fmt.Errorf("repair: write %s: %w", path, err)
+			}
+			rep.Rewritten = append(rep.Rewritten, path)
+			rep.SavedAs = append(rep.SavedAs, "")
+			return nil
+		default:
+			return fmt.Errorf("repair: %w", err)
+		}
+	}
+	if stored == nil {
+		if err := write(tileRel, hashesBytes(leaves)); err != nil {
+			return err
+		}
+	}
+	if err := write(bundleRel, bundle); err != nil {
+		return err
+	}
+	rep.Restored += uint64(len(es))
+	rep.First, rep.End = first, size
+	return nil
+}
+
+// RepairRightEdge checks the stored right edge of the open log, as
+// CheckRightEdge does, and restores it from peer when it is damaged: the
+// entries of the partial bundle are read from the peer's copy of the
+// ledger, checked against the tree this log holds (restoreEdge), written
+// back atomically, and the edge read and checked again. The peer is not
+// trusted: an entry that does not hash to its leaf is refused with a
+// *ForgedEntryError and nothing is written. keep turns a peer's entry
+// into what this site stores (see fetchRange). With no damage it returns
+// an empty report and changes nothing.
+//
+// The partial files it rewrites hold bytes fixed by their path (Log.tile),
+// so a rewrite racing the integrator, which has moved on to files of a
+// larger size, puts back exactly what the integrator wrote there.
+func (l *Log) RepairRightEdge(ctx context.Context, peer Fetcher, keep func(index uint64, entry []byte) ([]byte, error)) (*RepairReport, error) {
+	l.pub.Lock()
+	edge, stopped := l.flushed, l.ierr
+	l.pub.Unlock()
+	if stopped != nil {
+		return nil, fmt.Errorf("repair ledger %s: %w", l.dir, stopped)
+	}
+	rep := &RepairReport{}
+	if edge.size%TileWidth == 0 {
+		return rep, nil
+	}
+	_, err := readRightEdge(l.dir, edge.size, edge.hashes)
+	var d *DamageError
+	if err == nil {
+		return rep, nil
+	} else if !errors.As(err, &d) {
+		return rep, fmt.Errorf("repair ledger %s right edge at size %d: %w", l.dir, edge.size, err)
+	}
+	rep.Damage = append(rep.Damage, d)
+	signed, err := peer.Fetch(ctx, CheckpointPath)
+	if err != nil {
+		return rep, fmt.Errorf("repair: read the peer's checkpoint: %w", err)
+	}
+	// Its size says which bundles to read; its signature is not needed:
+	// every entry is checked against this log's own tree.
+	cp, err := ParseSignedCheckpoint(signed)
+	if err != nil {
+		return rep, fmt.Errorf("repair: the peer's checkpoint: %w", err)
+	}
+	rep.PeerSize = cp.Size
+	bundleRel := EntriesPath(edge.size/TileWidth, int(edge.size%TileWidth))
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 10)
+	if err := restoreEdge(ctx, l.dir, edge.size, edge.hashes, peer, cp.Size, keep, bundleRel, stamp, rep); err != nil {
+		return rep, err
+	}
+	if _, err := readRightEdge(l.dir, edge.size, edge.hashes); err != nil {
+		return rep, fmt.Errorf("repair ledger %s: the right edge at size %d is still damaged after the repair: %w", l.dir, edge.size, err)
+	}
+	return rep, nil
 }

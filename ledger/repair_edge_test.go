@@ -1,0 +1,83 @@
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// TestRepairRightEdgeOnline: a running mirror whose partial bundle at the
+// right edge is flipped restores it from the writer's copy by itself
+// (RepairRightEdge), with the log open; a peer whose entry differs is
+// refused by name and nothing is written; with the edge sound again the
+// mirror accepts the next batch and the ledger verifies.
+func TestRepairRightEdgeOnline(t *testing.T) {
+	ctx := context.Background()
+	k := newTestKey(t, testOrigin)
+	w := openTestLog(t, t.TempDir(), k)
+	defer w.Close()
+	m := openTestMirror(t, t.TempDir())
+	defer m.Close()
+	entries, signed := writerBatch(t, w, 0, 300, 1)
+	if _, err := m.AppendMirrored(ctx, entries, signed, nil); err != nil {
+		t.Fatal(err)
+	}
+	rel := EntriesPath(1, 300-TileWidth)
+	path := filepath.Join(m.Dir(), filepath.FromSlash(rel))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := int64(2 + binary.BigEndian.Uint16(b) + 2 + EntryHeaderSize + 3) // inside entry 257
+	flipByte(t, path, at)
+	if err := m.CheckRightEdge(); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("flipped edge: %v", err)
+	}
+
+	// A forged peer: the writer's ledger with entry 258 changed.
+	forged := t.TempDir()
+	if err := os.CopyFS(forged, os.DirFS(w.Dir())); err != nil {
+		t.Fatal(err)
+	}
+	fpath := filepath.Join(forged, filepath.FromSlash(rel))
+	fb, _ := os.ReadFile(fpath)
+	n0 := int(binary.BigEndian.Uint16(fb))
+	n1 := int(binary.BigEndian.Uint16(fb[2+n0:]))
+	flipByte(t, fpath, int64(2+n0+2+n1+2+EntryHeaderSize+1))
+	before := snapshotDir(t, m.Dir())
+	_, err = m.RepairRightEdge(ctx, DirFetcher(forged), nil)
+	var fe *ForgedEntryError
+	if !errors.As(err, &fe) || fe.Index != 258 {
+		t.Fatalf("repair from a forged peer: %v, want entry 258 refused", err)
+	}
+	checkUnchanged(t, m.Dir(), before)
+
+	rep, err := m.RepairRightEdge(ctx, DirFetcher(w.Dir()), nil)
+	if err != nil {
+		t.Fatalf("repair from the writer: %v", err)
+	}
+	if len(rep.Damage) != 1 || rep.Damage[0].Index != 257 || rep.First != TileWidth || rep.End != 300 || len(rep.Rewritten) != 1 || rep.Rewritten[0] != path {
+		t.Fatalf("report: %+v", rep)
+	}
+	if err := m.CheckRightEdge(); err != nil {
+		t.Fatalf("after the repair: %v", err)
+	}
+	if rep, err := m.RepairRightEdge(ctx, DirFetcher(forged), nil); err != nil || len(rep.Damage) != 0 {
+		t.Fatalf("repair of a sound edge: %+v %v", rep, err)
+	}
+	next, signed := writerBatch(t, w, 300, 10, 1)
+	if _, err := m.AppendMirrored(ctx, next, signed, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.WaitPublished(ctx, 310); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(ctx, DirFetcher(m.Dir()), VerifyOptions{Origin: testOrigin, Verifiers: note.VerifierList(k.verifier)}); err != nil {
+		t.Fatalf("verify the repaired mirror: %v", err)
+	}
+}
