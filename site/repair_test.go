@@ -26,42 +26,36 @@ import (
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
-// repairCluster is a Demo Republic's home and embassy-north in this
-// process on loopback, checking their stored ledgers every 100ms;
-// embassy-south is configured at an address nobody serves. With forge,
-// the home reaches embassy-north through a proxy that flips a byte in
-// every entry bundle north serves (replication passes untouched).
-type repairCluster struct {
-	c                 *charter.Charter
+// sitePair is a Demo Republic's home and embassy-north in this process,
+// on loopback listeners, served until the test ends; embassy-south is
+// configured at an address nobody serves.
+type sitePair struct {
 	home, north       *site.Site
 	homeURL, northURL string
-	northLedger       string // embassy-north's copy of the ledger
-	registrar         *siteapi.Client
-	logs              *syncBuffer
+	northDir          string // embassy-north's data_dir
 }
 
-func startRepairCluster(t *testing.T, forge bool) *repairCluster {
+// pairOptions tune startHomeAndNorth.
+type pairOptions struct {
+	// northForHome, if set, is the handler the home reaches embassy-north
+	// through (given north's URL); default: north itself.
+	northForHome func(northURL string) http.Handler
+	// ledgerCheck is both sites' LedgerCheckInterval.
+	ledgerCheck time.Duration
+}
+
+// startHomeAndNorth opens and serves the home of the state in dir and
+// embassy-north, logging to logs (printed if the test fails).
+func startHomeAndNorth(t *testing.T, dir string, logs *syncBuffer, o pairOptions) *sitePair {
 	t.Helper()
 	ctx := context.Background()
-	dir := newState(t)
 	layout := state.Layout{Dir: dir}
-	rc := &repairCluster{logs: &syncBuffer{}}
-	var err error
-	if rc.c, err = charter.ReadVerified(layout.Charter()); err != nil {
-		t.Fatal(err)
-	}
 	homeLn, northLn := drillListen(t), drillListen(t)
-	rc.homeURL, rc.northURL = "http://"+homeLn.Addr().String(), "http://"+northLn.Addr().String()
-	northForHome := rc.northURL
-	var wg sync.WaitGroup
-	sctx, cancel := context.WithCancel(ctx)
-	if forge {
-		target, _ := url.Parse(rc.northURL)
-		p := httputil.NewSingleHostReverseProxy(target)
-		p.ModifyResponse = forgeEntries
+	sp := &sitePair{homeURL: "http://" + homeLn.Addr().String(), northURL: "http://" + northLn.Addr().String()}
+	northForHome := sp.northURL
+	if o.northForHome != nil {
 		ln := drillListen(t)
-		p.ErrorLog = log.New(io.Discard, "", 0)
-		srv := &http.Server{Handler: p}
+		srv := &http.Server{Handler: o.northForHome(sp.northURL)}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -79,41 +73,77 @@ func startRepairCluster(t *testing.T, forge bool) *repairCluster {
 	if err := os.WriteFile(passFile, []byte(testPass), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewJSONHandler(rc.logs, nil))
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	lopts := guest.LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}
-	northDir := filepath.Join(t.TempDir(), "north")
-	rc.northLedger = filepath.Join(guest.GuestDir(northDir, rc.c.Guest.ID), "ledger")
-	rc.north, err = site.Open(ctx, &site.Config{Site: "embassy-north", Listen: northLn.Addr().String(), InsecureLoopback: true,
-		DataDir: northDir, PassphraseFile: passFile,
+	sp.northDir = filepath.Join(t.TempDir(), "north")
+	var err error
+	sp.north, err = site.Open(ctx, &site.Config{Site: "embassy-north", Listen: northLn.Addr().String(), InsecureLoopback: true,
+		DataDir: sp.northDir, PassphraseFile: passFile,
 		Guests: []site.GuestConfig{{Charter: layout.Charter(), CheckpointKey: layout.Key("site-checkpoint", "embassy-north"), Custody: layout.Custody()}},
-		Peers:  map[string]string{"home": rc.homeURL, "embassy-south": nobody},
-	}, site.Options{Logger: logger.With("at", "embassy-north"), Local: lopts, LedgerCheckInterval: 100 * time.Millisecond})
+		Peers:  map[string]string{"home": sp.homeURL, "embassy-south": nobody},
+	}, site.Options{Logger: logger.With("at", "embassy-north"), Local: lopts, LedgerCheckInterval: o.ledgerCheck})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lopts.Passphrase = []byte(testPass)
-	rc.home, err = site.Open(ctx, &site.Config{StateDir: dir, Site: "home", Listen: homeLn.Addr().String(), InsecureLoopback: true,
+	sp.home, err = site.Open(ctx, &site.Config{StateDir: dir, Site: "home", Listen: homeLn.Addr().String(), InsecureLoopback: true,
 		Peers: map[string]string{"embassy-north": northForHome, "embassy-south": nobody},
-	}, site.Options{Logger: logger.With("at", "home"), Local: lopts, LedgerCheckInterval: 100 * time.Millisecond})
+	}, site.Options{Logger: logger.With("at", "home"), Local: lopts, LedgerCheckInterval: o.ledgerCheck})
 	if err != nil {
-		rc.north.Close()
+		sp.north.Close()
 		t.Fatal(err)
 	}
-	wg.Go(func() { rc.home.Serve(sctx, homeLn) })
-	wg.Go(func() { rc.north.Serve(sctx, northLn) })
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { sp.home.Serve(sctx, homeLn) })
+	wg.Go(func() { sp.north.Serve(sctx, northLn) })
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
-		if err := rc.home.Close(); err != nil {
+		if err := sp.home.Close(); err != nil {
 			t.Error(err)
 		}
-		if err := rc.north.Close(); err != nil {
+		if err := sp.north.Close(); err != nil {
 			t.Error(err)
 		}
 		if t.Failed() {
-			t.Logf("logs:\n%s", rc.logs.String())
+			t.Logf("logs:\n%s", logs.String())
 		}
 	})
+	return sp
+}
+
+// repairCluster is a sitePair checking its stored ledgers every 100ms.
+// With forge, the home reaches embassy-north through a proxy that flips a
+// byte in every entry bundle north serves (replication passes untouched).
+type repairCluster struct {
+	*sitePair
+	c           *charter.Charter
+	northLedger string // embassy-north's copy of the ledger
+	registrar   *siteapi.Client
+	logs        *syncBuffer
+}
+
+func startRepairCluster(t *testing.T, forge bool) *repairCluster {
+	t.Helper()
+	dir := newState(t)
+	rc := &repairCluster{logs: &syncBuffer{}}
+	var err error
+	if rc.c, err = charter.ReadVerified(state.Layout{Dir: dir}.Charter()); err != nil {
+		t.Fatal(err)
+	}
+	o := pairOptions{ledgerCheck: 100 * time.Millisecond}
+	if forge {
+		o.northForHome = func(north string) http.Handler {
+			target, _ := url.Parse(north)
+			p := httputil.NewSingleHostReverseProxy(target)
+			p.ModifyResponse = forgeEntries
+			p.ErrorLog = log.New(io.Discard, "", 0)
+			return p
+		}
+	}
+	rc.sitePair = startHomeAndNorth(t, dir, rc.logs, o)
+	rc.northLedger = filepath.Join(guest.GuestDir(rc.northDir, rc.c.Guest.ID), "ledger")
 	rc.registrar = &siteapi.Client{BaseURL: rc.homeURL, Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: officialKey(t, dir, "registrar")}}
 	return rc
 }
