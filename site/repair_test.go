@@ -227,10 +227,14 @@ func flipEdge(t *testing.T, dir string, size uint64) string {
 		t.Fatalf("size %d: no partial bundle", size)
 	}
 	path := filepath.Join(dir, filepath.FromSlash(ledger.EntriesPath(size/ledger.TileWidth, int(size%ledger.TileWidth))))
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// An embassy receipts entries once they are durable in its
+	// write-ahead log; its tiles follow.
+	var b []byte
+	until(t, "the bundle at size "+fmt.Sprint(size)+" is written", func() (bool, error) {
+		var err error
+		b, err = os.ReadFile(path)
+		return err == nil, nil
+	})
 	b[len(b)-3] ^= 0x20
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
