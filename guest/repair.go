@@ -131,7 +131,7 @@ func (t *Guest) checkLedger(ctx context.Context) {
 			tried = append(tried, fmt.Sprintf("%s: %v", p.id, p.err))
 			continue
 		}
-		rep, err := l.RepairRightEdge(ctx, p.ledger, t.keepRepaired)
+		rep, err := l.RepairRightEdge(ctx, p.ledger, t.keepRepaired(l.IsMirror()))
 		if err != nil {
 			var fe *ledger.ForgedEntryError
 			if errors.As(err, &fe) {
@@ -164,19 +164,26 @@ func (t *Guest) checkLedger(ctx context.Context) {
 }
 
 // keepRepaired turns an entry a peer served for a repair into what this
-// site stores at its index: a withheld stub for a registry the charter
-// does not place here, as the writer ships it. A stub served by a peer is
+// site stores at its index. A writer holds every entry; a mirror holds a
+// withheld stub for a registry the charter does not place here, as the
+// writer ships it (and its receiver requires). A stub served by a peer is
 // refused: its leaf hash checks, but the entry behind it would be lost.
-func (t *Guest) keepRepaired(_ uint64, e []byte) ([]byte, error) {
-	if len(e) == ledger.EntryHeaderSize+32 && e[1] == byte(ledger.TypeWithheld) {
-		return nil, errors.New("the site holds only a withheld stub for it")
+func (t *Guest) keepRepaired(mirror bool) func(uint64, []byte) ([]byte, error) {
+	place := replica.Placement{Charter: t.charter, Site: t.site}
+	return func(_ uint64, e []byte) ([]byte, error) {
+		if len(e) == ledger.EntryHeaderSize+32 && e[1] == byte(ledger.TypeWithheld) {
+			return nil, errors.New("the site holds only a withheld stub for it")
+		}
+		if !mirror {
+			return e, nil
+		}
+		_, ok, _, err := place.Entry(e)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return ledger.Withhold(e)
+		}
+		return e, nil
 	}
-	_, ok, _, err := replica.Placement{Charter: t.charter, Site: t.site}.Entry(e)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return ledger.Withhold(e)
-	}
-	return e, nil
 }

@@ -3,6 +3,7 @@ package site_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -303,14 +304,27 @@ func TestHomeRepairsDamagedEdge(t *testing.T) {
 func TestEmbassyRepairsDamagedEdge(t *testing.T) {
 	rc := startRepairCluster(t, false)
 	waitReady(t, "embassy-north before", rc.northURL)
-	size := rc.write(t, "A", 3)
+	rc.write(t, "A", 2)
+	// The last entry of the edge is of a registry the charter does not
+	// place at north: it holds a withheld stub there, and must again.
+	if _, err := rc.registrar.Put(context.Background(), "legal-acts", "ACT-1", json.RawMessage(`{"act_id":"ACT-1","title":"Act of repair"}`)); err != nil {
+		t.Fatal(err)
+	}
+	size := rc.write(t, "B", 0)
 	flipEdge(t, rc.northLedger, size)
 	waitReady(t, "embassy-north", rc.northURL)
+	e, err := ledger.ReadEntry(context.Background(), ledger.DirFetcher(rc.northLedger), size-1, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if de, err := ledger.DecodeEntry(e); err != nil || de.Type != ledger.TypeWithheld {
+		t.Fatalf("entry %d at north after the repair: %v, type %v; want the withheld stub north held", size-1, err, de.Type)
+	}
 	if !rc.logged(`"msg":"ledger repaired"`, `"at":"embassy-north"`, `"peer":"home"`, `"entries_to":`) {
 		t.Error("no log line says what was repaired from which site")
 	}
 	repairedOnce(t, rc.northURL)
-	rc.write(t, "B", 3) // waits for north's receipt
+	rc.write(t, "C", 3) // waits for north's receipt
 	rc.verifyLedger(t, rc.northLedger)
 }
 
