@@ -103,6 +103,11 @@ func (t *Guest) checkLedger(ctx context.Context) {
 	r := &t.repair
 	l := t.ledger()
 	err := l.CheckRightEdge()
+	if err != nil {
+		// Once more: the first read may have raced the integrator moving
+		// the edge and removing what it superseded.
+		err = l.CheckRightEdge()
+	}
 	if err != nil && !errors.Is(err, ledger.ErrDamaged) {
 		// A read that raced the integrator moving the edge, or a log
 		// stopped for another reason (its health says why).

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -519,6 +520,34 @@ func restoreEdge(ctx context.Context, dir string, size uint64, hashes [][]byte, 
 	return nil
 }
 
+// edgeDamage reads the stored right edge of edge's tree and returns the
+// damage found: a *DamageError from readRightEdge, or a file of the edge
+// that is missing (removed by someone else than the ledger: the
+// integrator moves the edge before it removes what it superseded).
+func edgeDamage(dir string, edge edgeState) (*DamageError, error) {
+	_, err := readRightEdge(dir, edge.size, edge.hashes)
+	var d *DamageError
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+		return nil, nil
+	case errors.As(err, &d):
+		return d, nil
+	case errors.Is(err, fs.ErrNotExist) && errors.As(err, &pe):
+		// readRightEdge looked for the partial file, then the full one:
+		// name the partial, which the edge's size fixes.
+		file, w := pe.Path, int(edge.size%TileWidth)
+		switch rel, _ := filepath.Rel(dir, pe.Path); {
+		case w > 0 && strings.HasPrefix(filepath.ToSlash(rel), "tile/entries/"):
+			file = filepath.Join(dir, filepath.FromSlash(EntriesPath(edge.size/TileWidth, w)))
+		case w > 0 && strings.HasPrefix(filepath.ToSlash(rel), "tile/0/"):
+			file = filepath.Join(dir, filepath.FromSlash(TilePath(0, edge.size/TileWidth, w)))
+		}
+		return &DamageError{File: file, Offset: -1, Index: edge.size - edge.size%TileWidth, Err: errors.New("file missing")}, nil
+	}
+	return nil, fmt.Errorf("repair ledger %s right edge at size %d: %w", dir, edge.size, err)
+}
+
 // RepairRightEdge checks the stored right edge of the open log, as
 // CheckRightEdge does, and restores it from peer when it is damaged: the
 // entries of the partial bundle are read from the peer's copy of the
@@ -526,8 +555,9 @@ func restoreEdge(ctx context.Context, dir string, size uint64, hashes [][]byte, 
 // back atomically, and the edge read and checked again. The peer is not
 // trusted: an entry that does not hash to its leaf is refused with a
 // *ForgedEntryError and nothing is written. keep turns a peer's entry
-// into what this site stores (see fetchRange). With no damage it returns
-// an empty report and changes nothing.
+// into what this site stores (see fetchRange). A file of the edge that is
+// missing is damage too. With no damage it returns an empty report and
+// changes nothing.
 //
 // The partial files it rewrites hold bytes fixed by their path (Log.tile),
 // so a rewrite racing the integrator, which has moved on to files of a
@@ -540,17 +570,17 @@ func (l *Log) RepairRightEdge(ctx context.Context, peer Fetcher, keep func(index
 		return nil, fmt.Errorf("repair ledger %s: %w", l.dir, stopped)
 	}
 	rep := &RepairReport{}
-	if edge.size%TileWidth == 0 {
-		return rep, nil
+	d, err := edgeDamage(l.dir, edge)
+	if err != nil {
+		return rep, err
 	}
-	_, err := readRightEdge(l.dir, edge.size, edge.hashes)
-	var d *DamageError
-	if err == nil {
+	if d == nil {
 		return rep, nil
-	} else if !errors.As(err, &d) {
-		return rep, fmt.Errorf("repair ledger %s right edge at size %d: %w", l.dir, edge.size, err)
 	}
 	rep.Damage = append(rep.Damage, d)
+	if edge.size%TileWidth == 0 {
+		return rep, fmt.Errorf("repair ledger %s: %w: a tile above level 0 is not restored from a peer; stop the site and run chancery repair", l.dir, d)
+	}
 	signed, err := peer.Fetch(ctx, CheckpointPath)
 	if err != nil {
 		return rep, fmt.Errorf("repair: read the peer's checkpoint: %w", err)

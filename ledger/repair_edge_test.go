@@ -27,6 +27,9 @@ func TestRepairRightEdgeOnline(t *testing.T) {
 	if _, err := m.AppendMirrored(ctx, entries, signed, nil); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := m.WaitPublished(ctx, 300); err != nil {
+		t.Fatal(err)
+	}
 	rel := EntriesPath(1, 300-TileWidth)
 	path := filepath.Join(m.Dir(), filepath.FromSlash(rel))
 	b, err := os.ReadFile(path)
@@ -79,5 +82,39 @@ func TestRepairRightEdgeOnline(t *testing.T) {
 	}
 	if _, err := Verify(ctx, DirFetcher(m.Dir()), VerifyOptions{Origin: testOrigin, Verifiers: note.VerifierList(k.verifier)}); err != nil {
 		t.Fatalf("verify the repaired mirror: %v", err)
+	}
+}
+
+// TestRepairRightEdgeMissingFile: the partial bundle at a running
+// mirror's right edge removed by someone else is damage (CheckRightEdge)
+// and is restored from a peer.
+func TestRepairRightEdgeMissingFile(t *testing.T) {
+	ctx := context.Background()
+	k := newTestKey(t, testOrigin)
+	w := openTestLog(t, t.TempDir(), k)
+	defer w.Close()
+	m := openTestMirror(t, t.TempDir())
+	defer m.Close()
+	entries, signed := writerBatch(t, w, 0, 20, 1)
+	if _, err := m.AppendMirrored(ctx, entries, signed, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.WaitPublished(ctx, 20); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(m.Dir(), filepath.FromSlash(EntriesPath(0, 20)))
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	var de *DamageError
+	if err := m.CheckRightEdge(); !errors.As(err, &de) || de.File != path {
+		t.Fatalf("missing edge bundle: %v, want damage naming %s", err, path)
+	}
+	rep, err := m.RepairRightEdge(ctx, DirFetcher(w.Dir()), nil)
+	if err != nil || rep.Restored != 20 {
+		t.Fatalf("repair: %+v %v", rep, err)
+	}
+	if err := m.CheckRightEdge(); err != nil {
+		t.Fatalf("after the repair: %v", err)
 	}
 }
