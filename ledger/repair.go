@@ -488,31 +488,12 @@ func restoreEdge(ctx context.Context, dir string, size uint64, hashes [][]byte, 
 	for _, e := range es {
 		bundle = appendBundleEntry(bundle, e)
 	}
-	write := func(rel string, b []byte) error {
-		path := filepath.Join(dir, filepath.FromSlash(rel))
-		old, err := os.ReadFile(path)
-		switch {
-		case err == nil && bytes.Equal(old, b):
-			return nil
-		case err == nil:
-			return replaceKeeping(path, b, 0o644, stamp, rep)
-		case errors.Is(err, fs.ErrNotExist):
-			if err := fsutil.Replace(path, b, 0o644); err != nil {
-				return fmt.Errorf("repair: write %s: %w", path, err)
-			}
-			rep.Rewritten = append(rep.Rewritten, path)
-			rep.SavedAs = append(rep.SavedAs, "")
-			return nil
-		default:
-			return fmt.Errorf("repair: %w", err)
-		}
-	}
 	if stored == nil {
-		if err := write(tileRel, hashesBytes(leaves)); err != nil {
+		if err := writeRepaired(dir, tileRel, hashesBytes(leaves), stamp, rep); err != nil {
 			return err
 		}
 	}
-	if err := write(bundleRel, bundle); err != nil {
+	if err := writeRepaired(dir, bundleRel, bundle, stamp, rep); err != nil {
 		return err
 	}
 	rep.Restored += uint64(len(es))
@@ -599,6 +580,152 @@ func (l *Log) RepairRightEdge(ctx context.Context, peer Fetcher, keep func(index
 	}
 	if _, err := readRightEdge(l.dir, edge.size, edge.hashes); err != nil {
 		return rep, fmt.Errorf("repair ledger %s: the right edge at size %d is still damaged after the repair: %w", l.dir, edge.size, err)
+	}
+	return rep, nil
+}
+
+// writeRepaired puts b, checked, at rel in the ledger in dir: a file that
+// already holds b is left as it is, one that holds other bytes is kept
+// beside itself and replaced (replaceKeeping), a missing one is written.
+func writeRepaired(dir, rel string, b []byte, stamp string, rep *RepairReport) error {
+	path := filepath.Join(dir, filepath.FromSlash(rel))
+	old, err := os.ReadFile(path)
+	switch {
+	case err == nil && bytes.Equal(old, b):
+		return nil
+	case err == nil:
+		return replaceKeeping(path, b, 0o644, stamp, rep)
+	case errors.Is(err, fs.ErrNotExist):
+		if err := fsutil.Replace(path, b, 0o644); err != nil {
+			return fmt.Errorf("repair: write %s: %w", path, err)
+		}
+		rep.Rewritten = append(rep.Rewritten, path)
+		rep.SavedAs = append(rep.SavedAs, "")
+		return nil
+	default:
+		return fmt.Errorf("repair: %w", err)
+	}
+}
+
+// provenLeaves reads the level-0 tile of full bundle b from the ledger in
+// dir and proves it against cp: one inclusion proof, built from the same
+// tiles, commits to every leaf of the tile. A tile that does not prove is
+// damage no entry can repair.
+func provenLeaves(ctx context.Context, dir string, cp Checkpoint, b uint64) ([]Hash, error) {
+	f := DirFetcher(dir)
+	rel := TilePath(0, b, 0)
+	raw, _, _, err := fetchTile(ctx, f, 0, b, cp.Size)
+	if err != nil {
+		return nil, fmt.Errorf("level-0 tile %d: %w", b, err)
+	}
+	leaves, err := bytesHashes(raw)
+	if err == nil && len(leaves) != TileWidth {
+		err = fmt.Errorf("holds %d hashes", len(leaves))
+	}
+	if err == nil {
+		var prf []Hash
+		if prf, err = NewProver(f, 16).Inclusion(ctx, b*TileWidth, cp.Size); err == nil {
+			err = VerifyInclusion(b*TileWidth, cp.Size, leaves[0], prf, cp.Root)
+		}
+	}
+	if err != nil {
+		return nil, &DamageError{File: filepath.Join(dir, filepath.FromSlash(rel)), Offset: -1, Index: b * TileWidth,
+			Err: fmt.Errorf("the tiles do not prove the level-0 tile against the checkpoint of size %d: %w", cp.Size, err)}
+	}
+	return leaves, nil
+}
+
+// CheckBundle checks full entry bundle b of the open log against the tree
+// its latest checkpoint signs: the level-0 tile by an inclusion proof,
+// each entry against its leaf hash. Damage is a *DamageError naming the
+// file and entry; a bundle not yet full is the right edge's
+// (CheckRightEdge).
+func (l *Log) CheckBundle(ctx context.Context, b uint64) error {
+	_, cp := l.Checkpoint()
+	if (b+1)*TileWidth > cp.Size {
+		return nil
+	}
+	_, err := checkFullBundle(ctx, l.dir, cp, b)
+	return err
+}
+
+// checkFullBundle proves the leaves of full bundle b and checks the stored
+// bundle against them.
+func checkFullBundle(ctx context.Context, dir string, cp Checkpoint, b uint64) ([]Hash, error) {
+	leaves, err := provenLeaves(ctx, dir, cp, b)
+	if err != nil {
+		return nil, err
+	}
+	rel := EntriesPath(b, 0)
+	path := filepath.Join(dir, filepath.FromSlash(rel))
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return leaves, &DamageError{File: path, Offset: -1, Index: b * TileWidth, Err: errors.New("file missing")}
+	} else if err != nil {
+		return leaves, fmt.Errorf("entry bundle %d: %w", b, err)
+	}
+	es, err := splitBundle(data)
+	if err != nil || len(es) != TileWidth {
+		return leaves, bundleDamage(path, data, b*TileWidth, leaves)
+	}
+	for i, e := range es {
+		if EntryLeafHash(e) != leaves[i] {
+			return leaves, bundleDamage(path, data, b*TileWidth, leaves)
+		}
+	}
+	return leaves, nil
+}
+
+// RepairBundle restores full entry bundle b of the open log from peer
+// when CheckBundle finds it damaged: its 256 entries are read from the
+// peer's copy and each must hash to its leaf in the level-0 tile this log
+// proves against its own checkpoint, or the repair is refused (a
+// *ForgedEntryError) and nothing written. A full bundle never changes, so
+// the rewrite races nothing. keep is as for RepairRightEdge.
+func (l *Log) RepairBundle(ctx context.Context, peer Fetcher, b uint64, keep func(index uint64, entry []byte) ([]byte, error)) (*RepairReport, error) {
+	_, cp := l.Checkpoint()
+	rep := &RepairReport{}
+	if (b+1)*TileWidth > cp.Size {
+		return rep, nil
+	}
+	leaves, err := checkFullBundle(ctx, l.dir, cp, b)
+	var d *DamageError
+	switch {
+	case err == nil:
+		return rep, nil
+	case !errors.As(err, &d):
+		return rep, err
+	case leaves == nil:
+		return rep, fmt.Errorf("repair ledger %s: %w: only entries are restored from a peer; stop the site and run chancery verify", l.dir, err)
+	}
+	rep.Damage = append(rep.Damage, d)
+	signed, err := peer.Fetch(ctx, CheckpointPath)
+	if err != nil {
+		return rep, fmt.Errorf("repair: read the peer's checkpoint: %w", err)
+	}
+	pcp, err := ParseSignedCheckpoint(signed)
+	if err != nil {
+		return rep, fmt.Errorf("repair: the peer's checkpoint: %w", err)
+	}
+	rep.PeerSize = pcp.Size
+	first := b * TileWidth
+	es, err := fetchRange(ctx, peer, pcp.Size, first, first+TileWidth, keep)
+	if err != nil {
+		return rep, err
+	}
+	var bundle []byte
+	for i, e := range es {
+		if h := EntryLeafHash(e); h != leaves[i] {
+			return rep, &ForgedEntryError{Index: first + uint64(i), Leaf: leaves[i], Got: h}
+		}
+		bundle = appendBundleEntry(bundle, e)
+	}
+	if err := writeRepaired(l.dir, EntriesPath(b, 0), bundle, strconv.FormatInt(time.Now().UnixNano(), 10), rep); err != nil {
+		return rep, err
+	}
+	rep.Restored, rep.First, rep.End = TileWidth, first, first+TileWidth
+	if _, err := checkFullBundle(ctx, l.dir, cp, b); err != nil {
+		return rep, fmt.Errorf("repair ledger %s: entry bundle %d is still damaged after the repair: %w", l.dir, b, err)
 	}
 	return rep, nil
 }

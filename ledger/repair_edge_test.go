@@ -118,3 +118,54 @@ func TestRepairRightEdgeMissingFile(t *testing.T) {
 		t.Fatalf("after the repair: %v", err)
 	}
 }
+
+// TestRepairBundleOnline: a byte flipped in a full bundle below the right
+// edge of a running mirror. CheckBundle names the entry; RepairBundle
+// refuses a peer's wrong entry and restores the bundle from the writer,
+// each entry checked against the level-0 tile proved against the
+// mirror's checkpoint.
+func TestRepairBundleOnline(t *testing.T) {
+	ctx := context.Background()
+	k := newTestKey(t, testOrigin)
+	w := openTestLog(t, t.TempDir(), k)
+	defer w.Close()
+	m := openTestMirror(t, t.TempDir())
+	defer m.Close()
+	entries, signed := writerBatch(t, w, 0, 300, 1)
+	if _, err := m.AppendMirrored(ctx, entries, signed, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.WaitPublished(ctx, 300); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CheckBundle(ctx, 0); err != nil {
+		t.Fatalf("sound bundle: %v", err)
+	}
+	path := filepath.Join(m.Dir(), filepath.FromSlash(EntriesPath(0, 0)))
+	b, _ := os.ReadFile(path)
+	n0 := int(binary.BigEndian.Uint16(b))
+	flipByte(t, path, int64(2+n0+2+EntryHeaderSize+1)) // entry 1
+	var de *DamageError
+	if err := m.CheckBundle(ctx, 0); !errors.As(err, &de) || de.Index != 1 || de.File != path {
+		t.Fatalf("flipped bundle: %v, want entry 1 in %s", err, path)
+	}
+	forged := t.TempDir()
+	if err := os.CopyFS(forged, os.DirFS(w.Dir())); err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, filepath.Join(forged, filepath.FromSlash(EntriesPath(0, 0))), int64(2+n0+2+EntryHeaderSize+1))
+	var fe *ForgedEntryError
+	if _, err := m.RepairBundle(ctx, DirFetcher(forged), 0, nil); !errors.As(err, &fe) || fe.Index != 1 {
+		t.Fatalf("repair from a forged peer: %v, want entry 1 refused", err)
+	}
+	rep, err := m.RepairBundle(ctx, DirFetcher(w.Dir()), 0, nil)
+	if err != nil || len(rep.Damage) != 1 || rep.Rewritten[0] != path {
+		t.Fatalf("repair: %+v %v", rep, err)
+	}
+	if err := m.CheckBundle(ctx, 0); err != nil {
+		t.Fatalf("after the repair: %v", err)
+	}
+	if _, err := Verify(ctx, DirFetcher(m.Dir()), VerifyOptions{Origin: testOrigin, Verifiers: note.VerifierList(k.verifier)}); err != nil {
+		t.Fatalf("verify the repaired mirror: %v", err)
+	}
+}
