@@ -16,7 +16,9 @@ import (
 // site checks the right edge of each guest's stored ledger — the partial
 // entry bundle and level-0 tile every later append extends — against the
 // tree it holds, every LedgerCheckInterval and whenever a reader (the
-// readiness probe, the receiver) finds it damaged. Damage is repaired
+// readiness probe, the receiver) finds it damaged; and at each check one
+// full bundle below it, in turn, against its level-0 tile proved against
+// the ledger's checkpoint. Damage is repaired
 // from the other sites of the charter, each asked in turn over the pinned
 // channel replication uses: the entries are read from the peer's copy of
 // the ledger and taken only if they hash to the leaves of the tree this
@@ -38,26 +40,46 @@ type ledgerRepair struct {
 	kick chan struct{} // wakes the checker early; buffered, one pending
 
 	mu       sync.Mutex
-	damage   error    // the damage found and not yet repaired; nil when sound
-	tried    []string // why each peer could not repair it, at the last attempt
-	repaired int      // repairs done since start
+	edge     damageState // the right edge
+	bundle   damageState // the full bundle at cursor
+	cursor   uint64      // the full bundle the next check reads
+	repaired int         // repairs done since start
 }
 
-// LedgerDamage says whether the guest's stored ledger is damaged: nil
-// when the last check found it sound, else the damage and, once a repair
-// was tried, why each peer could not repair it. A probe that finds damage
-// calls CheckLedger to have it repaired at once.
-func (t *Guest) LedgerDamage() error {
-	r := &t.repair
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.damage == nil {
+// damageState is damage found and not yet repaired (nil when sound), and
+// why each peer could not repair it at the last attempt.
+type damageState struct {
+	damage error
+	tried  []string
+}
+
+func (d damageState) err() error {
+	if d.damage == nil {
 		return nil
 	}
-	if len(r.tried) == 0 {
-		return fmt.Errorf("%w; repairing it from the other sites", r.damage)
+	if len(d.tried) == 0 {
+		return fmt.Errorf("%w; repairing it from the other sites", d.damage)
 	}
-	return fmt.Errorf("%w; no site could repair it: %s", r.damage, strings.Join(r.tried, "; "))
+	return fmt.Errorf("%w; no site could repair it: %s", d.damage, strings.Join(d.tried, "; "))
+}
+
+// LedgerDamage says whether the right edge of the guest's stored ledger
+// is damaged: nil when the last check found it sound, else the damage
+// and, once a repair was tried, why each peer could not repair it. A
+// probe that finds damage calls CheckLedger to have it repaired at once.
+func (t *Guest) LedgerDamage() error {
+	t.repair.mu.Lock()
+	defer t.repair.mu.Unlock()
+	return t.repair.edge.err()
+}
+
+// BundleDamage says whether a full entry bundle below the right edge was
+// found damaged and is not yet repaired (the checker reads one bundle at
+// each check, in turn).
+func (t *Guest) BundleDamage() error {
+	t.repair.mu.Lock()
+	defer t.repair.mu.Unlock()
+	return t.repair.bundle.err()
 }
 
 // LedgerRepairs counts the damaged right edges this guest repaired since
@@ -98,7 +120,8 @@ func (t *Guest) startLedgerChecks() {
 	})
 }
 
-// checkLedger checks the stored right edge and repairs it when damaged.
+// checkLedger checks the stored right edge and one full bundle below it,
+// and repairs what is damaged.
 func (t *Guest) checkLedger(ctx context.Context) {
 	r := &t.repair
 	l := t.ledger()
@@ -108,35 +131,75 @@ func (t *Guest) checkLedger(ctx context.Context) {
 		// the edge and removing what it superseded.
 		err = l.CheckRightEdge()
 	}
-	if err != nil && !errors.Is(err, ledger.ErrDamaged) {
-		// A read that raced the integrator moving the edge, or a log
-		// stopped for another reason (its health says why).
-		return
+	switch {
+	case err == nil:
+		r.set(&r.edge, nil, nil)
+	case errors.Is(err, ledger.ErrDamaged):
+		t.repairFromPeers(ctx, &r.edge, err, func(ctx context.Context, f ledger.Fetcher) (*ledger.RepairReport, error) {
+			return l.RepairRightEdge(ctx, f, t.keepRepaired(l.IsMirror()))
+		})
+	default:
+		// A log stopped for another reason: its health says why.
 	}
-	if err == nil {
-		r.mu.Lock()
-		r.damage, r.tried = nil, nil
-		r.mu.Unlock()
+
+	// One full bundle per check, in turn: a slow scrub of what the edge
+	// has left behind.
+	_, cp := l.Checkpoint()
+	full := cp.Size / ledger.TileWidth
+	if full == 0 {
 		return
 	}
 	r.mu.Lock()
-	r.damage = err
+	b := r.cursor % full
+	r.mu.Unlock()
+	err = l.CheckBundle(ctx, b)
+	switch {
+	case err == nil:
+		r.set(&r.bundle, nil, nil)
+	case errors.Is(err, ledger.ErrDamaged):
+		if !t.repairFromPeers(ctx, &r.bundle, err, func(ctx context.Context, f ledger.Fetcher) (*ledger.RepairReport, error) {
+			return l.RepairBundle(ctx, f, b, t.keepRepaired(l.IsMirror()))
+		}) {
+			return // the same bundle again at the next check
+		}
+	default:
+		return
+	}
+	r.mu.Lock()
+	r.cursor = b + 1
+	r.mu.Unlock()
+}
+
+// set records the state of one check.
+func (r *ledgerRepair) set(d *damageState, damage error, tried []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d.damage, d.tried = damage, tried
+}
+
+// repairFromPeers records damage and asks every other site of the charter
+// in turn to repair it, until one does; it reports whether one did (or the
+// damage was gone).
+func (t *Guest) repairFromPeers(ctx context.Context, d *damageState, damage error, repair func(context.Context, ledger.Fetcher) (*ledger.RepairReport, error)) bool {
+	r := &t.repair
+	r.mu.Lock()
+	d.damage = damage
 	r.mu.Unlock()
 	// A peer that does not answer must not hold the checker for ever.
 	ctx, cancel := context.WithTimeout(ctx, repairTimeout)
 	defer cancel()
 	log := t.logger.With("guest", t.id, "component", "repair")
-	log.Error("ledger damaged: repairing it from the other sites", "err", err)
+	log.Error("ledger damaged: repairing it from the other sites", "err", damage)
 	var tried []string
 	for _, p := range t.fillPeers(ctx) {
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		if p.err != nil {
 			tried = append(tried, fmt.Sprintf("%s: %v", p.id, p.err))
 			continue
 		}
-		rep, err := l.RepairRightEdge(ctx, p.ledger, t.keepRepaired(l.IsMirror()))
+		rep, err := repair(ctx, p.ledger)
 		if err != nil {
 			var fe *ledger.ForgedEntryError
 			if errors.As(err, &fe) {
@@ -152,20 +215,19 @@ func (t *Guest) checkLedger(ctx context.Context) {
 				"restored", rep.Restored, "files", rep.Rewritten, "damaged_kept_as", rep.SavedAs, "peer_size", rep.PeerSize)
 		}
 		r.mu.Lock()
-		r.damage, r.tried = nil, nil
+		d.damage, d.tried = nil, nil
 		if len(rep.Damage) > 0 {
 			r.repaired++
 		}
 		r.mu.Unlock()
-		return
+		return true
 	}
 	if len(tried) == 0 {
 		tried = []string{"the charter names no other site"}
 	}
 	log.Error("ledger damaged and not repaired: no site could supply the entries", "tried", tried)
-	r.mu.Lock()
-	r.tried = tried
-	r.mu.Unlock()
+	r.set(d, damage, tried)
+	return false
 }
 
 // keepRepaired turns an entry a peer served for a repair into what this

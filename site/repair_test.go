@@ -367,3 +367,51 @@ func TestRepairRefusesForgedEntries(t *testing.T) {
 		t.Error("chancery_ledger_damaged is not 1")
 	}
 }
+
+// TestHomeRepairsDamagedFullBundle: a byte flipped in a full entry bundle
+// below the right edge of a serving home (260 records written before it
+// serves). The checker's scrub of full bundles finds it, the home repairs
+// it from embassy-north, and the ledger verifies.
+func TestHomeRepairsDamagedFullBundle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 260 records first")
+	}
+	ctx := context.Background()
+	dir := newState(t)
+	loc, err := guest.OpenLocal(ctx, guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 260 {
+		id := fmt.Sprintf("DR-FULL-%03d", i)
+		if _, err := loc.Registries.Put(ctx, "population", id, person(id, "Full", ""), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := loc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rc := &repairCluster{logs: &syncBuffer{}}
+	if rc.c, err = charter.ReadVerified(state.Layout{Dir: dir}.Charter()); err != nil {
+		t.Fatal(err)
+	}
+	rc.sitePair = startHomeAndNorth(t, dir, rc.logs, pairOptions{ledgerCheck: 100 * time.Millisecond})
+	rc.registrar = &siteapi.Client{BaseURL: rc.homeURL, Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: officialKey(t, dir, "registrar")}}
+	waitReady(t, "home before", rc.homeURL)
+	rc.write(t, "A", 1) // north holds every entry
+	path := filepath.Join(rc.home.Local().Log.Dir(), filepath.FromSlash(ledger.EntriesPath(0, 0)))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[100] ^= 0x20
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "the home repairs bundle 0", func() (bool, error) {
+		return rc.logged(`"msg":"ledger repaired"`, `"at":"home"`, `"peer":"embassy-north"`, `"entries_from":0,"entries_to":255`), nil
+	})
+	waitReady(t, "home", rc.homeURL)
+	repairedOnce(t, rc.homeURL)
+	rc.verifyLedger(t, rc.home.Local().Log.Dir())
+}
