@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
@@ -168,4 +169,17 @@ func TestRepairBundleOnline(t *testing.T) {
 	if _, err := Verify(ctx, DirFetcher(m.Dir()), VerifyOptions{Origin: testOrigin, Verifiers: note.VerifierList(k.verifier)}); err != nil {
 		t.Fatalf("verify the repaired mirror: %v", err)
 	}
+
+	// A flipped leaf in the full level-0 tile: the tile no longer proves,
+	// and no peer's entries are taken against it.
+	tpath := filepath.Join(m.Dir(), filepath.FromSlash(TilePath(0, 0, 0)))
+	flipByte(t, tpath, 32*5+3)
+	if err := m.CheckBundle(ctx, 0); !errors.As(err, &de) || de.File != tpath || !strings.Contains(err.Error(), "do not prove") {
+		t.Fatalf("flipped level-0 tile: %v, want damage naming %s", err, tpath)
+	}
+	before := snapshotDir(t, m.Dir())
+	if _, err := m.RepairBundle(ctx, DirFetcher(w.Dir()), 0, nil); err == nil || !strings.Contains(err.Error(), "chancery verify") {
+		t.Fatalf("repair over a damaged tile: %v", err)
+	}
+	checkUnchanged(t, m.Dir(), before)
 }
