@@ -562,20 +562,12 @@ func (l *Log) RepairRightEdge(ctx context.Context, peer Fetcher, keep func(index
 	if edge.size%TileWidth == 0 {
 		return rep, fmt.Errorf("repair ledger %s: %w: a tile above level 0 is not restored from a peer; stop the site and run chancery repair", l.dir, d)
 	}
-	signed, err := peer.Fetch(ctx, CheckpointPath)
-	if err != nil {
-		return rep, fmt.Errorf("repair: read the peer's checkpoint: %w", err)
+	if rep.PeerSize, err = peerSize(ctx, peer); err != nil {
+		return rep, err
 	}
-	// Its size says which bundles to read; its signature is not needed:
-	// every entry is checked against this log's own tree.
-	cp, err := ParseSignedCheckpoint(signed)
-	if err != nil {
-		return rep, fmt.Errorf("repair: the peer's checkpoint: %w", err)
-	}
-	rep.PeerSize = cp.Size
 	bundleRel := EntriesPath(edge.size/TileWidth, int(edge.size%TileWidth))
 	stamp := strconv.FormatInt(time.Now().UnixNano(), 10)
-	if err := restoreEdge(ctx, l.dir, edge.size, edge.hashes, peer, cp.Size, keep, bundleRel, stamp, rep); err != nil {
+	if err := restoreEdge(ctx, l.dir, edge.size, edge.hashes, peer, rep.PeerSize, keep, bundleRel, stamp, rep); err != nil {
 		return rep, err
 	}
 	if _, err := readRightEdge(l.dir, edge.size, edge.hashes); err != nil {
@@ -699,17 +691,11 @@ func (l *Log) RepairBundle(ctx context.Context, peer Fetcher, b uint64, keep fun
 		return rep, fmt.Errorf("repair ledger %s: %w: only entries are restored from a peer; stop the site and run chancery verify", l.dir, err)
 	}
 	rep.Damage = append(rep.Damage, d)
-	signed, err := peer.Fetch(ctx, CheckpointPath)
-	if err != nil {
-		return rep, fmt.Errorf("repair: read the peer's checkpoint: %w", err)
+	if rep.PeerSize, err = peerSize(ctx, peer); err != nil {
+		return rep, err
 	}
-	pcp, err := ParseSignedCheckpoint(signed)
-	if err != nil {
-		return rep, fmt.Errorf("repair: the peer's checkpoint: %w", err)
-	}
-	rep.PeerSize = pcp.Size
 	first := b * TileWidth
-	es, err := fetchRange(ctx, peer, pcp.Size, first, first+TileWidth, keep)
+	es, err := fetchRange(ctx, peer, rep.PeerSize, first, first+TileWidth, keep)
 	if err != nil {
 		return rep, err
 	}
@@ -728,4 +714,19 @@ func (l *Log) RepairBundle(ctx context.Context, peer Fetcher, b uint64, keep fun
 		return rep, fmt.Errorf("repair ledger %s: entry bundle %d is still damaged after the repair: %w", l.dir, b, err)
 	}
 	return rep, nil
+}
+
+// peerSize reads the size of a peer's tree from its checkpoint, which
+// says which bundles to read. Its signature is not needed by a running
+// log's repair: every entry is checked against the log's own tree.
+func peerSize(ctx context.Context, peer Fetcher) (uint64, error) {
+	signed, err := peer.Fetch(ctx, CheckpointPath)
+	if err != nil {
+		return 0, fmt.Errorf("repair: read the peer's checkpoint: %w", err)
+	}
+	cp, err := ParseSignedCheckpoint(signed)
+	if err != nil {
+		return 0, fmt.Errorf("repair: the peer's checkpoint: %w", err)
+	}
+	return cp.Size, nil
 }

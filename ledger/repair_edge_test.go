@@ -12,6 +12,26 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
+// writerAndMirror opens a writer and a mirror, closed when the test
+// ends, both holding n entries, published.
+func writerAndMirror(t *testing.T, n int) (testKey, *Log, *Log) {
+	t.Helper()
+	ctx := context.Background()
+	k := newTestKey(t, testOrigin)
+	w := openTestLog(t, t.TempDir(), k)
+	t.Cleanup(func() { w.Close() })
+	m := openTestMirror(t, t.TempDir())
+	t.Cleanup(func() { m.Close() })
+	entries, signed := writerBatch(t, w, 0, n, 1)
+	if _, err := m.AppendMirrored(ctx, entries, signed, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.WaitPublished(ctx, uint64(n)); err != nil {
+		t.Fatal(err)
+	}
+	return k, w, m
+}
+
 // TestRepairRightEdgeOnline: a running mirror whose partial bundle at the
 // right edge is flipped restores it from the writer's copy by itself
 // (RepairRightEdge), with the log open; a peer whose entry differs is
@@ -19,18 +39,7 @@ import (
 // mirror accepts the next batch and the ledger verifies.
 func TestRepairRightEdgeOnline(t *testing.T) {
 	ctx := context.Background()
-	k := newTestKey(t, testOrigin)
-	w := openTestLog(t, t.TempDir(), k)
-	defer w.Close()
-	m := openTestMirror(t, t.TempDir())
-	defer m.Close()
-	entries, signed := writerBatch(t, w, 0, 300, 1)
-	if _, err := m.AppendMirrored(ctx, entries, signed, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := m.WaitPublished(ctx, 300); err != nil {
-		t.Fatal(err)
-	}
+	k, w, m := writerAndMirror(t, 300)
 	rel := EntriesPath(1, 300-TileWidth)
 	path := filepath.Join(m.Dir(), filepath.FromSlash(rel))
 	b, err := os.ReadFile(path)
@@ -91,18 +100,7 @@ func TestRepairRightEdgeOnline(t *testing.T) {
 // and is restored from a peer.
 func TestRepairRightEdgeMissingFile(t *testing.T) {
 	ctx := context.Background()
-	k := newTestKey(t, testOrigin)
-	w := openTestLog(t, t.TempDir(), k)
-	defer w.Close()
-	m := openTestMirror(t, t.TempDir())
-	defer m.Close()
-	entries, signed := writerBatch(t, w, 0, 20, 1)
-	if _, err := m.AppendMirrored(ctx, entries, signed, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := m.WaitPublished(ctx, 20); err != nil {
-		t.Fatal(err)
-	}
+	_, w, m := writerAndMirror(t, 20)
 	path := filepath.Join(m.Dir(), filepath.FromSlash(EntriesPath(0, 20)))
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
@@ -127,18 +125,7 @@ func TestRepairRightEdgeMissingFile(t *testing.T) {
 // mirror's checkpoint.
 func TestRepairBundleOnline(t *testing.T) {
 	ctx := context.Background()
-	k := newTestKey(t, testOrigin)
-	w := openTestLog(t, t.TempDir(), k)
-	defer w.Close()
-	m := openTestMirror(t, t.TempDir())
-	defer m.Close()
-	entries, signed := writerBatch(t, w, 0, 300, 1)
-	if _, err := m.AppendMirrored(ctx, entries, signed, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := m.WaitPublished(ctx, 300); err != nil {
-		t.Fatal(err)
-	}
+	k, w, m := writerAndMirror(t, 300)
 	if err := m.CheckBundle(ctx, 0); err != nil {
 		t.Fatalf("sound bundle: %v", err)
 	}
