@@ -87,7 +87,8 @@ type Guest struct {
 	drillMu      sync.Mutex
 	drillLedgers map[*ledger.Log]*drillLedger
 
-	repair ledgerRepair // the stored ledger's last check and repair (repair.go)
+	repair ledgerRepair     // the stored ledger's last check and repair (repair.go)
+	procs  procedureEngines // the procedure engine over the unsealed state (procedure.go)
 }
 
 func (t *Guest) currentMode() siteapi.Mode { return t.mode.Load().(siteapi.Mode) }

@@ -155,6 +155,8 @@ type officialsAPI struct {
 	// extracts is the guest's extract issuer here, built on first use
 	// (extracts.go).
 	extracts func() (*extract.Issuer, error)
+	// procedures is the guest's procedures here (procedures.go).
+	procedures func() (*guest.Procedures, error)
 }
 
 func (g *officialsAPI) currentMode() siteapi.Mode { return g.mode() }
