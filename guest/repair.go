@@ -163,7 +163,8 @@ func (t *Guest) checkLedger(ctx context.Context) {
 			return // the same bundle again at the next check
 		}
 	default:
-		return
+		// Not damage (the log closed under the check, say): on to the
+		// next bundle.
 	}
 	r.mu.Lock()
 	r.cursor = b + 1
