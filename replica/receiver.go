@@ -73,7 +73,11 @@ type ReceiverOptions struct {
 	// found damaged and a batch or receipt refused for it: the site
 	// repairs the edge from another site (guest.CheckLedger).
 	Damaged func(error)
-	Logger  *slog.Logger
+	// Stored, if set, returns damage the site found in the ledger it
+	// stores below the right edge and has not yet repaired: no batch is
+	// accepted and no receipt signed while it does.
+	Stored func() error
+	Logger *slog.Logger
 }
 
 // Receiver is the site side of replication for one guest: it checks what
@@ -251,11 +255,14 @@ func (r *Receiver) refused(err error) error {
 }
 
 // checkRightEdge checks the mirror's stored right edge, and reports
-// damage to Damaged.
+// damage to Damaged; then what Stored reports.
 func (r *Receiver) checkRightEdge() error {
 	err := r.opts.Log.CheckRightEdge()
 	if err != nil && r.opts.Damaged != nil && errors.Is(err, ledger.ErrDamaged) {
 		r.opts.Damaged(err)
+	}
+	if err == nil && r.opts.Stored != nil {
+		err = r.opts.Stored()
 	}
 	return err
 }

@@ -41,8 +41,38 @@ type pairOptions struct {
 	// northForHome, if set, is the handler the home reaches embassy-north
 	// through (given north's URL); default: north itself.
 	northForHome func(northURL string) http.Handler
+	// homeForNorth likewise is what embassy-north reaches the home through.
+	homeForNorth func(homeURL string) http.Handler
 	// ledgerCheck is both sites' LedgerCheckInterval.
 	ledgerCheck time.Duration
+}
+
+// serveInFront serves h on a loopback listener until the test ends, and
+// returns its URL. Registered before the sites', its cleanup runs after
+// they have stopped.
+func serveInFront(t *testing.T, h http.Handler) string {
+	ln := drillListen(t)
+	srv := &http.Server{Handler: h}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// forgingProxy is a proxy to target that flips a byte in every entry
+// bundle it serves (forgeEntries).
+func forgingProxy(target string) http.Handler {
+	u, _ := url.Parse(target)
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.ModifyResponse = forgeEntries
+	p.ErrorLog = log.New(io.Discard, "", 0)
+	return p
 }
 
 // startHomeAndNorth opens and serves the home of the state in dir and
@@ -53,21 +83,12 @@ func startHomeAndNorth(t *testing.T, dir string, logs *syncBuffer, o pairOptions
 	layout := state.Layout{Dir: dir}
 	homeLn, northLn := drillListen(t), drillListen(t)
 	sp := &sitePair{homeURL: "http://" + homeLn.Addr().String(), northURL: "http://" + northLn.Addr().String()}
-	northForHome := sp.northURL
+	northForHome, homeForNorth := sp.northURL, sp.homeURL
 	if o.northForHome != nil {
-		ln := drillListen(t)
-		srv := &http.Server{Handler: o.northForHome(sp.northURL)}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			srv.Serve(ln)
-		}()
-		// Registered first, so it runs after the sites have stopped.
-		t.Cleanup(func() {
-			srv.Close()
-			<-done
-		})
-		northForHome = "http://" + ln.Addr().String()
+		northForHome = serveInFront(t, o.northForHome(sp.northURL))
+	}
+	if o.homeForNorth != nil {
+		homeForNorth = serveInFront(t, o.homeForNorth(sp.homeURL))
 	}
 	const nobody = "http://127.0.0.1:1"
 	passFile := filepath.Join(t.TempDir(), "pass")
@@ -81,7 +102,7 @@ func startHomeAndNorth(t *testing.T, dir string, logs *syncBuffer, o pairOptions
 	sp.north, err = site.Open(ctx, &site.Config{Site: "embassy-north", Listen: northLn.Addr().String(), InsecureLoopback: true,
 		DataDir: sp.northDir, PassphraseFile: passFile,
 		Guests: []site.GuestConfig{{Charter: layout.Charter(), CheckpointKey: layout.Key("site-checkpoint", "embassy-north"), Custody: layout.Custody()}},
-		Peers:  map[string]string{"home": sp.homeURL, "embassy-south": nobody},
+		Peers:  map[string]string{"home": homeForNorth, "embassy-south": nobody},
 	}, site.Options{Logger: logger.With("at", "embassy-north"), Local: lopts, LedgerCheckInterval: o.ledgerCheck})
 	if err != nil {
 		t.Fatal(err)
@@ -127,22 +148,43 @@ type repairCluster struct {
 
 func startRepairCluster(t *testing.T, forge bool) *repairCluster {
 	t.Helper()
+	var o pairOptions
+	if forge {
+		o.northForHome = forgingProxy
+	}
+	return startRepairClusterOf(t, newState(t), o)
+}
+
+// startFullCluster is a repairCluster whose ledger holds a full bundle:
+// 260 records are written before the sites start.
+func startFullCluster(t *testing.T, o pairOptions) *repairCluster {
+	t.Helper()
+	ctx := context.Background()
 	dir := newState(t)
+	loc, err := guest.OpenLocal(ctx, guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 260 {
+		id := fmt.Sprintf("DR-FULL-%03d", i)
+		if _, err := loc.Registries.Put(ctx, "population", id, person(id, "Full", ""), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := loc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return startRepairClusterOf(t, dir, o)
+}
+
+func startRepairClusterOf(t *testing.T, dir string, o pairOptions) *repairCluster {
+	t.Helper()
 	rc := &repairCluster{logs: &syncBuffer{}}
 	var err error
 	if rc.c, err = charter.ReadVerified(state.Layout{Dir: dir}.Charter()); err != nil {
 		t.Fatal(err)
 	}
-	o := pairOptions{ledgerCheck: 100 * time.Millisecond}
-	if forge {
-		o.northForHome = func(north string) http.Handler {
-			target, _ := url.Parse(north)
-			p := httputil.NewSingleHostReverseProxy(target)
-			p.ModifyResponse = forgeEntries
-			p.ErrorLog = log.New(io.Discard, "", 0)
-			return p
-		}
-	}
+	o.ledgerCheck = 100 * time.Millisecond
 	rc.sitePair = startHomeAndNorth(t, dir, rc.logs, o)
 	rc.northLedger = filepath.Join(guest.GuestDir(rc.northDir, rc.c.Guest.ID), "ledger")
 	rc.registrar = &siteapi.Client{BaseURL: rc.homeURL, Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: officialKey(t, dir, "registrar")}}
@@ -376,27 +418,7 @@ func TestHomeRepairsDamagedFullBundle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 260 records first")
 	}
-	ctx := context.Background()
-	dir := newState(t)
-	loc, err := guest.OpenLocal(ctx, guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 260 {
-		id := fmt.Sprintf("DR-FULL-%03d", i)
-		if _, err := loc.Registries.Put(ctx, "population", id, person(id, "Full", ""), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := loc.Close(); err != nil {
-		t.Fatal(err)
-	}
-	rc := &repairCluster{logs: &syncBuffer{}}
-	if rc.c, err = charter.ReadVerified(state.Layout{Dir: dir}.Charter()); err != nil {
-		t.Fatal(err)
-	}
-	rc.sitePair = startHomeAndNorth(t, dir, rc.logs, pairOptions{ledgerCheck: 100 * time.Millisecond})
-	rc.registrar = &siteapi.Client{BaseURL: rc.homeURL, Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: officialKey(t, dir, "registrar")}}
+	rc := startFullCluster(t, pairOptions{})
 	waitReady(t, "home before", rc.homeURL)
 	rc.write(t, "A", 1) // north holds every entry
 	path := filepath.Join(rc.home.Local().Log.Dir(), filepath.FromSlash(ledger.EntriesPath(0, 0)))
@@ -414,4 +436,45 @@ func TestHomeRepairsDamagedFullBundle(t *testing.T) {
 	waitReady(t, "home", rc.homeURL)
 	repairedOnce(t, rc.homeURL)
 	rc.verifyLedger(t, rc.home.Local().Log.Dir())
+}
+
+// TestEmbassyRefusesOverDamagedFullBundle: a byte flipped in a full
+// bundle of embassy-north, which reaches the home only through a proxy
+// that forges entries (and embassy-south not at all): it cannot repair
+// it, says so, and takes no batch and signs no receipt meanwhile.
+func TestEmbassyRefusesOverDamagedFullBundle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 260 records first")
+	}
+	rc := startFullCluster(t, pairOptions{homeForNorth: forgingProxy})
+	waitReady(t, "embassy-north before", rc.northURL)
+	size := rc.write(t, "A", 1)
+	path := filepath.Join(rc.northLedger, filepath.FromSlash(ledger.EntriesPath(0, 0)))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[100] ^= 0x20
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "embassy-north reports the bundle it cannot repair", func() (bool, error) {
+		code, body := getURL(t, rc.northURL+"/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "no site could repair it") &&
+			strings.Contains(body, "home: repair: entry") && strings.Contains(body, "tile/entries/000"), nil
+	})
+	// An asynchronous registry: a quorum write (population) would wait
+	// for north's receipt in vain.
+	if _, err := rc.registrar.Put(context.Background(), "business", "BR-AFTER", json.RawMessage(`{"registration_no":"BR-AFTER","name":"After Trading"}`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	for _, l := range rc.home.Replicator().Tracker().Lags() {
+		if l.Site == "embassy-north" && l.Size > size {
+			t.Fatalf("embassy-north receipted size %d over a damaged bundle (size %d before)", l.Size, size)
+		}
+	}
+	if !rc.logged(`"msg":"replication refused"`, `"at":"embassy-north"`, `tile/entries/000`) {
+		t.Error("embassy-north does not log the batch it refused")
+	}
 }
