@@ -285,6 +285,21 @@ func flipEdge(t *testing.T, dir string, size uint64) string {
 	return path
 }
 
+// flipFullBundle flips a byte inside the first entry of full bundle 0 of
+// the ledger in dir.
+func flipFullBundle(t *testing.T, dir string) {
+	t.Helper()
+	path := filepath.Join(dir, filepath.FromSlash(ledger.EntriesPath(0, 0)))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[100] ^= 0x20
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // waitReady waits up to 30s for the site at u to answer /readyz 200.
 func waitReady(t *testing.T, what, u string) {
 	t.Helper()
@@ -421,15 +436,7 @@ func TestHomeRepairsDamagedFullBundle(t *testing.T) {
 	rc := startFullCluster(t, pairOptions{})
 	waitReady(t, "home before", rc.homeURL)
 	rc.write(t, "A", 1) // north holds every entry
-	path := filepath.Join(rc.home.Local().Log.Dir(), filepath.FromSlash(ledger.EntriesPath(0, 0)))
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[100] ^= 0x20
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	flipFullBundle(t, rc.home.Local().Log.Dir())
 	until(t, "the home repairs bundle 0", func() (bool, error) {
 		return rc.logged(`"msg":"ledger repaired"`, `"at":"home"`, `"peer":"embassy-north"`, `"entries_from":0,"entries_to":255`), nil
 	})
@@ -449,15 +456,7 @@ func TestEmbassyRefusesOverDamagedFullBundle(t *testing.T) {
 	rc := startFullCluster(t, pairOptions{homeForNorth: forgingProxy})
 	waitReady(t, "embassy-north before", rc.northURL)
 	size := rc.write(t, "A", 1)
-	path := filepath.Join(rc.northLedger, filepath.FromSlash(ledger.EntriesPath(0, 0)))
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[100] ^= 0x20
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	flipFullBundle(t, rc.northLedger)
 	until(t, "embassy-north reports the bundle it cannot repair", func() (bool, error) {
 		code, body := getURL(t, rc.northURL+"/readyz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "no site could repair it") &&
