@@ -586,6 +586,8 @@ func (t *Guest) newReceiver() error {
 		Fence:      t.fence.get,
 		Suspension: t.susp.pending,
 		Accepted:   func(b *replica.Batch) { t.lastBatch.Store(t.opts.Now().UnixNano()) },
+		Damaged:    func(error) { t.CheckLedger() },
+		Stored:     t.BundleDamage,
 	})
 	if err != nil {
 		return err

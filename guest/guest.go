@@ -87,7 +87,8 @@ type Guest struct {
 	drillMu      sync.Mutex
 	drillLedgers map[*ledger.Log]*drillLedger
 
-	procs procedureEngines // the procedure engine over the unsealed state (procedure.go)
+	repair ledgerRepair     // the stored ledger's last check and repair (repair.go)
+	procs  procedureEngines // the procedure engine over the unsealed state (procedure.go)
 	// noticeMu serializes PublishNotice's check for a used id and its
 	// append, so one id is recorded once (notices.go). A leaf.
 	noticeMu sync.Mutex
@@ -172,6 +173,7 @@ func Open(ctx context.Context, gc Config, opts Options) (_ *Guest, err error) {
 	}
 	t := &Guest{opts: opts, logger: opts.Logger, id: c.Guest.ID, charter: c, site: id, def: def, dir: dir, quota: quota, rootFile: gc.RootFile}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.repair.kick = make(chan struct{}, 1)
 	t.mode.Store(siteapi.ModeStandby)
 	defer func() {
 		if err != nil {
@@ -238,6 +240,7 @@ func Open(ctx context.Context, gc Config, opts Options) (_ *Guest, err error) {
 	if err := t.newReceiver(); err != nil {
 		return nil, fmt.Errorf("guest %s: %w", t.id, err)
 	}
+	t.startLedgerChecks()
 	// The site the ledger names as the writer of the current epoch writes:
 	// a home in its normal life (epoch 1, or the epoch a failback gave it),
 	// or an embassy that was active when it stopped. Every other site

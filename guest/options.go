@@ -96,6 +96,10 @@ type Options struct {
 	// Remote is how this site reaches another site of the charter (to
 	// ship, fence, fill, deliver drill reports); default: no site.
 	Remote func(c *charter.Charter, def charter.Site) (*replica.Remote, error)
+	// LedgerCheckInterval is how often the stored right edge of the
+	// ledger is checked, and repaired from the other sites when damaged
+	// (repair.go); default DefaultLedgerCheckInterval.
+	LedgerCheckInterval time.Duration
 	// RootsRebuilt, if set, counts the times a root key was held in this
 	// process (an activation's shares combined, a home's key file opened).
 	RootsRebuilt *atomic.Uint64

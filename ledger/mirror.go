@@ -309,7 +309,8 @@ type edgeState struct {
 // the compact range, each entry against its leaf hash. A mirror calls it
 // before it accepts a batch or cosigns a checkpoint, so that it never
 // vouches for, or builds on, a bundle that has been damaged on disk since
-// it was written. Damage is a *DamageError naming the file and entry.
+// it was written. Damage is a *DamageError naming the file and entry; a
+// file of the edge that is missing is damage too.
 func (l *Log) CheckRightEdge() error {
 	l.pub.Lock()
 	edge := l.flushed
@@ -317,8 +318,10 @@ func (l *Log) CheckRightEdge() error {
 	if edge.size == 0 {
 		return nil
 	}
-	if _, err := readRightEdge(l.dir, edge.size, edge.hashes); err != nil {
-		return fmt.Errorf("ledger %s right edge at size %d: %w", l.dir, edge.size, err)
+	if d, err := edgeDamage(l.dir, edge); err != nil {
+		return err
+	} else if d != nil {
+		return fmt.Errorf("ledger %s right edge at size %d: %w", l.dir, edge.size, d)
 	}
 	return nil
 }

@@ -69,7 +69,15 @@ type ReceiverOptions struct {
 	Suspension func() []byte
 	// Accepted, if set, is called after every batch made durable.
 	Accepted func(*Batch)
-	Logger   *slog.Logger
+	// Damaged, if set, is called when the stored right edge of Log is
+	// found damaged and a batch or receipt refused for it: the site
+	// repairs the edge from another site (guest.CheckLedger).
+	Damaged func(error)
+	// Stored, if set, returns damage the site found in the ledger it
+	// stores below the right edge and has not yet repaired: no batch is
+	// accepted and no receipt signed while it does.
+	Stored func() error
+	Logger *slog.Logger
 }
 
 // Receiver is the site side of replication for one guest: it checks what
@@ -246,6 +254,19 @@ func (r *Receiver) refused(err error) error {
 	return err
 }
 
+// checkRightEdge checks the mirror's stored right edge, and reports
+// damage to Damaged; then what Stored reports.
+func (r *Receiver) checkRightEdge() error {
+	err := r.opts.Log.CheckRightEdge()
+	if err != nil && r.opts.Damaged != nil && errors.Is(err, ledger.ErrDamaged) {
+		r.opts.Damaged(err)
+	}
+	if err == nil && r.opts.Stored != nil {
+		err = r.opts.Stored()
+	}
+	return err
+}
+
 // State reports where the mirror stands, with a fresh receipt for the
 // newest checkpoint it holds.
 func (r *Receiver) State(ctx context.Context) (*State, error) {
@@ -269,7 +290,7 @@ func (r *Receiver) State(ctx context.Context) (*State, error) {
 		// writer believe the home held a failback order it never got.)
 		return st, nil
 	}
-	if err := r.opts.Log.CheckRightEdge(); err != nil {
+	if err := r.checkRightEdge(); err != nil {
 		return nil, fmt.Errorf("no receipt: %w", err)
 	}
 	n, err := r.openCheckpoint(signed, cp.Epoch)
@@ -313,7 +334,7 @@ func (r *Receiver) Accept(ctx context.Context, b *Batch) ([]byte, error) {
 	defer r.accept.Unlock()
 	// A damaged bundle at the right edge would be extended by this batch
 	// and vouched for by its receipt: refuse until it is repaired.
-	if err := r.opts.Log.CheckRightEdge(); err != nil {
+	if err := r.checkRightEdge(); err != nil {
 		return nil, r.refused(fmt.Errorf("%w: %w", ErrRefused, err))
 	}
 	if size := r.opts.Log.MirrorSize(); b.First != size {

@@ -5,12 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -85,49 +83,8 @@ func startDrillCluster(t *testing.T) *drillCluster {
 		t.Fatal(err)
 	}
 
-	homeLn, northLn := drillListen(t), drillListen(t)
-	dc.homeURL, dc.northURL = "http://"+homeLn.Addr().String(), "http://"+northLn.Addr().String()
-	const nobody = "http://127.0.0.1:1"
-	passFile := filepath.Join(t.TempDir(), "pass")
-	if err := os.WriteFile(passFile, []byte(testPass), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewJSONHandler(dc.logs, nil))
-	lopts := guest.LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}
-	dc.northDir = filepath.Join(t.TempDir(), "north")
-	dc.north, err = site.Open(ctx, &site.Config{Site: "embassy-north", Listen: northLn.Addr().String(), InsecureLoopback: true,
-		DataDir: dc.northDir, PassphraseFile: passFile,
-		Guests: []site.GuestConfig{{Charter: dc.layout.Charter(), CheckpointKey: dc.layout.Key("site-checkpoint", "embassy-north"), Custody: dc.layout.Custody()}},
-		Peers:  map[string]string{"home": dc.homeURL, "embassy-south": nobody},
-	}, site.Options{Logger: logger.With("at", "embassy-north"), Local: lopts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lopts.Passphrase = []byte(testPass)
-	dc.home, err = site.Open(ctx, &site.Config{StateDir: dc.dir, Site: "home", Listen: homeLn.Addr().String(), InsecureLoopback: true,
-		Peers: map[string]string{"embassy-north": dc.northURL, "embassy-south": nobody},
-	}, site.Options{Logger: logger.With("at", "home"), Local: lopts})
-	if err != nil {
-		dc.north.Close()
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { dc.home.Serve(sctx, homeLn) })
-	wg.Go(func() { dc.north.Serve(sctx, northLn) })
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		if err := dc.home.Close(); err != nil {
-			t.Error(err)
-		}
-		if err := dc.north.Close(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("logs:\n%s", dc.logs.String())
-		}
-	})
+	pair := startHomeAndNorth(t, dc.dir, dc.logs, pairOptions{})
+	dc.home, dc.north, dc.homeURL, dc.northURL, dc.northDir = pair.home, pair.north, pair.homeURL, pair.northURL, pair.northDir
 	guest := dc.c.Guest.ID
 	dc.homeCC = &siteapi.ContinuityClient{BaseURL: dc.homeURL, Guest: guest}
 	dc.northCC = &siteapi.ContinuityClient{BaseURL: dc.northURL, Guest: guest,

@@ -100,7 +100,8 @@ var (
 	descBatches       = prometheus.NewDesc("chancery_guest_batches_total", "Batches accepted for the guest since start.", []string{"guest"}, nil)
 	descRefused       = prometheus.NewDesc("chancery_guest_refused_total", "Batches and packs refused for the guest since start (failed checks).", []string{"guest"}, nil)
 	descSuspended     = prometheus.NewDesc("chancery_guest_suspended", "1 if the host's suspension of the guest is in effect.", []string{"guest"}, nil)
-	descLedgerDamaged = prometheus.NewDesc("chancery_ledger_damaged", "1 if the guest's stored right edge of the ledger does not match its tree (chancery repair restores it).", []string{"guest"}, nil)
+	descLedgerDamaged = prometheus.NewDesc("chancery_ledger_damaged", "1 if the guest's stored right edge of the ledger does not match its tree (the site repairs it from another site; chancery repair restores it by hand).", []string{"guest"}, nil)
+	descLedgerRepairs = prometheus.NewDesc("chancery_ledger_repairs_total", "Damaged right edges of the guest's stored ledger this site repaired from another site since it started.", []string{"guest"}, nil)
 	descScrubProblems = prometheus.NewDesc("chancery_blob_scrub_problems", "Problems the guest's last scheduled blob scrub found (-1: it failed to run).", []string{"guest"}, nil)
 	descScrubTime     = prometheus.NewDesc("chancery_blob_scrub_last_timestamp_seconds", "When the guest's last scheduled blob scrub started.", []string{"guest"}, nil)
 )
@@ -139,10 +140,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descSuspended, susp, id)
 		damaged := 0.0
-		if rightEdgeDamage(t) != nil {
+		if ledgerDamage(t) != nil {
 			damaged = 1
 		}
 		gauge(descLedgerDamaged, damaged, id)
+		counter(descLedgerRepairs, float64(t.LedgerRepairs()), id)
 		if r, ok := s.scrubs.get(id); ok {
 			bad := -1.0
 			if r.Err == nil {

@@ -333,6 +333,8 @@ func (s *Site) dashboard(_ context.Context, v ui.Viewer) (*ui.Dashboard, error) 
 			}
 			if err := t.Ledger().Health(); err != nil {
 				row.Mode, row.Problem = "damaged", err.Error()
+			} else if err := ledgerDamage(t); err != nil {
+				row.Mode, row.Problem = "damaged", err.Error()
 			}
 		case known:
 			row.Mode, row.LedgerSize, row.LastReceipt = "standby", l.Size, l.ReceiptTime

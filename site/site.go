@@ -95,6 +95,10 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Local overrides how the state is opened (tests tune the ledger).
 	Local guest.LocalOptions
+	// LedgerCheckInterval is how often each guest's stored ledger is
+	// checked and, when damaged, repaired from another site (default
+	// guest.DefaultLedgerCheckInterval).
+	LedgerCheckInterval time.Duration
 }
 
 // Site is a running `chancery serve` node: the HTTP layer over its
@@ -406,8 +410,8 @@ func (s *Site) ready(w http.ResponseWriter, _ *http.Request) {
 		if err := t.Suspended(s.opts.Now()); err != nil {
 			reasons = append(reasons, id+": suspended: "+err.Error())
 		}
-		if err := rightEdgeDamage(t); err != nil {
-			reasons = append(reasons, id+": ledger damaged: "+err.Error()+"; restore the entries from another site with chancery repair")
+		if err := ledgerDamage(t); err != nil {
+			reasons = append(reasons, id+": ledger damaged: "+err.Error())
 		}
 		if r, ok := s.scrubs.get(id); ok {
 			if p := r.problem(); p != "" {
@@ -425,19 +429,6 @@ func (s *Site) ready(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "site": s.cfg.Site})
-}
-
-// rightEdgeDamage re-reads the guest's stored right edge (the partial
-// bundle and tiles the next append extends) and checks it against the
-// tree: damage there would be copied into every later bundle. A read that
-// raced the integrator moving the edge is tried once more before it
-// counts.
-func rightEdgeDamage(t *tenant) error {
-	err := t.Ledger().CheckRightEdge()
-	if err != nil {
-		err = t.Ledger().CheckRightEdge()
-	}
-	return err
 }
 
 // Serve serves on ln until ctx is done, then stops accepting, lets

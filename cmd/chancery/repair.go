@@ -103,6 +103,10 @@ func runRepair(ctx context.Context, o repairOptions, out io.Writer) error {
 	fmt.Fprintf(out, "restored %d entries from %s, checked against its checkpoint of size %d signed by charter %s v%d\n",
 		rep.Restored, o.from, rep.PeerSize, c.Guest.ID, c.Version)
 	for i, p := range rep.Rewritten {
+		if rep.SavedAs[i] == "" {
+			fmt.Fprintf(out, "wrote %s (it was missing)\n", p)
+			continue
+		}
 		fmt.Fprintf(out, "rewrote %s (the damaged file is kept as %s)\n", p, filepath.Base(rep.SavedAs[i]))
 	}
 	fmt.Fprintln(out, "start the site; then run chancery verify on its ledger")
