@@ -3,6 +3,7 @@ package site
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -46,14 +47,16 @@ type uiSession struct {
 	guest   string
 	who     string // official or host id
 	kind    uiKind
+	token   string // a citizen's access token at the state's provider (portal.go)
 	expires time.Time
 }
 
 // pages holds the browser sessions, the recovery-point history the
 // dashboard plots, and the rendered pages.
 type pages struct {
-	now func() time.Time
-	ui  *ui.UI
+	now    func() time.Time
+	ui     *ui.UI
+	portal *portal
 
 	mu       sync.Mutex
 	pending  map[string]uiSession // single-use login tokens
@@ -192,7 +195,7 @@ func (s *Site) sampleLag(ctx context.Context) {
 }
 
 func (s *Site) newPages() (*pages, error) {
-	p := &pages{now: s.opts.Now, pending: map[string]uiSession{}, sessions: map[string]uiSession{}, lag: map[string]map[string]*ui.Series{}}
+	p := &pages{now: s.opts.Now, pending: map[string]uiSession{}, sessions: map[string]uiSession{}, lag: map[string]map[string]*ui.Series{}, portal: newPortal(s)}
 	var err error
 	p.ui, err = ui.New(ui.Options{
 		StateName: s.stateName(),
@@ -201,6 +204,12 @@ func (s *Site) newPages() (*pages, error) {
 		Logger:    s.log,
 		Authorize: func(r *http.Request, pg ui.Page) (ui.Viewer, error) {
 			id, sess, ok := p.session(r)
+			switch {
+			case pg == ui.PagePortal:
+				return authorizePortal(r, id, sess, ok)
+			case ok && sess.kind == uiCitizen:
+				return ui.Viewer{}, errors.New("these pages are for the guest's officials and its hosts; you are signed in to the citizen portal")
+			}
 			if !ok {
 				return ui.Viewer{}, fmt.Errorf("sign in first: an official runs `chancery ui login --site %s` and opens the link it prints (a host's operator adds --operator)", s.cfg.Site)
 			}
@@ -214,6 +223,7 @@ func (s *Site) newPages() (*pages, error) {
 		},
 		Dashboard: s.dashboard,
 		Host:      s.hostConsole,
+		Portal:    p.portal.options(),
 	})
 	if err != nil {
 		return nil, err

@@ -67,6 +67,8 @@ type Options struct {
 	// Suspend serves a notice of suspension on guest, as the operator API
 	// does (signed by the host, recorded in the guest's ledger).
 	Suspend func(ctx context.Context, guest, reason string) error
+	// Portal is the citizen portal (portal.go); nil leaves it out.
+	Portal *Portal
 	// Refresh is how often the dashboard refreshes itself when script
 	// runs; 10 s when zero.
 	Refresh time.Duration
@@ -123,13 +125,16 @@ func New(opts Options) (*UI, error) {
 			u.mux.HandleFunc("POST /ui/host/suspend", u.suspend)
 		}
 	}
+	if opts.Portal != nil {
+		u.portalRoutes()
+	}
 	return u, nil
 }
 
 // ServeHTTP serves the pages with the security headers on every response.
 func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
-	if strings.HasPrefix(r.URL.Path, "/ui/static/") {
+	if strings.HasPrefix(r.URL.Path, "/ui/static/") || strings.HasPrefix(r.URL.Path, "/portal/static/") {
 		// Assets are public and immutable for the life of the binary.
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 	}
@@ -147,7 +152,9 @@ type page struct {
 	Nav       []navItem
 	Data      any
 	Flash     string
-	Refresh   int // milliseconds
+	Refresh   int    // milliseconds
+	Static    string // where the assets are: /ui/static, or the portal's
+	Home      string // the header's link home
 }
 
 type navItem struct {
@@ -168,12 +175,23 @@ func (u *UI) authorize(w http.ResponseWriter, r *http.Request, p Page) (Viewer, 
 	return v, true
 }
 
-func (u *UI) render(w http.ResponseWriter, r *http.Request, name, title string, v Viewer, data any, flash string) {
-	p := page{
+func (u *UI) page(title string, v Viewer, data any, flash string) page {
+	return page{
 		State: u.opts.StateName, Site: u.opts.Site, Title: title, Viewer: v,
 		CSRF: u.csrf.token(v.Session), Generated: u.opts.Now(), Data: data, Flash: flash,
-		Refresh: int(u.opts.Refresh / time.Millisecond),
+		Refresh: int(u.opts.Refresh / time.Millisecond), Static: "/ui/static", Home: "/ui/",
 	}
+}
+
+func (u *UI) execute(w http.ResponseWriter, name string, p page) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := u.tpl.ExecuteTemplate(w, name, p); err != nil {
+		u.opts.Logger.Error("ui: render", "page", name, "err", err)
+	}
+}
+
+func (u *UI) render(w http.ResponseWriter, r *http.Request, name, title string, v Viewer, data any, flash string) {
+	p := u.page(title, v, data, flash)
 	for _, n := range []struct {
 		href, label string
 		on          bool
@@ -186,10 +204,7 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, name, title string, 
 			p.Nav = append(p.Nav, navItem{Href: n.href, Label: n.label, Current: n.href == r.URL.Path})
 		}
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := u.tpl.ExecuteTemplate(w, name, p); err != nil {
-		u.opts.Logger.Error("ui: render", "page", name, "err", err)
-	}
+	u.execute(w, name, p)
 }
 
 func (u *UI) problem(w http.ResponseWriter, r *http.Request, code int, title string, err error) {
