@@ -154,7 +154,7 @@ func newPortal(s *Site) *portal {
 // options are the portal's functions for site/ui.
 func (p *portal) options() *ui.Portal {
 	return &ui.Portal{Begin: p.begin, EID: p.eid, Finish: p.finish, SignOut: p.signOut,
-		Records: p.records, Tracker: p.tracker, Extract: p.extract, Issued: p.issued}
+		Records: p.records, Tracker: p.tracker, Extract: p.extract, Issued: p.issued, Passkey: p.passkey}
 }
 
 // servePortal serves the portal's paths on a guest's issuer name.
@@ -659,4 +659,29 @@ func authorizePortal(r *http.Request, id string, sess uiSession, ok bool) (ui.Vi
 		return ui.Viewer{}, errors.New("your sign-in is for another state's portal")
 	}
 	return ui.Viewer{Name: "person " + sess.who, Session: id, Guest: sess.guest, ID: sess.who}, nil
+}
+
+// passkey relays a step of the passkey registration ceremony to the
+// provider with the citizen's token: a citizen registers passkeys at home,
+// signed in (with their eID the first time).
+func (p *portal) passkey(ctx context.Context, v ui.Viewer, step, ceremony string, body io.Reader) ([]byte, error) {
+	c, err := p.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := p.token(v)
+	if err != nil {
+		return nil, err
+	}
+	path := "/passkey/register/begin"
+	if step == "finish" {
+		path = "/passkey/register/finish?session=" + url.QueryEscape(ceremony)
+	} else {
+		body = nil
+	}
+	var out json.RawMessage
+	if _, err := c.call(ctx, http.MethodPost, path, tok, body, &out); err != nil {
+		return nil, fmt.Errorf("passkey registration: %w", err)
+	}
+	return out, nil
 }

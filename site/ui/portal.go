@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -54,7 +55,14 @@ type Portal struct {
 	Extract func(ctx context.Context, v Viewer, registry, id string, fields []string) (string, error)
 	// Issued is an extract issued to this session.
 	Issued func(ctx context.Context, v Viewer, id string) (*IssuedExtract, error)
+	// Passkey runs a step ("begin" or "finish") of registering a passkey
+	// for the signed-in citizen, and returns the provider's JSON answer.
+	Passkey func(ctx context.Context, v Viewer, step, ceremony string, body io.Reader) ([]byte, error)
 }
+
+// CSRFHeader carries the CSRF token of the passkey script's calls.
+const CSRFHeader = "X-CSRF-Token"
+
 
 // SignIn is a sign-in in progress.
 type SignIn struct {
@@ -133,6 +141,33 @@ func (u *UI) portalRoutes() {
 	u.mux.HandleFunc("POST /portal/extracts", u.portalExtract)
 	u.mux.HandleFunc("GET /portal/extracts/{id}", u.portalIssued)
 	u.mux.HandleFunc("GET /portal/extracts/{id}/{file}", u.portalIssuedFile)
+	u.mux.HandleFunc("POST /portal/passkeys/{step}", u.portalPasskey)
+}
+
+// portalPasskey relays the passkey registration ceremony of portal.js to
+// the provider with the session's token; the script proves the page is
+// the portal's with the session's CSRF token in a header.
+func (u *UI) portalPasskey(w http.ResponseWriter, r *http.Request) {
+	v, ok := u.citizen(w, r)
+	if !ok {
+		return
+	}
+	if err := u.csrf.check(v.Session, r.Header.Get(CSRFHeader)); err != nil {
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	step := r.PathValue("step")
+	if step != "begin" && step != "finish" {
+		http.NotFound(w, r)
+		return
+	}
+	out, err := u.opts.Portal.Passkey(r.Context(), v, step, r.URL.Query().Get("session"), http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(out)
 }
 
 // portalNav is the portal's navigation once signed in.
