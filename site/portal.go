@@ -220,7 +220,7 @@ func (p *portal) client(ctx context.Context) (*portalClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.verify = oidc.NewVerifier(c.cfg.Issuer, &oidc.StaticKeySet{PublicKeys: []crypto.PublicKey{pub}}, &oidc.Config{ClientID: c.cfg.Portal.ClientID, Now: p.s.opts.Now})
+	c.verify = oidc.NewVerifier(c.cfg.Issuer, &oidc.StaticKeySet{PublicKeys: []crypto.PublicKey{pub}}, &oidc.Config{ClientID: c.cfg.Portal.ClientID, SupportedSigningAlgs: []string{oidc.ES256}, Now: p.s.opts.Now})
 	return c, nil
 }
 
