@@ -442,6 +442,10 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		say("   (the demo's directory is removed at the end: run it with --keep to keep the files)")
 	}
 
+	if err := announceAbroad(ctx, c, layout, pass, northAPI, s.urls["embassy-south"], say); err != nil {
+		return err
+	}
+
 	say("== The home is rebuilt: a fresh home starts as a sealed mirror and catches up from embassy-north")
 	rebuilt := time.Now()
 	if err := s.start(ctx, "home-standby", homeCfg+"standby: true\n"); err != nil {

@@ -141,6 +141,9 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 		return nil, fmt.Errorf("init %s: %w", opts.Dir, err)
 	}
 	c := demoCharter()
+	if err := demoNotices(c); err != nil {
+		return nil, fmt.Errorf("init: demo notices: %w", err)
+	}
 	if opts.Guest != "" {
 		c.Guest.ID, c.Guest.Name = opts.Guest, opts.Guest
 	}
