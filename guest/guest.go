@@ -86,6 +86,8 @@ type Guest struct {
 	// site appends drill reports to (drillLedgerOf).
 	drillMu      sync.Mutex
 	drillLedgers map[*ledger.Log]*drillLedger
+
+	procs procedureEngines // the procedure engine over the unsealed state (procedure.go)
 }
 
 func (t *Guest) currentMode() siteapi.Mode { return t.mode.Load().(siteapi.Mode) }

@@ -43,6 +43,7 @@ func (g *officialsAPI) mountAPI(mux *http.ServeMux, prefix string) {
 	mux.Handle("POST "+prefix+"/registries/{registry}/blobs", g.authed(ActionWrite, true, g.putBlob))
 	mux.Handle("POST "+prefix+rec+"/extract", g.authed(ActionRead, false, g.issueExtract))
 	g.mountNotices(mux, prefix)
+	g.mountProcedures(mux, prefix)
 }
 
 func (g *officialsAPI) listRegistries(w http.ResponseWriter, r *http.Request, _ *charter.Official) {

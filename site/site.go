@@ -153,6 +153,8 @@ type officialsAPI struct {
 	extracts func() (*extract.Issuer, error)
 	// guest is the guest served: notices and messages (notices.go).
 	guest *guest.Guest
+	// procedures is the guest's procedures here (procedures.go).
+	procedures func() (*guest.Procedures, error)
 }
 
 func (g *officialsAPI) currentMode() siteapi.Mode { return g.mode() }

@@ -128,7 +128,7 @@ func (s *Site) apiHandler(t *tenant) http.Handler {
 // newAPI builds the officials' API over an unsealed guest.
 func (s *Site) newAPI(t *tenant, sv *guest.Served) (http.Handler, error) {
 	g := &officialsAPI{local: sv.Local, mode: t.Mode, limits: s.cfg.limits(), policy: s.opts.Policy, auth: t.auth, log: s.log.With("guest", t.ID()),
-		readOnly: sv.ReadOnly, guest: t.Guest}
+		readOnly: sv.ReadOnly, guest: t.Guest, procedures: t.Procedures}
 	if sv.RecordsAccess {
 		g.access = t.RecordAccess
 	}

@@ -47,7 +47,10 @@ The story, each site its own "chancery serve" process on loopback:
      home, quorum writes acknowledged only once an embassy holds them;
   8. the home is destroyed (process killed, data deleted);
   9. two officials sign an activation order for embassy-north; three of
-     five custodians unseal it; it serves a lookup and a write (RTO);
+     five custodians unseal it; it serves a lookup (RTO), registers a
+     birth through the register-birth procedure, issues the parents a
+     certified extract and pays a month's pensions to 1,000 pensioners
+     (a pain.001 file two ministers approve, checked offline);
  10. a fresh home catches up from the embassy as a sealed mirror, and a
      failback order hands the state back home without losing a record.
 It prints the measured RPO and RTO. --keep leaves the sites running and
