@@ -583,4 +583,3 @@ func waitFile(t *testing.T, path string) []byte {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-

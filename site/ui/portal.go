@@ -63,7 +63,6 @@ type Portal struct {
 // CSRFHeader carries the CSRF token of the passkey script's calls.
 const CSRFHeader = "X-CSRF-Token"
 
-
 // SignIn is a sign-in in progress.
 type SignIn struct {
 	Flow        string    // the flow's id, kept in FlowCookie
