@@ -117,7 +117,7 @@ func (s *Site) identityOf(t *tenant) (http.Handler, error) {
 		return nil, fmt.Errorf("guest %s: identity: %w", t.ID(), err)
 	}
 	t.id, t.idLocal = svc.WithInbox(t), sv.Local
-	return svc, nil
+	return t.id, nil
 }
 
 // servingNow is nil while the guest at this site may sign citizens in:

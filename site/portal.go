@@ -120,15 +120,16 @@ type portalFlow struct {
 // portalClient is the portal as a relying party of one guest's provider,
 // over one unsealed state.
 type portalClient struct {
-	t       *tenant
-	svc     *identity.Service
-	cfg     identity.Config
-	key     *ecdsa.PrivateKey
-	kid     string
-	oauth   oauth2.Config
-	http    *http.Client // in process, to the provider (no redirects followed)
-	verify  *oidc.IDTokenVerifier
-	passkey bool
+	t   *tenant
+	cfg identity.Config
+	// citizenRegistries hold records linked to a citizen (services.access).
+	citizenRegistries []string
+	key               *ecdsa.PrivateKey
+	kid               string
+	oauth             oauth2.Config
+	http              *http.Client // in process, to the provider (no redirects followed)
+	verify            *oidc.IDTokenVerifier
+	passkey           bool
 }
 
 // inProcess serves a client's requests with a handler, in this process:
@@ -176,22 +177,22 @@ func (p *portal) client(ctx context.Context) (*portalClient, error) {
 	if t == nil {
 		return nil, errors.New("the portal is served on the state's issuer name only")
 	}
-	h, err := p.s.identityOf(t)
-	if err != nil {
+	if _, err := p.s.identityOf(t); err != nil {
 		return nil, err
-	}
-	svc, ok := h.(*identity.Service)
-	if !ok {
-		return nil, fmt.Errorf("guest %s: identity service is a %T", t.ID(), h)
 	}
 	sv := t.Served()
 	if sv == nil {
 		return nil, fmt.Errorf("guest %s is not served at site %s", t.ID(), t.Site())
 	}
-	c := &portalClient{t: t, svc: svc}
+	c := &portalClient{t: t}
 	if _, err := sv.Local.Charter.Service(identity.Section, &c.cfg); err != nil {
 		return nil, err
 	}
+	rules, err := access.FromCharter(sv.Local.Charter)
+	if err != nil {
+		return nil, err
+	}
+	c.citizenRegistries = rules.CitizenRegistries()
 	if c.cfg.Portal.ClientID == "" {
 		return nil, fmt.Errorf("the charter of %s names no portal client (services.identity.portal.client_id)", t.ID())
 	}
@@ -463,7 +464,7 @@ func (p *portal) records(ctx context.Context, v ui.Viewer) (*ui.MyRecords, error
 		return nil, err
 	}
 	m := &ui.MyRecords{Person: v.ID}
-	for _, reg := range c.svc.Rules().CitizenRegistries() {
+	for _, reg := range c.citizenRegistries {
 		var recs []identity.RecordResponse
 		if _, err := c.call(ctx, http.MethodGet, "/records/"+url.PathEscape(reg)+"?purpose="+url.QueryEscape(purposeRecords), tok, nil, &recs); err != nil {
 			return nil, fmt.Errorf("registry %s: %w", reg, err)
