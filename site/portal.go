@@ -155,7 +155,7 @@ func newPortal(s *Site) *portal {
 // options are the portal's functions for site/ui.
 func (p *portal) options() *ui.Portal {
 	return &ui.Portal{Begin: p.begin, EID: p.eid, Finish: p.finish, SignOut: p.signOut,
-		Records: p.records, Tracker: p.tracker, Extract: p.extract, Issued: p.issued, Passkey: p.passkey}
+		Records: p.records, Tracker: p.tracker, Extract: p.extract, Issued: p.issued, Passkey: p.passkey, Acts: p.acts()}
 }
 
 // servePortal serves the portal's paths on a guest's issuer name.

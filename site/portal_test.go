@@ -41,6 +41,7 @@ import (
 	"github.com/chancery-gov/chancery/services/extract"
 	"github.com/chancery-gov/chancery/services/extract/offline"
 	"github.com/chancery-gov/chancery/services/identity"
+	"github.com/chancery-gov/chancery/services/message"
 	"github.com/chancery-gov/chancery/site"
 	"github.com/chancery-gov/chancery/site/ui"
 	"github.com/chancery-gov/chancery/siteapi"
@@ -110,7 +111,7 @@ type portalCluster struct {
 func startPortalCluster(t *testing.T) *portalCluster {
 	t.Helper()
 	ctx := context.Background()
-	pc := &portalCluster{aliceParcel: "L-ALICE-1", bobParcel: "L-BOB-1"}
+	pc := &portalCluster{aliceParcel: "P-101", bobParcel: "P-102"}
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := time.Now()
 	ca := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Demo Republic eID CA"}, NotBefore: now.Add(-time.Hour),
@@ -121,7 +122,7 @@ func startPortalCluster(t *testing.T) *portalCluster {
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}, ca, &k.PublicKey, caKey)
 		return eidHolder{person: person, cert: c, key: k}
 	}
-	pc.alice, pc.bob = holder("DR-ALICE", 100), holder("DR-BOB", 101)
+	pc.alice, pc.bob = holder("DR-0000101", 100), holder("DR-0000102", 101)
 	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(24 * time.Hour)}, ca, caKey)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +138,11 @@ func startPortalCluster(t *testing.T) *portalCluster {
 			}
 			c.Registries = append(c.Registries,
 				charter.Registry{Name: "crls", Classification: charter.ClassPublic, Sites: sites, Sync: charter.SyncAsync},
-				charter.Registry{Name: "passkeys", Classification: charter.ClassSecret, Sites: sites, Index: []string{"person_id"}, Sync: charter.SyncAsync})
+				charter.Registry{Name: "passkeys", Classification: charter.ClassSecret, Sites: sites, Index: []string{"person_id"}, Sync: charter.SyncAsync},
+				charter.Registry{Name: "messages", Classification: charter.ClassSecret, Sites: sites, Index: []string{"person"}, Sync: charter.SyncAsync})
+			if err := c.SetService(message.Section, message.Config{Registry: "messages", People: "population"}); err != nil {
+				return err
+			}
 			return c.SetService(access.Service, access.Config{
 				Auditors: []string{"notary"},
 				Citizens: map[string]string{"population": "national_id", "land": "owner_id", "business": "owner_id"},
@@ -167,11 +172,11 @@ func startPortalCluster(t *testing.T) *portalCluster {
 		t.Fatal(err)
 	}
 	for _, r := range []struct{ reg, id, data string }{
-		{"population", pc.alice.person, `{"national_id":"DR-ALICE","first_name":"Alice","last_name":"Varga","birth_date":"1980-02-03"}`},
-		{"population", pc.bob.person, `{"national_id":"DR-BOB","first_name":"Bob","last_name":"Horvat","birth_date":"1975-11-30"}`},
-		{"land", pc.aliceParcel, `{"parcel_id":"L-ALICE-1","owner_id":"DR-ALICE","area_m2":812}`},
-		{"land", pc.bobParcel, `{"parcel_id":"L-BOB-1","owner_id":"DR-BOB","area_m2":90}`},
-		{"business", "B-ALICE-1", `{"registration_no":"B-ALICE-1","owner_id":"DR-ALICE","name":"Varga Bakery"}`},
+		{"population", pc.alice.person, `{"national_id":"DR-0000101","first_name":"Alice","last_name":"Varga","birth_date":"1980-02-03"}`},
+		{"population", pc.bob.person, `{"national_id":"DR-0000102","first_name":"Bob","last_name":"Horvat","birth_date":"1975-11-30"}`},
+		{"land", pc.aliceParcel, `{"parcel_id":"P-101","owner_id":"DR-0000101","area_m2":812}`},
+		{"land", pc.bobParcel, `{"parcel_id":"P-102","owner_id":"DR-0000102","area_m2":90}`},
+		{"business", "B-000101", `{"registration_no":"B-000101","owner_id":"DR-0000101","name":"Varga Bakery"}`},
 	} {
 		if _, err := loc.Registries.Put(ctx, r.reg, r.id, json.RawMessage(r.data), nil); err != nil {
 			t.Fatal(err)
@@ -356,12 +361,17 @@ func TestCitizenPortalInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	registrar := &siteapi.Client{BaseURL: pc.homeURL, Signer: pc.officialsKey("registrar")}
+	if _, err := registrar.SendMessage(context.Background(), siteapi.MessageRequest{Person: pc.alice.person,
+		Subject: "Your passport renewal", Body: "Your new passport is ready at the embassy in Northland."}); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, js := range []bool{false, true} {
 		b := pc.browser(t, js)
 		signInWithEID(t, b, js, pc.alice)
 		main := text(t, b, "main")
-		for _, want := range []string{"Alice Varga", pc.aliceParcel, "B-ALICE-1", "Varga Bakery"} {
+		for _, want := range []string{"Alice Varga", pc.aliceParcel, "B-000101", "Varga Bakery"} {
 			if !strings.Contains(main, want) {
 				t.Errorf("javascript=%v: my records lack %q", js, want)
 			}
@@ -435,10 +445,73 @@ func TestCitizenPortalInABrowser(t *testing.T) {
 			t.Fatalf("javascript=%v: the tracker does not show the extract's read: %s", js, tr)
 		}
 
+		inboxAndProcedures(t, pc, b, js)
 		if js {
 			passkeySignIn(t, pc, b)
 		}
 		checkSessionKinds(t, pc, b)
+	}
+}
+
+// inboxAndProcedures: the citizen reads the message an official sent
+// (the reading in the tracker), sees the notices, changes their address
+// (decided at once, the population record changed), and, as a parcel's
+// seller, starts its transfer and gives their consent in the queue.
+func inboxAndProcedures(t *testing.T, pc *portalCluster, b *browsertest.Browser, js bool) {
+	t.Helper()
+	do(t, b, chromedp.Navigate(portalIssuer+"/portal/inbox"))
+	axe(t, b, js, "/portal/inbox")
+	do(t, b, chromedp.Click(chromedp.CSS(`td a[href^="/portal/inbox/"]`)), chromedp.WaitVisible(chromedp.CSS(".body")))
+	if m := text(t, b, "main"); !strings.Contains(m, "ready at the embassy in Northland") {
+		t.Fatalf("javascript=%v: the message: %s", js, m)
+	}
+	axe(t, b, js, "/portal/inbox/{id}")
+	if js {
+		shot(t, b, "portal-message.png")
+	}
+	do(t, b, chromedp.Navigate(portalIssuer+"/portal/notices"))
+	axe(t, b, js, "/portal/notices")
+
+	do(t, b, chromedp.Navigate(portalIssuer+"/portal/procedures"))
+	axe(t, b, js, "/portal/procedures")
+	if js {
+		shot(t, b, "portal-procedures.png")
+	}
+	street := "12 Harbour Street"
+	if js {
+		street = "3 Station Road"
+	}
+	do(t, b,
+		chromedp.SetValue(chromedp.CSS("#change-address-street"), street),
+		chromedp.SetValue(chromedp.CSS("#change-address-city"), "Northland"),
+		chromedp.SetValue(chromedp.CSS("#change-address-postcode"), "10115"),
+		chromedp.Click(chromedp.CSS(`#p-change-address + form button`)))
+	waitAt(t, b, "/portal/cases/")
+	if m := text(t, b, "main"); !strings.Contains(m, "DECIDED") || !strings.Contains(m, "population record "+pc.alice.person) {
+		t.Fatalf("javascript=%v: change of address: %s", js, m)
+	}
+	axe(t, b, js, "/portal/cases/{id}")
+	do(t, b, chromedp.Navigate(portalIssuer+"/portal/records"))
+	if m := text(t, b, "main"); !strings.Contains(m, street+", 10115 Northland") {
+		t.Fatalf("javascript=%v: the new address is not in the records: %s", js, m)
+	}
+	if js {
+		return
+	}
+	do(t, b, chromedp.Navigate(portalIssuer+"/portal/procedures"),
+		chromedp.SetValue(chromedp.CSS("#transfer-parcel-parcel_id"), pc.aliceParcel),
+		chromedp.SetValue(chromedp.CSS("#transfer-parcel-buyer_id"), pc.bob.person),
+		chromedp.SetValue(chromedp.CSS("#transfer-parcel-price"), "25000"),
+		chromedp.Click(chromedp.CSS(`#p-transfer-parcel + form button`)))
+	waitAt(t, b, "/portal/cases/")
+	if m := text(t, b, "main"); !strings.Contains(m, "OPEN") {
+		t.Fatalf("transfer of a parcel: %s", m)
+	}
+	do(t, b, chromedp.Navigate(portalIssuer+"/portal/procedures"),
+		chromedp.Click(chromedp.CSS(`form[action="/portal/procedures/consent"] button`)))
+	waitAt(t, b, "/portal/cases/")
+	if m := text(t, b, "main"); !strings.Contains(m, "seller-consents: citizen "+pc.alice.person) {
+		t.Fatalf("the seller's consent: %s", m)
 	}
 }
 
@@ -546,6 +619,28 @@ func waitLocation(t *testing.T, b *browsertest.Browser, from string) {
 			t.Fatalf("still at %s after 30 s: %s", loc, text(t, b, "main"))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitAt waits until the browser is at a page whose address holds want.
+func waitAt(t *testing.T, b *browsertest.Browser, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		loc, err := browsertest.Run(b, 10*time.Second, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(loc, want) {
+			if err := b.Do(20*time.Second, chromedp.WaitReady(chromedp.CSS("footer"))); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("at %s after 30 s, not %s: %s", loc, want, text(t, b, "main"))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

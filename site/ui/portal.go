@@ -58,6 +58,8 @@ type Portal struct {
 	// Passkey runs a step ("begin" or "finish") of registering a passkey
 	// for the signed-in citizen, and returns the provider's JSON answer.
 	Passkey func(ctx context.Context, v Viewer, step, ceremony string, body io.Reader) ([]byte, error)
+	// Acts are the notices, the inbox and the procedures (portal_acts.go).
+	Acts PortalActs
 }
 
 // CSRFHeader carries the CSRF token of the passkey script's calls.
@@ -141,6 +143,7 @@ func (u *UI) portalRoutes() {
 	u.mux.HandleFunc("GET /portal/extracts/{id}", u.portalIssued)
 	u.mux.HandleFunc("GET /portal/extracts/{id}/{file}", u.portalIssuedFile)
 	u.mux.HandleFunc("POST /portal/passkeys/{step}", u.portalPasskey)
+	u.actsRoutes()
 }
 
 // portalPasskey relays the passkey registration ceremony of portal.js to
@@ -169,18 +172,22 @@ func (u *UI) portalPasskey(w http.ResponseWriter, r *http.Request) {
 	w.Write(out)
 }
 
-// portalNav is the portal's navigation once signed in.
-var portalNav = []struct{ href, label string }{
-	{"/portal/records", "My records"},
-	{"/portal/tracker", "Who read my records"},
-}
-
 func (u *UI) renderPortal(w http.ResponseWriter, r *http.Request, name, title string, v Viewer, data any, flash string) {
 	p := u.page(title, v, data, flash)
 	p.Static = "/portal/static"
 	p.Home = "/portal/"
-	if v.Session != "" {
-		for _, n := range portalNav {
+	a := u.opts.Portal.Acts
+	for _, n := range []struct {
+		href, label string
+		on          bool
+	}{
+		{"/portal/records", "My records", v.Session != ""},
+		{"/portal/tracker", "Who read my records", v.Session != ""},
+		{"/portal/inbox", "My inbox", v.Session != "" && a.Inbox != nil},
+		{"/portal/procedures", "Start a procedure", v.Session != "" && a.Procedures != nil},
+		{"/portal/notices", "Notices", a.Notices != nil},
+	} {
+		if n.on {
 			p.Nav = append(p.Nav, navItem{Href: n.href, Label: n.label, Current: n.href == r.URL.Path})
 		}
 	}
@@ -206,6 +213,18 @@ func (u *UI) citizen(w http.ResponseWriter, r *http.Request) (Viewer, bool) {
 	return v, true
 }
 
+// maybeCitizen is the signed-in citizen, or nobody, on a public page.
+func (u *UI) maybeCitizen(r *http.Request) Viewer {
+	if u.opts.Authorize == nil {
+		return Viewer{}
+	}
+	v, err := u.opts.Authorize(r, PagePortal)
+	if err != nil {
+		return Viewer{}
+	}
+	return v
+}
+
 // form parses a posted form and checks its CSRF token against binding
 // (the session, or the sign-in flow before there is one).
 func (u *UI) form(w http.ResponseWriter, r *http.Request, binding string) bool {
@@ -222,7 +241,7 @@ func (u *UI) form(w http.ResponseWriter, r *http.Request, binding string) bool {
 }
 
 func (u *UI) portalStart(w http.ResponseWriter, r *http.Request) {
-	if v, err := u.opts.Authorize(r, PagePortal); err == nil && v.Session != "" {
+	if v := u.maybeCitizen(r); v.Session != "" {
 		http.Redirect(w, r, "/portal/records", http.StatusSeeOther)
 		return
 	}
