@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"path"
 	"slices"
 	"sync"
 	"testing"
@@ -19,8 +20,8 @@ import (
 // 15): p99 ≤ 50 ms on 2 cores. BenchmarkPageRender is the cost of one page
 // alone, for the capacity that is left.
 func BenchmarkPageTTFB(b *testing.B) {
-	for _, page := range []string{"/ui/dashboard", "/ui/host"} {
-		b.Run(page[4:], func(b *testing.B) {
+	for _, page := range []string{"/ui/dashboard", "/ui/host", "/portal/records", "/portal/tracker"} {
+		b.Run(path.Base(page), func(b *testing.B) {
 			_, u := newFixture(b)
 			srv := httptest.NewServer(u)
 			defer srv.Close()
@@ -89,8 +90,8 @@ func BenchmarkPageTTFB(b *testing.B) {
 // BenchmarkPageRender is one page rendered in process, without HTTP.
 func BenchmarkPageRender(b *testing.B) {
 	_, u := newFixture(b)
-	for _, page := range []string{"/ui/dashboard", "/ui/host"} {
-		b.Run(page[4:], func(b *testing.B) {
+	for _, page := range []string{"/ui/dashboard", "/ui/host", "/portal/records", "/portal/tracker"} {
+		b.Run(path.Base(page), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				req := httptest.NewRequest("GET", page, nil)

@@ -29,6 +29,7 @@ type fixture struct {
 	host      *HostConsole
 	suspended []string
 	now       time.Time
+	portal    portalFixture
 }
 
 const testSession = "session-of-official-1"
@@ -78,7 +79,8 @@ func newFixture(t testing.TB) (*fixture, *UI) {
 			d := *f.dash
 			return &d, nil
 		},
-		Host: func(context.Context, Viewer) (*HostConsole, error) { return f.host, nil },
+		Host:   func(context.Context, Viewer) (*HostConsole, error) { return f.host, nil },
+		Portal: f.portal.portal(now),
 		Suspend: func(_ context.Context, guest, reason string) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
