@@ -15,7 +15,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -449,6 +448,22 @@ func (p *portal) token(v ui.Viewer) (string, error) {
 	return s.token, nil
 }
 
+// asCitizen calls the provider's bearer-token API with the citizen's own
+// access token (the citizen's access rules; an access entry where the
+// API records one), decoding the answer into out.
+func (p *portal) asCitizen(ctx context.Context, v ui.Viewer, method, path string, body io.Reader, out any) (*portalClient, error) {
+	c, err := p.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := p.token(v)
+	if err != nil {
+		return nil, err
+	}
+	_, err = c.call(ctx, method, path, tok, body, out)
+	return c, err
+}
+
 const (
 	purposeRecords = "the citizen reads their records in the portal"
 	purposeExtract = "the citizen asks for a certified extract in the portal"
@@ -459,30 +474,14 @@ func (p *portal) records(ctx context.Context, v ui.Viewer) (*ui.MyRecords, error
 	if err != nil {
 		return nil, err
 	}
-	tok, err := p.token(v)
-	if err != nil {
-		return nil, err
-	}
 	m := &ui.MyRecords{Person: v.ID}
 	for _, reg := range c.citizenRegistries {
 		var recs []identity.RecordResponse
-		if _, err := c.call(ctx, http.MethodGet, "/records/"+url.PathEscape(reg)+"?purpose="+url.QueryEscape(purposeRecords), tok, nil, &recs); err != nil {
+		if _, err := p.asCitizen(ctx, v, http.MethodGet, "/records/"+url.PathEscape(reg)+"?purpose="+url.QueryEscape(purposeRecords), nil, &recs); err != nil {
 			return nil, fmt.Errorf("registry %s: %w", reg, err)
 		}
 		for _, rr := range recs {
-			rv := ui.RecordView{Registry: reg, ID: rr.ID, Version: rr.Version}
-			var obj map[string]json.RawMessage
-			if err := json.Unmarshal(rr.Record, &obj); err != nil {
-				return nil, fmt.Errorf("registry %s record %s: %w", reg, rr.ID, err)
-			}
-			for k, val := range obj {
-				var s string
-				if json.Unmarshal(val, &s) != nil {
-					s = string(val)
-				}
-				rv.Fields = append(rv.Fields, ui.Field{Name: k, Value: s})
-			}
-			sort.Slice(rv.Fields, func(i, j int) bool { return rv.Fields[i].Name < rv.Fields[j].Name })
+			rv := ui.RecordView{Registry: reg, ID: rr.ID, Version: rr.Version, Fields: fields(rr.Record)}
 			if reg == c.cfg.PersonRegistry && rr.ID == v.ID {
 				var given, family string
 				for _, f := range rv.Fields {
@@ -505,16 +504,8 @@ func cond(ok bool, a, b string) string {
 }
 
 func (p *portal) tracker(ctx context.Context, v ui.Viewer) ([]ui.TrackRow, error) {
-	c, err := p.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := p.token(v)
-	if err != nil {
-		return nil, err
-	}
 	var seen []access.Seen
-	if _, err := c.call(ctx, http.MethodGet, "/tracker", tok, nil, &seen); err != nil {
+	if _, err := p.asCitizen(ctx, v, http.MethodGet, "/tracker", nil, &seen); err != nil {
 		return nil, err
 	}
 	rows := make([]ui.TrackRow, 0, len(seen))
@@ -529,17 +520,10 @@ func (p *portal) tracker(ctx context.Context, v ui.Viewer) ([]ui.TrackRow, error
 // citizen's access rule decides, and the read is an access entry with
 // the purpose), then issues the extract of that version as the officials'
 // API does.
-func (p *portal) extract(ctx context.Context, v ui.Viewer, reg, id string, fields []string) (string, error) {
-	c, err := p.client(ctx)
-	if err != nil {
-		return "", err
-	}
-	tok, err := p.token(v)
-	if err != nil {
-		return "", err
-	}
+func (p *portal) extract(ctx context.Context, v ui.Viewer, reg, id string, names []string) (string, error) {
 	var rr identity.RecordResponse
-	if _, err := c.call(ctx, http.MethodGet, "/records/"+url.PathEscape(reg)+"/"+url.PathEscape(id)+"?purpose="+url.QueryEscape(purposeExtract), tok, nil, &rr); err != nil {
+	c, err := p.asCitizen(ctx, v, http.MethodGet, "/records/"+url.PathEscape(reg)+"/"+url.PathEscape(id)+"?purpose="+url.QueryEscape(purposeExtract), nil, &rr)
+	if err != nil {
 		return "", err
 	}
 	sv := c.t.Served()
@@ -556,7 +540,7 @@ func (p *portal) extract(ctx context.Context, v ui.Viewer, reg, id string, field
 	if rec.Version != rr.Version {
 		return "", fmt.Errorf("%s record %s changed while you asked (version %d, now %d): ask again", reg, id, rr.Version, rec.Version)
 	}
-	picked, err := pickFields(reg, id, rec, fields)
+	picked, err := pickFields(reg, id, rec, names)
 	if err != nil {
 		return "", err
 	}
@@ -666,14 +650,6 @@ func authorizePortal(r *http.Request, id string, sess uiSession, ok bool) (ui.Vi
 // provider with the citizen's token: a citizen registers passkeys at home,
 // signed in (with their eID the first time).
 func (p *portal) passkey(ctx context.Context, v ui.Viewer, step, ceremony string, body io.Reader) ([]byte, error) {
-	c, err := p.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := p.token(v)
-	if err != nil {
-		return nil, err
-	}
 	path := "/passkey/register/begin"
 	if step == "finish" {
 		path = "/passkey/register/finish?session=" + url.QueryEscape(ceremony)
@@ -681,7 +657,7 @@ func (p *portal) passkey(ctx context.Context, v ui.Viewer, step, ceremony string
 		body = nil
 	}
 	var out json.RawMessage
-	if _, err := c.call(ctx, http.MethodPost, path, tok, body, &out); err != nil {
+	if _, err := p.asCitizen(ctx, v, http.MethodPost, path, body, &out); err != nil {
 		return nil, fmt.Errorf("passkey registration: %w", err)
 	}
 	return out, nil

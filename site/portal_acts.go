@@ -62,16 +62,8 @@ func (p *portal) notices(ctx context.Context) ([]ui.Notice, error) {
 }
 
 func (p *portal) inbox(ctx context.Context, v ui.Viewer) ([]ui.MessageRow, error) {
-	c, err := p.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := p.token(v)
-	if err != nil {
-		return nil, err
-	}
 	var hs []message.Header
-	if _, err := c.call(ctx, http.MethodGet, "/inbox", tok, nil, &hs); err != nil {
+	if _, err := p.asCitizen(ctx, v, http.MethodGet, "/inbox", nil, &hs); err != nil {
 		return nil, err
 	}
 	out := make([]ui.MessageRow, 0, len(hs))
@@ -82,16 +74,8 @@ func (p *portal) inbox(ctx context.Context, v ui.Viewer) ([]ui.MessageRow, error
 }
 
 func (p *portal) message(ctx context.Context, v ui.Viewer, id string) (*ui.MessageView, error) {
-	c, err := p.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := p.token(v)
-	if err != nil {
-		return nil, err
-	}
 	var m message.Message
-	if _, err := c.call(ctx, http.MethodGet, "/inbox/"+url.PathEscape(id), tok, nil, &m); err != nil {
+	if _, err := p.asCitizen(ctx, v, http.MethodGet, "/inbox/"+url.PathEscape(id), nil, &m); err != nil {
 		return nil, err
 	}
 	return &ui.MessageView{MessageRow: ui.MessageRow{ID: m.ID, From: m.From, Subject: m.Subject, Sent: m.Sent}, Body: m.Body, AgeBody: m.AgeBody}, nil

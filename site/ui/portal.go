@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -326,29 +327,52 @@ func (u *UI) portalSignOut(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *UI) portalRecords(w http.ResponseWriter, r *http.Request) {
-	v, ok := u.citizen(w, r)
-	if !ok {
-		return
-	}
-	m, err := u.opts.Portal.Records(r.Context(), v)
-	if err != nil {
-		u.portalProblem(w, r, http.StatusServiceUnavailable, "Your records cannot be shown", err)
-		return
-	}
-	u.renderPortal(w, r, "portal_records.html", "My records", v, m, "")
+	showCitizen(u, w, r, "portal_records.html", "My records", "Your records cannot be shown", u.opts.Portal.Records)
+}
+
+// trackerPage is how many reads the data tracker shows at once.
+const trackerPage = 50
+
+// TrackerView is one page of the data tracker.
+type TrackerView struct {
+	Rows              []TrackRow
+	Total, From, Upto int
+	Newer, Older      int // the from of the pages before and after; -1 for none
 }
 
 func (u *UI) portalTracker(w http.ResponseWriter, r *http.Request) {
+	showCitizen(u, w, r, "portal_tracker.html", "Who read my records", "The data tracker cannot be shown", func(ctx context.Context, v Viewer) (*TrackerView, error) {
+		rows, err := u.opts.Portal.Tracker(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		from, _ := strconv.Atoi(r.URL.Query().Get("from"))
+		from = max(0, min(from, len(rows)))
+		tv := &TrackerView{Total: len(rows), From: from, Upto: min(from+trackerPage, len(rows)), Newer: -1, Older: -1}
+		tv.Rows = rows[from:tv.Upto]
+		if from > 0 {
+			tv.Newer = max(0, from-trackerPage)
+		}
+		if tv.Upto < len(rows) {
+			tv.Older = tv.Upto
+		}
+		return tv, nil
+	})
+}
+
+// showCitizen serves a signed-in citizen's page from what get returns,
+// or a problem titled fail.
+func showCitizen[T any](u *UI, w http.ResponseWriter, r *http.Request, tpl, title, fail string, get func(context.Context, Viewer) (T, error)) {
 	v, ok := u.citizen(w, r)
 	if !ok {
 		return
 	}
-	rows, err := u.opts.Portal.Tracker(r.Context(), v)
+	d, err := get(r.Context(), v)
 	if err != nil {
-		u.portalProblem(w, r, http.StatusServiceUnavailable, "The data tracker cannot be shown", err)
+		u.portalProblem(w, r, http.StatusServiceUnavailable, fail, err)
 		return
 	}
-	u.renderPortal(w, r, "portal_tracker.html", "Who read my records", v, rows, "")
+	u.renderPortal(w, r, tpl, title, v, d, "")
 }
 
 func (u *UI) portalExtract(w http.ResponseWriter, r *http.Request) {

@@ -119,16 +119,7 @@ func (u *UI) portalNotices(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *UI) portalInbox(w http.ResponseWriter, r *http.Request) {
-	v, ok := u.citizen(w, r)
-	if !ok {
-		return
-	}
-	ms, err := u.opts.Portal.Acts.Inbox(r.Context(), v)
-	if err != nil {
-		u.portalProblem(w, r, http.StatusServiceUnavailable, "Your inbox cannot be shown", err)
-		return
-	}
-	u.renderPortal(w, r, "portal_inbox.html", "My inbox", v, ms, "")
+	showCitizen(u, w, r, "portal_inbox.html", "My inbox", "Your inbox cannot be shown", u.opts.Portal.Acts.Inbox)
 }
 
 func (u *UI) portalMessage(w http.ResponseWriter, r *http.Request) {
@@ -145,16 +136,7 @@ func (u *UI) portalMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *UI) portalProcedures(w http.ResponseWriter, r *http.Request) {
-	v, ok := u.citizen(w, r)
-	if !ok {
-		return
-	}
-	pv, err := u.opts.Portal.Acts.Procedures(r.Context(), v)
-	if err != nil {
-		u.portalProblem(w, r, http.StatusServiceUnavailable, "Procedures cannot be shown", err)
-		return
-	}
-	u.renderPortal(w, r, "portal_procedures.html", "Start a procedure", v, pv, "")
+	showCitizen(u, w, r, "portal_procedures.html", "Start a procedure", "Procedures cannot be shown", u.opts.Portal.Acts.Procedures)
 }
 
 func (u *UI) portalStartCase(w http.ResponseWriter, r *http.Request) {
