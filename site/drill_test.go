@@ -85,55 +85,67 @@ func startDrillCluster(t *testing.T) *drillCluster {
 		t.Fatal(err)
 	}
 
-	homeLn, northLn := drillListen(t), drillListen(t)
-	dc.homeURL, dc.northURL = "http://"+homeLn.Addr().String(), "http://"+northLn.Addr().String()
-	const nobody = "http://127.0.0.1:1"
-	passFile := filepath.Join(t.TempDir(), "pass")
-	if err := os.WriteFile(passFile, []byte(testPass), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewJSONHandler(dc.logs, nil))
-	lopts := guest.LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}
-	dc.northDir = filepath.Join(t.TempDir(), "north")
-	dc.north, err = site.Open(ctx, &site.Config{Site: "embassy-north", Listen: northLn.Addr().String(), InsecureLoopback: true,
-		DataDir: dc.northDir, PassphraseFile: passFile,
-		Guests: []site.GuestConfig{{Charter: dc.layout.Charter(), CheckpointKey: dc.layout.Key("site-checkpoint", "embassy-north"), Custody: dc.layout.Custody()}},
-		Peers:  map[string]string{"home": dc.homeURL, "embassy-south": nobody},
-	}, site.Options{Logger: logger.With("at", "embassy-north"), Local: lopts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lopts.Passphrase = []byte(testPass)
-	dc.home, err = site.Open(ctx, &site.Config{StateDir: dc.dir, Site: "home", Listen: homeLn.Addr().String(), InsecureLoopback: true,
-		Peers: map[string]string{"embassy-north": dc.northURL, "embassy-south": nobody},
-	}, site.Options{Logger: logger.With("at", "home"), Local: lopts})
-	if err != nil {
-		dc.north.Close()
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { dc.home.Serve(sctx, homeLn) })
-	wg.Go(func() { dc.north.Serve(sctx, northLn) })
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		if err := dc.home.Close(); err != nil {
-			t.Error(err)
-		}
-		if err := dc.north.Close(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("logs:\n%s", dc.logs.String())
-		}
-	})
+	dc.home, dc.north, dc.homeURL, dc.northURL, dc.northDir = serveHomeAndNorth(t, dc.dir, dc.logs)
 	guest := dc.c.Guest.ID
 	dc.homeCC = &siteapi.ContinuityClient{BaseURL: dc.homeURL, Guest: guest}
 	dc.northCC = &siteapi.ContinuityClient{BaseURL: dc.northURL, Guest: guest,
 		Signer: &siteapi.Signer{Guest: "demo-republic", Site: "embassy-north", Official: "cio", Key: officialKey(t, dc.dir, "cio")}}
 	dc.registrar = &siteapi.Client{BaseURL: dc.homeURL, Signer: siteapi.Signer{Guest: "demo-republic", Site: "home", Official: "registrar", Key: officialKey(t, dc.dir, "registrar")}}
 	return dc
+}
+
+// serveHomeAndNorth opens the home of the state in dir and an
+// embassy-north mirroring it, serves both on loopback (embassy-south at an
+// address nobody serves), and closes them when the test ends, printing
+// logs if it failed.
+func serveHomeAndNorth(t *testing.T, dir string, logs *syncBuffer) (home, north *site.Site, homeURL, northURL, northDir string) {
+	t.Helper()
+	ctx := context.Background()
+	layout := state.Layout{Dir: dir}
+	homeLn, northLn := drillListen(t), drillListen(t)
+	homeURL, northURL = "http://"+homeLn.Addr().String(), "http://"+northLn.Addr().String()
+	const nobody = "http://127.0.0.1:1"
+	passFile := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(passFile, []byte(testPass), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	lopts := guest.LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}
+	northDir = filepath.Join(t.TempDir(), "north")
+	north, err := site.Open(ctx, &site.Config{Site: "embassy-north", Listen: northLn.Addr().String(), InsecureLoopback: true,
+		DataDir: northDir, PassphraseFile: passFile,
+		Guests: []site.GuestConfig{{Charter: layout.Charter(), CheckpointKey: layout.Key("site-checkpoint", "embassy-north"), Custody: layout.Custody()}},
+		Peers:  map[string]string{"home": homeURL, "embassy-south": nobody},
+	}, site.Options{Logger: logger.With("at", "embassy-north"), Local: lopts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lopts.Passphrase = []byte(testPass)
+	home, err = site.Open(ctx, &site.Config{StateDir: dir, Site: "home", Listen: homeLn.Addr().String(), InsecureLoopback: true,
+		Peers: map[string]string{"embassy-north": northURL, "embassy-south": nobody},
+	}, site.Options{Logger: logger.With("at", "home"), Local: lopts})
+	if err != nil {
+		north.Close()
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { home.Serve(sctx, homeLn) })
+	wg.Go(func() { north.Serve(sctx, northLn) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		if err := home.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := north.Close(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	})
+	return home, north, homeURL, northURL, northDir
 }
 
 // until polls cond every 20ms for up to a minute.

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -21,7 +20,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,8 +32,6 @@ import (
 	"github.com/chancery-gov/chancery/internal/browsertest"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
-	"github.com/chancery-gov/chancery/internal/state"
-	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/services/access"
 	"github.com/chancery-gov/chancery/services/extract"
@@ -166,7 +162,6 @@ func startPortalCluster(t *testing.T) *portalCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layout := state.Layout{Dir: pc.dir}
 	loc, err := guest.OpenLocal(ctx, guest.LocalOptions{StateDir: pc.dir, Site: "home", Passphrase: []byte(testPass)})
 	if err != nil {
 		t.Fatal(err)
@@ -190,37 +185,7 @@ func startPortalCluster(t *testing.T) *portalCluster {
 		t.Fatal(err)
 	}
 
-	homeLn, northLn := drillListen(t), drillListen(t)
-	pc.homeURL = "http://" + homeLn.Addr().String()
-	northURL := "http://" + northLn.Addr().String()
-	const nobody = "http://127.0.0.1:1"
-	passFile := filepath.Join(t.TempDir(), "pass")
-	if err := os.WriteFile(passFile, []byte(testPass), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	lopts := guest.LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}
-	pc.north, err = site.Open(ctx, &site.Config{Site: "embassy-north", Listen: northLn.Addr().String(), InsecureLoopback: true,
-		DataDir: filepath.Join(t.TempDir(), "north"), PassphraseFile: passFile,
-		Guests: []site.GuestConfig{{Charter: layout.Charter(), CheckpointKey: layout.Key("site-checkpoint", "embassy-north"), Custody: layout.Custody()}},
-		Peers:  map[string]string{"home": pc.homeURL, "embassy-south": nobody},
-	}, site.Options{Logger: logger.With("at", "embassy-north"), Local: lopts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lopts.Passphrase = []byte(testPass)
-	pc.home, err = site.Open(ctx, &site.Config{StateDir: pc.dir, Site: "home", Listen: homeLn.Addr().String(), InsecureLoopback: true,
-		Peers: map[string]string{"embassy-north": northURL, "embassy-south": nobody},
-	}, site.Options{Logger: logger.With("at", "home"), Local: lopts})
-	if err != nil {
-		pc.north.Close()
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { pc.home.Serve(sctx, homeLn) })
-	wg.Go(func() { pc.north.Serve(sctx, northLn) })
+	pc.home, pc.north, pc.homeURL, _, _ = serveHomeAndNorth(t, pc.dir, &syncBuffer{})
 
 	// The state's issuer name, served by the home over TLS: the browser
 	// resolves it to this listener and trusts this certificate.
@@ -231,20 +196,7 @@ func startPortalCluster(t *testing.T) *portalCluster {
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{pc.tlsCert.Raw}, PrivateKey: tk}}}
 	srv.StartTLS()
 	pc.issuerAddr = srv.Listener.Addr().String()
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		wg.Wait()
-		if err := pc.home.Close(); err != nil {
-			t.Error(err)
-		}
-		if err := pc.north.Close(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("logs:\n%s", logs.String())
-		}
-	})
+	t.Cleanup(srv.Close)
 	pc.officialsKey = func(id string) siteapi.Signer {
 		return siteapi.Signer{Guest: pc.c.Guest.ID, Site: "home", Official: id, Key: officialKey(t, pc.dir, id)}
 	}
