@@ -183,4 +183,3 @@ func (g *officialsAPI) sendMessage(w http.ResponseWriter, r *http.Request, o *ch
 	}
 	writeJSON(w, http.StatusCreated, siteapi.MessageReceipt{ID: h.ID, Version: h.Version, Index: h.Index, SealedToCitizen: h.SealedToCitizen})
 }
-

@@ -60,7 +60,7 @@ the official who signs the request must hold one of the roles that may
 start the procedure. It prints the case id and the step it waits for,
 and the command that signs it.`,
 		Example: `  chancery case start register-birth --input-json '{"child_id":"DR-2026000001","given_name":"Nova","family_name":"Horak","birth_date":"2026-11-30","place_of_birth":"Northland","mother_id":"DR-0000001"}' --site embassy-north --official registrar`,
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := readInput(cmd, input, text)
 			if err != nil {
