@@ -109,6 +109,7 @@ type portal struct {
 	flows    map[string]portalFlow
 	extracts map[string][]*ui.IssuedExtract // by session id
 	issuers  map[*guest.Local]*extract.Issuer
+	clients  map[*guest.Local]*portalClient // the relying party over each unsealed state
 }
 
 type portalFlow struct {
@@ -148,7 +149,7 @@ func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func newPortal(s *Site) *portal {
-	return &portal{s: s, flows: map[string]portalFlow{}, extracts: map[string][]*ui.IssuedExtract{}, issuers: map[*guest.Local]*extract.Issuer{}}
+	return &portal{s: s, flows: map[string]portalFlow{}, extracts: map[string][]*ui.IssuedExtract{}, issuers: map[*guest.Local]*extract.Issuer{}, clients: map[*guest.Local]*portalClient{}}
 }
 
 // options are the portal's functions for site/ui.
@@ -172,9 +173,9 @@ func isPortalPath(rt issuerRoute, path string) bool {
 // client builds the portal's relying party for the tenant of ctx over its
 // unsealed state.
 func (p *portal) client(ctx context.Context) (*portalClient, error) {
-	t, _ := ctx.Value(portalCtxKey{}).(*tenant)
-	if t == nil {
-		return nil, errors.New("the portal is served on the state's issuer name only")
+	t, err := tenantOf(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := p.s.identityOf(t); err != nil {
 		return nil, err
@@ -183,6 +184,28 @@ func (p *portal) client(ctx context.Context) (*portalClient, error) {
 	if sv == nil {
 		return nil, fmt.Errorf("guest %s is not served at site %s", t.ID(), t.Site())
 	}
+	p.mu.Lock()
+	c := p.clients[sv.Local]
+	p.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	if c, err = p.newClient(t, sv); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.clients) > 8 {
+		clear(p.clients) // states of earlier unsealings
+	}
+	p.clients[sv.Local] = c
+	return c, nil
+}
+
+// newClient builds the portal's relying party over one unsealed state:
+// its charter's configuration, its client key, its provider.
+func (p *portal) newClient(t *tenant, sv *guest.Served) (*portalClient, error) {
+	var err error
 	c := &portalClient{t: t}
 	if _, err := sv.Local.Charter.Service(identity.Section, &c.cfg); err != nil {
 		return nil, err
