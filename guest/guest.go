@@ -48,6 +48,9 @@ type Guest struct {
 	peers   pintls.PeerKeys // sites of the guest's charter, by TLS key
 	susp    *suspensions
 	notices *noticeIndex
+	// noticeMu serializes PublishNotice's check for a used id and its
+	// append, so one id is recorded once (notices.go). A leaf.
+	noticeMu sync.Mutex
 	writers *epochWriters
 
 	key      ed25519.PrivateKey // the site's checkpoint key for this guest: receipts, and checkpoints when it writes

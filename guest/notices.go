@@ -91,6 +91,14 @@ func (t *Guest) PublishNotice(ctx context.Context, s *notice.Signed) (uint64, er
 	if err != nil {
 		return 0, &RefusedError{Msg: err.Error()}
 	}
+	// The check for a used id reads the published tree: wait until it
+	// holds every entry appended so far, and let no other publication in
+	// between the check and the append.
+	t.noticeMu.Lock()
+	defer t.noticeMu.Unlock()
+	if _, _, err := l.WaitPublished(ctx, l.Size()); err != nil {
+		return 0, fmt.Errorf("notice %s: wait for the ledger's checkpoint: %w", s.Notice.ID, err)
+	}
 	held, err := t.publicNotices(ctx)
 	if err != nil {
 		return 0, err

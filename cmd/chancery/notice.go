@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -118,16 +119,9 @@ func runNoticeDraft(w io.Writer, o noticeDraftOptions) error {
 	if _, ok := c.Site(o.site); !ok {
 		return fmt.Errorf("notice draft: --site %q is not a site of %s", o.site, c.Guest.ID)
 	}
-	body := o.body
-	if o.bodyFile != "" {
-		if body != "" {
-			return errors.New("notice draft: give --body or --body-file, not both")
-		}
-		b, err := fsutil.Read(o.bodyFile, maxNoticeFile)
-		if err != nil {
-			return fmt.Errorf("notice draft: --body-file: %w", err)
-		}
-		body = string(b)
+	body, err := textOf(o.body, o.bodyFile)
+	if err != nil {
+		return fmt.Errorf("notice draft: %w", err)
 	}
 	if o.id == "" {
 		var r [6]byte
@@ -152,6 +146,21 @@ func runNoticeDraft(w io.Writer, o noticeDraftOptions) error {
 	_, err = fmt.Fprintf(w, "drafted notice %s (class %s) in %s\nit needs: %s\nnext: chancery notice sign %s --official ID --key KEY\n",
 		o.id, o.class, o.out, describeRule(rule), o.out)
 	return err
+}
+
+// textOf is the text --body gives, or the file --body-file names.
+func textOf(body, bodyFile string) (string, error) {
+	if bodyFile == "" {
+		return body, nil
+	}
+	if body != "" {
+		return "", errors.New("give --body or --body-file, not both")
+	}
+	b, err := fsutil.Read(bodyFile, maxNoticeFile)
+	if err != nil {
+		return "", fmt.Errorf("--body-file: %w", err)
+	}
+	return string(b), nil
 }
 
 func noticeClasses(cfg notice.Config) []string {
@@ -250,23 +259,11 @@ func runNoticeSign(w io.Writer, o noticeSignOptions) error {
 			return fmt.Errorf("notice sign %s: --official: %s is not an official of %s", o.file, o.official, c.Guest.ID)
 		}
 	}
-	pass, err := readPassphrase(o.passFile, os.Stdin, os.Stderr)
-	if err != nil {
-		return fmt.Errorf("notice sign %s: %w", o.file, err)
-	}
-	key, err := keyfile.ReadEd25519(o.keyFile, keyfile.Protector{Passphrase: pass})
-	clear(pass)
+	key, err := openOfficialKey(c, o.official, o.keyFile, o.passFile)
 	if err != nil {
 		return fmt.Errorf("notice sign %s: %w", o.file, err)
 	}
 	defer clear(key)
-	if c != nil {
-		off, _ := c.Official(o.official)
-		pub, err := off.PublicKey()
-		if err != nil || !pub.Equal(key.Public()) {
-			return fmt.Errorf("notice sign %s: --key %s is not the key the charter gives official %s", o.file, o.keyFile, o.official)
-		}
-	}
 	sig, err := notice.Sign(&s.Notice, o.official, key)
 	if err != nil {
 		return fmt.Errorf("notice sign %s: %w", o.file, err)
@@ -285,6 +282,31 @@ func runNoticeSign(w io.Writer, o noticeSignOptions) error {
 		return err
 	}
 	return printNoticeQuorum(w, c, s)
+}
+
+// openOfficialKey opens an official's sealed signing key, its passphrase
+// from passFile or the environment; with a charter, the key must be the
+// one the charter gives the official, so that a mistake shows before the
+// signature travels. The caller clears the key.
+func openOfficialKey(c *charter.Charter, official, keyFile, passFile string) (ed25519.PrivateKey, error) {
+	pass, err := readPassphrase(passFile, os.Stdin, os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	key, err := keyfile.ReadEd25519(keyFile, keyfile.Protector{Passphrase: pass})
+	clear(pass)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		off, _ := c.Official(official)
+		pub, err := off.PublicKey()
+		if err != nil || !pub.Equal(key.Public()) {
+			clear(key)
+			return nil, fmt.Errorf("--key %s is not the key charter %s v%d gives official %s", keyFile, c.Guest.ID, c.Version, official)
+		}
+	}
+	return key, nil
 }
 
 // printNoticeQuorum says whether the notice's signatures meet its class's
@@ -464,15 +486,9 @@ issuer) after signing in, and each reading is an access entry too
 		Example: `  chancery message send DR-0001 --subject "Your passport" --body "It is ready at embassy-north." --site embassy-north --official registrar`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if bodyFile != "" {
-				if body != "" {
-					return errors.New("message send: give --body or --body-file, not both")
-				}
-				b, err := fsutil.Read(bodyFile, maxNoticeFile)
-				if err != nil {
-					return fmt.Errorf("message send: --body-file: %w", err)
-				}
-				body = string(b)
+			body, err := textOf(body, bodyFile)
+			if err != nil {
+				return fmt.Errorf("message send: %w", err)
 			}
 			return f.run(cmd, func(ctx context.Context, t *target) error {
 				rc, err := t.client().SendMessage(ctx, siteapi.MessageRequest{Person: args[0], Subject: subject, Body: body, Lang: lang})

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -347,23 +346,11 @@ func runOrderSign(w io.Writer, o orderSignOptions) error {
 			return fmt.Errorf("order sign %s: official %s has already signed order %s", o.File, o.Official, so.Order.ID)
 		}
 	}
-	pass, err := readPassphrase(o.PassphraseFile, os.Stdin, os.Stderr)
-	if err != nil {
-		return fmt.Errorf("order sign %s: %w", o.File, err)
-	}
-	key, err := keyfile.ReadEd25519(o.KeyFile, keyfile.Protector{Passphrase: pass})
-	clear(pass)
+	key, err := openOfficialKey(c, o.Official, o.KeyFile, o.PassphraseFile)
 	if err != nil {
 		return fmt.Errorf("order sign %s: %w", o.File, err)
 	}
 	defer clear(key)
-	if c != nil {
-		off, _ := c.Official(o.Official)
-		pub, err := off.PublicKey()
-		if err != nil || !pub.Equal(key.Public()) {
-			return fmt.Errorf("order sign %s: --key %s is not the key charter %s v%d gives official %s", o.File, o.KeyFile, c.Guest.ID, c.Version, o.Official)
-		}
-	}
 	if err := continuity.Sign(so, o.Official, key); err != nil {
 		return fmt.Errorf("order sign %s: %w", o.File, err)
 	}
