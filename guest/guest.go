@@ -51,7 +51,7 @@ type Guest struct {
 	// noticeMu serializes PublishNotice's check for a used id and its
 	// append, so one id is recorded once (notices.go). A leaf.
 	noticeMu sync.Mutex
-	writers *epochWriters
+	writers  *epochWriters
 
 	key      ed25519.PrivateKey // the site's checkpoint key for this guest: receipts, and checkpoints when it writes
 	cosigner *ledger.Cosigner

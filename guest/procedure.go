@@ -56,22 +56,9 @@ func (a Actor) check() error {
 }
 
 // QueueItem is one open case waiting for a step a role signs (or, for a
-// citizen's queue, the citizen's consent).
-type QueueItem struct {
-	Case      string `json:"case"`
-	Procedure string `json:"procedure"`
-	Title     string `json:"title"`
-	Step      string `json:"step"`
-	Role      string `json:"role,omitempty"`
-	// Signatures is how many the step needs, Signed how many it has.
-	Signatures int    `json:"signatures,omitempty"`
-	Signed     int    `json:"signed"`
-	Starter    string `json:"starter"`
-	Opened     string `json:"opened"` // RFC 3339
-	// Subject is what the step's officials sign for (StepClaim.Subject).
-	Subject string `json:"subject"`
-	Version uint64 `json:"version"`
-}
+// citizen's queue, the citizen's consent): the wire type itself, so the
+// portal and the desk serve what the guest lists.
+type QueueItem = siteapi.QueueItem
 
 // Procedures serves the guest's declared procedures over its unsealed
 // state. It is valid while that state is (Guest.Procedures hands out a new
@@ -137,8 +124,11 @@ func (p *Procedures) Lookup(id string) (*procedure.Procedure, bool) {
 }
 
 func (p *Procedures) writable() error {
-	if p.t.currentMode() != siteapi.ModeActive || p.sv.ReadOnly {
-		return fmt.Errorf("guest %s at site %s is %s%s: %w", p.t.id, p.t.site, p.t.currentMode(), map[bool]string{true: " read-only"}[p.sv.ReadOnly], ErrNotWritable)
+	switch m := p.t.currentMode(); {
+	case m != siteapi.ModeActive:
+		return fmt.Errorf("guest %s at site %s is %s: %w", p.t.id, p.t.site, m, ErrNotWritable)
+	case p.sv.ReadOnly:
+		return fmt.Errorf("guest %s at site %s was activated read-only: %w", p.t.id, p.t.site, ErrNotWritable)
 	}
 	return nil
 }

@@ -172,11 +172,7 @@ func (g *officialsAPI) queue(w http.ResponseWriter, r *http.Request, o *charter.
 		g.failCase(w, r, err, "")
 		return
 	}
-	out := siteapi.QueueResponse{Role: role, Cases: make([]siteapi.QueueItem, len(items))}
-	for i, it := range items {
-		out.Cases[i] = siteapi.QueueItem(it)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, siteapi.QueueResponse{Role: role, Cases: items})
 }
 
 func (g *officialsAPI) paymentFile(w http.ResponseWriter, r *http.Request, o *charter.Official) {

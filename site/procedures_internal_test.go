@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chancery-gov/chancery/continuity"
+	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/services/procedure"
@@ -205,12 +206,15 @@ func TestPaymentRunThroughTheAPI(t *testing.T) {
 	_, err = cio.CheckPaymentFile(ctx, run.Case.ID, file)
 	f.refused(t, "a check before approval", err, http.StatusConflict, "step", size)
 
-	ministers := []string{"min-interior", "min-justice"}
-	cur := run
-	for _, m := range ministers {
-		if cur, err = f.as(t, m).SubmitStep(ctx, f.sign(t, run, m)); err != nil {
-			t.Fatalf("%s approves: %v", m, err)
-		}
+	cur, err := f.as(t, "min-interior").SubmitStep(ctx, f.sign(t, run, "min-interior"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	size = f.tn.Ledger().Size()
+	_, err = f.as(t, "min-interior").SubmitStep(ctx, f.sign(t, run, "min-interior"))
+	f.refused(t, "a step signed twice by the same official", err, http.StatusForbidden, "official", size)
+	if cur, err = f.as(t, "min-justice").SubmitStep(ctx, f.sign(t, run, "min-justice")); err != nil {
+		t.Fatal(err)
 	}
 	if cur.Case.State != procedure.StateDecided {
 		t.Fatalf("after two ministers: %s", cur.Case.State)
@@ -235,5 +239,77 @@ func TestPaymentRunThroughTheAPI(t *testing.T) {
 	}
 	if err := procedure.VerifyPaymentFile(f.tn.Charter(), bad, a); !errors.Is(err, procedure.ErrDigestMismatch) {
 		t.Fatalf("the bank's offline check of an altered file: %v", err)
+	}
+}
+
+// TestCitizenSteps: the citizen path the portal calls (guest.Procedures
+// with a signed-in citizen). A notary opens a parcel transfer; the
+// seller's queue shows it; the buyer cannot consent for the seller; each
+// consents in turn; the notary's signature decides it and the parcel's
+// owner changes. A citizen reads a case that names them (one access
+// entry, reader citizen, no person in clear) and is refused another's.
+func TestCitizenSteps(t *testing.T) {
+	f := startAccessFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := f.api.Put(ctx, "land", "P-77", json.RawMessage(`{"parcel_id":"P-77","owner_id":"DR-0000001"}`)); err != nil {
+		t.Fatal(err)
+	}
+	procs, err := f.tn.Procedures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seller, buyer := guest.Actor{Citizen: "DR-0000001"}, guest.Actor{Citizen: "DR-0000002"}
+	opened, err := f.as(t, "notary").StartCase(ctx, "transfer-parcel", json.RawMessage(`{"parcel_id":"P-77","seller_id":"DR-0000001","buyer_id":"DR-0000002","price":1000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := procs.Queue(ctx, seller, "")
+	if err != nil || len(q) != 1 || q[0].Case != opened.Case.ID || q[0].Step != "seller-consents" {
+		t.Fatalf("the seller's queue: %+v, %v", q, err)
+	}
+	if q, err := procs.Queue(ctx, buyer, ""); err != nil || len(q) != 0 {
+		t.Fatalf("the buyer's queue before the seller consents: %+v, %v", q, err)
+	}
+	size := f.tn.Ledger().Size()
+	_, err = procs.Submit(ctx, buyer, &procedure.Submission{Case: opened.Case.ID, Step: "seller-consents"})
+	var rf *procedure.Refusal
+	if !errors.As(err, &rf) || rf.Field != "citizen" || f.tn.Ledger().Size() != size {
+		t.Fatalf("the buyer consenting for the seller: %v", err)
+	}
+	for _, st := range []struct {
+		who  guest.Actor
+		step string
+	}{{seller, "seller-consents"}, {buyer, "buyer-consents"}} {
+		if _, err := procs.Submit(ctx, st.who, &procedure.Submission{Case: opened.Case.ID, Step: st.step}); err != nil {
+			t.Fatalf("%s: %v", st.step, err)
+		}
+	}
+	if q, err := f.as(t, "notary").Queue(ctx, "notary"); err != nil || len(q.Cases) != 1 || q.Cases[0].Step != "notarise" {
+		t.Fatalf("the notary's queue: %+v, %v", q, err)
+	}
+	r, err := f.as(t, "notary").Case(ctx, opened.Case.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.as(t, "notary").SubmitStep(ctx, f.sign(t, r, "notary")); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := f.api.Get(ctx, "land", "P-77", registry.AsOf{})
+	if err != nil || !strings.Contains(string(rec.Data), `"owner_id":"DR-0000002"`) || !strings.Contains(string(rec.Data), `"parcel_id":"P-77"`) {
+		t.Fatalf("the parcel after the transfer: %s, %v", rec.Data, err)
+	}
+
+	from := f.tn.Ledger().Size()
+	c, err := procs.Case(ctx, buyer, opened.Case.ID)
+	if err != nil || c.State != procedure.StateDecided {
+		t.Fatalf("the buyer reads the case: %+v, %v", c, err)
+	}
+	es, raws, size := f.entriesSince(t, from)
+	if size != from+1 || len(es) != 1 || es[0].Reader != continuity.ReaderCitizen || es[0].Registry != procedure.CasesRegistry || strings.Contains(string(raws[0]), "DR-0000002") {
+		t.Fatalf("the citizen's read appended %d entries: %+v", size-from, es)
+	}
+	if _, err := procs.Case(ctx, guest.Actor{Citizen: "DR-0000003"}, opened.Case.ID); !errors.Is(err, guest.ErrNotAllowed) {
+		t.Fatalf("a citizen the case does not name: %v", err)
 	}
 }

@@ -1,8 +1,10 @@
 package siteapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -54,7 +56,9 @@ func (r *CaseResponse) Claim(official string) (procedure.StepClaim, error) {
 	return procedure.StepClaim{Guest: r.Guest, Case: r.Case.ID, Procedure: r.Case.Procedure, Step: r.Waiting.ID, Subject: r.Case.Subject, Official: official}, nil
 }
 
-// QueueItem is one open case in a queue.
+// QueueItem is one open case in a queue: the step it waits for, the
+// role that signs it, how many signatures it needs (Signatures) and has
+// (Signed), and the subject the signers sign.
 type QueueItem struct {
 	Case       string `json:"case"`
 	Procedure  string `json:"procedure"`
@@ -126,27 +130,30 @@ func (c *Client) Queue(ctx context.Context, role string) (*QueueResponse, error)
 
 // PaymentFile downloads a payment run's pain.001 file.
 func (c *Client) PaymentFile(ctx context.Context, caseID string) ([]byte, error) {
-	req, err := signedRequest(ctx, &c.Signer, http.MethodGet, c.url(casePath(caseID)+"/payment-file", nil), nil)
-	if err != nil {
-		return nil, err
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, decodeError(resp)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
+	var buf bytes.Buffer
+	if _, err := c.download(ctx, c.url(casePath(caseID)+"/payment-file", nil), &limitedWriter{w: &buf, n: maxAnswer}); err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("site: payment file of case %s: %w", caseID, err)
 	}
-	return b, nil
+	return buf.Bytes(), nil
+}
+
+// limitedWriter refuses more than n bytes: a file read into memory is
+// bounded like a JSON answer.
+type limitedWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.n {
+		return 0, fmt.Errorf("answer larger than %d bytes", maxAnswer)
+	}
+	l.n -= int64(len(p))
+	return l.w.Write(p)
 }
 
 // Approval reads an approved payment run's approval, what a bank checks
