@@ -42,7 +42,7 @@ type drillCluster struct {
 	population, records int // loaded before the sites start
 }
 
-func drillListen(t *testing.T) net.Listener {
+func drillListen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,7 +85,7 @@ func startDrillCluster(t *testing.T) *drillCluster {
 		t.Fatal(err)
 	}
 
-	dc.home, dc.north, dc.homeURL, dc.northURL, dc.northDir = serveHomeAndNorth(t, dc.dir, dc.logs)
+	dc.home, dc.north, dc.homeURL, dc.northURL, dc.northDir = serveHomeAndNorth(t, dc.dir, dc.logs, time.Millisecond)
 	guest := dc.c.Guest.ID
 	dc.homeCC = &siteapi.ContinuityClient{BaseURL: dc.homeURL, Guest: guest}
 	dc.northCC = &siteapi.ContinuityClient{BaseURL: dc.northURL, Guest: guest,
@@ -95,10 +95,11 @@ func startDrillCluster(t *testing.T) *drillCluster {
 }
 
 // serveHomeAndNorth opens the home of the state in dir and an
-// embassy-north mirroring it, serves both on loopback (embassy-south at an
-// address nobody serves), and closes them when the test ends, printing
-// logs if it failed.
-func serveHomeAndNorth(t *testing.T, dir string, logs *syncBuffer) (home, north *site.Site, homeURL, northURL, northDir string) {
+// embassy-north mirroring it, their ledgers publishing a checkpoint at
+// most every checkpointEvery (tests want it short, benchmarks as serve
+// runs), serves both on loopback (embassy-south at an address nobody
+// serves), and closes them when the test ends, printing logs if it failed.
+func serveHomeAndNorth(t testing.TB, dir string, logs *syncBuffer, checkpointEvery time.Duration) (home, north *site.Site, homeURL, northURL, northDir string) {
 	t.Helper()
 	ctx := context.Background()
 	layout := state.Layout{Dir: dir}
@@ -110,7 +111,7 @@ func serveHomeAndNorth(t *testing.T, dir string, logs *syncBuffer) (home, north 
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	lopts := guest.LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}
+	lopts := guest.LocalOptions{Ledger: ledger.Options{CheckpointInterval: checkpointEvery}}
 	northDir = filepath.Join(t.TempDir(), "north")
 	north, err := site.Open(ctx, &site.Config{Site: "embassy-north", Listen: northLn.Addr().String(), InsecureLoopback: true,
 		DataDir: northDir, PassphraseFile: passFile,

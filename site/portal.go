@@ -497,13 +497,26 @@ func (p *portal) records(ctx context.Context, v ui.Viewer) (*ui.MyRecords, error
 	if err != nil {
 		return nil, err
 	}
+	// One find per registry, at once: each is an access entry made
+	// durable before it answers, and appended together they share the
+	// ledger's sync instead of waiting for one another's.
+	found := make([][]identity.RecordResponse, len(c.citizenRegistries))
+	errs := make([]error, len(c.citizenRegistries))
+	var wg sync.WaitGroup
+	for i, reg := range c.citizenRegistries {
+		wg.Go(func() {
+			if _, err := p.asCitizen(ctx, v, http.MethodGet, "/records/"+url.PathEscape(reg)+"?purpose="+url.QueryEscape(purposeRecords), nil, &found[i]); err != nil {
+				errs[i] = fmt.Errorf("registry %s: %w", reg, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	m := &ui.MyRecords{Person: v.ID}
-	for _, reg := range c.citizenRegistries {
-		var recs []identity.RecordResponse
-		if _, err := p.asCitizen(ctx, v, http.MethodGet, "/records/"+url.PathEscape(reg)+"?purpose="+url.QueryEscape(purposeRecords), nil, &recs); err != nil {
-			return nil, fmt.Errorf("registry %s: %w", reg, err)
-		}
-		for _, rr := range recs {
+	for i, reg := range c.citizenRegistries {
+		for _, rr := range found[i] {
 			rv := ui.RecordView{Registry: reg, ID: rr.ID, Version: rr.Version, Fields: fields(rr.Record)}
 			if reg == c.cfg.PersonRegistry && rr.ID == v.ID {
 				var given, family string

@@ -58,7 +58,7 @@ type eidHolder struct {
 
 // sign is what the citizen's eID tool does with a challenge: sign the
 // issuer-bound message with the card's key.
-func (h eidHolder) sign(t *testing.T, challenge string) string {
+func (h eidHolder) sign(t testing.TB, challenge string) string {
 	t.Helper()
 	raw, err := base64.RawURLEncoding.DecodeString(challenge)
 	if err != nil {
@@ -72,7 +72,7 @@ func (h eidHolder) sign(t *testing.T, challenge string) string {
 	return base64.StdEncoding.EncodeToString(sig)
 }
 
-func mustCert(t *testing.T, tmpl, parent *x509.Certificate, pub any, key *ecdsa.PrivateKey) *x509.Certificate {
+func mustCert(t testing.TB, tmpl, parent *x509.Certificate, pub any, key *ecdsa.PrivateKey) *x509.Certificate {
 	t.Helper()
 	if parent == nil {
 		parent = tmpl
@@ -104,7 +104,9 @@ type portalCluster struct {
 	officialsKey func(id string) siteapi.Signer
 }
 
-func startPortalCluster(t *testing.T) *portalCluster {
+// startPortalCluster founds the state and serves it; checkpointEvery is
+// the ledgers' checkpoint interval.
+func startPortalCluster(t testing.TB, checkpointEvery time.Duration) *portalCluster {
 	t.Helper()
 	ctx := context.Background()
 	pc := &portalCluster{aliceParcel: "P-101", bobParcel: "P-102"}
@@ -185,7 +187,7 @@ func startPortalCluster(t *testing.T) *portalCluster {
 		t.Fatal(err)
 	}
 
-	pc.home, pc.north, pc.homeURL, _, _ = serveHomeAndNorth(t, pc.dir, &syncBuffer{})
+	pc.home, pc.north, pc.homeURL, _, _ = serveHomeAndNorth(t, pc.dir, &syncBuffer{}, checkpointEvery)
 
 	// The state's issuer name, served by the home over TLS: the browser
 	// resolves it to this listener and trusts this certificate.
@@ -308,7 +310,7 @@ func TestCitizenPortalInABrowser(t *testing.T) {
 	if browsertest.Find() == "" && os.Getenv("CI") != "true" {
 		t.Skip("no chromium")
 	}
-	pc := startPortalCluster(t)
+	pc := startPortalCluster(t, time.Millisecond)
 	verifier, err := offline.NewVerifier(pc.c)
 	if err != nil {
 		t.Fatal(err)
