@@ -331,8 +331,15 @@ func (p *portal) begin(ctx context.Context) (*ui.SignIn, error) {
 		}
 	}
 	if len(p.flows) >= portalMaxFlows {
-		p.mu.Unlock()
-		return nil, fmt.Errorf("%d sign-ins are in progress at this site", len(p.flows))
+		// Anyone may begin a sign-in: when too many are open, the oldest
+		// gives way, so a flood delays sign-ins rather than stopping them.
+		oldest := ""
+		for k, v := range p.flows {
+			if oldest == "" || v.expires.Before(p.flows[oldest].expires) {
+				oldest = k
+			}
+		}
+		delete(p.flows, oldest)
 	}
 	p.flows[flow] = f
 	p.mu.Unlock()
