@@ -32,6 +32,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/browsertest"
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
+	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/services/access"
 	"github.com/chancery-gov/chancery/services/extract"
@@ -630,5 +631,39 @@ func waitFile(t *testing.T, path string) []byte {
 			t.Fatalf("no download %s after 30 s (the directory holds %v)", filepath.Base(path), names)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestPortalNeedsItsClient: a charter that names an issuer but no portal
+// client gets no portal, and the page says what the charter lacks; the
+// site's own address serves no portal at all.
+func TestPortalNeedsItsClient(t *testing.T) {
+	dir := foundWithIssuer(t, portalIssuer)
+	s, err := site.Open(context.Background(), &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true,
+		Replication: site.ReplicationConfig{Disabled: true}}, site.Options{
+		Local: guest.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	get := func(host string) (int, string) {
+		req, _ := http.NewRequest("GET", srv.URL+"/portal/signin", nil)
+		req.Host = host
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get(portalHost); code != http.StatusServiceUnavailable || !strings.Contains(body, "names no portal client") {
+		t.Fatalf("a charter without a portal client: %d %s", code, body)
+	}
+	if code, _ := get("127.0.0.1"); code != http.StatusNotFound {
+		t.Fatalf("the portal under the site's own address: %d", code)
 	}
 }
