@@ -99,6 +99,10 @@ type Options struct {
 	// RootsRebuilt, if set, counts the times a root key was held in this
 	// process (an activation's shares combined, a home's key file opened).
 	RootsRebuilt *atomic.Uint64
+	// OuterRotateBelow: an activated site rotates its own outer key as it
+	// unseals once fewer seals than this remain in the key's nonce budget
+	// (default DefaultOuterRotateBelow; rotate.go).
+	OuterRotateBelow uint64
 }
 
 // RefusedError is a request the guest refuses as it stands: 422 over

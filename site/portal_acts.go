@@ -219,7 +219,7 @@ func (p *portal) consent(ctx context.Context, v ui.Viewer, caseID, step string) 
 	return err
 }
 
-func (p *portal) readCase(ctx context.Context, v ui.Viewer, id string) (*ui.CaseView, error) {
+func (p *portal) readCase(ctx context.Context, v ui.Viewer, id string) (*ui.CitizenCase, error) {
 	pr, actor, err := p.procs(ctx, v)
 	if err != nil {
 		return nil, err
@@ -228,7 +228,7 @@ func (p *portal) readCase(ctx context.Context, v ui.Viewer, id string) (*ui.Case
 	if err != nil {
 		return nil, err
 	}
-	cv := &ui.CaseView{ID: c.ID, Title: c.Procedure, State: c.State, Input: fields(c.Input)}
+	cv := &ui.CitizenCase{ID: c.ID, Title: c.Procedure, State: c.State, Input: fields(c.Input)}
 	if d, ok := pr.Lookup(c.Procedure); ok {
 		cv.Title = d.Title
 	}

@@ -137,6 +137,7 @@ func keepSites(cmd *cobra.Command, rep *demo.Report, passphraseFile string) erro
 		// The pages (docs/ui.md): a signed request opens a browser session.
 		fmt.Fprintf(w, "   pages: the continuity dashboard is at <site>/ui/dashboard, the host console at <site>/ui/host; open a session with\n")
 		fmt.Fprintf(w, "     chancery ui login --site home --official min-interior   (prints a single-use link)\n")
+		fmt.Fprintf(w, "   the officials' desk (cases, record search, orders to sign) at the activated embassy: %s/ui/desk\n", cmp.Or(rep.SiteURLs["embassy-north"], "<embassy-north>"))
 	}
 	<-cmd.Context().Done()
 	fmt.Fprintln(w, "== stopping the sites")

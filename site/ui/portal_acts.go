@@ -29,7 +29,7 @@ type PortalActs struct {
 	// gives the citizen's consent to a case's step; Case reads a case.
 	Start   func(ctx context.Context, v Viewer, procedure string, form url.Values) (string, error)
 	Consent func(ctx context.Context, v Viewer, caseID, step string) error
-	Case    func(ctx context.Context, v Viewer, id string) (*CaseView, error)
+	Case    func(ctx context.Context, v Viewer, id string) (*CitizenCase, error)
 }
 
 // Notice is one public notice.
@@ -82,8 +82,8 @@ type Waiting struct {
 	Input                      []Field
 }
 
-// CaseView is a case as the citizen sees it.
-type CaseView struct {
+// CitizenCase is a case as the citizen sees it.
+type CitizenCase struct {
 	ID, Title, State string
 	Input            []Field
 	Steps            []Field // step and who did it, when

@@ -78,8 +78,8 @@ func (f *portalFixture) portal(now time.Time) *Portal {
 			},
 			Start:   func(context.Context, Viewer, string, url.Values) (string, error) { return "case-2", nil },
 			Consent: func(context.Context, Viewer, string, string) error { return nil },
-			Case: func(context.Context, Viewer, string) (*CaseView, error) {
-				return &CaseView{ID: "case-2", Title: "Change of address", State: "decided", Decision: "decision; wrote population record DR-0000101"}, nil
+			Case: func(context.Context, Viewer, string) (*CitizenCase, error) {
+				return &CitizenCase{ID: "case-2", Title: "Change of address", State: "decided", Decision: "decision; wrote population record DR-0000101"}, nil
 			},
 		},
 	}
