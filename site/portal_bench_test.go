@@ -3,17 +3,15 @@ package site_test
 import (
 	"encoding/base64"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptrace"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/chancery-gov/chancery/internal/loadgen"
 )
 
 var (
@@ -72,51 +70,8 @@ func BenchmarkPortalTTFB(b *testing.B) {
 		}
 		clients[i] = pc.signInOverHTTP(b, h)
 	}
-	var mu sync.Mutex
-	var ttfb []time.Duration
-	work := make(chan struct{}, users)
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for _, c := range clients {
-		wg.Go(func() {
-			var mine []time.Duration
-			time.Sleep(time.Duration(rand.Int64N(int64(think))))
-			for range work {
-				req, _ := http.NewRequest("GET", portalIssuer+"/portal/records", nil)
-				var first time.Time
-				req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotFirstResponseByte: func() { first = time.Now() }}))
-				t0 := time.Now()
-				res, err := c.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != http.StatusOK {
-					b.Errorf("status %d", res.StatusCode)
-					return
-				}
-				mine = append(mine, first.Sub(t0))
-				time.Sleep(think)
-			}
-			mu.Lock()
-			ttfb = append(ttfb, mine...)
-			mu.Unlock()
-		})
-	}
-	for range b.N {
-		work <- struct{}{}
-	}
-	close(work)
-	wg.Wait()
-	el := time.Since(start)
-	b.StopTimer()
-	slices.Sort(ttfb)
-	if len(ttfb) > 0 {
-		b.ReportMetric(float64(ttfb[len(ttfb)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(ttfb[len(ttfb)*99/100].Microseconds())/1000, "p99-ms")
-		b.ReportMetric(float64(len(ttfb))/el.Seconds(), "pages/s")
-	}
+	loadgen.TTFB(b, users, think, func(u int) (time.Duration, error) {
+		req, _ := http.NewRequest("GET", portalIssuer+"/portal/records", nil)
+		return loadgen.FirstByte(clients[u], req)
+	})
 }
