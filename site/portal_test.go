@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,12 +100,17 @@ type portalCluster struct {
 	home, north  *site.Site
 	homeURL      string
 	issuerAddr   string // where the browser finds https://id.demo-republic.example
+	behind       atomic.Pointer[handlerBox]
+	northURL     string
 	tlsCert      *x509.Certificate
 	alice, bob   eidHolder
 	aliceParcel  string
 	bobParcel    string
 	officialsKey func(id string) siteapi.Signer
 }
+
+// handlerBox holds the handler behind the issuer's name.
+type handlerBox struct{ h http.Handler }
 
 // startPortalCluster founds the state and serves it; checkpointEvery is
 // the ledgers' checkpoint interval.
@@ -189,14 +195,17 @@ func startPortalCluster(t testing.TB, checkpointEvery time.Duration) *portalClus
 		t.Fatal(err)
 	}
 
-	pc.home, pc.north, pc.homeURL, _, _ = serveHomeAndNorth(t, pc.dir, &syncBuffer{}, checkpointEvery)
+	pc.home, pc.north, pc.homeURL, pc.northURL, _ = serveHomeAndNorth(t, pc.dir, &syncBuffer{}, checkpointEvery)
 
 	// The state's issuer name, served by the home over TLS: the browser
 	// resolves it to this listener and trusts this certificate.
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pc.tlsCert = mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: portalHost}, DNSNames: []string{portalHost},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, nil, &tk.PublicKey, tk)
-	srv := httptest.NewUnstartedServer(pc.home.Handler())
+	// The address behind the issuer's name: the home's, until a test
+	// moves it to the activated embassy (nothing else changes).
+	pc.behind.Store(&handlerBox{pc.home.Handler()})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { pc.behind.Load().h.ServeHTTP(w, r) }))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{pc.tlsCert.Raw}, PrivateKey: tk}}}
 	srv.StartTLS()
 	pc.issuerAddr = srv.Listener.Addr().String()
@@ -617,4 +626,71 @@ func TestPortalNeedsItsClient(t *testing.T) {
 	if code, _ := get("127.0.0.1"); code != http.StatusNotFound {
 		t.Fatalf("the portal under the site's own address: %d", code)
 	}
+}
+
+// TestPortalAtTheActivatedEmbassy: a citizen registers a passkey through
+// the portal at home; the home is lost, embassy-north is activated, and
+// only the address behind the issuer's name moves. The same browser signs
+// in with the same passkey at the embassy's portal and sees their
+// records, served by embassy-north.
+func TestPortalAtTheActivatedEmbassy(t *testing.T) {
+	if browsertest.Find() == "" && os.Getenv("CI") != "true" {
+		t.Skip("no chromium")
+	}
+	pc := startPortalCluster(t, time.Millisecond)
+	b := pc.browser(t, true)
+	signInWithEID(t, b, true, pc.alice)
+	if _, err := b.AddVirtualAuthenticator(); err != nil {
+		t.Fatal(err)
+	}
+	do(t, b, chromedp.Click(chromedp.CSS("#passkey-register-button")))
+	waitText(t, b, "#passkey-register-status", "registered")
+
+	// The passkey record reaches embassy-north's mirror.
+	size := func(base string) uint64 {
+		raw, err := (ledger.HTTPFetcher{Base: base}).Fetch(context.Background(), ledger.CheckpointPath)
+		if err != nil {
+			return 0
+		}
+		cp, err := ledger.ParseSignedCheckpoint(raw)
+		if err != nil {
+			return 0
+		}
+		return cp.Size
+	}
+	home := size(pc.homeURL + "/ledger")
+	waitFor(t, 30*time.Second, "embassy-north's mirror holding the passkey", func() (bool, string) {
+		n := size(pc.northURL + "/guests/" + pc.c.Guest.ID + "/ledger")
+		return n >= home, fmt.Sprintf("%d of %d entries", n, home)
+	})
+
+	(&pagesPair{dir: pc.dir, c: pc.c, north: &pageSite{url: pc.northURL}}).activateNorth(t)
+	pc.behind.Store(&handlerBox{pc.north.Handler()})
+	waitFor(t, 60*time.Second, "embassy-north serving the issuer", func() (bool, string) {
+		res, err := pc.client().Get(portalIssuer + "/.well-known/openid-configuration")
+		if err != nil {
+			return false, err.Error()
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK, res.Status
+	})
+
+	// The home's session is gone with the home; the passkey is not.
+	do(t, b, chromedp.Navigate(portalIssuer+"/portal/signin"))
+	waitFor(t, 60*time.Second, "the portal's sign-in at embassy-north", func() (bool, string) {
+		h := text(t, b, "h1")
+		if h != "Sign in" {
+			do(t, b, chromedp.Navigate(portalIssuer+"/portal/signin"))
+		}
+		return h == "Sign in", h
+	})
+	do(t, b, chromedp.Click(chromedp.CSS("#passkey-button")))
+	waitAt(t, b, "/portal/records")
+	if where := text(t, b, ".where"); !strings.Contains(where, "embassy-north") {
+		t.Fatalf("the records are served by %q", where)
+	}
+	if main := text(t, b, "main"); !strings.Contains(main, "Alice Varga") || !strings.Contains(main, pc.aliceParcel) {
+		t.Fatalf("Alice's records at embassy-north: %s", main)
+	}
+	axeClean(t, b, "/portal/records at embassy-north")
 }
