@@ -598,27 +598,10 @@ func waitFile(t *testing.T, path string) []byte {
 // client gets no portal, and the page says what the charter lacks; the
 // site's own address serves no portal at all.
 func TestPortalNeedsItsClient(t *testing.T) {
-	dir := foundWithIssuer(t, portalIssuer)
-	s, err := site.Open(context.Background(), &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true,
-		Replication: site.ReplicationConfig{Disabled: true}}, site.Options{
-		Local: guest.LocalOptions{Passphrase: []byte(testPass), Ledger: ledger.Options{CheckpointInterval: time.Millisecond}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
+	srv := serveIssuerHome(t, foundWithIssuer(t, portalIssuer))
 	get := func(host string) (int, string) {
-		req, _ := http.NewRequest("GET", srv.URL+"/portal/signin", nil)
-		req.Host = host
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		code, b := getHost(t, srv, host, "/portal/signin")
+		return code, string(b)
 	}
 	if code, body := get(portalHost); code != http.StatusServiceUnavailable || !strings.Contains(body, "names no portal client") {
 		t.Fatalf("a charter without a portal client: %d %s", code, body)

@@ -178,20 +178,13 @@ func (u *UI) renderPortal(w http.ResponseWriter, r *http.Request, name, title st
 	p.Static = "/portal/static"
 	p.Home = "/portal/"
 	a := u.opts.Portal.Acts
-	for _, n := range []struct {
-		href, label string
-		on          bool
-	}{
+	p.Nav = navFor(r, []navLink{
 		{"/portal/records", "My records", v.Session != ""},
 		{"/portal/tracker", "Who read my records", v.Session != ""},
 		{"/portal/inbox", "My inbox", v.Session != "" && a.Inbox != nil},
 		{"/portal/procedures", "Start a procedure", v.Session != "" && a.Procedures != nil},
 		{"/portal/notices", "Notices", a.Notices != nil},
-	} {
-		if n.on {
-			p.Nav = append(p.Nav, navItem{Href: n.href, Label: n.label, Current: n.href == r.URL.Path})
-		}
-	}
+	})
 	u.execute(w, name, p)
 }
 

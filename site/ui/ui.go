@@ -195,20 +195,30 @@ func (u *UI) execute(w http.ResponseWriter, name string, p page) {
 
 func (u *UI) render(w http.ResponseWriter, r *http.Request, name, title string, v Viewer, data any, flash string) {
 	p := u.page(title, v, data, flash)
-	for _, n := range []struct {
-		href, label string
-		on          bool
-	}{
+	p.Nav = navFor(r, []navLink{
 		{"/ui/", "Overview", true},
 		{"/ui/dashboard", "Continuity dashboard", u.opts.Dashboard != nil},
 		{"/ui/desk", "Officials' desk", u.opts.Desk != nil},
 		{"/ui/host", "Host console", u.opts.Host != nil},
-	} {
+	})
+	u.execute(w, name, p)
+}
+
+// navLink is a page the navigation may link to, if on.
+type navLink struct {
+	href, label string
+	on          bool
+}
+
+// navFor is the navigation of the pages that are on, the current one marked.
+func navFor(r *http.Request, links []navLink) []navItem {
+	var out []navItem
+	for _, n := range links {
 		if n.on {
-			p.Nav = append(p.Nav, navItem{Href: n.href, Label: n.label, Current: n.href == r.URL.Path})
+			out = append(out, navItem{Href: n.href, Label: n.label, Current: n.href == r.URL.Path})
 		}
 	}
-	u.execute(w, name, p)
+	return out
 }
 
 func (u *UI) problem(w http.ResponseWriter, r *http.Request, code int, title string, err error) {
