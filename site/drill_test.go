@@ -40,7 +40,7 @@ type drillCluster struct {
 	population, records int // loaded before the sites start
 }
 
-func drillListen(t *testing.T) net.Listener {
+func drillListen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

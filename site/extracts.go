@@ -128,19 +128,10 @@ func (g *officialsAPI) issueExtract(w http.ResponseWriter, r *http.Request, o *c
 		g.fail(w, r, err, reg, id)
 		return
 	}
-	var all map[string]any
-	if err := json.Unmarshal(rec.Data, &all); err != nil {
+	fields, err := pickFields(reg, id, rec, req.Fields)
+	if err != nil {
 		g.fail(w, r, err, reg, id)
 		return
-	}
-	fields := map[string]any{}
-	for _, f := range req.Fields {
-		v, ok := all[f]
-		if !ok {
-			g.fail(w, r, newHTTPError(http.StatusBadRequest, "fields", fmt.Sprintf("%s record %s has no field %q", reg, id, f)), reg, id)
-			return
-		}
-		fields[f] = v
 	}
 	if !g.recorded(w, r, o, &guest.Read{Kind: continuity.AccessRecord, Registry: reg, ID: id, Records: []*registry.Record{rec}}) {
 		return
@@ -150,7 +141,38 @@ func (g *officialsAPI) issueExtract(w http.ResponseWriter, r *http.Request, o *c
 		g.fail(w, r, newHTTPError(http.StatusServiceUnavailable, "", "extracts: "+err.Error()), reg, id)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), extractWait)
+	out, err := certify(r.Context(), is, reg, id, rec, fields)
+	if err != nil {
+		g.fail(w, r, err, reg, id)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// pickFields is the record's fields an extract certifies, by name; a name
+// the record lacks is refused (400, field "fields").
+func pickFields(reg, id string, rec *registry.Record, names []string) (map[string]any, error) {
+	var all map[string]any
+	if err := json.Unmarshal(rec.Data, &all); err != nil {
+		return nil, fmt.Errorf("%s record %s: %w", reg, id, err)
+	}
+	fields := map[string]any{}
+	for _, f := range names {
+		v, ok := all[f]
+		if !ok {
+			return nil, newHTTPError(http.StatusBadRequest, "fields", fmt.Sprintf("%s record %s has no field %q", reg, id, f))
+		}
+		fields[f] = v
+	}
+	return fields, nil
+}
+
+// certify issues the extract of rec certifying fields, whoever asked (an
+// official through the API, a citizen through the portal): the act in
+// the ledger, the receipt once other sites cosign, and its renderings
+// (QR text and PNG, PDF). The caller has checked and recorded the read.
+func certify(ctx context.Context, is *extract.Issuer, reg, id string, rec *registry.Record, fields map[string]any) (*siteapi.ExtractResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, extractWait)
 	defer cancel()
 	out, err := is.Issue(ctx, extract.Request{Registry: reg, Record: id, Version: rec.Version, Index: rec.Index, Fields: fields})
 	if err != nil {
@@ -161,19 +183,16 @@ func (g *officialsAPI) issueExtract(w http.ResponseWriter, r *http.Request, o *c
 		if errors.Is(err, ledger.ErrStaleEpoch) {
 			status = http.StatusConflict
 		}
-		g.fail(w, r, newHTTPError(status, "", "issue extract: "+err.Error()), reg, id)
-		return
+		return nil, newHTTPError(status, "", "issue extract: "+err.Error())
 	}
 	ex := out[0]
 	text, png, err := is.Render(ex)
 	if err != nil {
-		g.fail(w, r, err, reg, id)
-		return
+		return nil, fmt.Errorf("%s record %s: render extract: %w", reg, id, err)
 	}
 	pdf, err := extract.PDF(ex, text, png)
 	if err != nil {
-		g.fail(w, r, err, reg, id)
-		return
+		return nil, fmt.Errorf("%s record %s: extract PDF: %w", reg, id, err)
 	}
-	writeJSON(w, http.StatusOK, siteapi.ExtractResponse{COSE: ex.COSE, QRText: text, QRPNG: png, PDF: pdf})
+	return &siteapi.ExtractResponse{COSE: ex.COSE, QRText: text, QRPNG: png, PDF: pdf}, nil
 }

@@ -83,7 +83,7 @@ func (ts *testSite) start(t *testing.T) {
 	})
 }
 
-func officialKey(t *testing.T, dir, id string) ed25519.PrivateKey {
+func officialKey(t testing.TB, dir, id string) ed25519.PrivateKey {
 	return statetest.OfficialKey(t, dir, id, []byte(testPass))
 }
 

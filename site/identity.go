@@ -73,6 +73,10 @@ func (s *Site) routeIssuers(next http.Handler) http.Handler {
 			if host != rt.host || (rt.prefix != "" && r.URL.Path != rt.prefix && !strings.HasPrefix(r.URL.Path, rt.prefix+"/")) {
 				continue
 			}
+			if isPortalPath(rt, r.URL.Path) {
+				s.servePortal(w, r, rt.t)
+				return
+			}
 			h, err := s.identityOf(rt.t)
 			if err != nil {
 				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable", "error_description": err.Error()})
@@ -113,7 +117,7 @@ func (s *Site) identityOf(t *tenant) (http.Handler, error) {
 		return nil, fmt.Errorf("guest %s: identity: %w", t.ID(), err)
 	}
 	t.id, t.idLocal = svc.WithInbox(t), sv.Local
-	return svc, nil
+	return t.id, nil
 }
 
 // servingNow is nil while the guest at this site may sign citizens in:

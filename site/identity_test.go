@@ -59,12 +59,10 @@ func foundWithIssuer(t *testing.T, issuer string) string {
 	return dir
 }
 
-// TestIssuerServedByTheActiveSite: requests for the state's issuer name
-// reach the identity service, signed with the state's oidc key from the
-// charter, at an active site; the site's own name does not serve them.
-func TestIssuerServedByTheActiveSite(t *testing.T) {
-	const issuer = "https://id.demo-republic.example"
-	dir := foundWithIssuer(t, issuer)
+// serveIssuerHome serves the home of the state founded in dir, without
+// replication, on a loopback test server.
+func serveIssuerHome(t *testing.T, dir string) *httptest.Server {
+	t.Helper()
 	s, err := site.Open(context.Background(), &site.Config{StateDir: dir, Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true,
 		Replication: site.ReplicationConfig{Disabled: true}}, site.Options{
 		Logger: slog.New(slog.DiscardHandler),
@@ -76,19 +74,33 @@ func TestIssuerServedByTheActiveSite(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
+	return srv
+}
 
-	get := func(host, path string) (int, []byte) {
-		t.Helper()
-		req, _ := http.NewRequest("GET", srv.URL+path, nil)
-		req.Host = host
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, b
+// getHost GETs path from srv under the name host (the issuer's, or the
+// site's own).
+func getHost(t *testing.T, srv *httptest.Server, host, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", srv.URL+path, nil)
+	req.Host = host
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
+}
+
+// TestIssuerServedByTheActiveSite: requests for the state's issuer name
+// reach the identity service, signed with the state's oidc key from the
+// charter, at an active site; the site's own name does not serve them.
+func TestIssuerServedByTheActiveSite(t *testing.T) {
+	const issuer = "https://id.demo-republic.example"
+	dir := foundWithIssuer(t, issuer)
+	srv := serveIssuerHome(t, dir)
+
+	get := func(host, path string) (int, []byte) { return getHost(t, srv, host, path) }
 	code, body := get("id.demo-republic.example", "/.well-known/openid-configuration")
 	if code != http.StatusOK {
 		t.Fatalf("discovery under the issuer's name: %d %s", code, body)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -46,14 +47,16 @@ type uiSession struct {
 	guest   string
 	who     string // official or host id
 	kind    uiKind
+	token   string // a citizen's access token at the state's provider (portal.go)
 	expires time.Time
 }
 
 // pages holds the browser sessions, the recovery-point history the
 // dashboard plots, and the rendered pages.
 type pages struct {
-	now func() time.Time
-	ui  *ui.UI
+	now    func() time.Time
+	ui     *ui.UI
+	portal *portal
 
 	mu       sync.Mutex
 	pending  map[string]uiSession // single-use login tokens
@@ -197,7 +200,7 @@ func (s *Site) sampleLag(ctx context.Context) {
 }
 
 func (s *Site) newPages() (*pages, error) {
-	p := &pages{now: s.opts.Now, pending: map[string]uiSession{}, sessions: map[string]uiSession{}, lag: map[string]map[string]*ui.Series{}}
+	p := &pages{now: s.opts.Now, pending: map[string]uiSession{}, sessions: map[string]uiSession{}, lag: map[string]map[string]*ui.Series{}, portal: newPortal(s)}
 	var err error
 	p.ui, err = ui.New(ui.Options{
 		StateName: s.stateName(),
@@ -206,6 +209,12 @@ func (s *Site) newPages() (*pages, error) {
 		Logger:    s.log,
 		Authorize: func(r *http.Request, pg ui.Page) (ui.Viewer, error) {
 			id, sess, ok := p.session(r)
+			switch {
+			case pg == ui.PagePortal:
+				return authorizePortal(r, id, sess, ok)
+			case ok && sess.kind == uiCitizen:
+				return ui.Viewer{}, errors.New("these pages are for the guest's officials and its hosts; you are signed in to the citizen portal")
+			}
 			if !ok {
 				return ui.Viewer{}, fmt.Errorf("sign in first: an official runs `chancery ui login --site %s` and opens the link it prints (a host's operator adds --operator)", s.cfg.Site)
 			}
@@ -222,6 +231,7 @@ func (s *Site) newPages() (*pages, error) {
 		DeskHooks: ui.DeskHooks{Desk: s.desk, DeskSearch: s.deskSearch, DeskCase: s.deskCase, DeskOrder: func(_ context.Context, v ui.Viewer, id string) ([]byte, error) {
 			return p.orders.file(v.Guest, id)
 		}},
+		Portal: p.portal.options(),
 	})
 	if err != nil {
 		return nil, err

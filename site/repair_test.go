@@ -2,6 +2,7 @@ package site_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -45,12 +46,16 @@ type pairOptions struct {
 	homeForNorth func(homeURL string) http.Handler
 	// ledgerCheck is both sites' LedgerCheckInterval.
 	ledgerCheck time.Duration
+	// checkpointEvery is how often at most both ledgers publish a
+	// checkpoint: tests want it short (default 1ms), benchmarks as serve
+	// runs.
+	checkpointEvery time.Duration
 }
 
 // serveInFront serves h on a loopback listener until the test ends, and
 // returns its URL. Registered before the sites', its cleanup runs after
 // they have stopped.
-func serveInFront(t *testing.T, h http.Handler) string {
+func serveInFront(t testing.TB, h http.Handler) string {
 	ln := drillListen(t)
 	srv := &http.Server{Handler: h}
 	done := make(chan struct{})
@@ -77,7 +82,7 @@ func forgingProxy(target string) http.Handler {
 
 // startHomeAndNorth opens and serves the home of the state in dir and
 // embassy-north, logging to logs (printed if the test fails).
-func startHomeAndNorth(t *testing.T, dir string, logs *syncBuffer, o pairOptions) *sitePair {
+func startHomeAndNorth(t testing.TB, dir string, logs *syncBuffer, o pairOptions) *sitePair {
 	t.Helper()
 	ctx := context.Background()
 	layout := state.Layout{Dir: dir}
@@ -96,7 +101,7 @@ func startHomeAndNorth(t *testing.T, dir string, logs *syncBuffer, o pairOptions
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	lopts := guest.LocalOptions{Ledger: ledger.Options{CheckpointInterval: time.Millisecond}}
+	lopts := guest.LocalOptions{Ledger: ledger.Options{CheckpointInterval: cmp.Or(o.checkpointEvery, time.Millisecond)}}
 	sp.northDir = filepath.Join(t.TempDir(), "north")
 	var err error
 	sp.north, err = site.Open(ctx, &site.Config{Site: "embassy-north", Listen: northLn.Addr().String(), InsecureLoopback: true,

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
@@ -53,6 +54,14 @@ func Find() string {
 // New starts a headless Chromium with JavaScript on or off.
 func New(t testing.TB, javascript bool) *Browser {
 	t.Helper()
+	return NewWith(t, javascript)
+}
+
+// NewWith is New with more Chromium flags: a test that serves a page under
+// a public name maps the name to loopback (host-resolver-rules) and
+// trusts its test certificate (ignore-certificate-errors-spki-list).
+func NewWith(t testing.TB, javascript bool, flags ...chromedp.ExecAllocatorOption) *Browser {
+	t.Helper()
 	bin := Find()
 	if bin == "" {
 		msg := "no chromium on PATH: `make deps` installs it (apt-get install chromium), or set CHANCERY_CHROMIUM"
@@ -71,6 +80,7 @@ func New(t testing.TB, javascript bool) *Browser {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1280, 900),
 	)
+	opts = append(opts, flags...)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	b := &Browser{ctx: ctx, cancel: func() { cancel(); acancel() }, noScript: !javascript}
@@ -226,4 +236,13 @@ func (b *Browser) Screenshot(path string) error {
 		return fmt.Errorf("screenshot: %w", err)
 	}
 	return os.WriteFile(path, png, 0o644)
+}
+
+// AllowDownloads saves what the pages download into dir, under the names
+// the site gives them.
+func (b *Browser) AllowDownloads(dir string) error {
+	return b.Do(10*time.Second, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir})
+		return err
+	}))
 }

@@ -69,6 +69,8 @@ type Options struct {
 	Suspend func(ctx context.Context, guest, reason string) error
 	// The officials' desk (desk.go).
 	DeskHooks
+	// Portal is the citizen portal (portal.go); nil leaves it out.
+	Portal *Portal
 	// Refresh is how often the dashboard refreshes itself when script
 	// runs; 10 s when zero.
 	Refresh time.Duration
@@ -126,13 +128,16 @@ func New(opts Options) (*UI, error) {
 		}
 	}
 	u.mountDesk()
+	if opts.Portal != nil {
+		u.portalRoutes()
+	}
 	return u, nil
 }
 
 // ServeHTTP serves the pages with the security headers on every response.
 func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
-	if strings.HasPrefix(r.URL.Path, "/ui/static/") {
+	if strings.HasPrefix(r.URL.Path, "/ui/static/") || strings.HasPrefix(r.URL.Path, "/portal/static/") {
 		// Assets are public and immutable for the life of the binary.
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 	}
@@ -150,7 +155,9 @@ type page struct {
 	Nav       []navItem
 	Data      any
 	Flash     string
-	Refresh   int // milliseconds
+	Refresh   int    // milliseconds
+	Static    string // where the assets are: /ui/static, or the portal's
+	Home      string // the header's link home
 }
 
 type navItem struct {
@@ -171,29 +178,47 @@ func (u *UI) authorize(w http.ResponseWriter, r *http.Request, p Page) (Viewer, 
 	return v, true
 }
 
-func (u *UI) render(w http.ResponseWriter, r *http.Request, name, title string, v Viewer, data any, flash string) {
-	p := page{
+func (u *UI) page(title string, v Viewer, data any, flash string) page {
+	return page{
 		State: u.opts.StateName, Site: u.opts.Site, Title: title, Viewer: v,
 		CSRF: u.csrf.token(v.Session), Generated: u.opts.Now(), Data: data, Flash: flash,
-		Refresh: int(u.opts.Refresh / time.Millisecond),
+		Refresh: int(u.opts.Refresh / time.Millisecond), Static: "/ui/static", Home: "/ui/",
 	}
-	for _, n := range []struct {
-		href, label string
-		on          bool
-	}{
-		{"/ui/", "Overview", true},
-		{"/ui/dashboard", "Continuity dashboard", u.opts.Dashboard != nil},
-		{"/ui/desk", "Officials' desk", u.opts.Desk != nil},
-		{"/ui/host", "Host console", u.opts.Host != nil},
-	} {
-		if n.on {
-			p.Nav = append(p.Nav, navItem{Href: n.href, Label: n.label, Current: n.href == r.URL.Path})
-		}
-	}
+}
+
+func (u *UI) execute(w http.ResponseWriter, name string, p page) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := u.tpl.ExecuteTemplate(w, name, p); err != nil {
 		u.opts.Logger.Error("ui: render", "page", name, "err", err)
 	}
+}
+
+func (u *UI) render(w http.ResponseWriter, r *http.Request, name, title string, v Viewer, data any, flash string) {
+	p := u.page(title, v, data, flash)
+	p.Nav = navFor(r, []navLink{
+		{"/ui/", "Overview", true},
+		{"/ui/dashboard", "Continuity dashboard", u.opts.Dashboard != nil},
+		{"/ui/desk", "Officials' desk", u.opts.Desk != nil},
+		{"/ui/host", "Host console", u.opts.Host != nil},
+	})
+	u.execute(w, name, p)
+}
+
+// navLink is a page the navigation may link to, if on.
+type navLink struct {
+	href, label string
+	on          bool
+}
+
+// navFor is the navigation of the pages that are on, the current one marked.
+func navFor(r *http.Request, links []navLink) []navItem {
+	var out []navItem
+	for _, n := range links {
+		if n.on {
+			out = append(out, navItem{Href: n.href, Label: n.label, Current: n.href == r.URL.Path})
+		}
+	}
+	return out
 }
 
 func (u *UI) problem(w http.ResponseWriter, r *http.Request, code int, title string, err error) {

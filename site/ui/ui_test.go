@@ -29,6 +29,7 @@ type fixture struct {
 	host      *HostConsole
 	suspended []string
 	now       time.Time
+	portal    portalFixture
 }
 
 const testSession = "session-of-official-1"
@@ -81,6 +82,7 @@ func newFixture(t testing.TB) (*fixture, *UI) {
 		},
 		Host:      func(context.Context, Viewer) (*HostConsole, error) { return f.host, nil },
 		DeskHooks: deskFixture(),
+		Portal:    f.portal.portal(now),
 		Suspend: func(_ context.Context, guest, reason string) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()

@@ -40,6 +40,10 @@ type InitOptions struct {
 	// Amend, if set, changes the founding charter before it is validated
 	// and signed: tests add registries and service sections with it.
 	Amend func(*charter.Charter) error
+	// AmendKeyed, if set, changes the founding charter once the state
+	// keys are derived, with the keyring of the new root: what needs a
+	// key derived from the root (the portal's client key) is added here.
+	AmendKeyed func(*charter.Charter, *seal.Keyring) error
 	// NoLedger leaves the home ledger empty instead of recording the
 	// founding in it (FoundingEntries). Test fixtures whose ledger
 	// indices predate anchoring set it; chancery init and the demo never.
@@ -261,6 +265,17 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 	logf("root key sealed for home and split %d of %d among the custodians; custody package %x… pinned in the charter", c.Custodians.Threshold, len(cs), pid[:8])
 	if err := addStateKeys(c, root); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
+	}
+	if opts.AmendKeyed != nil {
+		kr := seal.NewKeyring(c.Guest.ID, root)
+		err := opts.AmendKeyed(c, kr)
+		kr.Wipe()
+		if err != nil {
+			return nil, fmt.Errorf("init: amend the founding charter: %w", err)
+		}
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("init: demo charter: %w", err)
+		}
 	}
 	for _, id := range DemoSigners {
 		if err := charter.Sign(c, nil, charter.KindOfficial, id, keys["official/"+id]); err != nil {
