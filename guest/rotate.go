@@ -315,13 +315,24 @@ func adoptRotatedOuterKeys(ctx context.Context, l *ledger.Log, guest string, lay
 		if !ok || k.ID() == ev.KeyID {
 			continue
 		}
+		// The escrow holds one wrapped copy (an embassy's, brought by
+		// officials) or several, newest first (a home's, which rotated
+		// the key it ships under): take the one the ledger names.
 		escrow := filepath.Join(EscrowDir(layout), OuterKeyFile(site))
 		w, err := os.ReadFile(escrow)
 		var nk *seal.SiteKey
 		if err == nil {
-			nk, err = keys.UnwrapSiteKey(site, w)
+			var ks []*seal.SiteKey
+			ks, err = keys.UnwrapSiteKeys(site, w)
+			for i, k := range ks {
+				if nk == nil && k.ID() == ev.KeyID {
+					nk, w = k, w[i*seal.WrappedSiteKeyLen:(i+1)*seal.WrappedSiteKeyLen]
+					continue
+				}
+				k.Wipe()
+			}
 		}
-		if err == nil && nk.ID() == ev.KeyID {
+		if err == nil && nk != nil {
 			if err := fsutil.Replace(filepath.Join(layout.Keys(), OuterKeyFile(site)), w, 0o600); err != nil {
 				nk.Wipe()
 				return fmt.Errorf("outer key of site %s: %w", site, err)
@@ -330,7 +341,6 @@ func adoptRotatedOuterKeys(ctx context.Context, l *ledger.Log, guest string, lay
 			logger.Warn("adopted a site's rotated outer key from the escrow", "guest", guest, "site", site, "generation", ev.Generation)
 			continue
 		}
-		nk.Wipe()
 		hk.drop(site)
 		logger.Error("a site rotated its outer key and the escrow here does not hold the new generation: nothing is shipped to it until its escrow copy is put there",
 			"guest", guest, "site", site, "generation", ev.Generation, "escrow", escrow)

@@ -15,6 +15,10 @@ const siteHeaderLen = 1 + nonceSize
 // wrappedSiteKeyLen is format ‖ nonce ‖ 32-byte key ‖ tag.
 const wrappedSiteKeyLen = 1 + nonceSize + keySize + tagSize
 
+// WrappedSiteKeyLen is the length of one wrapped site key (WrapSiteKey);
+// a file of several generations (UnwrapSiteKeys) is a multiple of it.
+const WrappedSiteKeyLen = wrappedSiteKeyLen
+
 // SiteKey is a site's outer key: 32 random bytes, deliberately not derived
 // from R, so that once every wrapped copy is destroyed nobody — not even a
 // holder of R — can recover it (crypto-shredding). Safe for concurrent use.
