@@ -95,6 +95,9 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Local overrides how the state is opened (tests tune the ledger).
 	Local guest.LocalOptions
+	// OuterRotateBelow is guest.Options.OuterRotateBelow for every guest:
+	// when a site's outer key is rotated (0: the default; tests lower it).
+	OuterRotateBelow uint64
 }
 
 // Site is a running `chancery serve` node: the HTTP layer over its
