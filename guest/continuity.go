@@ -621,10 +621,21 @@ func (t *Guest) onFold(o *continuity.Order, index uint64, live bool) {
 		t.spawn(func(ctx context.Context) { t.revoke(ctx, o, index) })
 		return
 	case charter.ActionRotateKeys:
-		if o.Site == t.site {
+		// A home writing the order's epoch rotates the key it ships to
+		// the site under (homerotate.go); the site then re-seals nothing.
+		// Otherwise the site rotates its own key (rotate.go).
+		writer, _ := t.writers.ep.WriterAt(o.Epoch)
+		wdef, _ := t.charter.Site(writer)
+		byHome := wdef.Role == charter.RoleHome && writer != o.Site
+		switch {
+		case o.Site == t.site && !byHome:
 			t.spawn(func(ctx context.Context) { t.rotateOnOrder(ctx, o) })
-		} else if def, ok := t.charter.Site(o.Site); ok && def.Role == charter.RoleEmbassy && t.def.Role == charter.RoleHome {
-			t.spawn(func(ctx context.Context) { t.rotateStandbyOnOrder(ctx, o) })
+		case o.Site == t.site:
+			t.logger.Info("rotate-keys order for this site's outer key: the home that writes rotates the key it ships here under", "guest", t.id, "site", t.site, "order", o.ID, "writer", writer)
+		case byHome && writer == t.site:
+			if def, ok := t.charter.Site(o.Site); ok && def.Role == charter.RoleEmbassy {
+				t.spawn(func(ctx context.Context) { t.rotateStandbyOnOrder(ctx, o) })
+			}
 		}
 		return
 	default:

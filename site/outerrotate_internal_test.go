@@ -3,6 +3,7 @@ package site
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -71,10 +72,29 @@ func TestHomeRotatesStandbyOuterKey(t *testing.T) {
 	serveFillSite(t, north, nln)
 	northURL := "http://" + nln.Addr().String()
 
-	regKey, err := keyfile.ReadEd25519(l.Key("official", "registrar"), keyfile.Protector{Passphrase: pass})
-	if err != nil {
-		t.Fatal(err)
+	officialKey := func(id string) ed25519.PrivateKey {
+		t.Helper()
+		k, err := keyfile.ReadEd25519(l.Key("official", id), keyfile.Protector{Passphrase: pass})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
 	}
+	signOrder := func(o *continuity.Order, by ...string) []byte {
+		t.Helper()
+		so := &continuity.SignedOrder{Order: *o}
+		for _, id := range by {
+			if err := continuity.Sign(so, id, officialKey(id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := so.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	regKey := officialKey("registrar")
 	// startHome runs the home as the writer, shipping to north only.
 	startHome := func(below uint64) (*Site, *siteapi.Client, func()) {
 		ln := listenLoopback(t)
@@ -211,12 +231,40 @@ func TestHomeRotatesStandbyOuterKey(t *testing.T) {
 	// default threshold is far off) and ships under it.
 	home, api, stop = startHome(0)
 	round(home, api)
-	stop()
 	if evs2 := events(); len(evs2) != len(evs) {
 		t.Fatalf("the restarted home rotated again: %d events, was %d", len(evs2), len(evs))
 	}
 	if keyID(storeFile) != last.KeyID {
 		t.Fatal("the restarted home's key store changed generation")
+	}
+	// A rotate-keys order naming north (a standby site) at the home: the
+	// writer rotates the key it ships to north under.
+	ro, err := continuity.NewOrder(c, continuity.Order{Action: charter.ActionRotateKeys, Site: "embassy-north", Epoch: 1,
+		NotBefore: time.Now().Add(-time.Minute), Expires: time.Now().Add(time.Hour), Reason: "rotate north's outer key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &siteapi.ContinuityClient{BaseURL: api.BaseURL, Guest: gid, AcceptUnfenced: true,
+		Signer: &siteapi.Signer{Guest: gid, Site: "home", Official: "cio", Key: officialKey("cio")}}
+	if _, err := hc.Submit(ctx, signOrder(ro, "cio", "registrar")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(events()) == len(evs) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rotation of north's key after the rotate-keys order:\n%s", logs.String())
+		}
+		round(home, api) // ships the event to north's mirror
+	}
+	round(home, api) // packs under the ordered generation
+	stop()
+	evs = events()
+	last = evs[len(evs)-1]
+	if last.Order == ([32]byte{}) {
+		t.Fatal("the ordered rotation's event names no order")
+	}
+	if keyID(storeFile) != last.KeyID {
+		t.Fatal("the home's key store does not hold the ordered generation")
 	}
 	escrow, err := os.ReadFile(filepath.Join(guest.EscrowDir(l), guest.OuterKeyFile("embassy-north")))
 	if err != nil {
@@ -236,27 +284,9 @@ func TestHomeRotatesStandbyOuterKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	so := &continuity.SignedOrder{Order: *o}
-	for _, id := range []string{"min-interior", "cio"} {
-		k, err := keyfile.ReadEd25519(l.Key("official", id), keyfile.Protector{Passphrase: pass})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := continuity.Sign(so, id, k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	signed, err := so.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cioKey, err := keyfile.ReadEd25519(l.Key("official", "cio"), keyfile.Protector{Passphrase: pass})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cc := &siteapi.ContinuityClient{BaseURL: northURL, Guest: gid, AcceptUnfenced: true,
-		Signer: &siteapi.Signer{Guest: gid, Site: "embassy-north", Official: "cio", Key: cioKey}}
-	if _, err := cc.Submit(ctx, signed); err != nil {
+		Signer: &siteapi.Signer{Guest: gid, Site: "embassy-north", Official: "cio", Key: officialKey("cio")}}
+	if _, err := cc.Submit(ctx, signOrder(o, "min-interior", "cio")); err != nil {
 		t.Fatal(err)
 	}
 	sess, err := cc.OpenUnseal(ctx)
