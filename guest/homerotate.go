@@ -195,10 +195,7 @@ func (t *Guest) standbyRotationLocked(ctx context.Context, a *activation, site s
 		return
 	}
 	l := a.local.Layout
-	below := t.opts.OuterRotateBelow
-	if below == 0 {
-		below = DefaultOuterRotateBelow
-	}
+	below := t.outerRotateBelow()
 	var why [32]byte
 	req := filepath.Join(l.Keys(), rotateRequestFile(site))
 	if b, err := os.ReadFile(req); err == nil && len(b) == len(why) {
@@ -208,14 +205,9 @@ func (t *Guest) standbyRotationLocked(ctx context.Context, a *activation, site s
 	} else if known && cur.Remaining() >= below {
 		return
 	}
-	epoch := a.epoch
-	next, err := rotateStandbyKey(ctx, l, a.local.Keys, t.log, t.id, site, cur, why, func(ctx context.Context, ev seal.KeyEvent) error {
-		p, err := ev.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		_, err = t.log.Append(ctx, ledger.Entry{Type: ledger.TypeKeyEvent, Epoch: epoch, Time: t.opts.Now(), Payload: p})
-		return err
+	epoch, lg := a.epoch, t.log
+	next, err := rotateStandbyKey(ctx, l, a.local.Keys, lg, t.id, site, cur, why, func(ctx context.Context, ev seal.KeyEvent) error {
+		return t.appendKeyEvent(ctx, lg, ev, epoch)
 	})
 	if err != nil {
 		t.logger.Error("the outer key of a site shipped to did not rotate; shipping goes on under the current generation until its budget is spent", "guest", t.id, "site", site, "remaining", cur.Remaining(), "err", err)
@@ -230,8 +222,7 @@ func (t *Guest) standbyRotationLocked(ctx context.Context, a *activation, site s
 // embassy: the writer rotates the key it ships to that site under now, or
 // at its next unseal if it holds no keys.
 func (t *Guest) rotateStandbyOnOrder(ctx context.Context, o *continuity.Order) {
-	raw, _ := (&continuity.SignedOrder{Order: *o}).Marshal()
-	order := sha256.Sum256(raw)
+	order := orderHash(o)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.act
@@ -280,4 +271,29 @@ func (t *Guest) handedOuterKeysLocked(ctx context.Context, keys *seal.Keyring, a
 		a.outer.set(site, k)
 	}
 	return nil
+}
+
+// orderHash is what a key event records of the order that asked for it.
+func orderHash(o *continuity.Order) [32]byte {
+	raw, _ := (&continuity.SignedOrder{Order: *o}).Marshal()
+	return sha256.Sum256(raw)
+}
+
+// outerRotateBelow is Options.OuterRotateBelow, or its default.
+func (t *Guest) outerRotateBelow() uint64 {
+	if t.opts.OuterRotateBelow == 0 {
+		return DefaultOuterRotateBelow
+	}
+	return t.opts.OuterRotateBelow
+}
+
+// appendKeyEvent appends a key event to l, the ledger this site writes
+// in epoch.
+func (t *Guest) appendKeyEvent(ctx context.Context, l *ledger.Log, ev seal.KeyEvent, epoch uint64) error {
+	p, err := ev.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	_, err = l.Append(ctx, ledger.Entry{Type: ledger.TypeKeyEvent, Epoch: epoch, Time: t.opts.Now(), Payload: p})
+	return err
 }

@@ -2,7 +2,6 @@ package guest
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -372,12 +371,7 @@ func (t *Guest) rotationLocked(keys *seal.Keyring, epoch uint64) *outerRotation 
 			} else if ok && last.KeyID == ev.KeyID {
 				return nil // recorded before a crash
 			}
-			p, err := ev.MarshalBinary()
-			if err != nil {
-				return err
-			}
-			_, err = log.Append(ctx, ledger.Entry{Type: ledger.TypeKeyEvent, Epoch: epoch, Time: t.opts.Now(), Payload: p})
-			return err
+			return t.appendKeyEvent(ctx, log, ev, epoch)
 		}}
 }
 
@@ -434,10 +428,7 @@ func (t *Guest) ownOuterKeyLocked(ctx context.Context, keys *seal.Keyring, a *ac
 			n += c
 		}
 		own.CountSealed(n)
-		below := t.opts.OuterRotateBelow
-		if below == 0 {
-			below = DefaultOuterRotateBelow
-		}
+		below := t.outerRotateBelow()
 		if own.Remaining() >= below {
 			a.outer.set(t.site, own)
 			return own, nil
@@ -457,8 +448,7 @@ func (t *Guest) ownOuterKeyLocked(ctx context.Context, keys *seal.Keyring, a *ac
 // and opened again under the new key; a site without its key at hand
 // marks the request, and rotates at its next unseal.
 func (t *Guest) rotateOnOrder(ctx context.Context, o *continuity.Order) {
-	raw, _ := (&continuity.SignedOrder{Order: *o}).Marshal()
-	order := sha256.Sum256(raw)
+	order := orderHash(o)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.act
