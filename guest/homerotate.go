@@ -43,13 +43,15 @@ func sealCountFile(site string) string { return "site-outer-" + site + ".sealed"
 // sealCount is a count file's content: a count for one key generation,
 // named by its fingerprint, so that a count never applies to another.
 type sealCount struct {
-	KeyID  string `json:"key_id"`
-	Sealed uint64 `json:"sealed"`
+	KeyID      string `json:"key_id"`
+	Generation uint32 `json:"generation"`
+	Sealed     uint64 `json:"sealed"`
 }
 
-// writeSealCount records that key id has sealed at most n values.
-func writeSealCount(l state.Layout, site string, id [32]byte, n uint64) error {
-	b, err := json.Marshal(sealCount{KeyID: hex.EncodeToString(id[:]), Sealed: n})
+// writeSealCount records that key id, generation gen, has sealed at most
+// n values.
+func writeSealCount(l state.Layout, site string, id [32]byte, gen uint32, n uint64) error {
+	b, err := json.Marshal(sealCount{KeyID: hex.EncodeToString(id[:]), Generation: gen, Sealed: n})
 	if err != nil {
 		return err
 	}
@@ -67,24 +69,29 @@ func writeSealCount(l state.Layout, site string, id [32]byte, n uint64) error {
 // key's past is unknown, and the caller must rotate it.
 func armSealCount(l state.Layout, site string, k *seal.SiteKey) (known bool, err error) {
 	id := k.ID()
-	var c sealCount
+	c, known, err := readSealCount(l, site, id)
+	if err != nil {
+		return false, err
+	}
+	k.CountSealed(c.Sealed)
+	k.ReserveAhead(c.Sealed, sealCountBlock, func(upTo uint64) error { return writeSealCount(l, site, id, c.Generation, upTo) })
+	return known, nil
+}
+
+// readSealCount is the count on record for key id (known false, and a
+// zero count, if the file is missing, damaged or counts another key).
+func readSealCount(l state.Layout, site string, id [32]byte) (c sealCount, known bool, err error) {
 	b, err := os.ReadFile(filepath.Join(l.Keys(), sealCountFile(site)))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		return sealCount{}, false, nil
 	case err != nil:
-		return false, fmt.Errorf("seal count of site %s's outer key: %w", site, err)
-	default:
-		if json.Unmarshal(b, &c) != nil {
-			c = sealCount{}
-		}
+		return sealCount{}, false, fmt.Errorf("seal count of site %s's outer key: %w", site, err)
 	}
-	known = c.KeyID == hex.EncodeToString(id[:])
-	if !known {
-		c.Sealed = 0
+	if json.Unmarshal(b, &c) != nil || c.KeyID != hex.EncodeToString(id[:]) {
+		return sealCount{}, false, nil
 	}
-	k.CountSealed(c.Sealed)
-	k.ReserveAhead(c.Sealed, sealCountBlock, func(upTo uint64) error { return writeSealCount(l, site, id, upTo) })
-	return known, nil
+	return c, true, nil
 }
 
 // rotateStandbyKey draws generation g+1 of site's outer key at the home
@@ -107,7 +114,16 @@ func rotateStandbyKey(ctx context.Context, l state.Layout, keys *seal.Keyring, l
 	if err != nil {
 		return fail(err)
 	}
-	next, wrapped, ev, err := keys.RotateSiteKey(site, last.Generation, order)
+	// The count file knows the current key's generation before the
+	// ledger publishes its event: a rotation soon after another must not
+	// reuse its number.
+	gen := last.Generation
+	if c, ok, err := readSealCount(l, site, cur.ID()); err != nil {
+		return fail(err)
+	} else if ok {
+		gen = max(gen, c.Generation)
+	}
+	next, wrapped, ev, err := keys.RotateSiteKey(site, gen, order)
 	if err != nil {
 		return fail(err)
 	}
@@ -127,7 +143,7 @@ func rotateStandbyKey(ctx context.Context, l state.Layout, keys *seal.Keyring, l
 	if err := fsutil.Replace(filepath.Join(EscrowDir(l), OuterKeyFile(site)), append(append([]byte{}, wrapped...), escrow...), 0o600); err != nil {
 		return fail(fmt.Errorf("escrow: %w", err))
 	}
-	if err := writeSealCount(l, site, next.ID(), 0); err != nil {
+	if err := writeSealCount(l, site, next.ID(), gen+1, 0); err != nil {
 		return fail(err)
 	}
 	if err := appendEvent(ctx, ev); err != nil {

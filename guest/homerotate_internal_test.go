@@ -40,7 +40,7 @@ func TestHomeSealCountSurvivesRestart(t *testing.T) {
 	if known, err := armSealCount(l, "embassy-north", k); err != nil || known {
 		t.Fatalf("no count file: known %v, %v", known, err)
 	}
-	if err := writeSealCount(l, "embassy-north", k.ID(), 0); err != nil {
+	if err := writeSealCount(l, "embassy-north", k.ID(), 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	k2, _ := keys.UnwrapSiteKey("embassy-north", wrapped)
