@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -479,11 +480,14 @@ func (t *Guest) startReplication() error {
 			BytesPerSecond: rc.BytesPerSecond, OnState: t.fenceIfNewer, OnSuspension: t.recordSuspension,
 			OuterKey: outerKeyFunc(t.charter, func(site string) (*seal.SiteKey, bool) {
 				t.mu.Lock()
+				defer t.mu.Unlock()
 				a := t.act
-				t.mu.Unlock()
 				if a == nil || a.outer == nil {
 					return nil, false
 				}
+				// Before each shipment: the writer rotates a key whose
+				// budget passed the threshold while it ran.
+				t.standbyRotationLocked(t.ctx, a, site, true, nil)
 				return a.outer.get(site)
 			})},
 		Logger: t.logger.With("guest", t.id, "component", "replica"),
@@ -619,8 +623,21 @@ func (t *Guest) onFold(o *continuity.Order, index uint64, live bool) {
 		t.spawn(func(ctx context.Context) { t.revoke(ctx, o, index) })
 		return
 	case charter.ActionRotateKeys:
-		if o.Site == t.site {
+		// A home writing the order's epoch rotates the key it ships to
+		// the site under (homerotate.go); the site then re-seals nothing.
+		// Otherwise the site rotates its own key (rotate.go).
+		writer, _ := t.writers.ep.WriterAt(o.Epoch)
+		wdef, _ := t.charter.Site(writer)
+		byHome := wdef.Role == charter.RoleHome && writer != o.Site
+		switch {
+		case o.Site == t.site && !byHome:
 			t.spawn(func(ctx context.Context) { t.rotateOnOrder(ctx, o) })
+		case o.Site == t.site:
+			t.logger.Info("rotate-keys order for this site's outer key: the home that writes rotates the key it ships here under", "guest", t.id, "site", t.site, "order", o.ID, "writer", writer)
+		case byHome && writer == t.site:
+			if def, ok := t.charter.Site(o.Site); ok && def.Role == charter.RoleEmbassy {
+				t.spawn(func(ctx context.Context) { t.rotateStandbyOnOrder(ctx, o) })
+			}
 		}
 		return
 	default:
@@ -889,14 +906,11 @@ func (t *Guest) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 	a.unsealed = t.opts.Now()
 	keys := seal.NewKeyring(t.id, root)
 	a.outer = &outerKeys{}
-	for site, w := range a.wrapped {
-		sk, err := keys.UnwrapSiteKey(site, w)
-		if err != nil {
-			keys.Wipe()
-			return fmt.Errorf("outer key of site %s handed over at unseal: %w", site, err)
-		}
-		a.outer.set(site, sk)
+	if err := t.handedOuterKeysLocked(ctx, keys, a); err != nil {
+		keys.Wipe()
+		return err
 	}
+	counted := map[string]bool{}
 	if t.rootFile != "" {
 		// A home unsealing from its own key store holds the embassies'
 		// outer keys there too.
@@ -911,6 +925,12 @@ func (t *Guest) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 		}
 		for _, s := range t.charter.Sites {
 			if k, ok := hk.get(s.ID); ok {
+				known, err := armSealCount(hl, s.ID, k)
+				if err != nil {
+					keys.Wipe()
+					return err
+				}
+				counted[s.ID] = known
 				a.outer.set(s.ID, k)
 			}
 		}
@@ -929,6 +949,9 @@ func (t *Guest) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 	a.local = &Local{Site: t.site, Charter: t.charter, Log: t.log, Keys: keys, Blobs: t.blobs, Registries: regs}
 	if t.rootFile != "" {
 		a.local.Layout = state.Layout{Dir: filepath.Dir(filepath.Dir(t.rootFile))}
+		for _, site := range slices.Sorted(maps.Keys(counted)) {
+			t.standbyRotationLocked(ctx, a, site, counted[site], nil)
+		}
 	}
 	t.logger.Warn("unsealed: serving the guest's registries", "guest", t.id, "registries", regs.Names(),
 		"index_seconds", a.indexed.Sub(a.unsealed).Seconds())

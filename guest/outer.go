@@ -99,6 +99,10 @@ func loadHomeOuterKeys(c *charter.Charter, l state.Layout, keys *seal.Keyring, r
 			if err := fsutil.WriteNew(path, wrapped, 0o600); err != nil {
 				return nil, fmt.Errorf("outer key of site %s: %w", s.ID, err)
 			}
+			// A new key has sealed nothing (homerotate.go counts from here).
+			if err := writeSealCount(l, s.ID, sk.ID(), 0, 0); err != nil {
+				return nil, err
+			}
 			if err := os.MkdirAll(EscrowDir(l), 0o700); err != nil {
 				return nil, err
 			}

@@ -2,7 +2,6 @@ package guest
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -315,13 +314,24 @@ func adoptRotatedOuterKeys(ctx context.Context, l *ledger.Log, guest string, lay
 		if !ok || k.ID() == ev.KeyID {
 			continue
 		}
+		// The escrow holds one wrapped copy (an embassy's, brought by
+		// officials) or several, newest first (a home's, which rotated
+		// the key it ships under): take the one the ledger names.
 		escrow := filepath.Join(EscrowDir(layout), OuterKeyFile(site))
 		w, err := os.ReadFile(escrow)
 		var nk *seal.SiteKey
 		if err == nil {
-			nk, err = keys.UnwrapSiteKey(site, w)
+			var ks []*seal.SiteKey
+			ks, err = keys.UnwrapSiteKeys(site, w)
+			for i, k := range ks {
+				if nk == nil && k.ID() == ev.KeyID {
+					nk, w = k, w[i*seal.WrappedSiteKeyLen:(i+1)*seal.WrappedSiteKeyLen]
+					continue
+				}
+				k.Wipe()
+			}
 		}
-		if err == nil && nk.ID() == ev.KeyID {
+		if err == nil && nk != nil {
 			if err := fsutil.Replace(filepath.Join(layout.Keys(), OuterKeyFile(site)), w, 0o600); err != nil {
 				nk.Wipe()
 				return fmt.Errorf("outer key of site %s: %w", site, err)
@@ -330,7 +340,6 @@ func adoptRotatedOuterKeys(ctx context.Context, l *ledger.Log, guest string, lay
 			logger.Warn("adopted a site's rotated outer key from the escrow", "guest", guest, "site", site, "generation", ev.Generation)
 			continue
 		}
-		nk.Wipe()
 		hk.drop(site)
 		logger.Error("a site rotated its outer key and the escrow here does not hold the new generation: nothing is shipped to it until its escrow copy is put there",
 			"guest", guest, "site", site, "generation", ev.Generation, "escrow", escrow)
@@ -362,12 +371,7 @@ func (t *Guest) rotationLocked(keys *seal.Keyring, epoch uint64) *outerRotation 
 			} else if ok && last.KeyID == ev.KeyID {
 				return nil // recorded before a crash
 			}
-			p, err := ev.MarshalBinary()
-			if err != nil {
-				return err
-			}
-			_, err = log.Append(ctx, ledger.Entry{Type: ledger.TypeKeyEvent, Epoch: epoch, Time: t.opts.Now(), Payload: p})
-			return err
+			return t.appendKeyEvent(ctx, log, ev, epoch)
 		}}
 }
 
@@ -424,10 +428,7 @@ func (t *Guest) ownOuterKeyLocked(ctx context.Context, keys *seal.Keyring, a *ac
 			n += c
 		}
 		own.CountSealed(n)
-		below := t.opts.OuterRotateBelow
-		if below == 0 {
-			below = DefaultOuterRotateBelow
-		}
+		below := t.outerRotateBelow()
 		if own.Remaining() >= below {
 			a.outer.set(t.site, own)
 			return own, nil
@@ -447,8 +448,7 @@ func (t *Guest) ownOuterKeyLocked(ctx context.Context, keys *seal.Keyring, a *ac
 // and opened again under the new key; a site without its key at hand
 // marks the request, and rotates at its next unseal.
 func (t *Guest) rotateOnOrder(ctx context.Context, o *continuity.Order) {
-	raw, _ := (&continuity.SignedOrder{Order: *o}).Marshal()
-	order := sha256.Sum256(raw)
+	order := orderHash(o)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.act

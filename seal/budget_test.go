@@ -154,3 +154,87 @@ func TestSiteKeyRotation(t *testing.T) {
 		t.Fatal("rotated past the last generation")
 	}
 }
+
+// TestSiteKeyReserveAhead: the count a site key persists is at least the
+// seals made, before each is made, and at most one block above; a
+// persist that fails refuses the seal and does not count it.
+func TestSiteKeyReserveAhead(t *testing.T) {
+	sk, err := NewSiteKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var persisted []uint64
+	fail := false
+	sk.ReserveAhead(0, 4, func(upTo uint64) error {
+		if fail {
+			return errors.New("disk full")
+		}
+		persisted = append(persisted, upTo)
+		return nil
+	})
+	for i := 1; i <= 9; i++ {
+		if _, err := sk.Seal([]byte("ad"), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		last := persisted[len(persisted)-1]
+		if last < uint64(i) || last > uint64(i)+4 {
+			t.Fatalf("after seal %d the persisted count is %d", i, last)
+		}
+	}
+	if want := []uint64{5, 10}; len(persisted) != 2 || persisted[0] != want[0] || persisted[1] != want[1] {
+		t.Fatalf("persisted %v, want %v (one write per block)", persisted, want)
+	}
+	sk.Seal([]byte("ad"), []byte("x")) // 10: within the reservation
+	fail = true
+	before := sk.Remaining()
+	if _, err := sk.Seal([]byte("ad"), []byte("x")); err == nil {
+		t.Fatal("a seal past the persisted count went ahead although the count could not be persisted")
+	}
+	if sk.Remaining() != before {
+		t.Fatal("a refused seal was counted")
+	}
+}
+
+// TestSiteKeyRetained: a key that retains its earlier generations opens
+// what each sealed, seals under itself only, and a file of wrapped copies
+// laid end to end unwraps to every generation, newest first; a single
+// copy (the format before) is one key.
+func TestSiteKeyRetained(t *testing.T) {
+	k := NewKeyring("demo-republic", newRoot(t))
+	g0, _ := NewSiteKey()
+	g1, _ := NewSiteKey()
+	w0, _ := k.WrapSiteKey("embassy-north", g0)
+	w1, _ := k.WrapSiteKey("embassy-north", g1)
+	ad := []byte("chunk")
+	old, _ := g0.Seal(ad, []byte("under g0"))
+	keys, err := k.UnwrapSiteKeys("embassy-north", append(append([]byte{}, w1...), w0...))
+	if err != nil || len(keys) != 2 || keys[0].ID() != g1.ID() || keys[1].ID() != g0.ID() {
+		t.Fatalf("unwrap two generations: %v, %d keys", err, len(keys))
+	}
+	cur := keys[0]
+	if _, err := cur.Open(ad, old); err == nil {
+		t.Fatal("generation 1 alone opened a generation-0 seal")
+	}
+	cur.Retain(keys[1:]...)
+	if pt, err := cur.Open(ad, old); err != nil || string(pt) != "under g0" {
+		t.Fatalf("retaining generation 0: %v", err)
+	}
+	nw, _ := cur.Seal(ad, []byte("new"))
+	if _, err := g1.Open(ad, nw); err != nil {
+		t.Fatal("the key sealed under a retained generation, not its own")
+	}
+	if _, err := cur.Open([]byte("other"), old); !errors.Is(err, ErrAuth) {
+		t.Fatalf("wrong ad: %v", err)
+	}
+	one, err := k.UnwrapSiteKeys("embassy-north", w0)
+	if err != nil || len(one) != 1 || one[0].ID() != g0.ID() {
+		t.Fatalf("a single copy: %v", err)
+	}
+	if _, err := k.UnwrapSiteKeys("embassy-north", w0[:60]); err == nil {
+		t.Fatal("a truncated file unwrapped")
+	}
+	cur.Wipe()
+	if keys[1].ID() != ([32]byte{}) {
+		t.Fatal("Wipe left a retained generation")
+	}
+}

@@ -15,6 +15,10 @@ const siteHeaderLen = 1 + nonceSize
 // wrappedSiteKeyLen is format ‖ nonce ‖ 32-byte key ‖ tag.
 const wrappedSiteKeyLen = 1 + nonceSize + keySize + tagSize
 
+// WrappedSiteKeyLen is the length of one wrapped site key (WrapSiteKey);
+// a file of several generations (UnwrapSiteKeys) is a multiple of it.
+const WrappedSiteKeyLen = wrappedSiteKeyLen
+
 // SiteKey is a site's outer key: 32 random bytes, deliberately not derived
 // from R, so that once every wrapped copy is destroyed nobody — not even a
 // holder of R — can recover it (crypto-shredding). Safe for concurrent use.
@@ -28,6 +32,18 @@ type SiteKey struct {
 	// SetSealLimit's (0: DefaultSealLimit).
 	seals sealBudget
 	limit atomic.Uint64
+
+	// retained are earlier generations of the same site's key: Open
+	// tries them after this one (a site's copy may hold packs shipped
+	// under each), Seal never uses them. Set once, before use (Retain).
+	retained []*SiteKey
+
+	// reserve, if set (ReserveAhead), persists a seal count before the
+	// seals it covers are made; reserved is the count persisted so far.
+	resMu    sync.Mutex
+	reserved atomic.Uint64
+	block    uint64
+	reserve  func(upTo uint64) error
 }
 
 // NewSiteKey draws a fresh site key from crypto/rand.
@@ -92,6 +108,10 @@ func (sk *SiteKey) Seal(ad, data []byte) ([]byte, error) {
 	if err := sk.seals.take(sk.limit.Load()); err != nil {
 		return nil, fmt.Errorf("seal: site layer: %w", err)
 	}
+	if err := sk.reserveUpTo(sk.seals.used.Load()); err != nil {
+		sk.seals.used.Add(^uint64(0))
+		return nil, fmt.Errorf("seal: site layer: persist the seal count: %w", err)
+	}
 	out := make([]byte, siteHeaderLen, siteHeaderLen+len(data)+tagSize)
 	out[0] = formatSiteV1
 	nonce := out[1:siteHeaderLen]
@@ -122,10 +142,67 @@ func (sk *SiteKey) Open(ad, sealed []byte) ([]byte, error) {
 		return nil, fmt.Errorf("seal: open site layer: unknown format 0x%02x", sealed[0])
 	}
 	pt, err := sk.aead.Open(nil, sealed[1:siteHeaderLen], sealed[siteHeaderLen:], siteAD(ad))
-	if err != nil {
-		return nil, fmt.Errorf("seal: open site layer: %w", ErrAuth)
+	if err == nil {
+		return pt, nil
 	}
-	return pt, nil
+	for _, old := range sk.retained {
+		if pt, err := old.Open(ad, sealed); err == nil {
+			return pt, nil
+		}
+	}
+	return nil, fmt.Errorf("seal: open site layer: %w", ErrAuth)
+}
+
+// Retain makes Open also try older, earlier generations of the same
+// site's key (newest first), for a copy that holds packs sealed under
+// each: a site's writer rotates the key as its nonce budget runs out and
+// ships later packs under the new generation, leaving the old packs as
+// they are. Seal uses sk only. Call it before the key is shared; sk takes
+// ownership of older (Wipe wipes them).
+func (sk *SiteKey) Retain(older ...*SiteKey) {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	sk.retained = append(sk.retained, older...)
+}
+
+// Retained is how many earlier generations Open tries after sk.
+func (sk *SiteKey) Retained() int {
+	sk.mu.RLock()
+	defer sk.mu.RUnlock()
+	return len(sk.retained)
+}
+
+// ReserveAhead makes the key's seal count durable ahead of use: before
+// the seal that would pass the count last persisted, Seal calls
+// persist(n + block) (n: the seals counted so far) and seals only once it
+// returned nil. A count read back after a crash is therefore never below
+// the seals made, and at most block above: it errs towards rotating
+// early. persisted is the count already on record (CountSealed it too).
+func (sk *SiteKey) ReserveAhead(persisted, block uint64, persist func(upTo uint64) error) {
+	sk.resMu.Lock()
+	defer sk.resMu.Unlock()
+	sk.reserved.Store(persisted)
+	sk.block = max(block, 1)
+	sk.reserve = persist
+}
+
+// reserveUpTo persists a count of at least n if the one on record is
+// below it.
+func (sk *SiteKey) reserveUpTo(n uint64) error {
+	if n <= sk.reserved.Load() {
+		return nil
+	}
+	sk.resMu.Lock()
+	defer sk.resMu.Unlock()
+	if sk.reserve == nil || n <= sk.reserved.Load() {
+		return nil
+	}
+	up := n + sk.block
+	if err := sk.reserve(up); err != nil {
+		return err
+	}
+	sk.reserved.Store(up)
+	return nil
 }
 
 // Wipe zeroes the key and drops the cipher (see Keyring.Wipe on what Go's
@@ -139,6 +216,9 @@ func (sk *SiteKey) Wipe() {
 	clear(sk.key[:])
 	sk.aead = nil
 	sk.wiped = true
+	for _, old := range sk.retained {
+		old.Wipe()
+	}
 }
 
 func appendWrapAD(dst []byte, guest, site string) []byte {
@@ -219,6 +299,28 @@ func (k *Keyring) UnwrapSiteKey(site string, wrapped []byte) (*SiteKey, error) {
 		return nil, err
 	}
 	return sk, nil
+}
+
+// UnwrapSiteKeys recovers the keys of a file of one or more wrapped
+// copies of site's outer key laid end to end, newest generation first: an
+// escrow that holds every generation a site's copy may still need. A file
+// of one copy (all there was before rotation at a writer) gives one key.
+func (k *Keyring) UnwrapSiteKeys(site string, wrapped []byte) ([]*SiteKey, error) {
+	if len(wrapped) == 0 || len(wrapped)%wrappedSiteKeyLen != 0 {
+		return nil, fmt.Errorf("seal: unwrap keys of site %q: %d bytes, want a multiple of %d", site, len(wrapped), wrappedSiteKeyLen)
+	}
+	var out []*SiteKey
+	for i := 0; i < len(wrapped); i += wrappedSiteKeyLen {
+		sk, err := k.UnwrapSiteKey(site, wrapped[i:i+wrappedSiteKeyLen])
+		if err != nil {
+			for _, o := range out {
+				o.Wipe()
+			}
+			return nil, fmt.Errorf("copy %d: %w", i/wrappedSiteKeyLen, err)
+		}
+		out = append(out, sk)
+	}
+	return out, nil
 }
 
 // SiteKeyEvent is the KeySiteKey event that announces sk as generation

@@ -99,6 +99,9 @@ type Options struct {
 	// checked and, when damaged, repaired from another site (default
 	// guest.DefaultLedgerCheckInterval).
 	LedgerCheckInterval time.Duration
+	// OuterRotateBelow is guest.Options.OuterRotateBelow for every guest:
+	// when a site's outer key is rotated (0: the default; tests lower it).
+	OuterRotateBelow uint64
 }
 
 // Site is a running `chancery serve` node: the HTTP layer over its

@@ -50,7 +50,7 @@ func (s *Site) openTenant(ctx context.Context, gc guest.Config, pass []byte) (_ 
 		gc.DataDir = s.cfg.DataDir
 	}
 	g, err := guest.Open(ctx, gc, guest.Options{Logger: s.log, Now: s.opts.Now, Ledger: s.opts.Local.Ledger, Passphrase: pass,
-		Remote: s.sinkFor, RootsRebuilt: &s.rootsRebuilt, LedgerCheckInterval: s.opts.LedgerCheckInterval,
+		Remote: s.sinkFor, RootsRebuilt: &s.rootsRebuilt, LedgerCheckInterval: s.opts.LedgerCheckInterval, OuterRotateBelow: s.opts.OuterRotateBelow,
 		Replication: guest.ReplicationOptions{Disabled: s.cfg.Replication.Disabled, BytesPerSecond: s.cfg.Replication.BytesPerSecond,
 			MaxBatchEntries: s.cfg.Replication.MaxBatchEntries, BlobParallel: s.cfg.Replication.BlobParallel,
 			QuorumTimeout: s.cfg.Replication.QuorumTimeout.Duration}})
