@@ -80,3 +80,11 @@ func (r *Registries) Exclusive(fn func() error) error {
 	defer r.bulk.Unlock()
 	return fn()
 }
+
+// Fence makes every write from now on fail with ErrFenced (on) or lets
+// writes through again (off, a refused failback order). A write already
+// waiting behind an Exclusive sees the fence set inside it, so nothing
+// is appended after the order that ended the epoch: the API refuses
+// writes by the site's mode, but a writer in the same process (the
+// PostgreSQL connector) only learns it here.
+func (r *Registries) Fence(on bool) { r.fenced.Store(on) }
