@@ -114,6 +114,7 @@ func demoCharter() *charter.Charter {
 	for _, o := range demoOfficials {
 		c.Officials = append(c.Officials, charter.Official{ID: o.id, Name: o.name, Roles: o.roles})
 	}
+	addPostgres(c)
 	return c
 }
 
