@@ -41,7 +41,8 @@ type pgStep struct {
 	db       *pgx.Conn
 	connFile string
 	guest    string
-	rows     int // rows inserted so far (servant numbers 1..rows)
+	rows     int    // rows inserted so far (servant numbers 1..rows)
+	last     uint64 // a WAL position inside the last change (change)
 	say      func(string, ...any)
 	rep      *Report
 }
@@ -128,7 +129,7 @@ func (p *pgStep) guestConfig(site string) string {
 
 // insert adds n rows in one transaction.
 func (p *pgStep) insert(ctx context.Context, n int) error {
-	_, err := p.db.Exec(ctx, `INSERT INTO civil_servants (servant_no, name, ministry, grade, salary, hired)
+	err := p.change(ctx, `INSERT INTO civil_servants (servant_no, name, ministry, grade, salary, hired)
 		SELECT 'CS-'||lpad(i::text, 5, '0'), 'Servant '||i, (ARRAY['Interior','Justice','Finance','Health'])[1 + i % 4], 1 + i % 12, 1800 + (i % 50) * 37.5, date '2001-01-01' + i
 		FROM generate_series($1::int, $2::int) i`, p.rows+1, p.rows+n)
 	if err != nil {
@@ -140,7 +141,7 @@ func (p *pgStep) insert(ctx context.Context, n int) error {
 
 // promote changes every k-th row (a new grade and salary, rev + 1).
 func (p *pgStep) promote(ctx context.Context, k int) error {
-	_, err := p.db.Exec(ctx, `UPDATE civil_servants SET grade = grade + 1, salary = salary + 100, updated = now(), rev = rev + 1
+	err := p.change(ctx, `UPDATE civil_servants SET grade = grade + 1, salary = salary + 100, updated = now(), rev = rev + 1
 		WHERE substr(servant_no, 4)::int % $1 = 0`, k)
 	if err != nil {
 		return fmt.Errorf("demo: postgres: update: %w", err)
@@ -148,14 +149,32 @@ func (p *pgStep) promote(ctx context.Context, k int) error {
 	return nil
 }
 
-// waitCaughtUp polls a site's status until its connector runs and holds
-// the source up to the server's current WAL position.
-func (p *pgStep) waitCaughtUp(ctx context.Context, url string, timeout time.Duration) (*siteapi.PostgresStatus, error) {
-	var target string
-	if err := p.db.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&target); err != nil {
-		return nil, err
+// change runs one statement in a transaction and remembers a WAL
+// position inside it: a connector whose position in the ledger reaches
+// it holds the transaction (its end is later, and nothing else of ours
+// commits in between).
+func (p *pgStep) change(ctx context.Context, sql string, args ...any) error {
+	tx, err := p.db.Begin(ctx)
+	if err != nil {
+		return err
 	}
-	want, _ := pglsn(target)
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return err
+	}
+	var lsn string
+	if err := tx.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
+		return err
+	}
+	if p.last, err = pglsn(lsn); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// waitCaughtUp polls a site's status until its connector runs and its
+// position in the ledger covers the last change made to the table.
+func (p *pgStep) waitCaughtUp(ctx context.Context, url string, timeout time.Duration) (*siteapi.PostgresStatus, error) {
 	cc := &siteapi.ContinuityClient{BaseURL: url, Guest: p.guest}
 	start := time.Now()
 	var last *siteapi.PostgresStatus
@@ -165,16 +184,14 @@ func (p *pgStep) waitCaughtUp(ctx context.Context, url string, timeout time.Dura
 			return nil, err
 		}
 		if last = st.Postgres; last != nil && last.Running && last.Phase == "stream" {
-			// The position is a transaction's end; a source idle past it
-			// shows no lag.
-			if got, err := pglsn(last.LSN); err == nil && (got >= want || last.LagBytes == 0 && last.Txns > 0) {
+			if got, err := pglsn(last.LSN); err == nil && got >= p.last {
 				return last, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(2 * time.Millisecond):
 		}
 	}
 	return nil, fmt.Errorf("demo: postgres: the connector at %s did not catch up in %v: %+v", url, timeout, last)
@@ -285,11 +302,17 @@ func (p *pgStep) afterFailback(ctx context.Context, s *sites, dir string, pass [
 	if p == nil {
 		return nil
 	}
+	if err := p.insert(ctx, 5); err != nil {
+		return err
+	}
+	if err := p.promote(ctx, 17); err != nil {
+		return err
+	}
 	st, err := p.waitCaughtUp(ctx, s.urls["home"], 2*time.Minute)
 	if err != nil {
 		return err
 	}
-	p.say("== The home follows the database again from the position embassy-north left in the ledger (%d changes in %d transactions since failback)", st.Streamed, st.Txns)
+	p.say("== The home follows the database again, from the position embassy-north left in the ledger: %d changes in %d transactions since failback", st.Streamed, st.Txns)
 	s.stop("home-standby")
 	loc, err := guest.OpenLocal(ctx, guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: pass})
 	if err != nil {

@@ -39,10 +39,10 @@ func TestDemoPostgresFailback(t *testing.T) {
 		t.Error("no lag measured at home")
 	case rep.PGEmbassyChanges < 30:
 		t.Errorf("embassy-north streamed %d changes, want the 25 hired while home was lost, their promotions and 5 more", rep.PGEmbassyChanges)
-	case rep.PGChecked != 245:
-		t.Errorf("%d rows checked after failback, want 245", rep.PGChecked)
-	case rep.PGRestored != 245:
-		t.Errorf("%d rows restored, want 245", rep.PGRestored)
+	case rep.PGChecked != 250:
+		t.Errorf("%d rows checked after failback, want 250", rep.PGChecked)
+	case rep.PGRestored != 250:
+		t.Errorf("%d rows restored, want 250", rep.PGRestored)
 	}
 	for _, step := range []string{"The home follows the database", "embassy-north's config names the database", "follows the database again", "restore postgres"} {
 		if !strings.Contains(out.String(), step) {
