@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
@@ -55,7 +56,10 @@ func (f *guestFixture) order(t *testing.T, o continuity.Order, officials ...stri
 	return so
 }
 
-func startGuestFixture(t *testing.T) *guestFixture {
+func startGuestFixture(t *testing.T) *guestFixture { return startGuestFixtureWith(t, nil) }
+
+// startGuestFixtureWith is startGuestFixture with Options.Writer set.
+func startGuestFixtureWith(t *testing.T, writer func(context.Context, *Local) io.Closer) *guestFixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -84,7 +88,7 @@ func startGuestFixture(t *testing.T) *guestFixture {
 	data := filepath.Join(t.TempDir(), "north")
 	statetest.Mirror(t, l.Ledger("home"), filepath.Join(GuestDir(data, c.Guest.ID), "ledger"))
 	g, err := Open(ctx, Config{Charter: l.Charter(), Site: "embassy-north", CheckpointKey: l.Key("site-checkpoint", "embassy-north"),
-		Custody: l.Custody(), DataDir: data}, Options{Passphrase: pass, Ledger: ledger.Options{CheckpointInterval: time.Millisecond}})
+		Custody: l.Custody(), DataDir: data}, Options{Passphrase: pass, Ledger: ledger.Options{CheckpointInterval: time.Millisecond}, Writer: writer})
 	if err != nil {
 		t.Fatal(err)
 	}

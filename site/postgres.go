@@ -154,7 +154,7 @@ type closerFunc func() error
 func (f closerFunc) Close() error { return f() }
 
 // status is what chancery status and the dashboard show.
-func (r *pgRunner) status(mode siteapi.Mode, unsealed bool) *siteapi.PostgresStatus {
+func (r *pgRunner) status(mode siteapi.Mode, unsealed, readOnly bool) *siteapi.PostgresStatus {
 	r.mu.Lock()
 	cur, last, serr := r.cur, r.last, r.err
 	r.mu.Unlock()
@@ -176,8 +176,11 @@ func (r *pgRunner) status(mode siteapi.Mode, unsealed bool) *siteapi.PostgresSta
 	case !unsealed:
 		out.Note = "not running: this site writes but is sealed; it starts once unsealed"
 		st = last
+	case readOnly:
+		out.Note = "not running: the site was activated read-only"
+		st = last
 	default:
-		out.Note = "not running: the site writes read-only"
+		out.Note = "not running"
 		st = last
 	}
 	if st != nil {
@@ -192,7 +195,7 @@ func (r *pgRunner) status(mode siteapi.Mode, unsealed bool) *siteapi.PostgresSta
 func (t *tenant) Status() siteapi.ContinuityStatus {
 	st := t.Guest.Status()
 	if t.pg != nil {
-		st.Postgres = t.pg.status(st.Mode, st.Unsealed && !st.ReadOnly)
+		st.Postgres = t.pg.status(st.Mode, st.Unsealed, st.ReadOnly)
 	}
 	return st
 }
