@@ -27,24 +27,32 @@ func OpenEntry(keys *seal.Keyring, guest string, raw []byte) (*Record, *RecordEn
 	if err != nil {
 		return nil, nil, err
 	}
+	rec, err := OpenRecordEntry(keys, guest, &e, re)
+	return rec, re, err
+}
+
+// OpenRecordEntry is OpenEntry for an entry already decoded, with its
+// record entry: a reader that decodes every entry to choose which to open
+// (a restore) does not decode them twice.
+func OpenRecordEntry(keys *seal.Keyring, guest string, e *ledger.Entry, re *RecordEntry) (*Record, error) {
 	rec := &Record{Registry: re.Registry, VersionInfo: VersionInfo{Version: re.Version, Time: e.Time, Epoch: e.Epoch, Deleted: re.Kind == KindTombstone}}
 	if re.Kind == KindTombstone {
-		return rec, re, nil
+		return rec, nil
 	}
 	plain, err := keys.Registry(re.Registry).Open(re.AD(guest, e.Epoch), re.Sealed)
 	if err != nil {
-		return nil, re, fmt.Errorf("%s version %d: %w", re.Registry, re.Version, err)
+		return nil, fmt.Errorf("%s version %d: %w", re.Registry, re.Version, err)
 	}
 	defer clear(plain)
 	var b body
 	if err := json.Unmarshal(plain, &b); err != nil {
-		return nil, re, fmt.Errorf("%s version %d: sealed body: %w", re.Registry, re.Version, err)
+		return nil, fmt.Errorf("%s version %d: sealed body: %w", re.Registry, re.Version, err)
 	}
 	rec.ID, rec.Data = b.ID, append(json.RawMessage(nil), b.Data...)
 	if rec.Attachments, err = b.attachments(re); err != nil {
-		return nil, re, fmt.Errorf("%s version %d: %w", re.Registry, re.Version, err)
+		return nil, fmt.Errorf("%s version %d: %w", re.Registry, re.Version, err)
 	}
-	return rec, re, nil
+	return rec, nil
 }
 
 // attachments decodes the store references the sealed body lists and
