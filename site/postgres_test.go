@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -139,6 +141,15 @@ func TestServeRunsPostgresConnector(t *testing.T) {
 		DELETE FROM civil_servants WHERE servant_no = 'CS-2';`)
 	st = waitPG(t, srv.URL, "applied two transactions", func(p *siteapi.PostgresStatus) bool { return p.Txns >= 2 && p.LagBytes == 0 })
 	checkRegistryEqualsTable(t, pg, s.Local().Registries)
+	res, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if want := `chancery_postgres_rows_total{guest="demo-republic",phase="snapshot",slot="chancery_demo"} 50`; !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
 	if r, err := s.Local().Registries.Get(context.Background(), "civil-service", "CS-2", registry.AsOf{}); err != nil || !r.Deleted {
 		t.Errorf("CS-2 was deleted at the source: %+v, %v, want a tombstone", r, err)
 	}
