@@ -175,6 +175,8 @@ func TestServeRunsPostgresConnector(t *testing.T) {
 	defer s.Close()
 	srv = httptest.NewServer(s.Handler())
 	defer srv.Close()
-	waitPG(t, srv.URL, "resumed", func(p *siteapi.PostgresStatus) bool { return p.Running && p.Txns >= 2 && p.LagBytes == 0 && lsn(t, p.LSN) > lsn(t, st.LSN) })
+	waitPG(t, srv.URL, "resumed", func(p *siteapi.PostgresStatus) bool {
+		return p.Running && p.Txns >= 2 && p.LagBytes == 0 && lsn(t, p.LSN) > lsn(t, st.LSN)
+	})
 	checkRegistryEqualsTable(t, pg, s.Local().Registries)
 }
