@@ -180,3 +180,32 @@ func TestServeRunsPostgresConnector(t *testing.T) {
 	})
 	checkRegistryEqualsTable(t, pg, s.Local().Registries)
 }
+
+// TestPostgresConfigChecked: the connector's database is named once per
+// guest, by a file or an environment variable, and a home whose charter
+// maps no tables refuses a database in its config rather than ignore it.
+func TestPostgresConfigChecked(t *testing.T) {
+	base := site.Config{StateDir: "/srv/d", Site: "home", Listen: "127.0.0.1:0", InsecureLoopback: true}
+	for _, tc := range []struct {
+		pg   *site.PostgresConfig
+		want string
+	}{
+		{&site.PostgresConfig{}, "give one of conn_file"},
+		{&site.PostgresConfig{ConnFile: "/etc/pg", ConnEnv: "PG"}, "give one of conn_file"},
+	} {
+		c := base
+		c.Postgres = tc.pg
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("postgres %+v: %v, want %q", tc.pg, err, tc.want)
+		}
+	}
+	emb := site.Config{DataDir: "/srv/e", Site: "embassy-north", Listen: "127.0.0.1:0", InsecureLoopback: true,
+		Guests: []site.GuestConfig{{Charter: "c.yaml", CheckpointKey: "k"}}, Postgres: &site.PostgresConfig{ConnEnv: "PG"}}
+	if err := emb.Validate(); err == nil || !strings.Contains(err.Error(), "guests[i].postgres") {
+		t.Errorf("an embassy with a top-level postgres: %v", err)
+	}
+	t.Setenv("CHANCERY_TEST_PG", "")
+	if _, err := openHomePG(newState(t), &syncBuffer{}, &site.PostgresConfig{ConnEnv: "CHANCERY_TEST_PG"}); err == nil || !strings.Contains(err.Error(), "empty or unset") {
+		t.Errorf("an empty conn_env: %v", err)
+	}
+}
