@@ -335,7 +335,7 @@ func (p *pgStep) afterFailback(ctx context.Context, s *sites, dir string, pass [
 		return err
 	}
 	start := time.Now()
-	res, err := pgconnect.Restore(ctx, pgconnect.RestoreOptions{ConnString: cs, Log: loc.Log, Keys: loc.Keys, Guest: loc.Charter.Guest.ID, Config: cfg, Verify: true})
+	res, err := pgconnect.Restore(ctx, pgconnect.RestoreOptions{ConnString: cs, Log: loc.Log, Keys: loc.Keys, Guest: loc.Charter.Guest.ID, Config: cfg, Verify: true, Live: loc.Registries})
 	if err != nil {
 		return err
 	}
