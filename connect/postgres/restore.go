@@ -293,9 +293,14 @@ func mapRows(cols []Column, recs map[string]liveRec) rowSource {
 
 // appendCopyRow appends a record as a line of COPY's text format.
 func appendCopyRow(out []byte, cols []Column, data json.RawMessage) ([]byte, error) {
-	vals, err := members(data, cols)
-	if err != nil {
-		return out, err
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	// data is an opened record's: checked as part of its sealed body.
+	vals, ok := registry.FieldsOfValid(data, names)
+	if !ok {
+		return out, errors.New("record is not a JSON object")
 	}
 	for i, c := range cols {
 		if i > 0 {
