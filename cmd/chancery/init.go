@@ -28,7 +28,9 @@ func newInitCmd() *cobra.Command {
     Ed25519 signing key;
   - five custodians of the root key (three must join to unseal), each with an
     age identity (X25519 or hybrid post-quantum);
-  - five registries (population, identity documents, land, business, legal acts);
+  - five registries (population, identity documents, land, business, legal acts),
+    and the civil service register a PostgreSQL connector follows
+    (services.postgres, with its position in connector-state);
   - a charter signed by the amend quorum and by each host for its own sites.
 
 Every private key is generated from crypto/rand and written sealed with age

@@ -59,7 +59,8 @@ type demoOfficial struct {
 }
 
 // The Demo Republic: a home site and two embassies in two host states, five
-// officials, five custodians of whom three unseal, five registries.
+// officials, five custodians of whom three unseal, five registries (and
+// the two of the PostgreSQL connector, postgres.go).
 var (
 	demoHosts = [][2]string{{"northland", "Kingdom of Northland"}, {"southland", "Republic of Southland"}}
 	demoSites = []demoSite{
