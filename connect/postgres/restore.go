@@ -95,17 +95,29 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
 	return res, nil
 }
 
-// view scans the ledger as of the chosen point.
-func (o *RestoreOptions) view(ctx context.Context) (*ledgerView, error) {
-	size := o.Log.Size()
+// point waits for the ledger to publish what it holds, and returns how
+// many entries the restore reads (to Index, or all) and how many are
+// published.
+func (o *RestoreOptions) point(ctx context.Context) (size, published uint64, err error) {
+	size = o.Log.Size()
 	if _, _, err := o.Log.WaitPublished(ctx, size); err != nil {
-		return nil, fmt.Errorf("restore: wait for the ledger to publish: %w", err)
+		return 0, 0, fmt.Errorf("restore: wait for the ledger to publish: %w", err)
 	}
+	published = size
 	if o.Index != nil {
 		if *o.Index >= size {
-			return nil, fmt.Errorf("restore: ledger index %d: the ledger holds %d entries", *o.Index, size)
+			return 0, 0, fmt.Errorf("restore: ledger index %d: the ledger holds %d entries", *o.Index, size)
 		}
 		size = *o.Index + 1
+	}
+	return size, published, nil
+}
+
+// view scans the ledger as of the chosen point.
+func (o *RestoreOptions) view(ctx context.Context) (*ledgerView, error) {
+	size, _, err := o.point(ctx)
+	if err != nil {
+		return nil, err
 	}
 	regs := map[string]bool{}
 	for _, t := range o.Config.Tables {
@@ -293,14 +305,10 @@ func mapRows(cols []Column, recs map[string]liveRec) rowSource {
 
 // appendCopyRow appends a record as a line of COPY's text format.
 func appendCopyRow(out []byte, cols []Column, data json.RawMessage) ([]byte, error) {
-	names := make([]string, len(cols))
-	for i, c := range cols {
-		names[i] = c.Name
-	}
 	// data is an opened record's: checked as part of its sealed body.
-	vals, ok := registry.FieldsOfValid(data, names)
-	if !ok {
-		return out, errors.New("record is not a JSON object")
+	vals, err := fieldsOf(registry.FieldsOfValid, data, cols)
+	if err != nil {
+		return out, err
 	}
 	for i, c := range cols {
 		if i > 0 {
@@ -323,11 +331,17 @@ func appendCopyRow(out []byte, cols []Column, data json.RawMessage) ([]byte, err
 // members returns the raw values of a record's members named by the
 // columns, in column order (nil where absent).
 func members(data []byte, cols []Column) ([][]byte, error) {
+	return fieldsOf(registry.Fields, data, cols)
+}
+
+// fieldsOf returns the columns' members of data with fields
+// (registry.Fields, or FieldsOfValid for data known valid).
+func fieldsOf(fields func([]byte, []string) ([][]byte, bool), data []byte, cols []Column) ([][]byte, error) {
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = c.Name
 	}
-	vals, ok := registry.Fields(data, names)
+	vals, ok := fields(data, names)
 	if !ok {
 		return nil, errors.New("record is not a JSON object")
 	}

@@ -18,16 +18,9 @@ import (
 // read. No record is held in memory, and no id sorted: the primary key
 // is built after, as pg_restore builds it.
 func restoreLive(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
-	size := o.Log.Size()
-	published := size
-	if _, _, err := o.Log.WaitPublished(ctx, size); err != nil {
-		return nil, fmt.Errorf("restore: wait for the ledger to publish: %w", err)
-	}
-	if o.Index != nil {
-		if *o.Index >= size {
-			return nil, fmt.Errorf("restore: ledger index %d: the ledger holds %d entries", *o.Index, size)
-		}
-		size = *o.Index + 1
+	size, published, err := o.point(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if size == 0 {
 		return nil, errors.New("restore: the ledger is empty")
