@@ -57,7 +57,10 @@ FUZZ := \
 	services/procedure:FuzzDecodeSubmission:10000 \
 	services/procedure:FuzzValidateInput:10000 \
 	services/notice:FuzzParse:10000 \
-	services/notice:FuzzParseAtomProofs:10000
+	services/notice:FuzzParseAtomProofs:10000 \
+	services/notice:FuzzParseJSONProofs:10000 \
+	site:FuzzParseExtractStatus:20000 \
+	site:FuzzParseMessageRequest:20000
 # The real S3 server the store suite runs against (Apache-2.0).
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin

@@ -34,6 +34,19 @@ type Custody struct {
 	// Anchored: the charter pins a package and the newest custody event
 	// is that package, with that commitment.
 	Anchored bool
+	// SiteKeys are the site outer key events, in ledger order: each
+	// generation a site rotated to (KeySiteKey) and each key destroyed
+	// (KeySiteShred), by fingerprint only.
+	SiteKeys []SiteKeyEvent
+}
+
+// SiteKeyEvent is a site outer key event in the ledger.
+type SiteKeyEvent struct {
+	Index      uint64
+	Site       string
+	Shred      bool   // KeySiteShred; otherwise KeySiteKey
+	Generation uint32 // KeySiteKey: the generation announced
+	KeyID      [32]byte
 }
 
 // custody reads the custody events of the first size entries and checks
@@ -43,17 +56,10 @@ type Custody struct {
 // false), not refused: ledgers founded before anchoring hold none.
 func (l *Ledger) custody(ctx context.Context, size uint64) (*Custody, error) {
 	out := &Custody{}
-	err := ledger.Scan(ctx, l.Fetcher, 0, size, func(idx uint64, raw []byte) error {
-		if len(raw) < 2 || raw[1] != byte(ledger.TypeKeyEvent) {
+	err := ScanKeyEvents(ctx, l.Fetcher, size, func(idx uint64, ev seal.KeyEvent) error {
+		if ev.Kind == seal.KeySiteKey || ev.Kind == seal.KeySiteShred {
+			out.SiteKeys = append(out.SiteKeys, SiteKeyEvent{Index: idx, Site: ev.Site, Shred: ev.Kind == seal.KeySiteShred, Generation: ev.Generation, KeyID: ev.KeyID})
 			return nil
-		}
-		e, err := ledger.DecodeEntry(raw)
-		if err != nil {
-			return fmt.Errorf("entry %d: %w", idx, err)
-		}
-		var ev seal.KeyEvent
-		if err := ev.UnmarshalBinary(e.Payload); err != nil {
-			return fmt.Errorf("entry %d: %w", idx, err)
 		}
 		if ev.Kind != seal.KeyCustody {
 			return nil
@@ -81,4 +87,24 @@ func (l *Ledger) custody(ctx context.Context, size uint64) (*Custody, error) {
 	}
 	out.Anchored = true
 	return out, nil
+}
+
+// ScanKeyEvents calls fn with every key event among the first size
+// entries of a ledger, in order; an entry of type key-event that does not
+// decode is an error naming its index.
+func ScanKeyEvents(ctx context.Context, f ledger.Fetcher, size uint64, fn func(index uint64, ev seal.KeyEvent) error) error {
+	return ledger.Scan(ctx, f, 0, size, func(idx uint64, raw []byte) error {
+		if len(raw) < 2 || raw[1] != byte(ledger.TypeKeyEvent) {
+			return nil
+		}
+		e, err := ledger.DecodeEntry(raw)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", idx, err)
+		}
+		var ev seal.KeyEvent
+		if err := ev.UnmarshalBinary(e.Payload); err != nil {
+			return fmt.Errorf("entry %d: %w", idx, err)
+		}
+		return fn(idx, ev)
+	})
 }

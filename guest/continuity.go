@@ -682,6 +682,11 @@ func (t *Guest) onFold(o *continuity.Order, index uint64, live bool) {
 	case charter.ActionRevokeSite:
 		t.spawn(func(ctx context.Context) { t.revoke(ctx, o, index) })
 		return
+	case charter.ActionRotateKeys:
+		if o.Site == t.site {
+			t.spawn(func(ctx context.Context) { t.rotateOnOrder(ctx, o) })
+		}
+		return
 	default:
 		return
 	}
@@ -961,7 +966,11 @@ func (t *Guest) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 	if t.rootFile != "" {
 		// A home unsealing from its own key store holds the embassies'
 		// outer keys there too.
-		hk, err := loadHomeOuterKeys(t.charter, state.Layout{Dir: filepath.Dir(filepath.Dir(t.rootFile))}, keys, t.writers.ep.Revoked())
+		hl := state.Layout{Dir: filepath.Dir(filepath.Dir(t.rootFile))}
+		hk, err := loadHomeOuterKeys(t.charter, hl, keys, t.writers.ep.Revoked())
+		if err == nil {
+			err = adoptRotatedOuterKeys(ctx, t.log, t.id, hl, keys, hk, t.logger)
+		}
 		if err != nil {
 			keys.Wipe()
 			return err
@@ -972,7 +981,31 @@ func (t *Guest) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 			}
 		}
 	}
-	own, _ := a.outer.get(t.site)
+	own, err := t.ownOuterKeyLocked(ctx, keys, a)
+	if err != nil {
+		keys.Wipe()
+		return err
+	}
+	regs, err := t.openRegistriesLocked(ctx, keys, own)
+	if err != nil {
+		keys.Wipe()
+		return err
+	}
+	a.indexed = t.opts.Now()
+	a.local = &Local{Site: t.site, Charter: t.charter, Log: t.log, Keys: keys, Blobs: t.blobs, Registries: regs}
+	if t.rootFile != "" {
+		a.local.Layout = state.Layout{Dir: filepath.Dir(filepath.Dir(t.rootFile))}
+	}
+	t.logger.Warn("unsealed: serving the guest's registries", "guest", t.id, "registries", regs.Names(),
+		"index_seconds", a.indexed.Sub(a.unsealed).Seconds())
+	t.writerLocked()
+	return nil
+}
+
+// openRegistriesLocked opens the registries the activation's order puts in
+// scope (their index rebuilt from the ledger), own the site's outer key.
+func (t *Guest) openRegistriesLocked(ctx context.Context, keys *seal.Keyring, own *seal.SiteKey) (*registry.Registries, error) {
+	a := t.act
 	c := t.charter
 	if a.order != nil && len(a.order.Registries) > 0 {
 		// Serve only the registries in scope: a narrowed copy of the
@@ -998,18 +1031,9 @@ func (t *Guest) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 			return repl.Replicated(ctx, reg, idx)
 		}})
 	if err != nil {
-		keys.Wipe()
-		return fmt.Errorf("open the registries of %s: %w", t.id, err)
+		return nil, fmt.Errorf("open the registries of %s: %w", t.id, err)
 	}
-	a.indexed = t.opts.Now()
-	a.local = &Local{Site: t.site, Charter: t.charter, Log: t.log, Keys: keys, Blobs: t.blobs, Registries: regs}
-	if t.rootFile != "" {
-		a.local.Layout = state.Layout{Dir: filepath.Dir(filepath.Dir(t.rootFile))}
-	}
-	t.logger.Warn("unsealed: serving the guest's registries", "guest", t.id, "registries", regs.Names(),
-		"index_seconds", a.indexed.Sub(a.unsealed).Seconds())
-	t.writerLocked()
-	return nil
+	return regs, nil
 }
 
 // maxAccessResult bounds the JSON of one continuity.AccessResult: a 32-byte id in

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,6 +18,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/statetest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/seal"
+	"github.com/chancery-gov/chancery/siteapi"
 )
 
 const fixturePass = "guest test passphrase"
@@ -56,10 +57,15 @@ func (f *guestFixture) order(t *testing.T, o continuity.Order, officials ...stri
 	return so
 }
 
-func startGuestFixture(t *testing.T) *guestFixture { return startGuestFixtureWith(t, nil) }
+func startGuestFixture(t *testing.T) *guestFixture {
+	t.Helper()
+	return startGuestFixtureWith(t, Options{}, false)
+}
 
-// startGuestFixtureWith is startGuestFixture with Options.Writer set.
-func startGuestFixtureWith(t *testing.T, writer func(context.Context, *Local) io.Closer) *guestFixture {
+// startGuestFixtureWith is startGuestFixture with options for the embassy
+// (Passphrase and Ledger set here) and, with ownKey, the embassy's outer
+// key handed over from the home's escrow before the last share.
+func startGuestFixtureWith(t *testing.T, opts Options, ownKey bool) *guestFixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -85,10 +91,27 @@ func startGuestFixtureWith(t *testing.T, writer func(context.Context, *Local) io
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ownKey {
+		// The home makes the embassies' outer keys, and their escrow
+		// copies, the first time it unseals.
+		root, err := seal.ReadRootKeyFile(l.RootKey(), pass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := seal.NewKeyring(c.Guest.ID, root)
+		root.Wipe()
+		ok, err := loadHomeOuterKeys(c, l, keys, nil)
+		keys.Wipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok.wipe()
+	}
 	data := filepath.Join(t.TempDir(), "north")
 	statetest.Mirror(t, l.Ledger("home"), filepath.Join(GuestDir(data, c.Guest.ID), "ledger"))
+	opts.Passphrase, opts.Ledger = pass, ledger.Options{CheckpointInterval: time.Millisecond}
 	g, err := Open(ctx, Config{Charter: l.Charter(), Site: "embassy-north", CheckpointKey: l.Key("site-checkpoint", "embassy-north"),
-		Custody: l.Custody(), DataDir: data}, Options{Passphrase: pass, Ledger: ledger.Options{CheckpointInterval: time.Millisecond}, Writer: writer})
+		Custody: l.Custody(), DataDir: data}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,62 +130,47 @@ func startGuestFixtureWith(t *testing.T, writer func(context.Context, *Local) io
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, sealed := range statetest.SealedShares(t, dir, pass, sess.RecipientStatement, "cust-parliament", "cust-court", "cust-bank") {
-		if _, err := g.AddShare(ctx, sess.Session, sealed); err != nil {
-			t.Fatalf("share %d: %v", i+1, err)
-		}
-	}
-	if g.Served() == nil {
-		t.Fatal("embassy-north is not unsealed")
-	}
+	f.unseal(t, sess, ownKey)
 	return f
 }
 
-// TestOpenRefusesUnpinnedCustody: an embassy given a custody package the
-// charter does not pin (a split of another root, for the same custodians)
-// refuses to open, before any share could be combined from it.
-func TestOpenRefusesUnpinnedCustody(t *testing.T) {
+// unseal hands the custodians' shares (and, with ownKey, embassy-north's
+// wrapped outer key from the home's escrow) to an open session.
+func (f *guestFixture) unseal(t *testing.T, sess *siteapi.UnsealResponse, ownKey bool) {
+	t.Helper()
+	if err := f.unsealErr(t, sess, ownKey); err != nil {
+		t.Fatal(err)
+	}
+	if f.g.Served() == nil {
+		t.Fatal("embassy-north is not unsealed")
+	}
+}
+
+// unsealErr is unseal returning the error of the last share.
+func (f *guestFixture) unsealErr(t *testing.T, sess *siteapi.UnsealResponse, ownKey bool) error {
+	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	pass := []byte(fixturePass)
-	if _, err := found.Init(ctx, found.InitOptions{Dir: dir, Protector: keyfile.Protector{Passphrase: pass, WorkFactor: 10}}); err != nil {
-		t.Fatal(err)
-	}
-	l := state.Layout{Dir: dir}
-	c, err := charter.ReadVerified(l.Charter())
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := seal.NewRootKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cs []seal.Custodian
-	for _, m := range c.Custodians.Members {
-		cs = append(cs, seal.Custodian{ID: m.ID, Recipient: m.Recipient})
-	}
-	pkg, err := seal.Split(c.Guest.ID, other, c.Custodians.Threshold, cs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged := filepath.Join(t.TempDir(), "custody.pkg")
-	if err := pkg.WriteFile(forged); err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(t.TempDir(), "north")
-	statetest.Mirror(t, l.Ledger("home"), filepath.Join(GuestDir(data, c.Guest.ID), "ledger"))
-	open := func(custody string) error {
-		g, err := Open(ctx, Config{Charter: l.Charter(), Site: "embassy-north", CheckpointKey: l.Key("site-checkpoint", "embassy-north"),
-			Custody: custody, DataDir: data}, Options{Passphrase: pass})
-		if err == nil {
-			g.Close()
+	if ownKey {
+		wrapped, err := os.ReadFile(filepath.Join(EscrowDir(state.Layout{Dir: f.dir}), OuterKeyFile("embassy-north")))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return err
+		st, _, err := continuity.VerifyRecipient(f.g.Charter(), f.g.custody, sess.RecipientStatement, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, err := continuity.SealSiteKey(st, "embassy-north", wrapped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.g.SubmitSiteKey(sess.Session, "embassy-north", sealed); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := open(forged); !errors.Is(err, continuity.ErrCustodyNotPinned) {
-		t.Fatalf("open with an unpinned custody package: %v, want ErrCustodyNotPinned", err)
+	for i, sealed := range statetest.SealedShares(t, f.dir, []byte(fixturePass), sess.RecipientStatement, "cust-parliament", "cust-court", "cust-bank") {
+		if _, err := f.g.AddShare(ctx, sess.Session, sealed); err != nil {
+			return fmt.Errorf("share %d: %w", i+1, err)
+		}
 	}
-	if err := open(l.Custody()); err != nil {
-		t.Fatalf("open with the pinned package: %v", err)
-	}
+	return nil
 }

@@ -86,6 +86,11 @@ type Guest struct {
 	// site appends drill reports to (drillLedgerOf).
 	drillMu      sync.Mutex
 	drillLedgers map[*ledger.Log]*drillLedger
+
+	procs procedureEngines // the procedure engine over the unsealed state (procedure.go)
+	// noticeMu serializes PublishNotice's check for a used id and its
+	// append, so one id is recorded once (notices.go). A leaf.
+	noticeMu sync.Mutex
 }
 
 func (t *Guest) currentMode() siteapi.Mode { return t.mode.Load().(siteapi.Mode) }

@@ -100,6 +100,10 @@ type Options struct {
 	// RootsRebuilt, if set, counts the times a root key was held in this
 	// process (an activation's shares combined, a home's key file opened).
 	RootsRebuilt *atomic.Uint64
+	// OuterRotateBelow: an activated site rotates its own outer key as it
+	// unseals once fewer seals than this remain in the key's nonce budget
+	// (default DefaultOuterRotateBelow; rotate.go).
+	OuterRotateBelow uint64
 	// Writer, if set, is called each time this site becomes a writer of
 	// the guest that may write with its registries open — unsealed, not
 	// read-only, not fenced nor handing over — to start what writes on

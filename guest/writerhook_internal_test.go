@@ -58,7 +58,7 @@ func (f closerFunc) Close() error { return f() }
 // ErrFenced); Close waits for it.
 func TestWriterStopsAtFence(t *testing.T) {
 	b := &busyWriter{}
-	f := startGuestFixtureWith(t, b.start)
+	f := startGuestFixtureWith(t, Options{Writer: b.start}, false)
 	ctx := context.Background()
 	if n := b.started.Load(); n != 1 {
 		t.Fatalf("writer started %d times at an unsealed active embassy, want 1", n)

@@ -79,3 +79,9 @@ func (rk *RegistryKeys) counts(gen uint32) *genCounts {
 // SetSealLimit lowers how many values the site key seals before refusing
 // with ErrNonceBudget (0 or above DefaultSealLimit: DefaultSealLimit).
 func (sk *SiteKey) SetSealLimit(n uint64) { sk.limit.Store(n) }
+
+// CountSealed adds n to the site key's seal count: a site that opens its
+// key counts the chunks its copy already holds under it (each was one
+// seal, at this site or at the writer that shipped it), so that Remaining
+// reflects the key's life, not just this process's.
+func (sk *SiteKey) CountSealed(n uint64) { sk.seals.used.Add(n) }

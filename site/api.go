@@ -2,6 +2,7 @@ package site
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -42,6 +43,8 @@ func (g *officialsAPI) mountAPI(mux *http.ServeMux, prefix string) {
 	mux.Handle("GET "+prefix+"/registries/{registry}/records", g.authed(ActionRead, false, g.find))
 	mux.Handle("POST "+prefix+"/registries/{registry}/blobs", g.authed(ActionWrite, true, g.putBlob))
 	mux.Handle("POST "+prefix+rec+"/extract", g.authed(ActionRead, false, g.issueExtract))
+	g.mountProcedures(mux, prefix)
+	g.mountNotices(mux, prefix)
 }
 
 func (g *officialsAPI) listRegistries(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
@@ -179,33 +182,54 @@ func (g *officialsAPI) getRecord(w http.ResponseWriter, r *http.Request, o *char
 		g.fail(w, r, err, reg, id)
 		return
 	}
-	rec, err := g.local.Registries.Get(r.Context(), reg, id, at)
+	rec, err := g.readRecord(r.Context(), o, reg, id, at)
 	if err != nil {
-		// A lookup that finds nothing still tells whether a person or a
-		// parcel exists: it is recorded (with no version) like any read.
-		if errors.Is(err, registry.ErrNotFound) && !g.recorded(w, r, o, &guest.Read{Kind: continuity.AccessRecord, Registry: reg, ID: id}) {
-			return
-		}
 		g.fail(w, r, err, reg, id)
-		return
-	}
-	if !g.recorded(w, r, o, &guest.Read{Kind: continuity.AccessRecord, Registry: reg, ID: id, Records: []*registry.Record{rec}}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
 }
 
+// readRecord reads one record for o, its access entry appended first: the
+// API's read and the desk's (desk.go).
+func (g *officialsAPI) readRecord(ctx context.Context, o *charter.Official, reg, id string, at registry.AsOf) (*registry.Record, error) {
+	rec, err := g.local.Registries.Get(ctx, reg, id, at)
+	if err != nil {
+		// A lookup that finds nothing still tells whether a person or a
+		// parcel exists: it is recorded (with no version) like any read.
+		if errors.Is(err, registry.ErrNotFound) {
+			if rerr := g.record(ctx, o, &guest.Read{Kind: continuity.AccessRecord, Registry: reg, ID: id}); rerr != nil {
+				return nil, rerr
+			}
+		}
+		return nil, err
+	}
+	if err := g.record(ctx, o, &guest.Read{Kind: continuity.AccessRecord, Registry: reg, ID: id, Records: []*registry.Record{rec}}); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
 // recorded has the access hook record rd; it answers the request with an
-// error and returns false if that failed. No plaintext leaves an activated
+// error and returns false if that failed.
+func (g *officialsAPI) recorded(w http.ResponseWriter, r *http.Request, o *charter.Official, rd *guest.Read) bool {
+	if err := g.record(r.Context(), o, rd); err != nil {
+		g.fail(w, r, err, rd.Registry, rd.ID)
+		return false
+	}
+	return true
+}
+
+// record has the access hook record rd. No plaintext leaves an activated
 // site unrecorded: a read whose access entry is not in the ledger is
 // refused, whatever kept it out. Home has no hook and records nothing.
-func (g *officialsAPI) recorded(w http.ResponseWriter, r *http.Request, o *charter.Official, rd *guest.Read) bool {
+func (g *officialsAPI) record(ctx context.Context, o *charter.Official, rd *guest.Read) error {
 	if g.access == nil {
-		return true
+		return nil
 	}
-	err := g.access(r.Context(), o.ID, rd)
+	err := g.access(ctx, o.ID, rd)
 	if err == nil {
-		return true
+		return nil
 	}
 	why := "try again; if it persists, the site's operators have the cause in its log"
 	switch {
@@ -214,10 +238,9 @@ func (g *officialsAPI) recorded(w http.ResponseWriter, r *http.Request, o *chart
 	case errors.Is(err, ledger.ErrClosed):
 		why = "the ledger is closed: the site is stopping or handing over"
 	}
-	g.fail(w, r, &httpError{status: http.StatusServiceUnavailable, cause: err, body: siteapi.ErrorBody{
+	return &httpError{status: http.StatusServiceUnavailable, cause: err, body: siteapi.ErrorBody{
 		Error: fmt.Sprintf("registry %s: the %s read was not served because its access entry could not be appended to the ledger (%s)", rd.Registry, rd.Kind, why),
-	}}, rd.Registry, rd.ID)
-	return false
+	}}
 }
 
 func (g *officialsAPI) deleteRecord(w http.ResponseWriter, r *http.Request, _ *charter.Official) {
@@ -266,20 +289,29 @@ func (g *officialsAPI) find(w http.ResponseWriter, r *http.Request, o *charter.O
 		g.fail(w, r, newHTTPError(http.StatusBadRequest, "value", "required: the value to look up"), reg, "")
 		return
 	}
-	recs, err := g.local.Registries.Find(r.Context(), reg, field, value)
+	recs, err := g.findRecords(r.Context(), o, reg, field, value)
 	if err != nil {
 		g.fail(w, r, err, reg, "")
-		return
-	}
-	// Recorded even when nothing matched: the query itself says what an
-	// official looked for.
-	if !g.recorded(w, r, o, &guest.Read{Kind: continuity.AccessFind, Registry: reg, Records: recs, Field: field, Value: value}) {
 		return
 	}
 	if recs == nil {
 		recs = []*registry.Record{}
 	}
 	writeJSON(w, http.StatusOK, siteapi.FindResponse{Registry: reg, Records: recs})
+}
+
+// findRecords looks records up by an index field for o, the query
+// recorded even when nothing matched: the query itself says what an
+// official looked for. The API's find and the desk's search (desk.go).
+func (g *officialsAPI) findRecords(ctx context.Context, o *charter.Official, reg, field, value string) ([]*registry.Record, error) {
+	recs, err := g.local.Registries.Find(ctx, reg, field, value)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.record(ctx, o, &guest.Read{Kind: continuity.AccessFind, Registry: reg, Records: recs, Field: field, Value: value}); err != nil {
+		return nil, err
+	}
+	return recs, nil
 }
 
 func (g *officialsAPI) putBlob(w http.ResponseWriter, r *http.Request, _ *charter.Official) {

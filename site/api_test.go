@@ -130,7 +130,7 @@ func TestRecordLifecycle(t *testing.T) {
 	}
 
 	names, err := c.Registries(ctx)
-	if err != nil || len(names) != 7 { // the demo charter's five, civil-service and connector-state
+	if err != nil || len(names) != 9 { // the Demo Republic's five, the procedures' cases and pensions, the PostgreSQL connector's civil-service and connector-state
 		t.Fatalf("registries: %v, %v", names, err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/chancery-gov/chancery/guest"
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
-	"github.com/chancery-gov/chancery/replica"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/services/extract"
 	"github.com/chancery-gov/chancery/siteapi"
@@ -88,7 +86,7 @@ func cosignedCheckpoint(ctx context.Context, t *tenant, size uint64) ([]byte, er
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if note, n := mergeReceipts(repl.Tracker().Receipts(), size); n >= need {
+		if note, n := guest.MergeReceipts(repl.Tracker().Receipts(), size); n >= need {
 			return note, nil
 		}
 		select {
@@ -102,44 +100,6 @@ func cosignedCheckpoint(ctx context.Context, t *tenant, size uint64) ([]byte, er
 		case <-tick.C:
 		}
 	}
-}
-
-// mergeReceipts finds the checkpoint of at least size entries cosigned by
-// the most sites, and returns it with all their cosignatures.
-func mergeReceipts(lags []replica.SiteStatus, size uint64) ([]byte, int) {
-	type group struct {
-		body  string
-		lines []string
-	}
-	groups := map[string]*group{}
-	var best *group
-	for _, l := range lags {
-		if l.Size < size || len(l.Receipt) == 0 {
-			continue
-		}
-		body, sigs, ok := strings.Cut(string(l.Receipt), "\n\n")
-		if !ok {
-			continue
-		}
-		g := groups[body]
-		if g == nil {
-			g = &group{body: body}
-			groups[body] = g
-		}
-		for _, line := range strings.SplitAfter(sigs, "\n") {
-			if line != "" && !slices.Contains(g.lines, line) {
-				g.lines = append(g.lines, line)
-			}
-		}
-		if best == nil || len(g.lines) > len(best.lines) {
-			best = g
-		}
-	}
-	if best == nil {
-		return nil, 0
-	}
-	// One line is the writer's signature; the rest are cosignatures.
-	return []byte(best.body + "\n\n" + strings.Join(best.lines, "")), len(best.lines) - 1
 }
 
 // issueExtract serves POST …/records/{id}/extract.

@@ -101,24 +101,37 @@ func startGuardHome(t *testing.T, clock *guardClock, maxNonces int) *guardSite {
 // state's home ledger, as replication leaves it.
 func startGuardEmbassy(t *testing.T, clock *guardClock) *guardSite {
 	t.Helper()
+	return startGuardEmbassyOf(t, newStateWithPerson(t, "DR-G-1"), clock)
+}
+
+// newStateWithPerson is a fresh founded state whose home has written
+// once, the person id, so that there is a ledger to mirror.
+func newStateWithPerson(t *testing.T, id string) string {
+	t.Helper()
 	dir := newState(t)
-	// The home writes once, so that there is a ledger to mirror.
 	loc, err := guest.OpenLocal(context.Background(), guest.LocalOptions{StateDir: dir, Site: "home", Passphrase: []byte(testPass)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loc.Registries.Put(context.Background(), "population", "DR-G-1", person("DR-G-1", "Berg", ""), nil); err != nil {
+	if _, err := loc.Registries.Put(context.Background(), "population", id, person(id, "Berg", ""), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := loc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return startGuardEmbassyOf(t, dir, clock)
+	return dir
 }
 
 // startGuardEmbassyOf is embassy-north holding a mirror of the home
 // ledger of the founded state in dir, as the home left it.
 func startGuardEmbassyOf(t *testing.T, dir string, clock *guardClock) *guardSite {
+	t.Helper()
+	return openGuardSite(t, dir, embassyConfig(t, dir, "embassy-north"), clock, 0)
+}
+
+// embassyConfig configures embassy id of the founded state in dir, on
+// loopback, holding a mirror of the home's ledger as the home left it.
+func embassyConfig(t *testing.T, dir, id string) *site.Config {
 	t.Helper()
 	l := state.Layout{Dir: dir}
 	c, err := charter.ReadVerified(l.Charter())
@@ -131,8 +144,8 @@ func startGuardEmbassyOf(t *testing.T, dir string, clock *guardClock) *guardSite
 	if err := os.WriteFile(pass, []byte(testPass), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return openGuardSite(t, dir, &site.Config{Site: "embassy-north", Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: data, PassphraseFile: pass,
-		Guests: []site.GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", "embassy-north"), Custody: l.Custody()}}}, clock, 0)
+	return &site.Config{Site: id, Listen: "127.0.0.1:0", InsecureLoopback: true, DataDir: data, PassphraseFile: pass,
+		Guests: []site.GuestConfig{{Charter: l.Charter(), CheckpointKey: l.Key("site-checkpoint", id), Custody: l.Custody()}}}
 }
 
 func (g *guardSite) continuity() *siteapi.ContinuityClient {

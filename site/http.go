@@ -231,19 +231,8 @@ func (g *officialsAPI) authed(a Action, stream bool, h handler) http.HandlerFunc
 			return
 		}
 		infoOf(r.Context()).official = o.ID
-		if err := g.policy(o, a, reg); err != nil {
-			g.fail(w, r, newHTTPError(http.StatusForbidden, "", err.Error()), reg, "")
-			return
-		}
-		if a == ActionWrite && g.readOnly {
-			g.fail(w, r, newHTTPError(http.StatusForbidden, "", "this site was activated read-only: writes are refused"), reg, "")
-			return
-		}
-		switch m := g.currentMode(); {
-		case m == siteapi.ModeActive:
-		case (m == siteapi.ModeDrill || m == siteapi.ModeFenced) && a == ActionRead:
-		default:
-			g.fail(w, r, newHTTPError(http.StatusServiceUnavailable, "", "guest is in mode "+string(m)+" at this site: "+string(a)+" refused"), reg, "")
+		if err := g.allow(o, a, reg); err != nil {
+			g.fail(w, r, err, reg, "")
 			return
 		}
 		if !stream {
@@ -256,4 +245,23 @@ func (g *officialsAPI) authed(a Action, stream bool, h handler) http.HandlerFunc
 		}
 		h(w, r, o)
 	}
+}
+
+// allow asks the policy whether o may do a on reg, and checks that the
+// guest's mode here allows it: the gate of every API call, and of the
+// desk's pages (desk.go), which go through the same one.
+func (g *officialsAPI) allow(o *charter.Official, a Action, reg string) error {
+	if err := g.policy(o, a, reg); err != nil {
+		return newHTTPError(http.StatusForbidden, "", err.Error())
+	}
+	if a == ActionWrite && g.readOnly {
+		return newHTTPError(http.StatusForbidden, "", "this site was activated read-only: writes are refused")
+	}
+	switch m := g.currentMode(); {
+	case m == siteapi.ModeActive:
+	case (m == siteapi.ModeDrill || m == siteapi.ModeFenced) && a == ActionRead:
+	default:
+		return newHTTPError(http.StatusServiceUnavailable, "", "guest is in mode "+string(m)+" at this site: "+string(a)+" refused")
+	}
+	return nil
 }

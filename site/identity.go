@@ -112,7 +112,7 @@ func (s *Site) identityOf(t *tenant) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("guest %s: identity: %w", t.ID(), err)
 	}
-	t.id, t.idLocal = svc, sv.Local
+	t.id, t.idLocal = svc.WithInbox(t), sv.Local
 	return svc, nil
 }
 

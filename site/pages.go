@@ -59,6 +59,8 @@ type pages struct {
 	pending  map[string]uiSession // single-use login tokens
 	sessions map[string]uiSession
 	lag      map[string]map[string]*ui.Series // guest → site → recovery point, seconds
+	peers    peerStatus                       // other sites' own reports (dashpeers.go)
+	orders   pendingStore                     // orders left for signatures (desk_orders.go)
 }
 
 func randomID() (string, error) {
@@ -168,7 +170,8 @@ func (p *pages) lines(guest string) []ui.Line {
 	return out
 }
 
-// sampleLag records every writer's sites' recovery points until ctx ends.
+// sampleLag records every writer's sites' recovery points, and asks the
+// other sites for their status (dashpeers.go), until ctx ends.
 // Serve owns it and waits for it.
 func (s *Site) sampleLag(ctx context.Context) {
 	tick := time.NewTicker(lagEvery)
@@ -183,8 +186,10 @@ func (s *Site) sampleLag(ctx context.Context) {
 				}
 			}
 		}
+		s.pollPeers(ctx)
 		select {
 		case <-ctx.Done():
+			s.pages.peers.close()
 			return
 		case <-tick.C:
 		}
@@ -207,13 +212,16 @@ func (s *Site) newPages() (*pages, error) {
 			switch {
 			case pg == ui.PageHost && sess.kind != uiHost:
 				return ui.Viewer{}, fmt.Errorf("the host console is for the operator of the host of site %s; you are signed in as official %s", s.cfg.Site, sess.who)
-			case pg == ui.PageDashboard && sess.kind != uiOfficial:
+			case (pg == ui.PageDashboard || pg == ui.PageDesk) && sess.kind != uiOfficial:
 				return ui.Viewer{}, fmt.Errorf("the continuity dashboard is for the guest's officials; you are signed in as host %s", sess.who)
 			}
 			return ui.Viewer{Name: string(sess.kind) + " " + sess.who + " (" + sess.guest + ")", Session: id, Guest: sess.guest, ID: sess.who}, nil
 		},
 		Dashboard: s.dashboard,
 		Host:      s.hostConsole,
+		DeskHooks: ui.DeskHooks{Desk: s.desk, DeskSearch: s.deskSearch, DeskCase: s.deskCase, DeskOrder: func(_ context.Context, v ui.Viewer, id string) ([]byte, error) {
+			return p.orders.file(v.Guest, id)
+		}},
 	})
 	if err != nil {
 		return nil, err
@@ -237,20 +245,31 @@ func (s *Site) mountPages(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/login", s.uiLogin)
 	mux.HandleFunc("POST /ui/v1/guests/{guest}/login", s.uiOfficialLogin)
 	mux.HandleFunc("POST /ui/v1/operator/guests/{guest}/login", s.uiOperatorLogin)
+	mux.HandleFunc("POST /ui/v1/guests/{guest}/orders", s.leaveOrder)
 }
 
 func (s *Site) uiOfficialLogin(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.tenantOf(w, r)
+	t, o, ok := s.signedByOfficial(w, r)
 	if !ok {
 		return
+	}
+	s.answerLogin(w, uiSession{guest: t.ID(), who: o.ID, kind: uiOfficial})
+}
+
+// signedByOfficial authenticates a request to the pages' API as signed by
+// an official of the guest it names; it answers the request if not.
+func (s *Site) signedByOfficial(w http.ResponseWriter, r *http.Request) (*tenant, *charter.Official, bool) {
+	t, ok := s.tenantOf(w, r)
+	if !ok {
+		return nil, nil, false
 	}
 	o, err := t.auth.authenticate(r)
 	if err != nil {
 		e := toHTTP(err, "", "")
 		writeJSON(w, e.status, e.body)
-		return
+		return nil, nil, false
 	}
-	s.answerLogin(w, uiSession{guest: t.ID(), who: o.ID, kind: uiOfficial})
+	return t, o, true
 }
 
 func (s *Site) uiOperatorLogin(w http.ResponseWriter, r *http.Request) {
@@ -328,12 +347,16 @@ func (s *Site) dashboard(_ context.Context, v ui.Viewer) (*ui.Dashboard, error) 
 			row.Mode = "unknown"
 			row.Problem = "this site does not ship to it; ask it: chancery status --all"
 		}
+		if cs.ID != s.cfg.Site {
+			s.reported(&row, t.ID())
+		}
 		d.Sites = append(d.Sites, row)
 	}
 	d.Lag = s.pages.lines(t.ID())
 	if st.Order != "" {
 		d.Orders = append(d.Orders, ui.OrderRow{ID: st.Order, Kind: "opened epoch " + fmt.Sprint(st.Epoch), Site: st.Writer, State: "accepted"})
 	}
+	d.Orders = append(d.Orders, s.pages.waitingOrderRows(t)...)
 	if ds := t.DrillStatus(); ds.LastReport != nil {
 		r := ds.LastReport
 		d.Drills = append(d.Drills, ui.DrillRow{Site: r.Site, Order: r.Order, When: r.Finished, RTOSeconds: r.RTOSeconds, RPOEntries: r.RPOEntries, Outcome: "could activate"})
@@ -362,6 +385,11 @@ func (s *Site) hostConsole(_ context.Context, v ui.Viewer) (*ui.HostConsole, err
 		}
 		if sp := os.Suspension; sp != nil {
 			row.Suspension = fmt.Sprintf("notice given %s by %s, effective %s: %s", sp.GivenAt.Format(time.RFC3339), sp.Host, sp.EffectiveAt.Format(time.RFC3339), sp.Reason)
+			if sp.RecordedAt != nil {
+				row.Suspension += fmt.Sprintf(" (recorded in the guest's ledger at index %d)", *sp.RecordedAt)
+			} else {
+				row.Suspension += " (not yet recorded in the guest's ledger: the writer records it when it next ships here)"
+			}
 		}
 		for _, p := range t.Charter().Safeguards.OperatorMay {
 			row.MaySuspend = row.MaySuspend || p == charter.OperatorSuspend

@@ -74,17 +74,7 @@ func TestPagesSignIn(t *testing.T) {
 	if cookie == nil || !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode {
 		t.Fatalf("session cookie %+v: want HttpOnly, Secure, SameSite=Strict", cookie)
 	}
-	withSession := func(path string) (int, string) {
-		req, _ := http.NewRequest("GET", ts.srv.URL+path, nil)
-		req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
+	withSession := func(path string) (int, string) { return getWithSession(t, ts.srv.URL+path, cookie) }
 	code, body := withSession("/ui/dashboard")
 	if code != http.StatusOK || !strings.Contains(body, "ACTIVE") || !strings.Contains(body, "embassy-north") {
 		t.Fatalf("dashboard: %d\n%s", code, body)

@@ -151,6 +151,10 @@ type officialsAPI struct {
 	// extracts is the guest's extract issuer here, built on first use
 	// (extracts.go).
 	extracts func() (*extract.Issuer, error)
+	// procedures is the guest's procedures here (procedures.go).
+	procedures func() (*guest.Procedures, error)
+	// guest is the guest served: notices and messages (notices.go).
+	guest *guest.Guest
 }
 
 func (g *officialsAPI) currentMode() siteapi.Mode { return g.mode() }
@@ -314,12 +318,14 @@ func (s *Site) Handler() http.Handler {
 		t := s.tenants[id]
 		mountLedgerDir(mux, "/guests/"+id+"/ledger", filepath.Join(t.Dir(), "ledger"))
 		mux.HandleFunc("GET /guests/"+id+"/notices", s.serveNotices(t))
+		s.mountPublic(mux, "/guests/"+id, t)
 		mux.Handle("/replica/v1/guests/"+id+"/", s.replicaHandler(t))
 		mux.Handle("/guests/"+id+"/v1/", s.apiHandler(t))
 	}
 	if h := s.home; h != nil {
 		mountLedgerDir(mux, "/ledger", filepath.Join(h.Dir(), "ledger"))
 		mux.Handle("/v1/", s.apiHandler(h))
+		s.mountPublic(mux, "", h)
 		mux.HandleFunc("GET /replica/v1/status", s.replicationStatus)
 	}
 	s.mountOperator(mux)

@@ -34,6 +34,7 @@ type tenant struct {
 	recv  *replica.Receiver
 	recvH http.Handler
 	local *guest.Local
+	offs  *officialsAPI
 	api   http.Handler
 	// The state's identity service (identity.go), built over idLocal.
 	idLocal *guest.Local
@@ -116,31 +117,40 @@ func (s *Site) replicaHandler(t *tenant) http.Handler {
 // API (its blob-token key new too) for every unsealing.
 func (s *Site) apiHandler(t *tenant) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sv := t.Served()
-		if sv == nil {
-			writeJSON(w, http.StatusServiceUnavailable, siteapi.ErrorBody{Error: fmt.Sprintf("guest %s is %s at site %s and not unsealed: no registry is served", t.ID(), t.Mode(), t.Site())})
+		_, h, err := s.officialsOf(t)
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, siteapi.ErrorBody{Error: err.Error()})
 			return
 		}
-		t.mu.Lock()
-		if t.local != sv.Local {
-			h, err := s.newAPI(t, sv)
-			if err != nil {
-				t.mu.Unlock()
-				writeJSON(w, http.StatusInternalServerError, siteapi.ErrorBody{Error: err.Error()})
-				return
-			}
-			t.local, t.api = sv.Local, h
-		}
-		h := t.api
-		t.mu.Unlock()
 		h.ServeHTTP(w, r)
 	})
 }
 
+// officialsOf is the officials' API over the guest's unsealed registries,
+// built anew for every unsealing: the API's handler and the desk's pages
+// (desk.go) both use it, so both read through the same gate and access
+// entries.
+func (s *Site) officialsOf(t *tenant) (*officialsAPI, http.Handler, error) {
+	sv := t.Served()
+	if sv == nil {
+		return nil, nil, fmt.Errorf("guest %s is %s at site %s and not unsealed: no registry is served", t.ID(), t.Mode(), t.Site())
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.local != sv.Local {
+		g, h, err := s.newAPI(t, sv)
+		if err != nil {
+			return nil, nil, err
+		}
+		t.local, t.offs, t.api = sv.Local, g, h
+	}
+	return t.offs, t.api, nil
+}
+
 // newAPI builds the officials' API over an unsealed guest.
-func (s *Site) newAPI(t *tenant, sv *guest.Served) (http.Handler, error) {
+func (s *Site) newAPI(t *tenant, sv *guest.Served) (*officialsAPI, http.Handler, error) {
 	g := &officialsAPI{local: sv.Local, mode: t.Mode, limits: s.cfg.limits(), policy: s.opts.Policy, auth: t.auth, log: s.log.With("guest", t.ID()),
-		readOnly: sv.ReadOnly}
+		readOnly: sv.ReadOnly, procedures: t.Procedures, guest: t.Guest}
 	if sv.RecordsAccess {
 		g.access = t.RecordAccess
 	}
@@ -149,7 +159,7 @@ func (s *Site) newAPI(t *tenant, sv *guest.Served) (http.Handler, error) {
 		return ei.get(func() (*extract.Issuer, error) { return newExtractIssuer(t, sv, s.opts.Now) })
 	}
 	if _, err := rand.Read(g.tokenKey[:]); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	g.mountAPI(mux, "/guests/"+t.ID()+"/v1")
@@ -157,7 +167,7 @@ func (s *Site) newAPI(t *tenant, sv *guest.Served) (http.Handler, error) {
 		// A home also serves its guest at the root (Site.Handler).
 		g.mountAPI(mux, "/v1")
 	}
-	return mux, nil
+	return g, mux, nil
 }
 
 // allowPeer admits to the replication API only the sites of the guest's

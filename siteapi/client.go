@@ -279,7 +279,18 @@ func (c *Client) PutBlob(ctx context.Context, reg string, rd io.ReadSeeker) (*Bl
 
 // GetAttachment writes an attachment of a record version to w.
 func (c *Client) GetAttachment(ctx context.Context, reg, id, name string, at registry.AsOf, w io.Writer) (int64, error) {
-	req, err := signedRequest(ctx, &c.Signer, http.MethodGet, c.url(recordPath(reg, id)+"/attachments/"+url.PathEscape(name), asOfQuery(at)), nil)
+	n, err := c.download(ctx, c.url(recordPath(reg, id)+"/attachments/"+url.PathEscape(name), asOfQuery(at)), w)
+	if err != nil {
+		return n, fmt.Errorf("site: attachment %s of registry %s record %s: %w", name, reg, id, err)
+	}
+	return n, nil
+}
+
+// download GETs u, signed, and copies a 200 answer's body to w; any other
+// status is an *APIError. An error after the first byte comes from the
+// copy (a short body): the caller names what it was downloading.
+func (c *Client) download(ctx context.Context, u string, w io.Writer) (int64, error) {
+	req, err := signedRequest(ctx, &c.Signer, http.MethodGet, u, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -295,11 +306,7 @@ func (c *Client) GetAttachment(ctx context.Context, reg, id, name string, at reg
 	if resp.StatusCode != http.StatusOK {
 		return 0, decodeError(resp)
 	}
-	n, err := io.Copy(w, resp.Body)
-	if err != nil {
-		return n, fmt.Errorf("site: attachment %s of registry %s record %s: %w", name, reg, id, err)
-	}
-	return n, nil
+	return io.Copy(w, resp.Body)
 }
 
 // ExtractRequest is the body of POST …/records/{id}/extract: the record's

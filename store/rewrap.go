@@ -16,6 +16,11 @@ func RewrapPack(id PackID, data []byte, fn func(id ID, sealed []byte) ([]byte, e
 	if err != nil {
 		return PackID{}, nil, fmt.Errorf("store: rewrap pack %s: %w", PackName(id), err)
 	}
+	return rewrapEntries(id, data, entries, fn)
+}
+
+// rewrapEntries is RewrapPack for a pack already checked.
+func rewrapEntries(id PackID, data []byte, entries []packEntry, fn func(id ID, sealed []byte) ([]byte, error)) (PackID, []byte, error) {
 	var b packBuilder
 	b.data = make([]byte, 0, len(data)+len(entries)*64)
 	for _, e := range entries {

@@ -239,10 +239,16 @@ func (s *Store) readIndexObject(ctx context.Context, name string) ([]packEntries
 }
 
 func (s *Store) readPackHeader(ctx context.Context, name string, size int64) ([]packEntry, error) {
+	return readPackHeader(ctx, s.be, name, size)
+}
+
+// readPackHeader reads a pack's trailer and header from be (two range
+// reads) and parses them.
+func readPackHeader(ctx context.Context, be Backend, name string, size int64) ([]packEntry, error) {
 	if size < int64(packTrailerLen) {
 		return nil, fmt.Errorf("store: pack %s: %d bytes, too short for a trailer", name, size)
 	}
-	trailer, err := loadAll(ctx, s.be, name, size-int64(packTrailerLen), int64(packTrailerLen))
+	trailer, err := loadAll(ctx, be, name, size-int64(packTrailerLen), int64(packTrailerLen))
 	if err != nil {
 		return nil, fmt.Errorf("store: pack %s: read trailer: %w", name, err)
 	}
@@ -253,7 +259,7 @@ func (s *Store) readPackHeader(ctx context.Context, name string, size int64) ([]
 	hlen := int64(count) * packEntryLen
 	header := []byte{}
 	if hlen > 0 {
-		header, err = loadAll(ctx, s.be, name, size-int64(packTrailerLen)-hlen, hlen)
+		header, err = loadAll(ctx, be, name, size-int64(packTrailerLen)-hlen, hlen)
 		if err != nil {
 			return nil, fmt.Errorf("store: pack %s: read header: %w", name, err)
 		}

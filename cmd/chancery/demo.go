@@ -47,7 +47,13 @@ The story, each site its own "chancery serve" process on loopback:
      home, quorum writes acknowledged only once an embassy holds them;
   8. the home is destroyed (process killed, data deleted);
   9. two officials sign an activation order for embassy-north; three of
-     five custodians unseal it; it serves a lookup and a write (RTO);
+     five custodians unseal it; it serves a lookup (RTO), registers a
+     birth through the register-birth procedure, issues the parents a
+     certified extract, publishes a public notice ("the government is
+     operating from abroad") that the standby embassy-south's feed
+     serves, verified with the charter alone, and pays a month's
+     pensions to 1,000 pensioners (a pain.001 file two ministers
+     approve, checked offline);
  10. a fresh home catches up from the embassy as a sealed mirror, and a
      failback order hands the state back home without losing a record.
 It prints the measured RPO and RTO. --keep leaves the sites running and
@@ -135,6 +141,7 @@ func keepSites(cmd *cobra.Command, rep *demo.Report, passphraseFile string) erro
 		// The pages (docs/ui.md): a signed request opens a browser session.
 		fmt.Fprintf(w, "   pages: the continuity dashboard is at <site>/ui/dashboard, the host console at <site>/ui/host; open a session with\n")
 		fmt.Fprintf(w, "     chancery ui login --site home --official min-interior   (prints a single-use link)\n")
+		fmt.Fprintf(w, "   the officials' desk (cases, record search, orders to sign) at the activated embassy: %s/ui/desk\n", cmp.Or(rep.SiteURLs["embassy-north"], "<embassy-north>"))
 	}
 	<-cmd.Context().Done()
 	fmt.Fprintln(w, "== stopping the sites")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -74,6 +75,7 @@ code's text), PREFIX.qr.png and PREFIX.pdf, each of which
 type extractVerifyOptions struct {
 	file        string
 	charterFile string
+	online      string // a site id or URL: also ask it whether a later version supersedes the extract
 }
 
 func newExtractVerifyCmd() *cobra.Command {
@@ -95,11 +97,15 @@ COSE_Sign1 bytes, or an SD-JWT VC of the extract.
 The charter is read with its history (charter.v1.yaml ... beside it) and
 its signatures are checked first. Every check made is printed. "As of
 checkpoint N" is what an offline check can say: whether a later version of
-the record supersedes the extract needs a site (the online check).
+the record supersedes the extract needs a site. With --online SITE (a site
+id of the charter, reached with its pinned TLS key, or the guest's URL at a
+site) verify also asks that site, any site of the guest, standby included,
+and fails if the extract is superseded (docs/extracts.md, online check).
 
 Exit status is non-zero when any check fails; the message names it.`,
 		Example: `  chancery extract verify birth-certificate.pdf --charter charter.yaml
-  chancery extract verify qr.png --charter charter.yaml`,
+  chancery extract verify qr.png --charter charter.yaml
+  chancery extract verify qr.png --charter charter.yaml --online embassy-south`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.file = args[0]
@@ -108,6 +114,7 @@ Exit status is non-zero when any check fails; the message names it.`,
 	}
 	cmd.Flags().StringVar(&o.charterFile, "charter", "", "the guest's charter (default: the context's)")
 	tieContext(cmd.Flags(), "charter", "charter")
+	cmd.Flags().StringVar(&o.online, "online", "", "also ask this site (a site id of the charter, or a URL) whether a later version supersedes the extract")
 	return cmd
 }
 
@@ -148,6 +155,11 @@ func runExtractVerify(o extractVerifyOptions, w io.Writer) error {
 			fmt.Fprintf(w, "  %s: %v\n", k, r.Claims.Fields[k])
 		}
 		fmt.Fprintf(w, "VALID as of checkpoint %d (epoch %d), written by %s, cosigned by %v\n", r.Checkpoint.Size, r.Checkpoint.Epoch, r.Writer, r.Cosigners)
+		if o.online != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			return checkOnline(ctx, w, c, o.online, r.Claims)
+		}
 	} else {
 		fmt.Fprintln(w, "VALID")
 	}

@@ -5,12 +5,12 @@ import (
 	"cmp"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
@@ -103,23 +103,29 @@ v2.yaml ...): the chain is verified and the last version is used.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Action, "action", "", "one of "+strings.Join(charter.Actions(), ", ")+" (required)")
-	f.StringArrayVar(&o.Charters, "charter", nil, "charter file; repeat for every version from 1 (default: the context's)")
-	tieContext(f, "charter", "charter")
+	addOrderDraftFlags(f, &o)
 	f.StringArrayVar(&o.Charters, "guest-charter", nil, "old spelling of --charter")
 	aliasFlag(f, "guest-charter", "--charter")
 	f.StringVar(&o.Site, "site", "", "the site the order acts on (see above)")
 	f.StringSliceVar(&o.Registries, "registries", nil, "comma-separated registries (activate, drill, rotate-keys); empty: all the site holds")
 	f.StringVar(&o.Access, "access", "", "activate only: read-only or read-write")
 	f.Uint64Var(&o.Epoch, "epoch", 0, "the epoch the order opens (activate, failback: current+1) or is valid in (others: current) (required)")
-	f.StringVar(&o.NotBefore, "not-before", "", "RFC 3339 time from which the order is valid (default: now)")
-	f.StringVar(&o.Expires, "expires", "24h", "validity: a duration after --not-before, or an RFC 3339 time")
-	f.StringVar(&o.Reason, "reason", "", "why, in words, for the ledger (at most 1024 bytes)")
 	f.StringVar(&o.NewCharter, "new-charter", "", "amend only: the new charter version the order adopts")
-	f.StringVar(&o.Out, "out", "", "order file to create (required)")
 	for _, n := range []string{"action", "epoch", "out"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
 	return cmd
+}
+
+// addOrderDraftFlags registers the flags every command that drafts an
+// order shares: the charter, the validity window, the reason, the file.
+func addOrderDraftFlags(f *pflag.FlagSet, o *orderNewOptions) {
+	f.StringArrayVar(&o.Charters, "charter", nil, "charter file; repeat for every version from 1 (default: the context's)")
+	tieContext(f, "charter", "charter")
+	f.StringVar(&o.NotBefore, "not-before", "", "RFC 3339 time from which the order is valid (default: now)")
+	f.StringVar(&o.Expires, "expires", "24h", "validity: a duration after --not-before, or an RFC 3339 time")
+	f.StringVar(&o.Reason, "reason", "", "why, in words, for the ledger (at most 1024 bytes)")
+	f.StringVar(&o.Out, "out", "", "order file to create (required)")
 }
 
 // orderSignOptions are the flags of `order sign`.
@@ -347,23 +353,11 @@ func runOrderSign(w io.Writer, o orderSignOptions) error {
 			return fmt.Errorf("order sign %s: official %s has already signed order %s", o.File, o.Official, so.Order.ID)
 		}
 	}
-	pass, err := readPassphrase(o.PassphraseFile, os.Stdin, os.Stderr)
-	if err != nil {
-		return fmt.Errorf("order sign %s: %w", o.File, err)
-	}
-	key, err := keyfile.ReadEd25519(o.KeyFile, keyfile.Protector{Passphrase: pass})
-	clear(pass)
+	key, err := openOfficialKey(c, o.Official, o.KeyFile, o.PassphraseFile)
 	if err != nil {
 		return fmt.Errorf("order sign %s: %w", o.File, err)
 	}
 	defer clear(key)
-	if c != nil {
-		off, _ := c.Official(o.Official)
-		pub, err := off.PublicKey()
-		if err != nil || !pub.Equal(key.Public()) {
-			return fmt.Errorf("order sign %s: --key %s is not the key charter %s v%d gives official %s", o.File, o.KeyFile, c.Guest.ID, c.Version, o.Official)
-		}
-	}
 	if err := continuity.Sign(so, o.Official, key); err != nil {
 		return fmt.Errorf("order sign %s: %w", o.File, err)
 	}

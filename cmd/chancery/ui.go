@@ -22,7 +22,55 @@ key as any API call: "ui login" asks the site for a single-use link, valid
 for two minutes, and prints it; open it in a browser to start an eight-hour
 session (an HttpOnly, Secure, SameSite=Strict cookie).`,
 	}
-	cmd.AddCommand(newUILoginCmd("login", "official"), newUILoginCmd("operator-login", "host"))
+	cmd.AddCommand(newUILoginCmd("login", "official"), newUILoginCmd("operator-login", "host"), newUIOrderCmd())
+	return cmd
+}
+
+// newUIOrderCmd leaves an order at a site for the other officials to sign:
+// the officials' desk lists it with who signed and who still must.
+func newUIOrderCmd() *cobra.Command {
+	var f siteFlags
+	cmd := &cobra.Command{
+		Use:   "order ORDERFILE",
+		Short: "Leave an order at a site, so the officials' desk shows who still must sign it",
+		Long: `Order sends a continuity order file, signed by any number of officials
+(even none), to the site in a request signed with your key. The site checks
+every signature against the charter, merges them with those of copies left
+before, and keeps the order in memory until it expires or is accepted. The
+officials' desk (/ui/desk) lists it with who signed, what its quorum still
+needs, and the command each official runs to sign it. Leave the file again
+after signing it.`,
+		Example: `  chancery ui order activate-north.order --site embassy-north --official min-interior`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			so, err := readOrderFile(args[0])
+			if err != nil {
+				return fmt.Errorf("ui order: %w", err)
+			}
+			raw, err := orderFileBytes(so)
+			if err != nil {
+				return fmt.Errorf("ui order %s: %w", args[0], err)
+			}
+			return f.run(cmd, func(ctx context.Context, t *target) error {
+				left, err := siteapi.LeaveOrder(ctx, t.http, t.url, t.guest, t.signer, raw)
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if f.jsonOutput(w) {
+					return printJSON(w, left)
+				}
+				fmt.Fprintf(w, "order %s waits at %s; signed by: %s\n", left.Order, strings.TrimSuffix(t.url, "/")+left.Desk, strings.Join(left.Signers, ", "))
+				if left.Missing != "" {
+					fmt.Fprintf(w, "still needed: %s\n", left.Missing)
+				} else {
+					fmt.Fprintf(w, "quorum met: submit it with chancery order submit %s\n", args[0])
+				}
+				return nil
+			})
+		},
+	}
+	f.register(cmd, "official")
 	return cmd
 }
 

@@ -133,6 +133,15 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			fmt.Fprintf(stdout, "custody: entry %d anchors package %x (root commitment %x); NOT CHECKED — no charter pins a package\n", last.Index, last.Package, last.Commitment)
 		}
 	}
+	if cu := v.Custody; cu != nil {
+		for _, e := range cu.SiteKeys {
+			if e.Shred {
+				fmt.Fprintf(stdout, "site key: entry %d destroys the outer key of site %s (key id %x)\n", e.Index, e.Site, e.KeyID[:8])
+			} else {
+				fmt.Fprintf(stdout, "site key: entry %d rotates the outer key of site %s to generation %d (key id %x)\n", e.Index, e.Site, e.Generation, e.KeyID[:8])
+			}
+		}
+	}
 	switch {
 	case v.Previous:
 		fmt.Fprintf(stdout, "consistency: consistent with the checkpoint verified before (size %d)\n", rep.PreviousSize)

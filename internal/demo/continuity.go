@@ -412,12 +412,10 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	say("   lookup of national id %s: %s %s, version %d — the read is an access entry in the ledger", probeID, person.First, person.Last, got.Version)
 	say("   RTO: %v from the order and the threshold of shares to the first served read (%v from the order's submission, custodians included)",
 		rep.RTO.Round(time.Millisecond), firstRead.Sub(ordered).Round(time.Millisecond))
-	newID := "DR-EMBASSY-0001"
-	w, err := northAPI.Put(ctx, "population", newID, json.RawMessage(`{"national_id":"DR-EMBASSY-0001","first_name":"Born","last_name":"Abroad","address":{"city":"Capital"}}`))
+	newID, err := registerBirth(ctx, c, northAPI.BaseURL, layout, pass, probeID, say)
 	if err != nil {
-		return fmt.Errorf("demo: write at embassy-north: %w", err)
+		return err
 	}
-	say("   a birth is registered at the embassy: %s, ledger entry %d, epoch %d, cosigned by embassy-south before it was acknowledged", newID, w.Index, w.Epoch)
 	if err := pgd.atEmbassy(ctx, s.urls["embassy-north"]); err != nil {
 		return err
 	}
@@ -452,8 +450,15 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		took.Round(time.Millisecond), exRep.Act, strings.Join(exRep.Cosigners, ", "))
 	say("   %s.pdf and .qr.png verify offline with the charter alone (%d checks): chancery extract verify %s.pdf --charter %s",
 		files, len(exRep.Checks), files, layout.Charter())
+	if err := payPensions(ctx, c, northAPI.BaseURL, layout, pass, dir, say); err != nil {
+		return err
+	}
 	if !opts.Keep {
 		say("   (the demo's directory is removed at the end: run it with --keep to keep the files)")
+	}
+
+	if err := announceAbroad(ctx, c, layout, pass, northAPI, s.urls["embassy-south"], say); err != nil {
+		return err
 	}
 
 	say("== The home is rebuilt: a fresh home starts as a sealed mirror and catches up from embassy-north")

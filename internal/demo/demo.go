@@ -210,6 +210,9 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 	if err := loadRegisters(ctx, loc, opts, rep, say); err != nil {
 		return nil, err
 	}
+	if err := loadPensions(ctx, loc, say); err != nil {
+		return nil, err
+	}
 	if err := officialsAtWork(ctx, loc, opts, rep, say); err != nil {
 		return nil, err
 	}

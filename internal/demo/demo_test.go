@@ -43,7 +43,7 @@ func TestRunTellsTheStory(t *testing.T) {
 		t.Errorf("home holds %d entries after failback, fewer than the %d before the disaster plus the 50 written", rep.FinalSize, rep.Entries)
 	}
 	for _, step := range []string{"Founding the Demo Republic", "loads its registers", "scanned deeds", "address changes", "looks up national id", "sealed bytes only", "auditor verifies",
-		"Two embassies open", "Disaster", "activation order", "custodians unseal", "serves the state's operational core", "home is rebuilt", "Failback", "no record lost"} {
+		"Two embassies open", "Disaster", "activation order", "custodians unseal", "serves the state's operational core", "pensions register", "through the register-birth procedure", "opens a payment run", "pensions.pain001.xml", "embassy-south (standby) serves it", "home is rebuilt", "Failback", "no record lost"} {
 		if !strings.Contains(out.String(), step) {
 			t.Errorf("the story lacks %q", step)
 		}

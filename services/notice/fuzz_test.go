@@ -35,3 +35,13 @@ func FuzzParseAtomProofs(f *testing.F) {
 		_, _ = notice.ParseAtomProofs(b)
 	})
 }
+
+func FuzzParseJSONProofs(f *testing.F) {
+	f.Add([]byte(`{"version":"https://jsonfeed.org/version/1.1","items":[{"id":"x","_chancery":{"signed":"e30=","ledger_index":1}}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ps, err := notice.ParseJSONProofs(b)
+		if err == nil && ps == nil {
+			t.Fatal("nil list without an error")
+		}
+	})
+}

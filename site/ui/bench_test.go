@@ -19,7 +19,7 @@ import (
 // 15): p99 ≤ 50 ms on 2 cores. BenchmarkPageRender is the cost of one page
 // alone, for the capacity that is left.
 func BenchmarkPageTTFB(b *testing.B) {
-	for _, page := range []string{"/ui/dashboard", "/ui/host"} {
+	for _, page := range []string{"/ui/dashboard", "/ui/host", "/ui/desk"} {
 		b.Run(page[4:], func(b *testing.B) {
 			_, u := newFixture(b)
 			srv := httptest.NewServer(u)
@@ -89,7 +89,7 @@ func BenchmarkPageTTFB(b *testing.B) {
 // BenchmarkPageRender is one page rendered in process, without HTTP.
 func BenchmarkPageRender(b *testing.B) {
 	_, u := newFixture(b)
-	for _, page := range []string{"/ui/dashboard", "/ui/host"} {
+	for _, page := range []string{"/ui/dashboard", "/ui/host", "/ui/desk"} {
 		b.Run(page[4:], func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -39,7 +39,7 @@ func TestPagesInABrowser(t *testing.T) {
 		if err := b.SetCookie(base, SessionCookie, testSession); err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range []string{"/ui/", "/ui/dashboard", "/ui/host"} {
+		for _, p := range []string{"/ui/", "/ui/dashboard", "/ui/host", "/ui/desk", "/ui/desk/cases/" + fixtureCase} {
 			if err := b.Do(30*time.Second, chromedp.Navigate(base+p)); err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +58,7 @@ func TestPagesInABrowser(t *testing.T) {
 				t.Errorf("javascript=%v %s: %d serious or critical accessibility violations: %v", js, p, len(s), s)
 			}
 			if shots != "" && js {
-				name := strings.Trim(strings.ReplaceAll(p, "/", "-"), "-") + ".png"
+				name := strings.Trim(strings.ReplaceAll(strings.ReplaceAll(p, "/"+fixtureCase, ""), "/", "-"), "-") + ".png"
 				if err := b.Screenshot(filepath.Join(shots, name)); err != nil {
 					t.Fatal(err)
 				}

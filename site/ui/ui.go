@@ -67,6 +67,8 @@ type Options struct {
 	// Suspend serves a notice of suspension on guest, as the operator API
 	// does (signed by the host, recorded in the guest's ledger).
 	Suspend func(ctx context.Context, guest, reason string) error
+	// The officials' desk (desk.go).
+	DeskHooks
 	// Refresh is how often the dashboard refreshes itself when script
 	// runs; 10 s when zero.
 	Refresh time.Duration
@@ -123,6 +125,7 @@ func New(opts Options) (*UI, error) {
 			u.mux.HandleFunc("POST /ui/host/suspend", u.suspend)
 		}
 	}
+	u.mountDesk()
 	return u, nil
 }
 
@@ -180,6 +183,7 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, name, title string, 
 	}{
 		{"/ui/", "Overview", true},
 		{"/ui/dashboard", "Continuity dashboard", u.opts.Dashboard != nil},
+		{"/ui/desk", "Officials' desk", u.opts.Desk != nil},
 		{"/ui/host", "Host console", u.opts.Host != nil},
 	} {
 		if n.on {
@@ -249,13 +253,7 @@ func (u *UI) suspend(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		u.problem(w, r, http.StatusBadRequest, "The form could not be read", fmt.Errorf("%w: go back and submit it again", err))
-		return
-	}
-	if err := u.csrf.check(v.Session, r.PostForm.Get("csrf")); err != nil {
-		u.problem(w, r, http.StatusForbidden, "The form was refused", err)
+	if !u.readForm(w, r, v) {
 		return
 	}
 	guest, reason := strings.TrimSpace(r.PostForm.Get("guest")), strings.TrimSpace(r.PostForm.Get("reason"))
@@ -269,4 +267,19 @@ func (u *UI) suspend(w http.ResponseWriter, r *http.Request) {
 	}
 	// Post/redirect/get, so a reload does not serve the notice twice.
 	http.Redirect(w, r, "/ui/host?served="+url.QueryEscape(guest), http.StatusSeeOther)
+}
+
+// readForm reads a posted form, bounded, and checks its CSRF token
+// against the viewer's session; it answers the request if either fails.
+func (u *UI) readForm(w http.ResponseWriter, r *http.Request, v Viewer) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		u.problem(w, r, http.StatusBadRequest, "The form could not be read", fmt.Errorf("%w: go back and submit it again", err))
+		return false
+	}
+	if err := u.csrf.check(v.Session, r.PostForm.Get("csrf")); err != nil {
+		u.problem(w, r, http.StatusForbidden, "The form was refused", err)
+		return false
+	}
+	return true
 }

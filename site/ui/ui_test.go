@@ -47,9 +47,10 @@ func newFixture(t testing.TB) (*fixture, *UI) {
 	f.dash = &Dashboard{
 		Guest: "demo-republic",
 		Sites: []SiteRow{
-			{ID: "home", Role: "home", Mode: "active", Epoch: 1, LedgerSize: 1200, LastReceipt: now},
+			{ID: "home", Role: "home", Mode: "active", Epoch: 1, LedgerSize: 1200, LastReceipt: now, Reported: "active", ReportedEpoch: 1, ReportedWriter: "home", Seen: now.Add(-time.Second)},
 			{ID: "embassy-north", Role: "embassy", Host: "host-north", Mode: "standby", Epoch: 1, LedgerSize: 1198, LastReceipt: now.Add(-2 * time.Second), RPOEntries: 2, RPOSeconds: 0.4},
-			{ID: "embassy-west", Role: "embassy", Host: "host-west", Mode: "unreachable", Epoch: 1, LedgerSize: 900, LastReceipt: now.Add(-5 * time.Minute), RPOEntries: 300, RPOSeconds: 300, Problem: "no answer since 22:55 UTC: dial tcp: connection refused"},
+			{ID: "embassy-west", Role: "embassy", Host: "host-west", Mode: "unreachable", Epoch: 1, LedgerSize: 900, LastReceipt: now.Add(-5 * time.Minute), RPOEntries: 300, RPOSeconds: 300, Problem: "no answer since 22:55 UTC: dial tcp: connection refused",
+				Reported: "unreachable", ReportedEpoch: 1, ReportedWriter: "home", Seen: now.Add(-5 * time.Minute), Unreached: "dial tcp: connection refused"},
 		},
 		Lag:    []Line{{Name: "embassy-north", Points: lag(0)}, {Name: "embassy-west", Points: lag(3)}},
 		Orders: []OrderRow{{ID: "ord-7", Kind: "drill", Site: "embassy-north", Signed: []string{"min-interior"}, Needs: "2 of minister, cio", State: "waiting"}},
@@ -78,7 +79,8 @@ func newFixture(t testing.TB) (*fixture, *UI) {
 			d := *f.dash
 			return &d, nil
 		},
-		Host: func(context.Context, Viewer) (*HostConsole, error) { return f.host, nil },
+		Host:      func(context.Context, Viewer) (*HostConsole, error) { return f.host, nil },
+		DeskHooks: deskFixture(),
 		Suspend: func(_ context.Context, guest, reason string) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -289,7 +291,7 @@ func TestSeriesKeepsNewestInOrder(t *testing.T) {
 func TestPageWeight(t *testing.T) {
 	_, u := newFixture(t)
 	assets := len(body(t, get(t, u, "/ui/static/style.css", false))) + len(body(t, get(t, u, "/ui/static/refresh.js", false)))
-	for _, p := range []string{"/ui/", "/ui/dashboard", "/ui/host"} {
+	for _, p := range []string{"/ui/", "/ui/dashboard", "/ui/host", "/ui/desk", "/ui/desk/cases/" + fixtureCase} {
 		n := len(body(t, get(t, u, p, true))) + assets
 		if n > 100<<10 {
 			t.Errorf("%s weighs %d bytes with its assets, more than 100 KB", p, n)

@@ -31,7 +31,18 @@ type SiteRow struct {
 	RPOEntries  uint64
 	RPOSeconds  float64
 	Problem     string // why the site is not well, in words
+	// Reported is what the site says of itself when asked over the pinned
+	// channel: its mode, epoch and writer ("unreachable" when it did not
+	// answer), and when it last answered. Empty for the serving site.
+	Reported       string
+	ReportedEpoch  uint64
+	ReportedWriter string
+	Seen           time.Time
+	Unreached      string // why the last request failed
 }
+
+// ReportedClass is the CSS class of the site's own report's badge.
+func (s SiteRow) ReportedClass() string { return SiteRow{Mode: s.Reported}.ModeClass() }
 
 // ModeClass is the CSS class of the site's mode badge.
 func (s SiteRow) ModeClass() string {

@@ -35,15 +35,18 @@ var layers = [][]string{
 	{"services/extract/offline"},
 	// Helpers over the charter and the key hierarchy.
 	{"internal/pintls", "internal/state", "internal/lazyfs", "store/location"},
-	// The sealed write path; founding the Demo Republic's state.
-	{"registry", "internal/demo/found"},
+	// The sealed write path.
+	{"registry"},
 	// Pure continuity formats and rules; live shipping; public notices.
 	{"continuity", "replica", "services/notice"},
-	// Offline bundles and the auditor's checks.
-	{"bundle", "audit"},
+	// Offline bundles and the auditor's checks; declared procedures and
+	// cases, over the registries (below the wire types that carry them).
+	{"bundle", "audit", "services/procedure"},
 	// Wire types and the Go client of every endpoint: below the guest,
 	// which calls other sites (fences, drill reports, fills) through it.
-	{"siteapi", "services/access"},
+	// Founding the Demo Republic's state (its charter declares the
+	// procedures).
+	{"siteapi", "services/access", "internal/demo/found"},
 	// One guest at one site, and the services an active guest runs.
 	{"guest", "services/...", "connect/...", "site/ui"},
 	// HTTP only.

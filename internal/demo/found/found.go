@@ -115,6 +115,7 @@ func demoCharter() *charter.Charter {
 	for _, o := range demoOfficials {
 		c.Officials = append(c.Officials, charter.Official{ID: o.id, Name: o.name, Roles: o.roles})
 	}
+	addProcedures(c)
 	addPostgres(c)
 	return c
 }
@@ -139,6 +140,9 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 		return nil, fmt.Errorf("init %s: %w", opts.Dir, err)
 	}
 	c := demoCharter()
+	if err := demoNotices(c); err != nil {
+		return nil, fmt.Errorf("init: demo notices: %w", err)
+	}
 	if opts.Guest != "" {
 		c.Guest.ID, c.Guest.Name = opts.Guest, opts.Guest
 	}
