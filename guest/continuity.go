@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"io"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -254,12 +256,76 @@ type activation struct {
 
 	accepted, unsealed, indexed, firstRead time.Time
 	handingOver                            bool
+
+	// replP is repl for the registries' quorum wait, read without t.mu:
+	// a writer that t.mu's holder waits for (svc) may be in that wait.
+	replP atomic.Pointer[replica.Replicator]
+	// svc is what Options.Writer started for this activation, svcCancel
+	// its context's cancel (writerLocked).
+	svc       io.Closer
+	svcCancel context.CancelFunc
 }
 
 // fenceLocked stops this writer accepting writes: it is handing over.
+// The registries refuse writes from here on, and what Options.Writer
+// started is told to stop; it is waited for when the keys go.
 func (a *activation) fenceLocked(t *Guest) {
 	a.handingOver = true
 	t.mode.Store(siteapi.ModeFenced)
+	if a.local != nil {
+		a.local.Registries.Fence(true)
+	}
+	if a.svcCancel != nil {
+		a.svcCancel()
+	}
+}
+
+// unfenceLocked lifts fenceLocked after a refused failback order, and
+// starts Options.Writer again on a goroutine of the guest: the one it
+// stopped may be waiting for the registries' exclusive lock, held now.
+func (a *activation) unfenceLocked(t *Guest, mode siteapi.Mode) {
+	a.handingOver = false
+	t.mode.Store(mode)
+	if a.local != nil {
+		a.local.Registries.Fence(false)
+	}
+	if a.svc != nil {
+		t.spawn(func(context.Context) {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			if t.act == a {
+				a.stopWriterLocked()
+				t.writerLocked()
+			}
+		})
+	}
+}
+
+// writerLocked starts Options.Writer if this site may write now with its
+// registries open and it is not running.
+func (t *Guest) writerLocked() {
+	a := t.act
+	if t.opts.Writer == nil || a == nil || a.local == nil || a.readOnly || a.handingOver || a.svc != nil || t.log.IsMirror() {
+		return
+	}
+	ctx, cancel := context.WithCancel(t.ctx)
+	if svc := t.opts.Writer(ctx, a.local); svc != nil {
+		a.svc, a.svcCancel = svc, cancel
+		return
+	}
+	cancel()
+}
+
+// stopWriterLocked stops what Options.Writer started and waits for it.
+func (a *activation) stopWriterLocked() {
+	if a.svcCancel != nil {
+		a.svcCancel()
+		a.svcCancel = nil
+	}
+	if a.svc != nil {
+		a.svc.Close()
+		a.svc = nil
+	}
 }
 
 func tp(t time.Time) *time.Time {
@@ -382,8 +448,7 @@ func (t *Guest) submit(ctx context.Context, so *continuity.SignedOrder, acceptUn
 		a.fenceLocked(t)
 		got, idx, err = appendOrder()
 		if err != nil {
-			a.handingOver = false
-			t.mode.Store(mode)
+			a.unfenceLocked(t, mode)
 		}
 		return err
 	}
@@ -504,6 +569,7 @@ func (t *Guest) startReplication() error {
 		_ = repl.Run(ctx)
 	}()
 	t.act.repl, t.act.stop, t.act.done = repl, cancel, done
+	t.act.replP.Store(repl)
 	return nil
 }
 
@@ -794,6 +860,8 @@ func (t *Guest) wipeKeysLocked() {
 		clear(w)
 		delete(a.wrapped, k)
 	}
+	// What writes on its own stops before the registries close.
+	a.stopWriterLocked()
 	if a.local != nil {
 		if a.local.Registries != nil {
 			a.local.Registries.Close()
@@ -955,6 +1023,7 @@ func (t *Guest) openKeysLocked(ctx context.Context, root *seal.RootKey) error {
 	}
 	t.logger.Warn("unsealed: serving the guest's registries", "guest", t.id, "registries", regs.Names(),
 		"index_seconds", a.indexed.Sub(a.unsealed).Seconds())
+	t.writerLocked()
 	return nil
 }
 
@@ -978,12 +1047,7 @@ func (t *Guest) openRegistriesLocked(ctx context.Context, keys *seal.Keyring, ow
 	regs, err := registry.Open(ctx, registry.Options{Charter: c, Site: t.site, Log: t.log, Keys: keys, Blobs: t.blobs,
 		Now: t.opts.Now, Epoch: func() uint64 { return a.epoch }, Outer: own,
 		Replicated: func(ctx context.Context, reg string, idx uint64) error {
-			t.mu.Lock()
-			var repl *replica.Replicator
-			if t.act != nil {
-				repl = t.act.repl
-			}
-			t.mu.Unlock()
+			repl := a.replP.Load()
 			if repl == nil {
 				return nil
 			}

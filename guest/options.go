@@ -29,6 +29,7 @@ package guest
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -107,6 +108,15 @@ type Options struct {
 	// unseals once fewer seals than this remain in the key's nonce budget
 	// (default DefaultOuterRotateBelow; rotate.go).
 	OuterRotateBelow uint64
+	// Writer, if set, is called each time this site becomes a writer of
+	// the guest that may write with its registries open — unsealed, not
+	// read-only, not fenced nor handing over — to start what writes on
+	// its own there (the PostgreSQL connector). Its context ends, and the
+	// registries refuse its writes (registry.ErrFenced), the moment the
+	// site is fenced or hands over; what it returns is closed, and waited
+	// for, before the registries close (hand-over, seal, Close). It may
+	// return nil.
+	Writer func(ctx context.Context, l *Local) io.Closer
 }
 
 // RefusedError is a request the guest refuses as it stands: 422 over

@@ -464,6 +464,9 @@ func (t *Guest) rotateOnOrder(ctx context.Context, o *continuity.Order) {
 		t.logger.Warn("rotate-keys order for this site's outer key: it rotates at its next unseal", "guest", t.id, "site", t.site, "order", o.ID)
 		return
 	}
+	// What writes on its own (Options.Writer) stops before the registries
+	// close, and starts again over the new ones.
+	a.stopWriterLocked()
 	if err := a.local.Registries.Close(); err != nil {
 		t.logger.Error("rotate-keys: closing the registries", "guest", t.id, "err", err)
 	}
@@ -482,4 +485,5 @@ func (t *Guest) rotateOnOrder(ctx context.Context, o *continuity.Order) {
 		return
 	}
 	a.local.Registries = regs
+	t.writerLocked()
 }

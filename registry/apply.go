@@ -78,6 +78,9 @@ func (r *Registries) Apply(ctx context.Context, ws []Write) ([]*Record, error) {
 	lockIdx = slices.Compact(lockIdx)
 	r.bulk.RLock()
 	defer r.bulk.RUnlock()
+	if r.fenced.Load() {
+		return nil, fmt.Errorf("registry: apply: %w", ErrFenced)
+	}
 	for _, li := range lockIdx {
 		r.locks[li].Lock()
 	}

@@ -19,6 +19,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chancery-gov/chancery/charter"
@@ -29,7 +30,10 @@ import (
 
 // Errors.
 var (
-	ErrNotFound        = errors.New("not found")
+	ErrNotFound = errors.New("not found")
+	// ErrFenced: the site is fenced or handing over, and writes nothing
+	// more of its own (Registries.Fence).
+	ErrFenced          = errors.New("this site is fenced: it writes nothing more in its epoch")
 	ErrUnknownRegistry = errors.New("unknown registry")
 	// ErrNotReplicated: the write is durable at this site but the quorum
 	// of sites the charter asks for did not confirm it in time, so it is
@@ -109,6 +113,9 @@ type Registries struct {
 	regs   map[string]*reg
 	bulk   sync.RWMutex // Put/Delete share it; Import takes it alone
 	locks  [256]sync.Mutex
+	// fenced refuses every write (Fence): read under bulk, so a write
+	// that waited behind an Exclusive that fenced sees it.
+	fenced atomic.Bool
 
 	// recent holds entries this process appended that the published tree
 	// does not cover yet, so a record can be read back at once instead of
@@ -510,6 +517,16 @@ func topLevelFields(data []byte, names []string) ([][]byte, bool) {
 	if !json.Valid(data) {
 		return nil, false
 	}
+	return validFields(data, names)
+}
+
+// FieldsOfValid is Fields for data already known to be valid JSON — the
+// data of a record this package opened, checked as part of its sealed
+// body — which it does not check again.
+func FieldsOfValid(data []byte, names []string) ([][]byte, bool) { return validFields(data, names) }
+
+// validFields is topLevelFields after the check: data must be valid JSON.
+func validFields(data []byte, names []string) ([][]byte, bool) {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return nil, false

@@ -18,6 +18,36 @@ func (r *Registries) ScanAsOf(ctx context.Context, registry string, at AsOf, fn 
 	if err != nil {
 		return err
 	}
+	hits := g.liveAt(at)
+	for _, v := range hits {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rec, err := r.open(ctx, g, "", v)
+		if err != nil {
+			return err
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LiveVersions lists the version of every record of registry that was
+// live at at, in ledger order, without opening any: for a reader that
+// opens the entries itself from the ledger (a restore into a database
+// streams them as it reads).
+func (r *Registries) LiveVersions(registry string, at AsOf) ([]VersionInfo, error) {
+	g, err := r.reg(registry)
+	if err != nil {
+		return nil, err
+	}
+	return g.liveAt(at), nil
+}
+
+// liveAt is the version of every record live at at, in ledger order.
+func (g *reg) liveAt(at AsOf) []VersionInfo {
 	var hits []VersionInfo
 	for i := range g.shards {
 		s := &g.shards[i]
@@ -39,19 +69,7 @@ func (r *Registries) ScanAsOf(ctx context.Context, registry string, at AsOf, fn 
 		g.mu[i].RUnlock()
 	}
 	sort.Slice(hits, func(i, j int) bool { return hits[i].Index < hits[j].Index })
-	for _, v := range hits {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rec, err := r.open(ctx, g, "", v)
-		if err != nil {
-			return err
-		}
-		if err := fn(rec); err != nil {
-			return err
-		}
-	}
-	return nil
+	return hits
 }
 
 // covers reports whether version c is at or before at.

@@ -130,7 +130,7 @@ func TestRecordLifecycle(t *testing.T) {
 	}
 
 	names, err := c.Registries(ctx)
-	if err != nil || len(names) != 9 { // the Demo Republic's five, the procedures' cases and pensions, the identity services' eid-crl and passkeys
+	if err != nil || len(names) != 11 { // the Demo Republic's five, the procedures' cases and pensions, the identity services' eid-crl and passkeys, the PostgreSQL connector's civil-service and connector-state
 		t.Fatalf("registries: %v, %v", names, err)
 	}
 }

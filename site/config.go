@@ -69,6 +69,22 @@ type Config struct {
 	// Scrub checks the guests' blob stores against their ledgers on a
 	// schedule (audit.Scrub): off unless Every is set.
 	Scrub ScrubConfig `yaml:"scrub"`
+	// Postgres is where a home finds the database its guest's PostgreSQL
+	// connector follows (docs/postgres.md); an embassy sets it per guest.
+	Postgres *PostgresConfig `yaml:"postgres"`
+}
+
+// PostgresConfig is where this site finds the connection string of the
+// database the guest's PostgreSQL connector follows while this site is
+// the guest's writer. What the connector follows is the charter's signed
+// services.postgres; where the database is and the password are the
+// site's secret, so they are here, read from a file only the site's user
+// may read or from an environment variable, and never logged.
+type PostgresConfig struct {
+	// ConnFile holds the connection string (mode 0600 or stricter).
+	ConnFile string `yaml:"conn_file"`
+	// ConnEnv names the environment variable holding it.
+	ConnEnv string `yaml:"conn_env"`
 }
 
 // ScrubConfig schedules the blob scrub.
@@ -98,6 +114,10 @@ type GuestConfig struct {
 	// session checks the custodians' shares against. Without it the site
 	// can be activated but not unsealed.
 	Custody string `yaml:"custody"`
+	// Postgres is where this site finds the database the guest's
+	// PostgreSQL connector follows once this site is the guest's writer
+	// (after an activation); without it the connector does not run here.
+	Postgres *PostgresConfig `yaml:"postgres"`
 }
 
 // ReplicationConfig tunes the home's shippers. Zero means the default.
@@ -275,6 +295,12 @@ func (c *Config) Validate() error {
 			if err := validateBlobs(f+".blobs", g.Blobs); err != nil {
 				return err
 			}
+			if err := g.Postgres.validate(f + ".postgres"); err != nil {
+				return err
+			}
+		}
+		if c.Postgres != nil {
+			return fieldErr("postgres", "an embassy configures the connector's database per guest (guests[i].postgres)")
 		}
 	} else {
 		if c.StateDir == "" {
@@ -282,6 +308,9 @@ func (c *Config) Validate() error {
 		}
 		if c.DataDir != "" {
 			return fieldErr("data_dir", "given without guests")
+		}
+		if err := c.Postgres.validate("postgres"); err != nil {
+			return err
 		}
 	}
 	if c.Site == "" {
@@ -395,12 +424,18 @@ func (c *Config) resolve(base string) {
 		abs(&g.CheckpointKey)
 		abs(&g.Custody)
 		abs(&g.Blobs.Dir)
+		if g.Postgres != nil {
+			abs(&g.Postgres.ConnFile)
+		}
 		if g.Blobs.S3 != nil {
 			abs(&g.Blobs.S3.AccessKeyFile)
 			abs(&g.Blobs.S3.SecretKeyFile)
 		}
 	}
 	abs(&c.Blobs.Dir)
+	if c.Postgres != nil {
+		abs(&c.Postgres.ConnFile)
+	}
 	if c.TLS != nil {
 		abs(&c.TLS.Cert)
 		abs(&c.TLS.Key)

@@ -31,6 +31,11 @@ func newMetrics(s *Site) *metrics {
 		}, []string{"route"}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, stateCollector{s}, prometheus.NewGoCollector())
+	for _, t := range s.tenants {
+		if t.pg != nil {
+			t.pg.register(m.reg)
+		}
+	}
 	b := ReadBuild()
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chancery_build_info", Help: "Always 1: the running binary's module version, VCS revision and Go version.",
 		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.Revision, "go": b.Go}}, func() float64 { return 1 }))

@@ -375,6 +375,7 @@ func (s *Site) dashboard(_ context.Context, v ui.Viewer) (*ui.Dashboard, error) 
 	}
 	_, cp := t.Ledger().Checkpoint()
 	d.Ledger = ui.LedgerRow{Size: t.Ledger().MirrorSize(), Checkpoint: cp.Size, Epoch: st.Epoch, Writer: st.Writer}
+	d.Postgres = connectorRow(st.Postgres)
 	return d, nil
 }
 

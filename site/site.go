@@ -246,7 +246,7 @@ func (s *Site) openHome(ctx context.Context) error {
 	if _, err := os.Stat(gc.RootFile); err != nil {
 		gc.RootFile = ""
 	}
-	t, err := s.openTenant(ctx, gc, pass)
+	t, err := s.openTenant(ctx, gc, s.cfg.Postgres, pass)
 	if err != nil {
 		what := ""
 		if s.cfg.Standby {
@@ -270,7 +270,7 @@ func (s *Site) openHome(ctx context.Context) error {
 func (s *Site) openEmbassy(ctx context.Context, pass []byte) error {
 	s.role = charter.RoleEmbassy
 	for i, gc := range s.cfg.Guests {
-		t, err := s.openTenant(ctx, guest.Config{Charter: gc.Charter, Site: gc.Site, CheckpointKey: gc.CheckpointKey, Blobs: gc.Blobs, Custody: gc.Custody}, pass)
+		t, err := s.openTenant(ctx, guest.Config{Charter: gc.Charter, Site: gc.Site, CheckpointKey: gc.CheckpointKey, Blobs: gc.Blobs, Custody: gc.Custody}, gc.Postgres, pass)
 		if err != nil {
 			s.Close()
 			return fmt.Errorf("site %s: guests[%d]: %w", s.cfg.Site, i, err)

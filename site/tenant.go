@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -38,18 +39,29 @@ type tenant struct {
 	// The state's identity service (identity.go), built over idLocal.
 	idLocal *guest.Local
 	id      http.Handler
+	// pg runs the guest's PostgreSQL connector while this site writes
+	// the guest (postgres.go); nil when the site config names no database.
+	pg *pgRunner
 }
 
 // openTenant opens one guest and the authenticators of its officials and
 // hosts, their replay journals in the guest's directory.
-func (s *Site) openTenant(ctx context.Context, gc guest.Config, pass []byte) (_ *tenant, err error) {
+func (s *Site) openTenant(ctx context.Context, gc guest.Config, pg *PostgresConfig, pass []byte) (_ *tenant, err error) {
 	if gc.Site == "" {
 		gc.Site = s.cfg.Site
 	}
 	if gc.DataDir == "" {
 		gc.DataDir = s.cfg.DataDir
 	}
-	g, err := guest.Open(ctx, gc, guest.Options{Logger: s.log, Now: s.opts.Now, Ledger: s.opts.Local.Ledger, Passphrase: pass,
+	runner, err := newPGRunner(gc.Charter, pg, s.log)
+	if err != nil {
+		return nil, err
+	}
+	var writer func(context.Context, *guest.Local) io.Closer
+	if runner != nil {
+		writer = runner.start
+	}
+	g, err := guest.Open(ctx, gc, guest.Options{Logger: s.log, Now: s.opts.Now, Ledger: s.opts.Local.Ledger, Passphrase: pass, Writer: writer,
 		Remote: s.sinkFor, RootsRebuilt: &s.rootsRebuilt, LedgerCheckInterval: s.opts.LedgerCheckInterval, OuterRotateBelow: s.opts.OuterRotateBelow,
 		Replication: guest.ReplicationOptions{Disabled: s.cfg.Replication.Disabled, BytesPerSecond: s.cfg.Replication.BytesPerSecond,
 			MaxBatchEntries: s.cfg.Replication.MaxBatchEntries, BlobParallel: s.cfg.Replication.BlobParallel,
@@ -57,7 +69,7 @@ func (s *Site) openTenant(ctx context.Context, gc guest.Config, pass []byte) (_ 
 	if err != nil {
 		return nil, err
 	}
-	t := &tenant{Guest: g}
+	t := &tenant{Guest: g, pg: runner}
 	defer func() {
 		if err != nil {
 			t.close()

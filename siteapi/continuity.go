@@ -47,6 +47,9 @@ type ContinuityStatus struct {
 	// a valid order and the threshold of shares to its first served read.
 	RTOSeconds float64  `json:"rto_seconds,omitempty"`
 	Registries []string `json:"registries,omitempty"`
+	// Postgres is the guest's PostgreSQL connector at this site, when
+	// this site's config names its database (docs/postgres.md).
+	Postgres *PostgresStatus `json:"postgres,omitempty"`
 }
 
 // UnsealResponse answers POST .../unseal and .../unseal/{session}.

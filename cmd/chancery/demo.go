@@ -105,6 +105,7 @@ prints their addresses.
 	cmd.Flags().IntVar(&o.Updates, "updates", 2000, "record changes officials make")
 	cmd.Flags().IntVar(&o.Appenders, "appenders", 64, "officials writing at once")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "with --state: run even though the state already holds records (the demo destroys its home and revokes embassy-north)")
+	cmd.Flags().BoolVar(&o.Postgres, "postgres", false, "also follow a throwaway PostgreSQL database's table live through the disaster, activation and failback, and restore it (skipped, saying so, where PostgreSQL is not installed)")
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the state directory and leave the sites running (their addresses are printed)")
 	cmd.AddCommand(newDemoGenCmd())
 	return cmd

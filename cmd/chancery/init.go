@@ -28,8 +28,10 @@ func newInitCmd() *cobra.Command {
     Ed25519 signing key;
   - five custodians of the root key (three must join to unseal), each with an
     age identity (X25519 or hybrid post-quantum);
-  - five registries (population, identity documents, land, business, legal acts),
-    and two for sign-in (eid-crl, passkeys);
+  - five registries (population, identity documents, land, business, legal acts);
+    two for sign-in (eid-crl, passkeys); the civil service register a
+    PostgreSQL connector follows (services.postgres, with its position in
+    connector-state);
   - the state's OpenID Connect provider (services.identity, issuer
     https://id.demo-republic.example) and access rules (services.access):
     an eID CA, two demo citizens' eID certificates and two relying parties'

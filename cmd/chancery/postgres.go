@@ -207,7 +207,7 @@ It reads the site's state directly: stop the site first.`,
 				return fmt.Errorf("restore postgres: %w", err)
 			}
 			defer l.Close()
-			o := pgconnect.RestoreOptions{ConnString: conn, Log: l.Log, Keys: l.Keys, Guest: l.Charter.Guest.ID, Config: cfg, Registries: regs, Verify: verify}
+			o := pgconnect.RestoreOptions{ConnString: conn, Log: l.Log, Keys: l.Keys, Guest: l.Charter.Guest.ID, Config: cfg, Registries: regs, Verify: verify, Live: l.Registries}
 			if cmd.Flags().Changed("index") {
 				if index < 0 {
 					return errors.New("restore postgres: --index must not be negative")

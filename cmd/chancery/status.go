@@ -292,6 +292,11 @@ func printStatusReport(w io.Writer, rep *statusReport) {
 	}
 	tw.Flush()
 	for _, sr := range rep.Sites {
+		if sr.Status != nil && sr.Status.Postgres != nil {
+			printPostgresLine(w, sr.Site, sr.Status.Postgres)
+		}
+	}
+	for _, sr := range rep.Sites {
 		for _, r := range sr.Reasons {
 			fmt.Fprintf(w, "%s: %s\n", sr.Site, r)
 		}
@@ -317,4 +322,26 @@ func printStatus(w io.Writer, st *siteapi.ReplicationStatus) {
 			(time.Duration(l.Seconds * float64(time.Second))).Round(time.Millisecond), l.Connected, ui.HumanBytes(l.BytesSent), l.LastError)
 	}
 	tw.Flush()
+}
+
+// printPostgresLine is the guest's PostgreSQL connector at one site, on
+// one line: where it stands and how far behind the source it is.
+func printPostgresLine(w io.Writer, site string, p *siteapi.PostgresStatus) {
+	if !p.Running {
+		fmt.Fprintf(w, "%s: postgres connector %s %s", site, p.Slot, p.Note)
+		if p.LSN != "" {
+			fmt.Fprintf(w, "; last position %s", p.LSN)
+		}
+	} else {
+		conn := "connected"
+		if !p.Connected {
+			conn = "not connected"
+		}
+		fmt.Fprintf(w, "%s: postgres connector %s %s, %s, position %s (source %s), lag %d bytes %d ms, %d snapshot rows, %d changes in %d transactions, %d reconnects",
+			site, p.Slot, p.Phase, conn, p.LSN, p.ServerLSN, p.LagBytes, p.LagMillis, p.Snapshot, p.Streamed, p.Txns, p.Retries)
+	}
+	if p.LastError != "" {
+		fmt.Fprintf(w, "; last error: %s", p.LastError)
+	}
+	fmt.Fprintln(w)
 }

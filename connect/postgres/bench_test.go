@@ -190,7 +190,7 @@ func BenchmarkRestore(b *testing.B) {
 		db := fmt.Sprintf("r%d", i)
 		tgt := pg.CreateDB(db)
 		start := time.Now()
-		res, err := Restore(context.Background(), RestoreOptions{ConnString: tgt, Log: s.log, Keys: s.keys, Guest: s.c.Guest.ID, Config: benchConfig()})
+		res, err := Restore(context.Background(), RestoreOptions{ConnString: tgt, Log: s.log, Keys: s.keys, Guest: s.c.Guest.ID, Config: benchConfig(), Live: s.reg})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -44,6 +44,12 @@ type RestoreOptions struct {
 	// ledger, row by row.
 	Verify   bool
 	Progress func(table string, rows int64)
+	// Live, if set, is the guest's registries opened over Log (the site
+	// stopped, as chancery restore postgres runs): their index says which
+	// version of each record is live at the chosen point, so only those
+	// entries are read and opened, and rows stream into COPY as the
+	// ledger is read rather than after it (restore_index.go).
+	Live *registry.Registries
 }
 
 // RestoreResult says what was restored.
@@ -57,6 +63,9 @@ type RestoreResult struct {
 // tables of a PostgreSQL database with COPY, creating each table from the
 // columns the connector last recorded for it (as of the same point).
 func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
+	if o.Live != nil {
+		return restoreLive(ctx, o)
+	}
 	v, err := o.view(ctx)
 	if err != nil {
 		return nil, err
@@ -67,16 +76,16 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
 	}
 	defer conn.Close(context.Background())
 	res := &RestoreResult{Tables: map[string]int64{}, AsOf: v.size}
-	for _, t := range o.tables(v) {
+	for _, t := range o.tables(v.pos) {
 		ts := v.pos.Tables[t.Table]
-		n, err := restoreTable(ctx, conn, t.Table, ts, v.live[t.Registry], o.Progress)
+		n, err := restoreTable(ctx, conn, t.Table, ts, mapRows(ts.Columns, v.live[t.Registry]), o.Progress)
 		if err != nil {
 			return res, fmt.Errorf("restore %s into %s: %w", t.Registry, t.Table, err)
 		}
 		res.Tables[t.Table] = n
 	}
 	if o.Verify {
-		for _, t := range o.tables(v) {
+		for _, t := range o.tables(v.pos) {
 			if err := compareTable(ctx, conn, t.Table, v.pos.Tables[t.Table], v.live[t.Registry]); err != nil {
 				return res, fmt.Errorf("restore: verify: %w", err)
 			}
@@ -86,17 +95,29 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
 	return res, nil
 }
 
-// view scans the ledger as of the chosen point.
-func (o *RestoreOptions) view(ctx context.Context) (*ledgerView, error) {
-	size := o.Log.Size()
+// point waits for the ledger to publish what it holds, and returns how
+// many entries the restore reads (to Index, or all) and how many are
+// published.
+func (o *RestoreOptions) point(ctx context.Context) (size, published uint64, err error) {
+	size = o.Log.Size()
 	if _, _, err := o.Log.WaitPublished(ctx, size); err != nil {
-		return nil, fmt.Errorf("restore: wait for the ledger to publish: %w", err)
+		return 0, 0, fmt.Errorf("restore: wait for the ledger to publish: %w", err)
 	}
+	published = size
 	if o.Index != nil {
 		if *o.Index >= size {
-			return nil, fmt.Errorf("restore: ledger index %d: the ledger holds %d entries", *o.Index, size)
+			return 0, 0, fmt.Errorf("restore: ledger index %d: the ledger holds %d entries", *o.Index, size)
 		}
 		size = *o.Index + 1
+	}
+	return size, published, nil
+}
+
+// view scans the ledger as of the chosen point.
+func (o *RestoreOptions) view(ctx context.Context) (*ledgerView, error) {
+	size, _, err := o.point(ctx)
+	if err != nil {
+		return nil, err
 	}
 	regs := map[string]bool{}
 	for _, t := range o.Config.Tables {
@@ -119,7 +140,7 @@ func (o *RestoreOptions) view(ctx context.Context) (*ledgerView, error) {
 }
 
 // tables lists the chosen mappings that have recorded columns.
-func (o *RestoreOptions) tables(v *ledgerView) []Table {
+func (o *RestoreOptions) tables(pos *Position) []Table {
 	var out []Table
 	for _, t := range o.Config.Tables {
 		if len(o.Registries) > 0 && !slices.Contains(o.Registries, t.Registry) {
@@ -128,7 +149,7 @@ func (o *RestoreOptions) tables(v *ledgerView) []Table {
 		if !strings.Contains(t.Table, ".") {
 			t.Table = "public." + t.Table
 		}
-		if _, ok := v.pos.Tables[t.Table]; ok {
+		if _, ok := pos.Tables[t.Table]; ok {
 			out = append(out, t)
 		}
 	}
@@ -139,7 +160,7 @@ func (o *RestoreOptions) tables(v *ledgerView) []Table {
 // pg_restore does: the table bare, COPY (FREEZE: the table is new in the
 // same transaction, so its rows need no later freezing), then the primary
 // key, built once over all rows rather than row by row.
-func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableState, recs map[string]liveRec, progress func(string, int64)) (int64, error) {
+func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableState, rows rowSource, progress func(string, int64)) (int64, error) {
 	var defs []string
 	for _, c := range ts.Columns {
 		defs = append(defs, pgx.Identifier{c.Name}.Sanitize()+" "+c.Type)
@@ -161,15 +182,12 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 	if _, err := tx.Exec(ctx, "CREATE TABLE "+quoteTable(table)+" ("+strings.Join(defs, ", ")+")"); err != nil {
 		return 0, err
 	}
-	ids := make([]string, 0, len(recs))
-	for id := range recs {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
 	pr, pw := io.Pipe()
 	var n int64
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	wg.Go(func() {
 		// Rows are encoded on a worker per core, a chunk each, and
 		// written in order while COPY sends them; the pipe is closed
@@ -183,22 +201,27 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 		sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 		go func() {
 			defer close(order)
-			for start := 0; start < len(ids); start += 4096 {
-				part := ids[start:min(start+4096, len(ids))]
+			err := rows(wctx, func(encode func([]byte) ([]byte, error)) error {
 				ch := &chunk{done: make(chan struct{})}
-				order <- ch
+				select {
+				case order <- ch:
+				case <-wctx.Done():
+					return wctx.Err()
+				}
 				sem <- struct{}{}
 				go func() {
 					defer func() { <-sem; close(ch.done) }()
-					buf := make([]byte, 0, 256*len(part))
-					for _, id := range part {
-						if buf, ch.err = appendCopyRow(buf, ts.Columns, recs[id].data); ch.err != nil {
-							ch.err = fmt.Errorf("record %s: %w", id, ch.err)
-							return
-						}
-					}
-					ch.buf = buf
+					ch.buf, ch.err = encode(nil)
 				}()
+				return nil
+			})
+			if err != nil {
+				ch := &chunk{err: err, done: make(chan struct{})}
+				close(ch.done)
+				select {
+				case order <- ch:
+				case <-wctx.Done():
+				}
 			}
 		}()
 		failed := false
@@ -210,10 +233,12 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 			if ch.err != nil {
 				pw.CloseWithError(ch.err)
 				failed = true
+				cancel()
 				continue
 			}
 			if _, err := pw.Write(ch.buf); err != nil {
 				failed = true
+				cancel()
 				continue
 			}
 			n += int64(bytes.Count(ch.buf, []byte{'\n'}))
@@ -227,6 +252,7 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 	})
 	_, err = conn.PgConn().CopyFrom(ctx, pr, "COPY "+quoteTable(table)+" FROM STDIN WITH (FREEZE)")
 	pr.Close()
+	cancel()
 	wg.Wait() // n is final
 	if err != nil {
 		return n, fmt.Errorf("copy: %w", err)
@@ -243,9 +269,44 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 	return n, nil
 }
 
+// rowSource hands restoreTable the rows to copy, in order, as jobs: each
+// job, run on a worker, appends its rows' COPY lines to a buffer. It
+// stops at job's first error (the copy failed or was cancelled).
+type rowSource func(ctx context.Context, job func(encode func([]byte) ([]byte, error)) error) error
+
+// mapRows copies records held in memory (a view of the ledger), in id
+// order, 4,096 to a job.
+func mapRows(cols []Column, recs map[string]liveRec) rowSource {
+	return func(ctx context.Context, job func(func([]byte) ([]byte, error)) error) error {
+		ids := make([]string, 0, len(recs))
+		for id := range recs {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for start := 0; start < len(ids); start += 4096 {
+			part := ids[start:min(start+4096, len(ids))]
+			err := job(func(buf []byte) ([]byte, error) {
+				buf = slices.Grow(buf, 256*len(part))
+				for _, id := range part {
+					var err error
+					if buf, err = appendCopyRow(buf, cols, recs[id].data); err != nil {
+						return nil, fmt.Errorf("record %s: %w", id, err)
+					}
+				}
+				return buf, nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // appendCopyRow appends a record as a line of COPY's text format.
 func appendCopyRow(out []byte, cols []Column, data json.RawMessage) ([]byte, error) {
-	vals, err := members(data, cols)
+	// data is an opened record's: checked as part of its sealed body.
+	vals, err := fieldsOf(registry.FieldsOfValid, data, cols)
 	if err != nil {
 		return out, err
 	}
@@ -270,11 +331,17 @@ func appendCopyRow(out []byte, cols []Column, data json.RawMessage) ([]byte, err
 // members returns the raw values of a record's members named by the
 // columns, in column order (nil where absent).
 func members(data []byte, cols []Column) ([][]byte, error) {
+	return fieldsOf(registry.Fields, data, cols)
+}
+
+// fieldsOf returns the columns' members of data with fields
+// (registry.Fields, or FieldsOfValid for data known valid).
+func fieldsOf(fields func([]byte, []string) ([][]byte, bool), data []byte, cols []Column) ([][]byte, error) {
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = c.Name
 	}
-	vals, ok := registry.Fields(data, names)
+	vals, ok := fields(data, names)
 	if !ok {
 		return nil, errors.New("record is not a JSON object")
 	}
@@ -517,7 +584,7 @@ func Compare(ctx context.Context, connString string, log *ledger.Log, keys *seal
 		return err
 	}
 	defer conn.Close(context.Background())
-	for _, t := range o.tables(v) {
+	for _, t := range o.tables(v.pos) {
 		if err := compareTable(ctx, conn, t.Table, v.pos.Tables[t.Table], v.live[t.Registry]); err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/chancery-gov/chancery/internal/pgtest"
 )
 
 // TestRestoreRoundTrip: every mapped type goes to the ledger and back into
@@ -28,42 +30,18 @@ INSERT INTO parcels VALUES ('North,East', 1, 10.25), ('50%', 2, 3);`)
 	c.Close()
 	ctx := context.Background()
 
-	tgt := pg.CreateDB("restored")
-	res, err := Restore(ctx, RestoreOptions{ConnString: tgt, Log: s.log, Keys: s.keys, Guest: s.c.Guest.ID, Config: cfg, Verify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Verified || res.Tables["public.people"] != 3 || res.Tables["public.parcels"] != 3 {
-		t.Fatalf("result %+v", res)
-	}
-	dump := func(db, table, order string) string {
-		return pg.Psql(db, `SELECT string_agg(t::text, '|' ORDER BY `+order+`) FROM `+table+` t`)
-	}
-	for _, tc := range [][2]string{{"people", "id"}, {"parcels", "region, no"}} {
-		if a, b := dump("src", tc[0], tc[1]), dump("restored", tc[0], tc[1]); a != b {
-			t.Errorf("%s:\nsource   %s\nrestored %s", tc[0], a, b)
+	// Both ways: the ledger read into a view, and (Live) the registries'
+	// index choosing the entries, streamed into COPY.
+	var tgt string
+	for _, mode := range []string{"", "_live"} {
+		o := RestoreOptions{Log: s.log, Keys: s.keys, Guest: s.c.Guest.ID, Config: cfg, Verify: true}
+		if mode != "" {
+			o.Live = s.reg
 		}
-	}
-	if a, b := pg.Psql("src", `SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'parcels'::regclass AND contype = 'p'`),
-		pg.Psql("restored", `SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'parcels'::regclass AND contype = 'p'`); a != b {
-		t.Errorf("primary key: source %s, restored %s", a, b)
-	}
-
-	// As of an earlier index: the row as it was.
-	old := pg.CreateDB("old")
-	if _, err := Restore(ctx, RestoreOptions{ConnString: old, Log: s.log, Keys: s.keys, Guest: s.c.Guest.ID, Config: cfg, Index: &asOf, Verify: true}); err != nil {
-		t.Fatal(err)
-	}
-	if got := pg.Psql("old", `SELECT name FROM people WHERE id = 1`); got != "Ana" {
-		t.Fatalf("as of index %d: name %q, want Ana", asOf, got)
-	}
-	if got := pg.Psql("old", `SELECT count(*) FROM parcels`); got != "2" {
-		t.Fatalf("as of index %d: %s parcels, want 2", asOf, got)
-	}
-	// As of a time before anything was written: no position yet.
-	before := time.Unix(0, 0)
-	if _, err := Restore(ctx, RestoreOptions{ConnString: pg.CreateDB("empty"), Log: s.log, Keys: s.keys, Guest: s.c.Guest.ID, Config: cfg, Time: &before}); err == nil {
-		t.Fatal("restore as of a time before the connector ran succeeded")
+		restoreRoundTrip(t, pg, o, mode, asOf)
+		if mode == "" {
+			tgt = pg.ConnString("restored")
+		}
 	}
 
 	// Verify catches a row that differs from the ledger.
@@ -75,4 +53,56 @@ INSERT INTO parcels VALUES ('North,East', 1, 10.25), ('50%', 2, 3);`)
 
 func compareWith(ctx context.Context, cs string, s *site, cfg Config) error {
 	return Compare(ctx, cs, s.log, s.keys, s.c.Guest.ID, cfg)
+}
+
+// restoreRoundTrip restores with o into fresh databases named with mode:
+// as of the latest entry, as of asOf, and as of a time before anything.
+func restoreRoundTrip(t *testing.T, pg *pgtest.Cluster, o RestoreOptions, mode string, asOf uint64) {
+	t.Helper()
+	ctx := context.Background()
+	tgt := pg.CreateDB("restored" + mode)
+	res, err := Restore(ctx, withConn(o, tgt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verified || res.Tables["public.people"] != 3 || res.Tables["public.parcels"] != 3 {
+		t.Fatalf("result %+v", res)
+	}
+	dump := func(db, table, order string) string {
+		return pg.Psql(db, `SELECT string_agg(t::text, '|' ORDER BY `+order+`) FROM `+table+` t`)
+	}
+	for _, tc := range [][2]string{{"people", "id"}, {"parcels", "region, no"}} {
+		if a, b := dump("src", tc[0], tc[1]), dump("restored"+mode, tc[0], tc[1]); a != b {
+			t.Errorf("%s:\nsource   %s\nrestored %s", tc[0], a, b)
+		}
+	}
+	if a, b := pg.Psql("src", `SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'parcels'::regclass AND contype = 'p'`),
+		pg.Psql("restored"+mode, `SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'parcels'::regclass AND contype = 'p'`); a != b {
+		t.Errorf("primary key: source %s, restored %s", a, b)
+	}
+
+	// As of an earlier index: the row as it was.
+	old := pg.CreateDB("old" + mode)
+	if _, err := Restore(ctx, withIndex(withConn(o, old), asOf)); err != nil {
+		t.Fatal(err)
+	}
+	if got := pg.Psql("old"+mode, `SELECT name FROM people WHERE id = 1`); got != "Ana" {
+		t.Fatalf("as of index %d: name %q, want Ana", asOf, got)
+	}
+	if got := pg.Psql("old"+mode, `SELECT count(*) FROM parcels`); got != "2" {
+		t.Fatalf("as of index %d: %s parcels, want 2", asOf, got)
+	}
+	// As of a time before anything was written: no position yet.
+	before := time.Unix(0, 0)
+	if _, err := Restore(ctx, withTime(withConn(o, pg.CreateDB("empty"+mode)), before)); err == nil {
+		t.Fatal("restore as of a time before the connector ran succeeded")
+	}
+
+}
+
+func withConn(o RestoreOptions, cs string) RestoreOptions { o.ConnString = cs; return o }
+func withIndex(o RestoreOptions, i uint64) RestoreOptions { o.Index = &i; return o }
+func withTime(o RestoreOptions, at time.Time) RestoreOptions {
+	o.Time, o.Verify = &at, false
+	return o
 }

@@ -199,7 +199,7 @@ func (ch *scanChunk) open(keys *seal.Keyring, guest string, o scanOptions) {
 		}
 		out.re = re
 		if re.Kind != registry.KindTombstone {
-			out.rec, _, out.err = registry.OpenEntry(keys, guest, raw)
+			out.rec, out.err = registry.OpenRecordEntry(keys, guest, &e, re)
 		}
 	}
 	ch.raw = nil

@@ -194,11 +194,16 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	} else {
 		defer s.stopAll()
 	}
-	embassy := func(id string) string {
-		return fmt.Sprintf("site: %s\nlisten: 127.0.0.1:%d\ninsecure_loopback: true\ndata_dir: %s\nguests:\n  - charter: %s\n    checkpoint_key: %s\n    custody: %s\n%s",
-			id, ports[id], filepath.Join(dir, "sites", id), layout.Charter(), layout.Key("site-checkpoint", id), layout.Custody(), peersYAML(s.urls))
+	pgd, err := startPostgres(ctx, opts, dir, c, rep, say)
+	if err != nil {
+		return err
 	}
-	homeCfg := fmt.Sprintf("state_dir: %s\nsite: home\nlisten: 127.0.0.1:%d\ninsecure_loopback: true\n%s", dir, ports["home"], peersYAML(s.urls))
+	defer pgd.close()
+	embassy := func(id string) string {
+		return fmt.Sprintf("site: %s\nlisten: 127.0.0.1:%d\ninsecure_loopback: true\ndata_dir: %s\nguests:\n  - charter: %s\n    checkpoint_key: %s\n    custody: %s\n%s%s",
+			id, ports[id], filepath.Join(dir, "sites", id), layout.Charter(), layout.Key("site-checkpoint", id), layout.Custody(), pgd.guestConfig(id), peersYAML(s.urls))
+	}
+	homeCfg := fmt.Sprintf("state_dir: %s\nsite: home\nlisten: 127.0.0.1:%d\ninsecure_loopback: true\n%s%s", dir, ports["home"], pgd.homeConfig(), peersYAML(s.urls))
 
 	say("== Two embassies open in two host states, each its own process: embassy-north (Northland), embassy-south (Southland)")
 	for _, id := range []string{"embassy-north", "embassy-south"} {
@@ -233,6 +238,9 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		st.Size, rep.CatchUp.Round(time.Millisecond))
 	for _, l := range st.Sites {
 		say("   %-14s receipt for %d entries (cosigned %s), %.1f MB shipped", l.Site, l.Size, l.ReceiptTime.Format(time.TimeOnly), float64(l.BytesSent)/1e6)
+	}
+	if err := pgd.follow(ctx, s.urls["home"]); err != nil {
+		return err
 	}
 
 	officials := func(id string) (siteapi.Signer, error) {
@@ -313,6 +321,9 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		return err
 	}
 	say("   sites/home is gone; the embassies hold the sealed state and the ledger up to their last receipts")
+	if err := pgd.whileLost(ctx); err != nil {
+		return err
+	}
 
 	say("== Two officials sign an activation order for embassy-north, offline")
 	ep := continuity.Order{Action: charter.ActionActivate, Site: "embassy-north", Access: continuity.AccessReadWrite, Epoch: 2,
@@ -410,6 +421,9 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	if err != nil {
 		return err
 	}
+	if err := pgd.atEmbassy(ctx, s.urls["embassy-north"]); err != nil {
+		return err
+	}
 	// A certified extract of the new record, issued in the state's name at
 	// the embassy and checked offline with the charter alone, as a border
 	// guard would check the parents' copy.
@@ -480,6 +494,9 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	}
 	say("   home holds all %d entries again, checked against embassy-north's signatures, in %v", hs.Size, time.Since(rebuilt).Round(time.Millisecond))
 
+	if err := pgd.beforeFailback(ctx); err != nil {
+		return err
+	}
 	say("== Failback: the ministers order the home back; embassy-north appends the order, stops writing and reseals")
 	fb := continuity.Order{Action: charter.ActionFailback, Site: "home", Epoch: 3, Reason: "home rebuilt",
 		NotBefore: time.Now().Add(-time.Minute), Expires: time.Now().Add(24 * time.Hour)}
@@ -536,6 +553,9 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	say("   legal act %s (v%d), which embassy-north may not hold, is at home too: fetched from embassy-south and checked against the ledger before the home wrote again", actID, act.Version)
 	rep.Epochs = hs.Epoch
 	rep.FinalSize = hs.Size
+	if err := pgd.afterFailback(ctx, s, dir, pass, homeCfg); err != nil {
+		return err
+	}
 	return revokeNorth(ctx, c, layout, pass, s, rep, say)
 }
 

@@ -62,6 +62,9 @@ type Options struct {
 	// process. Empty: the story stops at the home (no replication or
 	// continuity).
 	Binary string
+	// Postgres adds the PostgreSQL step (postgres.go) to the continuity
+	// story: skipped, saying so, where PostgreSQL is not installed.
+	Postgres bool
 }
 
 // Report is what Run measured.
@@ -97,6 +100,14 @@ type Report struct {
 	// Revocation of embassy-north: deeds readable at its copy before (with
 	// its outer key) and after (with every key the guest still holds).
 	ShreddedBefore, ShreddedAfter int
+
+	// The --postgres step: commit to ledger at home (median, max), changes
+	// the activated embassy streamed, rows checked against their records
+	// after failback, rows restored into a fresh database.
+	PGLagMedian, PGLagMax time.Duration
+	PGEmbassyChanges      int64
+	PGChecked             int
+	PGRestored            int64
 
 	// With Options.Keep: the sites left running (id to URL), Stop, which
 	// stops them, and PassphraseFile, where a fresh state's passphrase

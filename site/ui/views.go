@@ -15,6 +15,8 @@ type Dashboard struct {
 	Orders []OrderRow
 	Drills []DrillRow
 	Ledger LedgerRow
+	// Postgres is the guest's PostgreSQL connector here, if the site runs one.
+	Postgres *ConnectorRow
 }
 
 // SiteRow is one site of the charter as the serving site sees it.

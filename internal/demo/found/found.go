@@ -64,7 +64,8 @@ type demoOfficial struct {
 
 // The Demo Republic: a home site and two embassies in two host states, five
 // officials, five custodians of whom three unseal, five registries (and the
-// two of the identity services, identity.go).
+// two of the identity services, identity.go, and the two of the PostgreSQL
+// connector, postgres.go).
 var (
 	demoHosts = [][2]string{{"northland", "Kingdom of Northland"}, {"southland", "Republic of Southland"}}
 	demoSites = []demoSite{
@@ -120,6 +121,7 @@ func demoCharter() *charter.Charter {
 		c.Officials = append(c.Officials, charter.Official{ID: o.id, Name: o.name, Roles: o.roles})
 	}
 	addProcedures(c)
+	addPostgres(c)
 	return c
 }
 

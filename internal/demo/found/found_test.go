@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/chancery-gov/chancery/charter"
+	pgconnect "github.com/chancery-gov/chancery/connect/postgres"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
@@ -200,5 +201,26 @@ func TestInitAnchorsCustody(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state.Layout{Dir: bare}.Ledger("home"), ledger.CheckpointPath)); err == nil {
 		t.Fatal("NoLedger founded a ledger")
+	}
+}
+
+// TestDemoCharterMapsPostgres: the demo charter's services.postgres
+// decodes as the connector's configuration, validates, and names
+// registries the charter declares at every site.
+func TestDemoCharterMapsPostgres(t *testing.T) {
+	c := demoCharter()
+	var cfg pgconnect.Config
+	ok, err := c.Service("postgres", &cfg)
+	if err != nil || !ok {
+		t.Fatalf("services.postgres: present %v, %v", ok, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{cfg.StateRegistry, cfg.Tables[0].Registry} {
+		r, ok := c.Registry(name)
+		if !ok || len(r.Sites) != len(c.Sites) {
+			t.Errorf("registry %s: declared %v, at %v", name, ok, r.Sites)
+		}
 	}
 }
