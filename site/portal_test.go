@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -142,6 +143,9 @@ func startPortalCluster(t testing.TB, checkpointEvery time.Duration) *portalClus
 					c.Registries[i].Index = append(c.Registries[i].Index, "owner_id")
 				}
 			}
+			// The founded charter's own passkeys registry (found/identity.go)
+			// is replaced by this test's, indexed by person_id.
+			c.Registries = slices.DeleteFunc(c.Registries, func(r charter.Registry) bool { return r.Name == "passkeys" })
 			c.Registries = append(c.Registries,
 				charter.Registry{Name: "crls", Classification: charter.ClassPublic, Sites: sites, Sync: charter.SyncAsync},
 				charter.Registry{Name: "passkeys", Classification: charter.ClassSecret, Sites: sites, Index: []string{"person_id"}, Sync: charter.SyncAsync},

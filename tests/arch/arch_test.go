@@ -23,9 +23,10 @@ const module = "github.com/chancery-gov/chancery"
 // covers a folder and everything below it.
 var layers = [][]string{
 	// Leaf helpers: no project imports.
-	{"internal/fsutil", "internal/harden", "internal/padme", "internal/testnet", "internal/s3test", "internal/pgtest", "internal/browsertest", "internal/demo/demogen"},
-	// Private keys on disk, in age envelopes.
-	{"internal/keyfile"},
+	{"internal/fsutil", "internal/harden", "internal/padme", "internal/testnet", "internal/s3test", "internal/pgcluster", "internal/loadgen", "internal/browsertest", "internal/demo/demogen"},
+	// Private keys on disk, in age envelopes; PostgreSQL clusters for
+	// tests (over internal/pgcluster).
+	{"internal/keyfile", "internal/pgtest"},
 	// Pure codecs of the services: SD-JWT knows nothing of the state.
 	{"services/extract/sdjwt"},
 	// The foundations know nothing of sites or of each other.
@@ -40,13 +41,15 @@ var layers = [][]string{
 	// Pure continuity formats and rules; live shipping; public notices.
 	{"continuity", "replica", "services/notice"},
 	// Offline bundles and the auditor's checks; declared procedures and
-	// cases, over the registries (below the wire types that carry them).
-	{"bundle", "audit", "services/procedure"},
+	// cases, over the registries (below the wire types that carry them);
+	// access rules and entries, below the services that apply them.
+	{"bundle", "audit", "services/procedure", "services/access"},
 	// Wire types and the Go client of every endpoint: below the guest,
 	// which calls other sites (fences, drill reports, fills) through it.
 	// Founding the Demo Republic's state (its charter declares the
 	// procedures).
-	{"siteapi", "services/access", "internal/demo/found"},
+	// Messages to citizens, sealed records read under the access rules.
+	{"siteapi", "services/message", "internal/demo/found"},
 	// One guest at one site, and the services an active guest runs.
 	{"guest", "services/...", "connect/...", "site/ui"},
 	// HTTP only.
