@@ -289,7 +289,7 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		say("   %-14s RPO now: %d entries, %.3f s behind home", l.Site, l.Entries, l.Seconds)
 	}
 
-	idStory, err := identityAtHome(ctx, dir, s.urls["home"], homeAPI, say)
+	idStory, err := identityAtHome(ctx, dir, pass, c.Guest.ID, s.urls["home"], homeAPI, say)
 	if err != nil {
 		return err
 	}
