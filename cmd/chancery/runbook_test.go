@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -442,22 +445,34 @@ func TestDemoKeep(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer demo.Process.Kill()
+	// A demo that never prints the way to its portal ends the scan below.
+	watchdog := time.AfterFunc(5*time.Minute, func() { demo.Process.Kill() })
+	defer watchdog.Stop()
 	var out strings.Builder
 	urls := map[string]string{}
 	sc := bufio.NewScanner(stdout)
-	site := regexp.MustCompile(`^\s+(home|embassy-north|embassy-south)\s+(http\S+)$`)
+	site := regexp.MustCompile(`^\s+(home|embassy-north|embassy-south|portal|desk|dashboard)\s+(http\S+)`)
+	curl := regexp.MustCompile(`^\s+curl --connect-to (\S+):443:(\S+) --cacert (\S+) (\S+)$`)
+	var front []string
 	for sc.Scan() {
 		line := sc.Text()
 		out.WriteString(line + "\n")
 		if m := site.FindStringSubmatch(line); m != nil {
 			urls[m[1]] = m[2]
 		}
-		if strings.Contains(line, `context "demo" written`) {
+		if m := curl.FindStringSubmatch(line); m != nil {
+			front = m[1:]
+		}
+		if strings.Contains(line, "sign in as citizen") {
 			break
 		}
 	}
-	if len(urls) != 3 || !strings.Contains(out.String(), "passphrase of the key files:") {
-		t.Fatalf("demo --keep did not print the sites, the passphrase file and the context:\n%s\n%s", out.String(), stderr.String())
+	if len(urls) != 6 || front == nil || !strings.Contains(out.String(), "passphrase of the key files:") || !strings.Contains(out.String(), `context "demo" written`) {
+		t.Fatalf("demo --keep did not print the sites, the pages, the way to the portal, the passphrase file and the context:\n%s\n%s", out.String(), stderr.String())
+	}
+	pages := map[string]string{"portal": urls["portal"], "desk": urls["desk"], "dashboard": urls["dashboard"]}
+	for _, p := range []string{"portal", "desk", "dashboard"} {
+		delete(urls, p)
 	}
 	go io.Copy(io.Discard, stdout)
 	run := func(args ...string) (string, error) {
@@ -491,6 +506,47 @@ func TestDemoKeep(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+	// The pages it printed: the desk and the dashboard at the site that
+	// writes, and the citizen portal on the issuer's name, reached as the
+	// printed curl command does (the name to the demo's TLS front, its
+	// certificate trusted): the start page, and the sign-in page, which
+	// the portal draws only once the provider knows it as the charter's
+	// client with the root-derived key.
+	for _, p := range []string{"desk", "dashboard"} {
+		if !strings.HasPrefix(pages[p], urls["home"]+"/ui/") {
+			t.Errorf("%s %s: want a page of the home, which writes after failback (%s)", p, pages[p], urls["home"])
+		}
+	}
+	host, addr, certFile, portalURL := front[0], front[1], front[2], front[3]
+	if portalURL != pages["portal"] || !strings.HasPrefix(portalURL, "https://"+host+"/portal/") {
+		t.Fatalf("portal %s, curl's %s on %s", pages["portal"], portalURL, host)
+	}
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s: no certificate", certFile)
+	}
+	browser := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool},
+		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			if a != host+":443" {
+				return nil, fmt.Errorf("only the issuer's name, not %s", a)
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}}
+	for _, pg := range []struct{ path, want string }{{"", "Your records, in the state"}, {"signin", `action="/portal/signin/eid"`}} {
+		resp, err := browser.Get(portalURL + pg.path)
+		if err != nil {
+			t.Fatalf("the kept portal %s%s: %v", portalURL, pg.path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), pg.want) {
+			t.Fatalf("the kept portal %s%s: %s, want %q in\n%s", portalURL, pg.path, resp.Status, pg.want, b)
+		}
+	}
 	// Ctrl-C stops the sites and the demo.
 	demo.Process.Signal(os.Interrupt)
 	done := make(chan error, 1)
@@ -508,5 +564,9 @@ func TestDemoKeep(t *testing.T) {
 			resp.Body.Close()
 			t.Errorf("site %s still answers at %s after Ctrl-C", id, u)
 		}
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Errorf("the portal's TLS front still listens at %s after Ctrl-C", addr)
 	}
 }
