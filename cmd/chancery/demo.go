@@ -63,8 +63,12 @@ The story, each site its own "chancery serve" process on loopback:
      tracker;
  10. a fresh home catches up from the embassy as a sealed mirror, and a
      failback order hands the state back home without losing a record.
-It prints the measured RPO and RTO. --keep leaves the sites running and
-prints their addresses.
+It prints the measured RPO and RTO, and the URLs of the citizen portal
+(https://id.demo-republic.example/portal/), the officials' desk and the
+continuity dashboard. --keep leaves the sites running and prints their
+addresses; it serves the issuer's name over HTTPS on a loopback port, with
+a certificate written to STATE/identity/issuer-tls.pem, and prints the
+chromium and curl command lines that reach the portal there.
 
 "chancery demo gen" writes the same generated registers as JSONL for
 "chancery import".`,
