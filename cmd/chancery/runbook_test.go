@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,8 +24,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/chancery-gov/chancery/internal/browsertest"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/services/identity"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -453,7 +462,9 @@ func TestDemoKeep(t *testing.T) {
 	sc := bufio.NewScanner(stdout)
 	site := regexp.MustCompile(`^\s+(home|embassy-north|embassy-south|portal|desk|dashboard)\s+(http\S+)`)
 	curl := regexp.MustCompile(`^\s+curl --connect-to (\S+):443:(\S+) --cacert (\S+) (\S+)$`)
-	var front []string
+	spki := regexp.MustCompile(`--ignore-certificate-errors-spki-list=(\S+)`)
+	eid := regexp.MustCompile(`sign in as citizen (\S+) .*: certificate (\S+), key (\S+)$`)
+	var front, spkiList, citizen []string
 	for sc.Scan() {
 		line := sc.Text()
 		out.WriteString(line + "\n")
@@ -463,11 +474,15 @@ func TestDemoKeep(t *testing.T) {
 		if m := curl.FindStringSubmatch(line); m != nil {
 			front = m[1:]
 		}
-		if strings.Contains(line, "sign in as citizen") {
+		if m := spki.FindStringSubmatch(line); m != nil {
+			spkiList = m[1:]
+		}
+		if m := eid.FindStringSubmatch(line); m != nil {
+			citizen = m[1:]
 			break
 		}
 	}
-	if len(urls) != 6 || front == nil || !strings.Contains(out.String(), "passphrase of the key files:") || !strings.Contains(out.String(), `context "demo" written`) {
+	if len(urls) != 6 || front == nil || spkiList == nil || citizen == nil || !strings.Contains(out.String(), "passphrase of the key files:") || !strings.Contains(out.String(), `context "demo" written`) {
 		t.Fatalf("demo --keep did not print the sites, the pages, the way to the portal, the passphrase file and the context:\n%s\n%s", out.String(), stderr.String())
 	}
 	pages := map[string]string{"portal": urls["portal"], "desk": urls["desk"], "dashboard": urls["dashboard"]}
@@ -547,6 +562,9 @@ func TestDemoKeep(t *testing.T) {
 			t.Fatalf("the kept portal %s%s: %s, want %q in\n%s", portalURL, pg.path, resp.Status, pg.want, b)
 		}
 	}
+	if browsertest.Find() != "" {
+		portalSignInAsPrinted(t, portalURL, host, addr, spkiList[0], citizen)
+	}
 	// Ctrl-C stops the sites and the demo.
 	demo.Process.Signal(os.Interrupt)
 	done := make(chan error, 1)
@@ -568,5 +586,59 @@ func TestDemoKeep(t *testing.T) {
 	if c, err := net.Dial("tcp", addr); err == nil {
 		c.Close()
 		t.Errorf("the portal's TLS front still listens at %s after Ctrl-C", addr)
+	}
+}
+
+// portalSignInAsPrinted signs the demo citizen in to the kept portal in
+// headless Chromium started with the flags demo --keep printed, with the
+// eID files it named: the sign-in page's challenge signed with her key,
+// her certificate and the signature pasted into the form, as the page
+// tells a citizen to do with openssl.
+func portalSignInAsPrinted(t *testing.T, portalURL, host, addr, spki string, citizen []string) {
+	t.Helper()
+	person, certFile, keyFile := citizen[0], citizen[1], citizen[2]
+	cert, err := found.ReadCert(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := found.ReadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browsertest.NewWith(t, false,
+		chromedp.Flag("host-resolver-rules", "MAP "+host+":443 "+addr),
+		chromedp.Flag("ignore-certificate-errors-spki-list", spki))
+	if err := b.Do(30*time.Second, chromedp.Navigate(portalURL), chromedp.Click(chromedp.CSS("a.button")), chromedp.WaitVisible(chromedp.CSS("#eid-h"))); err != nil {
+		t.Fatalf("the kept portal's sign-in page in Chromium: %v", err)
+	}
+	challenge, err := browsertest.Run(b, 10*time.Second, chromedp.Value(chromedp.CSS(`input[name="challenge"]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(challenge)
+	if err != nil {
+		t.Fatalf("challenge %q: %v", challenge, err)
+	}
+	d := sha256.Sum256(identity.EIDMessage(strings.TrimSuffix(portalURL, "/portal/"), raw))
+	sig, err := ecdsa.SignASN1(rand.Reader, key, d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Do(30*time.Second,
+		chromedp.SetValue(chromedp.CSS("#certificate"), base64.StdEncoding.EncodeToString(cert.Raw)),
+		chromedp.SetValue(chromedp.CSS("#signature"), base64.StdEncoding.EncodeToString(sig)),
+		chromedp.Click(chromedp.CSS(`form[action="/portal/signin/eid"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("main"))); err != nil {
+		t.Fatal(err)
+	}
+	var h1, main string
+	deadline := time.Now().Add(30 * time.Second)
+	for h1 != "My records" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		h1, _ = browsertest.Run(b, 10*time.Second, chromedp.Text(chromedp.CSS("h1")))
+	}
+	main, _ = browsertest.Run(b, 10*time.Second, chromedp.Text(chromedp.CSS("main")))
+	if h1 != "My records" || !strings.Contains(main, person) {
+		t.Fatalf("after the eID sign-in at the kept portal: %q, want My records with %s:\n%s", h1, person, main)
 	}
 }
