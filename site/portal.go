@@ -25,6 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/chancery-gov/chancery/guest"
+	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/registry"
 	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/services/access"
@@ -63,8 +64,9 @@ import (
 // process, like the officials' page sessions.
 
 // PortalKeyPurpose is the state key the portal authenticates to the
-// provider with (ES256, generation 0).
-const PortalKeyPurpose = "portal"
+// provider with (ES256, generation 0): internal/state's, which founding
+// derives the charter's JWKS from.
+const PortalKeyPurpose = state.PortalKeyPurpose
 
 const (
 	portalFlowTTL     = 10 * time.Minute
@@ -76,27 +78,7 @@ const (
 // PortalJWKS is the public JSON Web Key Set of the portal's client key,
 // derived from the root in kr: what the charter registers for the portal
 // client.
-func PortalJWKS(kr *seal.Keyring) (string, error) {
-	k, kid, err := portalKey(kr)
-	if err != nil {
-		return "", err
-	}
-	b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: kid, Algorithm: "ES256", Use: "sig"}}})
-	return string(b), err
-}
-
-func portalKey(kr *seal.Keyring) (*ecdsa.PrivateKey, string, error) {
-	s, err := kr.StateSigner(PortalKeyPurpose, seal.StateAlgES256, 0)
-	if err != nil {
-		return nil, "", fmt.Errorf("portal client key: %w", err)
-	}
-	k, ok := s.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, "", fmt.Errorf("portal client key: a %T", s)
-	}
-	kid, err := identity.Thumbprint(&k.PublicKey)
-	return k, kid, err
-}
+func PortalJWKS(kr *seal.Keyring) (string, error) { return state.PortalJWKS(kr) }
 
 type portalCtxKey struct{}
 
@@ -218,7 +200,7 @@ func (p *portal) newClient(t *tenant, sv *guest.Served) (*portalClient, error) {
 	if c.cfg.Portal.ClientID == "" {
 		return nil, fmt.Errorf("the charter of %s names no portal client (services.identity.portal.client_id)", t.ID())
 	}
-	if c.key, c.kid, err = portalKey(sv.Local.Keys); err != nil {
+	if c.key, c.kid, err = state.PortalKey(sv.Local.Keys); err != nil {
 		return nil, err
 	}
 	registered := false

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-gov/chancery/internal/demo"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/state"
 )
 
@@ -62,8 +63,12 @@ The story, each site its own "chancery serve" process on loopback:
      tracker;
  10. a fresh home catches up from the embassy as a sealed mirror, and a
      failback order hands the state back home without losing a record.
-It prints the measured RPO and RTO. --keep leaves the sites running and
-prints their addresses.
+It prints the measured RPO and RTO, and the URLs of the citizen portal
+(https://id.demo-republic.example/portal/), the officials' desk and the
+continuity dashboard. --keep leaves the sites running and prints their
+addresses; it serves the issuer's name over HTTPS on a loopback port, with
+a certificate written to STATE/identity/issuer-tls.pem, and prints the
+chromium and curl command lines that reach the portal there.
 
 "chancery demo gen" writes the same generated registers as JSONL for
 "chancery import".`,
@@ -145,9 +150,26 @@ func keepSites(cmd *cobra.Command, rep *demo.Report, passphraseFile string) erro
 		fmt.Fprintf(w, "   context \"demo\" written (site home, official registrar); rehearse with:\n")
 		fmt.Fprintf(w, "     chancery context use demo\n     chancery status --all\n     chancery records find population last_name Berg\n")
 		// The pages (docs/ui.md): a signed request opens a browser session.
+		active := cmp.Or(rep.ActiveSite, "home")
 		fmt.Fprintf(w, "   pages: the continuity dashboard is at <site>/ui/dashboard, the host console at <site>/ui/host; open a session with\n")
-		fmt.Fprintf(w, "     chancery ui login --site home --official min-interior   (prints a single-use link)\n")
-		fmt.Fprintf(w, "   the officials' desk (cases, record search, orders to sign) at the activated embassy: %s/ui/desk\n", cmp.Or(rep.SiteURLs["embassy-north"], "<embassy-north>"))
+		fmt.Fprintf(w, "     chancery ui login --site %s --official min-interior   (prints a single-use link)\n", active)
+		fmt.Fprintf(w, "   desk      %s/ui/desk   (the officials' desk: cases, record search, orders to sign, at the site that writes)\n", rep.SiteURLs[active])
+		fmt.Fprintf(w, "   dashboard %s/ui/dashboard\n", rep.SiteURLs[active])
+	}
+	if f := rep.Front; f != nil {
+		// The portal is on the issuer's name, which resolves nowhere, and
+		// needs HTTPS (__Host- Secure cookies, passkeys): the demo's TLS
+		// front on loopback stands for the name's DNS and certificate.
+		host := strings.TrimPrefix(strings.TrimSuffix(found.DemoPortalURL, "/portal/"), "https://")
+		fmt.Fprintf(w, "   portal    %s\n", found.DemoPortalURL)
+		fmt.Fprintf(w, "     the citizen portal, on the state's issuer name; %s does not resolve, so the demo serves it over HTTPS at %s\n", host, f.Addr)
+		fmt.Fprintf(w, "     (forwarding to %s, with a certificate it wrote to %s). Open it in a browser told so:\n", f.Site, f.Cert)
+		fmt.Fprintf(w, "     chromium --user-data-dir=$(mktemp -d) --host-resolver-rules=\"MAP %s:443 %s\" --ignore-certificate-errors-spki-list=%s %s\n",
+			host, f.Addr, f.SPKI, found.DemoPortalURL)
+		fmt.Fprintf(w, "     curl --connect-to %s:443:%s --cacert %s %s\n", host, f.Addr, f.Cert, found.DemoPortalURL)
+		files, citizen := found.IdentityFiles{Dir: rep.Dir}, found.DemoCitizens[0]
+		fmt.Fprintf(w, "     sign in as citizen %s with her eID (the sign-in page gives the openssl commands): certificate %s, key %s\n",
+			citizen, files.CitizenCert(citizen), files.CitizenKey(citizen))
 	}
 	<-cmd.Context().Done()
 	fmt.Fprintln(w, "== stopping the sites")

@@ -34,9 +34,12 @@ func newInitCmd() *cobra.Command {
     connector-state);
   - the state's OpenID Connect provider (services.identity, issuer
     https://id.demo-republic.example) and access rules (services.access):
-    an eID CA, two demo citizens' eID certificates and two relying parties'
-    keys, written unsealed (mode 0600) under STATE/identity/, since in a
-    real state they belong to other institutions;
+    an eID CA, two demo citizens' eID certificates and the tax office's
+    client key, written unsealed (mode 0600) under STATE/identity/, since in
+    a real state they belong to other institutions; the citizen portal every
+    site serves at https://id.demo-republic.example/portal/, a client whose
+    key is derived from the root (no key file) and whose passkeys are bound
+    to the issuer's name;
   - a charter signed by the amend quorum and by each host for its own sites.
 
 Every private key is generated from crypto/rand and written sealed with age

@@ -4,9 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,8 +24,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/chancery-gov/chancery/internal/browsertest"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/services/identity"
 	"github.com/chancery-gov/chancery/siteapi"
 )
 
@@ -442,22 +454,40 @@ func TestDemoKeep(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer demo.Process.Kill()
+	// A demo that never prints the way to its portal ends the scan below.
+	watchdog := time.AfterFunc(5*time.Minute, func() { demo.Process.Kill() })
+	defer watchdog.Stop()
 	var out strings.Builder
 	urls := map[string]string{}
 	sc := bufio.NewScanner(stdout)
-	site := regexp.MustCompile(`^\s+(home|embassy-north|embassy-south)\s+(http\S+)$`)
+	site := regexp.MustCompile(`^\s+(home|embassy-north|embassy-south|portal|desk|dashboard)\s+(http\S+)`)
+	curl := regexp.MustCompile(`^\s+curl --connect-to (\S+):443:(\S+) --cacert (\S+) (\S+)$`)
+	spki := regexp.MustCompile(`--ignore-certificate-errors-spki-list=(\S+)`)
+	eid := regexp.MustCompile(`sign in as citizen (\S+) .*: certificate (\S+), key (\S+)$`)
+	var front, spkiList, citizen []string
 	for sc.Scan() {
 		line := sc.Text()
 		out.WriteString(line + "\n")
 		if m := site.FindStringSubmatch(line); m != nil {
 			urls[m[1]] = m[2]
 		}
-		if strings.Contains(line, `context "demo" written`) {
+		if m := curl.FindStringSubmatch(line); m != nil {
+			front = m[1:]
+		}
+		if m := spki.FindStringSubmatch(line); m != nil {
+			spkiList = m[1:]
+		}
+		if m := eid.FindStringSubmatch(line); m != nil {
+			citizen = m[1:]
 			break
 		}
 	}
-	if len(urls) != 3 || !strings.Contains(out.String(), "passphrase of the key files:") {
-		t.Fatalf("demo --keep did not print the sites, the passphrase file and the context:\n%s\n%s", out.String(), stderr.String())
+	if len(urls) != 6 || front == nil || spkiList == nil || citizen == nil || !strings.Contains(out.String(), "passphrase of the key files:") || !strings.Contains(out.String(), `context "demo" written`) {
+		t.Fatalf("demo --keep did not print the sites, the pages, the way to the portal, the passphrase file and the context:\n%s\n%s", out.String(), stderr.String())
+	}
+	pages := map[string]string{"portal": urls["portal"], "desk": urls["desk"], "dashboard": urls["dashboard"]}
+	for _, p := range []string{"portal", "desk", "dashboard"} {
+		delete(urls, p)
 	}
 	go io.Copy(io.Discard, stdout)
 	run := func(args ...string) (string, error) {
@@ -491,6 +521,50 @@ func TestDemoKeep(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+	// The pages it printed: the desk and the dashboard at the site that
+	// writes, and the citizen portal on the issuer's name, reached as the
+	// printed curl command does (the name to the demo's TLS front, its
+	// certificate trusted): the start page, and the sign-in page, which
+	// the portal draws only once the provider knows it as the charter's
+	// client with the root-derived key.
+	for _, p := range []string{"desk", "dashboard"} {
+		if !strings.HasPrefix(pages[p], urls["home"]+"/ui/") {
+			t.Errorf("%s %s: want a page of the home, which writes after failback (%s)", p, pages[p], urls["home"])
+		}
+	}
+	host, addr, certFile, portalURL := front[0], front[1], front[2], front[3]
+	if portalURL != pages["portal"] || !strings.HasPrefix(portalURL, "https://"+host+"/portal/") {
+		t.Fatalf("portal %s, curl's %s on %s", pages["portal"], portalURL, host)
+	}
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s: no certificate", certFile)
+	}
+	browser := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool},
+		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			if a != host+":443" {
+				return nil, fmt.Errorf("only the issuer's name, not %s", a)
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}}
+	for _, pg := range []struct{ path, want string }{{"", "Your records, in the state"}, {"signin", `action="/portal/signin/eid"`}} {
+		resp, err := browser.Get(portalURL + pg.path)
+		if err != nil {
+			t.Fatalf("the kept portal %s%s: %v", portalURL, pg.path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), pg.want) {
+			t.Fatalf("the kept portal %s%s: %s, want %q in\n%s", portalURL, pg.path, resp.Status, pg.want, b)
+		}
+	}
+	if browsertest.Find() != "" {
+		portalSignInAsPrinted(t, portalURL, host, addr, spkiList[0], citizen)
+	}
 	// Ctrl-C stops the sites and the demo.
 	demo.Process.Signal(os.Interrupt)
 	done := make(chan error, 1)
@@ -508,5 +582,63 @@ func TestDemoKeep(t *testing.T) {
 			resp.Body.Close()
 			t.Errorf("site %s still answers at %s after Ctrl-C", id, u)
 		}
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Errorf("the portal's TLS front still listens at %s after Ctrl-C", addr)
+	}
+}
+
+// portalSignInAsPrinted signs the demo citizen in to the kept portal in
+// headless Chromium started with the flags demo --keep printed, with the
+// eID files it named: the sign-in page's challenge signed with her key,
+// her certificate and the signature pasted into the form, as the page
+// tells a citizen to do with openssl.
+func portalSignInAsPrinted(t *testing.T, portalURL, host, addr, spki string, citizen []string) {
+	t.Helper()
+	person, certFile, keyFile := citizen[0], citizen[1], citizen[2]
+	cert, err := found.ReadCert(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := found.ReadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browsertest.NewWith(t, false,
+		chromedp.Flag("host-resolver-rules", "MAP "+host+":443 "+addr),
+		chromedp.Flag("ignore-certificate-errors-spki-list", spki))
+	if err := b.Do(30*time.Second, chromedp.Navigate(portalURL), chromedp.Click(chromedp.CSS("a.button")), chromedp.WaitVisible(chromedp.CSS("#eid-h"))); err != nil {
+		t.Fatalf("the kept portal's sign-in page in Chromium: %v", err)
+	}
+	challenge, err := browsertest.Run(b, 10*time.Second, chromedp.Value(chromedp.CSS(`input[name="challenge"]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(challenge)
+	if err != nil {
+		t.Fatalf("challenge %q: %v", challenge, err)
+	}
+	d := sha256.Sum256(identity.EIDMessage(strings.TrimSuffix(portalURL, "/portal/"), raw))
+	sig, err := ecdsa.SignASN1(rand.Reader, key, d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Do(30*time.Second,
+		chromedp.SetValue(chromedp.CSS("#certificate"), base64.StdEncoding.EncodeToString(cert.Raw)),
+		chromedp.SetValue(chromedp.CSS("#signature"), base64.StdEncoding.EncodeToString(sig)),
+		chromedp.Click(chromedp.CSS(`form[action="/portal/signin/eid"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("main"))); err != nil {
+		t.Fatal(err)
+	}
+	var h1, main string
+	deadline := time.Now().Add(30 * time.Second)
+	for h1 != "My records" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		h1, _ = browsertest.Run(b, 10*time.Second, chromedp.Text(chromedp.CSS("h1")))
+	}
+	main, _ = browsertest.Run(b, 10*time.Second, chromedp.Text(chromedp.CSS("main")))
+	if h1 != "My records" || !strings.Contains(main, person) {
+		t.Fatalf("after the eID sign-in at the kept portal: %q, want My records with %s:\n%s", h1, person, main)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/guest"
+	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
 	"github.com/chancery-gov/chancery/ledger"
@@ -289,7 +290,7 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 		say("   %-14s RPO now: %d entries, %.3f s behind home", l.Site, l.Entries, l.Seconds)
 	}
 
-	idStory, err := identityAtHome(ctx, dir, s.urls["home"], homeAPI, say)
+	idStory, err := identityAtHome(ctx, dir, pass, c.Guest.ID, s.urls["home"], homeAPI, say)
 	if err != nil {
 		return err
 	}
@@ -553,10 +554,22 @@ func continuityStory(ctx context.Context, opts Options, dir string, pass []byte,
 	say("   legal act %s (v%d), which embassy-north may not hold, is at home too: fetched from embassy-south and checked against the ledger before the home wrote again", actID, act.Version)
 	rep.Epochs = hs.Epoch
 	rep.FinalSize = hs.Size
+	rep.ActiveSite = hs.Writer
 	if err := pgd.afterFailback(ctx, s, dir, pass, homeCfg); err != nil {
 		return err
 	}
-	return revokeNorth(ctx, c, layout, pass, s, rep, say)
+	if err := revokeNorth(ctx, c, layout, pass, s, rep, say); err != nil {
+		return err
+	}
+	active := s.urls[rep.ActiveSite]
+	say("== The pages (docs/ui.md), served by the sites while they run; %s writes:", rep.ActiveSite)
+	say("   citizen portal        %s  (the issuer's name: the active site serves it, over HTTPS in a deployment)", found.DemoPortalURL)
+	say("   officials' desk       %s/ui/desk", active)
+	say("   continuity dashboard  %s/ui/dashboard  (every site serves one)", active)
+	if !opts.Keep {
+		say("   the sites stop with the story; `chancery demo --keep` leaves them running for you to click through")
+	}
+	return nil
 }
 
 // revokeNorth revokes embassy-north — it held the state's keys while it was

@@ -115,6 +115,13 @@ type Report struct {
 	SiteURLs       map[string]string
 	Stop           func()
 	PassphraseFile string
+	// ActiveSite is the site that writes at the end of the story (the
+	// home, after failback): the one serving the portal and the desk.
+	ActiveSite string
+	// Front, with Options.Keep, serves the issuer's name over TLS on
+	// loopback, forwarding to ActiveSite: how a browser reaches the
+	// citizen portal (Report.Stop closes it).
+	Front *IssuerFront
 }
 
 // Run tells the story so far. The Demo Republic is founded (or opened); its
@@ -246,6 +253,15 @@ func Run(ctx context.Context, opts Options, out io.Writer) (*Report, error) {
 		}
 		say("== The whole story: RPO %d entries (%.3f s) at worst right after the officials' writes, none when home was lost; RTO %v; a certified extract issued abroad in %v and verified offline; failback without losing a record (epoch %d, %d entries); a revoked site's copy shredded (%d of %d deeds readable)",
 			rep.RPOEntries, rep.RPOSeconds, rep.RTO.Round(time.Millisecond), rep.ExtractTime.Round(time.Millisecond), rep.Epochs, rep.FinalSize, rep.ShreddedAfter, rep.ShreddedBefore)
+	}
+	if opts.Keep && rep.Stop != nil && rep.ActiveSite != "" {
+		front, err := startIssuerFront(dir, rep.SiteURLs[rep.ActiveSite])
+		if err != nil {
+			rep.Stop()
+			return nil, err
+		}
+		stop := rep.Stop
+		rep.Front, rep.Stop = front, func() { front.Close(); stop() }
 	}
 	if fresh && opts.Keep {
 		say("== State kept in %s", dir)

@@ -41,11 +41,14 @@ func TestRunTellsTheStory(t *testing.T) {
 		t.Errorf("epoch %d after failback, want 3 (home, embassy-north, home)", rep.Epochs)
 	case rep.FinalSize < rep.Entries+50:
 		t.Errorf("home holds %d entries after failback, fewer than the %d before the disaster plus the 50 written", rep.FinalSize, rep.Entries)
+	case rep.ActiveSite != "home" || rep.Front != nil:
+		t.Errorf("at the end: active site %q, issuer front %v (only with Keep)", rep.ActiveSite, rep.Front)
 	}
 	for _, step := range []string{"Founding the Demo Republic", "loads its registers", "scanned deeds", "address changes", "looks up national id", "sealed bytes only", "auditor verifies",
 		"Two embassies open", "Disaster", "activation order", "custodians unseal", "serves the state's operational core", "pensions register", "through the register-birth procedure", "opens a payment run", "pensions.pain001.xml", "embassy-south (standby) serves it", "home is rebuilt", "Failback", "no record lost",
 		"signs her in with the eID at home", "dial", "refused there: 401 invalid_token", "eID sign-in at embassy-north", "passkey sign-in at embassy-north",
-		"data tracker at embassy-north lists", "reads her tracker over the signed API", "tax office's reads and the auditor's at embassy-north are there"} {
+		"data tracker at embassy-north lists", "reads her tracker over the signed API", "tax office's reads and the auditor's at embassy-north are there",
+		"citizen portal        https://id.demo-republic.example/portal/", "officials' desk       http://", "continuity dashboard  http://", "`chancery demo --keep` leaves them running"} {
 		if !strings.Contains(out.String(), step) {
 			t.Errorf("the story lacks %q", step)
 		}

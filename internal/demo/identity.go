@@ -28,6 +28,7 @@ import (
 	"github.com/chancery-gov/chancery/internal/demo/found"
 	"github.com/chancery-gov/chancery/internal/keyfile"
 	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/seal"
 	"github.com/chancery-gov/chancery/services/access"
 	"github.com/chancery-gov/chancery/services/identity"
 	"github.com/chancery-gov/chancery/services/identity/softauthn"
@@ -100,17 +101,14 @@ func issuerHost() string {
 type relyingParty struct {
 	id       string
 	key      *ecdsa.PrivateKey
+	kid      string
 	conf     oauth2.Config
 	verifier *oidc.IDTokenVerifier
 	ctx      context.Context
 	http     *http.Client
 }
 
-func newRelyingParty(ctx context.Context, dns *issuerDNS, dir, id, redirect string, scopes ...string) (*relyingParty, error) {
-	key, err := found.ReadKey(found.IdentityFiles{Dir: dir}.ClientKey(id))
-	if err != nil {
-		return nil, fmt.Errorf("demo: relying party %s: %w", id, err)
-	}
+func newRelyingParty(ctx context.Context, dns *issuerDNS, key *ecdsa.PrivateKey, kid, id, redirect string, scopes ...string) (*relyingParty, error) {
 	hc := dns.client(true)
 	ctx = context.WithValue(oidc.ClientContext(ctx, hc), oauth2.HTTPClient, hc)
 	p, err := oidc.NewProvider(ctx, found.DemoIssuer)
@@ -119,14 +117,14 @@ func newRelyingParty(ctx context.Context, dns *issuerDNS, dir, id, redirect stri
 	}
 	ep := p.Endpoint()
 	ep.AuthStyle = oauth2.AuthStyleInParams
-	return &relyingParty{id: id, key: key, ctx: ctx, http: hc,
+	return &relyingParty{id: id, key: key, kid: kid, ctx: ctx, http: hc,
 		conf:     oauth2.Config{ClientID: id, Endpoint: ep, RedirectURL: redirect, Scopes: append([]string{oidc.ScopeOpenID}, scopes...)},
 		verifier: p.Verifier(&oidc.Config{ClientID: id})}, nil
 }
 
 // assertion is a private_key_jwt client assertion (RFC 7523).
 func (rp *relyingParty) assertion() (string, error) {
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: rp.key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", rp.id+"-1"))
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: rp.key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", rp.kid))
 	if err != nil {
 		return "", err
 	}
@@ -370,7 +368,7 @@ func (st *identityStory) kid() (string, error) {
 // their person record and land parcel, the eID CA's CRL, a passkey
 // registered through the portal; then the tax office, a go-oidc relying
 // party, signs them in with the eID and reads their record.
-func identityAtHome(ctx context.Context, dir, homeURL string, api *siteapi.Client, say func(string, ...any)) (*identityStory, error) {
+func identityAtHome(ctx context.Context, dir string, pass []byte, guestID, homeURL string, api *siteapi.Client, say func(string, ...any)) (*identityStory, error) {
 	files := found.IdentityFiles{Dir: dir}
 	person := found.DemoCitizens[0]
 	say("== A citizen signs in through the state's OpenID Connect provider, %s, served by the home", found.DemoIssuer)
@@ -410,10 +408,21 @@ func identityAtHome(ctx context.Context, dir, homeURL string, api *siteapi.Clien
 	}
 	say("   the relying parties' HTTP clients dial %s for %s, as DNS would send them to the active site (the demo's sites serve plain HTTP on loopback; a deployment serves the issuer's name with its TLS certificate)", st.dns.lookup(), issuerHost())
 	st.browser = st.dns.client(false)
-	if st.tax, err = newRelyingParty(ctx, st.dns, dir, found.DemoTaxClient, found.DemoTaxRedirect, oidc.ScopeProfile, identity.ScopeRecords); err != nil {
+	taxKey, err := found.ReadKey(files.ClientKey(found.DemoTaxClient))
+	if err != nil {
+		return nil, fmt.Errorf("demo: relying party %s: %w", found.DemoTaxClient, err)
+	}
+	if st.tax, err = newRelyingParty(ctx, st.dns, taxKey, found.DemoTaxClient+"-1", found.DemoTaxClient, found.DemoTaxRedirect, oidc.ScopeProfile, identity.ScopeRecords); err != nil {
 		return nil, err
 	}
-	if st.portal, err = newRelyingParty(ctx, st.dns, dir, found.DemoPortalClient, found.DemoPortalReturn, identity.ScopeRecords); err != nil {
+	// The story acts as the citizen portal every site serves at
+	// <issuer>/portal/ (site/portal.go): the same client, with the same
+	// key, derived from the root the demo holds.
+	portalKey, portalKid, err := rootPortalKey(state.Layout{Dir: dir}, pass, guestID)
+	if err != nil {
+		return nil, err
+	}
+	if st.portal, err = newRelyingParty(ctx, st.dns, portalKey, portalKid, found.DemoPortalClient, found.DemoPortalReturn, identity.ScopeRecords); err != nil {
 		return nil, err
 	}
 	say("   person %s (Iris Lindqvist), her parcel %s and the eID CA's CRL written at home; her eID certificate %q chains to the charter's CA %s",
@@ -430,8 +439,8 @@ func identityAtHome(ctx context.Context, dir, homeURL string, api *siteapi.Clien
 	if err := st.passkey.register(st.browser, ptok.AccessToken); err != nil {
 		return nil, fmt.Errorf("demo: passkey registration at home: %w", err)
 	}
-	say("   signed in to the portal with her eID, she registers a passkey (a software authenticator: P-256, RP id %s): a record of registry %s, replicated sealed",
-		found.DemoPortalRPID, found.DemoPasskeyRegist)
+	say("   signed in to the portal (%s) with her eID, she registers a passkey (a software authenticator: P-256, RP id %s, the issuer's host): a record of registry %s, replicated sealed",
+		found.DemoPortalURL, found.DemoPortalRPID, found.DemoPasskeyRegist)
 
 	t0 := time.Now()
 	tok, idt, err := st.tax.signIn(st.browser, st.card.answer(st.browser))
@@ -450,6 +459,19 @@ func identityAtHome(ctx context.Context, dir, homeURL string, api *siteapi.Clien
 	say("   the tax office (go-oidc + x/oauth2, private_key_jwt, PKCE S256) signs her in with the eID at home in %v: ID token sub %s, iss %s, verified against the JWKS; it reads her record v%d with the token",
 		took.Round(time.Millisecond), idt.Subject, idt.Issuer, rec.Version)
 	return st, nil
+}
+
+// rootPortalKey derives the portal's client key from the state's root key
+// file.
+func rootPortalKey(layout state.Layout, pass []byte, guestID string) (*ecdsa.PrivateKey, string, error) {
+	root, err := seal.ReadRootKeyFile(layout.RootKey(), pass)
+	if err != nil {
+		return nil, "", fmt.Errorf("demo: the portal's client key: %w", err)
+	}
+	defer root.Wipe()
+	kr := seal.NewKeyring(guestID, root)
+	defer kr.Wipe()
+	return state.PortalKey(kr)
 }
 
 // atEmbassy repeats the sign-ins at the activated embassy with the same

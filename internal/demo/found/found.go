@@ -225,7 +225,14 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 	}
 	logf("generated age identities for %d custodians (threshold %d)", len(c.Custodians.Members), c.Custodians.Threshold)
 
-	if err := addIdentity(c, opts.Dir); err != nil {
+	root, err := seal.NewRootKey()
+	if err != nil {
+		return nil, fmt.Errorf("init: root key: %w", err)
+	}
+	defer root.Wipe()
+	// The identity section registers the citizen portal's client key,
+	// which is derived from the root (state.PortalJWKS).
+	if err := addIdentity(c, opts.Dir, root); err != nil {
 		return nil, fmt.Errorf("init: identity services: %w", err)
 	}
 	if opts.Amend != nil {
@@ -239,11 +246,6 @@ func Init(ctx context.Context, opts InitOptions) (*charter.Charter, error) {
 
 	// The root key: sealed for the home, and split among the custodians so
 	// that a site can rebuild it when home is gone.
-	root, err := seal.NewRootKey()
-	if err != nil {
-		return nil, fmt.Errorf("init: root key: %w", err)
-	}
-	defer root.Wipe()
 	if err := seal.WriteRootKeyFile(l.RootKey(), root, opts.Protector.Passphrase, opts.Protector.WorkFactor); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}

@@ -17,27 +17,32 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/chancery-gov/chancery/charter"
+	"github.com/chancery-gov/chancery/internal/state"
+	"github.com/chancery-gov/chancery/seal"
 )
 
 // The Demo Republic's identity services: an eID CA whose certificates sign
 // citizens in, two demo citizens holding such certificates, and two
-// relying parties (the tax office, the citizen portal) with
-// private_key_jwt keys. In a real state the CA is a separate institution
-// and each relying party holds its own key; the demo keeps their private
-// keys in the state directory (mode 0600), unsealed, so that the story
-// can act as all of them.
+// relying parties with private_key_jwt keys: the tax office, whose key
+// the demo keeps in the state directory (mode 0600), unsealed, so that the
+// story can act as it (in a real state the CA is a separate institution
+// and the tax office holds its own key), and the citizen portal every
+// site serves at <issuer>/portal/ (site/portal.go), whose key is a state
+// key derived from the root (state.PortalKey), so that any active site
+// authenticates as the one portal.
 
 // Demo identity constants: the state's issuer and the parties' names.
 const (
 	DemoIssuer        = "https://id.demo-republic.example"
 	DemoEIDCA         = "demo-eid-ca"
 	DemoSerialPrefix  = "PNODR-"
-	DemoPortalRPID    = "portal.demo-republic.example"
-	DemoPortalOrigin  = "https://portal.demo-republic.example"
+	DemoPortalRPID    = "id.demo-republic.example" // the issuer's host: the portal is served on the issuer's name
+	DemoPortalOrigin  = DemoIssuer
 	DemoTaxClient     = "tax-office"
 	DemoTaxRedirect   = "https://tax.demo-republic.example/callback"
 	DemoPortalClient  = "portal"
-	DemoPortalReturn  = "https://portal.demo-republic.example/callback"
+	DemoPortalReturn  = DemoIssuer + "/portal/callback"
+	DemoPortalURL     = DemoIssuer + "/portal/"
 	DemoAuditor       = "min-justice"
 	DemoCRLRegistry   = "eid-crl"
 	DemoPasskeyRegist = "passkeys"
@@ -66,17 +71,18 @@ func (f IdentityFiles) CitizenKey(person string) string {
 	return filepath.Join(f.Dir, "identity", "eid-"+person+".key")
 }
 
-// ClientKey is a relying party's private_key_jwt key (PKCS #8 PEM, mode
-// 0600); its key id is the client id followed by "-1".
+// ClientKey is the tax office's private_key_jwt key (PKCS #8 PEM, mode
+// 0600); its key id is the client id followed by "-1". The portal has no
+// key file: its key is derived from the root (state.PortalKey).
 func (f IdentityFiles) ClientKey(client string) string {
 	return filepath.Join(f.Dir, "identity", "client-"+client+".key")
 }
 
 // addIdentity generates the demo's eID CA, citizens' certificates and
-// relying parties' keys under dir, and adds services.access and
-// services.identity to c with the registries they need (eID CRLs and
-// passkeys).
-func addIdentity(c *charter.Charter, dir string) error {
+// the tax office's key under dir, derives the portal's client key from
+// root, and adds services.access and services.identity to c with the
+// registries they need (eID CRLs and passkeys).
+func addIdentity(c *charter.Charter, dir string, root *seal.RootKey) error {
 	f := IdentityFiles{Dir: dir}
 	if err := os.MkdirAll(filepath.Join(dir, "identity"), 0o700); err != nil {
 		return fmt.Errorf("identity keys: %w", err)
@@ -119,16 +125,20 @@ func addIdentity(c *charter.Charter, dir string) error {
 		}
 	}
 	jwks := map[string]string{}
-	for _, client := range []string{DemoTaxClient, DemoPortalClient} {
-		k, err := writeNewKey(f.ClientKey(client))
-		if err != nil {
-			return err
-		}
-		b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: client + "-1", Algorithm: "ES256", Use: "sig"}}})
-		if err != nil {
-			return err
-		}
-		jwks[client] = string(b)
+	k, err := writeNewKey(f.ClientKey(DemoTaxClient))
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: DemoTaxClient + "-1", Algorithm: "ES256", Use: "sig"}}})
+	if err != nil {
+		return err
+	}
+	jwks[DemoTaxClient] = string(b)
+	kr := seal.NewKeyring(c.Guest.ID, root)
+	jwks[DemoPortalClient], err = state.PortalJWKS(kr)
+	kr.Wipe()
+	if err != nil {
+		return err
 	}
 
 	all := []string{"home", "embassy-north", "embassy-south"}
@@ -164,7 +174,7 @@ func addIdentity(c *charter.Charter, dir string) error {
 		"clients": []map[string]any{
 			{"id": DemoTaxClient, "name": "Tax and Customs Board", "jwks": jwks[DemoTaxClient], "redirect_uris": []string{DemoTaxRedirect},
 				"scopes": []string{"openid", "profile", "records", "verify"}},
-			{"id": DemoPortalClient, "name": "Citizen portal", "jwks": jwks[DemoPortalClient], "redirect_uris": []string{DemoPortalReturn},
+			{"id": DemoPortalClient, "name": "Demo Republic citizen portal", "jwks": jwks[DemoPortalClient], "redirect_uris": []string{DemoPortalReturn},
 				"scopes": []string{"openid", "profile", "records"}},
 		},
 	})
