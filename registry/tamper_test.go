@@ -130,3 +130,51 @@ func bundleFirstIndex(t *testing.T, dir, path string) uint64 {
 	}
 	return n * 256
 }
+
+// TestProvenEntryKeptAfterTamper: a record read once was proven against
+// the site's own published tree, so a later read serves those bytes from
+// memory (still unsealed and checked) even after the host damages the
+// tiles, while a record not read before the damage is refused as ever.
+func TestProvenEntryKeptAfterTamper(t *testing.T) {
+	ctx := context.Background()
+	fx := newFixture(t)
+	const n = 600
+	var in bytes.Buffer
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("KP-%d", i)
+		fmt.Fprintf(&in, `{"registry":"population","id":%q,"record":%s}`+"\n", id, person(id, fmt.Sprintf("Name%d", i)))
+	}
+	if _, err := fx.reg.Import(ctx, &in, ImportOptions{Batch: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fx.log.WaitPublished(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	read, unread := "KP-1", "KP-2"
+	before, err := fx.reg.Get(ctx, "population", read, AsOf{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, _ := fx.reg.History(ctx, "population", read)
+	hu, _ := fx.reg.History(ctx, "population", unread)
+	// Damage every entry bundle: flip a byte inside each entry.
+	for _, path := range bundleFiles(t, fx.log.Dir()) {
+		b, _ := os.ReadFile(path)
+		for _, e := range splitEntries(b) {
+			b[e.off+2+e.len/2] ^= 0x5a
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := fx.reg.Get(ctx, "population", read, AsOf{})
+	if err != nil {
+		t.Fatalf("record %s (ledger entry %d), proven before the damage: %v", read, hr[0].Index, err)
+	}
+	if !bytes.Equal(after.Data, before.Data) {
+		t.Errorf("record %s: %s after the damage, %s before", read, after.Data, before.Data)
+	}
+	if rec, err := fx.reg.Get(ctx, "population", unread, AsOf{}); err == nil {
+		t.Errorf("record %s (ledger entry %d) read despite tampering: %s", unread, hu[0].Index, rec.Data)
+	}
+}
