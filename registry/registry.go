@@ -766,12 +766,15 @@ func (c *provenCache) get(idx uint64) ([]byte, bool) {
 	return raw, ok
 }
 
-// put keeps raw (not to be modified afterwards), evicting arbitrary
-// entries when over the budget: a miss costs one proven read.
+// put keeps a copy of raw, evicting arbitrary entries when over the
+// budget: a miss costs one proven read. The copy matters: a proven read
+// returns a slice of the whole entry bundle, which would stay in memory
+// with it and make the budget a lie.
 func (c *provenCache) put(idx uint64, raw []byte) {
 	if len(raw) > provenCacheBytes/64 {
 		return
 	}
+	raw = bytes.Clone(raw)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
