@@ -236,7 +236,7 @@ func (r *Registries) readImport(ctx context.Context, rd io.Reader, size int, dir
 // attachments it returns the version's attachment references, whose
 // content prepareBatch compares once it has stored the files.
 func (r *Registries) sameAsLatest(ctx context.Context, g *reg, l *ImportLine, blind [32]byte, v version, dir string) (bool, [][]byte, error) {
-	raw, err := r.entry(ctx, v.index)
+	raw, err := r.entry(ctx, v.index, false)
 	if err != nil {
 		return false, nil, fmt.Errorf("%s record %s: read its latest version (ledger entry %d) to compare: %w", g.def.Name, l.ID, v.index, err)
 	}

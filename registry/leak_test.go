@@ -215,7 +215,7 @@ func TestEntryHidesAttachmentRefs(t *testing.T) {
 // lastRecordPayload is the payload of the newest ledger entry.
 func lastRecordPayload(t *testing.T, fx *fixture) []byte {
 	t.Helper()
-	raw, err := fx.reg.entry(context.Background(), fx.log.Size()-1)
+	raw, err := fx.reg.entry(context.Background(), fx.log.Size()-1, false)
 	if err != nil {
 		t.Fatal(err)
 	}

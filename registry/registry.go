@@ -122,6 +122,10 @@ type Registries struct {
 	// after the next checkpoint. They need no proof: this process wrote them.
 	recentMu sync.Mutex
 	recent   map[uint64][]byte
+
+	// proven holds entries a read has already proven against a checkpoint
+	// this site's log published (see entry for why that stays true).
+	proven provenCache
 }
 
 // reg is the in-memory index of one registry.
@@ -647,7 +651,7 @@ func (r *Registries) open(ctx context.Context, g *reg, id string, v VersionInfo)
 	if id != "" {
 		what = fmt.Sprintf("%s record %s version %d (ledger entry %d)", g.def.Name, id, v.Version, v.Index)
 	}
-	raw, err := r.entry(ctx, v.Index)
+	raw, err := r.entry(ctx, v.Index, true)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -704,8 +708,9 @@ func (r *Registries) remember(idx uint64, e ledger.Entry) {
 // appended if the published tree does not cover it yet, else from the
 // ledger's tiles, checked against the signed tree by an inclusion proof.
 // The proof catches changes the seal does not cover (the entry's time) and
-// entries moved between places.
-func (r *Registries) entry(ctx context.Context, idx uint64) ([]byte, error) {
+// entries moved between places. keep: remember the proven entry for later
+// reads (record reads; an import's one-off comparisons do not).
+func (r *Registries) entry(ctx context.Context, idx uint64, keep bool) ([]byte, error) {
 	_, cp := r.opts.Log.Checkpoint()
 	if idx >= cp.Size {
 		r.recentMu.Lock()
@@ -719,7 +724,74 @@ func (r *Registries) entry(ctx context.Context, idx uint64) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return r.prover.ReadProven(ctx, cp, idx)
+	if raw, ok := r.proven.get(idx); ok {
+		return raw, nil
+	}
+	raw, err := r.prover.ReadProven(ctx, cp, idx)
+	if err != nil {
+		return nil, err
+	}
+	// Keeping the proven bytes is sound: cp is a tree r.opts.Log itself
+	// published (signed by this site, or by the writer and checked
+	// consistent before a mirror takes it), the log only grows, and every
+	// later tree it publishes extends cp, so leaf idx stays these bytes for
+	// as long as this Registries lives. The copy is in process memory, which
+	// the host's storage cannot alter; a later change to the tiles on disk
+	// does not change what the tree holds at idx. What the cache saves is
+	// the re-read and re-proof only: open still unseals the bytes (the AEAD
+	// checks them against the registry key) and checks the sealed id and
+	// version on every read.
+	if keep {
+		r.proven.put(idx, raw)
+	}
+	return raw, nil
+}
+
+// provenCacheBytes bounds the entries kept proven in memory. Records are
+// sealed (a host learns nothing more from memory than from the tiles).
+const provenCacheBytes = 32 << 20
+
+// provenCache keeps encoded ledger entries proven against this site's
+// published tree, by ledger index, up to provenCacheBytes.
+type provenCache struct {
+	mu    sync.RWMutex
+	m     map[uint64][]byte
+	bytes int
+}
+
+func (c *provenCache) get(idx uint64) ([]byte, bool) {
+	c.mu.RLock()
+	raw, ok := c.m[idx]
+	c.mu.RUnlock()
+	return raw, ok
+}
+
+// put keeps a copy of raw, evicting arbitrary entries when over the
+// budget: a miss costs one proven read. The copy matters: a proven read
+// returns a slice of the whole entry bundle, which would stay in memory
+// with it and make the budget a lie.
+func (c *provenCache) put(idx uint64, raw []byte) {
+	if len(raw) > provenCacheBytes/64 {
+		return
+	}
+	raw = bytes.Clone(raw)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[uint64][]byte{}
+	}
+	if _, ok := c.m[idx]; ok {
+		return
+	}
+	for i, old := range c.m {
+		if c.bytes+len(raw) <= provenCacheBytes {
+			break
+		}
+		delete(c.m, i)
+		c.bytes -= len(old)
+	}
+	c.m[idx] = raw
+	c.bytes += len(raw)
 }
 
 // History lists every version of a record.

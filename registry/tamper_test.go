@@ -22,17 +22,7 @@ func TestTamperedLedgerBytes(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(round), 99))
 			fx := newFixture(t)
 			const n = 600
-			var in bytes.Buffer
-			for i := 0; i < n; i++ {
-				id := fmt.Sprintf("DR-%d", i)
-				fmt.Fprintf(&in, `{"registry":"population","id":%q,"record":%s}`+"\n", id, person(id, fmt.Sprintf("Name%d", i)))
-			}
-			if _, err := fx.reg.Import(ctx, &in, ImportOptions{Batch: 100}); err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := fx.log.WaitPublished(ctx, n); err != nil {
-				t.Fatal(err)
-			}
+			importPublished(t, fx, "DR-", n)
 			// Pick a bundle and damage it in one of three ways.
 			bundles := bundleFiles(t, fx.log.Dir())
 			path := bundles[rng.IntN(len(bundles))]
@@ -129,4 +119,59 @@ func bundleFirstIndex(t *testing.T, dir, path string) uint64 {
 		n = n*1000 + d
 	}
 	return n * 256
+}
+
+// TestProvenEntryKeptAfterTamper: a record read once was proven against
+// the site's own published tree, so a later read serves those bytes from
+// memory (still unsealed and checked) even after the host damages the
+// tiles, while a record not read before the damage is refused as ever.
+func TestProvenEntryKeptAfterTamper(t *testing.T) {
+	ctx := context.Background()
+	fx := newFixture(t)
+	importPublished(t, fx, "KP-", 600)
+	read, unread := "KP-1", "KP-2"
+	before, err := fx.reg.Get(ctx, "population", read, AsOf{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, _ := fx.reg.History(ctx, "population", read)
+	hu, _ := fx.reg.History(ctx, "population", unread)
+	// Damage every entry bundle: flip a byte inside each entry.
+	for _, path := range bundleFiles(t, fx.log.Dir()) {
+		b, _ := os.ReadFile(path)
+		for _, e := range splitEntries(b) {
+			b[e.off+2+e.len/2] ^= 0x5a
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := fx.reg.Get(ctx, "population", read, AsOf{})
+	if err != nil {
+		t.Fatalf("record %s (ledger entry %d), proven before the damage: %v", read, hr[0].Index, err)
+	}
+	if !bytes.Equal(after.Data, before.Data) {
+		t.Errorf("record %s: %s after the damage, %s before", read, after.Data, before.Data)
+	}
+	if rec, err := fx.reg.Get(ctx, "population", unread, AsOf{}); err == nil {
+		t.Errorf("record %s (ledger entry %d) read despite tampering: %s", unread, hu[0].Index, rec.Data)
+	}
+}
+
+// importPublished imports n population records prefix0 … prefix(n-1) and
+// waits until the published tree covers them.
+func importPublished(t *testing.T, fx *fixture, prefix string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	var in bytes.Buffer
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("%s%d", prefix, i)
+		fmt.Fprintf(&in, `{"registry":"population","id":%q,"record":%s}`+"\n", id, person(id, fmt.Sprintf("Name%d", i)))
+	}
+	if _, err := fx.reg.Import(ctx, &in, ImportOptions{Batch: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fx.log.WaitPublished(ctx, uint64(n)); err != nil {
+		t.Fatal(err)
+	}
 }

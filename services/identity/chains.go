@@ -39,22 +39,33 @@ func chainKey(ders [][]byte) [32]byte {
 	return [32]byte(h.Sum(nil))
 }
 
-// verify is leaf.Verify(opts), answered from the cache when the same
-// certificates verified before and are all valid at opts.CurrentTime.
-func (c *chainCache) verify(ders [][]byte, leaf *x509.Certificate, opts x509.VerifyOptions) ([]*x509.Certificate, error) {
+// lookup returns the chain verified before for exactly these certificates,
+// if all of them are valid at now. Its first certificate is the leaf as
+// parsed from ders[0]: the key is the hash of every DER byte, so a caller
+// may take it instead of parsing the same bytes again.
+func (c *chainCache) lookup(ders [][]byte, now time.Time) ([]*x509.Certificate, bool) {
 	k := chainKey(ders)
-	now := opts.CurrentTime
 	c.mu.Lock()
 	cc, ok := c.m[k]
 	c.mu.Unlock()
 	if ok && !now.Before(cc.notBefore) && !now.After(cc.notAfter) {
-		return cc.chain, nil
+		return cc.chain, true
+	}
+	return nil, false
+}
+
+// verify is leaf.Verify(opts), answered from the cache when the same
+// certificates verified before and are all valid at opts.CurrentTime.
+func (c *chainCache) verify(ders [][]byte, leaf *x509.Certificate, opts x509.VerifyOptions) ([]*x509.Certificate, error) {
+	if chain, ok := c.lookup(ders, opts.CurrentTime); ok {
+		return chain, nil
 	}
 	chains, err := leaf.Verify(opts)
 	if err != nil {
 		return nil, err
 	}
-	cc = cachedChain{chain: chains[0], notBefore: leaf.NotBefore, notAfter: leaf.NotAfter}
+	k := chainKey(ders)
+	cc := cachedChain{chain: chains[0], notBefore: leaf.NotBefore, notAfter: leaf.NotAfter}
 	for _, ce := range chains[0] {
 		if ce.NotBefore.After(cc.notBefore) {
 			cc.notBefore = ce.NotBefore

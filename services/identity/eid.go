@@ -161,6 +161,39 @@ type cachedCRL struct {
 
 // verifyEID checks a response for the authorization request it names and
 // returns the person id.
+// eidChain parses the presented certificates and verifies them to a
+// charter CA at now, or takes the chain verified before for exactly these
+// bytes (chainCache.lookup), whose certificates are all valid at now.
+func (s *Service) eidChain(ders [][]byte, now time.Time) (chain []*x509.Certificate, leaf *x509.Certificate, err error) {
+	if chain, ok := s.chains.lookup(ders, now); ok {
+		return chain, chain[0], nil
+	}
+	leaf, err = x509.ParseCertificate(ders[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: certificate: %v", ErrChain, err)
+	}
+	inter := x509.NewCertPool()
+	for i, d := range ders[1:] {
+		c, err := x509.ParseCertificate(d)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: chain[%d]: %v", ErrChain, i+1, err)
+		}
+		inter.AddCert(c)
+	}
+	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return nil, nil, fmt.Errorf("%w: valid %s to %s", ErrExpired, leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	chain, err = s.chains.verify(ders, leaf, x509.VerifyOptions{Roots: s.cfg.cas, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		var inv x509.CertificateInvalidError
+		if errors.As(err, &inv) && inv.Reason == x509.Expired {
+			return nil, nil, fmt.Errorf("%w: %v", ErrExpired, err)
+		}
+		return nil, nil, fmt.Errorf("%w: %v", ErrChain, err)
+	}
+	return chain, leaf, nil
+}
+
 func (s *Service) verifyEID(ctx context.Context, body []byte) (authReq, person string, err error) {
 	r, ders, sig, err := ParseEIDResponse(body)
 	if err != nil {
@@ -173,29 +206,10 @@ func (s *Service) verifyEID(ctx context.Context, body []byte) (authReq, person s
 	if err != nil {
 		return "", "", fmt.Errorf("%w: not base64url", ErrChallenge)
 	}
-	leaf, err := x509.ParseCertificate(ders[0])
-	if err != nil {
-		return "", "", fmt.Errorf("%w: certificate: %v", ErrChain, err)
-	}
-	inter := x509.NewCertPool()
-	for i, d := range ders[1:] {
-		c, err := x509.ParseCertificate(d)
-		if err != nil {
-			return "", "", fmt.Errorf("%w: chain[%d]: %v", ErrChain, i+1, err)
-		}
-		inter.AddCert(c)
-	}
 	now := s.now()
-	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
-		return "", "", fmt.Errorf("%w: valid %s to %s", ErrExpired, leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
-	}
-	chain, err := s.chains.verify(ders, leaf, x509.VerifyOptions{Roots: s.cfg.cas, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	chain, leaf, err := s.eidChain(ders, now)
 	if err != nil {
-		var inv x509.CertificateInvalidError
-		if errors.As(err, &inv) && inv.Reason == x509.Expired {
-			return "", "", fmt.Errorf("%w: %v", ErrExpired, err)
-		}
-		return "", "", fmt.Errorf("%w: %v", ErrChain, err)
+		return "", "", err
 	}
 	if err := s.checkRevoked(ctx, chain); err != nil {
 		return "", "", err

@@ -132,10 +132,15 @@ func New(opts Options) (*Service, error) {
 	if _, err := rand.Read(ck[:]); err != nil {
 		return nil, err
 	}
-	ocfg := &op.Config{CryptoKey: ck, CodeMethodS256: true, AuthMethodPrivateKeyJWT: true,
+	tc, err := newGCMCrypto(ck)
+	clear(ck[:])
+	if err != nil {
+		return nil, err
+	}
+	ocfg := &op.Config{CodeMethodS256: true, AuthMethodPrivateKeyJWT: true,
 		SupportedScopes: []string{oidc.ScopeOpenID, oidc.ScopeProfile, ScopeRecords, ScopeVerify},
 		SupportedClaims: []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "name", "given_name", "family_name", "birthdate"}}
-	s.provider, err = op.NewProvider(ocfg, s.store, op.StaticIssuer(cfg.Issuer), op.WithLogger(opts.Logger))
+	s.provider, err = op.NewProvider(ocfg, s.store, op.StaticIssuer(cfg.Issuer), op.WithLogger(opts.Logger), op.WithCrypto(tc))
 	if err != nil {
 		return nil, fmt.Errorf("identity: provider: %w", err)
 	}
