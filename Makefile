@@ -42,6 +42,8 @@ FUZZ := \
 	services/identity:FuzzParseWebAuthn:10000 \
 	services/identity:FuzzAssertionID:20000 \
 	services/identity:FuzzParseDPoPProof:20000 \
+	services/identity:FuzzDPoPNonce:20000 \
+	services/identity:FuzzTokenDecrypt:20000 \
 	services/access:FuzzLinkValue:20000 \
 	services/access:FuzzOpenSealed:10000 \
 	services/extract:FuzzVerify:5000 \

@@ -45,3 +45,38 @@ func TestGCMCryptoRefusesAltered(t *testing.T) {
 		t.Error("another process's key opened the token")
 	}
 }
+
+// FuzzTokenDecrypt feeds Decrypt what a client may present as a code or an
+// access token: it must refuse anything this process did not seal, never
+// panic, and open what it sealed unchanged.
+func FuzzTokenDecrypt(f *testing.F) {
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		f.Fatal(err)
+	}
+	c, err := newGCMCrypto(key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	sealed, err := c.Encrypt("code-or-token-id")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sealed, "code-or-token-id")
+	f.Add("", "")
+	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "x")
+	f.Fuzz(func(t *testing.T, presented, plain string) {
+		if got, err := c.Decrypt(presented); err == nil && presented != sealed {
+			// Only a value this process sealed opens: the fuzzer cannot
+			// forge a GCM tag under a random key.
+			t.Fatalf("Decrypt(%q) = %q: opened a value this process did not seal", presented, got)
+		}
+		s, err := c.Encrypt(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Decrypt(s); err != nil || got != plain {
+			t.Fatalf("round trip of %q: %q, %v", plain, got, err)
+		}
+	})
+}
