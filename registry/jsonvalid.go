@@ -1,5 +1,10 @@
 package registry
 
+import (
+	"bytes"
+	"encoding/json"
+)
+
 // validJSON reports whether data is one JSON value, with optional white
 // space around it: what json.Valid reports (the same grammar, the same
 // nesting limit, and like it no check of UTF-8), in one pass of direct
@@ -148,4 +153,64 @@ func validNumber(b []byte, i int) (int, bool) {
 		}
 	}
 	return i, true
+}
+
+// validObjectFields checks that data is one JSON object, as validJSON
+// does, and takes out the raw values of its named top-level members into
+// out (len(names) long, nil where absent, the last where one repeats) in
+// the same pass: an opened body is walked once, not checked and then
+// walked.
+func validObjectFields(out [][]byte, data []byte, names []string) bool {
+	clear(out)
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return false
+	}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return skipSpace(data, i+1) == len(data)
+	}
+	for {
+		if i >= len(data) || data[i] != '"' {
+			return false
+		}
+		kEnd, ok := validString(data, i)
+		if !ok {
+			return false
+		}
+		key := data[i+1 : kEnd-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal(data[i:kEnd], &k) != nil {
+				return false
+			}
+			key = []byte(k)
+		}
+		i = skipSpace(data, kEnd)
+		if i >= len(data) || data[i] != ':' {
+			return false
+		}
+		i = skipSpace(data, i+1)
+		vEnd, ok := validValue(data, i, 1)
+		if !ok {
+			return false
+		}
+		for n, name := range names {
+			if string(key) == name {
+				out[n] = data[i:vEnd]
+			}
+		}
+		i = skipSpace(data, vEnd)
+		if i >= len(data) {
+			return false
+		}
+		switch data[i] {
+		case ',':
+			i = skipSpace(data, i+1)
+		case '}':
+			return skipSpace(data, i+1) == len(data)
+		default:
+			return false
+		}
+	}
 }

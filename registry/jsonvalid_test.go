@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
@@ -10,6 +11,7 @@ import (
 // jsonSeeds are valid and invalid JSON texts around each rule of the
 // grammar.
 var jsonSeeds = []string{
+	`{"id":"x","id":"y","\\u00e9":1, "data" : {"a":[]} }`, `{"a":1}`, `{"a":{"b":2},"c":3}`, ` {"a":[1,2]} `,
 	`{"id":"p1","data":{"name":"Ana","born":"1990-01-02","n":-12.5e+3,"ok":true,"x":null,"a":[1,[2,{}],"\u00e9\n"]}}`,
 	` [] `, `{}`, `""`, `0`, `-0`, `1.5`, `1e5`, `1E-5`, `true`, `false`, `null`, "\t\n\r 7 \t",
 	`"\"\\\/\b\f\n\r\t\u12aF"`, "\"\xff\xfe\"", `{"a" : 1 , "b" : [ ]}`,
@@ -29,6 +31,7 @@ func TestValidJSON(t *testing.T) {
 		if got, want := validJSON([]byte(s)), json.Valid([]byte(s)); got != want {
 			t.Fatalf("validJSON(%q) = %v, json.Valid %v", s, got, want)
 		}
+		checkFields(t, []byte(s))
 	}
 	for _, s := range jsonSeeds {
 		check(s)
@@ -72,5 +75,30 @@ func FuzzValidJSON(f *testing.F) {
 		if got, want := validJSON(b), json.Valid(b); got != want {
 			t.Fatalf("validJSON(%q) = %v, json.Valid %v", b, got, want)
 		}
+		checkFields(t, b)
 	})
+}
+
+// checkFields: validObjectFields accepts exactly the JSON objects, and
+// takes out what a full decoding does.
+func checkFields(t *testing.T, b []byte) {
+	t.Helper()
+	names := []string{"id", "data", "a", "\u00e9"}
+	var got [4][]byte
+	ok := validObjectFields(got[:], b, names)
+	var m map[string]json.RawMessage
+	isObject := json.Valid(b) && json.Unmarshal(b, &m) == nil && m != nil
+	if ok != isObject {
+		t.Fatalf("validObjectFields(%q) = %v, a JSON object: %v", b, ok, isObject)
+	}
+	if !ok {
+		return
+	}
+	for i, n := range names {
+		var key string
+		json.Unmarshal([]byte(`"`+n+`"`), &key)
+		if want, has := m[key]; has != (got[i] != nil) || has && !bytes.Equal(bytes.TrimSpace(got[i]), bytes.TrimSpace(want)) {
+			t.Fatalf("validObjectFields(%q): member %s = %q, decoding gives %q", b, key, got[i], want)
+		}
+	}
 }

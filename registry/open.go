@@ -68,11 +68,11 @@ func OpenRecordEntry(keys *seal.Keyring, guest string, e *ledger.Entry, re *Reco
 // plain. Not ok: the body is another shape (or not JSON), for the full
 // decoding to take apart or refuse.
 func simpleBody(plain []byte, re *RecordEntry) (id, data []byte, ok bool) {
-	if len(re.Chunks) != 0 || !validJSON(plain) {
+	if len(re.Chunks) != 0 {
 		return nil, nil, false
 	}
-	f, ok := validFields(plain, []string{"id", "data", "attachments"})
-	if !ok || f[2] != nil || len(f[0]) < 2 || f[0][0] != '"' || bytes.IndexByte(f[0], '\\') >= 0 || (f[1] != nil && f[1][0] != '{') {
+	var f [3][]byte
+	if !validObjectFields(f[:], plain, []string{"id", "data", "attachments"}) || f[2] != nil || len(f[0]) < 2 || f[0][0] != '"' || bytes.IndexByte(f[0], '\\') >= 0 || (f[1] != nil && f[1][0] != '{') {
 		return nil, nil, false
 	}
 	return f[0][1 : len(f[0])-1], f[1], true
