@@ -17,8 +17,10 @@ import (
 func TestOpenRecordDataAgreesWithOpenRecordEntry(t *testing.T) {
 	fx := newFixture(t)
 	ctx := context.Background()
+	put := map[string]json.RawMessage{"P-77": json.RawMessage(`{"parcel_id":"P-77","owner_id":"DR-1"}`)}
 	for _, id := range []string{"DR-1", "DR-2", `DR-"3"\x`} {
-		if _, err := fx.reg.Put(ctx, "population", id, person(id, "Ivanova"), nil); err != nil {
+		put[id] = person(id, "Ivanova")
+		if _, err := fx.reg.Put(ctx, "population", id, put[id], nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -60,6 +62,9 @@ func TestOpenRecordDataAgreesWithOpenRecordEntry(t *testing.T) {
 			if string(id) != want.ID || !bytes.Equal(data, want.Data) {
 				t.Errorf("entry %d: id %q data %s, OpenRecordEntry: id %q data %s", idx, id, data, want.ID, want.Data)
 			}
+			if w, ok := put[string(id)]; !ok || !sameJSONText(data, w) {
+				t.Errorf("entry %d: id %q data %s, not what was put", idx, id, data)
+			}
 			return nil
 		})
 		if err != nil {
@@ -81,4 +86,9 @@ func TestOpenRecordDataAgreesWithOpenRecordEntry(t *testing.T) {
 	if seen != 5 {
 		t.Fatalf("%d record entries, want 5", seen)
 	}
+}
+
+func sameJSONText(a, b []byte) bool {
+	var x, y bytes.Buffer
+	return json.Compact(&x, a) == nil && json.Compact(&y, b) == nil && bytes.Equal(x.Bytes(), y.Bytes())
 }
