@@ -468,23 +468,28 @@ func pgText(oid uint32, v json.RawMessage) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// appendCopyText escapes a value for COPY's text format.
+// appendCopyText escapes a value for COPY's text format: the runs
+// between the bytes to escape are appended whole (most values have none).
 func appendCopyText(out, v []byte) []byte {
-	for _, b := range v {
+	start := 0
+	for i, b := range v {
+		var esc byte
 		switch b {
 		case '\\':
-			out = append(out, '\\', '\\')
+			esc = '\\'
 		case '\n':
-			out = append(out, '\\', 'n')
+			esc = 'n'
 		case '\r':
-			out = append(out, '\\', 'r')
+			esc = 'r'
 		case '\t':
-			out = append(out, '\\', 't')
+			esc = 't'
 		default:
-			out = append(out, b)
+			continue
 		}
+		out = append(append(out, v[start:i]...), '\\', esc)
+		start = i + 1
 	}
-	return out
+	return append(out, v[start:]...)
 }
 
 // ErrMismatch: a table and the ledger differ.
