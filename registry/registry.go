@@ -529,13 +529,28 @@ func topLevelFields(data []byte, names []string) ([][]byte, bool) {
 // body — which it does not check again.
 func FieldsOfValid(data []byte, names []string) ([][]byte, bool) { return validFields(data, names) }
 
+// FieldsOfValidInto is FieldsOfValid into out (len(names) long, which
+// it clears): no allocation per record.
+func FieldsOfValidInto(out [][]byte, data []byte, names []string) bool {
+	clear(out)
+	return fieldsInto(out, data, names)
+}
+
 // validFields is topLevelFields after the check: data must be valid JSON.
 func validFields(data []byte, names []string) ([][]byte, bool) {
-	i := skipSpace(data, 0)
-	if i >= len(data) || data[i] != '{' {
+	out := make([][]byte, len(names))
+	if !fieldsInto(out, data, names) {
 		return nil, false
 	}
-	out := make([][]byte, len(names))
+	return out, true
+}
+
+// fieldsInto is validFields into out, zero and len(names) long.
+func fieldsInto(out [][]byte, data []byte, names []string) bool {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return false
+	}
 	i = skipSpace(data, i+1)
 	for i < len(data) && data[i] != '}' {
 		kEnd := skipValue(data, i) // the key is a string
@@ -558,7 +573,7 @@ func validFields(data []byte, names []string) ([][]byte, bool) {
 			i = skipSpace(data, i+1)
 		}
 	}
-	return out, true
+	return true
 }
 
 func skipSpace(b []byte, i int) int {

@@ -287,9 +287,10 @@ func mapRows(cols []Column, recs map[string]liveRec) rowSource {
 			part := ids[start:min(start+4096, len(ids))]
 			err := job(func(buf []byte) ([]byte, error) {
 				buf = slices.Grow(buf, 256*len(part))
+				enc := newRowEncoder(cols)
 				for _, id := range part {
 					var err error
-					if buf, err = appendCopyRow(buf, cols, recs[id].data); err != nil {
+					if buf, err = enc.appendRow(buf, recs[id].data); err != nil {
 						return nil, fmt.Errorf("record %s: %w", id, err)
 					}
 				}
@@ -303,25 +304,70 @@ func mapRows(cols []Column, recs map[string]liveRec) rowSource {
 	}
 }
 
-// appendCopyRow appends a record as a line of COPY's text format.
-func appendCopyRow(out []byte, cols []Column, data json.RawMessage) ([]byte, error) {
-	// data is an opened record's: checked as part of its sealed body.
-	vals, err := fieldsOf(registry.FieldsOfValid, data, cols)
-	if err != nil {
-		return out, err
-	}
+// rowEncoder turns records into lines of COPY's text format. One is used
+// by one job at a time: it keeps its buffers from row to row, so a row
+// costs no allocation unless a value needs pgText's general path (an
+// array, bytea, a string with escapes).
+type rowEncoder struct {
+	cols  []Column
+	names []string
+	kinds []kind // per column; kArray for an array
+	vals  [][]byte
+}
+
+// kArray marks an array column in a rowEncoder: pgText's general path.
+const kArray kind = 255
+
+func newRowEncoder(cols []Column) *rowEncoder {
+	e := &rowEncoder{cols: cols, names: make([]string, len(cols)), kinds: make([]kind, len(cols)), vals: make([][]byte, len(cols))}
 	for i, c := range cols {
+		e.names[i] = c.Name
+		if _, ok := arrayElems[c.OID]; ok {
+			e.kinds[i] = kArray
+		} else if k, ok := scalarKinds[c.OID]; ok {
+			e.kinds[i] = k
+		} else {
+			e.kinds[i] = kArray // unknown: pgText names the type
+		}
+	}
+	return e
+}
+
+// appendRow appends a record's data as a line of COPY's text format. The
+// data is an opened record's: valid JSON, checked as part of its sealed
+// body, which it does not check again.
+func (e *rowEncoder) appendRow(out []byte, data []byte) ([]byte, error) {
+	if !registry.FieldsOfValidInto(e.vals, data, e.names) {
+		return out, errors.New("record is not a JSON object")
+	}
+	for i, v := range e.vals {
 		if i > 0 {
 			out = append(out, '\t')
 		}
-		v := vals[i]
 		if v == nil || string(v) == "null" {
 			out = append(out, `\N`...)
 			continue
 		}
-		text, err := pgText(c.OID, v)
+		// The common values go straight from the JSON text into the
+		// line: what pgText would return for them, without building it.
+		switch k := e.kinds[i]; {
+		case k == kBool:
+			if string(v) == "true" {
+				out = append(out, 't')
+			} else {
+				out = append(out, 'f')
+			}
+			continue
+		case (k == kNumber || k == kFloat) && v[0] != '"':
+			out = append(out, v...) // digits, signs, '.', 'e': nothing to escape
+			continue
+		case k != kArray && k != kBytea && k != kJSON && v[0] == '"' && bytes.IndexByte(v, '\\') < 0:
+			out = appendCopyText(out, v[1:len(v)-1])
+			continue
+		}
+		text, err := pgText(e.cols[i].OID, v)
 		if err != nil {
-			return out, fmt.Errorf("column %s: %w", c.Name, err)
+			return out, fmt.Errorf("column %s: %w", e.cols[i].Name, err)
 		}
 		out = appendCopyText(out, text)
 	}
@@ -422,23 +468,28 @@ func pgText(oid uint32, v json.RawMessage) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// appendCopyText escapes a value for COPY's text format.
+// appendCopyText escapes a value for COPY's text format: the runs
+// between the bytes to escape are appended whole (most values have none).
 func appendCopyText(out, v []byte) []byte {
-	for _, b := range v {
+	start := 0
+	for i, b := range v {
+		var esc byte
 		switch b {
 		case '\\':
-			out = append(out, '\\', '\\')
+			esc = '\\'
 		case '\n':
-			out = append(out, '\\', 'n')
+			esc = 'n'
 		case '\r':
-			out = append(out, '\\', 'r')
+			esc = 'r'
 		case '\t':
-			out = append(out, '\\', 't')
+			esc = 't'
 		default:
-			out = append(out, b)
+			continue
 		}
+		out = append(append(out, v[start:i]...), '\\', esc)
+		start = i + 1
 	}
-	return out
+	return append(out, v[start:]...)
 }
 
 // ErrMismatch: a table and the ledger differ.

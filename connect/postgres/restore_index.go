@@ -103,6 +103,7 @@ func (o *RestoreOptions) ledgerRows(reg string, cols []Column, vers []registry.V
 			raws, want = nil, nil
 			return job(func(buf []byte) ([]byte, error) {
 				buf = make([]byte, 0, 200*len(rs))
+				enc := newRowEncoder(cols)
 				for i, raw := range rs {
 					e, err := ledger.DecodeEntry(raw)
 					if err != nil {
@@ -112,15 +113,19 @@ func (o *RestoreOptions) ledgerRows(reg string, cols []Column, vers []registry.V
 					if err != nil {
 						return nil, fmt.Errorf("ledger entry %d: %w", ws[i].Index, err)
 					}
-					if e.Type != ledger.TypeRecord || re.Registry != reg || re.Version != ws[i].Version {
-						return nil, fmt.Errorf("ledger entry %d is not version %d of a %s record, as the registry's index says", ws[i].Index, ws[i].Version, reg)
+					if e.Type != ledger.TypeRecord || re.Registry != reg || re.Version != ws[i].Version || re.Kind == registry.KindTombstone {
+						return nil, fmt.Errorf("ledger entry %d is not version %d of a live %s record, as the registry's index says", ws[i].Index, ws[i].Version, reg)
 					}
-					rec, err := registry.OpenRecordEntry(o.Keys, o.Guest, &e, re)
+					// The row is encoded from the opened body in place.
+					err = registry.OpenRecordData(o.Keys, o.Guest, &e, re, func(id, data []byte) error {
+						var err error
+						if buf, err = enc.appendRow(buf, data); err != nil {
+							return fmt.Errorf("record %s: %w", id, err)
+						}
+						return nil
+					})
 					if err != nil {
 						return nil, fmt.Errorf("ledger entry %d: %w", ws[i].Index, err)
-					}
-					if buf, err = appendCopyRow(buf, cols, rec.Data); err != nil {
-						return nil, fmt.Errorf("record %s: %w", rec.ID, err)
 					}
 				}
 				return buf, nil

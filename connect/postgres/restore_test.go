@@ -106,3 +106,22 @@ func withTime(o RestoreOptions, at time.Time) RestoreOptions {
 	o.Time, o.Verify = &at, false
 	return o
 }
+
+// TestAppendCopyText: COPY's text escapes, at the start, middle and end
+// of a value and next to each other.
+func TestAppendCopyText(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                    "",
+		"plain":               "plain",
+		"a\\b\tc\nd\re":       `a\\b\tc\nd\re`,
+		"\t\\\n":              `\t\\\n`,
+		"é\x00\"x\r":          "é\x00\"x\\r",
+		"tab at end\t":        `tab at end\t`,
+		"\\\\double":          `\\\\double`,
+		"mixed\nrun of\ttext": `mixed\nrun of\ttext`,
+	} {
+		if got := string(appendCopyText([]byte(">"), []byte(in))); got != ">"+want {
+			t.Errorf("appendCopyText(%q) = %q, want %q", in, got, ">"+want)
+		}
+	}
+}
