@@ -27,6 +27,7 @@ FUZZ := \
 	registry:FuzzUnmarshalRecordEntry:20000 \
 	registry:FuzzTopLevelFields:20000 \
 	registry:FuzzIJSON:20000 \
+	registry:FuzzValidJSON:20000 \
 	replica:FuzzParseBatch:20000 \
 	bundle:FuzzParseManifest:20000 \
 	seal:FuzzParseCustodyPackage:300 \
