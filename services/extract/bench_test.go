@@ -98,7 +98,7 @@ func BenchmarkQR(b *testing.B) {
 	}{
 		{"render", func() error { _, _, err := is.Render(e); return err }},
 		{"text", func() error { _, err := te.EncodeText(e.COSE); return err }},
-		{"matrix", func() error { _, err := extract.QRMatrix(text); return err }},
+		{"matrix", func() error { _, err := qe.Matrix(text); return err }},
 		{"png", func() error { _, err := qe.PNG(text); return err }},
 		{"fresh", func() error {
 			t, err := offline.EncodeText(e.COSE)

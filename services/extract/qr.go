@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"image"
 	_ "image/png" // ReadQRPNG decodes PNG
+	"math/bits"
 	"sync"
 
 	"github.com/makiuchi-d/gozxing"
@@ -40,8 +41,8 @@ const qrMask = 2
 // QR image geometry: 4 pixels a module and the 4-module quiet zone the
 // QR standard asks for.
 const (
-	qrScale = 4
-	qrQuiet = 4
+	qrScale = 4 // the row builder in png sets a nibble a module
+	qrQuiet = 4 // even, so the quiet zone is whole bytes
 )
 
 // qrAlphanumeric is the QR alphanumeric set in value order; it is also
@@ -58,11 +59,16 @@ func QRPNG(text string) ([]byte, error) {
 // QREncoder is QRPNG for many extracts: it reuses its PNG compressors
 // (allocating and clearing one costs more than the compression). Its zero
 // value is ready; it is safe for concurrent use.
-type QREncoder struct{ pool sync.Pool }
+type QREncoder struct {
+	pool sync.Pool // *zlib.Writer
+
+	mu      sync.Mutex
+	layouts map[int]*qrLayout // by version
+}
 
 // PNG is QRPNG.
 func (q *QREncoder) PNG(text string) ([]byte, error) {
-	m, err := qrMatrix(text)
+	m, err := q.qrMatrix(text)
 	if err != nil {
 		return nil, err
 	}
@@ -84,13 +90,11 @@ func (q *QREncoder) png(mods [][]int8) []byte {
 			row[i] = 0xff
 		}
 		if my := y/qrScale - qrQuiet; my >= 0 && my < len(mods) {
+			// Four pixels a module: each module is a nibble of the row,
+			// and the quiet zone is a whole number of bytes.
 			for mx, v := range mods[my] {
-				if v != 1 {
-					continue
-				}
-				for dx := range qrScale {
-					px := (mx+qrQuiet)*qrScale + dx
-					row[px/8] &^= 0x80 >> uint(px%8)
+				if v == 1 {
+					row[qrQuiet/2+mx/2] &^= 0xf0 >> uint(4*(mx%2))
 				}
 			}
 		}
@@ -147,7 +151,7 @@ func pngChunk(b *bytes.Buffer, typ string, data []byte) {
 
 // qrMatrix encodes text as a QR code at level M in the smallest version
 // that holds it, with the mask of least penalty.
-func qrMatrix(text string) (*encoder.ByteMatrix, error) {
+func (q *QREncoder) qrMatrix(text string) (*encoder.ByteMatrix, error) {
 	vals := make([]byte, len(text))
 	for i := 0; i < len(text); i++ {
 		j := bytes.IndexByte([]byte(qrAlphanumeric), text[i])
@@ -156,7 +160,7 @@ func qrMatrix(text string) (*encoder.ByteMatrix, error) {
 		}
 		vals[i] = byte(j)
 	}
-	bits := 11*(len(text)/2) + 6*(len(text)%2)
+	nbits := 11*(len(text)/2) + 6*(len(text)%2)
 	var (
 		ver      *decoder.Version
 		ecb      *decoder.ECBlocks
@@ -169,7 +173,7 @@ func qrMatrix(text string) (*encoder.ByteMatrix, error) {
 		}
 		e := vv.GetECBlocksForLevel(decoder.ErrorCorrectionLevel_M)
 		c := vv.GetTotalCodewords() - e.GetTotalECCodewords()
-		if 4+countBits(v)+bits <= 8*c {
+		if 4+countBits(v)+nbits <= 8*c {
 			ver, ecb, capacity = vv, e, c
 			break
 		}
@@ -227,22 +231,108 @@ func qrMatrix(text string) (*encoder.ByteMatrix, error) {
 			}
 		}
 	}
-	// Set bit by bit into an array of its final size: gozxing's
-	// AppendBits grows its array a word at a time.
-	out := gozxing.NewBitArray(8 * len(seq))
+	dim := ver.GetDimensionForVersion()
+	lay, err := q.layoutFor(ver)
+	if err != nil {
+		return nil, err
+	}
+	if 8*len(seq) > len(lay.order) {
+		return nil, fmt.Errorf("QR code: %d codewords do not fit the %d data modules of version %d", len(seq), len(lay.order), ver.GetVersionNumber())
+	}
+	m := encoder.NewByteMatrix(dim, dim)
+	rows := m.GetArray()
+	for y := range rows {
+		copy(rows[y], lay.blank[y*dim:(y+1)*dim])
+	}
+	// The template holds every data module masked over a zero bit; a one
+	// bit flips its module (mask XOR bit).
 	for i, c := range seq {
-		for j := range 8 {
-			if c&(0x80>>uint(j)) != 0 {
-				out.Set(8*i + j)
-			}
+		for c != 0 {
+			j := bits.LeadingZeros8(c)
+			p := lay.order[8*i+j]
+			rows[p/int32(dim)][p%int32(dim)] ^= 1
+			c &^= 0x80 >> uint(j)
 		}
 	}
-	dim := ver.GetDimensionForVersion()
-	m := encoder.NewByteMatrix(dim, dim)
-	if err := encoder.MatrixUtil_buildMatrix(out, decoder.ErrorCorrectionLevel_M, ver, qrMask, m); err != nil {
-		return nil, fmt.Errorf("QR code: %w", err)
-	}
 	return m, nil
+}
+
+// qrLayout is what every code of one version shares under qrMask: the
+// modules with all data bits zero (finder, timing and alignment patterns,
+// format and version information, the mask over the data area), and the
+// data modules' positions (y*dim+x) in the order the bit stream fills them.
+type qrLayout struct {
+	blank []int8
+	order []int32
+}
+
+// layoutFor returns the version's layout, made once per encoder. gozxing
+// builds the code twice, with all data bits zero and all one: the modules
+// that differ are the data modules, so the function patterns and format
+// information come from gozxing's own tables and placement.
+func (q *QREncoder) layoutFor(ver *decoder.Version) (*qrLayout, error) {
+	v := ver.GetVersionNumber()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if lay := q.layouts[v]; lay != nil {
+		return lay, nil
+	}
+	dim := ver.GetDimensionForVersion()
+	n := 8 * ver.GetTotalCodewords()
+	build := func(one bool) ([][]int8, error) {
+		b := gozxing.NewBitArray(n)
+		if one {
+			for i := range n {
+				b.Set(i)
+			}
+		}
+		m := encoder.NewByteMatrix(dim, dim)
+		if err := encoder.MatrixUtil_buildMatrix(b, decoder.ErrorCorrectionLevel_M, ver, qrMask, m); err != nil {
+			return nil, fmt.Errorf("QR code: version %d: %w", v, err)
+		}
+		return m.GetArray(), nil
+	}
+	zero, err := build(false)
+	if err != nil {
+		return nil, err
+	}
+	ones, err := build(true)
+	if err != nil {
+		return nil, err
+	}
+	lay := &qrLayout{blank: make([]int8, 0, dim*dim)}
+	for _, row := range zero {
+		lay.blank = append(lay.blank, row...)
+	}
+	// The placement order of ISO/IEC 18004 7.7.3: two-module columns from
+	// the right, upwards then downwards, skipping the vertical timing
+	// pattern's column 6.
+	up := true
+	for x := dim - 1; x > 0; x -= 2 {
+		if x == 6 {
+			x--
+		}
+		for k := range dim {
+			y := k
+			if up {
+				y = dim - 1 - k
+			}
+			for _, xx := range []int{x, x - 1} {
+				if zero[y][xx] != ones[y][xx] {
+					lay.order = append(lay.order, int32(y*dim+xx))
+				}
+			}
+		}
+		up = !up
+	}
+	if len(lay.order) != n {
+		return nil, fmt.Errorf("QR code: version %d has %d data modules, want %d", v, len(lay.order), n)
+	}
+	if q.layouts == nil {
+		q.layouts = make(map[int]*qrLayout)
+	}
+	q.layouts[v] = lay
+	return lay, nil
 }
 
 // countBits is the width of the alphanumeric character count.
