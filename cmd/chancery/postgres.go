@@ -185,9 +185,9 @@ func newRestorePostgresCmd() *cobra.Command {
 	var regs []string
 	var index int64
 	var at string
-	var verify bool
+	var verify, textCopy bool
 	cmd := &cobra.Command{
-		Use:   "postgres --conn URL [--registry R]... [--index N | --time T] [--verify]",
+		Use:   "postgres --conn URL [--registry R]... [--index N | --time T] [--verify] [--text-copy]",
 		Short: "Write registries, as of a ledger index or time, into a fresh PostgreSQL database with COPY",
 		Long: `Restore writes the registries a PostgreSQL connector follows back into
 tables of a database, with COPY, as the ledger held them at an index or a
@@ -195,6 +195,12 @@ time (default: the latest). Each table is created from the columns and
 primary key the connector recorded in the ledger as of the same point; the
 tables must not exist yet. --verify then reads every table back and
 compares it with the ledger row by row.
+
+Tables whose columns all have a binary form here (integers, floats,
+numeric, boolean, text, bytea, json, uuid, date, timestamps) are copied in
+COPY's binary format, which PostgreSQL loads without parsing each value;
+a value with no exact binary form sends that table again as text.
+--text-copy copies every table as text.
 
 It reads the site's state directly: stop the site first.`,
 		Example: `  chancery restore postgres --state ./demo-state --conn postgres://app@db.rebuilt/registers --verify
@@ -207,7 +213,7 @@ It reads the site's state directly: stop the site first.`,
 				return fmt.Errorf("restore postgres: %w", err)
 			}
 			defer l.Close()
-			o := pgconnect.RestoreOptions{ConnString: conn, Log: l.Log, Keys: l.Keys, Guest: l.Charter.Guest.ID, Config: cfg, Registries: regs, Verify: verify, Live: l.Registries}
+			o := pgconnect.RestoreOptions{ConnString: conn, Log: l.Log, Keys: l.Keys, Guest: l.Charter.Guest.ID, Config: cfg, Registries: regs, Verify: verify, Live: l.Registries, TextCOPY: textCopy}
 			if cmd.Flags().Changed("index") {
 				if index < 0 {
 					return errors.New("restore postgres: --index must not be negative")
@@ -253,6 +259,7 @@ It reads the site's state directly: stop the site first.`,
 	cmd.Flags().Int64Var(&index, "index", 0, "restore as of this ledger index (entries 0 to N)")
 	cmd.Flags().StringVar(&at, "time", "", "restore as of this time (RFC 3339)")
 	cmd.Flags().BoolVar(&verify, "verify", false, "read the tables back and compare them with the ledger, row by row")
+	cmd.Flags().BoolVar(&textCopy, "text-copy", false, "copy every table in COPY's text format, even where the binary format would do")
 	cmd.MarkFlagsMutuallyExclusive("index", "time")
 	return cmd
 }

@@ -44,6 +44,11 @@ type RestoreOptions struct {
 	// ledger, row by row.
 	Verify   bool
 	Progress func(table string, rows int64)
+	// TextCOPY copies every table in COPY's text format, even where each
+	// column has a binary form (copybin.go). The rows are the same; it is
+	// there to compare the two, and as a way around should a binary
+	// encoder here ever be wrong.
+	TextCOPY bool
 	// Live, if set, is the guest's registries opened over Log (the site
 	// stopped, as chancery restore postgres runs): their index says which
 	// version of each record is live at the chosen point, so only those
@@ -78,7 +83,7 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
 	res := &RestoreResult{Tables: map[string]int64{}, AsOf: v.size}
 	for _, t := range o.tables(v.pos) {
 		ts := v.pos.Tables[t.Table]
-		n, err := restoreTable(ctx, conn, t.Table, ts, mapRows(ts.Columns, v.live[t.Registry]), o.Progress)
+		n, err := restoreTable(ctx, conn, t.Table, ts, mapRows(ts.Columns, v.live[t.Registry]), o.TextCOPY, o.Progress)
 		if err != nil {
 			return res, fmt.Errorf("restore %s into %s: %w", t.Registry, t.Table, err)
 		}
@@ -160,7 +165,23 @@ func (o *RestoreOptions) tables(pos *Position) []Table {
 // pg_restore does: the table bare, COPY (FREEZE: the table is new in the
 // same transaction, so its rows need no later freezing), then the primary
 // key, built once over all rows rather than row by row.
-func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableState, rows rowSource, progress func(string, int64)) (int64, error) {
+//
+// The rows go in COPY's binary format where every column has a binary
+// encoder, and in its text format otherwise; a value with no exact binary
+// form here rolls the binary attempt back and the table is copied again
+// as text.
+func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableState, rows rowSource, text bool, progress func(string, int64)) (int64, error) {
+	if !text && binaryColumns(ts.Columns) {
+		n, err := copyTable(ctx, conn, table, ts, rows, true, progress)
+		if !errors.Is(err, errNotBinary) {
+			return n, err
+		}
+	}
+	return copyTable(ctx, conn, table, ts, rows, false, progress)
+}
+
+// copyTable is one attempt of restoreTable, in one format.
+func copyTable(ctx context.Context, conn *pgx.Conn, table string, ts TableState, rows rowSource, binaryFormat bool, progress func(string, int64)) (int64, error) {
 	var defs []string
 	for _, c := range ts.Columns {
 		defs = append(defs, pgx.Identifier{c.Name}.Sanitize()+" "+c.Type)
@@ -184,6 +205,7 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 	}
 	pr, pw := io.Pipe()
 	var n int64
+	notBinary := false // a value had no binary form: the caller copies as text
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wctx, cancel := context.WithCancel(ctx)
@@ -194,6 +216,7 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 		// with the first error, which COPY then returns.
 		type chunk struct {
 			buf  []byte
+			rows int
 			err  error
 			done chan struct{}
 		}
@@ -201,7 +224,7 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 		sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 		go func() {
 			defer close(order)
-			err := rows(wctx, func(encode func([]byte) ([]byte, error)) error {
+			err := rows(wctx, binaryFormat, func(encode func([]byte) ([]byte, int, error)) error {
 				ch := &chunk{done: make(chan struct{})}
 				select {
 				case order <- ch:
@@ -211,7 +234,7 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 				sem <- struct{}{}
 				go func() {
 					defer func() { <-sem; close(ch.done) }()
-					ch.buf, ch.err = encode(nil)
+					ch.buf, ch.rows, ch.err = encode(nil)
 				}()
 				return nil
 			})
@@ -225,12 +248,19 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 			}
 		}()
 		failed := false
+		if binaryFormat {
+			if _, err := pw.Write(copyBinaryHeader); err != nil {
+				failed = true
+				cancel()
+			}
+		}
 		for ch := range order {
 			<-ch.done
 			if failed {
 				continue
 			}
 			if ch.err != nil {
+				notBinary = errors.Is(ch.err, errNotBinary)
 				pw.CloseWithError(ch.err)
 				failed = true
 				cancel()
@@ -241,19 +271,31 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 				cancel()
 				continue
 			}
-			n += int64(bytes.Count(ch.buf, []byte{'\n'}))
+			n += int64(ch.rows)
 			if progress != nil {
 				progress(table, n)
+			}
+		}
+		if !failed && binaryFormat {
+			if _, err := pw.Write(copyBinaryTrailer); err != nil {
+				failed = true
 			}
 		}
 		if !failed {
 			pw.Close()
 		}
 	})
-	_, err = conn.PgConn().CopyFrom(ctx, pr, "COPY "+quoteTable(table)+" FROM STDIN WITH (FREEZE)")
+	format := ""
+	if binaryFormat {
+		format = "FORMAT binary, "
+	}
+	_, err = conn.PgConn().CopyFrom(ctx, pr, "COPY "+quoteTable(table)+" FROM STDIN WITH ("+format+"FREEZE)")
 	pr.Close()
 	cancel()
-	wg.Wait() // n is final
+	wg.Wait() // n and notBinary are final
+	if notBinary {
+		return n, errNotBinary
+	}
 	if err != nil {
 		return n, fmt.Errorf("copy: %w", err)
 	}
@@ -272,12 +314,14 @@ func restoreTable(ctx context.Context, conn *pgx.Conn, table string, ts TableSta
 // rowSource hands restoreTable the rows to copy, in order, as jobs: each
 // job, run on a worker, appends its rows' COPY lines to a buffer. It
 // stops at job's first error (the copy failed or was cancelled).
-type rowSource func(ctx context.Context, job func(encode func([]byte) ([]byte, error)) error) error
+// binary chooses COPY's binary format for the rows (text otherwise); a
+// job returns its buffer and how many rows it holds.
+type rowSource func(ctx context.Context, binary bool, job func(encode func([]byte) ([]byte, int, error)) error) error
 
 // mapRows copies records held in memory (a view of the ledger), in id
 // order, 4,096 to a job.
 func mapRows(cols []Column, recs map[string]liveRec) rowSource {
-	return func(ctx context.Context, job func(func([]byte) ([]byte, error)) error) error {
+	return func(ctx context.Context, binary bool, job func(func([]byte) ([]byte, int, error)) error) error {
 		ids := make([]string, 0, len(recs))
 		for id := range recs {
 			ids = append(ids, id)
@@ -285,16 +329,16 @@ func mapRows(cols []Column, recs map[string]liveRec) rowSource {
 		sort.Strings(ids)
 		for start := 0; start < len(ids); start += 4096 {
 			part := ids[start:min(start+4096, len(ids))]
-			err := job(func(buf []byte) ([]byte, error) {
+			err := job(func(buf []byte) ([]byte, int, error) {
 				buf = slices.Grow(buf, 256*len(part))
-				enc := newRowEncoder(cols)
+				enc := newRowEncoder(cols, binary)
 				for _, id := range part {
 					var err error
 					if buf, err = enc.appendRow(buf, recs[id].data); err != nil {
-						return nil, fmt.Errorf("record %s: %w", id, err)
+						return nil, 0, fmt.Errorf("record %s: %w", id, err)
 					}
 				}
-				return buf, nil
+				return buf, len(part), nil
 			})
 			if err != nil {
 				return err
@@ -304,22 +348,24 @@ func mapRows(cols []Column, recs map[string]liveRec) rowSource {
 	}
 }
 
-// rowEncoder turns records into lines of COPY's text format. One is used
-// by one job at a time: it keeps its buffers from row to row, so a row
-// costs no allocation unless a value needs pgText's general path (an
-// array, bytea, a string with escapes).
+// rowEncoder turns records into rows of COPY's text format (lines), or of
+// its binary format (tuples, copybin.go). One is used by one job at a
+// time: it keeps its buffers from row to row, so a row costs no
+// allocation unless a value needs pgText's general path (an array, bytea,
+// a string with escapes).
 type rowEncoder struct {
-	cols  []Column
-	names []string
-	kinds []kind // per column; kArray for an array
-	vals  [][]byte
+	cols   []Column
+	names  []string
+	kinds  []kind // per column; kArray for an array
+	vals   [][]byte
+	binary bool
 }
 
 // kArray marks an array column in a rowEncoder: pgText's general path.
 const kArray kind = 255
 
-func newRowEncoder(cols []Column) *rowEncoder {
-	e := &rowEncoder{cols: cols, names: make([]string, len(cols)), kinds: make([]kind, len(cols)), vals: make([][]byte, len(cols))}
+func newRowEncoder(cols []Column, binary bool) *rowEncoder {
+	e := &rowEncoder{cols: cols, names: make([]string, len(cols)), kinds: make([]kind, len(cols)), vals: make([][]byte, len(cols)), binary: binary}
 	for i, c := range cols {
 		e.names[i] = c.Name
 		if _, ok := arrayElems[c.OID]; ok {
@@ -333,11 +379,24 @@ func newRowEncoder(cols []Column) *rowEncoder {
 	return e
 }
 
-// appendRow appends a record's data as a line of COPY's text format. The
-// data is an opened record's: valid JSON, checked as part of its sealed
-// body, which it does not check again.
+// appendRow appends a record's data as a row of COPY's text or binary
+// format.
 func (e *rowEncoder) appendRow(out []byte, data []byte) ([]byte, error) {
-	if !registry.FieldsOfValidInto(e.vals, data, e.names) {
+	if e.binary {
+		return e.appendBinaryRow(out, data)
+	}
+	return e.appendTextRow(out, data)
+}
+
+// fields takes the columns' members out of an opened record's data: valid
+// JSON, checked as part of its sealed body, which it does not check again.
+func (e *rowEncoder) fields(data []byte) bool {
+	return registry.FieldsOfValidInto(e.vals, data, e.names)
+}
+
+// appendTextRow appends a record's data as a line of COPY's text format.
+func (e *rowEncoder) appendTextRow(out []byte, data []byte) ([]byte, error) {
+	if !e.fields(data) {
 		return out, errors.New("record is not a JSON object")
 	}
 	for i, v := range e.vals {

@@ -52,7 +52,7 @@ func restoreLive(ctx context.Context, o RestoreOptions) (*RestoreResult, error) 
 		if err != nil {
 			return res, fmt.Errorf("restore %s: %w", t.Registry, err)
 		}
-		n, err := restoreTable(ctx, conn, t.Table, ts, o.ledgerRows(t.Registry, ts.Columns, vers, published), o.Progress)
+		n, err := restoreTable(ctx, conn, t.Table, ts, o.ledgerRows(t.Registry, ts.Columns, vers, published), o.TextCOPY, o.Progress)
 		if err != nil {
 			return res, fmt.Errorf("restore %s into %s: %w", t.Registry, t.Table, err)
 		}
@@ -92,7 +92,7 @@ var errFound = errors.New("every live version found")
 // a ledger of published entries, and hands them to the copy 1,024 to a
 // job, each job opening its entries and encoding their rows.
 func (o *RestoreOptions) ledgerRows(reg string, cols []Column, vers []registry.VersionInfo, published uint64) rowSource {
-	return func(ctx context.Context, job func(func([]byte) ([]byte, error)) error) error {
+	return func(ctx context.Context, binary bool, job func(func([]byte) ([]byte, int, error)) error) error {
 		if len(vers) == 0 {
 			return nil
 		}
@@ -101,20 +101,20 @@ func (o *RestoreOptions) ledgerRows(reg string, cols []Column, vers []registry.V
 		flush := func() error {
 			rs, ws := raws, want
 			raws, want = nil, nil
-			return job(func(buf []byte) ([]byte, error) {
+			return job(func(buf []byte) ([]byte, int, error) {
 				buf = make([]byte, 0, 200*len(rs))
-				enc := newRowEncoder(cols)
+				enc := newRowEncoder(cols, binary)
 				for i, raw := range rs {
 					e, err := ledger.DecodeEntry(raw)
 					if err != nil {
-						return nil, fmt.Errorf("ledger entry %d: %w", ws[i].Index, err)
+						return nil, 0, fmt.Errorf("ledger entry %d: %w", ws[i].Index, err)
 					}
 					re, err := registry.UnmarshalRecordEntry(e.Payload)
 					if err != nil {
-						return nil, fmt.Errorf("ledger entry %d: %w", ws[i].Index, err)
+						return nil, 0, fmt.Errorf("ledger entry %d: %w", ws[i].Index, err)
 					}
 					if e.Type != ledger.TypeRecord || re.Registry != reg || re.Version != ws[i].Version || re.Kind == registry.KindTombstone {
-						return nil, fmt.Errorf("ledger entry %d is not version %d of a live %s record, as the registry's index says", ws[i].Index, ws[i].Version, reg)
+						return nil, 0, fmt.Errorf("ledger entry %d is not version %d of a live %s record, as the registry's index says", ws[i].Index, ws[i].Version, reg)
 					}
 					// The row is encoded from the opened body in place.
 					err = registry.OpenRecordData(o.Keys, o.Guest, &e, re, func(id, data []byte) error {
@@ -125,10 +125,10 @@ func (o *RestoreOptions) ledgerRows(reg string, cols []Column, vers []registry.V
 						return nil
 					})
 					if err != nil {
-						return nil, fmt.Errorf("ledger entry %d: %w", ws[i].Index, err)
+						return nil, 0, fmt.Errorf("ledger entry %d: %w", ws[i].Index, err)
 					}
 				}
-				return buf, nil
+				return buf, len(rs), nil
 			})
 		}
 		j := 0
