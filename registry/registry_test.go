@@ -364,3 +364,38 @@ func FuzzTopLevelFields(f *testing.F) {
 		}
 	})
 }
+
+// TestRecentHoldsOnlyUnpublished: the entries kept for reading back
+// before the next checkpoint are dropped once the published tree covers
+// them, however many there were, and each read back meanwhile is the
+// entry appended.
+func TestRecentHoldsOnlyUnpublished(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	var recs []Write
+	for i := range 50 {
+		recs = append(recs, Write{Registry: "population", ID: fmt.Sprintf("DR-%d", i), Data: person(fmt.Sprintf("DR-%d", i), "Berg")})
+	}
+	if _, err := fx.reg.Apply(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fx.log.WaitPublished(ctx, fx.log.Size()); err != nil {
+		t.Fatal(err)
+	}
+	last, err := fx.reg.Put(ctx, "population", "DR-last", person("DR-last", "Berg"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cp := fx.log.Checkpoint()
+	fx.reg.recentMu.Lock()
+	for idx := range fx.reg.recent {
+		if idx < cp.Size {
+			t.Errorf("entry %d is kept, but the published tree (%d entries) covers it", idx, cp.Size)
+		}
+	}
+	fx.reg.recentMu.Unlock()
+	got, err := fx.reg.Get(ctx, "population", "DR-last", AsOf{})
+	if err != nil || got.Index != last.Index {
+		t.Fatalf("read back: %v %+v", err, got)
+	}
+}
