@@ -63,7 +63,8 @@ FUZZ := \
 	services/notice:FuzzParseAtomProofs:10000 \
 	services/notice:FuzzParseJSONProofs:10000 \
 	site:FuzzParseExtractStatus:20000 \
-	site:FuzzParseMessageRequest:20000
+	site:FuzzParseMessageRequest:20000 \
+	connect/postgres:FuzzBinaryForms:20000
 # The real S3 server the store suite runs against (Apache-2.0).
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin

@@ -319,22 +319,25 @@ func appendUUID(out, s []byte) ([]byte, bool) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return out, false
 	}
-	var b [16]byte
+	var hexDigits [32]byte
 	j := 0
-	for i := 0; i < 36; i += 2 {
-		if s[i] == '-' {
-			i--
+	for i, c := range s {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
 			continue
 		}
-		hi, ok1 := unhex(s[i])
-		lo, ok2 := unhex(s[i+1])
+		hexDigits[j] = c
+		j++
+	}
+	var b [16]byte
+	for i := range b {
+		hi, ok1 := unhex(hexDigits[2*i])
+		lo, ok2 := unhex(hexDigits[2*i+1])
 		if !ok1 || !ok2 {
 			return out, false
 		}
-		b[j] = hi<<4 | lo
-		j++
+		b[i] = hi<<4 | lo
 	}
-	return append(out, b[:]...), j == 16
+	return append(out, b[:]...), true
 }
 
 func unhex(c byte) (byte, bool) {
