@@ -8,6 +8,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -199,28 +200,19 @@ func stringValue(v []byte) ([]byte, bool) {
 // plainNumber: an optional minus, digits, and optional fraction digits;
 // no exponent, no leading '+' or '.', nothing around.
 func plainNumber(s string) bool {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	start := i
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	if i == start {
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		f := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == f {
+	s = strings.TrimPrefix(s, "-")
+	intPart, frac, point := strings.Cut(s, ".")
+	return allDigits(intPart) && (!point || allDigits(frac))
+}
+
+// allDigits: one ASCII digit or more, and nothing else.
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
 			return false
 		}
 	}
-	return i == len(s)
+	return s != ""
 }
 
 // appendNumeric appends numeric's binary form of a plain decimal (or
@@ -257,7 +249,7 @@ func appendNumeric(out []byte, s string) ([]byte, bool) {
 	if s[0] == '-' {
 		sign, s = neg, s[1:]
 	}
-	intPart, frac, _ := cutByte(s, '.')
+	intPart, frac, _ := strings.Cut(s, ".")
 	for len(intPart) > 0 && intPart[0] == '0' {
 		intPart = intPart[1:]
 	}
@@ -303,15 +295,6 @@ func appendNumeric(out []byte, s string) ([]byte, bool) {
 		out = binary.BigEndian.AppendUint16(out, uint16(d))
 	}
 	return out, true
-}
-
-func cutByte(s string, c byte) (before, after string, found bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 // appendUUID takes the canonical form only (8-4-4-12 hex digits).
