@@ -480,3 +480,22 @@ func TestDamagedFrameInEarlierSegment(t *testing.T) {
 	}
 	crashCheckEntries(t, 0, dir, size, acked)
 }
+
+// TestRangeRootOfEmptyRange: the root checks of Repair and the mirror
+// take the empty tree's root for an empty range, which gives no hash of
+// its own (a repair of a log killed before its first sync point, with an
+// empty checkpoint on disk, panicked on it under load).
+func TestRangeRootOfEmptyRange(t *testing.T) {
+	rng := rangeFactory().NewEmptyRange(0)
+	root, err := rangeRoot(rng)
+	if err != nil || root != emptyRoot {
+		t.Fatalf("empty range: %x, %v; want the empty tree's root %x", root, err, emptyRoot)
+	}
+	h := EntryLeafHash([]byte("entry"))
+	if err := rng.Append(h[:], nil); err != nil {
+		t.Fatal(err)
+	}
+	if root, err := rangeRoot(rng); err != nil || root != h {
+		t.Fatalf("one leaf: %x, %v; want the leaf's hash %x", root, err, h)
+	}
+}

@@ -217,14 +217,10 @@ func (l *Log) AppendMirrored(ctx context.Context, entries [][]byte, signed []byt
 			return Checkpoint{}, fmt.Errorf("mirror: entry %d: %w", idx, err)
 		}
 	}
-	root := emptyRoot
-	if rng.End() > 0 {
-		r, err := rng.GetRootHash(nil)
-		if err != nil {
-			m.mu.Unlock()
-			return Checkpoint{}, err
-		}
-		root = Hash(r)
+	root, err := rangeRoot(rng)
+	if err != nil {
+		m.mu.Unlock()
+		return Checkpoint{}, err
 	}
 	if cp.Size == end {
 		if root != cp.Root {

@@ -177,11 +177,11 @@ func Repair(ctx context.Context, dir string, opts RepairOptions) (*RepairReport,
 			if c == nil || c.Size != rng.End() {
 				continue
 			}
-			root, err := rng.GetRootHash(nil)
+			root, err := rangeRoot(rng)
 			if err != nil {
 				return err
 			}
-			if Hash(root) != c.Root {
+			if root != c.Root {
 				return fmt.Errorf("repair: the repaired log at size %d has root %x, the checkpoint says %x: nothing was written", c.Size, root, c.Root)
 			}
 			if c == &peer {

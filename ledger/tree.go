@@ -116,11 +116,15 @@ func (t *tree) flushPartial() error {
 	return nil
 }
 
-func (t *tree) root() (Hash, error) {
-	if t.size() == 0 {
+func (t *tree) root() (Hash, error) { return rangeRoot(t.rng) }
+
+// rangeRoot is the root of a compact range that starts at 0: the empty
+// tree's for an empty one, for which the range itself gives no hash.
+func rangeRoot(rng *compact.Range) (Hash, error) {
+	if rng.End() == 0 {
 		return emptyRoot, nil
 	}
-	r, err := t.rng.GetRootHash(nil)
+	r, err := rng.GetRootHash(nil)
 	if err != nil {
 		return Hash{}, err
 	}

@@ -790,8 +790,19 @@ func (s *sched) disaster() {
 			break
 		}
 		var ae *siteapi.APIError
-		if tries > 2 || !errors.As(err, &ae) || ae.Status != http.StatusConflict {
+		behind := errors.As(err, &ae) && ae.Status == http.StatusUnprocessableEntity && strings.Contains(err.Error(), "order out of epoch")
+		if tries > 2 || !errors.As(err, &ae) || (ae.Status != http.StatusConflict && !behind) {
 			s.fatal("activate %s: %v", pick, err)
+		}
+		if behind {
+			// The picked embassy has not received the order that opened
+			// the current epoch (it was down or cut off when it was
+			// given), so it cannot open the next one: the officials ask
+			// the other, as the runbook says (docs/continuity.md, "Ask
+			// more than one site").
+			s.logf("officials try %s, which is behind the current epoch: %v", pick, err)
+			pick, other = other, pick
+			continue
 		}
 		s.logf("officials try %s, which refuses: %v", pick, err)
 		// The sizes read above may be stale: a batch in flight can reach
