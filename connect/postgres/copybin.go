@@ -131,6 +131,11 @@ func appendBinaryValue(out []byte, oid uint32, v []byte) ([]byte, bool) {
 			if f, err = strconv.ParseFloat(s, bits); err != nil || !plainNumber(s) {
 				return out, false
 			}
+			if f == 0 && strings.ContainsAny(s, "123456789") {
+				// Underflow to zero, which Go allows and PostgreSQL's
+				// input refuses as out of range.
+				return out, false
+			}
 		}
 		if oid == pgtype.Float4OID {
 			return binary.BigEndian.AppendUint32(out, math.Float32bits(float32(f))), true
@@ -166,7 +171,12 @@ func appendBinaryValue(out []byte, oid uint32, v []byte) ([]byte, bool) {
 		return binary.BigEndian.AppendUint64(out, uint64(us)), ok
 	}
 	// text, varchar, bpchar, name: the bytes; PostgreSQL checks the
-	// encoding and the length limit on receipt as it does for text.
+	// encoding and the length limit on receipt as it does for text. A name
+	// of 64 bytes or more its text input cuts short, and its binary input
+	// refuses.
+	if oid == pgtype.NameOID && len(s) >= 64 {
+		return out, false
+	}
 	return append(out, s...), true
 }
 

@@ -231,7 +231,7 @@ func binRecord(r *rand.Rand, id int, awkward bool) json.RawMessage {
 		}
 	}
 	if awkward {
-		switch r.IntN(12) {
+		switch r.IntN(13) {
 		case 0:
 			m["f8"] = num("1.5e3")
 		case 1:
@@ -256,6 +256,8 @@ func binRecord(r *rand.Rand, id int, awkward bool) json.RawMessage {
 			m["tz"] = "infinity"
 		case 11:
 			m["f4"] = num("-0.0e0")
+		case 12:
+			m["nm"] = strings.Repeat("n", 64+r.IntN(10)) // text input cuts it to 63
 		}
 	}
 	b, err := json.Marshal(m)
@@ -298,6 +300,31 @@ func TestAppendNumericForms(t *testing.T) {
 	for _, bad := range []string{"1e5", "+1", ".5", "5.", "", "-", "1.2.3", " 1"} {
 		if _, ok := appendNumeric(nil, bad); ok {
 			t.Fatalf("%q taken", bad)
+		}
+	}
+}
+
+// TestBinaryLeavesToText: values whose text input PostgreSQL refuses, or
+// changes, are not given a binary form of their own; the table goes as
+// text and PostgreSQL decides.
+func TestBinaryLeavesToText(t *testing.T) {
+	for _, c := range []struct {
+		oid uint32
+		v   string
+	}{
+		{pgtype.Float4OID, "0." + strings.Repeat("0", 50) + "1"},   // underflows: text input refuses
+		{pgtype.Float8OID, "-0." + strings.Repeat("0", 400) + "7"}, // the same
+		{pgtype.Float8OID, "1e400"},                                // overflows
+		{pgtype.NameOID, `"` + strings.Repeat("n", 64) + `"`},      // text input cuts it to 63
+		{pgtype.Int2OID, "40000"},
+		{pgtype.NumericOID, `"1.5e3"`},
+		{pgtype.TimestamptzOID, `"2024-01-01T00:00:00"`}, // no zone: the session's would apply
+		{pgtype.TimestampOID, `"2024-01-01T00:00:00Z"`},  // a zone, which timestamp ignores
+		{pgtype.DateOID, `"2023-02-29"`},
+		{pgtype.UUIDOID, `"00000000-0000-0000-0000--00000000000"`},
+	} {
+		if b, ok := appendBinaryValue(nil, c.oid, []byte(c.v)); ok {
+			t.Errorf("oid %d %.40s: binary form %x, want the text path", c.oid, c.v, b)
 		}
 	}
 }
