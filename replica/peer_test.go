@@ -73,6 +73,12 @@ func TestPeerCatchUp(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	// The writers each take their own registries, so which land last,
+	// in the second bundle, depends on scheduling (under -race once none
+	// of business): two more, past the first bundle, make it certain.
+	for i := range 2 {
+		f.mustPut("business", fmt.Sprintf("late-%d", i), nil)
+	}
 	for _, reg := range regs {
 		f.mustPut(reg, "with-attachment-"+reg, randomBytes(12<<10))
 	}
