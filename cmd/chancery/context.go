@@ -16,6 +16,7 @@ import (
 
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/internal/fsutil"
+	"github.com/chancery-gov/chancery/internal/keyfile"
 )
 
 // A client context, as kubectl has them: the defaults a person's commands
@@ -216,6 +217,23 @@ func warnDeprecated(w io.Writer, old, now string) {
 // selected context).
 func tieContext(fs *pflag.FlagSet, name, field string) {
 	_ = fs.SetAnnotation(name, ctxField, []string{field})
+}
+
+// passphraseFlag registers --passphrase-file, tied to the context.
+func passphraseFlag(fs *pflag.FlagSet, p *string) {
+	fs.StringVar(p, "passphrase-file", "", "file holding the key file's passphrase (default: $"+keyfile.EnvPassphrase+", or asked on a terminal)")
+	tieContext(fs, "passphrase-file", "passphrase-file")
+}
+
+// offlineSignerFlags registers what an official signing a file offline
+// gives (order sign, notice sign): --official, --key and
+// --passphrase-file, each tied to the context.
+func offlineSignerFlags(fs *pflag.FlagSet, official, key, pass *string) {
+	fs.StringVar(official, "official", "", "your official id in the charter (required; default: the context's)")
+	tieContext(fs, "official", "official")
+	fs.StringVar(key, "key", "", "your age-encrypted Ed25519 key file (required; default: the context's)")
+	tieContext(fs, "key", "key")
+	passphraseFlag(fs, pass)
 }
 
 // aliasFlag marks an old spelling: hidden from help, tied to the same

@@ -223,14 +223,9 @@ the class's quorum is met.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.official, "official", "", "your official id in the charter (required; default: the context's)")
-	tieContext(f, "official", "official")
-	f.StringVar(&o.keyFile, "key", "", "your age-encrypted Ed25519 key file (required; default: the context's)")
-	tieContext(f, "key", "key")
+	offlineSignerFlags(f, &o.official, &o.keyFile, &o.passFile)
 	f.StringVar(&o.charterFile, "charter", "", "charter file to check the key and quorum against (default: the context's)")
 	tieContext(f, "charter", "charter")
-	f.StringVar(&o.passFile, "passphrase-file", "", "file holding the key file's passphrase (default: $"+keyfile.EnvPassphrase+", or asked on a terminal)")
-	tieContext(f, "passphrase-file", "passphrase-file")
 	return cmd
 }
 

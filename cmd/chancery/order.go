@@ -15,7 +15,6 @@ import (
 	"github.com/chancery-gov/chancery/charter"
 	"github.com/chancery-gov/chancery/continuity"
 	"github.com/chancery-gov/chancery/internal/fsutil"
-	"github.com/chancery-gov/chancery/internal/keyfile"
 )
 
 // newOrderCmd wires `chancery order`: drafting a governance order, officials
@@ -166,14 +165,9 @@ CHANCERY_PASSPHRASE environment variable.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Official, "official", "", "your official id in the charter (required; default: the context's)")
-	tieContext(f, "official", "official")
-	f.StringVar(&o.KeyFile, "key", "", "your age-encrypted Ed25519 key file (required; default: the context's)")
-	tieContext(f, "key", "key")
+	offlineSignerFlags(f, &o.Official, &o.KeyFile, &o.PassphraseFile)
 	f.StringArrayVar(&o.Charters, "charter", nil, "charter file to check the order and key against; repeat for every version from 1 (default: the context's)")
 	tieContext(f, "charter", "charter")
-	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "file holding the key file's passphrase (default: $"+keyfile.EnvPassphrase+", or asked on a terminal)")
-	tieContext(f, "passphrase-file", "passphrase-file")
 	return cmd
 }
 

@@ -72,8 +72,7 @@ func (f *siteFlags) register(cmd *cobra.Command, who string) {
 	}
 	fl.StringVar(&f.keyFile, "key", "", "the signer's sealed key file (default: the context's, or STATE/keys/"+who+"-ID.key)")
 	tieContext(fl, "key", "key")
-	fl.StringVar(&f.passFile, "passphrase-file", "", "file holding the key file's passphrase (default: $"+keyfile.EnvPassphrase+", or asked on a terminal)")
-	tieContext(fl, "passphrase-file", "passphrase-file")
+	passphraseFlag(fl, &f.passFile)
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON even on a terminal (it is the default when stdout is not one)")
 }
 
