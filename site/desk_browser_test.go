@@ -307,7 +307,14 @@ func TestOfficialWorksABirthCase(t *testing.T) {
 	runChancery(t, strings.Fields(cmd)[1:], "--state", p.dir, "--url", p.north.url)
 
 	waitFor(t, 30*time.Second, "the case page shows the step landed (script on)", func() (bool, string) {
-		s := text(t, withJS, "#case-state")
+		// The page's script replaces the case in place as it refreshes:
+		// a node read just as it is replaced is gone (CDP "No node with
+		// given id"), and the next poll reads the new one.
+		s, err := browsertest.Run(withJS, 10*time.Second, chromedp.Text(chromedp.CSS("#case-state")))
+		if err != nil {
+			return false, err.Error()
+		}
+		s = strings.TrimSpace(s)
 		return s == "DECIDED", s
 	})
 	if s := text(t, withJS, "#steps"); !strings.Contains(s, "notary") {
