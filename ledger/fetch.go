@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -24,13 +25,45 @@ type DirFetcher string
 
 // Fetch implements Fetcher.
 func (d DirFetcher) Fetch(ctx context.Context, path string) ([]byte, error) {
+	return d.fetchInto(ctx, path, nil)
+}
+
+// fetchInto is Fetch into buf, grown where the file is larger (a new
+// buffer where buf is nil): a scan
+// of a million entries reads four thousand bundles, and a new buffer
+// for each was most of what a restore allocated.
+func (d DirFetcher) fetchInto(ctx context.Context, path string, buf []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if strings.Contains(path, "..") {
 		return nil, fmt.Errorf("ledger path %q: not a tile path", path)
 	}
-	return os.ReadFile(filepath.Join(string(d), filepath.FromSlash(path)))
+	f, err := os.Open(filepath.Join(string(d), filepath.FromSlash(path)))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	// One byte more than the size, so that a file grown since the Stat
+	// is read whole, as ReadFile would.
+	buf = slices.Grow(buf[:0], int(st.Size())+1)
+	for {
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 4096)
+		}
+	}
 }
 
 // HTTPFetcher reads a ledger served over HTTP(S) under a base URL, as any
@@ -76,6 +109,16 @@ func (h HTTPFetcher) Fetch(ctx context.Context, path string) ([]byte, error) {
 // partial has been deleted after the tile filled. full says which was read:
 // only a full tile may hold more than width hashes or entries.
 func fetchTile(ctx context.Context, f Fetcher, level int, idx, size uint64) (data []byte, width int, full bool, err error) {
+	return fetchTileInto(ctx, f, nil, level, idx, size)
+}
+
+// fetchTileInto is fetchTile that reads into buf, where f can
+// (DirFetcher) and buf is not nil; the result then aliases buf.
+func fetchTileInto(ctx context.Context, f Fetcher, buf []byte, level int, idx, size uint64) (data []byte, width int, full bool, err error) {
+	fetch := f.Fetch
+	if fi, ok := f.(DirFetcher); ok && buf != nil {
+		fetch = func(ctx context.Context, path string) ([]byte, error) { return fi.fetchInto(ctx, path, buf) }
+	}
 	var fullPath, partial string
 	if level < 0 {
 		width = tileWidthAt(0, idx, size)
@@ -85,14 +128,14 @@ func fetchTile(ctx context.Context, f Fetcher, level int, idx, size uint64) (dat
 		fullPath, partial = TilePath(uint64(level), idx, 0), TilePath(uint64(level), idx, width)
 	}
 	if width == TileWidth {
-		b, err := f.Fetch(ctx, fullPath)
+		b, err := fetch(ctx, fullPath)
 		return b, width, true, err
 	}
-	b, err := f.Fetch(ctx, partial)
+	b, err := fetch(ctx, partial)
 	if err == nil {
 		return b, width, false, nil
 	}
-	if b2, err2 := f.Fetch(ctx, fullPath); err2 == nil {
+	if b2, err2 := fetch(ctx, fullPath); err2 == nil {
 		return b2, width, true, nil
 	}
 	return nil, width, false, err
@@ -145,9 +188,27 @@ func ReadEntry(ctx context.Context, f Fetcher, index, size uint64) ([]byte, erro
 // Scan calls fn with every entry in [from, size) in order, reading the
 // entry bundles of a tree of the given size.
 func Scan(ctx context.Context, f Fetcher, from, size uint64, fn func(index uint64, entry []byte) error) error {
+	return scan(ctx, f, from, size, false, fn)
+}
+
+// ScanReusing is Scan for a reader that copies what it keeps of an entry
+// (a restore copies the few it wants): each entry aliases a buffer the
+// next bundle is read into, so fn must not keep it after it returns.
+func ScanReusing(ctx context.Context, f Fetcher, from, size uint64, fn func(index uint64, entry []byte) error) error {
+	return scan(ctx, f, from, size, true, fn)
+}
+
+func scan(ctx context.Context, f Fetcher, from, size uint64, reuse bool, fn func(index uint64, entry []byte) error) error {
 	es := make([][]byte, 0, TileWidth)
+	var buf []byte
+	if reuse {
+		buf = make([]byte, 0, 64<<10)
+	}
 	for b := from / TileWidth; b*TileWidth < size; b++ {
-		data, width, full, err := fetchTile(ctx, f, -1, b, size)
+		data, width, full, err := fetchTileInto(ctx, f, buf, -1, b, size)
+		if reuse {
+			buf = data[:0] // grown, where it was, for the next bundle
+		}
 		if err != nil {
 			return fmt.Errorf("entry bundle %d: %w", b, err)
 		}

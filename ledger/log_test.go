@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -228,4 +229,45 @@ func TestSecondOpenRefused(t *testing.T) {
 	}
 	l = openTestLog(t, dir, k) // released by Close
 	l.Close()
+}
+
+// TestScanReusingMatchesScan: over a ledger whose bundles differ in size
+// (some over the reused buffer's first 64 KiB, the last one partial),
+// ScanReusing gives from any start exactly the entries Scan gives, each
+// read before the next bundle overwrites it.
+func TestScanReusingMatchesScan(t *testing.T) {
+	dir := t.TempDir()
+	k := newTestKey(t, testOrigin)
+	l := openTestLog(t, dir, k)
+	ctx := context.Background()
+	const n = 900
+	for i := range n {
+		e := testEntry(i, 1)
+		if i%41 == 0 {
+			e.Payload = bytes.Repeat([]byte{byte(i)}, 9000+i)
+		}
+		if _, err := l.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := l.WaitPublished(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []uint64{0, 1, 255, 256, 700, n - 1} {
+		var want [][]byte
+		if err := Scan(ctx, DirFetcher(dir), from, n, func(_ uint64, e []byte) error { want = append(want, e); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		i := 0
+		err := ScanReusing(ctx, DirFetcher(dir), from, n, func(idx uint64, e []byte) error {
+			if idx != from+uint64(i) || !bytes.Equal(e, want[i]) {
+				t.Fatalf("from %d: entry %d (index %d) differs from Scan's", from, i, idx)
+			}
+			i++
+			return nil
+		})
+		if err != nil || i != len(want) || len(want) != int(n-from) {
+			t.Fatalf("from %d: %d entries (%v), Scan %d, want %d", from, i, err, len(want), n-from)
+		}
+	}
 }
