@@ -25,18 +25,18 @@ const boundLabel = "chancery/registry/v2 record-bound"
 // order, Ref.Hash) are inside the sealed body, authenticated by the seal;
 // on open the chunk set they use must be the entry's (checkChunks).
 func (e *RecordEntry) AD(guest string, epoch uint64) seal.RecordAD {
-	h := sha256.New()
-	var b [8]byte
-	h.Write([]byte(boundLabel))
-	h.Write([]byte{0, byte(e.Kind), byte(len(e.Index))})
+	// The digest's input is built on the stack (it grows to the heap only
+	// past a few index values) and hashed in one call: a restore computes
+	// a million of these.
+	var stack [256]byte
+	b := append(stack[:0], boundLabel...)
+	b = append(b, 0, byte(e.Kind), byte(len(e.Index)))
 	for i := range e.Index {
-		h.Write(e.Index[i][:])
+		b = append(b, e.Index[i][:]...)
 	}
-	h.Write(binary.BigEndian.AppendUint32(b[:0], uint32(len(e.Chunks))))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(e.Chunks)))
 	for i := range e.Chunks {
-		h.Write(e.Chunks[i][:])
+		b = append(b, e.Chunks[i][:]...)
 	}
-	ad := seal.RecordAD{Guest: guest, Registry: e.Registry, BlindID: e.BlindID, Version: e.Version, Epoch: epoch}
-	h.Sum(ad.Bound[:0])
-	return ad
+	return seal.RecordAD{Guest: guest, Registry: e.Registry, BlindID: e.BlindID, Version: e.Version, Epoch: epoch, Bound: sha256.Sum256(b)}
 }

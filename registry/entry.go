@@ -108,21 +108,33 @@ var errShort = errors.New("truncated")
 
 // UnmarshalRecordEntry decodes a record entry payload. Slices alias b.
 func UnmarshalRecordEntry(b []byte) (*RecordEntry, error) {
-	var v recordView
-	if err := v.parse(b); err != nil {
+	e := new(RecordEntry)
+	if err := e.unmarshal(b); err != nil {
 		return nil, err
 	}
-	e := &RecordEntry{Kind: v.kind, Registry: string(v.registry), BlindID: v.blindID, Version: v.version, Commitment: [32]byte(v.commitment), Sealed: v.sealed}
+	return e, nil
+}
+
+// unmarshal is UnmarshalRecordEntry into e, reusing its slices and, when
+// the registry is the same, its registry's name: a reader of a million
+// entries decodes each into the same RecordEntry without allocating.
+func (e *RecordEntry) unmarshal(b []byte) error {
+	var v recordView
+	if err := v.parse(b); err != nil {
+		return err
+	}
+	if e.Registry != string(v.registry) { // compared without a copy
+		e.Registry = string(v.registry)
+	}
+	e.Kind, e.BlindID, e.Version, e.Commitment, e.Sealed = v.kind, v.blindID, v.version, [32]byte(v.commitment), v.sealed
+	e.Index, e.Chunks = e.Index[:0], e.Chunks[:0]
 	for i := 0; i < len(v.index); i += 32 {
 		e.Index = append(e.Index, [32]byte(v.index[i:i+32]))
 	}
-	if n := len(v.chunks) / 32; n > 0 {
-		e.Chunks = make([]store.ID, n)
-		for i := range e.Chunks {
-			e.Chunks[i] = store.ID(v.chunks[32*i:])
-		}
+	for i := 0; i < len(v.chunks); i += 32 {
+		e.Chunks = append(e.Chunks, store.ID(v.chunks[i:i+32]))
 	}
-	return e, nil
+	return nil
 }
 
 // recordView is a checked record entry whose variable parts alias the

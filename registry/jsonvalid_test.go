@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -99,6 +100,31 @@ func checkFields(t *testing.T, b []byte) {
 		json.Unmarshal([]byte(`"`+n+`"`), &key)
 		if want, has := m[key]; has != (got[i] != nil) || has && !bytes.Equal(bytes.TrimSpace(got[i]), bytes.TrimSpace(want)) {
 			t.Fatalf("validObjectFields(%q): member %s = %q, decoding gives %q", b, key, got[i], want)
+		}
+	}
+	// The same walk taking out the members of "data" too gives the same
+	// members, and those of data's object what a full decoding gives.
+	subNames := []string{"a", "b", "\u00e9"}
+	var top [4][]byte
+	var sub [3][]byte
+	if !validObjectNested(fieldsOf{names, top[:]}, b, 1, fieldsOf{subNames, sub[:]}) {
+		t.Fatalf("validObjectNested(%q) refused what validObjectFields accepted", b)
+	}
+	if !slices.EqualFunc(top[:], got[:], bytes.Equal) {
+		t.Fatalf("validObjectNested(%q) took out %q, validObjectFields %q", b, top, got)
+	}
+	var dm map[string]json.RawMessage
+	if json.Unmarshal(m["data"], &dm) != nil || dm == nil {
+		if sub[0] != nil || sub[1] != nil || sub[2] != nil {
+			t.Fatalf("validObjectNested(%q): data is not an object, yet its members are %q", b, sub)
+		}
+		return
+	}
+	for i, n := range subNames {
+		var key string
+		json.Unmarshal([]byte(`"`+n+`"`), &key)
+		if want, has := dm[key]; has != (sub[i] != nil) || has && !bytes.Equal(bytes.TrimSpace(sub[i]), bytes.TrimSpace(want)) {
+			t.Fatalf("validObjectNested(%q): data member %s = %q, decoding gives %q", b, key, sub[i], want)
 		}
 	}
 }

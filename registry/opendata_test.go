@@ -4,17 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/chancery-gov/chancery/ledger"
 )
 
-// TestOpenRecordDataAgreesWithOpenRecordEntry: for every record entry of a
+// TestDataReaderAgreesWithOpenRecordEntry: for every record entry of a
 // ledger — plain bodies (the one-pass path), an id with escapes, a record
-// with an attachment (the full decoding), a tombstone — OpenRecordData
-// gives the id and data OpenRecordEntry gives, and a sealed body with one
-// byte changed is refused by both.
-func TestOpenRecordDataAgreesWithOpenRecordEntry(t *testing.T) {
+// with an attachment (the full decoding), a tombstone, in two registries —
+// one DataReader, reused from entry to entry, decodes the entry
+// UnmarshalRecordEntry decodes and gives the id and data OpenRecordEntry
+// gives, and a sealed body with one byte changed is refused by both.
+func TestDataReaderAgreesWithOpenRecordEntry(t *testing.T) {
 	fx := newFixture(t)
 	ctx := context.Background()
 	put := map[string]json.RawMessage{"P-77": json.RawMessage(`{"parcel_id":"P-77","owner_id":"DR-1"}`)}
@@ -39,6 +41,7 @@ func TestOpenRecordDataAgreesWithOpenRecordEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := 0
+	dr := NewDataReader(fx.keys, fx.c.Guest.ID)
 	err = ledger.Scan(ctx, ledger.DirFetcher(fx.log.Dir()), 0, size, func(idx uint64, raw []byte) error {
 		e, err := ledger.DecodeEntry(raw)
 		if err != nil || e.Type != ledger.TypeRecord {
@@ -52,8 +55,23 @@ func TestOpenRecordDataAgreesWithOpenRecordEntry(t *testing.T) {
 		if err != nil {
 			t.Fatalf("entry %d: %v", idx, err)
 		}
-		err = OpenRecordData(fx.keys, fx.c.Guest.ID, &e, re, func(id, data []byte) error {
+		got, err := dr.Decode(e.Payload)
+		if err != nil {
+			t.Fatalf("entry %d: %v", idx, err)
+		}
+		if got.Kind != re.Kind || got.Registry != re.Registry || got.Version != re.Version || got.Commitment != re.Commitment ||
+			!bytes.Equal(got.Sealed, re.Sealed) || got.AD(fx.c.Guest.ID, e.Epoch) != re.AD(fx.c.Guest.ID, e.Epoch) {
+			t.Fatalf("entry %d: the reader decoded %+v, UnmarshalRecordEntry %+v", idx, got, re)
+		}
+		// The columns a restore takes out: one present in each registry,
+		// one nested (taken whole), one absent.
+		names := []string{"last_name", "owner_id", "address", "absent"}
+		fields := make([][]byte, len(names))
+		err = dr.OpenFields(&e, got, names, fields, func(id, data []byte) error {
 			if want.Deleted {
+				if !slices.EqualFunc(fields, make([][]byte, len(names)), func(a, b []byte) bool { return a == nil && b == nil }) {
+					t.Errorf("entry %d, a tombstone: fields %q", idx, fields)
+				}
 				if id != nil || data != nil {
 					t.Errorf("entry %d, a tombstone: id %q, data %s", idx, id, data)
 				}
@@ -65,6 +83,9 @@ func TestOpenRecordDataAgreesWithOpenRecordEntry(t *testing.T) {
 			if w, ok := put[string(id)]; !ok || !sameJSONText(data, w) {
 				t.Errorf("entry %d: id %q data %s, not what was put", idx, id, data)
 			}
+			if wf, ok := FieldsOfValid(want.Data, names); !ok || !slices.EqualFunc(fields, wf, bytes.Equal) {
+				t.Errorf("entry %d: fields %q, FieldsOfValid %q", idx, fields, wf)
+			}
 			return nil
 		})
 		if err != nil {
@@ -74,7 +95,7 @@ func TestOpenRecordDataAgreesWithOpenRecordEntry(t *testing.T) {
 		if !want.Deleted {
 			re.Sealed = bytes.Clone(re.Sealed)
 			re.Sealed[len(re.Sealed)/2] ^= 1
-			if err := OpenRecordData(fx.keys, fx.c.Guest.ID, &e, re, func(id, data []byte) error { return nil }); err == nil {
+			if err := dr.Open(&e, re, func(id, data []byte) error { return nil }); err == nil {
 				t.Errorf("entry %d: opened with a byte of its sealed body changed", idx)
 			}
 		}

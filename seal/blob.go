@@ -1,7 +1,6 @@
 package seal
 
 import (
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -65,7 +64,10 @@ func (b *BlobKeys) Seal(id [32]byte, data []byte) ([]byte, error) {
 func (b *BlobKeys) Open(id [32]byte, sealed []byte) ([]byte, error) {
 	rk := b.rk
 	what := func() string { return fmt.Sprintf("blob chunk %x in registry %q of %s", id[:6], rk.name, rk.guest) }
-	return rk.openFramed(sealed, formatBlobV1, "chunk", what,
-		func(g *genKeys) cipher.AEAD { return g.blob },
-		func(dst []byte, gen uint32) []byte { return appendBlobAD(dst, rk, gen, &id) })
+	g, gen, err := rk.framed(sealed, formatBlobV1, "chunk", what)
+	if err != nil {
+		return nil, err
+	}
+	var adBuf [128]byte
+	return openAEAD(g.blob, nil, sealed, appendBlobAD(adBuf[:0], rk, gen, &id), what, gen)
 }

@@ -398,22 +398,50 @@ func (rk *RegistryKeys) Seal(ad RecordAD, plaintext []byte) ([]byte, error) {
 // current one. It fails with ErrAuth if the ad, the generation or any byte
 // differs, and never panics on arbitrary input.
 func (rk *RegistryKeys) Open(ad RecordAD, sealed []byte) ([]byte, error) {
-	if err := rk.checkAD(&ad); err != nil {
+	o := RecordOpener{rk: rk}
+	return o.Open(&ad, sealed)
+}
+
+// A RecordOpener opens records of one registry one after another, into
+// buffers it keeps between them: what a reader of millions of records (a
+// restore into a database) needs so that opening one allocates nothing.
+// Each result aliases the opener's buffer and is overwritten by its next
+// Open; the caller clears it when done. Not safe for concurrent use: one
+// per goroutine.
+type RecordOpener struct {
+	rk     *RegistryKeys
+	pt, ad []byte
+}
+
+// Opener returns a RecordOpener of the registry's keys.
+func (rk *RegistryKeys) Opener() *RecordOpener { return &RecordOpener{rk: rk} }
+
+// Open is RegistryKeys.Open, with the same checks and errors, into the
+// opener's buffer.
+func (o *RecordOpener) Open(ad *RecordAD, sealed []byte) ([]byte, error) {
+	rk := o.rk
+	if err := rk.checkAD(ad); err != nil {
 		return nil, err
 	}
-	// The description is built only on failure: Open is a hot path.
+	// The description is built only on failure: Open is a hot path. (The
+	// id's prefix is passed as a copy, so that ad itself stays off the
+	// heap.)
 	what := func() string {
-		return fmt.Sprintf("record %x version %d in registry %q of %s", ad.BlindID[:6], ad.Version, rk.name, rk.guest)
+		return fmt.Sprintf("record %x version %d in registry %q of %s", [6]byte(ad.BlindID[:6]), ad.Version, rk.name, rk.guest)
 	}
 	if len(sealed) > 0 && (sealed[0] == formatRecordV1 || sealed[0] == formatRecordV2) {
 		return nil, fmt.Errorf("seal: open %s: format %d: %w", what(), sealed[0], ErrOldRecordFormat)
 	}
-	pt, err := rk.openFramed(sealed, formatRecord, "record", what,
-		func(g *genKeys) cipher.AEAD { return g.data },
-		func(dst []byte, gen uint32) []byte { return appendRecordAD(dst, &ad, gen) })
+	g, gen, err := rk.framed(sealed, formatRecord, "record", what)
 	if err != nil {
 		return nil, err
 	}
+	o.ad = appendRecordAD(o.ad[:0], ad, gen)
+	pt, err := openAEAD(g.data, o.pt[:0], sealed, o.ad, what, gen)
+	if err != nil {
+		return nil, err
+	}
+	o.pt = pt
 	// Authenticated, so a bad padding is a bug or a forger with the key,
 	// never noise; it is still refused, so one record has one encoding.
 	body, err := padme.Body(pt, 0)
@@ -424,25 +452,32 @@ func (rk *RegistryKeys) Open(ad RecordAD, sealed []byte) ([]byte, error) {
 	return body, nil
 }
 
-// openFramed opens the layout records and blob chunks share:
-// format ‖ generation u32 ‖ nonce ‖ ciphertext and tag, under the AEAD of
-// the generation it names and the additional data appendAD builds for it.
-func (rk *RegistryKeys) openFramed(sealed []byte, format byte, kind string, what func() string,
-	aead func(*genKeys) cipher.AEAD, appendAD func(dst []byte, gen uint32) []byte) ([]byte, error) {
-	const headerLen = 1 + 4 + nonceSize
-	if len(sealed) < headerLen+tagSize {
-		return nil, fmt.Errorf("seal: open %s: %d bytes, shorter than any sealed %s: %w", what(), len(sealed), kind, ErrAuth)
+// framedHeaderLen is the header records and blob chunks share:
+// format ‖ generation u32 ‖ nonce.
+const framedHeaderLen = 1 + 4 + nonceSize
+
+// framed checks the layout records and blob chunks share — format ‖
+// generation u32 ‖ nonce ‖ ciphertext and tag — and returns the keys of
+// the generation it names.
+func (rk *RegistryKeys) framed(sealed []byte, format byte, kind string, what func() string) (*genKeys, uint32, error) {
+	if len(sealed) < framedHeaderLen+tagSize {
+		return nil, 0, fmt.Errorf("seal: open %s: %d bytes, shorter than any sealed %s: %w", what(), len(sealed), kind, ErrAuth)
 	}
 	if sealed[0] != format {
-		return nil, fmt.Errorf("seal: open %s: unknown format 0x%02x", what(), sealed[0])
+		return nil, 0, fmt.Errorf("seal: open %s: unknown format 0x%02x", what(), sealed[0])
 	}
 	gen := binary.BigEndian.Uint32(sealed[1:5])
 	g, err := rk.generation(gen)
 	if err != nil {
-		return nil, fmt.Errorf("seal: open %s: %w", what(), err)
+		return nil, 0, fmt.Errorf("seal: open %s: %w", what(), err)
 	}
-	var adBuf [128]byte
-	pt, err := aead(g).Open(nil, sealed[5:headerLen], sealed[headerLen:], appendAD(adBuf[:0], gen))
+	return g, gen, nil
+}
+
+// openAEAD opens a framed sealed value (checked by framed) under aead and
+// the additional data ad, appending the plaintext to dst.
+func openAEAD(aead cipher.AEAD, dst, sealed, ad []byte, what func() string, gen uint32) ([]byte, error) {
+	pt, err := aead.Open(dst, sealed[5:framedHeaderLen], sealed[framedHeaderLen:], ad)
 	if err != nil {
 		return nil, fmt.Errorf("seal: open %s (generation %d): %w", what(), gen, ErrAuth)
 	}

@@ -54,13 +54,10 @@ func binaryColumns(cols []Column) bool {
 	return true
 }
 
-// appendBinaryRow appends a record's data as a tuple of COPY's binary
+// appendBinaryRow appends the values in e.vals as a tuple of COPY's binary
 // format: the field count, then each field's length (-1 for NULL) and
 // bytes.
-func (e *rowEncoder) appendBinaryRow(out []byte, data []byte) ([]byte, error) {
-	if !e.fields(data) {
-		return out, errors.New("record is not a JSON object")
-	}
+func (e *rowEncoder) appendBinaryRow(out []byte) ([]byte, error) {
 	out = binary.BigEndian.AppendUint16(out, uint16(len(e.vals)))
 	for i, v := range e.vals {
 		if v == nil || string(v) == "null" {

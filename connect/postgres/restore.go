@@ -222,6 +222,10 @@ func copyTable(ctx context.Context, conn *pgx.Conn, table string, ts TableState,
 		}
 		order := make(chan *chunk, 2*runtime.GOMAXPROCS(0))
 		sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+		// Buffers COPY has sent go back to the workers: a million rows
+		// are a thousand jobs, and a new buffer for each was a tenth of
+		// what a restore allocated.
+		free := make(chan []byte, cap(order)+cap(sem))
 		go func() {
 			defer close(order)
 			err := rows(wctx, binaryFormat, func(encode func([]byte) ([]byte, int, error)) error {
@@ -234,7 +238,12 @@ func copyTable(ctx context.Context, conn *pgx.Conn, table string, ts TableState,
 				sem <- struct{}{}
 				go func() {
 					defer func() { <-sem; close(ch.done) }()
-					ch.buf, ch.rows, ch.err = encode(nil)
+					var buf []byte
+					select {
+					case buf = <-free:
+					default:
+					}
+					ch.buf, ch.rows, ch.err = encode(buf[:0])
 				}()
 				return nil
 			})
@@ -270,6 +279,11 @@ func copyTable(ctx context.Context, conn *pgx.Conn, table string, ts TableState,
 				failed = true
 				cancel()
 				continue
+			}
+			// The pipe's Write returns once COPY has read all of it.
+			select {
+			case free <- ch.buf:
+			default:
 			}
 			n += int64(ch.rows)
 			if progress != nil {
@@ -382,10 +396,23 @@ func newRowEncoder(cols []Column, binary bool) *rowEncoder {
 // appendRow appends a record's data as a row of COPY's text or binary
 // format.
 func (e *rowEncoder) appendRow(out []byte, data []byte) ([]byte, error) {
-	if e.binary {
-		return e.appendBinaryRow(out, data)
+	if !e.fields(data) {
+		return out, errNotObject
 	}
-	return e.appendTextRow(out, data)
+	return e.appendVals(out)
+}
+
+// errNotObject refuses a record whose data is not a JSON object.
+var errNotObject = errors.New("record is not a JSON object")
+
+// appendVals appends the row of the values in e.vals, taken out of a
+// record by fields or, in the same walk as the opened body's check, by
+// registry.DataReader.OpenFields.
+func (e *rowEncoder) appendVals(out []byte) ([]byte, error) {
+	if e.binary {
+		return e.appendBinaryRow(out)
+	}
+	return e.appendTextRow(out)
 }
 
 // fields takes the columns' members out of an opened record's data: valid
@@ -394,11 +421,9 @@ func (e *rowEncoder) fields(data []byte) bool {
 	return registry.FieldsOfValidInto(e.vals, data, e.names)
 }
 
-// appendTextRow appends a record's data as a line of COPY's text format.
-func (e *rowEncoder) appendTextRow(out []byte, data []byte) ([]byte, error) {
-	if !e.fields(data) {
-		return out, errors.New("record is not a JSON object")
-	}
+// appendTextRow appends the values in e.vals as a line of COPY's text
+// format.
+func (e *rowEncoder) appendTextRow(out []byte) ([]byte, error) {
 	for i, v := range e.vals {
 		if i > 0 {
 			out = append(out, '\t')

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/chancery-gov/chancery/ledger"
 	"github.com/chancery-gov/chancery/registry"
@@ -48,11 +49,11 @@ func restoreLive(ctx context.Context, o RestoreOptions) (*RestoreResult, error) 
 	res := &RestoreResult{Tables: map[string]int64{}, AsOf: size}
 	for _, t := range o.tables(&pos) {
 		ts := pos.Tables[t.Table]
-		vers, err := o.Live.LiveVersions(t.Registry, at)
+		live, err := o.Live.Live(t.Registry, at)
 		if err != nil {
 			return res, fmt.Errorf("restore %s: %w", t.Registry, err)
 		}
-		n, err := restoreTable(ctx, conn, t.Table, ts, o.ledgerRows(t.Registry, ts.Columns, vers, published), o.TextCOPY, o.Progress)
+		n, err := restoreTable(ctx, conn, t.Table, ts, o.ledgerRows(t.Registry, ts.Columns, live, published), o.TextCOPY, o.Progress)
 		if err != nil {
 			return res, fmt.Errorf("restore %s into %s: %w", t.Registry, t.Table, err)
 		}
@@ -85,65 +86,78 @@ func mapped(c Config, reg string) bool {
 	return false
 }
 
+// restoreJob is how many entries a restore worker opens and encodes as
+// one job.
+const restoreJob = 1024
+
 // errFound ends a scan that found every entry it wanted.
 var errFound = errors.New("every live version found")
 
-// ledgerRows reads the entries of the versions vers (in ledger order) from
-// a ledger of published entries, and hands them to the copy 1,024 to a
-// job, each job opening its entries and encoding their rows.
-func (o *RestoreOptions) ledgerRows(reg string, cols []Column, vers []registry.VersionInfo, published uint64) rowSource {
+// ledgerRows reads the entries of the live versions (in ledger order)
+// from a ledger of published entries, and hands them to the copy 1,024
+// to a job, each job opening its entries and encoding their rows.
+func (o *RestoreOptions) ledgerRows(reg string, cols []Column, live *registry.LiveSet, published uint64) rowSource {
 	return func(ctx context.Context, binary bool, job func(func([]byte) ([]byte, int, error)) error) error {
-		if len(vers) == 0 {
+		if live.Len() == 0 {
 			return nil
 		}
-		var raws [][]byte
-		var want []registry.VersionInfo
+		// The wanted entries are copied out of the bundle the scan reuses
+		// into a batch, which its job gives back once it has encoded them.
+		free := make(chan *entryBatch, 8)
+		batch := newEntryBatch(free)
+		found := 0
 		flush := func() error {
-			rs, ws := raws, want
-			raws, want = nil, nil
+			b := batch
+			batch = newEntryBatch(free)
 			return job(func(buf []byte) ([]byte, int, error) {
-				buf = make([]byte, 0, 200*len(rs))
+				defer b.release()
+				is := b.idxs
+				buf = slices.Grow(buf[:0], 200*len(is))
 				enc := newRowEncoder(cols, binary)
-				for i, raw := range rs {
-					e, err := ledger.DecodeEntry(raw)
+				dr := registry.NewDataReader(o.Keys, o.Guest)
+				for i := range is {
+					e, err := ledger.DecodeEntry(b.entry(i))
 					if err != nil {
-						return nil, 0, fmt.Errorf("ledger entry %d: %w", ws[i].Index, err)
+						return nil, 0, fmt.Errorf("ledger entry %d: %w", is[i], err)
 					}
-					re, err := registry.UnmarshalRecordEntry(e.Payload)
+					re, err := dr.Decode(e.Payload)
 					if err != nil {
-						return nil, 0, fmt.Errorf("ledger entry %d: %w", ws[i].Index, err)
+						return nil, 0, fmt.Errorf("ledger entry %d: %w", is[i], err)
 					}
-					if e.Type != ledger.TypeRecord || re.Registry != reg || re.Version != ws[i].Version || re.Kind == registry.KindTombstone {
-						return nil, 0, fmt.Errorf("ledger entry %d is not version %d of a live %s record, as the registry's index says", ws[i].Index, ws[i].Version, reg)
+					if v, _ := live.Version(is[i]); e.Type != ledger.TypeRecord || re.Registry != reg || re.Version != v || re.Kind == registry.KindTombstone {
+						return nil, 0, fmt.Errorf("ledger entry %d is not version %d of a live %s record, as the registry's index says", is[i], v, reg)
 					}
-					// The row is encoded from the opened body in place.
-					err = registry.OpenRecordData(o.Keys, o.Guest, &e, re, func(id, data []byte) error {
+					// The row is encoded from the opened body in place, its
+					// columns taken out in the same walk as the body's check.
+					err = dr.OpenFields(&e, re, enc.names, enc.vals, func(id, data []byte) error {
+						if len(data) == 0 || data[0] != '{' {
+							return fmt.Errorf("record %s: %w", id, errNotObject)
+						}
 						var err error
-						if buf, err = enc.appendRow(buf, data); err != nil {
+						if buf, err = enc.appendVals(buf); err != nil {
 							return fmt.Errorf("record %s: %w", id, err)
 						}
 						return nil
 					})
 					if err != nil {
-						return nil, 0, fmt.Errorf("ledger entry %d: %w", ws[i].Index, err)
+						return nil, 0, fmt.Errorf("ledger entry %d: %w", is[i], err)
 					}
 				}
-				return buf, len(rs), nil
+				return buf, len(is), nil
 			})
 		}
-		j := 0
 		// The scan runs to the published size (its tiles are what exists),
 		// and stops once it has the last entry it wants.
-		err := ledger.Scan(ctx, ledger.DirFetcher(o.Log.Dir()), vers[0].Index, published, func(idx uint64, raw []byte) error {
-			if j == len(vers) {
+		err := ledger.ScanReusing(ctx, ledger.DirFetcher(o.Log.Dir()), live.First(), published, func(idx uint64, raw []byte) error {
+			if found == live.Len() {
 				return errFound
 			}
-			if idx != vers[j].Index {
+			if _, ok := live.Version(idx); !ok {
 				return nil
 			}
-			raws, want = append(raws, raw), append(want, vers[j])
-			j++
-			if len(raws) == 1024 {
+			batch.add(idx, raw)
+			found++
+			if len(batch.idxs) == restoreJob {
 				return flush()
 			}
 			return nil
@@ -151,14 +165,58 @@ func (o *RestoreOptions) ledgerRows(reg string, cols []Column, vers []registry.V
 		if err != nil && !errors.Is(err, errFound) {
 			return fmt.Errorf("read ledger %s: %w", o.Log.Dir(), err)
 		}
-		if len(raws) > 0 {
+		if len(batch.idxs) > 0 {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
-		if j != len(vers) {
-			return fmt.Errorf("read ledger %s: %d of the %d live versions of %s found", o.Log.Dir(), j, len(vers), reg)
+		if found != live.Len() {
+			return fmt.Errorf("read ledger %s: %d of the %d live versions of %s found", o.Log.Dir(), found, live.Len(), reg)
 		}
 		return nil
+	}
+}
+
+// entryBatch holds copies of the entries a restore job opens, with their
+// ledger indices, in buffers reused from job to job.
+type entryBatch struct {
+	arena []byte
+	ends  []int // entry i is arena[ends[i-1]:ends[i]]
+	idxs  []uint64
+	free  chan *entryBatch
+}
+
+// newEntryBatch takes an empty batch from free, or makes one.
+func newEntryBatch(free chan *entryBatch) *entryBatch {
+	select {
+	case b := <-free:
+		b.arena, b.ends, b.idxs = b.arena[:0], b.ends[:0], b.idxs[:0]
+		return b
+	default:
+		return &entryBatch{arena: make([]byte, 0, restoreJob*256), ends: make([]int, 0, restoreJob), idxs: make([]uint64, 0, restoreJob), free: free}
+	}
+}
+
+func (b *entryBatch) add(idx uint64, raw []byte) {
+	b.arena = append(b.arena, raw...)
+	b.ends = append(b.ends, len(b.arena))
+	b.idxs = append(b.idxs, idx)
+}
+
+// entry is entry i, aliasing the batch.
+func (b *entryBatch) entry(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = b.ends[i-1]
+	}
+	return b.arena[start:b.ends[i]:b.ends[i]]
+}
+
+// release gives the batch back for another job, once its entries are
+// no longer read.
+func (b *entryBatch) release() {
+	select {
+	case b.free <- b:
+	default:
 	}
 }
