@@ -81,19 +81,35 @@ func NewWith(t testing.TB, javascript bool, flags ...chromedp.ExecAllocatorOptio
 		chromedp.WindowSize(1280, 900),
 	)
 	opts = append(opts, flags...)
+	// Start the browser now, so a broken install fails here with its
+	// reason. Chromium has been seen to exit at start, once in many CI
+	// runs, before it opened its DevTools port (crashpad's warnings its
+	// only output): that is retried once, with the first failure logged,
+	// since nothing of the code under test has run yet.
+	var err error
+	for attempt := range 2 {
+		b := start(javascript, opts)
+		if err = chromedp.Do(b.ctx, b.scripts(javascript)); err == nil {
+			t.Cleanup(b.cancel)
+			return b
+		}
+		b.cancel()
+		if attempt == 0 {
+			t.Logf("start chromium %s: %v; starting it again", bin, err)
+		}
+	}
+	t.Fatalf("start chromium %s: %v", bin, err)
+	return nil
+}
+
+// start makes a browser of its own with the allocator options opts.
+// Without JavaScript, the page's scripts are turned off through the
+// DevTools protocol rather than a command-line switch, so that Axe can
+// turn them on for its own check of the page as it rendered.
+func start(javascript bool, opts []chromedp.ExecAllocatorOption) *Browser {
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	b := &Browser{ctx: ctx, cancel: func() { cancel(); acancel() }, noScript: !javascript}
-	// Start the browser now, so a broken install fails here with its reason.
-	// Without JavaScript, the page's scripts are turned off through the
-	// DevTools protocol rather than a command-line switch, so that Axe can
-	// turn them on for its own check of the page as it rendered.
-	if err := chromedp.Do(ctx, b.scripts(javascript)); err != nil {
-		b.cancel()
-		t.Fatalf("start chromium %s: %v", bin, err)
-	}
-	t.Cleanup(b.cancel)
-	return b
+	return &Browser{ctx: ctx, cancel: func() { cancel(); acancel() }, noScript: !javascript}
 }
 
 // Do runs steps with a deadline, so a page that never loads fails the

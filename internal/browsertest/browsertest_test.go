@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +137,33 @@ func TestVirtualAuthenticatorMakesAPasskey(t *testing.T) {
 	}
 	if len(cs) != 1 || cs[0].RpID != "localhost" {
 		t.Fatalf("authenticator holds %d credentials: %+v", len(cs), cs)
+	}
+}
+
+// TestStartsAgainAfterChromiumExitsAtStart: a Chromium that exits before
+// it opens its DevTools port, once, is started again, and the browser
+// then works; the two starts are the wrapper's two runs.
+func TestStartsAgainAfterChromiumExitsAtStart(t *testing.T) {
+	real := Find()
+	if real == "" {
+		t.Skip("no chromium")
+	}
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	wrapper := filepath.Join(dir, "chromium")
+	script := fmt.Sprintf("#!/bin/sh\necho run >> %q\nif [ ! -e %q ]; then touch %q; exit 1; fi\nexec %q \"$@\"\n",
+		runs, filepath.Join(dir, "failed"), filepath.Join(dir, "failed"), real)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CHANCERY_CHROMIUM", wrapper)
+	b := New(t, false)
+	url := serve(t, map[string]string{"/": clean})
+	if err := b.Do(30*time.Second, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(runs)
+	if err != nil || strings.Count(string(got), "run") != 2 {
+		t.Fatalf("chromium started %d times (%v), want 2", strings.Count(string(got), "run"), err)
 	}
 }
