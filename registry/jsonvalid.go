@@ -227,10 +227,11 @@ func validObjectAt(data []byte, i, depth int, f fieldsOf, inner int, sub fieldsO
 		}
 		i = skipSpace(data, i+1)
 		var vEnd int
-		if inner >= 0 && string(key) == f.names[inner] {
+		isInner := inner >= 0 && string(key) == f.names[inner]
+		if isInner {
 			clear(sub.out) // the last of a repeated member counts
 		}
-		if inner >= 0 && string(key) == f.names[inner] && i < len(data) && data[i] == '{' {
+		if isInner && i < len(data) && data[i] == '{' {
 			vEnd, ok = validObjectAt(data, i, depth+1, sub, -1, fieldsOf{})
 		} else {
 			vEnd, ok = validValue(data, i, depth+1)

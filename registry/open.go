@@ -146,8 +146,7 @@ func (r *DataReader) OpenFields(e *ledger.Entry, re *RecordEntry, names []string
 	if err != nil {
 		return err
 	}
-	clear(out)
-	if len(names) > 0 && !FieldsOfValidInto(out, rec.Data, names) {
+	if len(names) > 0 && !FieldsOfValidInto(out, rec.Data, names) { // it clears out first
 		return fmt.Errorf("%s version %d: the record's data is not a JSON object", re.Registry, re.Version)
 	}
 	return fn([]byte(rec.ID), rec.Data)

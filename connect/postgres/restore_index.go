@@ -124,7 +124,7 @@ func (o *RestoreOptions) ledgerRows(reg string, cols []Column, live *registry.Li
 					if err != nil {
 						return nil, 0, fmt.Errorf("ledger entry %d: %w", is[i], err)
 					}
-					if v, _ := live.Version(is[i]); e.Type != ledger.TypeRecord || re.Registry != reg || re.Version != v || re.Kind == registry.KindTombstone {
+					if v := b.vers[i]; e.Type != ledger.TypeRecord || re.Registry != reg || re.Version != v || re.Kind == registry.KindTombstone {
 						return nil, 0, fmt.Errorf("ledger entry %d is not version %d of a live %s record, as the registry's index says", is[i], v, reg)
 					}
 					// The row is encoded from the opened body in place, its
@@ -152,10 +152,11 @@ func (o *RestoreOptions) ledgerRows(reg string, cols []Column, live *registry.Li
 			if found == live.Len() {
 				return errFound
 			}
-			if _, ok := live.Version(idx); !ok {
+			v, ok := live.Version(idx)
+			if !ok {
 				return nil
 			}
-			batch.add(idx, raw)
+			batch.add(idx, v, raw)
 			found++
 			if len(batch.idxs) == restoreJob {
 				return flush()
@@ -178,11 +179,13 @@ func (o *RestoreOptions) ledgerRows(reg string, cols []Column, live *registry.Li
 }
 
 // entryBatch holds copies of the entries a restore job opens, with their
-// ledger indices, in buffers reused from job to job.
+// ledger indices and live versions (looked up once, by the scan), in
+// buffers reused from job to job.
 type entryBatch struct {
 	arena []byte
 	ends  []int // entry i is arena[ends[i-1]:ends[i]]
 	idxs  []uint64
+	vers  []uint64 // the live version each index holds, as the registry's index says
 	free  chan *entryBatch
 }
 
@@ -190,17 +193,18 @@ type entryBatch struct {
 func newEntryBatch(free chan *entryBatch) *entryBatch {
 	select {
 	case b := <-free:
-		b.arena, b.ends, b.idxs = b.arena[:0], b.ends[:0], b.idxs[:0]
+		b.arena, b.ends, b.idxs, b.vers = b.arena[:0], b.ends[:0], b.idxs[:0], b.vers[:0]
 		return b
 	default:
-		return &entryBatch{arena: make([]byte, 0, restoreJob*256), ends: make([]int, 0, restoreJob), idxs: make([]uint64, 0, restoreJob), free: free}
+		return &entryBatch{arena: make([]byte, 0, restoreJob*256), ends: make([]int, 0, restoreJob), idxs: make([]uint64, 0, restoreJob), vers: make([]uint64, 0, restoreJob), free: free}
 	}
 }
 
-func (b *entryBatch) add(idx uint64, raw []byte) {
+func (b *entryBatch) add(idx, version uint64, raw []byte) {
 	b.arena = append(b.arena, raw...)
 	b.ends = append(b.ends, len(b.arena))
 	b.idxs = append(b.idxs, idx)
+	b.vers = append(b.vers, version)
 }
 
 // entry is entry i, aliasing the batch.
